@@ -1,0 +1,157 @@
+// stream_socket: the I/O half of a TCP connection on a shard: multishot receives from the shard's
+// provided buffers, an ordered output queue sent with one send (or sendmsg of iovecs) at a time,
+// and a close that waits for every in-flight operation before the fd is closed and the owner is
+// told. It knows nothing of HTTP; server/ builds protocol state machines on top.
+//
+// Receive: data is handed to on_data() straight from the shared receive buffer, which is given
+// back to the kernel as soon as on_data() returns: an owner that cannot consume everything copies
+// the rest out (partial messages are the only copies). A receive that runs out of buffers
+// (-ENOBUFS) is re-armed at the end of the turn, after buffers were recycled, never on a timer.
+// pause_receiving() cancels the receive (inbound backpressure: the kernel's socket buffer and TCP
+// flow control then hold the peer back); on_data() may still be called for data already
+// received; resume_receiving() re-arms.
+//
+// Send: owners append bytes with out() / append_shared() and call flush(); flushing happens at the
+// end of the turn so everything a turn produced for this socket leaves in one operation, and all
+// sockets' operations in one submit. One send is in flight at a time, which keeps bytes in order
+// without linked SQEs; short sends continue from where they stopped.
+//
+// Closing: close_after_flush() sends what is queued, then shuts down the write side and keeps
+// reading (and dropping) until the peer closes or linger_ms passes. Closing with unread data in
+// the kernel's receive queue would make it answer with a reset, which can destroy a response the
+// peer has not read yet (the "lingering close" nginx and Apache do). abort() closes at once.
+// States: open -> flushing -> lingering -> closing -> closed; abort() jumps to closing.
+//
+// Lifetime: the owner creates the socket (heap), the socket tells the owner on_closed() once the
+// fd is closed and nothing is in flight; only then may the owner destroy it.
+//
+// Thread-safety: owned by one shard.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "base/byte_buffer.h"
+#include "core/intrusive_list.h"
+#include "core/reactor.h"
+#include "core/shared_buffer.h"
+
+namespace rc {
+
+class stream_socket;
+struct flush_list_tag;
+struct buffer_wait_tag;
+struct closed_list_tag;
+
+// Per-shard bookkeeping shared by all stream sockets of a reactor: who must flush this turn, who
+// waits for receive buffers, who finished closing. Registers its end-of-turn hook on creation.
+class socket_set {
+ public:
+  explicit socket_set(reactor& r);
+  socket_set(const socket_set&) = delete;
+  socket_set& operator=(const socket_set&) = delete;
+
+  reactor& owner() { return reactor_; }
+  uint64_t open_sockets() const { return open_; }
+
+ private:
+  friend class stream_socket;
+  void end_of_turn();
+
+  reactor& reactor_;
+  intrusive_list<stream_socket, flush_list_tag> flush_;
+  intrusive_list<stream_socket, buffer_wait_tag> buffer_wait_;
+  intrusive_list<stream_socket, closed_list_tag> closed_;
+  uint64_t open_ = 0;
+};
+
+class stream_socket : public io_handler,
+                      public list_node<flush_list_tag>,
+                      public list_node<buffer_wait_tag>,
+                      public list_node<closed_list_tag> {
+ public:
+  stream_socket(socket_set& set, int fd);
+  stream_socket(const stream_socket&) = delete;
+  stream_socket& operator=(const stream_socket&) = delete;
+  virtual ~stream_socket();
+
+  int fd() const { return fd_; }
+  reactor& owner() { return set_.reactor_; }
+
+  void start_receiving();
+  void pause_receiving();
+  void resume_receiving() { start_receiving(); }
+  bool receiving() const { return recv_wanted_; }
+
+  // The buffer to append output to; call flush() after appending.
+  byte_buffer& out() { return out_; }
+  // Queues a slice of a shared buffer after what out() holds (no copy; holds a reference).
+  void append_shared(const shared_buffer& buf, uint32_t offset, uint32_t len);
+  // Sends what is queued, at the end of this turn.
+  void flush();
+  // Bytes queued or in flight, not yet acknowledged as sent by the kernel.
+  uint64_t queued_bytes() const;
+  uint64_t bytes_sent() const { return bytes_sent_; }
+  uint64_t bytes_received() const { return bytes_received_; }
+
+  // Sends what is queued, then closes gracefully (see above). Further output is discarded.
+  void close_after_flush(uint32_t linger_ms = 2000);
+  // Closes now, discarding queued output (cancels in-flight operations).
+  void abort();
+  bool closing() const { return state_ != state::open; }
+
+ protected:
+  // Data received; the bytes are valid only during the call.
+  virtual void on_data(const char* data, size_t len) = 0;
+  // The peer closed its side (err == 0) or the connection failed (err > 0, an errno).
+  virtual void on_eof(int err) = 0;
+  // Everything queued has been sent.
+  virtual void on_drained() {}
+  // The fd is closed and no operation is in flight; the owner may destroy the socket now.
+  virtual void on_closed() = 0;
+
+ private:
+  friend class socket_set;
+  enum op_code : uint8_t { op_recv = 1, op_send = 2 };
+  enum class state : uint8_t { open, flushing, lingering, closing, closed };
+  struct segment {
+    shared_buffer buf;  // null: the bytes are in `own`
+    byte_buffer own;
+    uint32_t offset = 0;
+    uint32_t len = 0;
+  };
+  struct segment_queue;  // defined in the .cc; allocated only while shared slices are queued
+
+  void on_completion(uint8_t op, int32_t res, uint32_t flags) override;
+  void on_recv(int32_t res, uint32_t flags);
+  void on_send(int32_t res);
+  void arm_recv();
+  void submit_send();
+  void enter_lingering();
+  void maybe_finish_close();
+  void mark_flush();
+  bool output_empty() const;
+  void on_linger_timeout() { abort(); }
+
+  socket_set& set_;
+  int fd_;
+  state state_ = state::open;
+  bool recv_wanted_ = false;
+  bool recv_armed_ = false;
+  bool recv_cancel_sent_ = false;
+  bool cancel_all_sent_ = false;
+  bool send_in_flight_ = false;
+  bool eof_seen_ = false;
+  byte_buffer out_;        // appended by the owner, not yet handed to the kernel
+  byte_buffer inflight_;   // handed to the kernel (single-buffer sends)
+  uint32_t inflight_off_ = 0;
+  std::unique_ptr<segment_queue> segments_;  // shared slices and own bytes, in order
+  uint64_t bytes_sent_ = 0;
+  uint64_t bytes_received_ = 0;
+  uint32_t linger_ms_ = 0;
+  timer linger_timer_;
+};
+
+}  // namespace rc

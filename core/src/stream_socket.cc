@@ -1,0 +1,343 @@
+#include "core/stream_socket.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <vector>
+
+#include "base/assert.h"
+
+namespace rc {
+namespace {
+
+// One sendmsg carries at most this many slices and bytes. The kernel copies what fits in the
+// socket buffer and waits for room for the rest, so a larger batch gains nothing and holds more
+// references; the cap also bounds the iovec array each busy socket carries.
+constexpr size_t iov_max = 64;
+constexpr size_t send_batch_bytes_max = 256 * 1024;
+
+}  // namespace
+
+struct stream_socket::segment_queue {
+  std::vector<segment> items;
+  size_t head = 0;
+  iovec iov[iov_max];
+  msghdr msg{};
+
+  bool empty() const { return head == items.size(); }
+  void compact() {
+    if (head == items.size()) {
+      items.clear();
+      head = 0;
+    }
+  }
+};
+
+// ---- socket_set ----
+
+socket_set::socket_set(reactor& r) : reactor_(r) {
+  r.add_turn_hook([this] { end_of_turn(); });
+}
+
+void socket_set::end_of_turn() {
+  while (stream_socket* s = flush_.pop_front()) s->submit_send();
+  while (stream_socket* s = buffer_wait_.pop_front())
+    if (s->recv_wanted_ && !s->recv_armed_ && s->state_ == stream_socket::state::open)
+      s->arm_recv();
+  while (stream_socket* s = closed_.pop_front()) s->on_closed();
+}
+
+// ---- stream_socket ----
+
+stream_socket::stream_socket(socket_set& set, int fd) : set_(set), fd_(fd) {
+  RC_ASSERT(fd >= 0);
+  ++set_.open_;
+  linger_timer_.bind<stream_socket, &stream_socket::on_linger_timeout>(this);
+}
+
+stream_socket::~stream_socket() {
+  // REQUIRES: on_closed() has been called (nothing in flight references this object).
+  RC_ASSERT(state_ == state::closed);
+}
+
+void stream_socket::arm_recv() {
+  io_uring_sqe* sqe = owner().ring().get_sqe();
+  io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = owner().buffers().group_id();
+  io_uring_sqe_set_data64(sqe, make_user_data(this, op_recv));
+  recv_armed_ = true;
+}
+
+void stream_socket::start_receiving() {
+  if (state_ != state::open || eof_seen_) return;
+  recv_wanted_ = true;
+  if (!recv_armed_) arm_recv();
+}
+
+void stream_socket::pause_receiving() {
+  recv_wanted_ = false;
+  list_node<buffer_wait_tag>::unlink();
+  if (recv_armed_ && !recv_cancel_sent_) {
+    io_uring_sqe* sqe = owner().ring().get_sqe();
+    io_uring_prep_cancel64(sqe, make_user_data(this, op_recv), 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+    recv_cancel_sent_ = true;
+  }
+}
+
+void stream_socket::on_completion(uint8_t op, int32_t res, uint32_t flags) {
+  if (op == op_recv) {
+    on_recv(res, flags);
+  } else {
+    RC_ASSERT(op == op_send);
+    on_send(res);
+  }
+  maybe_finish_close();
+}
+
+void stream_socket::on_recv(int32_t res, uint32_t flags) {
+  if (!(flags & IORING_CQE_F_MORE)) {
+    recv_armed_ = false;
+    recv_cancel_sent_ = false;
+  }
+  if (res > 0) {
+    RC_ASSERT(flags & IORING_CQE_F_BUFFER);
+    auto bid = static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT);
+    bytes_received_ += static_cast<uint64_t>(res);
+    // Data arriving after close_after_flush() is read and dropped (see the header).
+    if (state_ == state::open) on_data(owner().buffers().buffer(bid), static_cast<size_t>(res));
+    owner().buffers().recycle(bid);
+    if (!recv_armed_ && recv_wanted_ && (state_ == state::open || state_ == state::lingering))
+      arm_recv();
+    return;
+  }
+  if (res == -ENOBUFS) {
+    // Not an error: the shard is out of receive buffers. Re-arm once buffers were recycled.
+    if (recv_wanted_ && !recv_armed_ && (state_ == state::open || state_ == state::lingering)) {
+      owner().note_recv_buffer_wait();
+      set_.buffer_wait_.push_back(*this);
+    }
+    return;
+  }
+  if (res == -ECANCELED) {
+    if (!recv_armed_ && recv_wanted_ && state_ == state::open) arm_recv();  // paused, resumed
+    return;
+  }
+  // 0: orderly shutdown by the peer; < 0: the connection failed (ECONNRESET, ETIMEDOUT, ...).
+  eof_seen_ = true;
+  recv_wanted_ = false;
+  switch (state_) {
+    case state::open:
+      on_eof(res == 0 ? 0 : -res);
+      break;
+    case state::flushing:
+      if (res < 0) abort();  // the peer is gone: nobody will read the rest
+      break;
+    case state::lingering:
+      state_ = state::closing;
+      break;
+    default:
+      break;
+  }
+}
+
+void stream_socket::append_shared(const shared_buffer& buf, uint32_t offset, uint32_t len) {
+  if (state_ != state::open || len == 0) return;
+  RC_ASSERT(static_cast<uint64_t>(offset) + len <= buf.size());
+  if (!segments_) segments_ = std::make_unique<segment_queue>();
+  if (!out_.empty()) {
+    segment own;
+    own.own = std::move(out_);
+    own.len = static_cast<uint32_t>(own.own.size());
+    segments_->items.push_back(std::move(own));
+  }
+  segment s;
+  s.buf = buf;
+  s.offset = offset;
+  s.len = len;
+  segments_->items.push_back(std::move(s));
+  mark_flush();
+}
+
+void stream_socket::flush() {
+  if (state_ != state::open) {
+    if (state_ != state::flushing) out_.clear();
+    return;
+  }
+  mark_flush();
+}
+
+void stream_socket::mark_flush() {
+  if (!list_node<flush_list_tag>::linked()) set_.flush_.push_back(*this);
+}
+
+bool stream_socket::output_empty() const {
+  return out_.empty() && inflight_off_ >= inflight_.size() && (!segments_ || segments_->empty());
+}
+
+uint64_t stream_socket::queued_bytes() const {
+  uint64_t n = out_.size() + (inflight_.size() - inflight_off_);
+  if (segments_)
+    for (size_t i = segments_->head; i < segments_->items.size(); ++i)
+      n += segments_->items[i].len;
+  return n;
+}
+
+void stream_socket::submit_send() {
+  if (send_in_flight_ || (state_ != state::open && state_ != state::flushing)) return;
+  io_uring_sqe* sqe;
+  if (!segments_ || segments_->empty()) {
+    if (inflight_off_ >= inflight_.size()) {
+      if (out_.empty()) {
+        if (state_ == state::flushing) enter_lingering();
+        return;
+      }
+      std::swap(out_, inflight_);
+      out_.clear();
+      inflight_off_ = 0;
+    }
+    sqe = owner().ring().get_sqe();
+    // MSG_WAITALL: io_uring itself continues a short send on a stream socket, so a large
+    // response costs one completion, not one per socket-buffer refill.
+    io_uring_prep_send(sqe, fd_, inflight_.data() + inflight_off_, inflight_.size() - inflight_off_,
+                       MSG_NOSIGNAL | MSG_WAITALL);
+  } else {
+    auto& q = *segments_;
+    if (!out_.empty()) {
+      segment own;
+      own.own = std::move(out_);
+      own.len = static_cast<uint32_t>(own.own.size());
+      q.items.push_back(std::move(own));
+    }
+    size_t n = 0, bytes = 0;
+    for (size_t i = q.head; i < q.items.size() && n < iov_max && bytes < send_batch_bytes_max;
+         ++i, ++n) {
+      segment& s = q.items[i];
+      const char* base = s.buf ? s.buf.data() : s.own.data();
+      q.iov[n].iov_base = const_cast<char*>(base + s.offset);
+      q.iov[n].iov_len = s.len;
+      bytes += s.len;
+    }
+    q.msg = msghdr{};
+    q.msg.msg_iov = q.iov;
+    q.msg.msg_iovlen = n;
+    sqe = owner().ring().get_sqe();
+    io_uring_prep_sendmsg(sqe, fd_, &q.msg, MSG_NOSIGNAL | MSG_WAITALL);
+  }
+  io_uring_sqe_set_data64(sqe, make_user_data(this, op_send));
+  send_in_flight_ = true;
+}
+
+void stream_socket::on_send(int32_t res) {
+  send_in_flight_ = false;
+  if (res < 0) {
+    // EPIPE, ECONNRESET, ECANCELED (we aborted): the rest will never be delivered.
+    out_.reset();
+    inflight_.reset();
+    inflight_off_ = 0;
+    segments_.reset();
+    if (state_ == state::open) {
+      on_eof(-res);
+    } else if (state_ == state::flushing) {
+      abort();
+    }
+    return;
+  }
+  bytes_sent_ += static_cast<uint64_t>(res);
+  auto left = static_cast<size_t>(res);
+  if (segments_ && !segments_->empty()) {
+    auto& q = *segments_;
+    while (left > 0 && q.head < q.items.size()) {
+      segment& s = q.items[q.head];
+      size_t take = left < s.len ? left : s.len;
+      s.offset += static_cast<uint32_t>(take);
+      s.len -= static_cast<uint32_t>(take);
+      left -= take;
+      if (s.len == 0) {
+        s.buf = shared_buffer();
+        s.own.reset();
+        ++q.head;
+      }
+    }
+    q.compact();
+  } else {
+    inflight_off_ += static_cast<uint32_t>(left);
+  }
+  if (!output_empty()) {
+    submit_send();
+    return;
+  }
+  // Drained: give the memory back; an idle connection holds no buffers.
+  inflight_.reset();
+  inflight_off_ = 0;
+  out_.reset();
+  segments_.reset();
+  if (state_ == state::open) {
+    on_drained();
+  } else if (state_ == state::flushing) {
+    enter_lingering();
+  }
+}
+
+void stream_socket::close_after_flush(uint32_t linger_ms) {
+  if (state_ != state::open) return;
+  state_ = state::flushing;
+  linger_ms_ = linger_ms;
+  if (!send_in_flight_ && output_empty()) {
+    enter_lingering();
+  } else {
+    mark_flush();
+  }
+}
+
+void stream_socket::enter_lingering() {
+  state_ = state::lingering;
+  list_node<flush_list_tag>::unlink();
+  io_uring_sqe* sqe = owner().ring().get_sqe();
+  io_uring_prep_shutdown(sqe, fd_, SHUT_WR);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, ignored_user_data);
+  if (eof_seen_ || (!recv_armed_ && !recv_wanted_)) {
+    state_ = state::closing;  // nothing to wait for
+    return;
+  }
+  recv_wanted_ = true;  // keep draining what the peer still sends
+  owner().timers().arm_after(linger_timer_, linger_ms_);
+}
+
+void stream_socket::abort() {
+  if (state_ == state::closing || state_ == state::closed) return;
+  state_ = state::closing;
+  maybe_finish_close();
+}
+
+void stream_socket::maybe_finish_close() {
+  if (state_ != state::closing) return;
+  recv_wanted_ = false;
+  owner().timers().cancel(linger_timer_);
+  list_node<flush_list_tag>::unlink();
+  list_node<buffer_wait_tag>::unlink();
+  if ((recv_armed_ || send_in_flight_) && !cancel_all_sent_) {
+    // One cancel for everything in flight on this fd; each answers with -ECANCELED.
+    io_uring_sqe* sqe = owner().ring().get_sqe();
+    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+    cancel_all_sent_ = true;
+  }
+  if (recv_armed_ || send_in_flight_) return;
+  state_ = state::closed;
+  io_uring_sqe* sqe = owner().ring().get_sqe();
+  io_uring_prep_close(sqe, fd_);
+  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+  io_uring_sqe_set_data64(sqe, ignored_user_data);
+  out_.reset();
+  inflight_.reset();
+  segments_.reset();
+  --set_.open_;
+  set_.closed_.push_back(*this);
+}
+
+}  // namespace rc
