@@ -11,7 +11,7 @@ import subprocess
 
 from tuning_test_lib import HERE, TUNING, main
 
-TOOLS = ("audit",)
+TOOLS = ("audit", "irq-affinity")
 
 
 def scripts():
