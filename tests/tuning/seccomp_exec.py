@@ -31,7 +31,8 @@ def install(err):
     # A = seccomp_data.nr; for each io_uring syscall: if A == nr return ERRNO(err).
     prog = [SockFilter(BPF_LD_W_ABS, 0, 0, 0)]
     for nr in IO_URING_SYSCALLS:
-        prog += [SockFilter(BPF_JEQ_K, 0, 1, nr), SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | err)]
+        prog += [SockFilter(BPF_JEQ_K, 0, 1, nr),
+                 SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_ERRNO | err)]
     prog.append(SockFilter(BPF_RET_K, 0, 0, SECCOMP_RET_ALLOW))
     array = (SockFilter * len(prog))(*prog)
     fprog = SockFprog(len(prog), ctypes.cast(array, ctypes.POINTER(SockFilter)))

@@ -90,7 +90,8 @@ def case_fixture_bigbox():
         if c.get("sysctl") and c["id"] != "net.somaxconn":
             assert c["status"] == "PASS", f"{c['id']}: {c['status']} ({c['observed']})"
     assert "powersave on 8-9" in by_id(doc, "cpu.governor")["observed"]
-    assert "irq-affinity --nic ens1f0 --cpus 2,3,4,5,6,7,8,9" in by_id(doc, "nic.irq_affinity")["fix"]
+    fix = by_id(doc, "nic.irq_affinity")["fix"]
+    assert "irq-affinity --nic ens1f0 --cpus 2,3,4,5,6,7,8,9" in fix, fix
 
 
 def case_fixture_layouts():
@@ -118,19 +119,28 @@ def case_fixture_virtio():
 
 
 def case_unreadable_is_skip():
-    """Values that cannot be read are SKIP with the reason, never PASS."""
+    """Values that cannot be read or parsed are SKIP with the reason, never PASS."""
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "root")
         shutil.copytree(os.path.join(FIXTURES, "bigbox"), root, symlinks=True)
-        for path in ("proc/sys/net/ipv4/tcp_notsent_lowat", "proc/swaps", "proc/interrupts"):
+        for path in ("proc/sys/net/ipv4/tcp_notsent_lowat", "proc/swaps"):
             os.remove(os.path.join(root, path))
         shutil.rmtree(os.path.join(root, "sys/kernel/mm/transparent_hugepage"))
+        for path, garbage in (("proc/sys/net/core/somaxconn", ""),
+                              ("proc/sys/net/ipv4/tcp_wmem", "4096 16384"),
+                              ("proc/irq/101/smp_affinity_list", "zero")):
+            with open(os.path.join(root, path), "w", encoding="ascii") as f:
+                f.write(garbage + "\n")
         doc, rc = bigbox("--cpus", "2-9", root=root)
         validate(doc, rc)
-        for check_id in ("net.tcp_notsent_lowat", "mm.swap", "mm.thp", "nic.irq_affinity"):
+        for check_id, reason in (("net.tcp_notsent_lowat", "unreadable:"),
+                                 ("mm.swap", "unreadable:"), ("mm.thp", "unreadable:"),
+                                 ("net.somaxconn", "unparsable:"),
+                                 ("net.tcp_wmem", "unparsable:"),
+                                 ("nic.irq_affinity", "unparsable:")):
             c = by_id(doc, check_id)
             assert c["status"] == "SKIP", f"{check_id}: {c['status']} ({c['observed']})"
-            assert c["observed"].startswith("unreadable:"), c["observed"]
+            assert c["observed"].startswith(reason), f"{check_id}: {c['observed']}"
 
 
 def case_seccomp_named():

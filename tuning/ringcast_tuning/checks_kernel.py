@@ -83,7 +83,8 @@ def explain_setup_error(ctx, err):
             return "kernel.io_uring_disabled=2", "sysctl -w kernel.io_uring_disabled=0 on the host"
         if disabled == "1":
             return ("kernel.io_uring_disabled=1 and this user is not in kernel.io_uring_group",
-                    "add the user to kernel.io_uring_group, or sysctl -w kernel.io_uring_disabled=0")
+                    "add the user to kernel.io_uring_group, or "
+                    "sysctl -w kernel.io_uring_disabled=0")
         if seccomp:
             return f"blocked by a seccomp filter{where}", seccomp_fix
         return ("denied by a security module (SELinux io_uring class, AppArmor) or policy",

@@ -80,7 +80,7 @@ def _nic_irq_affinity(ctx):
         rps = ctx.host.read_or(f"/sys/class/net/{nic}/queues/rx-{q}/rps_cpus", "0")
         rps_cpus |= parse_mask(rps)
     unfed = shards - irq_cpus - rps_cpus
-    observed = (f"{len(irqs)} queue IRQs on CPUs {format_cpu_list(irq_cpus) or '-'}, "
+    observed = (f"{len(irqs)} queue IRQs on CPUs {format_cpu_list(irq_cpus) or 'none'}, "
                 f"RPS to {format_cpu_list(rps_cpus) or 'none'}")
     if len(misplaced) > 3:
         misplaced = misplaced[:2] + [f"{len(misplaced) - 2} more IRQs off the shard CPUs"]

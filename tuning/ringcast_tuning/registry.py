@@ -1,8 +1,9 @@
 """The audit's vocabulary: statuses, the check registry, and the shared Context.
 
 A check is a function registered with @check(id, recommended, why, fix). It returns an
-Outcome; raising sysfs.Unreadable turns it into SKIP with the unread path as the observed
-value, so a check cannot report PASS on data it did not read. Only WARN and FAIL carry a
+Outcome; raising sysfs.Unreadable (or failing to parse what it read) turns it into SKIP
+with the reason as the observed value, so a check cannot report PASS on data it did not
+read. Only WARN and FAIL carry a
 fix. Checks run in registration order, which is the order the audit prints them.
 """
 
@@ -50,6 +51,8 @@ def run_checks(ctx):
             out = fn(ctx)
         except Unreadable as e:
             out = Outcome("SKIP", f"unreadable: {e}")
+        except (ValueError, IndexError) as e:  # A file in an unexpected format.
+            out = Outcome("SKIP", f"unparsable: {e}")
         result = {
             "id": check_id,
             "status": out.status,

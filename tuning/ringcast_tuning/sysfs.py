@@ -134,7 +134,8 @@ def isolated_cpus(host):
 def sibling_set(host, cpu):
     """The SMT siblings of a CPU (including itself), or None when topology is not exposed."""
     base = f"/sys/devices/system/cpu/cpu{cpu}/topology/"
-    text = host.read_or(base + "thread_siblings_list", "") or host.read_or(base + "core_cpus_list", "")
+    text = (host.read_or(base + "thread_siblings_list", "")
+            or host.read_or(base + "core_cpus_list", ""))
     return set(parse_cpu_list(text)) if text else None
 
 
