@@ -42,7 +42,9 @@ std::string buffer_ring::init(uring& ring, uint16_t group_id, const buffer_ring_
   io_uring_buf_ring_init(br_);
   // Cache-line aligned strides keep two buffers from sharing a line between kernel and parser.
   stride_ = (static_cast<size_t>(opts.buffer_bytes) + opts.padding_bytes + 63) & ~size_t{63};
-  base_ = static_cast<char*>(std::aligned_alloc(4096, stride_ * opts.count));
+  // aligned_alloc requires the size to be a multiple of the alignment.
+  size_t total = (stride_ * opts.count + 4095) & ~size_t{4095};
+  base_ = static_cast<char*>(std::aligned_alloc(4096, total));
   if (!base_) return "cannot allocate receive buffers";
   for (uint32_t i = 0; i < opts.count; ++i) recycle(static_cast<uint16_t>(i));
   publish();

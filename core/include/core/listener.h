@@ -87,6 +87,7 @@ class signal_reader final : public io_handler {
   std::string start();
   // Stops reading; the fd is closed once the pending read ends.
   void stop();
+  bool stopped() const { return stopping_ && !armed_; }
 
  private:
   void on_completion(uint8_t op, int32_t res, uint32_t flags) override;

@@ -1,0 +1,58 @@
+// server_config: every setting of the server, from flags and an optional TOML file.
+//
+// Flags and file keys are one namespace: `--header-timeout-ms 5000` on the command line and
+// `header_timeout_ms = 5000` in the file set the same field (flags win). The file is parsed by
+// toml++ and handed to CLI11 as its config parser, so an unknown key, a type mismatch or a syntax
+// error is reported with the file's line number. `ringcast --help` documents every setting.
+//
+// Limits carry their unit in the name. Timeouts are milliseconds; sizes are bytes.
+//
+// Thread-safety: built once by main before the shards start; read-only afterwards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace rc::server {
+
+struct server_config {
+  // Network and threads.
+  std::string listen = "127.0.0.1:8080";
+  unsigned shards = 0;        // 0: one per CPU the process may run on
+  std::string cpus;           // CPU list to pin shards to, e.g. "2-5"; empty: the allowed CPUs
+  bool pin = true;            // pin each shard thread to its CPU
+  bool reuseport_cpu_steering = false;
+  uint32_t listen_backlog = 4096;
+  uint32_t max_connections = 100000;  // for the whole process, split evenly across shards
+
+  // Timeouts.
+  uint32_t header_timeout_ms = 10000;  // a request head must arrive within this (408 otherwise)
+  uint32_t idle_timeout_ms = 60000;    // a keep-alive connection may idle this long
+  uint32_t write_timeout_ms = 30000;   // queued output must make progress within this
+  uint32_t drain_timeout_ms = 30000;   // SIGTERM: in-flight work may finish within this
+  uint32_t linger_ms = 2000;           // after a closing response, read leftovers this long
+
+  // HTTP limits.
+  uint32_t request_line_bytes_max = 8 * 1024;   // 414 above
+  uint32_t header_bytes_max = 16 * 1024;        // 431 above
+  uint32_t headers_max = 100;                   // 431 above
+  uint64_t body_bytes_max = 1024 * 1024;        // 413 above
+  uint32_t keepalive_requests_max = 0;          // requests per connection; 0: unlimited
+  uint64_t output_bytes_max = 4 * 1024 * 1024;  // queued response bytes before reading pauses
+
+  // Receive buffers (per shard, shared by all its connections).
+  uint32_t recv_buffers = 2048;
+  uint32_t recv_buffer_bytes = 4096;
+
+  std::string log_level = "info";
+
+  // Resolved by parse_command_line.
+  std::vector<int> shard_cpus;  // CPU of each shard (also when not pinning, for reporting)
+};
+
+// Parses flags (and the --config file). Returns -1 when the server should start, otherwise the
+// process exit code (0 after --help/--version, 2 after a usage error, already reported).
+int parse_command_line(int argc, char** argv, server_config& out);
+
+}  // namespace rc::server

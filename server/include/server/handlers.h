@@ -1,0 +1,15 @@
+// Route handlers. Each answers one route of router.cc; see API.md for their contracts.
+//
+// Thread-safety: called on the shard that owns the connection.
+#pragma once
+
+#include "server/router.h"
+
+namespace rc::server {
+
+// Operations (ops_routes.cc).
+handler_result handle_healthz(request_context& ctx);
+handler_result handle_readyz(request_context& ctx);
+handler_result handle_metrics(request_context& ctx);
+
+}  // namespace rc::server

@@ -1,0 +1,83 @@
+// Metrics: what every shard counts, and how /metrics renders it.
+//
+// Each shard owns a shard_metrics and is its only writer: plain integers, no atomics, no locks.
+// /metrics asks every shard for a copy through the mailboxes (the copy is made on the shard that
+// owns the numbers), sums them, and renders the Prometheus text format with one series per shard
+// (label shard="0".."N-1") and the total (shard="all"). Sum over shard!="all" or select
+// shard="all"; summing everything counts twice.
+//
+// Every name starts with ringcast_. Histograms have fixed buckets so shards can be merged.
+//
+// Thread-safety: a shard_metrics belongs to its shard; snapshots are values that move.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "base/byte_buffer.h"
+#include "core/reactor.h"
+
+namespace rc::server {
+
+// Latency histogram with Prometheus-style cumulative buckets, in seconds.
+struct latency_histogram {
+  static constexpr std::array<uint64_t, 16> bounds_us = {
+      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+      1000000, 2500000, 10000000};
+  std::array<uint64_t, bounds_us.size() + 1> buckets{};  // last: +Inf (not cumulative here)
+  uint64_t count = 0;
+  uint64_t sum_us = 0;
+
+  void observe_us(uint64_t us) {
+    size_t i = 0;
+    while (i < bounds_us.size() && us > bounds_us[i]) ++i;
+    ++buckets[i];
+    ++count;
+    sum_us += us;
+  }
+  void merge(const latency_histogram& o) {
+    for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += o.buckets[i];
+    count += o.count;
+    sum_us += o.sum_us;
+  }
+};
+
+// Status codes get their own series; anything else is counted as "other".
+inline constexpr std::array<uint16_t, 27> tracked_statuses = {
+    101, 200, 201, 202, 204, 206, 304, 400, 401, 403, 404, 405, 408, 409, 411, 413,
+    414, 415, 422, 426, 429, 431, 500, 501, 502, 503, 504};
+inline constexpr size_t status_slot_count = tracked_statuses.size() + 2;  // + 505 + other
+size_t status_slot(int status);
+// The label of a slot ("200", ..., "other").
+std::string_view status_slot_label(size_t slot);
+
+enum class protocol : uint8_t { http, sse, ws, count };
+enum class timeout_kind : uint8_t { header, idle, write, count };
+
+// Number of routes and parse-error kinds; checked against the router and parser tables.
+inline constexpr size_t route_slots = 32;
+inline constexpr size_t parse_error_slots = 32;
+
+struct shard_metrics {
+  uint64_t connections_accepted = 0;
+  uint64_t connections_closed = 0;
+  uint64_t connections_refused = 0;  // over max_connections
+  std::array<int64_t, static_cast<size_t>(protocol::count)> connections_open{};
+  std::array<std::array<uint64_t, status_slot_count>, route_slots> requests{};
+  uint64_t bytes_in = 0;
+  uint64_t bytes_out = 0;
+  std::array<uint64_t, parse_error_slots> parse_errors{};
+  std::array<uint64_t, static_cast<size_t>(timeout_kind::count)> timeouts{};
+  latency_histogram request_latency;
+  reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
+  uint64_t uptime_s = 0;
+
+  void merge(const shard_metrics& o);
+};
+
+// Renders the snapshots (index = shard) in the Prometheus text format (version 0.0.4).
+void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& out);
+
+}  // namespace rc::server

@@ -1,0 +1,114 @@
+// shard_server: the application state of one shard — its listener, connections, metrics, date
+// cache, request-id generator, and the drain protocol.
+//
+// Every shard runs one; they share nothing mutable. Work that concerns all shards (a /metrics
+// scrape, draining on SIGTERM) travels as messages. shard_server::current() is the instance of the
+// calling thread, which is how a message finds its shard.
+//
+// Draining (SIGTERM/SIGINT, read on shard 0 and forwarded to every shard): stop accepting, close
+// idle keep-alive connections, let in-flight requests finish with Connection: close, and abort what
+// is left at the drain deadline. A shard stops its loop when it has no connections left; the
+// process exits 0 when every shard has stopped.
+//
+// Thread-safety: owned by its shard thread.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/intrusive_list.h"
+#include "core/listener.h"
+#include "core/reactor.h"
+#include "core/stream_socket.h"
+#include "core/timer_wheel.h"
+#include "proto/http1_parser.h"
+#include "proto/http1_writer.h"
+#include "server/config.h"
+#include "server/http_connection.h"
+#include "server/metrics.h"
+
+namespace rc::server {
+
+class shard_server {
+ public:
+  shard_server(reactor& r, const server_config& cfg, int listen_fd);
+  shard_server(const shard_server&) = delete;
+  shard_server& operator=(const shard_server&) = delete;
+  ~shard_server();
+
+  static shard_server* current();
+
+  // Starts accepting (and, on shard 0, listening for termination signals), then runs the loop
+  // until the shard has drained.
+  void run();
+
+  reactor& loop() { return reactor_; }
+  unsigned id() const { return reactor_.shard_id(); }
+  unsigned shard_count() const { return reactor_.shard_count(); }
+  const server_config& config() const { return config_; }
+  const http1::limits& limits() const { return limits_; }
+  const http1::date_cache& date() const { return date_; }
+  socket_set& sockets() { return sockets_; }
+  shard_metrics& metrics() { return metrics_; }
+  bool draining() const { return draining_; }
+  uint64_t connections_open() const;
+  // Where requests are parsed. One per shard: parsing never nests (handlers that complete other
+  // connections' requests defer their parsing to a later turn).
+  http1::request& scratch_request() { return scratch_request_; }
+
+  // A fresh x-request-id (16 hex digits, unique per process run); writes into `out`.
+  size_t make_request_id(char* out);
+
+  // The live connection with this id on this shard, or nullptr (it may have closed).
+  http_connection* find_connection(uint64_t id);
+  void on_connection_closed(http_connection& c);
+
+  // A copy of this shard's metrics (with reactor counters), for /metrics.
+  shard_metrics snapshot_metrics() const;
+  // Gathers every shard's snapshot, then calls `done` on this shard with them (index = shard).
+  void collect_metrics(unique_function<void(std::vector<shard_metrics>&&)> done);
+
+  // Begins draining this shard (idempotent). `force`: abort everything now.
+  void begin_drain(bool force = false);
+
+ private:
+  void on_accept(int fd);
+  void on_signal(int signo);
+  void on_turn_end();
+  void on_drain_deadline();
+  void for_each_connection_bytes(uint64_t& in, uint64_t& out) const;
+  void on_snapshot(uint64_t collection_id, unsigned from, shard_metrics&& snapshot);
+
+  reactor& reactor_;
+  const server_config& config_;
+  http1::limits limits_;
+  http1::date_cache date_;
+  socket_set sockets_;
+  shard_metrics metrics_;
+  acceptor acceptor_;
+  std::unique_ptr<signal_reader> signals_;
+  intrusive_list<http_connection, connection_list_tag> connections_;
+  std::unordered_map<uint64_t, http_connection*> by_id_;
+  uint64_t next_connection_id_;
+  uint64_t request_id_seed_;
+  uint64_t request_counter_ = 0;
+  uint64_t max_connections_;
+  uint64_t started_ms_;
+  bool draining_ = false;
+  timer drain_deadline_;
+  http1::request scratch_request_;
+
+  // Pending /metrics collections on this shard.
+  struct collection {
+    std::vector<shard_metrics> snapshots;
+    unsigned outstanding = 0;
+    unique_function<void(std::vector<shard_metrics>&&)> done;
+  };
+  std::unordered_map<uint64_t, std::unique_ptr<collection>> collections_;
+  uint64_t next_collection_ = 0;
+};
+
+}  // namespace rc::server

@@ -1,0 +1,117 @@
+// ringcast: start-up and shutdown. Parses the configuration, checks io_uring, opens one
+// listening socket per shard, runs the shards until they have drained, and exits 0.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "core/listener.h"
+#include "core/log.h"
+#include "core/shard_group.h"
+#include "core/uring.h"
+#include "server/config.h"
+#include "server/shard.h"
+
+namespace {
+
+// Every connection is a descriptor: take the hard limit, as servers do, instead of the soft
+// default (often 1024).
+void raise_open_files_limit() {
+  rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+// With port 0 the kernel picks a port for the first listener; the others must join that one.
+void adopt_bound_port(int fd, rc::socket_address& addr) {
+  sockaddr_storage bound{};
+  socklen_t len = sizeof bound;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) return;
+  uint16_t port = bound.ss_family == AF_INET6
+                      ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port;
+  if (addr.storage.ss_family == AF_INET6) {
+    reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_port = port;
+  } else {
+    reinterpret_cast<sockaddr_in*>(&addr.storage)->sin_port = port;
+  }
+  size_t colon = addr.text.rfind(':');
+  addr.text = addr.text.substr(0, colon + 1) + std::to_string(ntohs(port));
+}
+
+rc::log::level parse_level(const std::string& s) {
+  if (s == "debug") return rc::log::level::debug;
+  if (s == "warn") return rc::log::level::warn;
+  if (s == "error") return rc::log::level::error;
+  return rc::log::level::info;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  rc::server::server_config cfg;
+  if (int code = rc::server::parse_command_line(argc, argv, cfg); code >= 0) return code;
+  rc::log::set_level(parse_level(cfg.log_level));
+  raise_open_files_limit();
+
+  rc::uring_support support;
+  if (std::string err = rc::probe_uring(support); !err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 1;
+  }
+
+  rc::socket_address addr;
+  if (std::string err = rc::parse_socket_address(cfg.listen, addr); !err.empty()) {
+    std::fprintf(stderr, "ringcast: --listen: %s\n", err.c_str());
+    return 2;
+  }
+  // Listeners are opened here, in shard order, so listener i of the SO_REUSEPORT group is shard
+  // i's (CPU steering relies on that order).
+  std::vector<int> listeners;
+  for (unsigned i = 0; i < cfg.shards; ++i) {
+    std::string err;
+    int fd = rc::open_listener(addr, static_cast<int>(cfg.listen_backlog), err);
+    if (fd < 0) {
+      std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+      return 1;
+    }
+    if (i == 0) adopt_bound_port(fd, addr);
+    listeners.push_back(fd);
+  }
+  if (cfg.reuseport_cpu_steering) {
+    if (std::string err = rc::attach_cpu_steering(listeners[0], cfg.shards); !err.empty()) {
+      std::fprintf(stderr, "ringcast: --reuseport-cpu-steering: %s\n", err.c_str());
+      return 1;
+    }
+  }
+
+  rc::shard_group_options opts;
+  opts.shards = cfg.shards;
+  if (cfg.pin) opts.cpus = cfg.shard_cpus;
+  opts.reactor.buffers.count = cfg.recv_buffers;
+  opts.reactor.buffers.buffer_bytes = cfg.recv_buffer_bytes;
+
+  std::string cpus;
+  for (int c : cfg.shard_cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+  RC_INFO("ringcast listening on %s with %u shard%s (%s %s), kernel %s", addr.text.c_str(),
+          cfg.shards, cfg.shards == 1 ? "" : "s", cfg.pin ? "pinned to CPUs" : "on CPUs",
+          cpus.c_str(), support.kernel.c_str());
+
+  std::string err = rc::run_shards(opts, [&](rc::reactor& r) {
+    if (r.shard_id() == 0) RC_INFO("io_uring setup: %s", r.ring().describe_flags().c_str());
+    rc::server::shard_server shard(r, cfg, listeners[r.shard_id()]);
+    shard.run();
+  });
+  if (!err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 1;
+  }
+  RC_INFO("drained, exiting");
+  return 0;
+}

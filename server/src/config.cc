@@ -1,0 +1,187 @@
+#include "server/config.h"
+
+#include <CLI/CLI.hpp>
+#include <toml++/toml.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "core/cpu.h"
+
+namespace rc::server {
+namespace {
+
+// CLI11 config parser backed by toml++: file keys are the long flag names with '_' for '-'.
+// Keys are checked here, where the line is known, so an unknown key is reported with its line.
+// There are no sections: a table is an error.
+class toml_config final : public CLI::Config {
+ public:
+  explicit toml_config(const CLI::App& app) : app_(app) {}
+
+  std::string to_config(const CLI::App*, bool, bool, std::string) const override {
+    return {};  // writing configs is not offered
+  }
+
+  std::vector<CLI::ConfigItem> from_config(std::istream& input) const override {
+    std::stringstream buffer;
+    buffer << input.rdbuf();
+    toml::table table;
+    try {
+      table = toml::parse(buffer.str());
+    } catch (const toml::parse_error& e) {
+      std::ostringstream msg;
+      msg << "config file, line " << e.source().begin.line << ": " << e.description();
+      throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
+    }
+    std::vector<CLI::ConfigItem> items;
+    add_table(table, {}, items);
+    return items;
+  }
+
+ private:
+  static std::string scalar_text(const toml::node& n) {
+    std::ostringstream s;
+    if (auto v = n.as_string()) return v->get();
+    if (auto v = n.as_boolean()) return v->get() ? "true" : "false";
+    if (auto v = n.as_integer()) return std::to_string(v->get());
+    if (auto v = n.as_floating_point()) {
+      s << v->get();
+      return s.str();
+    }
+    std::ostringstream msg;
+    msg << "config file, line " << n.source().begin.line << ": unsupported value type";
+    throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
+  }
+
+  void add_table(const toml::table& t, const std::vector<std::string>& parents,
+                 std::vector<CLI::ConfigItem>& items) const {
+    for (const auto& [key, node] : t) {
+      std::string name(key.str());
+      auto fail = [&](const std::string& what) {
+        std::ostringstream msg;
+        msg << "config file, line " << node.source().begin.line << ": " << what;
+        throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
+      };
+      if (node.is_table()) fail("sections are not supported ('" + name + "')");
+      std::string flag = name;
+      for (char& ch : flag)
+        if (ch == '_') ch = '-';
+      if (name.find('-') != std::string::npos || name == "config" || name == "help" ||
+          name == "version" || !app_.get_option_no_throw("--" + flag))
+        fail("unknown key '" + name + "' (see ringcast --help; keys use underscores)");
+      CLI::ConfigItem item;
+      item.parents = parents;
+      item.name = flag;
+      if (const auto* arr = node.as_array()) {
+        for (const auto& el : *arr) item.inputs.push_back(scalar_text(el));
+      } else {
+        item.inputs.push_back(scalar_text(node));
+      }
+      items.push_back(std::move(item));
+    }
+  }
+
+  const CLI::App& app_;
+};
+
+}  // namespace
+
+int parse_command_line(int argc, char** argv, server_config& c) {
+  CLI::App app{
+      "ringcast: a thread-per-core io_uring edge server for streaming traffic (HTTP/1.1, SSE, "
+      "WebSocket).\nEvery flag may also be set in the --config file as `name_with_underscores = "
+      "value`; flags win."};
+  app.set_version_flag("--version", std::string("ringcast 0.1.0"));
+  app.config_formatter(std::make_shared<toml_config>(app));
+  app.set_config("--config", "", "TOML config file");
+  app.allow_config_extras(false);
+  app.get_formatter()->column_width(40);
+
+  auto* net = "Network and threads";
+  app.add_option("--listen", c.listen, "Address to listen on: HOST:PORT, [IPv6]:PORT or :PORT")
+      ->capture_default_str()->group(net);
+  app.add_option("--shards", c.shards, "Shard threads (0: one per allowed CPU)")
+      ->capture_default_str()->check(CLI::Range(0u, 1024u))->group(net);
+  app.add_option("--cpus", c.cpus, "CPUs to pin shards to, in order, e.g. 2-5,8 "
+                                   "(default: the CPUs this process may use)")->group(net);
+  app.add_flag("!--no-pin", c.pin, "Don't pin shard threads to CPUs")->group(net);
+  app.add_flag("--reuseport-cpu-steering", c.reuseport_cpu_steering,
+               "Steer each connection to the shard on the CPU that received it "
+               "(needs NIC queues aligned with shard CPUs, see tuning/)")->group(net);
+  app.add_option("--listen-backlog", c.listen_backlog, "listen(2) backlog per shard")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 20))->group(net);
+  app.add_option("--max-connections", c.max_connections,
+                 "Open connections allowed in total (split across shards)")
+      ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(net);
+
+  auto* tmo = "Timeouts (milliseconds)";
+  app.add_option("--header-timeout-ms", c.header_timeout_ms,
+                 "A request head must be complete within this (408 and close otherwise)")
+      ->capture_default_str()->check(CLI::Range(1u, 3'600'000u))->group(tmo);
+  app.add_option("--idle-timeout-ms", c.idle_timeout_ms, "Keep-alive idle time before close")
+      ->capture_default_str()->check(CLI::Range(1u, 86'400'000u))->group(tmo);
+  app.add_option("--write-timeout-ms", c.write_timeout_ms,
+                 "Queued output must make progress within this, or the connection is dropped")
+      ->capture_default_str()->check(CLI::Range(1u, 3'600'000u))->group(tmo);
+  app.add_option("--drain-timeout-ms", c.drain_timeout_ms,
+                 "On SIGTERM/SIGINT, in-flight requests may finish within this")
+      ->capture_default_str()->check(CLI::Range(0u, 3'600'000u))->group(tmo);
+  app.add_option("--linger-ms", c.linger_ms,
+                 "After a closing response, keep reading leftovers this long before closing")
+      ->capture_default_str()->check(CLI::Range(0u, 60'000u))->group(tmo);
+
+  auto* lim = "HTTP limits (bytes unless noted)";
+  app.add_option("--request-line-bytes-max", c.request_line_bytes_max, "Request line (414 above)")
+      ->capture_default_str()->check(CLI::Range(64u, 1u << 20))->group(lim);
+  app.add_option("--header-bytes-max", c.header_bytes_max, "Request head (431 above)")
+      ->capture_default_str()->check(CLI::Range(256u, 1u << 24))->group(lim);
+  app.add_option("--headers-max", c.headers_max, "Header fields per request (431 above)")
+      ->capture_default_str()->check(CLI::Range(1u, 128u))->group(lim);
+  app.add_option("--body-bytes-max", c.body_bytes_max, "Request body (413 above)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32))->group(lim);
+  app.add_option("--keepalive-requests-max", c.keepalive_requests_max,
+                 "Requests per connection before it is closed (0: unlimited)")
+      ->capture_default_str()->group(lim);
+  app.add_option("--output-bytes-max", c.output_bytes_max,
+                 "Queued response bytes per connection before reading pauses")
+      ->capture_default_str()->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 32))->group(lim);
+
+  auto* buf = "Receive buffers (per shard)";
+  app.add_option("--recv-buffers", c.recv_buffers, "Provided receive buffers (power of two)")
+      ->capture_default_str()->check(CLI::Range(16u, 32768u))->group(buf);
+  app.add_option("--recv-buffer-bytes", c.recv_buffer_bytes, "Size of one receive buffer")
+      ->capture_default_str()->check(CLI::Range(1024u, 1u << 20))->group(buf);
+
+  app.add_option("--log-level", c.log_level, "debug, info, warn or error")
+      ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
+    std::cerr << "--recv-buffers must be a power of two (got " << c.recv_buffers << ")\n";
+    return 2;
+  }
+  std::vector<int> cpus;
+  if (!c.cpus.empty()) {
+    auto parsed = cpu::parse_list(c.cpus);
+    if (!parsed) {
+      std::cerr << "--cpus: cannot parse '" << c.cpus << "' (expected a list such as 0-3,6)\n";
+      return 2;
+    }
+    cpus = *parsed;
+  } else {
+    cpus = cpu::allowed();
+    if (cpus.empty()) cpus.push_back(0);
+  }
+  if (c.shards == 0) c.shards = static_cast<unsigned>(cpus.size());
+  // More shards than CPUs: shards share CPUs round-robin (useful for tests, not for speed).
+  c.shard_cpus.clear();
+  for (unsigned i = 0; i < c.shards; ++i) c.shard_cpus.push_back(cpus[i % cpus.size()]);
+  return -1;
+}
+
+}  // namespace rc::server

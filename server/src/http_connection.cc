@@ -1,0 +1,414 @@
+#include "server/http_connection.h"
+
+#include <string>
+
+#include "base/assert.h"
+#include "core/clock.h"
+#include "proto/http1_writer.h"
+#include "server/errors.h"
+#include "server/shard.h"
+
+namespace rc::server {
+namespace {
+
+// A client-sent x-request-id is echoed only if it is short visible ASCII; anything else could
+// smuggle bytes into our response headers or logs, so it is replaced by a fresh id.
+bool acceptable_request_id(std::string_view v) {
+  if (v.empty() || v.size() > 64) return false;
+  for (char c : v)
+    if (c < 0x21 || c > 0x7e) return false;
+  return true;
+}
+
+}  // namespace
+
+http_connection::http_connection(shard_server& shard, int fd, uint64_t id)
+    : stream_socket(shard.sockets(), fd), shard_(shard), id_(id) {
+  timer_.bind<http_connection, &http_connection::on_timer>(this);
+}
+
+http_connection::~http_connection() = default;
+
+void http_connection::start() {
+  ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
+  // A new connection must send its first request head within the header timeout, like any
+  // other request: a client that connects and stays silent is not an idle keep-alive client.
+  phase_ = phase::reading;
+  request_started_ms_ = shard_.loop().now_ms();
+  start_receiving();
+  update_timer();
+}
+
+// ---- input ----
+
+void http_connection::on_data(const char* data, size_t len) {
+  if (phase_ == phase::closing) return;
+  if (phase_ == phase::idle) {
+    phase_ = phase::reading;
+    request_started_ms_ = shard_.loop().now_ms();
+  }
+  if (!in_.empty() || async_ || input_paused_) {
+    keep_input(data, len);
+    if (!async_ && !input_paused_) {
+      size_t used = process(in_.data(), in_.size(), in_.capacity());
+      in_.consume(used);
+      if (in_.empty()) in_.reset();
+    }
+  } else {
+    size_t padding = shard_.loop().buffers().padding_bytes();
+    size_t used = process(data, len, len + padding);
+    if (used < len && phase_ != phase::closing) keep_input(data + used, len - used);
+  }
+  // Pipelined requests pile up while a response is pending: past what one request may
+  // legitimately occupy, stop reading until they have been answered.
+  const auto& cfg = shard_.config();
+  if (!input_paused_ && in_.size() > cfg.header_bytes_max + cfg.body_bytes_max + 65536) {
+    input_paused_ = true;
+    pause_receiving();
+  }
+  update_timer();
+}
+
+void http_connection::keep_input(const char* data, size_t len) {
+  // Keep JSON padding after the data so bodies parse in place from here too.
+  size_t padding = shard_.loop().buffers().padding_bytes();
+  in_.reserve(in_.size() + len + padding);
+  in_.append(data, len);
+}
+
+size_t http_connection::process(const char* data, size_t len, size_t capacity) {
+  RC_ASSERT(!in_process_);
+  in_process_ = true;
+  size_t off = 0;
+  while (off < len && phase_ != phase::closing && !async_) {
+    if (over_output_limit()) {
+      // The client pipelines faster than it reads: stop until the output drains.
+      input_paused_ = true;
+      pause_receiving();
+      break;
+    }
+    size_t n = process_one(data + off, len - off, capacity - off);
+    if (n == 0) break;
+    off += n;
+  }
+  in_process_ = false;
+  if (eof_ && phase_ == phase::idle && off == len) {
+    phase_ = phase::closing;
+    close_after_flush(shard_.config().linger_ms);
+  }
+  return off;
+}
+
+size_t http_connection::process_one(const char* data, size_t len, size_t capacity) {
+  http1::request& req = shard_.scratch_request();
+  const http1::limits& lim = shard_.limits();
+  if (chunked_) {
+    // The head (head_bytes_ long) is complete; the chunked body continues after what was fed.
+    size_t head = need_bytes_;
+    http1::result r = chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_,
+                                     chunked_body_);
+    if (r.status == http1::status::error) {
+      reject(r.error);
+      return len;
+    }
+    if (r.status == http1::status::incomplete) {
+      chunked_fed_ = len - head;
+      return 0;
+    }
+    size_t total = head + chunked_fed_ + r.consumed;
+    http1::result h = http1::parse_head(data, len, lim, req);
+    RC_ASSERT(h.status == http1::status::complete);
+    chunked_.reset();
+    chunked_fed_ = 0;
+    need_bytes_ = 0;
+    size_t padding = shard_.loop().buffers().padding_bytes();
+    chunked_body_.reserve(chunked_body_.size() + padding);
+    byte_buffer body = std::move(chunked_body_);
+    dispatch(req, body.view(), body.capacity());
+    return total;
+  }
+  if (need_bytes_ != 0 && len < need_bytes_) return 0;
+
+  http1::result r = http1::parse_head(data, len, lim, req, scanned_hint_);
+  if (r.status == http1::status::incomplete) {
+    scanned_hint_ = r.consumed;
+    return 0;
+  }
+  scanned_hint_ = 0;
+  if (r.status == http1::status::error) {
+    reject(r.error);
+    return len;
+  }
+  size_t head = r.consumed;
+  switch (req.body) {
+    case http1::body_kind::none:
+      need_bytes_ = 0;
+      dispatch(req, {}, 0);
+      return head;
+    case http1::body_kind::content_length: {
+      size_t body_len = static_cast<size_t>(req.content_length);
+      if (len - head >= body_len) {
+        need_bytes_ = 0;
+        dispatch(req, std::string_view(data + head, body_len), capacity - head);
+        return head + body_len;
+      }
+      need_bytes_ = head + body_len;
+      break;
+    }
+    case http1::body_kind::chunked:
+      chunked_ = std::make_unique<http1::chunked_decoder>(lim);
+      chunked_body_.clear();
+      chunked_fed_ = 0;
+      need_bytes_ = head;  // while chunked_ is set, need_bytes_ holds the head length
+      if (size_t n = process_one(data, len, capacity); n != 0) return n;
+      break;
+  }
+  // The body is still on its way. A client that asked for it gets the go-ahead now.
+  if (req.expect_continue && !continue_sent_ && phase_ != phase::closing) {
+    continue_sent_ = true;
+    out().append(http1::continue_response);
+    flush();
+  }
+  return 0;
+}
+
+void http_connection::dispatch(const http1::request& req, std::string_view body,
+                               size_t body_capacity) {
+  phase_ = phase::handling;
+  continue_sent_ = false;
+  const auto& cfg = shard_.config();
+  current_.version = req.version;
+  current_.head = req.method == http1::method::head;
+  current_.keep_alive = req.keep_alive && !shard_.draining() &&
+                        (cfg.keepalive_requests_max == 0 ||
+                         requests_served_ + 1 < cfg.keepalive_requests_max);
+  current_.start_ns = monotonic_ns();
+  std::string_view client_id = req.find("x-request-id");
+  if (acceptable_request_id(client_id)) {
+    std::memcpy(current_.request_id, client_id.data(), client_id.size());
+    current_.request_id_len = static_cast<uint8_t>(client_id.size());
+  } else {
+    current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
+  }
+
+  route_match m = match_route(req.method, req.path);
+  current_.route = m.route;
+  if (m.status == 404) {
+    respond_error(404, "Invalid URL (" + std::string(req.method_name) + " " +
+                           std::string(req.path) + ")");
+    return;
+  }
+  if (m.status == 405) {
+    respond_error(405,
+                  "Method " + std::string(req.method_name) + " is not allowed for " +
+                      std::string(req.path) + " (allowed: " + std::string(m.allow) + ")",
+                  "invalid_request_error", {}, "method_not_allowed", {{"Allow", m.allow}});
+    return;
+  }
+  request_context ctx(shard_, *this, req, body, body_capacity, m);
+  if (m.handler(ctx) == handler_result::async) {
+    RC_ASSERT(phase_ == phase::handling || phase_ == phase::closing);
+    async_ = phase_ == phase::handling;
+  } else {
+    RC_ASSERT(phase_ != phase::handling);  // a synchronous handler must have answered
+  }
+}
+
+void http_connection::reject(http1::error e) {
+  auto slot = static_cast<size_t>(e);
+  if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
+  // The stream can't be trusted past a malformed request: answer and close.
+  phase_ = phase::handling;
+  current_.route = route_id::unmatched;
+  current_.version = http1::version::http_1_1;
+  current_.keep_alive = false;
+  current_.head = false;
+  current_.start_ns = monotonic_ns();
+  current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
+  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
+                http1::name_of(e));
+}
+
+// ---- output ----
+
+void http_connection::respond(int status, std::string_view content_type, std::string_view body,
+                              header_list headers) {
+  RC_ASSERT(phase_ == phase::handling);
+  byte_buffer& o = out();
+  if (o.capacity() == 0) o.reserve(512 + body.size());
+  http1::response_writer w(o, shard_.date());
+  w.start(status);
+  if (!content_type.empty()) w.header("Content-Type", content_type);
+  for (const auto& [name, value] : headers) w.header(name, value);
+  w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  if (!current_.keep_alive) {
+    w.connection(http1::connection_header::close);
+  } else if (current_.version == http1::version::http_1_0) {
+    w.connection(http1::connection_header::keep_alive);
+  }
+  if (current_.head) {
+    w.end_with_length(body.size());
+  } else {
+    w.end_with_body(body);
+  }
+  finish_request(status);
+}
+
+void http_connection::respond_error(int status, std::string_view message, std::string_view type,
+                                    std::string_view param, std::string_view code,
+                                    header_list headers) {
+  byte_buffer body;
+  write_error_body(body, message, type, param, code);
+  respond(status, "application/json", body.view(), headers);
+}
+
+void http_connection::finish_request(int status) {
+  auto& m = shard_.metrics();
+  ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
+  m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
+  ++requests_served_;
+  flush();
+  bool was_async = async_;
+  async_ = false;
+  if (!current_.keep_alive || (eof_ && in_.empty())) {
+    phase_ = phase::closing;
+    close_after_flush(shard_.config().linger_ms);
+    update_timer();
+    return;
+  }
+  phase_ = phase::idle;
+  if (was_async) {
+    // Parse what was pipelined behind this response, in a later turn: the caller may be in the
+    // middle of another connection's request.
+    uint64_t id = id_;
+    shard_.loop().post(shard_.id(), [id] {
+      if (auto* c = shard_server::current()->find_connection(id)) c->resume_input();
+    });
+  }
+  if (!in_process_) update_timer();
+}
+
+void http_connection::resume_input() {
+  if (phase_ != phase::idle || async_) return;
+  if (!in_.empty()) {
+    phase_ = phase::reading;
+    request_started_ms_ = shard_.loop().now_ms();
+    size_t used = process(in_.data(), in_.size(), in_.capacity());
+    in_.consume(used);
+    if (in_.empty()) in_.reset();
+  }
+  const auto& cfg = shard_.config();
+  if (input_paused_ && !async_ && !over_output_limit() &&
+      in_.size() <= cfg.header_bytes_max + cfg.body_bytes_max) {
+    input_paused_ = false;
+    resume_receiving();
+  }
+  update_timer();
+}
+
+bool http_connection::over_output_limit() const {
+  return queued_bytes() > shard_.config().output_bytes_max;
+}
+
+void http_connection::on_drained() {
+  if (input_paused_) resume_input();
+  update_timer();
+}
+
+// ---- end of life ----
+
+void http_connection::on_eof(int err) {
+  eof_ = true;
+  if (err != 0 || phase_ == phase::idle || phase_ == phase::reading) {
+    // A failed connection, or a peer that finished sending between requests or in the middle of
+    // one (which can never complete): nothing more to answer.
+    phase_ = phase::closing;
+    if (err != 0) {
+      abort();
+    } else {
+      close_after_flush(shard_.config().linger_ms);
+    }
+    update_timer();
+    return;
+  }
+  // A response is pending: answer it (and what was pipelined before the end), then close.
+}
+
+void http_connection::begin_drain() {
+  if (phase_ == phase::closing) return;
+  if (phase_ == phase::handling) {
+    current_.keep_alive = false;  // the pending response closes the connection
+    return;
+  }
+  if (phase_ == phase::reading && !in_.empty()) {
+    return;  // a request is arriving: answer it (with Connection: close), then close
+  }
+  phase_ = phase::closing;
+  close_after_flush(shard_.config().linger_ms);
+  update_timer();
+}
+
+void http_connection::on_closed() {
+  --shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
+  shard_.metrics().bytes_out += bytes_sent();
+  shard_.metrics().bytes_in += bytes_received();
+  shard_.loop().timers().cancel(timer_);
+  shard_.on_connection_closed(*this);
+  delete this;
+}
+
+// ---- timers ----
+
+void http_connection::update_timer() {
+  timer_wheel& timers = shard_.loop().timers();
+  const auto& cfg = shard_.config();
+  uint64_t now = shard_.loop().now_ms();
+  if (phase_ == phase::closing) {
+    timers.cancel(timer_);
+  } else if (queued_bytes() > 0) {
+    timers.arm(timer_, now + cfg.write_timeout_ms);
+  } else if (phase_ == phase::reading) {
+    timers.arm(timer_, request_started_ms_ + cfg.header_timeout_ms);
+  } else if (phase_ == phase::idle) {
+    timers.arm(timer_, now + cfg.idle_timeout_ms);
+  } else {
+    timers.cancel(timer_);  // an asynchronous handler bounds its own wait
+  }
+}
+
+void http_connection::on_timer() {
+  auto& m = shard_.metrics();
+  if (phase_ == phase::closing) return;
+  if (queued_bytes() > 0) {
+    ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    phase_ = phase::closing;
+    abort();
+    return;
+  }
+  if (phase_ == phase::reading) {
+    ++m.timeouts[static_cast<size_t>(timeout_kind::header)];
+    if (in_.empty() && requests_served_ == 0 && bytes_received() == 0) {
+      // Connected and never said a word: there is nobody to answer.
+      phase_ = phase::closing;
+      close_after_flush(0);
+      return;
+    }
+    phase_ = phase::handling;
+    current_.route = route_id::unmatched;
+    current_.version = http1::version::http_1_1;
+    current_.keep_alive = false;
+    current_.head = false;
+    current_.start_ns = monotonic_ns();
+    current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
+    respond_error(408, "The request was not received in time", "invalid_request_error", {},
+                  "request_timeout");
+    return;
+  }
+  if (phase_ == phase::idle) {
+    ++m.timeouts[static_cast<size_t>(timeout_kind::idle)];
+    phase_ = phase::closing;
+    close_after_flush(0);
+  }
+}
+
+}  // namespace rc::server

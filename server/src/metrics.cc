@@ -1,0 +1,227 @@
+#include "server/metrics.h"
+
+#include <charconv>
+#include <string>
+
+#include "proto/http1_parser.h"
+#include "server/router.h"
+
+namespace rc::server {
+
+size_t status_slot(int status) {
+  for (size_t i = 0; i < tracked_statuses.size(); ++i)
+    if (tracked_statuses[i] == status) return i;
+  if (status == 505) return tracked_statuses.size();
+  return tracked_statuses.size() + 1;
+}
+
+std::string_view status_slot_label(size_t slot) {
+  static const auto labels = [] {
+    std::array<std::string, status_slot_count> l;
+    for (size_t i = 0; i < tracked_statuses.size(); ++i) l[i] = std::to_string(tracked_statuses[i]);
+    l[tracked_statuses.size()] = "505";
+    l[tracked_statuses.size() + 1] = "other";
+    return l;
+  }();
+  return labels[slot];
+}
+
+void shard_metrics::merge(const shard_metrics& o) {
+  connections_accepted += o.connections_accepted;
+  connections_closed += o.connections_closed;
+  connections_refused += o.connections_refused;
+  for (size_t i = 0; i < connections_open.size(); ++i) connections_open[i] += o.connections_open[i];
+  for (size_t r = 0; r < requests.size(); ++r)
+    for (size_t s = 0; s < requests[r].size(); ++s) requests[r][s] += o.requests[r][s];
+  bytes_in += o.bytes_in;
+  bytes_out += o.bytes_out;
+  for (size_t i = 0; i < parse_errors.size(); ++i) parse_errors[i] += o.parse_errors[i];
+  for (size_t i = 0; i < timeouts.size(); ++i) timeouts[i] += o.timeouts[i];
+  request_latency.merge(o.request_latency);
+  reactor.loop_turns += o.reactor.loop_turns;
+  reactor.completions += o.reactor.completions;
+  reactor.messages_sent += o.reactor.messages_sent;
+  reactor.messages_received += o.reactor.messages_received;
+  reactor.doorbells_sent += o.reactor.doorbells_sent;
+  reactor.mailbox_full += o.reactor.mailbox_full;
+  reactor.mailbox_dropped += o.reactor.mailbox_dropped;
+  reactor.mailbox_backlog += o.reactor.mailbox_backlog;
+  reactor.recv_buffer_waits += o.reactor.recv_buffer_waits;
+  if (o.uptime_s > uptime_s) uptime_s = o.uptime_s;
+}
+
+namespace {
+
+// Appends Prometheus text one family at a time: a HELP and TYPE line, then one sample per shard
+// and one for the total.
+class prom_writer {
+ public:
+  prom_writer(byte_buffer& out, const std::vector<shard_metrics>& shards)
+      : out_(out), shards_(shards) {
+    total_ = shards.empty() ? shard_metrics{} : shards[0];
+    for (size_t i = 1; i < shards.size(); ++i) total_.merge(shards[i]);
+  }
+
+  void family(std::string_view name, std::string_view type, std::string_view help) {
+    out_.append("# HELP ");
+    out_.append(name);
+    out_.push_back(' ');
+    out_.append(help);
+    out_.append("\n# TYPE ");
+    out_.append(name);
+    out_.push_back(' ');
+    out_.append(type);
+    out_.push_back('\n');
+  }
+
+  // One sample per shard and the total; `get` reads the value from a shard_metrics.
+  template <class Get>
+  void per_shard(std::string_view name, std::string_view labels, Get get) {
+    for (size_t i = 0; i < shards_.size(); ++i) sample(name, labels, std::to_string(i), get(shards_[i]));
+    sample(name, labels, "all", get(total_));
+  }
+
+  template <class Get>
+  void counter(std::string_view name, std::string_view help, Get get) {
+    family(name, "counter", help);
+    per_shard(name, {}, get);
+  }
+  template <class Get>
+  void gauge(std::string_view name, std::string_view help, Get get) {
+    family(name, "gauge", help);
+    per_shard(name, {}, get);
+  }
+
+  void sample(std::string_view name, std::string_view labels, std::string_view shard,
+              double value) {
+    out_.append(name);
+    out_.push_back('{');
+    out_.append(labels);
+    if (!labels.empty()) out_.push_back(',');
+    out_.append("shard=\"");
+    out_.append(shard);
+    out_.append("\"} ");
+    char num[32];
+    auto [end, ec] = std::to_chars(num, num + sizeof num, value);
+    out_.append(num, static_cast<size_t>(end - num));
+    out_.push_back('\n');
+  }
+
+  const shard_metrics& total() const { return total_; }
+
+ private:
+  byte_buffer& out_;
+  const std::vector<shard_metrics>& shards_;
+  shard_metrics total_;
+};
+
+std::string label(std::string_view name, std::string_view value) {
+  return std::string(name) + "=\"" + std::string(value) + "\"";
+}
+
+void render_requests(prom_writer& w) {
+  w.family("ringcast_requests_total", "counter", "HTTP requests answered, by route and status.");
+  for (size_t r = 0; r < static_cast<size_t>(route_id::count); ++r) {
+    for (size_t s = 0; s < status_slot_count; ++s) {
+      if (w.total().requests[r][s] == 0) continue;  // keep series to what happened
+      std::string labels = label("route", route_label(static_cast<route_id>(r))) + "," +
+                           label("status", status_slot_label(s));
+      w.per_shard("ringcast_requests_total", labels,
+                  [r, s](const shard_metrics& m) { return double(m.requests[r][s]); });
+    }
+  }
+}
+
+void render_latency(prom_writer& w, const std::vector<shard_metrics>& shards) {
+  constexpr std::string_view name = "ringcast_request_duration_seconds";
+  w.family(name, "histogram", "Time from a complete request to its queued response.");
+  auto emit = [&](const latency_histogram& h, std::string_view shard) {
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < latency_histogram::bounds_us.size(); ++i) {
+      cumulative += h.buckets[i];
+      char le[32];
+      auto [end, ec] = std::to_chars(le, le + sizeof le, latency_histogram::bounds_us[i] / 1e6);
+      std::string labels = "le=\"" + std::string(le, end) + "\"";
+      w.sample("ringcast_request_duration_seconds_bucket", labels, shard, double(cumulative));
+    }
+    w.sample("ringcast_request_duration_seconds_bucket", "le=\"+Inf\"", shard, double(h.count));
+    w.sample("ringcast_request_duration_seconds_sum", {}, shard, h.sum_us / 1e6);
+    w.sample("ringcast_request_duration_seconds_count", {}, shard, double(h.count));
+  };
+  for (size_t i = 0; i < shards.size(); ++i) emit(shards[i].request_latency, std::to_string(i));
+  emit(w.total().request_latency, "all");
+}
+
+void render_connections(prom_writer& w) {
+  w.counter("ringcast_connections_accepted_total", "Connections accepted.",
+            [](const shard_metrics& m) { return double(m.connections_accepted); });
+  w.counter("ringcast_connections_closed_total", "Connections closed.",
+            [](const shard_metrics& m) { return double(m.connections_closed); });
+  w.counter("ringcast_connections_refused_total",
+            "Connections refused because max_connections was reached.",
+            [](const shard_metrics& m) { return double(m.connections_refused); });
+  w.family("ringcast_connections_open", "gauge", "Open connections, by protocol.");
+  static constexpr std::string_view protocols[] = {"http", "sse", "ws"};
+  for (size_t p = 0; p < std::size(protocols); ++p)
+    w.per_shard("ringcast_connections_open", label("protocol", protocols[p]),
+                [p](const shard_metrics& m) { return double(m.connections_open[p]); });
+  w.counter("ringcast_received_bytes_total", "Bytes received from clients.",
+            [](const shard_metrics& m) { return double(m.bytes_in); });
+  w.counter("ringcast_sent_bytes_total", "Bytes sent to clients.",
+            [](const shard_metrics& m) { return double(m.bytes_out); });
+}
+
+void render_errors(prom_writer& w) {
+  w.family("ringcast_http_parse_errors_total", "counter",
+           "Requests rejected by the HTTP parser, by kind.");
+  for (size_t e = 1; e < parse_error_slots; ++e) {
+    std::string_view kind = http1::name_of(static_cast<http1::error>(e));
+    if (kind.empty() || kind == "unknown") break;
+    w.per_shard("ringcast_http_parse_errors_total", label("kind", kind),
+                [e](const shard_metrics& m) { return double(m.parse_errors[e]); });
+  }
+  w.family("ringcast_timeouts_total", "counter", "Connections timed out, by kind.");
+  static constexpr std::string_view kinds[] = {"header", "idle", "write"};
+  for (size_t k = 0; k < std::size(kinds); ++k)
+    w.per_shard("ringcast_timeouts_total", label("kind", kinds[k]),
+                [k](const shard_metrics& m) { return double(m.timeouts[k]); });
+}
+
+void render_reactor(prom_writer& w) {
+  w.counter("ringcast_loop_turns_total", "Event loop turns.",
+            [](const shard_metrics& m) { return double(m.reactor.loop_turns); });
+  w.counter("ringcast_io_completions_total", "io_uring completions handled.",
+            [](const shard_metrics& m) { return double(m.reactor.completions); });
+  w.counter("ringcast_cross_shard_messages_sent_total", "Messages sent to other shards.",
+            [](const shard_metrics& m) { return double(m.reactor.messages_sent); });
+  w.counter("ringcast_cross_shard_messages_received_total", "Messages received from other shards.",
+            [](const shard_metrics& m) { return double(m.reactor.messages_received); });
+  w.counter("ringcast_mailbox_doorbells_total", "MSG_RING wake-ups sent to sleeping shards.",
+            [](const shard_metrics& m) { return double(m.reactor.doorbells_sent); });
+  w.counter("ringcast_mailbox_full_total", "Messages that found their mailbox full (backlogged).",
+            [](const shard_metrics& m) { return double(m.reactor.mailbox_full); });
+  w.counter("ringcast_mailbox_dropped_total", "Messages refused: mailbox and backlog full.",
+            [](const shard_metrics& m) { return double(m.reactor.mailbox_dropped); });
+  w.gauge("ringcast_mailbox_backlog", "Messages waiting for room in a full mailbox.",
+          [](const shard_metrics& m) { return double(m.reactor.mailbox_backlog); });
+  w.counter("ringcast_recv_buffer_exhausted_total",
+            "Receives that found no free receive buffer and were re-armed.",
+            [](const shard_metrics& m) { return double(m.reactor.recv_buffer_waits); });
+}
+
+}  // namespace
+
+void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& out) {
+  prom_writer w(out, shards);
+  w.family("ringcast_shards", "gauge", "Shard threads.");
+  w.sample("ringcast_shards", {}, "all", double(shards.size()));
+  w.gauge("ringcast_uptime_seconds", "Seconds since the shard started.",
+          [](const shard_metrics& m) { return double(m.uptime_s); });
+  render_connections(w);
+  render_requests(w);
+  render_latency(w, shards);
+  render_errors(w);
+  render_reactor(w);
+}
+
+}  // namespace rc::server

@@ -1,0 +1,37 @@
+// GET /healthz, GET /readyz, GET /metrics.
+#include "server/handlers.h"
+#include "server/http_connection.h"
+#include "server/shard.h"
+
+namespace rc::server {
+
+handler_result handle_healthz(request_context& ctx) {
+  // Alive: the shard's loop ran this request. Deliberately constant and cheap; it is also what
+  // the HTTP benchmarks measure.
+  ctx.conn.respond(200, "application/json", R"({"status":"ok"})");
+  return handler_result::done;
+}
+
+handler_result handle_readyz(request_context& ctx) {
+  if (ctx.shard.draining()) {
+    ctx.conn.respond(503, "application/json", R"({"status":"draining"})",
+                     {{"Retry-After", "1"}, {"retry-after-ms", "1000"}});
+  } else {
+    ctx.conn.respond(200, "application/json", R"({"status":"ready"})");
+  }
+  return handler_result::done;
+}
+
+handler_result handle_metrics(request_context& ctx) {
+  uint64_t conn_id = ctx.conn.id();
+  ctx.shard.collect_metrics([conn_id](std::vector<shard_metrics>&& snapshots) {
+    http_connection* c = shard_server::current()->find_connection(conn_id);
+    if (!c) return;  // the client left while shards were answering
+    byte_buffer body;
+    render_prometheus(snapshots, body);
+    c->respond(200, "text/plain; version=0.0.4; charset=utf-8", body.view());
+  });
+  return handler_result::async;
+}
+
+}  // namespace rc::server

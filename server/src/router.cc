@@ -1,0 +1,75 @@
+#include "server/router.h"
+
+#include <array>
+
+#include "server/handlers.h"
+
+namespace rc::server {
+namespace {
+
+using http1::method;
+
+struct route_def {
+  route_id id;
+  std::string_view pattern;
+  uint16_t methods;
+  std::string_view allow;  // Allow header for 405, derived from `methods` by hand: kept literal
+  handler_fn handler;
+};
+
+constexpr uint16_t get_head = method_bit(method::get) | method_bit(method::head);
+
+// Ordered: the first pattern that matches the path wins.
+constexpr std::array routes = {
+    route_def{route_id::healthz, "/healthz", get_head, "GET, HEAD", handle_healthz},
+    route_def{route_id::readyz, "/readyz", get_head, "GET, HEAD", handle_readyz},
+    route_def{route_id::metrics, "/metrics", get_head, "GET, HEAD", handle_metrics},
+};
+
+// Matches `path` against `pattern`; fills `params` with {name} captures.
+bool match_pattern(std::string_view pattern, std::string_view path, std::string_view* params) {
+  size_t captured = 0;
+  while (!pattern.empty()) {
+    if (path.empty() || path[0] != '/' || pattern[0] != '/') return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    size_t pe = pattern.find('/'), se = path.find('/');
+    std::string_view pseg = pattern.substr(0, pe), seg = path.substr(0, se);
+    if (pseg.size() >= 2 && pseg.front() == '{' && pseg.back() == '}') {
+      if (seg.empty() || captured == 2) return false;
+      params[captured++] = seg;
+    } else if (pseg != seg) {
+      return false;
+    }
+    pattern = pe == std::string_view::npos ? std::string_view() : pattern.substr(pe);
+    path = se == std::string_view::npos ? std::string_view() : path.substr(se);
+  }
+  return path.empty();
+}
+
+}  // namespace
+
+route_match match_route(method m, std::string_view path) {
+  route_match out;
+  for (const route_def& r : routes) {
+    if (!match_pattern(r.pattern, path, out.params)) continue;
+    out.route = r.id;
+    if (!(r.methods & method_bit(m))) {
+      out.status = 405;
+      out.allow = r.allow;
+      return out;
+    }
+    out.handler = r.handler;
+    return out;
+  }
+  out.status = 404;
+  return out;
+}
+
+std::string_view route_label(route_id r) {
+  for (const route_def& d : routes)
+    if (d.id == r) return d.pattern;
+  return "unmatched";
+}
+
+}  // namespace rc::server

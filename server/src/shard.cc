@@ -1,0 +1,204 @@
+#include "server/shard.h"
+
+#include <signal.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/assert.h"
+#include "core/clock.h"
+#include "core/log.h"
+
+namespace rc::server {
+namespace {
+
+thread_local shard_server* t_shard = nullptr;
+
+uint64_t random_u64() {
+  uint64_t v = 0;
+  if (getrandom(&v, sizeof v, 0) != sizeof v) v = monotonic_ns() * 0x9e3779b97f4a7c15ULL;
+  return v;
+}
+
+// splitmix64: a bijection, so distinct counters give distinct ids; the seed makes them
+// unguessable across restarts.
+uint64_t mix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+shard_server::shard_server(reactor& r, const server_config& cfg, int listen_fd)
+    : reactor_(r),
+      config_(cfg),
+      sockets_(r),
+      acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
+      next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
+      request_id_seed_(random_u64()),
+      max_connections_((cfg.max_connections + r.shard_count() - 1) / r.shard_count()),
+      started_ms_(r.now_ms()) {
+  RC_ASSERT(t_shard == nullptr);
+  t_shard = this;
+  limits_.request_line_bytes_max = cfg.request_line_bytes_max;
+  limits_.header_bytes_max = cfg.header_bytes_max;
+  limits_.headers_max = cfg.headers_max;
+  limits_.body_bytes_max = cfg.body_bytes_max;
+  date_.refresh(wall_time_s());
+  drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
+  r.add_turn_hook([this] { on_turn_end(); });
+}
+
+shard_server::~shard_server() {
+  RC_ASSERT(connections_.empty());
+  t_shard = nullptr;
+}
+
+shard_server* shard_server::current() { return t_shard; }
+
+void shard_server::run() {
+  acceptor_.start();
+  if (id() == 0) {
+    signals_ = std::make_unique<signal_reader>(reactor_, [this](int signo) { on_signal(signo); });
+    if (std::string err = signals_->start(); !err.empty()) RC_WARN("%s", err.c_str());
+  }
+  reactor_.run();
+}
+
+void shard_server::on_turn_end() {
+  date_.refresh(wall_time_s());
+  if (!draining_ || !connections_.empty() || !acceptor_.stopped()) return;
+  if (signals_ && !signals_->stopped()) {
+    signals_->stop();
+    return;
+  }
+  reactor_.stop();
+}
+
+// ---- connections ----
+
+void shard_server::on_accept(int fd) {
+  if (draining_) {
+    close(fd);
+    return;
+  }
+  if (connections_open() >= max_connections_) {
+    // Over the limit: refuse at once rather than queue; the client sees a closed connection
+    // and retries elsewhere. Counted, so operators see it.
+    ++metrics_.connections_refused;
+    close(fd);
+    return;
+  }
+  ++metrics_.connections_accepted;
+  auto* c = new http_connection(*this, fd, next_connection_id_++);
+  connections_.push_back(*c);
+  by_id_.emplace(c->id(), c);
+  c->start();
+}
+
+uint64_t shard_server::connections_open() const { return sockets_.open_sockets(); }
+
+http_connection* shard_server::find_connection(uint64_t id) {
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
+}
+
+void shard_server::on_connection_closed(http_connection& c) {
+  connections_.remove(c);
+  by_id_.erase(c.id());
+  ++metrics_.connections_closed;
+}
+
+size_t shard_server::make_request_id(char* out) {
+  static constexpr char hex[] = "0123456789abcdef";
+  uint64_t v = mix(request_id_seed_ ^ (uint64_t{id()} << 56) ^ ++request_counter_);
+  for (int i = 15; i >= 0; --i) {
+    out[i] = hex[v & 15];
+    v >>= 4;
+  }
+  return 16;
+}
+
+// ---- metrics ----
+
+shard_metrics shard_server::snapshot_metrics() const {
+  shard_metrics s = metrics_;
+  s.reactor = reactor_.stats();
+  s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
+  // metrics_ counts the bytes of closed connections; add those still open.
+  for_each_connection_bytes(s.bytes_in, s.bytes_out);
+  return s;
+}
+
+void shard_server::for_each_connection_bytes(uint64_t& in, uint64_t& out) const {
+  // const_cast: intrusive_list iteration is non-const; nothing is modified.
+  auto& list = const_cast<intrusive_list<http_connection, connection_list_tag>&>(connections_);
+  list.for_each([&](http_connection& c) {
+    in += c.bytes_received();
+    out += c.bytes_sent();
+  });
+}
+
+void shard_server::collect_metrics(unique_function<void(std::vector<shard_metrics>&&)> done) {
+  uint64_t cid = next_collection_++;
+  auto c = std::make_unique<collection>();
+  c->snapshots.resize(shard_count());
+  c->outstanding = shard_count();
+  c->done = std::move(done);
+  collections_.emplace(cid, std::move(c));
+  unsigned home = id();
+  for (unsigned s = 0; s < shard_count(); ++s) {
+    reactor_.post(s, [home, cid] {
+      shard_server* self = current();
+      unsigned from = self->id();
+      shard_metrics snap = self->snapshot_metrics();
+      self->loop().post(home, [cid, from, snap = std::move(snap)]() mutable {
+        current()->on_snapshot(cid, from, std::move(snap));
+      });
+    });
+  }
+}
+
+void shard_server::on_snapshot(uint64_t cid, unsigned from, shard_metrics&& snapshot) {
+  auto it = collections_.find(cid);
+  if (it == collections_.end()) return;
+  collection& c = *it->second;
+  c.snapshots[from] = std::move(snapshot);
+  if (--c.outstanding > 0) return;
+  auto done = std::move(c.done);
+  auto snaps = std::move(c.snapshots);
+  collections_.erase(it);
+  done(std::move(snaps));
+}
+
+// ---- draining ----
+
+void shard_server::on_signal(int signo) {
+  bool again = draining_;
+  RC_INFO("%s: %s", strsignal(signo),
+          again ? "second signal, closing every connection now"
+                : "draining (stop accepting, finish in-flight requests)");
+  for (unsigned s = 0; s < shard_count(); ++s)
+    reactor_.post(s, [again] { current()->begin_drain(again); });
+}
+
+void shard_server::begin_drain(bool force) {
+  if (!draining_) {
+    draining_ = true;
+    acceptor_.stop();
+    reactor_.timers().arm_after(drain_deadline_, config_.drain_timeout_ms);
+    connections_.for_each([](http_connection& c) { c.begin_drain(); });
+  }
+  if (force) on_drain_deadline();
+}
+
+void shard_server::on_drain_deadline() {
+  if (!connections_.empty())
+    RC_WARN("drain deadline: closing %zu connections", connections_.size());
+  connections_.for_each([](http_connection& c) { c.abort(); });
+}
+
+}  // namespace rc::server
