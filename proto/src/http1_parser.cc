@@ -226,12 +226,17 @@ line_outcome line_unfinished(const char* line, const char* bound, const char* en
 
 line_outcome request_line(const char* line, const char* end, bool window_full, size_t len,
                           const limits& lim, request& out) {
-  const char* bound =
-      line + std::min<size_t>(static_cast<size_t>(end - line), lim.request_line_bytes_max + 2ull);
+  const size_t room = static_cast<size_t>(end - line);
+  const char* bound = line + std::min<size_t>(room, lim.request_line_bytes_max + 2ull);
   // The method is judged before the line is complete, so that a client speaking TLS or another
-  // binary protocol to this port is rejected at once instead of waiting for a line end.
-  const char* method_end = scan_method(line, bound, out);
-  if (method_end == bound) return line_unfinished(line, bound, end, window_full, len, lim);
+  // binary protocol to this port is rejected at once instead of waiting for a line end. Only the
+  // first rl_max + 1 bytes are scanned: a token that long already proves the line too long, and
+  // judging a byte after it would make the error depend on how the input was split.
+  const char* method_bound = line + std::min<size_t>(room, lim.request_line_bytes_max + 1ull);
+  const char* method_end = scan_method(line, method_bound, out);
+  if (method_end == method_bound) {
+    return line_unfinished(line, method_bound, end, window_full, len, lim);
+  }
   if (*method_end != ' ') {
     char c = *method_end;
     if (c == '\r') {

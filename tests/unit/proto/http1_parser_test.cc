@@ -317,6 +317,11 @@ TEST(Http1Parser, SplitInvariantHoldsAtTheLimits) {
       "GET / HTTP/1.1\r\nHost: h\r\nX: " + std::string(49, 'v') + "\r\n\r\n",  // 81 bytes
       "GET / HTTP/1.1\r\nHost: h\r\nX\x01: " + std::string(60, 'v') + "\r\n\r\n",
       std::string(70, '\n') + "GET / HTTP/1.1\r\n\r\n",
+      // A method token longer than the line limit: the limit is proven before the bad byte.
+      std::string(41, 'M') + "\x01 / HTTP/1.1\r\n\r\n",
+      std::string(40, 'M') + "\x01 / HTTP/1.1\r\n\r\n",
+      std::string(40, 'M') + "\r\x01 / HTTP/1.1\r\n\r\n",
+      std::string(40, 'M') + "\r\n\r\n",
   };
   for (const std::string& s : cases) test::expect_split_invariant(s, lim);
 }
