@@ -8,7 +8,10 @@
 //
 // date_cache keeps the IMF-fixdate for the current second; the owning shard calls refresh()
 // once per loop turn with the coarse wall clock, so formatting happens once a second, not per
-// response.
+// response. It starts out holding the time of its construction.
+//
+// Header names and values must not contain CR, LF or NUL (that would split the response); this
+// is checked with RC_ASSERT, since the parser never lets such bytes in from a client.
 //
 // Thread-safety: none; a writer and a date_cache belong to one shard.
 #pragma once
@@ -72,7 +75,7 @@ class response_writer {
 // end the body).
 void write_chunk(byte_buffer& out, std::string_view data);
 // The chunk-size line alone for a chunk of n bytes ("<hex>\r\n"), for callers that place the
-// data themselves; they must follow the data with "\r\n".
+// data themselves; they must follow the data with "\r\n". REQUIRES: n > 0.
 void write_chunk_header(byte_buffer& out, uint64_t n);
 // "0\r\n\r\n": the end of a chunked body.
 void write_last_chunk(byte_buffer& out);
