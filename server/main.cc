@@ -98,7 +98,10 @@ int main(int argc, char** argv) {
   opts.reactor.buffers.buffer_bytes = cfg.recv_buffer_bytes;
 
   std::string cpus;
-  for (int c : cfg.shard_cpus) cpus += (cpus.empty() ? "" : ",") + std::to_string(c);
+  for (int c : cfg.shard_cpus) {
+    if (!cpus.empty()) cpus += ',';
+    cpus += std::to_string(c);
+  }
   RC_INFO("ringcast listening on %s with %u shard%s (%s %s), kernel %s", addr.text.c_str(),
           cfg.shards, cfg.shards == 1 ? "" : "s", cfg.pin ? "pinned to CPUs" : "on CPUs",
           cpus.c_str(), support.kernel.c_str());

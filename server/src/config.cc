@@ -33,9 +33,9 @@ class toml_config final : public CLI::Config {
       msg << "config file, line " << e.source().begin.line << ": " << e.description();
       throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
     }
-    std::vector<CLI::ConfigItem> items;
-    add_table(table, {}, items);
-    return items;
+    std::vector<CLI::ConfigItem> parsed;
+    add_table(table, {}, parsed);
+    return parsed;
   }
 
  private:
@@ -54,7 +54,7 @@ class toml_config final : public CLI::Config {
   }
 
   void add_table(const toml::table& t, const std::vector<std::string>& parents,
-                 std::vector<CLI::ConfigItem>& items) const {
+                 std::vector<CLI::ConfigItem>& out) const {
     for (const auto& [key, node] : t) {
       std::string name(key.str());
       auto fail = [&](const std::string& what) {
@@ -77,7 +77,7 @@ class toml_config final : public CLI::Config {
       } else {
         item.inputs.push_back(scalar_text(node));
       }
-      items.push_back(std::move(item));
+      out.push_back(std::move(item));
     }
   }
 

@@ -174,9 +174,9 @@ void render_connections(prom_writer& w) {
 void render_errors(prom_writer& w) {
   w.family("ringcast_http_parse_errors_total", "counter",
            "Requests rejected by the HTTP parser, by kind.");
-  for (size_t e = 1; e < parse_error_slots; ++e) {
+  static_assert(http1::error_count <= parse_error_slots);
+  for (size_t e = 1; e < http1::error_count; ++e) {
     std::string_view kind = http1::name_of(static_cast<http1::error>(e));
-    if (kind.empty() || kind == "unknown") break;
     w.per_shard("ringcast_http_parse_errors_total", label("kind", kind),
                 [e](const shard_metrics& m) { return double(m.parse_errors[e]); });
   }

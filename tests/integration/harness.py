@@ -59,7 +59,7 @@ class Server:
     def url(self, path="/"):
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def signal(self, signo):
+    def send_signal(self, signo):
         self.proc.send_signal(signo)
 
     def stop(self, signo=signal.SIGTERM, timeout=20.0):

@@ -89,6 +89,8 @@ enum class error : uint8_t {
   bad_chunk,                      // 400 malformed chunk size, extension, CRLF or trailer
   body_too_large,                 // 413 declared or decoded body over body_bytes_max
 };
+// How many error codes exist (including none): for tables indexed by error.
+inline constexpr size_t error_count = static_cast<size_t>(error::body_too_large) + 1;
 
 // The HTTP status a server answers an error with, and a one-line, client-facing message.
 int status_of(error e);

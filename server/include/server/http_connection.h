@@ -44,8 +44,14 @@ using header_list = std::initializer_list<std::pair<std::string_view, std::strin
 class request_context {
  public:
   request_context(shard_server& s, http_connection& c, const http1::request& r,
-                  std::string_view body, size_t body_capacity, const route_match& m)
-      : shard(s), conn(c), req(r), body(body), body_capacity(body_capacity), route(m) {}
+                  std::string_view request_body, size_t request_body_capacity,
+                  const route_match& m)
+      : shard(s),
+        conn(c),
+        req(r),
+        body(request_body),
+        body_capacity(request_body_capacity),
+        route(m) {}
 
   shard_server& shard;
   http_connection& conn;
