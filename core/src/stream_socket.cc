@@ -187,22 +187,26 @@ uint64_t stream_socket::queued_bytes() const {
 
 void stream_socket::submit_send() {
   if (send_in_flight_ || (state_ != state::open && state_ != state::flushing)) return;
+  if (state_ == state::open) fill_send_queue();
   io_uring_sqe* sqe;
-  if (!segments_ || segments_->empty()) {
-    if (inflight_off_ >= inflight_.size()) {
-      if (out_.empty()) {
-        if (state_ == state::flushing) enter_lingering();
-        return;
-      }
-      std::swap(out_, inflight_);
-      out_.clear();
-      inflight_off_ = 0;
+  // Order on the wire: the unsent rest of the single buffer, then the segments (shared slices,
+  // with own bytes that were appended before them), then out_.
+  if (inflight_off_ >= inflight_.size() && (!segments_ || segments_->empty())) {
+    if (out_.empty()) {
+      if (state_ == state::flushing) enter_lingering();
+      return;
     }
+    std::swap(out_, inflight_);
+    out_.clear();
+    inflight_off_ = 0;
+  }
+  if (inflight_off_ < inflight_.size()) {
     sqe = owner().ring().get_sqe();
     // MSG_WAITALL: io_uring itself continues a short send on a stream socket, so a large
     // response costs one completion, not one per socket-buffer refill.
     io_uring_prep_send(sqe, fd_, inflight_.data() + inflight_off_, inflight_.size() - inflight_off_,
                        MSG_NOSIGNAL | MSG_WAITALL);
+    sending_segments_ = false;
   } else {
     auto& q = *segments_;
     if (!out_.empty()) {
@@ -214,17 +218,18 @@ void stream_socket::submit_send() {
     size_t n = 0, bytes = 0;
     for (size_t i = q.head; i < q.items.size() && n < iov_max && bytes < send_batch_bytes_max;
          ++i, ++n) {
-      segment& s = q.items[i];
-      const char* base = s.buf ? s.buf.data() : s.own.data();
-      q.iov[n].iov_base = const_cast<char*>(base + s.offset);
-      q.iov[n].iov_len = s.len;
-      bytes += s.len;
+      segment& seg = q.items[i];
+      const char* base = seg.buf ? seg.buf.data() : seg.own.data();
+      q.iov[n].iov_base = const_cast<char*>(base + seg.offset);
+      q.iov[n].iov_len = seg.len;
+      bytes += seg.len;
     }
     q.msg = msghdr{};
     q.msg.msg_iov = q.iov;
     q.msg.msg_iovlen = n;
     sqe = owner().ring().get_sqe();
     io_uring_prep_sendmsg(sqe, fd_, &q.msg, MSG_NOSIGNAL | MSG_WAITALL);
+    sending_segments_ = true;
   }
   io_uring_sqe_set_data64(sqe, make_user_data(this, op_send));
   send_in_flight_ = true;
@@ -247,17 +252,17 @@ void stream_socket::on_send(int32_t res) {
   }
   bytes_sent_ += static_cast<uint64_t>(res);
   auto left = static_cast<size_t>(res);
-  if (segments_ && !segments_->empty()) {
+  if (sending_segments_) {
     auto& q = *segments_;
     while (left > 0 && q.head < q.items.size()) {
-      segment& s = q.items[q.head];
-      size_t take = left < s.len ? left : s.len;
-      s.offset += static_cast<uint32_t>(take);
-      s.len -= static_cast<uint32_t>(take);
+      segment& seg = q.items[q.head];
+      size_t take = left < seg.len ? left : seg.len;
+      seg.offset += static_cast<uint32_t>(take);
+      seg.len -= static_cast<uint32_t>(take);
       left -= take;
-      if (s.len == 0) {
-        s.buf = shared_buffer();
-        s.own.reset();
+      if (seg.len == 0) {
+        seg.buf = shared_buffer();
+        seg.own.reset();
         ++q.head;
       }
     }
@@ -265,6 +270,7 @@ void stream_socket::on_send(int32_t res) {
   } else {
     inflight_off_ += static_cast<uint32_t>(left);
   }
+  if (state_ == state::open) fill_send_queue();
   if (!output_empty()) {
     submit_send();
     return;

@@ -109,6 +109,10 @@ class stream_socket : public io_handler,
   virtual void on_eof(int err) = 0;
   // Everything queued has been sent.
   virtual void on_drained() {}
+  // Called before each send is prepared and after each completes: an owner that keeps a backlog
+  // elsewhere (an outbound_ring) moves the next part of it into the send queue here. Keeping the
+  // send queue short keeps control frames close to the head of the line.
+  virtual void fill_send_queue() {}
   // The fd is closed and no operation is in flight; the owner may destroy the socket now.
   virtual void on_closed() = 0;
 
@@ -143,6 +147,7 @@ class stream_socket : public io_handler,
   bool recv_cancel_sent_ = false;
   bool cancel_all_sent_ = false;
   bool send_in_flight_ = false;
+  bool sending_segments_ = false;  // the send in flight came from segments_, not inflight_
   bool eof_seen_ = false;
   byte_buffer out_;        // appended by the owner, not yet handed to the kernel
   byte_buffer inflight_;   // handed to the kernel (single-buffer sends)
