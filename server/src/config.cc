@@ -146,6 +146,51 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Queued response bytes per connection before reading pauses")
       ->capture_default_str()->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 32))->group(lim);
 
+  auto* str = "Streams (SSE and WebSocket)";
+  app.add_option("--heartbeat-ms", c.heartbeat_ms,
+                 "Send an SSE ': ping' comment / WebSocket ping after this much silence")
+      ->capture_default_str()->check(CLI::Range(100u, 3'600'000u))->group(str);
+  app.add_option("--ws-idle-timeout-ms", c.ws_idle_timeout_ms,
+                 "Close a WebSocket that sends nothing (not even pongs) for this long")
+      ->capture_default_str()->check(CLI::Range(100u, 86'400'000u))->group(str);
+  app.add_option("--ws-message-bytes-max", c.ws_message_bytes_max,
+                 "Largest WebSocket message accepted (close 1009 above)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{125}, uint64_t{1} << 30))->group(str);
+  app.add_option("--ws-inflight-max", c.ws_inflight_max,
+                 "Requests in progress per WebSocket before flow.pause")
+      ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(str);
+  app.add_option("--stream-high-bytes", c.stream_high_bytes,
+                 "Outbound backlog per connection at which producers pause")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1024}, uint64_t{1} << 32))->group(str);
+  app.add_option("--stream-low-bytes", c.stream_low_bytes,
+                 "Outbound backlog per connection at which producers resume")
+      ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32))->group(str);
+  app.add_option("--stream-max-bytes", c.stream_max_bytes,
+                 "Outbound backlog per connection that makes it a slow consumer (dropped)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{4096}, uint64_t{1} << 34))->group(str);
+  app.add_option("--slow-consumer-ms", c.slow_consumer_ms,
+                 "A connection above the high watermark this long is dropped as a slow consumer")
+      ->capture_default_str()->check(CLI::Range(1u, 3'600'000u))->group(str);
+  app.add_flag("--echo", c.echo, "Enable GET /echo, a WebSocket echo endpoint (for tests and "
+                                 "benchmarks)")->group(str);
+
+  auto* top = "Topics";
+  app.add_option("--topic-history", c.topic_history, "Events kept per topic for resumption")
+      ->capture_default_str()->check(CLI::Range(0u, 1u << 20))->group(top);
+  app.add_option("--topic-history-bytes-max", c.topic_history_bytes_max,
+                 "Bytes of history kept per topic")
+      ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32))->group(top);
+  app.add_option("--topic-name-bytes-max", c.topic_name_bytes_max, "Longest topic name")
+      ->capture_default_str()->check(CLI::Range(1u, 4096u))->group(top);
+  app.add_option("--topics-per-connection-max", c.topics_per_connection_max,
+                 "Topics one WebSocket may subscribe to")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 20))->group(top);
+  app.add_option("--topics-max", c.topics_max,
+                 "Topics kept per shard; the least recently used idle ones are forgotten beyond")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(top);
+  app.add_option("--publish-bytes-max", c.publish_bytes_max, "Largest publication (JSON bytes)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{16}, uint64_t{1} << 30))->group(top);
+
   auto* buf = "Receive buffers (per shard)";
   app.add_option("--recv-buffers", c.recv_buffers, "Provided receive buffers (power of two)")
       ->capture_default_str()->check(CLI::Range(16u, 32768u))->group(buf);
@@ -161,6 +206,11 @@ int parse_command_line(int argc, char** argv, server_config& c) {
     return app.exit(e);
   }
 
+  if (c.stream_low_bytes >= c.stream_high_bytes || c.stream_high_bytes > c.stream_max_bytes) {
+    std::cerr << "stream watermarks must satisfy --stream-low-bytes < --stream-high-bytes <= "
+                 "--stream-max-bytes\n";
+    return 2;
+  }
   if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
     std::cerr << "--recv-buffers must be a power of two (got " << c.recv_buffers << ")\n";
     return 2;

@@ -1,6 +1,6 @@
 // GET /healthz, GET /readyz, GET /metrics.
 #include "server/handlers.h"
-#include "server/http_connection.h"
+#include "server/connection.h"
 #include "server/shard.h"
 
 namespace rc::server {
@@ -25,7 +25,7 @@ handler_result handle_readyz(request_context& ctx) {
 handler_result handle_metrics(request_context& ctx) {
   uint64_t conn_id = ctx.conn.id();
   ctx.shard.collect_metrics([conn_id](std::vector<shard_metrics>&& snapshots) {
-    http_connection* c = shard_server::current()->find_connection(conn_id);
+    connection* c = shard_server::current()->find_connection(conn_id);
     if (!c) return;  // the client left while shards were answering
     byte_buffer body;
     render_prometheus(snapshots, body);

@@ -93,7 +93,7 @@ void shard_server::on_accept(int fd) {
     return;
   }
   ++metrics_.connections_accepted;
-  auto* c = new http_connection(*this, fd, next_connection_id_++);
+  auto* c = new connection(*this, fd, next_connection_id_++);
   connections_.push_back(*c);
   by_id_.emplace(c->id(), c);
   c->start();
@@ -101,12 +101,12 @@ void shard_server::on_accept(int fd) {
 
 uint64_t shard_server::connections_open() const { return sockets_.open_sockets(); }
 
-http_connection* shard_server::find_connection(uint64_t id) {
+connection* shard_server::find_connection(uint64_t id) {
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
 }
 
-void shard_server::on_connection_closed(http_connection& c) {
+void shard_server::on_connection_closed(connection& c) {
   connections_.remove(c);
   by_id_.erase(c.id());
   ++metrics_.connections_closed;
@@ -135,8 +135,8 @@ shard_metrics shard_server::snapshot_metrics() const {
 
 void shard_server::for_each_connection_bytes(uint64_t& in, uint64_t& out) const {
   // const_cast: intrusive_list iteration is non-const; nothing is modified.
-  auto& list = const_cast<intrusive_list<http_connection, connection_list_tag>&>(connections_);
-  list.for_each([&](http_connection& c) {
+  auto& list = const_cast<intrusive_list<connection, connection_list_tag>&>(connections_);
+  list.for_each([&](connection& c) {
     in += c.bytes_received();
     out += c.bytes_sent();
   });
@@ -190,7 +190,7 @@ void shard_server::begin_drain(bool force) {
     draining_ = true;
     acceptor_.stop();
     reactor_.timers().arm_after(drain_deadline_, config_.drain_timeout_ms);
-    connections_.for_each([](http_connection& c) { c.begin_drain(); });
+    connections_.for_each([](connection& c) { c.begin_drain(); });
   }
   if (force) on_drain_deadline();
 }
@@ -198,7 +198,7 @@ void shard_server::begin_drain(bool force) {
 void shard_server::on_drain_deadline() {
   if (!connections_.empty())
     RC_WARN("drain deadline: closing %zu connections", connections_.size());
-  connections_.for_each([](http_connection& c) { c.abort(); });
+  connections_.for_each([](connection& c) { c.abort(); });
 }
 
 }  // namespace rc::server

@@ -41,6 +41,25 @@ struct server_config {
   uint32_t keepalive_requests_max = 0;          // requests per connection; 0: unlimited
   uint64_t output_bytes_max = 4 * 1024 * 1024;  // queued response bytes before reading pauses
 
+  // Streams (SSE and WebSocket).
+  uint32_t heartbeat_ms = 15000;            // SSE ": ping" / WebSocket ping after this silence
+  uint32_t ws_idle_timeout_ms = 60000;      // a WebSocket that sends nothing (not even pongs)
+  uint64_t ws_message_bytes_max = 1024 * 1024;  // 1009 above
+  uint32_t ws_inflight_max = 64;            // concurrent requests per WebSocket (flow.pause)
+  uint64_t stream_high_bytes = 256 * 1024;  // outbound backlog that pauses producers
+  uint64_t stream_low_bytes = 64 * 1024;    // ... and resumes them
+  uint64_t stream_max_bytes = 4 * 1024 * 1024;  // backlog that makes a slow consumer
+  uint32_t slow_consumer_ms = 5000;         // above high for this long: slow consumer
+  bool echo = false;                        // GET /echo: WebSocket echo endpoint
+
+  // Topics.
+  uint32_t topic_history = 1024;                    // events kept per topic for resume
+  uint64_t topic_history_bytes_max = 4 * 1024 * 1024;  // and their bytes
+  uint32_t topic_name_bytes_max = 128;
+  uint32_t topics_per_connection_max = 64;
+  uint32_t topics_max = 100000;                     // topics homed per shard (LRU beyond)
+  uint64_t publish_bytes_max = 256 * 1024;          // one publication's JSON
+
   // Receive buffers (per shard, shared by all its connections).
   uint32_t recv_buffers = 2048;
   uint32_t recv_buffer_bytes = 4096;

@@ -27,7 +27,7 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "server/config.h"
-#include "server/http_connection.h"
+#include "server/connection.h"
 #include "server/metrics.h"
 
 namespace rc::server {
@@ -63,8 +63,8 @@ class shard_server {
   size_t make_request_id(char* out);
 
   // The live connection with this id on this shard, or nullptr (it may have closed).
-  http_connection* find_connection(uint64_t id);
-  void on_connection_closed(http_connection& c);
+  connection* find_connection(uint64_t id);
+  void on_connection_closed(connection& c);
 
   // A copy of this shard's metrics (with reactor counters), for /metrics.
   shard_metrics snapshot_metrics() const;
@@ -90,8 +90,8 @@ class shard_server {
   shard_metrics metrics_;
   acceptor acceptor_;
   std::unique_ptr<signal_reader> signals_;
-  intrusive_list<http_connection, connection_list_tag> connections_;
-  std::unordered_map<uint64_t, http_connection*> by_id_;
+  intrusive_list<connection, connection_list_tag> connections_;
+  std::unordered_map<uint64_t, connection*> by_id_;
   uint64_t next_connection_id_;
   uint64_t request_id_seed_;
   uint64_t request_counter_ = 0;

@@ -1,4 +1,6 @@
-// http_connection: one client connection speaking HTTP/1.1, on the shard that accepted it.
+// connection: one client connection on the shard that accepted it. It speaks HTTP/1.1; a request
+// may turn it into a Server-Sent Events stream (until that response ends) or, by upgrade, into a
+// WebSocket (for good).
 //
 // Input is parsed in place from the shard's receive buffers. Bytes are copied into the
 // connection's own buffer only when a request spans two reads or must wait (pipelined requests
@@ -10,10 +12,19 @@
 // reading), the connection stops parsing and stops receiving until its output has drained; TCP
 // flow control then holds the client back.
 //
+// Streams (SSE responses, WebSocket messages): producers push whole messages into the
+// connection's outbound_ring, which the send path drains into the socket a window at a time.
+// Crossing the ring's high watermark pauses the attached producers, draining to the low one
+// resumes them; a consumer that overflows the ring, or stays above high for slow_consumer_ms, is
+// disconnected (WebSocket close 1008 "slow consumer") and counted. Control frames (pong, close,
+// flow.*) skip the ring and go straight to the socket queue, ahead of the backlog. The ring is
+// taken from the shard's pool on first use and returned once drained.
+//
 // Timers (one per connection, its meaning follows the phase): the header timeout runs from the
 // first byte of a request until its head and body are complete (408, then close); the idle
 // timeout between keep-alive requests (silent close); the write timeout while output is queued
-// (the connection is dropped).
+// (the connection is dropped); on streams, the heartbeat (SSE ": ping", WebSocket ping) after
+// heartbeat_ms of silence.
 //
 // Thread-safety: owned by its shard.
 #pragma once
@@ -26,15 +37,19 @@
 
 #include "base/byte_buffer.h"
 #include "core/intrusive_list.h"
+#include "core/outbound_ring.h"
 #include "core/stream_socket.h"
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
 #include "server/router.h"
+#include "server/stream.h"
 
 namespace rc::server {
 
 class shard_server;
-class http_connection;
+class connection;
+class ws_endpoint;
+class ws_handler;
 struct connection_list_tag;
 
 using header_list = std::initializer_list<std::pair<std::string_view, std::string_view>>;
@@ -43,7 +58,7 @@ using header_list = std::initializer_list<std::pair<std::string_view, std::strin
 // asynchronous handler keeps the connection id (not this object) and answers through the shard.
 class request_context {
  public:
-  request_context(shard_server& s, http_connection& c, const http1::request& r,
+  request_context(shard_server& s, connection& c, const http1::request& r,
                   std::string_view request_body, size_t request_body_capacity,
                   const route_match& m)
       : shard(s),
@@ -54,17 +69,17 @@ class request_context {
         route(m) {}
 
   shard_server& shard;
-  http_connection& conn;
+  connection& conn;
   const http1::request& req;
   std::string_view body;  // the request body (Content-Length or de-chunked)
   size_t body_capacity;   // readable bytes from body.data(): >= body.size() + JSON padding
   const route_match& route;
 };
 
-class http_connection final : public stream_socket, public list_node<connection_list_tag> {
+class connection final : public stream_socket, public list_node<connection_list_tag> {
  public:
-  http_connection(shard_server& shard, int fd, uint64_t id);
-  ~http_connection() override;
+  connection(shard_server& shard, int fd, uint64_t id);
+  ~connection() override;
 
   uint64_t id() const { return id_; }
   void start();
@@ -78,9 +93,44 @@ class http_connection final : public stream_socket, public list_node<connection_
                      std::string_view type = "invalid_request_error", std::string_view param = {},
                      std::string_view code = {}, header_list headers = {});
 
-  // The shard is draining: finish the current request (if any) with Connection: close.
+  // The shard is draining: finish the current request (if any) with Connection: close; end SSE
+  // streams; close WebSockets with 1001.
   void begin_drain();
   bool idle() const { return phase_ == phase::idle && in_.empty() && queued_bytes() == 0; }
+
+  enum class mode : uint8_t { http, sse, ws };
+  connection::mode current_mode() const { return mode_; }
+
+  // ---- streams ----
+  // Answers the current request with 200 and an event stream (chunked; close-delimited for
+  // HTTP/1.0), with no-cache and no-buffering headers; heartbeats start.
+  void begin_sse(header_list headers = {});
+  // Ends the SSE response; the connection returns to HTTP (or closes if it can't keep alive).
+  void end_sse();
+  // Whether SSE frames on this connection carry HTTP chunk framing.
+  bool sse_chunked() const { return sse_chunked_; }
+  // Queues one whole message on the stream. False if the stream can't take it (over, closing,
+  // or this push made the connection a slow consumer, in which case it is being closed).
+  bool stream_push(outbound_entry e);
+  // Frames `bytes` as one SSE chunk (or raw, without chunking) and queues a copy.
+  bool stream_push_sse(std::string_view frame);
+  // Queues a copy of `bytes` as they are (a WebSocket frame built for this connection only).
+  bool stream_push_copy(std::string_view bytes);
+  // Sends `bytes` ahead of queued stream data (WebSocket control frames, flow frames).
+  void send_control(std::string_view bytes);
+  bool stream_above_high() const { return ring_ && ring_->above_high(); }
+
+  void attach(stream_producer& p);
+  static void detach(stream_producer& p) { p.list_node<producer_list_tag>::unlink(); }
+
+  // ---- WebSocket ----
+  // Answers the current request with 101 and speaks WebSocket from now on; `handler` gets the
+  // messages. REQUIRES: the handshake was validated (ws::check_handshake).
+  void upgrade_to_websocket(std::string_view accept_key, std::string_view subprotocol,
+                            std::unique_ptr<ws_handler> handler);
+  ws_endpoint* websocket() { return ws_.get(); }
+  // Starts closing the WebSocket with `code` (1001 drain, 1008 policy or slow consumer, ...).
+  void close_websocket(uint16_t code, std::string_view reason);
 
  private:
   enum class phase : uint8_t {
@@ -95,6 +145,13 @@ class http_connection final : public stream_socket, public list_node<connection_
   void on_eof(int err) override;
   void on_drained() override;
   void on_closed() override;
+  void fill_send_queue() override;
+
+  // Streams (connection_stream.cc).
+  void close_stream_producers();
+  void slow_consumer();
+  void on_stream_timer();
+  void release_ring_if_drained();
 
   // Parses and answers complete requests in [data, data + len); returns the bytes consumed.
   size_t process(const char* data, size_t len, size_t capacity);
@@ -117,6 +174,8 @@ class http_connection final : public stream_socket, public list_node<connection_
   bool input_paused_ = false;   // receiving paused for backpressure
   bool continue_sent_ = false;  // 100 Continue sent for the current request
   bool eof_ = false;            // the peer finished sending
+  mode mode_ = mode::http;
+  bool sse_chunked_ = false;
 
   // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
   // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
@@ -137,6 +196,13 @@ class http_connection final : public stream_socket, public list_node<connection_
     uint64_t start_ns = 0;
     char request_id[64];
   } current_;
+
+  // Streams.
+  std::shared_ptr<outbound_ring> ring_;
+  intrusive_list<stream_producer, producer_list_tag> producers_;
+  uint64_t above_high_since_ms_ = 0;  // 0: not above the high watermark
+  uint64_t last_send_ms_ = 0;         // last stream output (heartbeats follow silence)
+  std::unique_ptr<ws_endpoint> ws_;
 
   uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)

@@ -1,4 +1,4 @@
-#include "server/http_connection.h"
+#include "server/connection.h"
 
 #include <string>
 
@@ -22,14 +22,14 @@ bool acceptable_request_id(std::string_view v) {
 
 }  // namespace
 
-http_connection::http_connection(shard_server& shard, int fd, uint64_t id)
+connection::connection(shard_server& shard, int fd, uint64_t id)
     : stream_socket(shard.sockets(), fd), shard_(shard), id_(id) {
-  timer_.bind<http_connection, &http_connection::on_timer>(this);
+  timer_.bind<connection, &connection::on_timer>(this);
 }
 
-http_connection::~http_connection() = default;
+connection::~connection() = default;
 
-void http_connection::start() {
+void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
   // A new connection must send its first request head within the header timeout, like any
   // other request: a client that connects and stays silent is not an idle keep-alive client.
@@ -41,7 +41,7 @@ void http_connection::start() {
 
 // ---- input ----
 
-void http_connection::on_data(const char* data, size_t len) {
+void connection::on_data(const char* data, size_t len) {
   if (phase_ == phase::closing) return;
   if (phase_ == phase::idle) {
     phase_ = phase::reading;
@@ -69,14 +69,14 @@ void http_connection::on_data(const char* data, size_t len) {
   update_timer();
 }
 
-void http_connection::keep_input(const char* data, size_t len) {
+void connection::keep_input(const char* data, size_t len) {
   // Keep JSON padding after the data so bodies parse in place from here too.
   size_t padding = shard_.loop().buffers().padding_bytes();
   in_.reserve(in_.size() + len + padding);
   in_.append(data, len);
 }
 
-size_t http_connection::process(const char* data, size_t len, size_t capacity) {
+size_t connection::process(const char* data, size_t len, size_t capacity) {
   RC_ASSERT(!in_process_);
   in_process_ = true;
   size_t off = 0;
@@ -99,7 +99,7 @@ size_t http_connection::process(const char* data, size_t len, size_t capacity) {
   return off;
 }
 
-size_t http_connection::process_one(const char* data, size_t len, size_t capacity) {
+size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   http1::request& req = shard_.scratch_request();
   const http1::limits& lim = shard_.limits();
   if (chunked_) {
@@ -172,7 +172,7 @@ size_t http_connection::process_one(const char* data, size_t len, size_t capacit
   return 0;
 }
 
-void http_connection::dispatch(const http1::request& req, std::string_view body,
+void connection::dispatch(const http1::request& req, std::string_view body,
                                size_t body_capacity) {
   phase_ = phase::handling;
   continue_sent_ = false;
@@ -214,7 +214,7 @@ void http_connection::dispatch(const http1::request& req, std::string_view body,
   }
 }
 
-void http_connection::reject(http1::error e) {
+void connection::reject(http1::error e) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
@@ -231,7 +231,7 @@ void http_connection::reject(http1::error e) {
 
 // ---- output ----
 
-void http_connection::respond(int status, std::string_view content_type, std::string_view body,
+void connection::respond(int status, std::string_view content_type, std::string_view body,
                               header_list headers) {
   RC_ASSERT(phase_ == phase::handling);
   byte_buffer& o = out();
@@ -254,7 +254,7 @@ void http_connection::respond(int status, std::string_view content_type, std::st
   finish_request(status);
 }
 
-void http_connection::respond_error(int status, std::string_view message, std::string_view type,
+void connection::respond_error(int status, std::string_view message, std::string_view type,
                                     std::string_view param, std::string_view code,
                                     header_list headers) {
   byte_buffer body;
@@ -262,7 +262,7 @@ void http_connection::respond_error(int status, std::string_view message, std::s
   respond(status, "application/json", body.view(), headers);
 }
 
-void http_connection::finish_request(int status) {
+void connection::finish_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
   m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
@@ -288,7 +288,7 @@ void http_connection::finish_request(int status) {
   if (!in_process_) update_timer();
 }
 
-void http_connection::resume_input() {
+void connection::resume_input() {
   if (phase_ != phase::idle || async_) return;
   if (!in_.empty()) {
     phase_ = phase::reading;
@@ -306,18 +306,18 @@ void http_connection::resume_input() {
   update_timer();
 }
 
-bool http_connection::over_output_limit() const {
+bool connection::over_output_limit() const {
   return queued_bytes() > shard_.config().output_bytes_max;
 }
 
-void http_connection::on_drained() {
+void connection::on_drained() {
   if (input_paused_) resume_input();
   update_timer();
 }
 
 // ---- end of life ----
 
-void http_connection::on_eof(int err) {
+void connection::on_eof(int err) {
   eof_ = true;
   if (err != 0 || phase_ == phase::idle || phase_ == phase::reading) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
@@ -334,7 +334,7 @@ void http_connection::on_eof(int err) {
   // A response is pending: answer it (and what was pipelined before the end), then close.
 }
 
-void http_connection::begin_drain() {
+void connection::begin_drain() {
   if (phase_ == phase::closing) return;
   if (phase_ == phase::handling) {
     current_.keep_alive = false;  // the pending response closes the connection
@@ -348,7 +348,7 @@ void http_connection::begin_drain() {
   update_timer();
 }
 
-void http_connection::on_closed() {
+void connection::on_closed() {
   --shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
   shard_.metrics().bytes_out += bytes_sent();
   shard_.metrics().bytes_in += bytes_received();
@@ -359,7 +359,7 @@ void http_connection::on_closed() {
 
 // ---- timers ----
 
-void http_connection::update_timer() {
+void connection::update_timer() {
   timer_wheel& timers = shard_.loop().timers();
   const auto& cfg = shard_.config();
   uint64_t now = shard_.loop().now_ms();
@@ -376,7 +376,7 @@ void http_connection::update_timer() {
   }
 }
 
-void http_connection::on_timer() {
+void connection::on_timer() {
   auto& m = shard_.metrics();
   if (phase_ == phase::closing) return;
   if (queued_bytes() > 0) {
