@@ -7,6 +7,7 @@
 #include "proto/http1_writer.h"
 #include "server/errors.h"
 #include "server/shard.h"
+#include "server/ws_endpoint.h"
 
 namespace rc::server {
 namespace {
@@ -27,7 +28,7 @@ connection::connection(shard_server& shard, int fd, uint64_t id)
   timer_.bind<connection, &connection::on_timer>(this);
 }
 
-connection::~connection() = default;
+connection::~connection() = default;  // here, where ws_endpoint is complete
 
 void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
@@ -43,6 +44,16 @@ void connection::start() {
 
 void connection::on_data(const char* data, size_t len) {
   if (phase_ == phase::closing) return;
+  if (mode_ == mode::ws) {
+    ws_->on_data(std::string_view(data, len));
+    return;
+  }
+  if (mode_ == mode::sse) {
+    // A client may send nothing while it reads a stream; what it sends anyway is kept for after
+    // the stream (HTTP allows pipelining), within the usual bound.
+    keep_input(data, len);
+    return;
+  }
   if (phase_ == phase::idle) {
     phase_ = phase::reading;
     request_started_ms_ = shard_.loop().now_ms();
@@ -52,12 +63,16 @@ void connection::on_data(const char* data, size_t len) {
     if (!async_ && !input_paused_) {
       size_t used = process(in_.data(), in_.size(), in_.capacity());
       in_.consume(used);
+      hand_over_to_websocket();
       if (in_.empty()) in_.reset();
     }
   } else {
     size_t padding = shard_.loop().buffers().padding_bytes();
     size_t used = process(data, len, len + padding);
-    if (used < len && phase_ != phase::closing) keep_input(data + used, len - used);
+    if (used < len && phase_ != phase::closing) {
+      keep_input(data + used, len - used);
+      hand_over_to_websocket();
+    }
   }
   // Pipelined requests pile up while a response is pending: past what one request may
   // legitimately occupy, stop reading until they have been answered.
@@ -80,7 +95,7 @@ size_t connection::process(const char* data, size_t len, size_t capacity) {
   RC_ASSERT(!in_process_);
   in_process_ = true;
   size_t off = 0;
-  while (off < len && phase_ != phase::closing && !async_) {
+  while (off < len && phase_ != phase::closing && !async_ && mode_ == mode::http) {
     if (over_output_limit()) {
       // The client pipelines faster than it reads: stop until the output drains.
       input_paused_ = true;
@@ -262,11 +277,19 @@ void connection::respond_error(int status, std::string_view message, std::string
   respond(status, "application/json", body.view(), headers);
 }
 
-void connection::finish_request(int status) {
+void connection::count_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
   m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
   ++requests_served_;
+}
+
+void connection::finish_request(int status) {
+  count_request(status);
+  complete_request();
+}
+
+void connection::complete_request() {
   flush();
   bool was_async = async_;
   async_ = false;
@@ -319,6 +342,14 @@ void connection::on_drained() {
 
 void connection::on_eof(int err) {
   eof_ = true;
+  if (mode_ != mode::http) {
+    // A stream's reader left (or the socket failed): stop its producers and close.
+    close_stream_producers();
+    if (ws_) ws_->on_peer_gone();
+    phase_ = phase::closing;
+    abort();
+    return;
+  }
   if (err != 0 || phase_ == phase::idle || phase_ == phase::reading) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
     // one (which can never complete): nothing more to answer.
@@ -336,6 +367,15 @@ void connection::on_eof(int err) {
 
 void connection::begin_drain() {
   if (phase_ == phase::closing) return;
+  if (mode_ == mode::ws) {
+    close_websocket(1001, "server shutting down");
+    return;
+  }
+  if (mode_ == mode::sse) {
+    current_.keep_alive = false;
+    end_sse();
+    return;
+  }
   if (phase_ == phase::handling) {
     current_.keep_alive = false;  // the pending response closes the connection
     return;
@@ -349,7 +389,14 @@ void connection::begin_drain() {
 }
 
 void connection::on_closed() {
-  --shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
+  close_stream_producers();
+  if (ws_) ws_->on_peer_gone();
+  if (ring_) {
+    ring_->close();
+    shard_.release_ring(std::move(ring_));
+  }
+  protocol p = mode_ == mode::ws ? protocol::ws : mode_ == mode::sse ? protocol::sse : protocol::http;
+  --shard_.metrics().connections_open[static_cast<size_t>(p)];
   shard_.metrics().bytes_out += bytes_sent();
   shard_.metrics().bytes_in += bytes_received();
   shard_.loop().timers().cancel(timer_);
@@ -365,6 +412,10 @@ void connection::update_timer() {
   uint64_t now = shard_.loop().now_ms();
   if (phase_ == phase::closing) {
     timers.cancel(timer_);
+  } else if (mode_ == mode::ws) {
+    timers.arm(timer_, ws_->next_timer_ms());
+  } else if (mode_ == mode::sse) {
+    timers.arm(timer_, last_send_ms_ + cfg.heartbeat_ms);
   } else if (queued_bytes() > 0) {
     timers.arm(timer_, now + cfg.write_timeout_ms);
   } else if (phase_ == phase::reading) {
@@ -379,6 +430,10 @@ void connection::update_timer() {
 void connection::on_timer() {
   auto& m = shard_.metrics();
   if (phase_ == phase::closing) return;
+  if (mode_ != mode::http) {
+    on_stream_timer();
+    return;
+  }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
     phase_ = phase::closing;

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "proto/http1_parser.h"
+#include "proto/json_writer.h"
 #include "server/router.h"
 
 namespace rc::server {
@@ -38,6 +39,19 @@ void shard_metrics::merge(const shard_metrics& o) {
   for (size_t i = 0; i < parse_errors.size(); ++i) parse_errors[i] += o.parse_errors[i];
   for (size_t i = 0; i < timeouts.size(); ++i) timeouts[i] += o.timeouts[i];
   request_latency.merge(o.request_latency);
+  backpressure_pauses += o.backpressure_pauses;
+  slow_consumers += o.slow_consumers;
+  ws_messages_in += o.ws_messages_in;
+  ws_messages_out += o.ws_messages_out;
+  ws_protocol_errors += o.ws_protocol_errors;
+  rings_in_use += o.rings_in_use;
+  subscribers += o.subscribers;
+  topics_homed += o.topics_homed;
+  publications += o.publications;
+  deliveries += o.deliveries;
+  topic_resets += o.topic_resets;
+  topic_replays += o.topic_replays;
+  queue_depth += o.queue_depth;
   reactor.loop_turns += o.reactor.loop_turns;
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
@@ -187,6 +201,36 @@ void render_errors(prom_writer& w) {
                 [k](const shard_metrics& m) { return double(m.timeouts[k]); });
 }
 
+void render_streams(prom_writer& w) {
+  w.counter("ringcast_backpressure_pauses_total",
+            "Times a connection's outbound backlog reached the high watermark (producers paused).",
+            [](const shard_metrics& m) { return double(m.backpressure_pauses); });
+  w.counter("ringcast_slow_consumers_total", "Connections dropped for not reading their stream.",
+            [](const shard_metrics& m) { return double(m.slow_consumers); });
+  w.gauge("ringcast_outbound_rings", "Outbound rings held by connections with a backlog.",
+          [](const shard_metrics& m) { return double(m.rings_in_use); });
+  w.counter("ringcast_ws_messages_received_total", "WebSocket messages received.",
+            [](const shard_metrics& m) { return double(m.ws_messages_in); });
+  w.counter("ringcast_ws_messages_sent_total", "WebSocket data messages sent.",
+            [](const shard_metrics& m) { return double(m.ws_messages_out); });
+  w.counter("ringcast_ws_protocol_errors_total",
+            "WebSocket sessions closed for protocol errors (1002, 1007, 1009).",
+            [](const shard_metrics& m) { return double(m.ws_protocol_errors); });
+  w.gauge("ringcast_topic_subscribers", "Live topic subscriptions.",
+          [](const shard_metrics& m) { return double(m.subscribers); });
+  w.gauge("ringcast_topics", "Topics whose home is the shard.",
+          [](const shard_metrics& m) { return double(m.topics_homed); });
+  w.counter("ringcast_topic_publications_total", "Publications sequenced (on the home shard).",
+            [](const shard_metrics& m) { return double(m.publications); });
+  w.counter("ringcast_topic_deliveries_total", "Topic events queued to subscribers.",
+            [](const shard_metrics& m) { return double(m.deliveries); });
+  w.counter("ringcast_topic_resets_total",
+            "Resumptions whose gap was older than the history (event: reset sent).",
+            [](const shard_metrics& m) { return double(m.topic_resets); });
+  w.counter("ringcast_topic_replayed_events_total", "Events replayed from topic history.",
+            [](const shard_metrics& m) { return double(m.topic_replays); });
+}
+
 void render_reactor(prom_writer& w) {
   w.counter("ringcast_loop_turns_total", "Event loop turns.",
             [](const shard_metrics& m) { return double(m.reactor.loop_turns); });
@@ -211,6 +255,24 @@ void render_reactor(prom_writer& w) {
 
 }  // namespace
 
+void write_health(byte_buffer& out, const std::vector<shard_metrics>& shards, bool draining) {
+  int64_t connections = 0, queue_depth = 0;
+  uint64_t uptime_s = 0;
+  for (const auto& m : shards) {
+    for (int64_t n : m.connections_open) connections += n;
+    queue_depth += m.queue_depth;
+    if (m.uptime_s > uptime_s) uptime_s = m.uptime_s;
+  }
+  json::writer w(out);
+  w.begin_object();
+  w.string_member("status", draining ? "draining" : "ok");
+  w.uint64_member("shards", shards.size());
+  w.int64_member("connections", connections);
+  w.int64_member("queue_depth", queue_depth);
+  w.uint64_member("uptime_s", uptime_s);
+  w.end_object();
+}
+
 void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& out) {
   prom_writer w(out, shards);
   w.family("ringcast_shards", "gauge", "Shard threads.");
@@ -221,6 +283,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_requests(w);
   render_latency(w, shards);
   render_errors(w);
+  render_streams(w);
   render_reactor(w);
 }
 

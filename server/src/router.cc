@@ -18,12 +18,21 @@ struct route_def {
 };
 
 constexpr uint16_t get_head = method_bit(method::get) | method_bit(method::head);
+constexpr uint16_t get = method_bit(method::get);
+constexpr uint16_t post = method_bit(method::post);
 
 // Ordered: the first pattern that matches the path wins.
 constexpr std::array routes = {
     route_def{route_id::healthz, "/healthz", get_head, "GET, HEAD", handle_healthz},
     route_def{route_id::readyz, "/readyz", get_head, "GET, HEAD", handle_readyz},
     route_def{route_id::metrics, "/metrics", get_head, "GET, HEAD", handle_metrics},
+    route_def{route_id::system_health, "/v1/system/health", get_head, "GET, HEAD",
+              handle_system_health},
+    route_def{route_id::topic_publish, "/v1/topics/{topic}", post, "POST", handle_topic_publish},
+    route_def{route_id::topic_events, "/v1/topics/{topic}/events", get, "GET",
+              handle_topic_events},
+    route_def{route_id::ws, "/ws", get, "GET", handle_ws},
+    route_def{route_id::echo, "/echo", get, "GET", handle_echo},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.

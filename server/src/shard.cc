@@ -40,13 +40,17 @@ shard_server::shard_server(reactor& r, const server_config& cfg, int listen_fd)
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
       request_id_seed_(random_u64()),
       max_connections_((cfg.max_connections + r.shard_count() - 1) / r.shard_count()),
-      started_ms_(r.now_ms()) {
+      started_ms_(r.now_ms()),
+      topics_(*this) {
   RC_ASSERT(t_shard == nullptr);
   t_shard = this;
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;
   limits_.header_bytes_max = cfg.header_bytes_max;
   limits_.headers_max = cfg.headers_max;
   limits_.body_bytes_max = cfg.body_bytes_max;
+  ring_options_.high_bytes = cfg.stream_high_bytes;
+  ring_options_.low_bytes = cfg.stream_low_bytes;
+  ring_options_.max_bytes = cfg.stream_max_bytes;
   date_.refresh(wall_time_s());
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
   r.add_turn_hook([this] { on_turn_end(); });
@@ -120,6 +124,26 @@ size_t shard_server::make_request_id(char* out) {
     v >>= 4;
   }
   return 16;
+}
+
+// ---- outbound rings ----
+
+std::shared_ptr<outbound_ring> shard_server::acquire_ring() {
+  ++metrics_.rings_in_use;
+  if (ring_pool_.empty()) return outbound_ring::make(ring_options_);
+  auto r = std::move(ring_pool_.back());
+  ring_pool_.pop_back();
+  return r;
+}
+
+void shard_server::release_ring(std::shared_ptr<outbound_ring>&& r) {
+  --metrics_.rings_in_use;
+  // Only rings nobody else holds and that were never closed go back; the pool is bounded so a
+  // burst of streams doesn't pin their memory forever.
+  constexpr size_t pool_max = 256;
+  if (r.use_count() == 1 && !r->closed() && r->queued_bytes() == 0 && ring_pool_.size() < pool_max)
+    ring_pool_.push_back(std::move(r));
+  r.reset();
 }
 
 // ---- metrics ----

@@ -96,7 +96,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   // The shard is draining: finish the current request (if any) with Connection: close; end SSE
   // streams; close WebSockets with 1001.
   void begin_drain();
-  bool idle() const { return phase_ == phase::idle && in_.empty() && queued_bytes() == 0; }
+  bool idle() const {
+    return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0;
+  }
 
   enum class mode : uint8_t { http, sse, ws };
   connection::mode current_mode() const { return mode_; }
@@ -162,6 +164,12 @@ class connection final : public stream_socket, public list_node<connection_list_
   void keep_input(const char* data, size_t len);
   void resume_input();
   void finish_request(int status);
+  // Counts the current request as answered with `status` (metrics, latency).
+  void count_request(int status);
+  // Ends the current request: keep-alive or close, and resume pipelined input.
+  void complete_request();
+  // After an upgrade, bytes that followed the request belong to the WebSocket.
+  void hand_over_to_websocket();
   void update_timer();
   void on_timer();
   bool over_output_limit() const;

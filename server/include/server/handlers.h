@@ -12,4 +12,11 @@ handler_result handle_healthz(request_context& ctx);
 handler_result handle_readyz(request_context& ctx);
 handler_result handle_metrics(request_context& ctx);
 
+// Streams (stream_routes.cc).
+handler_result handle_topic_publish(request_context& ctx);
+handler_result handle_topic_events(request_context& ctx);
+handler_result handle_ws(request_context& ctx);
+handler_result handle_echo(request_context& ctx);
+handler_result handle_system_health(request_context& ctx);
+
 }  // namespace rc::server

@@ -71,11 +71,35 @@ struct shard_metrics {
   std::array<uint64_t, parse_error_slots> parse_errors{};
   std::array<uint64_t, static_cast<size_t>(timeout_kind::count)> timeouts{};
   latency_histogram request_latency;
+
+  // Streams.
+  uint64_t backpressure_pauses = 0;  // times a connection's backlog reached the high watermark
+  uint64_t slow_consumers = 0;       // connections dropped for not reading
+  uint64_t ws_messages_in = 0;
+  uint64_t ws_messages_out = 0;
+  uint64_t ws_protocol_errors = 0;   // sessions failed with 1002/1007/1009
+  uint64_t rings_in_use = 0;         // outbound rings held by connections (gauge)
+
+  // Topics.
+  int64_t subscribers = 0;           // live topic subscriptions on this shard (gauge)
+  int64_t topics_homed = 0;          // topics whose home is this shard (gauge)
+  uint64_t publications = 0;         // publications sequenced here (home shard)
+  uint64_t deliveries = 0;           // events queued to subscribers on this shard
+  uint64_t topic_resets = 0;         // resumptions that found their gap older than the history
+  uint64_t topic_replays = 0;        // events replayed from history to resuming subscribers
+
+  // Broker.
+  int64_t queue_depth = 0;           // broker messages waiting to be processed (gauge)
+
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   uint64_t uptime_s = 0;
 
   void merge(const shard_metrics& o);
 };
+
+// {"status","shards","connections","queue_depth","uptime_s"}: GET /v1/system/health and the WS
+// system.health action.
+void write_health(byte_buffer& out, const std::vector<shard_metrics>& shards, bool draining);
 
 // Renders the snapshots (index = shard) in the Prometheus text format (version 0.0.4).
 void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& out);

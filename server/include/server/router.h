@@ -29,6 +29,11 @@ enum class route_id : uint8_t {
   healthz,
   readyz,
   metrics,
+  system_health,
+  topic_publish,
+  topic_events,
+  ws,
+  echo,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };

@@ -26,9 +26,11 @@
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
+#include "proto/json_reader.h"
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/metrics.h"
+#include "server/topics.h"
 
 namespace rc::server {
 
@@ -58,6 +60,14 @@ class shard_server {
   // Where requests are parsed. One per shard: parsing never nests (handlers that complete other
   // connections' requests defer their parsing to a later turn).
   http1::request& scratch_request() { return scratch_request_; }
+
+  // Outbound rings for streaming connections, recycled (LIFO, so warm in cache).
+  std::shared_ptr<outbound_ring> acquire_ring();
+  void release_ring(std::shared_ptr<outbound_ring>&& r);
+
+  topic_registry& topics() { return topics_; }
+  // The shard's JSON parser (one per shard; results live until its next parse).
+  json::parser& json_parser() { return json_parser_; }
 
   // A fresh x-request-id (16 hex digits, unique per process run); writes into `out`.
   size_t make_request_id(char* out);
@@ -100,6 +110,10 @@ class shard_server {
   bool draining_ = false;
   timer drain_deadline_;
   http1::request scratch_request_;
+  json::parser json_parser_;
+  std::vector<std::shared_ptr<outbound_ring>> ring_pool_;
+  outbound_ring_options ring_options_;
+  topic_registry topics_;
 
   // Pending /metrics collections on this shard.
   struct collection {

@@ -1,0 +1,94 @@
+// ws_endpoint: the WebSocket half of a connection after an upgrade — the ws::session (over
+// wslay) that reads frames, the handler that acts on messages (/ws broker, /echo, Responses
+// WebSocket mode), and the timers that keep the socket honest.
+//
+// Data messages leave through the connection's outbound stream (ordered with everything else the
+// handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
+// lane ahead of that backlog. Protocol errors close the socket with the code the session chose
+// (1002 protocol, 1007 invalid UTF-8, 1009 too big). A peer that sends nothing, not even a pong,
+// for ws_idle_timeout_ms is closed (1001); after heartbeat_ms without output a ping goes out;
+// a closing handshake the peer doesn't finish within close_wait_ms ends in a plain close.
+//
+// Thread-safety: owned by its connection, on the connection's shard.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "base/byte_buffer.h"
+#include "core/outbound_ring.h"
+#include "proto/ws.h"
+#include "proto/ws_session.h"
+
+namespace rc::server {
+
+class connection;
+class shard_server;
+class ws_endpoint;
+
+// What a WebSocket endpoint does with messages.
+class ws_handler {
+ public:
+  virtual ~ws_handler() = default;
+  virtual void on_open(ws_endpoint&) {}
+  virtual void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) = 0;
+  // The connection is going away (either side closed, or it failed): release everything. No
+  // message can be sent any more.
+  virtual void on_close(ws_endpoint&) {}
+};
+
+class ws_endpoint {
+ public:
+  static constexpr uint32_t close_wait_ms = 5000;
+
+  ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_handler> handler);
+  ~ws_endpoint();
+  ws_endpoint(const ws_endpoint&) = delete;
+  ws_endpoint& operator=(const ws_endpoint&) = delete;
+
+  connection& conn() { return conn_; }
+  shard_server& shard() { return shard_; }
+  ws_handler& handler() { return *handler_; }
+  uint64_t connection_id() const;
+
+  void start();
+  void on_data(std::string_view in);
+  // The connection is ending: tell the handler, once.
+  void on_peer_gone();
+
+  // Sends a message through the outbound stream (copied once into a frame). False when the
+  // socket is closing or the stream refused it (slow consumer).
+  bool send_text(std::string_view payload);
+  bool send_binary(std::string_view payload);
+  // Sends a pre-built frame (or fragment pair) through the outbound stream: fan-out encodes a
+  // frame once and sends it to many endpoints.
+  bool send_entry(outbound_entry e);
+  // Sends a small text message in the control lane, ahead of queued data (flow.pause/resume).
+  void send_control_text(std::string_view payload);
+  // Starts the closing handshake.
+  void close(uint16_t code, std::string_view reason);
+  bool closing() const { return close_started_; }
+
+  // Timers (driven by the connection's single timer).
+  uint64_t next_timer_ms() const;
+  void on_timer(uint64_t now_ms);
+
+ private:
+  static void deliver(void* self, ws::message_kind kind, std::string_view payload);
+  void flush_session_output();
+  void after_session_step(ws::session_state st);
+
+  connection& conn_;
+  shard_server& shard_;
+  std::unique_ptr<ws_handler> handler_;
+  byte_buffer session_out_;  // what the session writes: pongs, close frames
+  ws::session session_;
+  uint64_t last_in_ms_;
+  uint64_t last_out_ms_;
+  uint64_t close_deadline_ms_ = 0;
+  bool close_started_ = false;
+  bool gone_ = false;
+};
+
+}  // namespace rc::server

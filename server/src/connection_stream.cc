@@ -1,0 +1,171 @@
+// connection: SSE responses and the outbound stream (ring, backpressure, slow consumers,
+// heartbeats). See connection.h.
+#include <charconv>
+
+#include "base/assert.h"
+#include "core/clock.h"
+#include "proto/http1_writer.h"
+#include "proto/sse.h"
+#include "proto/ws.h"
+#include "server/connection.h"
+#include "server/shard.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+namespace {
+
+// How much of the backlog is moved into the socket's send queue at a time. Small enough that a
+// control frame queued behind it leaves soon; large enough for one sendmsg to carry a burst.
+constexpr uint64_t send_window_bytes = 128 * 1024;
+
+}  // namespace
+
+void connection::begin_sse(header_list headers) {
+  RC_ASSERT(phase_ == phase::handling && mode_ == mode::http);
+  byte_buffer& o = out();
+  http1::response_writer w(o, shard_.date());
+  w.start(200);
+  w.header("Content-Type", "text/event-stream; charset=utf-8");
+  // Every proxy and browser must pass events through at once (API.md, Common).
+  w.header("Cache-Control", "no-cache");
+  w.header("X-Accel-Buffering", "no");
+  for (const auto& [name, value] : headers) w.header(name, value);
+  w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  if (current_.version == http1::version::http_1_1) {
+    if (!current_.keep_alive) w.connection(http1::connection_header::close);
+    w.end_chunked_head();
+    sse_chunked_ = true;
+  } else {
+    // HTTP/1.0 has no chunked coding: the stream is delimited by closing the connection.
+    current_.keep_alive = false;
+    w.connection(http1::connection_header::close);
+    w.end_head_no_body();
+    sse_chunked_ = false;
+  }
+  mode_ = mode::sse;
+  auto& m = shard_.metrics();
+  --m.connections_open[static_cast<size_t>(protocol::http)];
+  ++m.connections_open[static_cast<size_t>(protocol::sse)];
+  count_request(200);
+  last_send_ms_ = shard_.loop().now_ms();
+  flush();
+  update_timer();
+}
+
+void connection::end_sse() {
+  if (mode_ != mode::sse) return;
+  close_stream_producers();
+  if (sse_chunked_ && !closing()) stream_push_copy("0\r\n\r\n");
+  auto& m = shard_.metrics();
+  --m.connections_open[static_cast<size_t>(protocol::sse)];
+  ++m.connections_open[static_cast<size_t>(protocol::http)];
+  mode_ = mode::http;
+  complete_request();
+}
+
+bool connection::stream_push(outbound_entry e) {
+  if (mode_ == mode::http || phase_ == phase::closing || closing()) return false;
+  if (!ring_) ring_ = shard_.acquire_ring();
+  uint64_t now = shard_.loop().now_ms();
+  auto r = ring_->push(std::move(e));
+  switch (r.status) {
+    case outbound_ring::push_status::closed:
+      return false;
+    case outbound_ring::push_status::full:
+      slow_consumer();
+      return false;
+    case outbound_ring::push_status::ok_pause:
+      if (above_high_since_ms_ == 0) {
+        above_high_since_ms_ = now;
+        ++shard_.metrics().backpressure_pauses;
+        producers_.for_each([](stream_producer& p) { p.on_pause(); });
+      } else if (now - above_high_since_ms_ >= shard_.config().slow_consumer_ms) {
+        slow_consumer();
+        return false;
+      }
+      break;
+    case outbound_ring::push_status::ok:
+      break;
+  }
+  last_send_ms_ = now;
+  flush();
+  return true;
+}
+
+bool connection::stream_push_copy(std::string_view bytes) {
+  auto buf = shared_buffer::copy_of(bytes);
+  auto len = static_cast<uint32_t>(buf.size());
+  return stream_push(outbound_entry{{std::move(buf), 0, len}, {}});
+}
+
+bool connection::stream_push_sse(std::string_view frame) {
+  if (!sse_chunked_) return stream_push_copy(frame);
+  byte_buffer chunk(frame.size() + 16);
+  http1::write_chunk(chunk, frame);
+  return stream_push_copy(chunk.view());
+}
+
+void connection::send_control(std::string_view bytes) {
+  if (closing()) return;
+  out().append(bytes);
+  flush();
+}
+
+void connection::attach(stream_producer& p) {
+  producers_.push_back(p);
+  if (above_high_since_ms_ != 0) p.on_pause();
+}
+
+void connection::close_stream_producers() {
+  while (stream_producer* p = producers_.pop_front()) p->on_stream_closed();
+}
+
+void connection::fill_send_queue() {
+  if (!ring_) return;
+  bool resume = false;
+  while (ring_->queued_bytes() > 0) {
+    uint64_t queued = stream_socket::queued_bytes();
+    if (queued >= send_window_bytes) break;
+    resume |= ring_->pop(send_window_bytes - queued, [this](outbound_entry&& e) {
+      append_shared(e.first.buf, e.first.offset, e.first.len);
+      if (e.second.len) append_shared(e.second.buf, e.second.offset, e.second.len);
+    });
+  }
+  if (!ring_->above_high()) above_high_since_ms_ = 0;
+  if (resume) producers_.for_each([](stream_producer& p) { p.on_resume(); });
+  release_ring_if_drained();
+}
+
+void connection::release_ring_if_drained() {
+  if (ring_ && ring_->queued_bytes() == 0) shard_.release_ring(std::move(ring_));
+}
+
+void connection::slow_consumer() {
+  ++shard_.metrics().slow_consumers;
+  close_stream_producers();
+  if (ring_) ring_->close();
+  if (mode_ == mode::ws) {
+    close_websocket(1008, "slow consumer");
+  } else {
+    // An SSE stream has no way to say why ahead of its backlog: end it.
+    phase_ = phase::closing;
+    abort();
+  }
+}
+
+void connection::on_stream_timer() {
+  const auto& cfg = shard_.config();
+  uint64_t now = shard_.loop().now_ms();
+  if (mode_ == mode::ws) {
+    ws_->on_timer(now);
+  } else if (now - last_send_ms_ >= cfg.heartbeat_ms) {
+    // Comment lines keep proxies and clients from timing out a quiet stream; they carry no id,
+    // so they never move a client's Last-Event-ID.
+    byte_buffer ping;
+    sse::write_comment(ping, "ping");
+    stream_push_sse(ping.view());
+  }
+  update_timer();
+}
+
+}  // namespace rc::server

@@ -1,0 +1,143 @@
+// Topic routes (POST /v1/topics/{topic}, GET /v1/topics/{topic}/events), WebSocket upgrades
+// (/ws, /echo) and GET /v1/system/health.
+#include <string>
+
+#include "proto/json_reader.h"
+#include "proto/json_writer.h"
+#include "proto/ws.h"
+#include "server/connection.h"
+#include "server/handlers.h"
+#include "server/shard.h"
+#include "server/ws_broker.h"
+
+namespace rc::server {
+namespace {
+
+// The value of `name` in a query string (no percent-decoding: the values read here are tokens).
+std::string_view query_param(std::string_view query, std::string_view name) {
+  while (!query.empty()) {
+    size_t amp = query.find('&');
+    std::string_view pair = query.substr(0, amp);
+    size_t eq = pair.find('=');
+    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
+    if (amp == std::string_view::npos) break;
+    query.remove_prefix(amp + 1);
+  }
+  return {};
+}
+
+bool topic_name_ok(request_context& ctx, std::string_view topic) {
+  std::string_view why = ctx.shard.topics().check_name(topic);
+  if (why.empty()) return true;
+  ctx.conn.respond_error(400, why, "invalid_request_error", "topic", "invalid_topic");
+  return false;
+}
+
+}  // namespace
+
+handler_result handle_topic_publish(request_context& ctx) {
+  std::string_view topic = ctx.route.params[0];
+  if (!topic_name_ok(ctx, topic)) return handler_result::done;
+  if (ctx.body.size() > ctx.shard.config().publish_bytes_max) {
+    ctx.conn.respond_error(413, "The publication is larger than publish_bytes_max",
+                           "invalid_request_error", {}, "body_too_large");
+    return handler_result::done;
+  }
+  json::parse_result r =
+      ctx.shard.json_parser().parse(ctx.body.data(), ctx.body.size(), ctx.body_capacity);
+  if (!r.ok()) {
+    ctx.conn.respond_error(400,
+                           "We could not parse the JSON body of your request: " +
+                               std::string(r.message),
+                           "invalid_request_error", {}, "invalid_json");
+    return handler_result::done;
+  }
+  byte_buffer compact;
+  r.root.write_to(compact);
+  uint64_t conn_id = ctx.conn.id();
+  ctx.shard.topics().publish(std::string(topic), std::string(compact.view()),
+                             [conn_id](topic_registry::publish_result&& res) {
+                               connection* c = shard_server::current()->find_connection(conn_id);
+                               if (!c) return;
+                               byte_buffer out;
+                               json::writer w(out);
+                               w.begin_object();
+                               w.string_member("topic", res.topic);
+                               w.uint64_member("seq", res.seq);
+                               w.string_member("id", res.id);
+                               w.end_object();
+                               c->respond(200, "application/json", out.view());
+                             });
+  return handler_result::async;
+}
+
+handler_result handle_topic_events(request_context& ctx) {
+  std::string_view topic = ctx.route.params[0];
+  if (!topic_name_ok(ctx, topic)) return handler_result::done;
+  // EventSource sends Last-Event-ID when it reconnects; ?since= serves clients that can't set
+  // headers on the first connection.
+  std::string_view since = ctx.req.find("last-event-id");
+  if (since.empty()) since = query_param(ctx.req.query, "since");
+  std::string since_copy(since);  // the request's bytes go away once the head is handled
+  ctx.conn.begin_sse();
+  ctx.shard.topics().subscribe(ctx.conn, topic, subscriber_kind::sse, since_copy, {});
+  return handler_result::async;
+}
+
+namespace {
+
+handler_result upgrade(request_context& ctx, std::unique_ptr<ws_handler> handler) {
+  const http1::request& req = ctx.req;
+  ws::handshake_request hr;
+  hr.method = req.method_name;
+  hr.version = req.version == http1::version::http_1_0 ? ws::http_version::http_1_0
+                                                       : ws::http_version::http_1_1;
+  hr.upgrade = req.find("upgrade");
+  hr.connection = req.find("connection");
+  hr.key = req.find("sec-websocket-key");
+  hr.ws_version = req.find("sec-websocket-version");
+  hr.protocol = req.find("sec-websocket-protocol");
+  hr.origin = req.find("origin");
+  ws::handshake_result res = ws::check_handshake(hr);
+  if (!res.ok()) {
+    if (!res.header_name.empty()) {
+      ctx.conn.respond_error(res.status, res.message, "invalid_request_error", {},
+                             "websocket_handshake", {{res.header_name, res.header_value}});
+    } else {
+      ctx.conn.respond_error(res.status, res.message, "invalid_request_error", {},
+                             "websocket_handshake");
+    }
+    return handler_result::done;
+  }
+  ctx.conn.upgrade_to_websocket(res.accept_key(), {}, std::move(handler));
+  return handler_result::done;
+}
+
+}  // namespace
+
+handler_result handle_ws(request_context& ctx) {
+  return upgrade(ctx, std::make_unique<broker_ws_handler>());
+}
+
+handler_result handle_echo(request_context& ctx) {
+  if (!ctx.shard.config().echo) {
+    ctx.conn.respond_error(404, "Invalid URL (GET /echo); start ringcast with --echo to enable it");
+    return handler_result::done;
+  }
+  return upgrade(ctx, std::make_unique<echo_ws_handler>());
+}
+
+handler_result handle_system_health(request_context& ctx) {
+  uint64_t conn_id = ctx.conn.id();
+  ctx.shard.collect_metrics([conn_id](std::vector<shard_metrics>&& snapshots) {
+    shard_server* s = shard_server::current();
+    connection* c = s->find_connection(conn_id);
+    if (!c) return;
+    byte_buffer body;
+    write_health(body, snapshots, s->draining());
+    c->respond(200, "application/json", body.view());
+  });
+  return handler_result::async;
+}
+
+}  // namespace rc::server

@@ -1,0 +1,406 @@
+#include "server/topics.h"
+
+#include <algorithm>
+#include <charconv>
+
+#include "base/assert.h"
+#include "proto/http1_writer.h"
+#include "proto/json_writer.h"
+#include "proto/sse.h"
+#include "proto/ws.h"
+#include "server/connection.h"
+#include "server/shard.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+
+struct topic_registry::home_topic {
+  std::string name;
+  std::string epoch;
+  uint64_t seq = 0;
+  std::deque<topic_event> history;
+  uint64_t history_bytes = 0;
+  std::vector<bool> shards;  // shards with subscribers
+  uint64_t last_used = 0;
+};
+
+struct topic_registry::local_topic {
+  intrusive_list<topic_subscription, topic_sub_tag> subs;
+  size_t count = 0;
+  bool delivering = false;  // on_event is iterating subs: don't free this topic now
+};
+
+struct topic_registry::catch_up {
+  std::string epoch;
+  uint64_t seq = 0;      // the home's sequence number when it answered
+  uint64_t oldest = 0;   // the oldest event still in history (seq + 1 when none)
+  bool reset = false;    // the resume point was lost: the client starts over
+  std::vector<topic_event> events;
+};
+
+namespace {
+
+uint64_t fnv1a(std::string_view s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return h;
+}
+
+// "<epoch>-<seq>" or "<seq>": the epoch (possibly empty) and the sequence number.
+bool parse_since(std::string_view since, std::string_view& epoch, uint64_t& seq) {
+  size_t dash = since.rfind('-');
+  epoch = dash == std::string_view::npos ? std::string_view() : since.substr(0, dash);
+  std::string_view digits = dash == std::string_view::npos ? since : since.substr(dash + 1);
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  return ec == std::errc() && p == digits.data() + digits.size() && !digits.empty();
+}
+
+// The reset notice: SSE `event: reset` (no id, so Last-Event-ID keeps pointing at what the
+// client really has) or a WebSocket `reset` event.
+void write_reset_json(byte_buffer& out, std::string_view topic, std::string_view epoch,
+                      uint64_t seq, uint64_t oldest) {
+  json::writer w(out);
+  w.begin_object();
+  w.string_member("topic", topic);
+  w.string_member("epoch", epoch);
+  w.uint64_member("seq", seq);
+  w.uint64_member("oldest", oldest);
+  w.end_object();
+}
+
+}  // namespace
+
+// ---- topic_subscription ----
+
+topic_subscription::topic_subscription(topic_registry& reg, connection& c, std::string topic,
+                                       subscriber_kind kind, uint64_t id, std::string request_id)
+    : registry_(reg),
+      conn_(c),
+      topic_(std::move(topic)),
+      kind_(kind),
+      id_(id),
+      request_id_(std::move(request_id)) {
+  if (kind_ == subscriber_kind::ws) {
+    // The first fragment of every message to this subscriber, made once.
+    byte_buffer payload;
+    payload.append("{\"id\":");
+    json::write_string(payload, request_id_);
+    payload.push_back(',');
+    byte_buffer frame;
+    ws::write_frame_header(frame, ws::opcode::text, payload.size(), ws::fin::no);
+    frame.append(payload.view());
+    ws_prefix_ = shared_buffer::copy_of(frame.view());
+  }
+}
+
+bool topic_subscription::deliver(const topic_event& e) {
+  if (kind_ == subscriber_kind::ws) {
+    outbound_entry entry{{ws_prefix_, 0, static_cast<uint32_t>(ws_prefix_.size())},
+                         {e.ws, 0, static_cast<uint32_t>(e.ws.size())}};
+    ws_endpoint* ws = conn_.websocket();
+    return ws && ws->send_entry(std::move(entry));
+  }
+  if (conn_.sse_chunked())
+    return conn_.stream_push({{e.sse, 0, static_cast<uint32_t>(e.sse.size())}, {}});
+  return conn_.stream_push({{e.sse, e.sse_frame_offset, e.sse_frame_len}, {}});
+}
+
+void topic_subscription::on_stream_closed() { registry_.remove(*this); }
+
+// ---- registry: names and homes ----
+
+topic_registry::topic_registry(shard_server& shard) : shard_(shard) {}
+
+topic_registry::~topic_registry() {
+  // Connections are gone before the registry (shard teardown): no subscription is left.
+  RC_ASSERT(by_id_.empty());
+}
+
+std::string_view topic_registry::check_name(std::string_view name) const {
+  if (name.empty()) return "topic name is empty";
+  if (name.size() > shard_.config().topic_name_bytes_max) return "topic name is too long";
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':';
+    if (!ok) return "topic names may only contain letters, digits and _ - . :";
+  }
+  return {};
+}
+
+unsigned topic_registry::home_of(std::string_view name) const {
+  return static_cast<unsigned>(fnv1a(name) % shard_.shard_count());
+}
+
+topic_registry::home_topic& topic_registry::home(const std::string& name) {
+  auto it = homes_.find(name);
+  if (it == homes_.end()) {
+    if (homes_.size() >= shard_.config().topics_max) evict_idle_topics();
+    auto t = std::make_unique<home_topic>();
+    t->name = name;
+    char id[16];
+    shard_.make_request_id(id);
+    t->epoch.assign(id, 8);
+    t->shards.assign(shard_.shard_count(), false);
+    it = homes_.emplace(name, std::move(t)).first;
+    ++shard_.metrics().topics_homed;
+  }
+  it->second->last_used = ++use_clock_;
+  return *it->second;
+}
+
+void topic_registry::evict_idle_topics() {
+  // Forget the least recently used tenth of the topics nobody is subscribed to. Their history
+  // goes; a topic created again gets a new epoch, so old event ids read as a gap (reset).
+  std::vector<std::pair<uint64_t, const std::string*>> idle;
+  for (auto& [name, t] : homes_) {
+    bool subscribed = false;
+    for (bool s : t->shards) subscribed |= s;
+    if (!subscribed) idle.emplace_back(t->last_used, &name);
+  }
+  std::sort(idle.begin(), idle.end());
+  size_t n = std::max<size_t>(1, homes_.size() / 10);
+  std::vector<std::string> victims;
+  for (size_t i = 0; i < idle.size() && i < n; ++i) victims.push_back(*idle[i].second);
+  for (const auto& v : victims) homes_.erase(v);
+  shard_.metrics().topics_homed -= static_cast<int64_t>(victims.size());
+}
+
+// ---- publishing ----
+
+void topic_registry::publish(std::string topic, std::string json,
+                             unique_function<void(publish_result&&)> done) {
+  unsigned origin = shard_.id();
+  unsigned home_shard = home_of(topic);
+  shard_.loop().post(home_shard, [origin, topic = std::move(topic), json = std::move(json),
+                                  done = std::move(done)]() mutable {
+    shard_server& home_srv = *shard_server::current();
+    topic_registry& reg = home_srv.topics();
+    topic_event e;
+    reg.home_publish(topic, std::move(json), e);
+    publish_result res{topic, e.seq, {}};
+    home_topic& t = *reg.homes_[topic];
+    res.id = t.epoch + "-" + std::to_string(e.seq);
+    for (unsigned s = 0; s < t.shards.size(); ++s) {
+      if (!t.shards[s]) continue;
+      home_srv.loop().post(s, [topic, e] { shard_server::current()->topics().on_event(topic, e); });
+    }
+    home_srv.loop().post(origin, [done = std::move(done), res = std::move(res)]() mutable {
+      done(std::move(res));
+    });
+  });
+}
+
+void topic_registry::home_publish(const std::string& name, std::string json, topic_event& e) {
+  home_topic& t = home(name);
+  e.seq = ++t.seq;
+  ++shard_.metrics().publications;
+  std::string id = t.epoch + "-" + std::to_string(e.seq);
+
+  // SSE, with the chunk framing around it (HTTP/1.0 streams send the frame alone).
+  byte_buffer frame;
+  sse::write_event(frame, sse::event{.id = id, .type = "message", .data = json});
+  byte_buffer chunk(frame.size() + 16);
+  http1::write_chunk_header(chunk, frame.size());
+  e.sse_frame_offset = static_cast<uint32_t>(chunk.size());
+  e.sse_frame_len = static_cast<uint32_t>(frame.size());
+  chunk.append(frame.view());
+  chunk.append("\r\n");
+  e.sse = shared_buffer::copy_of(chunk.view());
+
+  // WebSocket: the continuation fragment every subscriber shares.
+  byte_buffer tail;
+  tail.append("\"event\":\"message\",\"data\":{\"topic\":");
+  json::write_string(tail, name);
+  tail.append(",\"seq\":");
+  json::write_uint64(tail, e.seq);
+  tail.append(",\"id\":");
+  json::write_string(tail, id);
+  tail.append(",\"data\":");
+  tail.append(json);
+  tail.append("}}");
+  byte_buffer ws_frame(tail.size() + ws::frame_header_bytes_max);
+  ws::write_frame_header(ws_frame, ws::opcode::continuation, tail.size(), ws::fin::yes);
+  ws_frame.append(tail.view());
+  e.ws = shared_buffer::copy_of(ws_frame.view());
+
+  // History, bounded by events and bytes.
+  const auto& cfg = shard_.config();
+  if (cfg.topic_history == 0) return;
+  t.history.push_back(e);
+  t.history_bytes += e.bytes();
+  while (t.history.size() > cfg.topic_history ||
+         (t.history_bytes > cfg.topic_history_bytes_max && t.history.size() > 1)) {
+    t.history_bytes -= t.history.front().bytes();
+    t.history.pop_front();
+  }
+}
+
+// ---- subscribing ----
+
+topic_subscription* topic_registry::subscribe(connection& c, std::string_view topic,
+                                              subscriber_kind kind, std::string_view since,
+                                              std::string_view request_id) {
+  uint64_t id = next_sub_id_++;
+  auto* s = new topic_subscription(*this, c, std::string(topic), kind, id, std::string(request_id));
+  by_id_.emplace(id, s);
+  auto& lt = locals_[s->topic_];
+  if (!lt) lt = std::make_unique<local_topic>();
+  lt->subs.push_back(*s);
+  ++lt->count;
+  ++shard_.metrics().subscribers;
+  c.attach(*s);
+  request_catch_up(*s, std::string(since));
+  return s;
+}
+
+void topic_registry::request_catch_up(topic_subscription& s, std::string since) {
+  s.live_ = false;
+  unsigned me = shard_.id();
+  uint64_t sub_id = s.id_;
+  shard_.loop().post(home_of(s.topic_), [me, sub_id, topic = s.topic_,
+                                         since = std::move(since)]() mutable {
+    shard_server& home_srv = *shard_server::current();
+    catch_up c = home_srv.topics().home_subscribe(me, topic, since);
+    home_srv.loop().post(me, [sub_id, c = std::move(c)]() mutable {
+      shard_server::current()->topics().on_catch_up(sub_id, std::move(c));
+    });
+  });
+}
+
+topic_registry::catch_up topic_registry::home_subscribe(unsigned shard, const std::string& name,
+                                                        std::string_view since) {
+  home_topic& t = home(name);
+  t.shards[shard] = true;
+  catch_up c;
+  c.epoch = t.epoch;
+  c.seq = t.seq;
+  c.oldest = t.history.empty() ? t.seq + 1 : t.history.front().seq;
+  if (since.empty()) return c;
+  std::string_view epoch;
+  uint64_t after = 0;
+  bool ok = parse_since(since, epoch, after);
+  if (!ok || (!epoch.empty() && epoch != t.epoch) || after > t.seq || after + 1 < c.oldest) {
+    // Unknown format, another epoch (the history it referred to is gone), a sequence number
+    // from the future, or a gap older than the history: start over from what is retained.
+    c.reset = true;
+    c.events.assign(t.history.begin(), t.history.end());
+    return c;
+  }
+  for (const topic_event& e : t.history)
+    if (e.seq > after) c.events.push_back(e);
+  return c;
+}
+
+void topic_registry::on_catch_up(uint64_t sub_id, catch_up&& c) {
+  auto it = by_id_.find(sub_id);
+  if (it == by_id_.end()) return;  // gone meanwhile
+  topic_subscription& s = *it->second;
+  auto& m = shard_.metrics();
+  bool ws = s.kind_ == subscriber_kind::ws;
+  ws_endpoint* endpoint = ws ? s.conn_.websocket() : nullptr;
+  if (ws && !endpoint) return;
+  if (ws && s.last_seq_ == 0) {
+    byte_buffer msg;
+    json::writer w(msg);
+    w.begin_object();
+    w.string_member("id", s.request_id_);
+    w.string_member("event", "subscribed");
+    w.key("data");
+    w.begin_object();
+    w.string_member("topic", s.topic_);
+    w.uint64_member("seq", c.seq);
+    w.string_member("epoch", c.epoch);
+    w.end_object();
+    w.end_object();
+    if (!endpoint->send_text(msg.view())) return;
+  }
+  if (c.reset) {
+    ++m.topic_resets;
+    byte_buffer data;
+    write_reset_json(data, s.topic_, c.epoch, c.seq, c.oldest);
+    if (ws) {
+      byte_buffer msg;
+      msg.append("{\"id\":");
+      json::write_string(msg, s.request_id_);
+      msg.append(",\"event\":\"reset\",\"data\":");
+      msg.append(data.view());
+      msg.push_back('}');
+      if (!endpoint->send_text(msg.view())) return;
+    } else {
+      byte_buffer frame;
+      sse::write_event(frame, sse::event{.type = "reset", .data = data.view()});
+      if (!s.conn_.stream_push_sse(frame.view())) return;
+    }
+  }
+  for (const topic_event& e : c.events) {
+    if (!s.deliver(e)) return;  // the connection is closing; `s` may be gone
+    ++m.topic_replays;
+  }
+  s.last_seq_ = c.seq;
+  s.live_ = true;
+  s.epoch_ = std::move(c.epoch);
+}
+
+void topic_registry::on_event(const std::string& name, const topic_event& e) {
+  auto it = locals_.find(name);
+  if (it == locals_.end()) return;  // the last local subscriber left while this was in flight
+  local_topic& lt = *it->second;
+  lt.delivering = true;
+  uint64_t delivered = 0;
+  lt.subs.for_each([&](topic_subscription& s) {
+    if (!s.live_ || e.seq <= s.last_seq_) return;
+    if (e.seq > s.last_seq_ + 1) {
+      // A publication never reached this shard (a mailbox refused it): resume from history.
+      request_catch_up(s, s.epoch_ + "-" + std::to_string(s.last_seq_));
+      return;
+    }
+    s.last_seq_ = e.seq;
+    if (s.deliver(e)) ++delivered;
+  });
+  lt.delivering = false;
+  shard_.metrics().deliveries += delivered;
+  if (lt.count == 0) {
+    locals_.erase(it);
+    shard_.loop().post(home_of(name), [me = shard_.id(), name] {
+      shard_server::current()->topics().home_unsubscribe(me, name);
+    });
+  }
+}
+
+void topic_registry::home_unsubscribe(unsigned shard, const std::string& name) {
+  auto it = homes_.find(name);
+  if (it != homes_.end()) it->second->shards[shard] = false;
+}
+
+void topic_registry::unsubscribe(topic_subscription& s) {
+  connection::detach(s);
+  remove(s);
+}
+
+void topic_registry::unsubscribe(uint64_t subscription_id) {
+  auto it = by_id_.find(subscription_id);
+  if (it != by_id_.end()) unsubscribe(*it->second);
+}
+
+void topic_registry::remove(topic_subscription& s) {
+  by_id_.erase(s.id_);
+  --shard_.metrics().subscribers;
+  auto it = locals_.find(s.topic_);
+  RC_ASSERT(it != locals_.end());
+  local_topic& lt = *it->second;
+  static_cast<list_node<topic_sub_tag>&>(s).unlink();
+  --lt.count;
+  std::string name = s.topic_;
+  delete &s;
+  if (lt.count == 0 && !lt.delivering) {
+    locals_.erase(it);
+    shard_.loop().post(home_of(name), [me = shard_.id(), name] {
+      shard_server::current()->topics().home_unsubscribe(me, name);
+    });
+  }
+}
+
+}  // namespace rc::server

@@ -1,0 +1,259 @@
+#include "server/ws_broker.h"
+
+#include "proto/json_reader.h"
+#include "proto/json_writer.h"
+#include "server/connection.h"
+#include "server/shard.h"
+
+namespace rc::server {
+namespace {
+
+void write_id(json::writer& w, std::string_view id) {
+  w.key("id");
+  if (id.empty()) {
+    w.null();
+  } else {
+    w.string(id);
+  }
+}
+
+}  // namespace
+
+void broker_ws_handler::send_event(ws_endpoint& ws, std::string_view id, std::string_view event,
+                                   std::string_view data_json) {
+  byte_buffer msg;
+  json::writer w(msg);
+  w.begin_object();
+  write_id(w, id);
+  w.string_member("event", event);
+  if (!data_json.empty()) w.raw_member("data", data_json);
+  w.end_object();
+  ws.send_text(msg.view());
+}
+
+void broker_ws_handler::send_error(ws_endpoint& ws, std::string_view id, std::string_view code,
+                                   std::string_view message) {
+  byte_buffer msg;
+  json::writer w(msg);
+  w.begin_object();
+  write_id(w, id);
+  w.string_member("event", "error");
+  w.key("error");
+  w.begin_object();
+  w.string_member("code", code);
+  w.string_member("message", message);
+  w.end_object();
+  w.end_object();
+  ws.send_text(msg.view());
+}
+
+void broker_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
+                                   std::string_view payload) {
+  if (closed_) return;
+  if (kind != ws::message_kind::text) {
+    send_error(ws, {}, "unsupported_data", "the /ws protocol takes JSON in text frames");
+    return;
+  }
+  json::parse_result r = ws.shard().json_parser().parse(payload);
+  if (!r.ok()) {
+    send_error(ws, {}, "invalid_json",
+               "could not parse the message as JSON: " + std::string(r.message));
+    return;
+  }
+  const json::value& root = r.root;
+  if (!root.is_object()) {
+    send_error(ws, {}, "invalid_request", "a message must be a JSON object");
+    return;
+  }
+  json::value id = root.find("id");
+  if (!id || !id.is_string() || id.get_string().empty()) {
+    send_error(ws, {}, "invalid_request", "'id' is required and must be a non-empty string");
+    return;
+  }
+  json::value action = root.find("action");
+  if (!action || !action.is_string()) {
+    send_error(ws, id.get_string(), "invalid_request",
+               "'action' is required and must be a string");
+    return;
+  }
+  json::value body = root.find("payload");
+  if (body && !body.is_object()) {
+    send_error(ws, id.get_string(), "invalid_request", "'payload' must be a JSON object");
+    return;
+  }
+  dispatch(ws, id.get_string(), action.get_string(), body);
+}
+
+void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::string_view action,
+                                 const json::value& payload) {
+  if (action == "subscribe") return subscribe(ws, id, payload);
+  if (action == "unsubscribe") return unsubscribe(ws, id, payload);
+  if (action == "publish" || action == "system.health") {
+    uint32_t max = ws.shard().config().ws_inflight_max;
+    if (inflight_ >= max) {
+      send_error(ws, id, "flow_paused",
+                 "too many requests in progress on this connection (" + std::to_string(max) +
+                     "); wait for flow.resume");
+      return;
+    }
+    if (action == "publish") return publish(ws, id, payload);
+    return system_health(ws, id);
+  }
+  send_error(ws, id, "unknown_action", "unknown action '" + std::string(action) + "'");
+}
+
+// ---- topics ----
+
+namespace {
+
+// The topic named in a payload, or an error message.
+std::string_view payload_topic(ws_endpoint& ws, const json::value& payload,
+                               std::string_view& error) {
+  json::value topic = payload ? payload.find("topic") : json::value();
+  if (!topic || !topic.is_string()) {
+    error = "'payload.topic' is required and must be a string";
+    return {};
+  }
+  error = ws.shard().topics().check_name(topic.get_string());
+  return topic.get_string();
+}
+
+}  // namespace
+
+void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
+                                  const json::value& payload) {
+  std::string_view error;
+  std::string_view topic = payload_topic(ws, payload, error);
+  if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
+  std::string key(topic);
+  if (subscriptions_.count(key)) {
+    return send_error(ws, id, "already_subscribed", "already subscribed to '" + key + "'");
+  }
+  uint32_t max = ws.shard().config().topics_per_connection_max;
+  if (subscriptions_.size() >= max) {
+    return send_error(ws, id, "too_many_topics",
+                      "a connection may subscribe to at most " + std::to_string(max) + " topics");
+  }
+  std::string since;
+  if (json::value v = payload.find("since")) {
+    if (v.is_string()) {
+      since = std::string(v.get_string());
+    } else if (v.kind() == json::kind::int64 || v.kind() == json::kind::uint64) {
+      since = std::to_string(v.get_uint64());
+    } else {
+      return send_error(ws, id, "invalid_request",
+                        "'payload.since' must be an event id (\"<epoch>-<seq>\") or a number");
+    }
+  }
+  topic_subscription* s =
+      ws.shard().topics().subscribe(ws.conn(), topic, subscriber_kind::ws, since, id);
+  subscriptions_.emplace(std::move(key), s->id());
+}
+
+void broker_ws_handler::unsubscribe(ws_endpoint& ws, std::string_view id,
+                                    const json::value& payload) {
+  std::string_view error;
+  std::string_view topic = payload_topic(ws, payload, error);
+  if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
+  auto it = subscriptions_.find(std::string(topic));
+  if (it == subscriptions_.end()) {
+    return send_error(ws, id, "not_subscribed", "not subscribed to '" + std::string(topic) + "'");
+  }
+  ws.shard().topics().unsubscribe(it->second);
+  subscriptions_.erase(it);
+  byte_buffer data;
+  json::writer w(data);
+  w.begin_object();
+  w.string_member("topic", topic);
+  w.end_object();
+  send_event(ws, id, "unsubscribed", data.view());
+}
+
+void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
+                                const json::value& payload) {
+  std::string_view error;
+  std::string_view topic = payload_topic(ws, payload, error);
+  if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
+  json::value data = payload.find("data");
+  if (!data) return send_error(ws, id, "invalid_request", "'payload.data' is required");
+  byte_buffer compact;
+  data.write_to(compact);
+  if (compact.size() > ws.shard().config().publish_bytes_max) {
+    return send_error(ws, id, "too_large", "'payload.data' is larger than publish_bytes_max");
+  }
+  begin_async(ws);
+  uint64_t conn_id = ws.connection_id();
+  ws.shard().topics().publish(
+      std::string(topic), std::string(compact.view()),
+      [conn_id, req = std::string(id)](topic_registry::publish_result&& res) {
+        connection* c = shard_server::current()->find_connection(conn_id);
+        if (!c || !c->websocket()) return;
+        byte_buffer out;
+        json::writer w(out);
+        w.begin_object();
+        w.string_member("topic", res.topic);
+        w.uint64_member("seq", res.seq);
+        w.string_member("id", res.id);
+        w.end_object();
+        send_event(*c->websocket(), req, "published", out.view());
+        end_async(conn_id);
+      });
+}
+
+// ---- system ----
+
+void broker_ws_handler::system_health(ws_endpoint& ws, std::string_view id) {
+  begin_async(ws);
+  uint64_t conn_id = ws.connection_id();
+  ws.shard().collect_metrics([conn_id, req = std::string(id)](std::vector<shard_metrics>&& snaps) {
+    shard_server* s = shard_server::current();
+    connection* c = s->find_connection(conn_id);
+    if (!c || !c->websocket()) return;
+    byte_buffer data;
+    write_health(data, snaps, s->draining());
+    send_event(*c->websocket(), req, "system.health", data.view());
+    end_async(conn_id);
+  });
+}
+
+// ---- flow control ----
+
+void broker_ws_handler::begin_async(ws_endpoint& ws) {
+  ++inflight_;
+  if (!paused_ && inflight_ >= ws.shard().config().ws_inflight_max) {
+    paused_ = true;
+    ws.send_control_text(R"({"event":"flow.pause"})");
+  }
+}
+
+void broker_ws_handler::end_async(uint64_t connection_id) {
+  connection* c = shard_server::current()->find_connection(connection_id);
+  if (!c || !c->websocket()) return;
+  ws_endpoint& ws = *c->websocket();
+  // The handler of a live /ws connection is this class: the endpoint never changes handlers.
+  auto& self = static_cast<broker_ws_handler&>(ws.handler());
+  if (self.inflight_ > 0) --self.inflight_;
+  if (self.paused_ && self.inflight_ <= ws.shard().config().ws_inflight_max / 2) {
+    self.paused_ = false;
+    ws.send_control_text(R"({"event":"flow.resume"})");
+  }
+}
+
+void broker_ws_handler::on_close(ws_endpoint& ws) {
+  closed_ = true;
+  for (auto& [topic, sub_id] : subscriptions_) ws.shard().topics().unsubscribe(sub_id);
+  subscriptions_.clear();
+}
+
+// ---- echo ----
+
+void echo_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
+                                 std::string_view payload) {
+  if (kind == ws::message_kind::text) {
+    ws.send_text(payload);
+  } else {
+    ws.send_binary(payload);
+  }
+}
+
+}  // namespace rc::server

@@ -1,0 +1,173 @@
+#include "server/ws_endpoint.h"
+
+#include "base/assert.h"
+#include "proto/http1_writer.h"
+#include "server/connection.h"
+#include "server/shard.h"
+
+namespace rc::server {
+
+ws_endpoint::ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_handler> handler)
+    : conn_(c),
+      shard_(s),
+      handler_(std::move(handler)),
+      session_(ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
+               ws::session_options{.message_bytes_max = s.config().ws_message_bytes_max}),
+      last_in_ms_(s.loop().now_ms()),
+      last_out_ms_(s.loop().now_ms()) {}
+
+ws_endpoint::~ws_endpoint() = default;
+
+uint64_t ws_endpoint::connection_id() const { return conn_.id(); }
+
+void ws_endpoint::start() { handler_->on_open(*this); }
+
+void ws_endpoint::on_data(std::string_view in) {
+  if (gone_) return;
+  last_in_ms_ = shard_.loop().now_ms();
+  after_session_step(session_.feed(in));
+}
+
+void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view payload) {
+  auto* ep = static_cast<ws_endpoint*>(self);
+  auto& m = ep->shard_.metrics();
+  ++m.ws_messages_in;
+  // Pings and pongs are answered by the session; only data reaches the handler.
+  if (kind == ws::message_kind::text || kind == ws::message_kind::binary) {
+    if (!ep->close_started_ && !ep->gone_) ep->handler_->on_message(*ep, kind, payload);
+  }
+}
+
+void ws_endpoint::after_session_step(ws::session_state st) {
+  flush_session_output();
+  if (st == ws::session_state::closed) {
+    // Close handshake complete, or a protocol error answered with its close frame: the server
+    // closes TCP first (RFC 6455 §7.1.1).
+    if (uint16_t code = session_.error_code(); code != 0) ++shard_.metrics().ws_protocol_errors;
+    on_peer_gone();
+    conn_.close_after_flush(shard_.config().linger_ms);
+  } else if (st == ws::session_state::closing && !close_started_) {
+    close_started_ = true;
+    close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+  }
+}
+
+void ws_endpoint::flush_session_output() {
+  if (session_out_.empty()) return;
+  conn_.send_control(session_out_.view());
+  session_out_.clear();
+  last_out_ms_ = shard_.loop().now_ms();
+}
+
+void ws_endpoint::on_peer_gone() {
+  if (gone_) return;
+  gone_ = true;
+  handler_->on_close(*this);
+}
+
+bool ws_endpoint::send_entry(outbound_entry e) {
+  if (close_started_ || gone_) return false;
+  last_out_ms_ = shard_.loop().now_ms();
+  ++shard_.metrics().ws_messages_out;
+  return conn_.stream_push(std::move(e));
+}
+
+bool ws_endpoint::send_text(std::string_view payload) {
+  byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
+  ws::write_frame(frame, ws::opcode::text, payload);
+  auto buf = shared_buffer::copy_of(frame.view());
+  auto len = static_cast<uint32_t>(buf.size());
+  return send_entry(outbound_entry{{std::move(buf), 0, len}, {}});
+}
+
+bool ws_endpoint::send_binary(std::string_view payload) {
+  byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
+  ws::write_frame(frame, ws::opcode::binary, payload);
+  auto buf = shared_buffer::copy_of(frame.view());
+  auto len = static_cast<uint32_t>(buf.size());
+  return send_entry(outbound_entry{{std::move(buf), 0, len}, {}});
+}
+
+void ws_endpoint::send_control_text(std::string_view payload) {
+  if (close_started_ || gone_) return;
+  byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
+  ws::write_frame(frame, ws::opcode::text, payload);
+  conn_.send_control(frame.view());
+  last_out_ms_ = shard_.loop().now_ms();
+}
+
+void ws_endpoint::close(uint16_t code, std::string_view reason) {
+  if (close_started_ || gone_) return;
+  close_started_ = true;
+  close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+  session_.close(code, reason);
+  flush_session_output();
+  // The handler's work ends with the close frame: nothing it sends would be read.
+  on_peer_gone();
+}
+
+uint64_t ws_endpoint::next_timer_ms() const {
+  const auto& cfg = shard_.config();
+  if (close_started_) return close_deadline_ms_;
+  uint64_t ping_at = last_out_ms_ + cfg.heartbeat_ms;
+  uint64_t idle_at = last_in_ms_ + cfg.ws_idle_timeout_ms;
+  return ping_at < idle_at ? ping_at : idle_at;
+}
+
+void ws_endpoint::on_timer(uint64_t now_ms) {
+  const auto& cfg = shard_.config();
+  if (close_started_) {
+    if (now_ms >= close_deadline_ms_) conn_.abort();  // the peer never answered our close
+    return;
+  }
+  if (now_ms >= last_in_ms_ + cfg.ws_idle_timeout_ms) {
+    ++shard_.metrics().timeouts[static_cast<size_t>(timeout_kind::idle)];
+    close(1001, "idle timeout");
+    return;
+  }
+  if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
+    byte_buffer ping;
+    ws::write_ping(ping, {});
+    conn_.send_control(ping.view());
+    last_out_ms_ = now_ms;
+  }
+}
+
+// ---- connection: the WebSocket switch ----
+
+void connection::upgrade_to_websocket(std::string_view accept_key, std::string_view subprotocol,
+                                      std::unique_ptr<ws_handler> handler) {
+  RC_ASSERT(phase_ == phase::handling && mode_ == mode::http);
+  http1::response_writer w(out(), shard_.date());
+  w.start(101);
+  w.header("Upgrade", "websocket");
+  w.connection(http1::connection_header::upgrade);
+  w.header("Sec-WebSocket-Accept", accept_key);
+  if (!subprotocol.empty()) w.header("Sec-WebSocket-Protocol", subprotocol);
+  w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  w.end_head_no_body();
+  count_request(101);
+  mode_ = mode::ws;
+  auto& m = shard_.metrics();
+  --m.connections_open[static_cast<size_t>(protocol::http)];
+  ++m.connections_open[static_cast<size_t>(protocol::ws)];
+  async_ = false;
+  phase_ = phase::idle;  // HTTP is over on this connection; the WebSocket has its own states
+  flush();
+  ws_ = std::make_unique<ws_endpoint>(*this, shard_, std::move(handler));
+  ws_->start();
+  update_timer();
+}
+
+void connection::hand_over_to_websocket() {
+  if (mode_ != mode::ws || in_.empty()) return;
+  byte_buffer rest = std::move(in_);
+  ws_->on_data(rest.view());
+}
+
+void connection::close_websocket(uint16_t code, std::string_view reason) {
+  if (ws_) ws_->close(code, reason);
+  update_timer();
+}
+
+}  // namespace rc::server
