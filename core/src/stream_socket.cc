@@ -301,10 +301,11 @@ void stream_socket::close_after_flush(uint32_t linger_ms) {
 void stream_socket::enter_lingering() {
   state_ = state::lingering;
   list_node<flush_list_tag>::unlink();
-  io_uring_sqe* sqe = owner().ring().get_sqe();
-  io_uring_prep_shutdown(sqe, fd_, SHUT_WR);
-  sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-  io_uring_sqe_set_data64(sqe, ignored_user_data);
+  // A plain shutdown(2), not IORING_OP_SHUTDOWN: io_uring always runs that one in an io-wq
+  // worker, which looks the fd number up only when it gets to it. By then our close may have
+  // run and accept may have handed the same number to a new connection, which would be shut
+  // down instead (seen as EPIPE on its first response). One syscall per graceful close.
+  ::shutdown(fd_, SHUT_WR);
   if (eof_seen_ || (!recv_armed_ && !recv_wanted_)) {
     state_ = state::closing;  // nothing to wait for
     return;

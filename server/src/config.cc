@@ -114,6 +114,12 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Open connections allowed in total (split across shards)")
       ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(net);
 
+  app.add_option("--send-buffer-bytes", c.send_buffer_bytes,
+                 "Kernel send buffer per connection (SO_SNDBUF); 0 leaves it to autotuning. A "
+                 "small one bounds kernel memory per slow reader and makes backpressure visible "
+                 "sooner")
+      ->capture_default_str()->check(CLI::Range(0u, 1u << 30))->group(net);
+
   auto* tmo = "Timeouts (milliseconds)";
   app.add_option("--header-timeout-ms", c.header_timeout_ms,
                  "A request head must be complete within this (408 and close otherwise)")
@@ -150,6 +156,9 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   app.add_option("--heartbeat-ms", c.heartbeat_ms,
                  "Send an SSE ': ping' comment / WebSocket ping after this much silence")
       ->capture_default_str()->check(CLI::Range(100u, 3'600'000u))->group(str);
+  app.add_option("--sse-retry-ms", c.sse_retry_ms,
+                 "Reconnection delay suggested to SSE clients at stream start (0: don't send)")
+      ->capture_default_str()->check(CLI::Range(0u, 3'600'000u))->group(str);
   app.add_option("--ws-idle-timeout-ms", c.ws_idle_timeout_ms,
                  "Close a WebSocket that sends nothing (not even pongs) for this long")
       ->capture_default_str()->check(CLI::Range(100u, 86'400'000u))->group(str);

@@ -49,6 +49,11 @@ void connection::begin_sse(header_list headers) {
   count_request(200);
   last_send_ms_ = shard_.loop().now_ms();
   flush();
+  if (uint32_t retry = shard_.config().sse_retry_ms; retry > 0) {
+    byte_buffer frame;
+    sse::write_retry(frame, retry);
+    stream_push_sse(frame.view());
+  }
   update_timer();
 }
 

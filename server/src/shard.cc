@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -97,6 +98,10 @@ void shard_server::on_accept(int fd) {
     return;
   }
   ++metrics_.connections_accepted;
+  if (config_.send_buffer_bytes > 0) {
+    int bytes = static_cast<int>(config_.send_buffer_bytes);
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
+  }
   auto* c = new connection(*this, fd, next_connection_id_++);
   connections_.push_back(*c);
   by_id_.emplace(c->id(), c);

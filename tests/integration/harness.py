@@ -233,3 +233,83 @@ def metrics(port):
 def metric(samples, name, **labels):
     want = frozenset(labels.items())
     return samples.get((name, want))
+
+
+# ---- WebSocket over a raw socket (for hostile frames no library would send) ----
+
+import base64
+import hashlib
+import struct
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def ws_handshake(port, path="/ws", extra_headers=None, timeout=10.0):
+    """Opens a socket and upgrades it; returns (socket, ResponseReader, response)."""
+    s = connect(port, timeout)
+    key = base64.b64encode(os.urandom(16)).decode()
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (extra_headers or {}).items())
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               f"Sec-WebSocket-Version: 13\r\n{extra}\r\n").encode())
+    reader = ResponseReader(s, timeout)
+    r = reader.read(head_only=True)
+    if r.status == 101:
+        want = base64.b64encode(hashlib.sha1(key.encode() + WS_GUID).digest()).decode()
+        assert r.header("sec-websocket-accept") == want, r.raw_head
+    return s, reader, r
+
+
+def ws_frame(opcode, payload=b"", fin=True, mask=True, rsv=0):
+    b0 = (0x80 if fin else 0) | (rsv << 4) | opcode
+    n = len(payload)
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head = struct.pack("!BB", b0, mbit | n)
+    elif n < 65536:
+        head = struct.pack("!BBH", b0, mbit | 126, n)
+    else:
+        head = struct.pack("!BBQ", b0, mbit | 127, n)
+    if not mask:
+        return head + payload
+    key = os.urandom(4)
+    masked = bytes(c ^ key[i % 4] for i, c in enumerate(payload))
+    return head + key + masked
+
+
+def ws_read_frame(reader, timeout=10.0):
+    """Reads one frame from the server (unmasked): returns (fin, opcode, payload)."""
+    deadline = time.monotonic() + timeout
+    head = reader._read_exact(2, deadline)
+    fin, opcode = bool(head[0] & 0x80), head[0] & 0x0F
+    n = head[1] & 0x7F
+    assert not head[1] & 0x80, "server frames must not be masked"
+    if n == 126:
+        n = struct.unpack("!H", reader._read_exact(2, deadline))[0]
+    elif n == 127:
+        n = struct.unpack("!Q", reader._read_exact(8, deadline))[0]
+    return fin, opcode, reader._read_exact(n, deadline)
+
+
+def ws_read_message(reader, timeout=10.0):
+    """Reads one whole message (reassembling fragments, skipping pings): (opcode, payload)."""
+    parts, first = [], None
+    while True:
+        fin, opcode, payload = ws_read_frame(reader, timeout)
+        if opcode in (0x9, 0xA):
+            continue
+        if opcode == 0x8:
+            return opcode, payload
+        if first is None:
+            first = opcode
+        parts.append(payload)
+        if fin:
+            return first, b"".join(parts)
+
+
+def ws_close_code(reader, timeout=10.0):
+    """Reads until a close frame; returns its code (None if none)."""
+    while True:
+        opcode, payload = ws_read_message(reader, timeout)
+        if opcode == 0x8:
+            return struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else None

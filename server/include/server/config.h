@@ -25,6 +25,7 @@ struct server_config {
   bool reuseport_cpu_steering = false;
   uint32_t listen_backlog = 4096;
   uint32_t max_connections = 100000;  // for the whole process, split evenly across shards
+  uint32_t send_buffer_bytes = 0;     // SO_SNDBUF per connection; 0: the kernel's autotuning
 
   // Timeouts.
   uint32_t header_timeout_ms = 10000;  // a request head must arrive within this (408 otherwise)
@@ -43,6 +44,7 @@ struct server_config {
 
   // Streams (SSE and WebSocket).
   uint32_t heartbeat_ms = 15000;            // SSE ": ping" / WebSocket ping after this silence
+  uint32_t sse_retry_ms = 0;                // SSE "retry:" sent at stream start; 0: none
   uint32_t ws_idle_timeout_ms = 60000;      // a WebSocket that sends nothing (not even pongs)
   uint64_t ws_message_bytes_max = 1024 * 1024;  // 1009 above
   uint32_t ws_inflight_max = 64;            // concurrent requests per WebSocket (flow.pause)

@@ -271,6 +271,66 @@ TEST(StreamSocket, InterleavedOwnAndSharedOutputStaysInOrderUnderPartialSends) {
   }
 }
 
+// Answers once and closes gracefully (shutdown, linger, close). Sequential connections reuse fd
+// numbers at once; nothing the closing connection still has in flight may touch its successor.
+// (IORING_OP_SHUTDOWN resolved its fd late and shut down the next connection: caught here.)
+class answer_once_socket final : public stream_socket {
+ public:
+  answer_once_socket(socket_set& set, int fd, std::atomic<int>& closed)
+      : stream_socket(set, fd), closed_(closed) {}
+  void on_data(const char* data, size_t len) override {
+    out().append(data, len);
+    close_after_flush();
+  }
+  void on_eof(int) override { close_after_flush(); }
+  void on_closed() override {
+    ++closed_;
+    delete this;
+  }
+
+ private:
+  std::atomic<int>& closed_;
+};
+
+TEST(StreamSocket, GracefulCloseNeverTouchesTheNextConnectionOnTheSameFd) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  server_fixture f;
+  constexpr int n = 1500;
+  shard_group_options o;
+  o.shards = 1;
+  o.reactor.ring.sq_entries = 256;
+  o.reactor.ring.cq_entries = 4096;
+  o.reactor.buffers.count = 64;
+  std::atomic<int> closed{0}, ok{0};
+  std::thread client;
+  auto err = run_shards(o, [&](reactor& r) {
+    socket_set sockets(r);
+    acceptor acc(r, f.listen_fd, [&](int fd) {
+      auto* s = new answer_once_socket(sockets, fd, closed);
+      s->start_receiving();
+    });
+    acc.start();
+    r.add_turn_hook([&] {
+      if (closed.load() == n && !acc.stopped()) acc.stop();
+      if (acc.stopped()) r.stop();
+    });
+    client = std::thread([&] {
+      for (int i = 0; i < n; ++i) {
+        int fd = f.connect_client();
+        write_all(fd, "ping");
+        char buf[8];
+        ssize_t got = read(fd, buf, sizeof buf);
+        if (got == 4 && std::string_view(buf, 4) == "ping") ++ok;
+        close(fd);
+      }
+    });
+    r.run();
+  });
+  client.join();
+  ASSERT_EQ(err, "");
+  EXPECT_EQ(ok.load(), n);
+}
+
 TEST(StreamSocket, PeerResetIsReportedAndCleanedUp) {
   if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   server_fixture f;
