@@ -183,6 +183,18 @@ void BM_Utf8Valid(benchmark::State& state) {
 }
 BENCHMARK(BM_Utf8Valid)->Arg(0)->Arg(1);
 
+// The portable fallback, for comparison with the SSSE3 path behind utf8::valid.
+void BM_Utf8ValidScalar(benchmark::State& state) {
+  const std::string text = utf8_text(static_cast<int>(state.range(0)));
+  for (auto _ : state) {
+    bool ok = utf8::detail::valid_scalar(text.data(), text.size());
+    RC_ASSERT(ok);
+    benchmark::DoNotOptimize(ok);
+  }
+  state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * text.size()));
+}
+BENCHMARK(BM_Utf8ValidScalar)->Arg(0)->Arg(1);
+
 // Reference point: simdjson's runtime-dispatched validator on the same inputs.
 void BM_Utf8ValidSimdjson(benchmark::State& state) {
   const std::string text = utf8_text(static_cast<int>(state.range(0)));

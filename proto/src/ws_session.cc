@@ -209,34 +209,38 @@ size_t session::fill(uint8_t* buf, size_t len) {
   return n;
 }
 
-// Gathers header bytes into stage_ until the header is complete, then checks it. Returns true if
-// the state moved on (to payload or close_frame), false if more input is needed or the input is
-// now blocked by an error.
+// Takes the next frame header into stage_ and checks it. Returns true if the state moved on (to
+// payload or close_frame), false if more input is needed or the input is now blocked by an error.
 bool session::take_header() {
-  for (;;) {
-    frame_header h;
-    parse_status st = parse_frame_header(reinterpret_cast<const char*>(stage_), stage_bytes_, h);
-    if (st == parse_status::error) {  // a length not in minimal form
-      pending_error_ = close_code::protocol_error;
-      in_ = input_state::blocked;
-      return false;
-    }
+  frame_header h;
+  parse_status st = parse_status::incomplete;
+  if (stage_bytes_ == 0) {  // usually the whole header is in the input: parse it there
+    st = parse_frame_header(input_.data(), input_.size(), h);
     if (st == parse_status::complete) {
-      if (uint16_t code = check_header(h); code != 0) {
-        pending_error_ = code;
-        in_ = input_state::blocked;
-        return false;
-      }
-      accept_header(h);
-      return true;
+      std::memcpy(stage_, input_.data(), h.header_bytes);
+      stage_bytes_ = h.header_bytes;
+      input_.remove_prefix(h.header_bytes);
     }
+  }
+  // A header split across reads is gathered in stage_, asking only for the bytes it needs.
+  while (st == parse_status::incomplete) {
     if (input_.empty()) return false;
     size_t need = stage_bytes_ < 2 ? 2 : header_size(stage_[1]);
     size_t k = std::min(need - stage_bytes_, input_.size());
     std::memcpy(stage_ + stage_bytes_, input_.data(), k);
     input_.remove_prefix(k);
     stage_bytes_ += k;
+    st = parse_frame_header(reinterpret_cast<const char*>(stage_), stage_bytes_, h);
   }
+  // A parse error is a length not in minimal form.
+  uint16_t code = st == parse_status::error ? close_code::protocol_error : check_header(h);
+  if (code != 0) {
+    pending_error_ = code;
+    in_ = input_state::blocked;
+    return false;
+  }
+  accept_header(h);
+  return true;
 }
 
 // RFC 6455 §5.2-5.5 for a frame arriving at role_: returns the close code it violates, or 0.

@@ -4,7 +4,11 @@
 // valid() accepts exactly the well-formed UTF-8 of RFC 3629 §4 (Unicode Table 3-7): no overlong
 // encodings, no UTF-16 surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no stray
 // continuation bytes and no sequence cut off by the end of the input. It never reads outside
-// [p, p + n): the fast path loads whole 16- or 8-byte blocks only while they fit.
+// [p, p + n): whole 16-byte blocks are loaded only while they fit, the rest is copied.
+//
+// Two implementations: with SSSE3 (release builds target x86-64-v2) the lookup-table algorithm
+// of Keiser & Lemire (as in simdjson) checks 16 bytes per step and skips 64-byte ASCII runs;
+// otherwise a scalar decoder with an SSE2/64-bit ASCII fast path.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -19,5 +23,13 @@ bool valid(const char* p, size_t n);
 inline bool valid(std::string_view s) {
   return valid(s.data(), s.size());
 }
+
+namespace detail {
+// The implementations behind valid(), for tests and benchmarks.
+bool valid_scalar(const char* p, size_t n);
+#if defined(__SSSE3__)
+bool valid_ssse3(const char* p, size_t n);
+#endif
+}  // namespace detail
 
 }  // namespace rc::utf8
