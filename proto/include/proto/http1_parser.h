@@ -207,6 +207,7 @@ class chunked_decoder {
     done,
     failed,
   };
+  bool plain_size_line(const char*& p, const char* end);
   // Each consumes one byte of a chunk-size line or of the trailer section.
   http1::error size_line_byte(char c);
   http1::error trailer_byte(char c);
