@@ -53,7 +53,8 @@ error on_content_length(std::string_view v, field_facts& f, request& out) {
 void on_transfer_encoding(std::string_view v, field_facts& f) {
   f.transfer_encoding_seen = true;
   for_each_element(v, [&](std::string_view element) {
-    const char* name_end = chars::find_non_tchar(element.data(), element.data() + element.size());
+    const char* first = element.data();
+    const char* name_end = chars::find_non_tchar(first, first + element.size(), first);
     std::string_view name = element.substr(0, static_cast<size_t>(name_end - element.data()));
     std::string_view params = element.substr(name.size());
     if (name.empty()) {
@@ -157,6 +158,26 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
     if (chars::to_lower(a[i]) != chars::to_lower(b[i])) return false;
   }
   return true;
+}
+
+std::string_view request::find(std::string_view name) const {
+  for (uint32_t i = 0; i < header_count; ++i) {
+    if (equals_ignore_case(headers[i].name, name)) return headers[i].value;
+  }
+  return {};
+}
+
+bool request::has_token(std::string_view name, std::string_view token) const {
+  for (uint32_t i = 0; i < header_count; ++i) {
+    if (!equals_ignore_case(headers[i].name, name)) continue;
+    bool found = false;
+    for_each_element(headers[i].value, [&](std::string_view e) {
+      found = found || equals_ignore_case(e, token);
+      return true;
+    });
+    if (found) return true;
+  }
+  return false;
 }
 
 }  // namespace rc::http1

@@ -28,6 +28,27 @@ struct field_facts {
   bool expect_continue = false;
 };
 
+// A cheap inline filter for apply_field: false for every field it would ignore, which is most.
+inline bool field_may_matter(std::string_view name) {
+  char first = static_cast<char>(name[0] | 0x20);
+  switch (name.size()) {
+    case 4:
+      return first == 'h';  // host
+    case 6:
+      return first == 'e';  // expect
+    case 7:
+      return first == 'u';  // upgrade
+    case 10:
+      return first == 'c';  // connection
+    case 14:
+      return first == 'c';  // content-length
+    case 17:
+      return first == 't';  // transfer-encoding
+    default:
+      return false;
+  }
+}
+
 // Records what field `h` says; returns an error that this one field already proves.
 error apply_field(const header& h, field_facts& facts, request& out);
 

@@ -3,6 +3,7 @@
 #include "proto/http1_writer.h"
 
 #include <charconv>
+#include <cstdint>
 #include <cstring>
 
 #include "base/assert.h"
@@ -26,7 +27,26 @@ char* put_2_digits(char* p, int v) {
 
 // Header names and values come from the application, sometimes echoing client input (e.g.
 // x-request-id); a CR or LF in them would split the response, so that is a programmer error.
+// Eight bytes at a time, any byte below 0x0e (which CR, LF and NUL are) is looked for; only then
+// are the bytes checked one by one. (w - 0x0e..0e) & ~w & 0x80..80 is non-zero iff some byte of
+// w is below 0x0e.
 bool safe_field_text(std::string_view s) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  constexpr uint64_t highs = 0x8080808080808080ull;
+  auto has_low_byte = [&s](size_t i) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    return ((w - ones * 0x0e) & ~w & highs) != 0;
+  };
+  const size_t n = s.size();
+  bool suspect = false;
+  if (n >= 8) {
+    for (size_t i = 0; i + 8 < n; i += 8) suspect = suspect || has_low_byte(i);
+    suspect = suspect || has_low_byte(n - 8);  // the last word overlaps the previous one
+  } else {
+    for (char c : s) suspect = suspect || static_cast<uint8_t>(c) < 0x0e;
+  }
+  if (!suspect) return true;
   for (char c : s) {
     if (c == '\r' || c == '\n' || c == '\0') return false;
   }

@@ -6,7 +6,8 @@
 // more bytes and call again from the start of the head), or error (with a code that maps to a
 // status and a message). The caller passes how many bytes it had already scanned without finding
 // the end of the head (`scanned_hint`), so a head arriving in many small reads is not rescanned
-// from the start each time.
+// from the start each time. Buffer contract: no byte outside [data, data + len) is ever read, so
+// receive buffers need no slack for this parser (tests place input against a PROT_NONE page).
 //
 // Bodies: for Content-Length the caller takes `content_length` bytes after the head; for chunked
 // bodies it feeds the bytes after the head to a chunked_decoder, which is incremental and
@@ -20,7 +21,12 @@
 //   grammar, Content-Length together with Transfer-Encoding, differing or malformed
 //   Content-Length values, Transfer-Encoding in HTTP/1.0, and transfer codings other than one
 //   final "chunked" are errors;
-// * HTTP/1.1 requires exactly one Host field; HTTP/1.0 may omit it; no version may repeat it;
+// * request-target: origin-form, absolute-form (http/https), authority-form only for CONNECT,
+//   asterisk-form only for OPTIONS; its bytes are RFC 3986's plus the few that browsers send
+//   unescaped ('{', '}', '|', backslash, '^', '`'), never control bytes, SP, DEL, non-ASCII,
+//   '"', '<', '>' or '#'; it is split at the first '?' and never percent-decoded;
+// * HTTP/1.1 requires exactly one Host field, a uri-host with an optional port; HTTP/1.0 may omit
+//   it; no version may repeat it;
 // * limits: the request line, not counting its line end, may not exceed request_line_bytes_max
 //   (414); the head, counted from `data` (leading empty lines included) through the empty line,
 //   may not exceed header_bytes_max (431); nor may it hold more than headers_max fields (431).
@@ -209,6 +215,7 @@ class chunked_decoder {
     done,
     failed,
   };
+  bool plain_size_line(const char*& p, const char* end);
   // Each consumes one byte of a chunk-size line or of the trailer section.
   http1::error size_line_byte(char c);
   http1::error trailer_byte(char c);

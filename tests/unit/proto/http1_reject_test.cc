@@ -175,8 +175,8 @@ TEST(Http1Reject, Versions) {
   }
   expect_error("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", error::version_not_supported);
   EXPECT_EQ(status_of(error::version_not_supported), 505);
-  for (std::string_view v : {"HTTP/1.10", "http/1.1", "HTTP/1", "HTTP/2", "HTTP/1.1 ", "HTTP/a.b",
-                             "HTTPS/1.1", "HTTP/1,1", "HTTP/11"}) {
+  for (std::string_view v : {"HTTP/1.10", "http/1.1", "HTTP/1", "HTTP/2", "HTTP/1.1 ", "HTTP/1. ",
+                             "HTTP/1.x", "HTTP/a.b", "HTTPS/1.1", "HTTP/1,1", "HTTP/11"}) {
     expect_error("GET / " + std::string(v) + "\r\nHost: h\r\n\r\n", error::bad_version);
   }
 }

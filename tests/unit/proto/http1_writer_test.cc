@@ -99,6 +99,12 @@ TEST(Http1Writer, NumbersConnectionAndEmptyBody) {
                           "Connection: close\r\nContent-Length: 0\r\n\r\n");
 }
 
+TEST(Http1Writer, ControlBytesThatCannotSplitAreAllowed) {
+  writer_fixture f;
+  f.w.header("X", "a\tb\x0b\x01 \x7f\xc3\xa9 0123456789");
+  EXPECT_EQ(f.text(), "X: a\tb\x0b\x01 \x7f\xc3\xa9 0123456789\r\n");
+}
+
 TEST(Http1Writer, ConnectionHeaders) {
   writer_fixture f;
   f.w.connection(connection_header::none);
@@ -159,6 +165,9 @@ TEST(Http1Writer, ResponseSplittingIsAProgrammerError) {
   writer_fixture f;
   EXPECT_DEATH(f.w.header("X", "a\r\nSet-Cookie: x"), "safe_field_text");
   EXPECT_DEATH(f.w.header("X\n", "a"), "safe_field_text");
+  EXPECT_DEATH(f.w.header("X", std::string_view("long value with a NUL\0 in it", 29)),
+               "safe_field_text");
+  EXPECT_DEATH(f.w.header("X", "0123456789abcdef\r"), "safe_field_text");
   EXPECT_DEATH(write_chunk_header(f.out, 0), "n > 0");
   EXPECT_DEATH(f.w.start(42), "status");
 }
