@@ -114,7 +114,7 @@ void acceptor::arm() {
 void acceptor::stop() {
   if (stopping_) return;
   stopping_ = true;
-  reactor_.timers().cancel(retry_);
+  reactor_.cancel_timer(retry_);
   if (armed_) {
     io_uring_sqe* sqe = reactor_.ring().get_sqe();
     io_uring_prep_cancel64(sqe, make_user_data(this, 1), 0);
@@ -140,7 +140,7 @@ void acceptor::on_completion(uint8_t, int32_t res, uint32_t flags) {
     if (res == -EMFILE || res == -ENFILE || res == -ENOBUFS || res == -ENOMEM) {
       // Out of descriptors or memory: back off instead of spinning on the same error.
       RC_WARN("accept: %s; pausing accepts for 100 ms", strerror(-res));
-      if (!armed_ && !stopping_) reactor_.timers().arm_after(retry_, 100);
+      if (!armed_ && !stopping_) reactor_.arm_after_ms(retry_, 100);
       return;
     }
     // ECONNABORTED and friends concern one connection; keep going.

@@ -15,8 +15,8 @@ reactor::reactor(unsigned shard_id, mailbox_hub& hub, const reactor_options& opt
     : shard_id_(shard_id),
       hub_(hub),
       opts_(opts),
-      timers_(monotonic_ms()),
-      now_ms_(monotonic_ms()),
+      timers_(monotonic_ns() / tick_ns),
+      now_ns_(monotonic_ns()),
       backlogs_(hub.shards()),
       backlog_heads_(hub.shards(), 0) {
   RC_ASSERT(shard_id < hub.shards());
@@ -61,15 +61,22 @@ void reactor::turn() {
       self.sleeping.store(false, std::memory_order_relaxed);
       ring_.submit_nowait();
     } else {
-      ring_.submit_and_wait(timers_.ms_until_next());
+      int64_t ticks = timers_.ticks_until_next();
+      int64_t wait_ns = -1;
+      if (ticks >= 0) {
+        uint64_t deadline_ns = (timers_.now() + static_cast<uint64_t>(ticks)) * tick_ns;
+        uint64_t now = monotonic_ns();
+        wait_ns = deadline_ns > now ? static_cast<int64_t>(deadline_ns - now) : 0;
+      }
+      ring_.submit_and_wait(wait_ns);
       self.sleeping.store(false, std::memory_order_relaxed);
     }
   }
   // 2. Completions.
   reap();
   // 3. Timers.
-  now_ms_ = monotonic_ms();
-  timers_.advance(now_ms_);
+  now_ns_ = monotonic_ns();
+  timers_.advance(now_ns_ / tick_ns);
   // 4. Messages.
   drain_mailboxes();
   flush_backlogs();

@@ -144,7 +144,7 @@ void stream_socket::on_recv(int32_t res, uint32_t flags) {
 }
 
 void stream_socket::append_shared(const shared_buffer& buf, uint32_t offset, uint32_t len) {
-  if (state_ != state::open || len == 0) return;
+  if ((state_ != state::open && state_ != state::flushing) || len == 0) return;
   RC_ASSERT(static_cast<uint64_t>(offset) + len <= buf.size());
   if (!segments_) segments_ = std::make_unique<segment_queue>();
   if (!out_.empty()) {
@@ -158,7 +158,7 @@ void stream_socket::append_shared(const shared_buffer& buf, uint32_t offset, uin
   s.offset = offset;
   s.len = len;
   segments_->items.push_back(std::move(s));
-  mark_flush();
+  if (state_ == state::open) mark_flush();
 }
 
 void stream_socket::flush() {
@@ -187,7 +187,8 @@ uint64_t stream_socket::queued_bytes() const {
 
 void stream_socket::submit_send() {
   if (send_in_flight_ || (state_ != state::open && state_ != state::flushing)) return;
-  if (state_ == state::open) fill_send_queue();
+  // Also while flushing: a closing stream's backlog is output too, and must leave before the FIN.
+  fill_send_queue();
   io_uring_sqe* sqe;
   // Order on the wire: the unsent rest of the single buffer, then the segments (shared slices,
   // with own bytes that were appended before them), then out_.
@@ -270,7 +271,7 @@ void stream_socket::on_send(int32_t res) {
   } else {
     inflight_off_ += static_cast<uint32_t>(left);
   }
-  if (state_ == state::open) fill_send_queue();
+  if (state_ == state::open || state_ == state::flushing) fill_send_queue();
   if (!output_empty()) {
     submit_send();
     return;
@@ -291,6 +292,7 @@ void stream_socket::close_after_flush(uint32_t linger_ms) {
   if (state_ != state::open) return;
   state_ = state::flushing;
   linger_ms_ = linger_ms;
+  fill_send_queue();  // the owner's backlog counts as queued output
   if (!send_in_flight_ && output_empty()) {
     enter_lingering();
   } else {
@@ -311,7 +313,7 @@ void stream_socket::enter_lingering() {
     return;
   }
   recv_wanted_ = true;  // keep draining what the peer still sends
-  owner().timers().arm_after(linger_timer_, linger_ms_);
+  owner().arm_after_ms(linger_timer_, linger_ms_);
 }
 
 void stream_socket::abort() {
@@ -323,7 +325,7 @@ void stream_socket::abort() {
 void stream_socket::maybe_finish_close() {
   if (state_ != state::closing) return;
   recv_wanted_ = false;
-  owner().timers().cancel(linger_timer_);
+  owner().cancel_timer(linger_timer_);
   list_node<flush_list_tag>::unlink();
   list_node<buffer_wait_tag>::unlink();
   if ((recv_armed_ || send_in_flight_) && !cancel_all_sent_) {

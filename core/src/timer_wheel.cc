@@ -8,7 +8,7 @@ timer::~timer() {
   if (wheel_) wheel_->cancel(*this);
 }
 
-timer_wheel::timer_wheel(uint64_t now_ms) : next_tick_(now_ms + 1) {}
+timer_wheel::timer_wheel(uint64_t now) : next_tick_(now + 1) {}
 
 timer_wheel::~timer_wheel() {
   // Detach remaining timers so their destructors don't touch a dead wheel.
@@ -35,11 +35,11 @@ int timer_wheel::level_for(uint64_t due) const {
 void timer_wheel::link(timer& t) {
   // A deadline already processed fires on the next tick; one beyond the span is parked at the
   // far end of the last level and re-filed when its slot cascades.
-  uint64_t due = t.deadline_ms_ < next_tick_ ? next_tick_ : t.deadline_ms_;
-  if (due - next_tick_ >= span_ms) due = next_tick_ + span_ms - 1;
+  uint64_t due = t.deadline_ < next_tick_ ? next_tick_ : t.deadline_;
+  if (due - next_tick_ >= span_ticks) due = next_tick_ + span_ticks - 1;
   int level = level_for(due);
   int s = slot_for(due, level);
-  t.due_ms_ = due;
+  t.due_ = due;
   t.level_ = static_cast<uint8_t>(level);
   t.slot_ = static_cast<uint8_t>(s);
   timer*& head = wheel_[level][s];
@@ -68,10 +68,10 @@ void timer_wheel::unlink(timer& t) {
   --count_;
 }
 
-void timer_wheel::arm(timer& t, uint64_t deadline_ms) {
+void timer_wheel::arm(timer& t, uint64_t deadline) {
   RC_ASSERT(t.fn_ != nullptr);
   if (t.wheel_) unlink(t);
-  t.deadline_ms_ = deadline_ms;
+  t.deadline_ = deadline;
   link(t);
 }
 
@@ -92,11 +92,11 @@ void timer_wheel::cascade(int level, uint64_t tick) {
   }
 }
 
-size_t timer_wheel::advance(uint64_t now_ms) {
+size_t timer_wheel::advance(uint64_t now) {
   size_t fired = 0;
-  while (next_tick_ <= now_ms) {
+  while (next_tick_ <= now) {
     if (count_ == 0) {
-      next_tick_ = now_ms + 1;
+      next_tick_ = now + 1;
       break;
     }
     uint64_t tick = next_tick_;
@@ -120,7 +120,7 @@ size_t timer_wheel::advance(uint64_t now_ms) {
   return fired;
 }
 
-int64_t timer_wheel::ms_until_next() const {
+int64_t timer_wheel::ticks_until_next() const {
   if (count_ == 0) return -1;
   uint64_t best = UINT64_MAX;
   for (int level = 0; level < levels; ++level) {
@@ -141,7 +141,7 @@ int64_t timer_wheel::ms_until_next() const {
     }
     uint64_t at = (round + ahead) << shift;
     if (level == 0) at = next_tick_ + ahead;
-    uint64_t wait = at - now_ms();
+    uint64_t wait = at - now();
     if (wait < best) best = wait;
   }
   return static_cast<int64_t>(best);
@@ -158,9 +158,9 @@ bool timer_wheel::validate() const {
       for (const timer* prev = nullptr; t; prev = t, t = t->next_) {
         if (t->wheel_ != this || t->prev_ != prev) return false;
         if (t->level_ != level || t->slot_ != s) return false;
-        if (t->due_ms_ < next_tick_ || slot_for(t->due_ms_, level) != s) return false;
-        if (level == 0 && t->due_ms_ - next_tick_ >= slots) return false;
-        if (level_for(t->due_ms_) > level) return false;  // would be cascaded too late
+        if (t->due_ < next_tick_ || slot_for(t->due_, level) != s) return false;
+        if (level == 0 && t->due_ - next_tick_ >= slots) return false;
+        if (level_for(t->due_) > level) return false;  // would be cascaded too late
         ++seen;
       }
     }

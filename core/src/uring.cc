@@ -111,17 +111,17 @@ void uring::submit_nowait() {
   // Other errors (EBUSY under CQ overflow pressure) resolve by reaping; the loop reaps next.
 }
 
-void uring::submit_and_wait(int64_t timeout_ms) {
+void uring::submit_and_wait(int64_t timeout_ns) {
   ++submits_;
   io_uring_cqe* cqe = nullptr;
-  if (timeout_ms < 0) {
+  if (timeout_ns < 0) {
     int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, nullptr, nullptr);
     (void)rc;  // EINTR and ETIME just end the wait; the loop re-evaluates.
     return;
   }
   __kernel_timespec ts;
-  ts.tv_sec = timeout_ms / 1000;
-  ts.tv_nsec = (timeout_ms % 1000) * 1'000'000;
+  ts.tv_sec = timeout_ns / 1'000'000'000;
+  ts.tv_nsec = timeout_ns % 1'000'000'000;
   int rc = io_uring_submit_and_wait_timeout(&ring_, &cqe, 1, &ts, nullptr);
   (void)rc;
 }

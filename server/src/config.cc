@@ -200,6 +200,30 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   app.add_option("--publish-bytes-max", c.publish_bytes_max, "Largest publication (JSON bytes)")
       ->capture_default_str()->check(CLI::Range(uint64_t{16}, uint64_t{1} << 30))->group(top);
 
+  auto* eng = "Engines (the built-in mock)";
+  app.add_option("--model", c.models,
+                 "A model to serve (repeatable); unknown models get 404 model_not_found")
+      ->capture_default_str()->group(eng);
+  app.add_option("--mock-first-token-ms", c.mock_first_token_ms,
+                 "Mock engine: delay before the first token")
+      ->capture_default_str()->check(CLI::Range(0u, 600'000u))->group(eng);
+  app.add_option("--mock-tokens-per-s", c.mock_tokens_per_s,
+                 "Mock engine: tokens per second per stream (0: as fast as the client reads)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e6))->group(eng);
+  app.add_option("--mock-tokens", c.mock_tokens,
+                 "Mock engine: completion tokens per choice when max_tokens is absent")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 20))->group(eng);
+  app.add_option("--mock-max-tokens", c.mock_max_tokens,
+                 "Mock engine: largest max_tokens / max_completion_tokens accepted")
+      ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))->group(eng);
+  app.add_option("--mock-embedding-dim", c.mock_embedding_dim,
+                 "Mock engine: embedding dimensions when the request gives none")
+      ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(eng);
+  app.add_option("--responses-store-max", c.responses_store_max,
+                 "Stored responses per shard for previous_response_id (least recently used "
+                 "are forgotten beyond)")
+      ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
+
   auto* buf = "Receive buffers (per shard)";
   app.add_option("--recv-buffers", c.recv_buffers, "Provided receive buffers (power of two)")
       ->capture_default_str()->check(CLI::Range(16u, 32768u))->group(buf);
@@ -218,6 +242,10 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   if (c.stream_low_bytes >= c.stream_high_bytes || c.stream_high_bytes > c.stream_max_bytes) {
     std::cerr << "stream watermarks must satisfy --stream-low-bytes < --stream-high-bytes <= "
                  "--stream-max-bytes\n";
+    return 2;
+  }
+  if (c.models.empty()) {
+    std::cerr << "--model: at least one model must be served\n";
     return 2;
   }
   if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {

@@ -222,7 +222,8 @@ void connection::dispatch(const http1::request& req, std::string_view body,
   }
   request_context ctx(shard_, *this, req, body, body_capacity, m);
   if (m.handler(ctx) == handler_result::async) {
-    RC_ASSERT(phase_ == phase::handling || phase_ == phase::closing);
+    // An asynchronous handler may still have answered at once (an early error): then there is
+    // nothing to wait for.
     async_ = phase_ == phase::handling;
   } else {
     RC_ASSERT(phase_ != phase::handling);  // a synchronous handler must have answered
@@ -342,10 +343,11 @@ void connection::on_drained() {
 
 void connection::on_eof(int err) {
   eof_ = true;
-  if (mode_ != mode::http) {
-    // A stream's reader left (or the socket failed): stop its producers and close.
-    close_stream_producers();
+  if (mode_ != mode::http || (phase_ == phase::handling && !producers_.empty())) {
+    // A stream's reader left, or the client of a request still being generated did (or the
+    // socket failed): stop the work at once and close. The handler tells its producers first.
     if (ws_) ws_->on_peer_gone();
+    close_stream_producers();
     phase_ = phase::closing;
     abort();
     return;
@@ -389,8 +391,8 @@ void connection::begin_drain() {
 }
 
 void connection::on_closed() {
-  close_stream_producers();
   if (ws_) ws_->on_peer_gone();
+  close_stream_producers();
   if (ring_) {
     ring_->close();
     shard_.release_ring(std::move(ring_));
@@ -399,7 +401,7 @@ void connection::on_closed() {
   --shard_.metrics().connections_open[static_cast<size_t>(p)];
   shard_.metrics().bytes_out += bytes_sent();
   shard_.metrics().bytes_in += bytes_received();
-  shard_.loop().timers().cancel(timer_);
+  shard_.loop().cancel_timer(timer_);
   shard_.on_connection_closed(*this);
   delete this;
 }
@@ -407,23 +409,23 @@ void connection::on_closed() {
 // ---- timers ----
 
 void connection::update_timer() {
-  timer_wheel& timers = shard_.loop().timers();
+  reactor& r = shard_.loop();
   const auto& cfg = shard_.config();
-  uint64_t now = shard_.loop().now_ms();
+  uint64_t now = r.now_ms();
   if (phase_ == phase::closing) {
-    timers.cancel(timer_);
+    r.cancel_timer(timer_);
   } else if (mode_ == mode::ws) {
-    timers.arm(timer_, ws_->next_timer_ms());
+    r.arm_at_ms(timer_, ws_->next_timer_ms());
   } else if (mode_ == mode::sse) {
-    timers.arm(timer_, last_send_ms_ + cfg.heartbeat_ms);
+    r.arm_at_ms(timer_, last_send_ms_ + cfg.heartbeat_ms);
   } else if (queued_bytes() > 0) {
-    timers.arm(timer_, now + cfg.write_timeout_ms);
+    r.arm_at_ms(timer_, now + cfg.write_timeout_ms);
   } else if (phase_ == phase::reading) {
-    timers.arm(timer_, request_started_ms_ + cfg.header_timeout_ms);
+    r.arm_at_ms(timer_, request_started_ms_ + cfg.header_timeout_ms);
   } else if (phase_ == phase::idle) {
-    timers.arm(timer_, now + cfg.idle_timeout_ms);
+    r.arm_at_ms(timer_, now + cfg.idle_timeout_ms);
   } else {
-    timers.cancel(timer_);  // an asynchronous handler bounds its own wait
+    r.cancel_timer(timer_);  // an asynchronous handler bounds its own wait
   }
 }
 

@@ -147,11 +147,12 @@ void connection::release_ring_if_drained() {
 
 void connection::slow_consumer() {
   ++shard_.metrics().slow_consumers;
-  close_stream_producers();
   if (ring_) ring_->close();
   if (mode_ == mode::ws) {
     close_websocket(1008, "slow consumer");
+    close_stream_producers();
   } else {
+    close_stream_producers();
     // An SSE stream has no way to say why ahead of its backlog: end it.
     phase_ = phase::closing;
     abort();

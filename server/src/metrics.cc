@@ -52,6 +52,13 @@ void shard_metrics::merge(const shard_metrics& o) {
   topic_resets += o.topic_resets;
   topic_replays += o.topic_replays;
   queue_depth += o.queue_depth;
+  engine_streams_active += o.engine_streams_active;
+  engine_streams_started += o.engine_streams_started;
+  engine_streams_completed += o.engine_streams_completed;
+  engine_streams_failed += o.engine_streams_failed;
+  engine_streams_cancelled += o.engine_streams_cancelled;
+  engine_events += o.engine_events;
+  first_event_latency.merge(o.first_event_latency);
   reactor.loop_turns += o.reactor.loop_turns;
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
@@ -146,9 +153,12 @@ void render_requests(prom_writer& w) {
   }
 }
 
-void render_latency(prom_writer& w, const std::vector<shard_metrics>& shards) {
-  constexpr std::string_view name = "ringcast_request_duration_seconds";
-  w.family(name, "histogram", "Time from a complete request to its queued response.");
+void render_histogram(prom_writer& w, const std::vector<shard_metrics>& shards,
+                      std::string_view name, std::string_view help,
+                      latency_histogram shard_metrics::*field) {
+  w.family(name, "histogram", help);
+  std::string bucket = std::string(name) + "_bucket", sum = std::string(name) + "_sum",
+              count = std::string(name) + "_count";
   auto emit = [&](const latency_histogram& h, std::string_view shard) {
     uint64_t cumulative = 0;
     for (size_t i = 0; i < latency_histogram::bounds_us.size(); ++i) {
@@ -156,14 +166,37 @@ void render_latency(prom_writer& w, const std::vector<shard_metrics>& shards) {
       char le[32];
       auto [end, ec] = std::to_chars(le, le + sizeof le, latency_histogram::bounds_us[i] / 1e6);
       std::string labels = "le=\"" + std::string(le, end) + "\"";
-      w.sample("ringcast_request_duration_seconds_bucket", labels, shard, double(cumulative));
+      w.sample(bucket, labels, shard, double(cumulative));
     }
-    w.sample("ringcast_request_duration_seconds_bucket", "le=\"+Inf\"", shard, double(h.count));
-    w.sample("ringcast_request_duration_seconds_sum", {}, shard, h.sum_us / 1e6);
-    w.sample("ringcast_request_duration_seconds_count", {}, shard, double(h.count));
+    w.sample(bucket, "le=\"+Inf\"", shard, double(h.count));
+    w.sample(sum, {}, shard, h.sum_us / 1e6);
+    w.sample(count, {}, shard, double(h.count));
   };
-  for (size_t i = 0; i < shards.size(); ++i) emit(shards[i].request_latency, std::to_string(i));
-  emit(w.total().request_latency, "all");
+  for (size_t i = 0; i < shards.size(); ++i) emit(shards[i].*field, std::to_string(i));
+  emit(w.total().*field, "all");
+}
+
+void render_engines(prom_writer& w, const std::vector<shard_metrics>& shards) {
+  w.gauge("ringcast_engine_streams", "Generations in progress.",
+          [](const shard_metrics& m) { return double(m.engine_streams_active); });
+  w.family("ringcast_engine_streams_total", "counter", "Generations, by outcome.");
+  struct outcome {
+    std::string_view label;
+    uint64_t shard_metrics::*field;
+  };
+  static constexpr outcome outcomes[] = {
+      {"started", &shard_metrics::engine_streams_started},
+      {"completed", &shard_metrics::engine_streams_completed},
+      {"failed", &shard_metrics::engine_streams_failed},
+      {"cancelled", &shard_metrics::engine_streams_cancelled}};
+  for (const auto& o : outcomes)
+    w.per_shard("ringcast_engine_streams_total", label("outcome", o.label),
+                [f = o.field](const shard_metrics& m) { return double(m.*f); });
+  w.counter("ringcast_engine_events_total", "Deltas and tool-call fragments delivered.",
+            [](const shard_metrics& m) { return double(m.engine_events); });
+  render_histogram(w, shards, "ringcast_first_token_seconds",
+                   "Time from a generation's start to its first engine event.",
+                   &shard_metrics::first_event_latency);
 }
 
 void render_connections(prom_writer& w) {
@@ -281,7 +314,10 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
           [](const shard_metrics& m) { return double(m.uptime_s); });
   render_connections(w);
   render_requests(w);
-  render_latency(w, shards);
+  render_histogram(w, shards, "ringcast_request_duration_seconds",
+                   "Time from a complete request to its answer (for streams: to their start).",
+                   &shard_metrics::request_latency);
+  render_engines(w, shards);
   render_errors(w);
   render_streams(w);
   render_reactor(w);

@@ -33,6 +33,12 @@ constexpr std::array routes = {
               handle_topic_events},
     route_def{route_id::ws, "/ws", get, "GET", handle_ws},
     route_def{route_id::echo, "/echo", get, "GET", handle_echo},
+    route_def{route_id::chat_completions, "/v1/chat/completions", post, "POST",
+              handle_chat_completions},
+    route_def{route_id::responses, "/v1/responses", post, "GET, POST", handle_responses},
+    route_def{route_id::responses_ws, "/v1/responses", get, "GET, POST", handle_responses_ws},
+    route_def{route_id::embeddings, "/v1/embeddings", post, "POST", handle_embeddings},
+    route_def{route_id::models, "/v1/models", get_head, "GET, HEAD", handle_models},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.
@@ -58,17 +64,24 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::string_
 
 }  // namespace
 
+// A path may have one route per method (GET /v1/responses is the WebSocket mode, POST the API);
+// their `allow` strings are the same, listing all of them.
 route_match match_route(method m, std::string_view path) {
   route_match out;
+  const route_def* same_path = nullptr;
   for (const route_def& r : routes) {
     if (!match_pattern(r.pattern, path, out.params)) continue;
-    out.route = r.id;
-    if (!(r.methods & method_bit(m))) {
-      out.status = 405;
-      out.allow = r.allow;
+    if (r.methods & method_bit(m)) {
+      out.route = r.id;
+      out.handler = r.handler;
       return out;
     }
-    out.handler = r.handler;
+    if (!same_path) same_path = &r;
+  }
+  if (same_path) {
+    out.route = same_path->id;
+    out.status = 405;
+    out.allow = same_path->allow;
     return out;
   }
   out.status = 404;
@@ -76,6 +89,7 @@ route_match match_route(method m, std::string_view path) {
 }
 
 std::string_view route_label(route_id r) {
+  if (r == route_id::responses_ws) return "/v1/responses (websocket)";
   for (const route_def& d : routes)
     if (d.id == r) return d.pattern;
   return "unmatched";

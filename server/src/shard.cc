@@ -10,6 +10,7 @@
 #include "base/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "server/mock_engine.h"
 
 namespace rc::server {
 namespace {
@@ -42,13 +43,23 @@ shard_server::shard_server(reactor& r, const server_config& cfg, int listen_fd)
       request_id_seed_(random_u64()),
       max_connections_((cfg.max_connections + r.shard_count() - 1) / r.shard_count()),
       started_ms_(r.now_ms()),
-      topics_(*this) {
+      topics_(*this),
+      responses_(cfg.responses_store_max),
+      started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
   t_shard = this;
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;
   limits_.header_bytes_max = cfg.header_bytes_max;
   limits_.headers_max = cfg.headers_max;
   limits_.body_bytes_max = cfg.body_bytes_max;
+  mock_options mock;
+  mock.models = cfg.models;
+  mock.first_token_ms = cfg.mock_first_token_ms;
+  mock.tokens_per_s = cfg.mock_tokens_per_s;
+  mock.default_tokens = cfg.mock_tokens;
+  mock.max_tokens = cfg.mock_max_tokens;
+  mock.embedding_dim = cfg.mock_embedding_dim;
+  engine_ = std::make_unique<mock_engine>(r, std::move(mock));
   ring_options_.high_bytes = cfg.stream_high_bytes;
   ring_options_.low_bytes = cfg.stream_low_bytes;
   ring_options_.max_bytes = cfg.stream_max_bytes;
@@ -113,6 +124,17 @@ uint64_t shard_server::connections_open() const { return sockets_.open_sockets()
 connection* shard_server::find_connection(uint64_t id) {
   auto it = by_id_.find(id);
   return it == by_id_.end() ? nullptr : it->second;
+}
+
+connection* shard_server::live_connection(uint64_t id) {
+  connection* c = find_connection(id);
+  return c && !c->closing() ? c : nullptr;
+}
+
+engine* shard_server::engine_for(std::string_view model) {
+  for (const std::string& m : engine_->models())
+    if (m == model) return engine_.get();
+  return nullptr;
 }
 
 void shard_server::on_connection_closed(connection& c) {
@@ -218,7 +240,7 @@ void shard_server::begin_drain(bool force) {
   if (!draining_) {
     draining_ = true;
     acceptor_.stop();
-    reactor_.timers().arm_after(drain_deadline_, config_.drain_timeout_ms);
+    reactor_.arm_after_ms(drain_deadline_, config_.drain_timeout_ms);
     connections_.for_each([](connection& c) { c.begin_drain(); });
   }
   if (force) on_drain_deadline();

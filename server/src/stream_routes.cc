@@ -84,9 +84,7 @@ handler_result handle_topic_events(request_context& ctx) {
   return handler_result::async;
 }
 
-namespace {
-
-handler_result upgrade(request_context& ctx, std::unique_ptr<ws_handler> handler) {
+handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handler> handler) {
   const http1::request& req = ctx.req;
   ws::handshake_request hr;
   hr.method = req.method_name;
@@ -113,10 +111,8 @@ handler_result upgrade(request_context& ctx, std::unique_ptr<ws_handler> handler
   return handler_result::done;
 }
 
-}  // namespace
-
 handler_result handle_ws(request_context& ctx) {
-  return upgrade(ctx, std::make_unique<broker_ws_handler>());
+  return upgrade_websocket(ctx, std::make_unique<broker_ws_handler>());
 }
 
 handler_result handle_echo(request_context& ctx) {
@@ -124,7 +120,7 @@ handler_result handle_echo(request_context& ctx) {
     ctx.conn.respond_error(404, "Invalid URL (GET /echo); start ringcast with --echo to enable it");
     return handler_result::done;
   }
-  return upgrade(ctx, std::make_unique<echo_ws_handler>());
+  return upgrade_websocket(ctx, std::make_unique<echo_ws_handler>());
 }
 
 handler_result handle_system_health(request_context& ctx) {

@@ -3,6 +3,9 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "server/connection.h"
+#include "server/generation.h"
+#include "server/openai_api.h"
+#include "server/responses_api.h"
 #include "server/shard.h"
 
 namespace rc::server {
@@ -88,18 +91,24 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
                                  const json::value& payload) {
   if (action == "subscribe") return subscribe(ws, id, payload);
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
-  if (action == "publish" || action == "system.health") {
-    uint32_t max = ws.shard().config().ws_inflight_max;
-    if (inflight_ >= max) {
-      send_error(ws, id, "flow_paused",
-                 "too many requests in progress on this connection (" + std::to_string(max) +
-                     "); wait for flow.resume");
-      return;
-    }
-    if (action == "publish") return publish(ws, id, payload);
-    return system_health(ws, id);
+  if (action == "cancel") return cancel(ws, id, payload);
+  bool async = action == "publish" || action == "system.health" || action == "chat.completion" ||
+               action == "responses.create" || action == "embedding.query" ||
+               action == "tool.invoke";
+  if (!async) {
+    send_error(ws, id, "unknown_action", "unknown action '" + std::string(action) + "'");
+    return;
   }
-  send_error(ws, id, "unknown_action", "unknown action '" + std::string(action) + "'");
+  uint32_t max = ws.shard().config().ws_inflight_max;
+  if (inflight_ >= max) {
+    send_error(ws, id, "flow_paused",
+               "too many requests in progress on this connection (" + std::to_string(max) +
+                   "); wait for flow.resume");
+    return;
+  }
+  if (action == "publish") return publish(ws, id, payload);
+  if (action == "system.health") return system_health(ws, id);
+  start_stream(ws, id, action, payload);
 }
 
 // ---- topics ----
@@ -216,6 +225,81 @@ void broker_ws_handler::system_health(ws_endpoint& ws, std::string_view id) {
   });
 }
 
+// ---- engines ----
+
+unique_function<void()> broker_ws_handler::finisher(uint64_t connection_id, std::string request_id) {
+  return [connection_id, request_id = std::move(request_id)] {
+    connection* c = shard_server::current()->live_connection(connection_id);
+    if (!c || !c->websocket()) return;
+    auto& self = static_cast<broker_ws_handler&>(c->websocket()->handler());
+    if (self.closed_) return;
+    self.streams_.erase(request_id);
+    end_async(connection_id);
+  };
+}
+
+void broker_ws_handler::start_stream(ws_endpoint& ws, std::string_view id, std::string_view action,
+                                     const json::value& payload) {
+  std::string key(id);
+  if (streams_.count(key)) {
+    send_error(ws, id, "duplicate_id", "a stream with id '" + key + "' is still running");
+    return;
+  }
+  uint64_t conn_id = ws.connection_id();
+  if (action == "chat.completion") {
+    generation_task* t = start_chat_ws(ws, id, payload);
+    if (!t) return;
+    begin_async(ws);
+    streams_.emplace(key, t);
+    t->set_on_finished(finisher(conn_id, key));
+    return;
+  }
+  if (action == "responses.create") {
+    if (!payload) {
+      send_error(ws, id, "invalid_request_error", "'payload' is required");
+      return;
+    }
+    openai::responses_request req;
+    if (auto err = openai::parse_responses_request(payload, req)) {
+      send_error(ws, id, err->code.value_or(err->type), err->message);
+      return;
+    }
+    begin_async(ws);
+    // The task exists only once a previous response was fetched (if any): it is not cancellable
+    // before that, and finisher() runs either way.
+    start_response(ws.conn(), responses_mode::ws_broker, std::move(req), key,
+                   finisher(conn_id, key));
+    return;
+  }
+  bool started = action == "embedding.query"
+                     ? start_embedding_ws(ws, id, payload, finisher(conn_id, key))
+                     : start_tool_ws(ws, id, payload, finisher(conn_id, key));
+  if (started) begin_async(ws);
+}
+
+void broker_ws_handler::cancel(ws_endpoint& ws, std::string_view id, const json::value& payload) {
+  json::value target = payload ? payload.find("target") : json::value();
+  if (!target || !target.is_string()) {
+    send_error(ws, id, "invalid_request", "'payload.target' must be the id of a running stream");
+    return;
+  }
+  auto it = streams_.find(std::string(target.get_string()));
+  if (it == streams_.end()) {
+    send_error(ws, id, "not_found",
+               "no running stream with id '" + std::string(target.get_string()) + "'");
+    return;
+  }
+  byte_buffer data;
+  json::writer w(data);
+  w.begin_object();
+  w.string_member("target", target.get_string());
+  w.end_object();
+  generation_task* t = it->second;
+  // The target ends with error {code: "cancelled"}; its finisher forgets it.
+  t->cancel("cancelled", "the stream was cancelled by the client");
+  send_event(ws, id, "cancelled", data.view());
+}
+
 // ---- flow control ----
 
 void broker_ws_handler::begin_async(ws_endpoint& ws) {
@@ -243,6 +327,10 @@ void broker_ws_handler::on_close(ws_endpoint& ws) {
   closed_ = true;
   for (auto& [topic, sub_id] : subscriptions_) ws.shard().topics().unsubscribe(sub_id);
   subscriptions_.clear();
+  // Stop every generation now: nobody will read what they produce.
+  auto streams = std::move(streams_);
+  streams_.clear();
+  for (auto& [id, task] : streams) task->cancel("cancelled", "the connection is closing");
 }
 
 // ---- echo ----

@@ -95,10 +95,27 @@ class reactor {
   void note_recv_buffer_wait() { ++stats_.recv_buffer_waits; }
   const reactor_options& options() const { return opts_; }
 
-  // Monotonic milliseconds, read once per turn.
-  uint64_t now_ms() const { return now_ms_; }
-  // Monotonic nanoseconds, read now (for latency measurements, not for timers).
+  // Timer resolution: the wheel advances in ticks of this many nanoseconds.
+  static constexpr uint64_t tick_ns = 100'000;
+
+  // The monotonic clock as read once per turn (timestamps for timers and deadlines).
+  uint64_t now_ms() const { return now_ns_ / 1'000'000; }
+  uint64_t now_us() const { return now_ns_ / 1'000; }
+  // The monotonic clock read now (for latency measurements, not for timers).
   uint64_t now_ns() const;
+
+  // Timers on the shard's wheel. Deadlines round up to the next tick: never early.
+  void arm_at_ms(timer& t, uint64_t deadline_ms) {
+    timers_.arm(t, deadline_ms * (1'000'000 / tick_ns));
+  }
+  void arm_after_ms(timer& t, uint64_t delay_ms) {
+    timers_.arm(t, timers_.now() + delay_ms * (1'000'000 / tick_ns));
+  }
+  void arm_after_us(timer& t, uint64_t delay_us) {
+    constexpr uint64_t tick_us = tick_ns / 1000;
+    timers_.arm(t, timers_.now() + (delay_us + tick_us - 1) / tick_us);
+  }
+  void cancel_timer(timer& t) { timers_.cancel(t); }
 
   // Runs turns until stop(). Returns when the loop has stopped.
   void run();
@@ -131,7 +148,7 @@ class reactor {
   uring ring_;
   buffer_ring buffers_;
   timer_wheel timers_;
-  uint64_t now_ms_;
+  uint64_t now_ns_;
   bool stopping_ = false;
   bool busy_ = false;
   reactor_stats stats_;

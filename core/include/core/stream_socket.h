@@ -96,7 +96,9 @@ class stream_socket : public io_handler,
   uint64_t bytes_sent() const { return bytes_sent_; }
   uint64_t bytes_received() const { return bytes_received_; }
 
-  // Sends what is queued, then closes gracefully (see above). Further output is discarded.
+  // Sends what is queued — including the owner's backlog, pulled through fill_send_queue() — then
+  // closes gracefully (see above). Owners append nothing after this call except from
+  // fill_send_queue().
   void close_after_flush(uint32_t linger_ms = 2000);
   // Closes now, discarding queued output (cancels in-flight operations).
   void abort();
@@ -109,9 +111,10 @@ class stream_socket : public io_handler,
   virtual void on_eof(int err) = 0;
   // Everything queued has been sent.
   virtual void on_drained() {}
-  // Called before each send is prepared and after each completes: an owner that keeps a backlog
-  // elsewhere (an outbound_ring) moves the next part of it into the send queue here. Keeping the
-  // send queue short keeps control frames close to the head of the line.
+  // Called before each send is prepared and after each completes, also while flushing before a
+  // close: an owner that keeps a backlog elsewhere (an outbound_ring) moves the next part of it
+  // into the send queue here. Keeping the send queue short keeps control frames close to the head
+  // of the line.
   virtual void fill_send_queue() {}
   // The fd is closed and no operation is in flight; the owner may destroy the socket now.
   virtual void on_closed() = 0;

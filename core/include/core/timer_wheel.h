@@ -1,10 +1,14 @@
-// timer_wheel: a hierarchical hashed timing wheel (Varghese & Lauck) with 1 ms ticks.
+// timer_wheel: a hierarchical hashed timing wheel (Varghese & Lauck).
+//
+// Time is counted in ticks; the wheel doesn't care how long one is. The reactor's ticks are
+// 100 µs (reactor::tick_ns), fine enough for pacing token streams and measuring first-token
+// latency, coarse enough that a second is 10,000 ticks.
 //
 // Every connection has timers (header deadline, keep-alive idle, write stall, heartbeat) that are
 // armed and moved on every request, so arm/cancel must be O(1) and allocation-free: a timer is an
 // intrusive node owned by its user, linked into one slot of the wheel. Four levels of 64 slots
-// cover 64^4 ms (about 4.6 hours) exactly: level 0 holds timers due within 64 ms, level 1 within
-// 4 s, level 2 within 4.4 min, level 3 beyond. When a lower level wraps, the matching slot of the
+// cover 64^4 ticks exactly (at 100 µs: level 0 holds timers due within 6.4 ms, level 1 within
+// 0.4 s, level 2 within 26 s, level 3 within 28 minutes). When a lower level wraps, the matching slot of the
 // level above is cascaded down, so every timer fires at its exact tick, never early and at most
 // one tick late. Deadlines further than the wheel's span are parked in the last level and
 // re-filed when they cascade.
@@ -54,15 +58,15 @@ class timer {
   }
 
   bool armed() const { return wheel_ != nullptr; }
-  uint64_t deadline_ms() const { return deadline_ms_; }
+  uint64_t deadline() const { return deadline_; }
 
  private:
   friend class timer_wheel;
   timer* prev_ = nullptr;
   timer* next_ = nullptr;
   timer_wheel* wheel_ = nullptr;
-  uint64_t deadline_ms_ = 0;  // as requested
-  uint64_t due_ms_ = 0;       // as filed: clamped to the wheel's range
+  uint64_t deadline_ = 0;  // as requested (ticks)
+  uint64_t due_ = 0;       // as filed: clamped to the wheel's range
   callback fn_ = nullptr;
   void* ctx_ = nullptr;
   uint8_t level_ = 0;  // timer_wheel::levels means "in the firing list"
@@ -74,30 +78,30 @@ class timer_wheel {
   static constexpr int levels = 4;
   static constexpr int slot_bits = 6;
   static constexpr int slots = 1 << slot_bits;
-  static constexpr uint64_t span_ms = uint64_t{1} << (levels * slot_bits);
+  static constexpr uint64_t span_ticks = uint64_t{1} << (levels * slot_bits);
 
-  // Ticks up to and including now_ms count as processed.
-  explicit timer_wheel(uint64_t now_ms);
+  // Ticks up to and including `now` count as processed.
+  explicit timer_wheel(uint64_t now);
   timer_wheel(const timer_wheel&) = delete;
   timer_wheel& operator=(const timer_wheel&) = delete;
   ~timer_wheel();
 
-  // Arms `t` to fire at `deadline_ms` (re-arms it if armed). A deadline already processed fires
-  // on the next tick.
-  void arm(timer& t, uint64_t deadline_ms);
-  void arm_after(timer& t, uint64_t delay_ms) { arm(t, now_ms() + delay_ms); }
+  // Arms `t` to fire at tick `deadline` (re-arms it if armed). A deadline already processed
+  // fires on the next tick.
+  void arm(timer& t, uint64_t deadline);
+  void arm_after(timer& t, uint64_t delay_ticks) { arm(t, now() + delay_ticks); }
   void cancel(timer& t);
 
-  // Processes every tick up to `now_ms`, calling the callbacks of due timers in deadline order.
+  // Processes every tick up to `now`, calling the callbacks of due timers in deadline order.
   // Callbacks may arm and cancel any timer, including the one firing. Returns how many fired.
-  size_t advance(uint64_t now_ms);
+  size_t advance(uint64_t now);
 
-  // Milliseconds from now_ms() until advance() has work (a timer fires or a slot cascades), or -1
-  // when no timer is armed. Callers sleep at most this long.
-  int64_t ms_until_next() const;
+  // Ticks from now() until advance() has work (a timer fires or a slot cascades), or -1 when no
+  // timer is armed. Callers sleep at most this long.
+  int64_t ticks_until_next() const;
 
   // The last processed tick.
-  uint64_t now_ms() const { return next_tick_ - 1; }
+  uint64_t now() const { return next_tick_ - 1; }
   size_t count() const { return count_; }
 
   // Checks every invariant above; for tests (O(timers)).

@@ -48,8 +48,8 @@ class uring {
 
   // Submits queued SQEs and reaps ready completions without blocking.
   void submit_nowait();
-  // Submits queued SQEs and waits for at least one completion, at most timeout_ms (< 0: forever).
-  void submit_and_wait(int64_t timeout_ms);
+  // Submits queued SQEs and waits for at least one completion, at most timeout_ns (< 0: forever).
+  void submit_and_wait(int64_t timeout_ns);
 
   uint64_t submits() const { return submits_; }
   uint64_t sq_full_flushes() const { return sq_full_flushes_; }

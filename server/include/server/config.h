@@ -62,6 +62,17 @@ struct server_config {
   uint32_t topics_max = 100000;                     // topics homed per shard (LRU beyond)
   uint64_t publish_bytes_max = 256 * 1024;          // one publication's JSON
 
+  // Engines: the built-in mock (the default engine).
+  std::vector<std::string> models = {"ringcast-mock"};  // models served (GET /v1/models)
+  uint32_t mock_first_token_ms = 0;     // delay before the first token
+  double mock_tokens_per_s = 0;         // per stream; 0: as fast as the client reads
+  uint32_t mock_tokens = 16;            // completion length without max_tokens
+  uint64_t mock_max_tokens = 4096;      // largest max_tokens accepted
+  uint32_t mock_embedding_dim = 256;    // embedding dimensions without `dimensions`
+
+  // Responses.
+  uint32_t responses_store_max = 10000;  // stored responses per shard (LRU beyond)
+
   // Receive buffers (per shard, shared by all its connections).
   uint32_t recv_buffers = 2048;
   uint32_t recv_buffer_bytes = 4096;

@@ -109,6 +109,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   void begin_sse(header_list headers = {});
   // Ends the SSE response; the connection returns to HTTP (or closes if it can't keep alive).
   void end_sse();
+  // Ends the SSE response and closes the connection (after a mid-stream error).
+  void end_sse_and_close() {
+    current_.keep_alive = false;
+    end_sse();
+  }
   // Whether SSE frames on this connection carry HTTP chunk framing.
   bool sse_chunked() const { return sse_chunked_; }
   // Queues one whole message on the stream. False if the stream can't take it (over, closing,

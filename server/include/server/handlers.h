@@ -3,6 +3,8 @@
 // Thread-safety: called on the shard that owns the connection.
 #pragma once
 
+#include <memory>
+
 #include "server/router.h"
 
 namespace rc::server {
@@ -18,5 +20,16 @@ handler_result handle_topic_events(request_context& ctx);
 handler_result handle_ws(request_context& ctx);
 handler_result handle_echo(request_context& ctx);
 handler_result handle_system_health(request_context& ctx);
+
+// Answers a WebSocket handshake (101, then `handler` gets the messages) or rejects it (400/405/426).
+class ws_handler;
+handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handler> handler);
+
+// OpenAI-compatible (chat_api.cc, responses_api.cc, openai_routes.cc).
+handler_result handle_chat_completions(request_context& ctx);
+handler_result handle_responses(request_context& ctx);
+handler_result handle_responses_ws(request_context& ctx);
+handler_result handle_embeddings(request_context& ctx);
+handler_result handle_models(request_context& ctx);
 
 }  // namespace rc::server

@@ -88,6 +88,15 @@ struct shard_metrics {
   uint64_t topic_resets = 0;         // resumptions that found their gap older than the history
   uint64_t topic_replays = 0;        // events replayed from history to resuming subscribers
 
+  // Engines.
+  int64_t engine_streams_active = 0;   // generations in progress (gauge)
+  uint64_t engine_streams_started = 0;
+  uint64_t engine_streams_completed = 0;
+  uint64_t engine_streams_failed = 0;
+  uint64_t engine_streams_cancelled = 0;  // client gone, cancel action, deadline
+  uint64_t engine_events = 0;             // deltas and tool-call fragments delivered
+  latency_histogram first_event_latency;  // request start to the engine's first event
+
   // Broker.
   int64_t queue_depth = 0;           // broker messages waiting to be processed (gauge)
 

@@ -34,6 +34,11 @@ enum class route_id : uint8_t {
   topic_events,
   ws,
   echo,
+  chat_completions,
+  responses,
+  responses_ws,
+  embeddings,
+  models,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };

@@ -29,7 +29,9 @@
 #include "proto/json_reader.h"
 #include "server/config.h"
 #include "server/connection.h"
+#include "server/engine.h"
 #include "server/metrics.h"
+#include "server/responses_store.h"
 #include "server/topics.h"
 
 namespace rc::server {
@@ -66,6 +68,12 @@ class shard_server {
   void release_ring(std::shared_ptr<outbound_ring>&& r);
 
   topic_registry& topics() { return topics_; }
+  responses_store& responses() { return responses_; }
+  // The engine serving `model`, or nullptr (404 model_not_found).
+  engine* engine_for(std::string_view model);
+  engine* default_engine() { return engine_.get(); }
+  // Wall-clock second the shard started (the `created` of /v1/models entries).
+  int64_t started_wall_s() const { return started_wall_s_; }
   // The shard's JSON parser (one per shard; results live until its next parse).
   json::parser& json_parser() { return json_parser_; }
 
@@ -74,6 +82,8 @@ class shard_server {
 
   // The live connection with this id on this shard, or nullptr (it may have closed).
   connection* find_connection(uint64_t id);
+  // The same, but also nullptr while the connection is closing (nothing more can be sent).
+  connection* live_connection(uint64_t id);
   void on_connection_closed(connection& c);
 
   // A copy of this shard's metrics (with reactor counters), for /metrics.
@@ -114,6 +124,9 @@ class shard_server {
   std::vector<std::shared_ptr<outbound_ring>> ring_pool_;
   outbound_ring_options ring_options_;
   topic_registry topics_;
+  responses_store responses_;
+  std::unique_ptr<engine> engine_;
+  int64_t started_wall_s_;
 
   // Pending /metrics collections on this shard.
   struct collection {

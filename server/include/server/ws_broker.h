@@ -18,7 +18,12 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "core/unique_function.h"
 #include "server/ws_endpoint.h"
+
+namespace rc::server {
+class generation_task;
+}
 
 namespace rc::json {
 class value;
@@ -44,6 +49,12 @@ class broker_ws_handler final : public ws_handler {
   void unsubscribe(ws_endpoint& ws, std::string_view id, const json::value& payload);
   void publish(ws_endpoint& ws, std::string_view id, const json::value& payload);
   void system_health(ws_endpoint& ws, std::string_view id);
+  void start_stream(ws_endpoint& ws, std::string_view id, std::string_view action,
+                    const json::value& payload);
+  void cancel(ws_endpoint& ws, std::string_view id, const json::value& payload);
+  // What an asynchronous action runs when it is over: frees its in-flight slot (and forgets the
+  // stream, for chat.completion and responses.create).
+  static unique_function<void()> finisher(uint64_t connection_id, std::string request_id);
 
   // In-flight accounting for asynchronous actions (see above).
   void begin_async(ws_endpoint& ws);
@@ -51,6 +62,7 @@ class broker_ws_handler final : public ws_handler {
   static void end_async(uint64_t connection_id);
 
   std::unordered_map<std::string, uint64_t> subscriptions_;  // topic -> subscription id
+  std::unordered_map<std::string, generation_task*> streams_;  // request id -> running stream
   uint32_t inflight_ = 0;
   bool paused_ = false;
   bool closed_ = false;

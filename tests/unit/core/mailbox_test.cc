@@ -98,14 +98,14 @@ TEST(Mailbox, DoorbellWakesSleepingShard) {
                 r->post(1, [] { reactor::current()->stop(); });
                 r->stop();
               } else {
-                r->timers().arm_after(t, 2);  // sleep between pings so shard 1 sleeps too
+                r->arm_after_ms(t, 2);  // sleep between pings so shard 1 sleeps too
               }
             });
           });
         }
       } p{&r, &pongs, {}};
       p.t.bind<pinger, &pinger::ping>(&p);
-      r.timers().arm_after(p.t, 20);
+      r.arm_after_ms(p.t, 20);
       r.run();
       EXPECT_GT(r.stats().doorbells_sent, 0u);
     } else {

@@ -208,14 +208,14 @@ class burst_socket final : public stream_socket {
     }
     flush();
     if (next_ < total) {
-      owner().timers().arm_after(tick_, 1);
+      owner().arm_after_ms(tick_, 1);
     } else {
       close_after_flush();
     }
   }
   void on_eof(int) override { abort(); }
   void on_closed() override {
-    owner().timers().cancel(tick_);
+    owner().cancel_timer(tick_);
     ++closed_;
     delete this;
   }

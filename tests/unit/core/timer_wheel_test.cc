@@ -21,7 +21,7 @@ struct probe {
 
 void record(timer& t, void* ctx) {
   auto* p = static_cast<probe*>(ctx);
-  p->fired_at = p->wheel->now_ms();
+  p->fired_at = p->wheel->now();
   ++p->fires;
   if (p->log) p->log->push_back(static_cast<uint64_t>(p->id));
   (void)t;
@@ -126,7 +126,7 @@ TEST(TimerWheel, CallbackMayRearmItselfWithoutFiringTwiceInOneTick) {
     auto* x = static_cast<ctx_t*>(c);
     ++*x->fires;
     // Re-arm for now (fires next tick) and for exactly 64 ticks ahead (same level-0 slot).
-    x->w->arm(self, *x->fires % 2 ? x->w->now_ms() : x->w->now_ms() + 64);
+    x->w->arm(self, *x->fires % 2 ? x->w->now() : x->w->now() + 64);
   }, &ctx);
   w.arm(t, 10);
   w.advance(10);
@@ -161,7 +161,7 @@ TEST(TimerWheel, CallbackMayCancelAnotherDueTimer) {
   EXPECT_EQ(w.count(), 0u);
 }
 
-TEST(TimerWheel, MsUntilNextNeverOvershoots) {
+TEST(TimerWheel, TicksUntilNextNeverOvershoots) {
   std::mt19937_64 rng(3);
   for (int round = 0; round < 200; ++round) {
     uint64_t start = rng() % 1000000;
@@ -174,7 +174,7 @@ TEST(TimerWheel, MsUntilNextNeverOvershoots) {
     uint64_t now = start;
     int wakeups = 0;
     while (p.fires == 0) {
-      int64_t wait = w.ms_until_next();
+      int64_t wait = w.ticks_until_next();
       ASSERT_GT(wait, 0);
       now += static_cast<uint64_t>(wait);
       ASSERT_LE(now, due) << "slept past the deadline";
@@ -182,7 +182,7 @@ TEST(TimerWheel, MsUntilNextNeverOvershoots) {
       ASSERT_LT(++wakeups, 20) << "too many wake-ups";
     }
     EXPECT_EQ(p.fired_at, due);
-    EXPECT_EQ(w.ms_until_next(), -1);
+    EXPECT_EQ(w.ticks_until_next(), -1);
   }
 }
 

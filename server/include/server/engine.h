@@ -1,0 +1,127 @@
+// Engines: what turns a request into a stream of typed events.
+//
+// Every front end (HTTP JSON, SSE, WebSocket; chat, responses, broker) starts a generation the
+// same way and renders the same events, so the fronts agree by construction:
+//
+//   delta      a piece of a choice's text
+//   tool_call  a fragment of a tool call's arguments; the first fragment of a call carries its id
+//              and name
+//   done       a choice has ended, with its finish reason
+//   usage      token counts for the whole request: always the last event of a success
+//   error      the generation failed: always the last event of a failure
+//
+// Streams are pull-based: the engine delivers events to its sink while the sink returns true;
+// when the sink returns false (its connection's outbound ring crossed the high watermark) the
+// engine stops until resume(). Destroying a stream cancels it: no event is delivered once its
+// destructor has started, and everything it held is released (the client left, a cancel action,
+// a deadline). Engines never deliver events from inside generate(); the first one comes from the
+// shard's loop, so a caller can finish setting up.
+//
+// Later engines (OpenAI-compatible HTTP upstreams, JSON-RPC workers, Responses over WebSocket)
+// implement the same interface; the broker and every route call engines only through it.
+//
+// Thread-safety: an engine instance belongs to one shard; streams and their sinks live there too.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/unique_function.h"
+#include "proto/openai_common.h"
+
+namespace rc::server {
+
+// One turn of a conversation, normalized from chat messages or Responses input items.
+struct turn {
+  openai::message_role role = openai::message_role::user;
+  std::string text;  // tool calls and tool outputs are folded in as text
+};
+
+struct generation_request {
+  std::string model;
+  std::vector<turn> conversation;  // oldest first; instructions / system turns included
+  std::vector<openai::function_tool> tools;
+  openai::tool_choice_spec tool_choice;
+  bool parallel_tool_calls = true;
+  uint32_t choices = 1;                  // n
+  std::optional<uint64_t> max_tokens;    // completion tokens per choice
+  std::vector<std::string> stop;
+  std::optional<int64_t> seed;
+  double temperature = 1.0;
+  double top_p = 1.0;
+};
+
+enum class event_type : uint8_t { delta, tool_call, done, usage, error };
+
+struct engine_event {
+  event_type type = event_type::delta;
+  uint32_t choice = 0;
+  std::string_view text;          // delta: text; tool_call: arguments fragment
+  uint32_t tool_index = 0;        // tool_call: which call of the choice
+  std::string_view tool_call_id;  // tool_call: set on the first fragment of a call
+  std::string_view tool_name;     // tool_call: set on the first fragment of a call
+  openai::finish_reason finish = openai::finish_reason::stop;  // done
+  openai::usage_counts usage;     // usage
+  std::string_view error_code;    // error
+  std::string_view error_message; // error
+};
+
+class engine_sink {
+ public:
+  // Returns false to pause the stream before its next event.
+  virtual bool on_event(const engine_event& e) = 0;
+
+ protected:
+  ~engine_sink() = default;
+};
+
+class engine_stream {
+ public:
+  virtual ~engine_stream() = default;
+  // Continues after the sink returned false.
+  virtual void resume() = 0;
+};
+
+struct embedding_request {
+  std::string model;
+  std::vector<std::string> texts;             // or tokens, rendered as text by the caller
+  std::optional<uint32_t> dimensions;
+};
+
+struct embedding_result {
+  std::vector<float> vectors;  // texts.size() * dimensions, row-major, each row L2-normalized
+  uint32_t dimensions = 0;
+  uint64_t prompt_tokens = 0;
+  std::string error_code, error_message;  // set on failure
+};
+
+struct tool_result {
+  std::string output;  // JSON text
+  std::string error_code, error_message;
+};
+
+class engine {
+ public:
+  virtual ~engine() = default;
+  virtual std::string_view name() const = 0;
+  // Models this engine serves, and the largest completion it allows per choice.
+  virtual const std::vector<std::string>& models() const = 0;
+  virtual uint64_t completion_tokens_max(std::string_view model) const = 0;
+  // Whether the engine can take work now (for /readyz).
+  virtual bool ready() const = 0;
+
+  virtual std::unique_ptr<engine_stream> generate(const generation_request& req,
+                                                  engine_sink& sink) = 0;
+  // `done` runs on this shard, never from inside the call.
+  virtual void embed(const embedding_request& req,
+                     unique_function<void(embedding_result&&)> done) = 0;
+  // Runs one of the engine's built-in tools (WS tool.invoke).
+  virtual void invoke_tool(std::string_view name, std::string_view arguments_json,
+                           unique_function<void(tool_result&&)> done) = 0;
+};
+
+}  // namespace rc::server

@@ -1,0 +1,92 @@
+// generation_task: one engine generation serving one client request, from start to its last
+// event, whatever front end renders it (chat or responses; JSON, SSE or WebSocket).
+//
+// The task owns the engine stream and is the engine's sink. It attaches to the connection as a
+// stream producer, so the connection's backpressure pauses and resumes it and the connection's
+// end cancels it (the client left: the engine stops at once, before or after the first token).
+// Subclasses only render events.
+//
+// Lifetime: a task deletes itself once its stream is over — after the terminal event (usage or
+// error), a cancel, or the connection's end. Deletion is deferred to a later turn so that it
+// never happens inside the engine's own callback. Nothing may keep a raw pointer to a task past
+// its on_finished callback.
+//
+// Metrics: active streams (gauge), started/completed/failed/cancelled, time to first event and
+// tokens delivered.
+//
+// Thread-safety: a task, its connection and its engine stream live on one shard.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/unique_function.h"
+#include "proto/openai_chat.h"
+#include "proto/openai_responses.h"
+#include "server/engine.h"
+#include "server/stream.h"
+
+namespace rc::server {
+
+class connection;
+class shard_server;
+
+class generation_task : public engine_sink, public stream_producer {
+ public:
+  generation_task(shard_server& shard, connection& conn);
+  generation_task(const generation_task&) = delete;
+  generation_task& operator=(const generation_task&) = delete;
+  virtual ~generation_task();
+
+  // Starts the generation. REQUIRES: called once, right after construction.
+  void start(engine& e, const generation_request& req);
+  // Ends the generation early: `code` is rendered as the stream's error (if the connection can
+  // still take it), the engine is cancelled, the task finishes.
+  void cancel(std::string_view code, std::string_view message);
+  // Called once when the task is over (before it is deleted).
+  void set_on_finished(unique_function<void()> fn) { on_finished_ = std::move(fn); }
+
+ protected:
+  // Renders one event. Returning false ends the task (the connection refused the output).
+  virtual bool render(const engine_event& e) = 0;
+  // The stream ended without a terminal event (cancelled, client gone). The connection is still
+  // usable only if `connection_alive`.
+  virtual void on_abort(std::string_view code, std::string_view message, bool connection_alive);
+
+  // Detaches from the connection and returns it, for a renderer about to end the response (an
+  // SSE end closes the stream's producers, which must not be this task any more).
+  connection* release_connection();
+
+  shard_server& shard_;
+  connection* conn_;  // null once the connection has gone
+  uint64_t conn_id_;
+
+ private:
+  bool on_event(const engine_event& e) final;
+  void on_pause() final { paused_ = true; }
+  void on_resume() final;
+  void on_stream_closed() final;
+  void finish();
+
+  std::unique_ptr<engine_stream> stream_;
+  unique_function<void()> on_finished_;
+  uint64_t started_ns_ = 0;
+  bool first_event_seen_ = false;
+  bool in_callback_ = false;
+  bool paused_ = false;
+  bool finished_ = false;
+};
+
+// Conversation building: chat messages and Responses input items become engine turns.
+void append_turns(const std::vector<openai::chat_message>& messages, std::vector<turn>& out);
+void append_turns(const std::vector<openai::input_item>& items, std::vector<turn>& out);
+generation_request chat_generation(const openai::chat_request& req);
+
+// Ids we mint encode the shard that minted them: "<prefix><shard>_<16 hex>".
+std::string mint_id(shard_server& shard, std::string_view prefix);
+// The shard encoded in an id minted by mint_id, or -1 if `id` isn't one of ours.
+int shard_of_id(std::string_view id, std::string_view prefix, unsigned shard_count);
+
+}  // namespace rc::server

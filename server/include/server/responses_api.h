@@ -1,0 +1,66 @@
+// The Responses API front ends: POST /v1/responses (JSON or SSE), the Responses WebSocket mode
+// on GET /v1/responses, and the WebSocket broker's responses.create. One renderer turns engine
+// events into the Responses event sequence for all of them:
+//   response.created, response.in_progress, response.output_item.added,
+//   response.content_part.added, response.output_text.delta..., response.output_text.done,
+//   response.content_part.done, response.output_item.done, response.completed
+// (function calls: output_item.added, function_call_arguments.delta..., .done, output_item.done;
+// a max_output_tokens cut-off ends with response.incomplete; a failure with an `error` event).
+//
+// previous_response_id: the stored conversation is taken from its home shard (marked busy until
+// this generation ends; 409 meanwhile), continued locally, and the new response is stored on this
+// shard under a new id.
+//
+// Thread-safety: everything runs on the connection's shard; stores are reached by message.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "core/unique_function.h"
+#include "proto/json_reader.h"
+#include "proto/openai_responses.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+
+class connection;
+class generation_task;
+
+enum class responses_mode : uint8_t {
+  json,       // POST, stream: false
+  sse,        // POST, stream: true
+  ws,         // Responses WebSocket mode: each event is a text frame
+  ws_broker,  // /ws responses.create: each event is {"id","event","data"}
+};
+
+// Starts a response for `req` on `conn`. `request_id` is the broker request id (ws_broker) and
+// `on_finished` runs when the response is over (also when it never started); both may be empty.
+void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
+                    std::string request_id, unique_function<void()> on_finished);
+
+// GET /v1/responses after the upgrade: {"type":"response.create", ...} messages; requests with
+// the same stream_id run one after another, others concurrently (up to ws_inflight_max).
+class responses_ws_handler final : public ws_handler {
+ public:
+  void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) override;
+  void on_close(ws_endpoint& ws) override;
+
+ private:
+  struct lane {
+    std::deque<openai::responses_request> waiting;
+    bool running = false;
+  };
+  void run_next(ws_endpoint& ws, const std::string& stream_id);
+  static void send_error(ws_endpoint& ws, const openai::api_error& e);
+
+  std::unordered_map<std::string, lane> lanes_;
+  uint32_t inflight_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace rc::server

@@ -1,0 +1,51 @@
+// responses_store: the responses a shard minted, kept so that a later request can continue the
+// conversation with previous_response_id (POST /v1/responses, Responses WebSocket mode).
+//
+// A response lives on its home shard, the one that minted its id ("resp_<shard>_<hex>"), so a
+// follow-up is routed there without a lookup. A follow-up takes the stored conversation and marks
+// the response busy until the follow-up's own generation ends: a second follow-up racing on the
+// same id gets 409 meanwhile. The store is bounded; the least recently used responses are
+// forgotten first (a follow-up to one of those gets previous_response_not_found).
+//
+// Thread-safety: one store per shard, touched only by its shard.
+#pragma once
+
+#include <cstddef>
+#include <list>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "server/engine.h"
+
+namespace rc::server {
+
+class responses_store {
+ public:
+  explicit responses_store(size_t max_entries) : max_(max_entries) {}
+
+  // Stores the full conversation up to and including response `id`'s output.
+  void put(const std::string& id, std::vector<turn> conversation);
+
+  enum class take_status { ok, not_found, busy };
+  // Copies `id`'s conversation into `out` and marks it busy.
+  take_status acquire(const std::string& id, std::vector<turn>& out);
+  // Ends the busy mark of `id` (nothing if it was forgotten meanwhile).
+  void release(const std::string& id);
+
+  size_t size() const { return entries_.size(); }
+
+ private:
+  struct entry {
+    std::vector<turn> conversation;
+    bool busy = false;
+    std::list<std::string>::iterator lru;
+  };
+  void touch(entry& e);
+
+  size_t max_;
+  std::unordered_map<std::string, entry> entries_;
+  std::list<std::string> lru_;  // most recently used first
+};
+
+}  // namespace rc::server

@@ -1,0 +1,168 @@
+#include "server/generation.h"
+
+#include <charconv>
+
+#include "base/assert.h"
+#include "server/connection.h"
+#include "server/shard.h"
+
+namespace rc::server {
+
+generation_task::generation_task(shard_server& shard, connection& conn)
+    : shard_(shard), conn_(&conn), conn_id_(conn.id()) {
+  conn.attach(*this);
+  ++shard_.metrics().engine_streams_active;
+  ++shard_.metrics().engine_streams_started;
+}
+
+generation_task::~generation_task() {
+  RC_ASSERT(finished_);
+  --shard_.metrics().engine_streams_active;
+}
+
+void generation_task::start(engine& e, const generation_request& req) {
+  started_ns_ = shard_.loop().now_ns();
+  stream_ = e.generate(req, *this);
+}
+
+bool generation_task::on_event(const engine_event& e) {
+  if (finished_) return false;
+  if (!first_event_seen_) {
+    first_event_seen_ = true;
+    shard_.metrics().first_event_latency.observe_us((shard_.loop().now_ns() - started_ns_) / 1000);
+  }
+  if (e.type == event_type::delta || e.type == event_type::tool_call) ++shard_.metrics().engine_events;
+  bool terminal = e.type == event_type::usage || e.type == event_type::error;
+  if (e.type == event_type::usage) ++shard_.metrics().engine_streams_completed;
+  if (e.type == event_type::error) ++shard_.metrics().engine_streams_failed;
+  in_callback_ = true;
+  bool ok = render(e);
+  if (terminal || !ok) {
+    if (!ok && !terminal) ++shard_.metrics().engine_streams_cancelled;
+    finish();
+  }
+  in_callback_ = false;
+  return !finished_ && !paused_;
+}
+
+void generation_task::on_resume() {
+  paused_ = false;
+  if (stream_ && !finished_) stream_->resume();
+}
+
+void generation_task::cancel(std::string_view code, std::string_view message) {
+  if (finished_) return;
+  ++shard_.metrics().engine_streams_cancelled;
+  on_abort(code, message, conn_ != nullptr);
+  finish();
+}
+
+void generation_task::on_stream_closed() {
+  // The connection is going away (the client left, a slow consumer, draining): it has already
+  // detached us. Stop the engine now.
+  if (finished_) return;
+  conn_ = nullptr;
+  ++shard_.metrics().engine_streams_cancelled;
+  on_abort("client_closed", "the client closed the connection", false);
+  finish();
+}
+
+void generation_task::on_abort(std::string_view, std::string_view, bool) {}
+
+connection* generation_task::release_connection() {
+  connection* c = conn_;
+  if (c) connection::detach(*this);
+  conn_ = nullptr;
+  return c;
+}
+
+void generation_task::finish() {
+  if (finished_) return;
+  finished_ = true;
+  if (conn_) connection::detach(*this);
+  // Cancel the engine now, unless we are inside its callback (then it stops because we return
+  // false, and goes with the task).
+  if (!in_callback_) stream_.reset();
+  if (on_finished_) {
+    auto fn = std::move(on_finished_);
+    fn();
+  }
+  generation_task* self = this;
+  shard_.loop().post(shard_.id(), [self] { delete self; });
+}
+
+// ---- conversations ----
+
+void append_turns(const std::vector<openai::chat_message>& messages, std::vector<turn>& out) {
+  for (const auto& m : messages) {
+    turn t;
+    t.role = m.role;
+    t.text = m.content;
+    for (const auto& call : m.tool_calls) {
+      if (!t.text.empty()) t.text += '\n';
+      t.text += call.name + "(" + call.arguments + ")";
+    }
+    out.push_back(std::move(t));
+  }
+}
+
+void append_turns(const std::vector<openai::input_item>& items, std::vector<turn>& out) {
+  for (const auto& item : items) {
+    turn t;
+    switch (item.type) {
+      case openai::input_item_type::message:
+        t.role = item.role;
+        t.text = item.text;
+        break;
+      case openai::input_item_type::function_call:
+        t.role = openai::message_role::assistant;
+        t.text = item.name + "(" + item.arguments + ")";
+        break;
+      case openai::input_item_type::function_call_output:
+        t.role = openai::message_role::tool;
+        t.text = item.output;
+        break;
+    }
+    out.push_back(std::move(t));
+  }
+}
+
+generation_request chat_generation(const openai::chat_request& req) {
+  generation_request g;
+  g.model = req.model;
+  append_turns(req.messages, g.conversation);
+  g.tools = req.tools;
+  g.tool_choice = req.tool_choice;
+  g.parallel_tool_calls = req.parallel_tool_calls.value_or(true);
+  g.choices = req.n;
+  if (req.max_tokens) g.max_tokens = static_cast<uint64_t>(*req.max_tokens);
+  g.stop = req.stop;
+  g.seed = req.seed;
+  g.temperature = req.temperature.value_or(1.0);
+  g.top_p = req.top_p.value_or(1.0);
+  return g;
+}
+
+// ---- ids ----
+
+std::string mint_id(shard_server& shard, std::string_view prefix) {
+  char hex[16];
+  shard.make_request_id(hex);
+  std::string id(prefix);
+  id += std::to_string(shard.id());
+  id += '_';
+  id.append(hex, 16);
+  return id;
+}
+
+int shard_of_id(std::string_view id, std::string_view prefix, unsigned shard_count) {
+  if (id.substr(0, prefix.size()) != prefix) return -1;
+  id.remove_prefix(prefix.size());
+  unsigned shard = 0;
+  auto [p, ec] = std::from_chars(id.data(), id.data() + id.size(), shard);
+  if (ec != std::errc() || p == id.data() || p == id.data() + id.size() || *p != '_') return -1;
+  if (id.size() - static_cast<size_t>(p - id.data()) != 17) return -1;
+  return shard < shard_count ? static_cast<int>(shard) : -1;
+}
+
+}  // namespace rc::server

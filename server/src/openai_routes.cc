@@ -1,0 +1,157 @@
+// POST /v1/embeddings, GET /v1/models, and the WebSocket broker's embedding.query and tool.invoke.
+#include <vector>
+
+#include "proto/json_writer.h"
+#include "proto/openai_embeddings.h"
+#include "proto/openai_models.h"
+#include "server/connection.h"
+#include "server/handlers.h"
+#include "server/openai_api.h"
+#include "server/shard.h"
+#include "server/ws_broker.h"
+
+namespace rc::server {
+namespace {
+
+// Token-list inputs reach the engine as text: the ids, space-separated.
+embedding_request engine_request(const openai::embeddings_request& req) {
+  embedding_request e;
+  e.model = req.model;
+  e.dimensions = req.dimensions;
+  if (req.input_kind == openai::embedding_input_kind::text) {
+    e.texts = req.texts;
+  } else {
+    for (const auto& tokens : req.token_lists) {
+      std::string text;
+      for (uint32_t t : tokens) {
+        if (!text.empty()) text += ' ';
+        text += std::to_string(t);
+      }
+      e.texts.push_back(std::move(text));
+    }
+  }
+  return e;
+}
+
+}  // namespace
+
+handler_result handle_embeddings(request_context& ctx) {
+  json::value root;
+  if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
+                                         ctx.body.size(), ctx.body_capacity, root)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  openai::embeddings_request req;
+  if (auto err = openai::parse_embeddings_request(root, req)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  engine* e = ctx.shard.engine_for(req.model);
+  if (!e) {
+    respond_api_error(ctx.conn, openai::model_not_found(req.model));
+    return handler_result::done;
+  }
+  uint64_t conn_id = ctx.conn.id();
+  e->embed(engine_request(req), [conn_id, model = req.model, encoding = req.encoding](
+                                    embedding_result&& res) {
+    connection* c = shard_server::current()->live_connection(conn_id);
+    if (!c) return;
+    if (!res.error_code.empty()) {
+      openai::api_error err = openai::internal_error(res.error_message);
+      err.code = res.error_code;
+      respond_api_error(*c, err);
+      return;
+    }
+    byte_buffer body;
+    openai::write_embeddings(body, model, res.vectors, res.dimensions, encoding, res.prompt_tokens);
+    c->respond(200, "application/json", body.view());
+  });
+  return handler_result::async;
+}
+
+handler_result handle_models(request_context& ctx) {
+  std::vector<openai::model_entry> entries;
+  for (const std::string& m : ctx.shard.config().models)
+    entries.push_back({m, ctx.shard.started_wall_s(), "ringcast"});
+  byte_buffer body;
+  openai::write_model_list(body, entries);
+  ctx.conn.respond(200, "application/json", body.view());
+  return handler_result::done;
+}
+
+// ---- WebSocket broker ----
+
+bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json::value& payload,
+                        unique_function<void()> on_finished) {
+  openai::embeddings_request req;
+  auto fail = [&](const openai::api_error& err) {
+    broker_ws_handler::send_error(ws, request_id, err.code.value_or(err.type), err.message);
+    return false;
+  };
+  if (!payload) return fail(openai::invalid_request("'payload' is required", "payload"));
+  if (auto err = openai::parse_embeddings_request(payload, req)) return fail(*err);
+  engine* e = ws.shard().engine_for(req.model);
+  if (!e) return fail(openai::model_not_found(req.model));
+  uint64_t conn_id = ws.connection_id();
+  e->embed(engine_request(req), [conn_id, id = std::string(request_id), encoding = req.encoding,
+                                 model = req.model, on_finished = std::move(on_finished)](
+                                    embedding_result&& res) mutable {
+    connection* c = shard_server::current()->live_connection(conn_id);
+    if (c && c->websocket()) {
+      if (!res.error_code.empty()) {
+        broker_ws_handler::send_error(*c->websocket(), id, res.error_code, res.error_message);
+      } else {
+        // The embeddings list object as the event's data: {"object":"list","data":[...],...}.
+        byte_buffer data;
+        openai::write_embeddings(data, model, res.vectors, res.dimensions, encoding,
+                                 res.prompt_tokens);
+        broker_ws_handler::send_event(*c->websocket(), id, "embedding.result", data.view());
+      }
+    }
+    on_finished();
+  });
+  return true;
+}
+
+bool start_tool_ws(ws_endpoint& ws, std::string_view request_id, const json::value& payload,
+                   unique_function<void()> on_finished) {
+  json::value name = payload ? payload.find("name") : json::value();
+  if (!name || !name.is_string()) {
+    broker_ws_handler::send_error(ws, request_id, "invalid_request",
+                                  "'payload.name' is required and must be a string");
+    return false;
+  }
+  std::string arguments = "{}";
+  if (json::value args = payload.find("arguments")) {
+    // OpenAI passes tool arguments as a JSON string; an object is accepted as well.
+    if (args.is_string()) {
+      arguments = std::string(args.get_string());
+    } else {
+      arguments = args.to_json();
+    }
+  }
+  engine* e = ws.shard().default_engine();
+  uint64_t conn_id = ws.connection_id();
+  e->invoke_tool(name.get_string(), arguments, [conn_id, id = std::string(request_id),
+                                                on_finished = std::move(on_finished)](
+                                                   tool_result&& res) mutable {
+    connection* c = shard_server::current()->live_connection(conn_id);
+    if (c && c->websocket()) {
+      if (!res.error_code.empty()) {
+        broker_ws_handler::send_error(*c->websocket(), id, res.error_code, res.error_message);
+      } else {
+        byte_buffer data;
+        json::writer w(data);
+        w.begin_object();
+        w.raw_member("output", res.output);
+        w.end_object();
+        broker_ws_handler::send_event(*c->websocket(), id, "tool.result", data.view());
+      }
+    }
+    on_finished();
+  });
+  return true;
+}
+
+}  // namespace rc::server

@@ -1,0 +1,419 @@
+#include "server/responses_api.h"
+
+#include "core/clock.h"
+#include "proto/json_writer.h"
+#include "proto/openai_errors.h"
+#include "server/connection.h"
+#include "server/generation.h"
+#include "server/handlers.h"
+#include "server/openai_api.h"
+#include "server/shard.h"
+#include "server/ws_broker.h"
+
+namespace rc::server {
+namespace {
+
+// ---- the renderer ----
+
+class responses_task final : public generation_task {
+ public:
+  responses_task(shard_server& s, connection& c, responses_mode mode, openai::response_object r,
+                 std::string request_id, std::vector<turn> history, bool length_limited)
+      : generation_task(s, c),
+        mode_(mode),
+        writer_(std::move(r)),
+        request_id_(std::move(request_id)),
+        history_(std::move(history)),
+        length_limited_(length_limited) {
+    byte_buffer b;
+    writer_.created(b);
+    emit(openai::response_event::created, b);
+    b.clear();
+    writer_.in_progress(b);
+    emit(openai::response_event::in_progress, b);
+  }
+
+  // The previous response whose busy mark this response holds, released at the end.
+  void hold_previous(std::string id) { previous_ = std::move(id); }
+
+  ~responses_task() override {
+    if (previous_.empty()) return;
+    int home = shard_of_id(previous_, "resp_", shard_.shard_count());
+    if (home < 0) return;
+    shard_.loop().post(static_cast<unsigned>(home), [id = std::move(previous_)] {
+      shard_server::current()->responses().release(id);
+    });
+  }
+
+ private:
+  bool emit(std::string_view type, const byte_buffer& json) {
+    if (!conn_) return false;
+    switch (mode_) {
+      case responses_mode::json:
+        return true;
+      case responses_mode::sse: {
+        byte_buffer frame;
+        frame.append("event: ");
+        frame.append(type);
+        frame.append("\ndata: ");
+        frame.append(json.view());
+        frame.append("\n\n");
+        return conn_->stream_push_sse(frame.view());
+      }
+      case responses_mode::ws:
+        return conn_->websocket() && conn_->websocket()->send_text(json.view());
+      case responses_mode::ws_broker:
+        if (!conn_->websocket()) return false;
+        broker_ws_handler::send_event(*conn_->websocket(), request_id_, type, json.view());
+        return true;
+    }
+    return false;
+  }
+
+  bool close_open_item() {
+    byte_buffer b;
+    if (message_ != npos) {
+      writer_.text_done(b, message_);
+      if (!emit(openai::response_event::output_text_done, b)) return false;
+      b.clear();
+      writer_.content_part_done(b, message_);
+      if (!emit(openai::response_event::content_part_done, b)) return false;
+      b.clear();
+      writer_.end_item(b, message_);
+      message_ = npos;
+      return emit(openai::response_event::output_item_done, b);
+    }
+    if (call_ != npos) {
+      writer_.arguments_done(b, call_);
+      if (!emit(openai::response_event::arguments_done, b)) return false;
+      b.clear();
+      writer_.end_item(b, call_);
+      call_ = npos;
+      return emit(openai::response_event::output_item_done, b);
+    }
+    return true;
+  }
+
+  bool render(const engine_event& e) override {
+    byte_buffer b;
+    switch (e.type) {
+      case event_type::delta:
+        if (message_ == npos) {
+          if (!close_open_item()) return false;
+          message_ = writer_.begin_message(b, mint_id(shard_, "msg_"));
+          if (!emit(openai::response_event::output_item_added, b)) return false;
+          b.clear();
+          writer_.content_part_added(b, message_);
+          if (!emit(openai::response_event::content_part_added, b)) return false;
+          b.clear();
+        }
+        writer_.text_delta(b, message_, e.text);
+        return emit(openai::response_event::output_text_delta, b);
+      case event_type::tool_call:
+        if (!e.tool_call_id.empty()) {
+          if (!close_open_item()) return false;
+          call_ = writer_.begin_function_call(b, mint_id(shard_, "fc_"), std::string(e.tool_call_id),
+                                              std::string(e.tool_name));
+          if (!emit(openai::response_event::output_item_added, b)) return false;
+          b.clear();
+        }
+        writer_.arguments_delta(b, call_, e.text);
+        return emit(openai::response_event::arguments_delta, b);
+      case event_type::done:
+        finish_ = e.finish;
+        return close_open_item();
+      case event_type::usage:
+        return complete(e.usage);
+      case event_type::error:
+        fail(e.error_code, e.error_message);
+        return true;
+    }
+    return false;
+  }
+
+  bool complete(const openai::usage_counts& usage) {
+    byte_buffer b;
+    bool cut = length_limited_ && finish_ == openai::finish_reason::length;
+    if (cut) {
+      writer_.incomplete(b, "max_output_tokens", usage);
+    } else {
+      writer_.completed(b, usage, wall_time_s());
+    }
+    bool ok = emit(cut ? openai::response_event::incomplete : openai::response_event::completed, b);
+    store();
+    if (!conn_) return ok;
+    if (mode_ == responses_mode::json) {
+      byte_buffer body;
+      openai::write_response(body, writer_.response());
+      conn_->respond(200, "application/json", body.view());
+    } else if (mode_ == responses_mode::sse) {
+      release_connection()->end_sse();
+    }
+    return ok;
+  }
+
+  // Keeps the conversation so far, with this response's output, for previous_response_id.
+  void store() {
+    const openai::response_object& r = writer_.response();
+    if (!r.settings.store) return;
+    std::vector<turn> conversation = std::move(history_);
+    for (const auto& item : r.output) {
+      turn t;
+      t.role = openai::message_role::assistant;
+      t.text = item.type == openai::output_item_type::message
+                   ? item.text
+                   : item.name + "(" + item.arguments + ")";
+      conversation.push_back(std::move(t));
+    }
+    shard_.responses().put(r.id, std::move(conversation));
+  }
+
+  void fail(std::string_view code, std::string_view message) {
+    if (!conn_) return;
+    openai::api_error err = code == "deadline_exceeded" ? openai::upstream_timeout()
+                                                        : openai::internal_error(message);
+    err.code = std::string(code);
+    if (mode_ == responses_mode::json) {
+      respond_api_error(*conn_, err);
+      return;
+    }
+    byte_buffer b;
+    writer_.error(b, err);
+    emit(openai::response_event::error, b);
+    if (mode_ == responses_mode::sse) release_connection()->end_sse_and_close();
+  }
+
+  void on_abort(std::string_view code, std::string_view message, bool alive) override {
+    if (alive) fail(code, message);
+  }
+
+  static constexpr size_t npos = static_cast<size_t>(-1);
+  responses_mode mode_;
+  openai::response_event_writer writer_;
+  std::string request_id_;
+  std::vector<turn> history_;  // the conversation before this response's output
+  std::string previous_;
+  bool length_limited_;
+  openai::finish_reason finish_ = openai::finish_reason::stop;
+  size_t message_ = npos;
+  size_t call_ = npos;
+};
+
+// Reports a failure before any event was sent, in the mode's own shape.
+void report(connection& conn, responses_mode mode, std::string_view request_id,
+            const openai::api_error& err) {
+  switch (mode) {
+    case responses_mode::json:
+    case responses_mode::sse:
+      respond_api_error(conn, err);
+      break;
+    case responses_mode::ws:
+      if (ws_endpoint* ws = conn.websocket()) {
+        byte_buffer b;
+        openai::write_responses_ws_error(b, err);
+        ws->send_text(b.view());
+      }
+      break;
+    case responses_mode::ws_broker:
+      if (ws_endpoint* ws = conn.websocket())
+        broker_ws_handler::send_error(*ws, request_id, err.code.value_or(err.type), err.message);
+      break;
+  }
+}
+
+void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
+            std::string request_id, std::vector<turn> history, std::string previous,
+            unique_function<void()> on_finished) {
+  shard_server& shard = *shard_server::current();
+  engine* e = shard.engine_for(req.settings.model);
+  if (!e) {
+    report(conn, mode, request_id, openai::model_not_found(req.settings.model));
+    if (on_finished) on_finished();
+    return;
+  }
+  generation_request g;
+  g.model = req.settings.model;
+  g.conversation = history;
+  if (req.settings.instructions) {
+    // Instructions apply to this request only; they are not carried into the stored history.
+    g.conversation.insert(g.conversation.begin(),
+                          turn{openai::message_role::system, *req.settings.instructions});
+  }
+  append_turns(req.input, g.conversation);
+  append_turns(req.input, history);
+  g.tools = req.settings.tools;
+  g.tool_choice = req.settings.tool_choice;
+  g.parallel_tool_calls = req.settings.parallel_tool_calls;
+  if (req.settings.max_output_tokens) g.max_tokens = static_cast<uint64_t>(*req.settings.max_output_tokens);
+  g.temperature = req.settings.temperature;
+  g.top_p = req.settings.top_p;
+
+  openai::response_object r;
+  r.id = mint_id(shard, "resp_");
+  r.created_at = wall_time_s();
+  r.status = openai::response_status::in_progress;
+  r.settings = std::move(req.settings);
+  if (mode == responses_mode::sse) conn.begin_sse();
+  auto* t = new responses_task(shard, conn, mode, std::move(r), std::move(request_id),
+                               std::move(history), g.max_tokens.has_value());
+  if (!previous.empty()) t->hold_previous(std::move(previous));
+  if (on_finished) t->set_on_finished(std::move(on_finished));
+  t->start(*e, g);
+}
+
+}  // namespace
+
+void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
+                    std::string request_id, unique_function<void()> on_finished) {
+  shard_server& shard = *shard_server::current();
+  std::string previous = req.settings.previous_response_id;
+  if (previous.empty()) {
+    launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished));
+    return;
+  }
+  int home = shard_of_id(previous, "resp_", shard.shard_count());
+  if (home < 0) {
+    report(conn, mode, request_id, openai::previous_response_not_found(previous));
+    if (on_finished) on_finished();
+    return;
+  }
+  // Take the conversation from its home shard (which marks it busy), then come back here.
+  unsigned me = shard.id();
+  uint64_t conn_id = conn.id();
+  shard.loop().post(static_cast<unsigned>(home), [me, home, conn_id, mode,
+                                                  previous = std::move(previous),
+                                                  req = std::move(req),
+                                                  request_id = std::move(request_id),
+                                                  on_finished = std::move(on_finished)]() mutable {
+    std::vector<turn> history;
+    auto status = shard_server::current()->responses().acquire(previous, history);
+    shard_server::current()->loop().post(me, [status, home, conn_id, mode,
+                                              history = std::move(history),
+                                              previous = std::move(previous), req = std::move(req),
+                                              request_id = std::move(request_id),
+                                              on_finished = std::move(on_finished)]() mutable {
+      shard_server& here = *shard_server::current();
+      connection* c = here.live_connection(conn_id);
+      if (!c) {
+        if (status == responses_store::take_status::ok) {
+          here.loop().post(static_cast<unsigned>(home), [previous] {
+            shard_server::current()->responses().release(previous);
+          });
+        }
+        if (on_finished) on_finished();
+        return;
+      }
+      if (status != responses_store::take_status::ok) {
+        report(*c, mode, request_id,
+               status == responses_store::take_status::busy
+                   ? openai::conversation_busy(previous)
+                   : openai::previous_response_not_found(previous));
+        if (on_finished) on_finished();
+        return;
+      }
+      launch(*c, mode, std::move(req), std::move(request_id), std::move(history),
+             std::move(previous), std::move(on_finished));
+    });
+  });
+}
+
+// ---- HTTP ----
+
+handler_result handle_responses(request_context& ctx) {
+  json::value root;
+  if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
+                                         ctx.body.size(), ctx.body_capacity, root)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  openai::responses_request req;
+  if (auto err = openai::parse_responses_request(root, req)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  responses_mode mode = req.stream ? responses_mode::sse : responses_mode::json;
+  start_response(ctx.conn, mode, std::move(req), {}, {});
+  return handler_result::async;
+}
+
+// ---- Responses WebSocket mode ----
+
+void responses_ws_handler::send_error(ws_endpoint& ws, const openai::api_error& e) {
+  byte_buffer b;
+  openai::write_responses_ws_error(b, e);
+  ws.send_text(b.view());
+}
+
+void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
+                                      std::string_view payload) {
+  if (closed_) return;
+  if (kind != ws::message_kind::text) {
+    send_error(ws, openai::invalid_request("messages must be JSON text frames"));
+    return;
+  }
+  json::value root;
+  if (auto err = openai::parse_json_body(ws.shard().json_parser(), payload.data(), payload.size(),
+                                         payload.size(), root)) {
+    send_error(ws, *err);
+    return;
+  }
+  json::value type = root.find("type");
+  if (!type || !type.is_string() || type.get_string() != "response.create") {
+    send_error(ws, openai::invalid_request("expected {\"type\":\"response.create\", ...}", "type"));
+    return;
+  }
+  std::string stream_id;
+  if (json::value sid = root.find("stream_id"); sid && sid.is_string()) stream_id = sid.get_string();
+  openai::responses_request req;
+  if (auto err = openai::parse_responses_request(root, req)) {
+    send_error(ws, *err);
+    return;
+  }
+  uint32_t max = ws.shard().config().ws_inflight_max;
+  if (inflight_ >= max) {
+    openai::api_error e = openai::overloaded();
+    e.message = "too many responses in progress on this connection (" + std::to_string(max) + ")";
+    send_error(ws, e);
+    return;
+  }
+  ++inflight_;
+  lane& l = lanes_[stream_id];
+  l.waiting.push_back(std::move(req));
+  if (stream_id.empty() || !l.running) run_next(ws, stream_id);
+}
+
+void responses_ws_handler::run_next(ws_endpoint& ws, const std::string& stream_id) {
+  auto it = lanes_.find(stream_id);
+  if (it == lanes_.end() || it->second.waiting.empty()) return;
+  lane& l = it->second;
+  openai::responses_request req = std::move(l.waiting.front());
+  l.waiting.pop_front();
+  l.running = !stream_id.empty();
+  uint64_t conn_id = ws.connection_id();
+  start_response(ws.conn(), responses_mode::ws, std::move(req), {}, [conn_id, stream_id] {
+    connection* c = shard_server::current()->live_connection(conn_id);
+    if (!c || !c->websocket()) return;
+    auto& self = static_cast<responses_ws_handler&>(c->websocket()->handler());
+    if (self.closed_) return;
+    --self.inflight_;
+    auto lane_it = self.lanes_.find(stream_id);
+    if (lane_it == self.lanes_.end()) return;
+    lane_it->second.running = false;
+    if (lane_it->second.waiting.empty()) {
+      self.lanes_.erase(lane_it);
+    } else {
+      self.run_next(*c->websocket(), stream_id);
+    }
+  });
+}
+
+void responses_ws_handler::on_close(ws_endpoint&) {
+  closed_ = true;
+  lanes_.clear();
+}
+
+handler_result handle_responses_ws(request_context& ctx) {
+  return upgrade_websocket(ctx, std::make_unique<responses_ws_handler>());
+}
+
+}  // namespace rc::server
