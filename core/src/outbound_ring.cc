@@ -14,11 +14,10 @@ outbound_ring::push_result outbound_ring::push(outbound_entry entry) {
   if (!queue_.try_push(std::move(entry))) return {push_status::full, false};
   uint64_t now = bytes_.fetch_add(len, std::memory_order_acq_rel) + len;
 
-  // Wake-up handshake with consumer_idle(): the entry is published (release store in the
-  // queue) before the fence, so either we see idle_ set, or the consumer sees the entry.
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  bool wake = idle_.load(std::memory_order_relaxed) &&
-              idle_.exchange(false, std::memory_order_acq_rel);
+  // Wake-up handshake with consumer_idle(), by exchanges on idle_ only (as in mailbox.h): either
+  // we read the consumer's `true` and wake it, or it reads our `false` after our push and sees
+  // the entry.
+  bool wake = idle_.exchange(false, std::memory_order_acq_rel);
 
   if (now < opts_.high_bytes) return {push_status::ok, wake};
   // Pause handshake with pop(): set paused_, then look at the bytes again. If the consumer
@@ -33,12 +32,11 @@ outbound_ring::push_result outbound_ring::push(outbound_entry entry) {
 }
 
 bool outbound_ring::consumer_idle() {
-  idle_.store(true, std::memory_order_relaxed);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
+  idle_.exchange(true, std::memory_order_acq_rel);
   if (queue_.front() == nullptr) return true;
   // Something arrived: stay busy. If the producer already claimed the wake-up, it will notify
   // us anyway; an extra notification only costs an empty pop.
-  idle_.store(false, std::memory_order_relaxed);
+  idle_.store(false, std::memory_order_release);
   return false;
 }
 

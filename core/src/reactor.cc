@@ -55,8 +55,9 @@ void reactor::turn() {
     ring_.submit_nowait();
   } else {
     auto& self = hub_.at(shard_id_);
-    self.sleeping.store(true, std::memory_order_relaxed);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
+    // See mailbox.h: an exchange, so a sender's exchange either precedes ours (and we see its
+    // message below) or follows it (and it sees `true` and rings).
+    self.sleeping.exchange(true, std::memory_order_acq_rel);
     if (inbound_pending()) {
       self.sleeping.store(false, std::memory_order_relaxed);
       ring_.submit_nowait();
@@ -177,9 +178,9 @@ void reactor::flush_backlogs() {
 
 void reactor::ring_doorbell(unsigned to) {
   auto& target = hub_.at(to);
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (!target.sleeping.load(std::memory_order_relaxed)) return;
-  if (!target.sleeping.exchange(false, std::memory_order_relaxed)) return;  // someone else rang
+  // Always the exchange (no load first): it is what orders our push before the target's check.
+  // One atomic per cross-shard message, not per byte or per delivery.
+  if (!target.sleeping.exchange(false, std::memory_order_acq_rel)) return;
   int fd = target.ring_fd.load(std::memory_order_acquire);
   if (fd < 0) return;
   ++stats_.doorbells_sent;

@@ -8,8 +8,9 @@
 // queues once more (so a message pushed meanwhile is not missed); a sender that finds the flag set
 // clears it and rings with IORING_OP_MSG_RING from its own ring, which posts a CQE to the
 // sleeper's ring and wakes it. A shard that is awake gets no doorbell: no syscall, no CQE. Both
-// sides separate their flag and queue accesses with a seq_cst fence (a Dekker handshake), so at
-// least one of them sees the other.
+// sides touch the flag only with exchanges (acq_rel): whichever exchange comes second in the
+// flag's order reads the first one's value and synchronizes with it, so either the sender sees
+// `true` and rings, or the sleeper sees the message. No fences (which TSan cannot check).
 //
 // Full queues: a sender whose queue to a shard is full keeps the overflow in an ordered local
 // backlog (bounded by backlog_max) and retries it every turn before anything newer; past that
