@@ -60,6 +60,20 @@ int main(int argc, char** argv) {
   rc::log::set_level(parse_level(cfg.log_level));
   raise_open_files_limit();
 
+  rc::server::shared_rules rules(cfg);
+  for (const std::string& key : cfg.api_keys) {
+    if (std::string err = rules.keys.add(key); !err.empty()) {
+      std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+      return 2;
+    }
+  }
+  if (!cfg.api_keys_file.empty()) {
+    if (std::string err = rules.keys.load_file(cfg.api_keys_file); !err.empty()) {
+      std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+      return 2;
+    }
+  }
+
   rc::uring_support support;
   if (std::string err = rc::probe_uring(support); !err.empty()) {
     std::fprintf(stderr, "ringcast: %s\n", err.c_str());
@@ -106,9 +120,15 @@ int main(int argc, char** argv) {
           cfg.shards, cfg.shards == 1 ? "" : "s", cfg.pin ? "pinned to CPUs" : "on CPUs",
           cpus.c_str(), support.kernel.c_str());
 
+  if (rules.keys.empty()) {
+    RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
+  } else {
+    RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");
+  }
+
   std::string err = rc::run_shards(opts, [&](rc::reactor& r) {
     if (r.shard_id() == 0) RC_INFO("io_uring setup: %s", r.ring().describe_flags().c_str());
-    rc::server::shard_server shard(r, cfg, listeners[r.shard_id()]);
+    rc::server::shard_server shard(r, rules, listeners[r.shard_id()]);
     shard.run();
   });
   if (!err.empty()) {

@@ -1,4 +1,6 @@
 // POST /v1/chat/completions (JSON and SSE) and the WebSocket broker's chat.completion.
+#include <algorithm>
+#include <charconv>
 #include <optional>
 #include <vector>
 
@@ -14,10 +16,102 @@
 
 namespace rc::server {
 
-void respond_api_error(connection& c, const openai::api_error& e) {
+void respond_api_error(connection& c, const openai::api_error& e, uint64_t retry_after_ms) {
   byte_buffer body;
   openai::write_error(body, e);
-  c.respond(e.status, "application/json", body.view());
+  if (e.status != 429 && e.status != 503) {
+    c.respond(e.status, "application/json", body.view());
+    return;
+  }
+  if (retry_after_ms == 0) retry_after_ms = 1000;
+  std::string seconds = std::to_string((retry_after_ms + 999) / 1000);
+  std::string ms = std::to_string(retry_after_ms);
+  c.respond(e.status, "application/json", body.view(),
+            {{"Retry-After", seconds}, {"retry-after-ms", ms}});
+}
+
+openai::api_error abort_error(std::string_view code, std::string_view message) {
+  openai::api_error err;
+  if (code == "shed" || code == "queue_full") {
+    err = openai::overloaded();
+    err.message = std::string(message);
+  } else if (code == "deadline_exceeded") {
+    err = openai::upstream_timeout();
+    err.message = std::string(message);
+  } else if (code == "cancelled") {
+    err = openai::cancelled();
+  } else {
+    err = openai::internal_error(message);
+  }
+  err.code = std::string(code);
+  return err;
+}
+
+namespace {
+
+uint32_t streams_max_for(const shard_server& shard, const api_key* key) {
+  uint32_t total = key && key->streams_max > 0 ? key->streams_max : shard.config().key_streams_max;
+  return total == 0 ? 0 : std::max<uint32_t>(1, (total + shard.shard_count() - 1) / shard.shard_count());
+}
+
+}  // namespace
+
+bool admit_generation(connection& conn) {
+  shard_server& shard = *shard_server::current();
+  auto& m = shard.metrics();
+  if (!shard.scheduler().has_room()) {
+    ++m.rejected[static_cast<size_t>(reject_reason::queue_full)];
+    openai::api_error e = openai::overloaded();
+    e.code = "queue_full";
+    respond_api_error(conn, e, shard.scheduler().retry_after_ms());
+    return false;
+  }
+  const api_key* key = conn.request_key();
+  if (uint32_t max = streams_max_for(shard, key); max > 0 && shard.key_streams(key) >= max) {
+    ++m.rejected[static_cast<size_t>(reject_reason::streams)];
+    openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
+    e.code = "too_many_streams";
+    respond_api_error(conn, e, 1000);
+    return false;
+  }
+  return true;
+}
+
+std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& retry_after_ms) {
+  shard_server& shard = ws.shard();
+  auto& m = shard.metrics();
+  if (!ws.conn().admit_ws_action(retry_after_ms)) {
+    openai::api_error e = openai::rate_limited("Rate limit reached for requests");
+    e.code = "rate_limited";
+    return e;
+  }
+  if (!shard.scheduler().has_room()) {
+    ++m.rejected[static_cast<size_t>(reject_reason::queue_full)];
+    retry_after_ms = shard.scheduler().retry_after_ms();
+    openai::api_error e = openai::overloaded();
+    e.code = "queue_full";
+    return e;
+  }
+  const api_key* key = ws.conn().request_key();
+  if (uint32_t max = streams_max_for(shard, key); max > 0 && shard.key_streams(key) >= max) {
+    ++m.rejected[static_cast<size_t>(reject_reason::streams)];
+    retry_after_ms = 1000;
+    openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
+    e.code = "too_many_streams";
+    return e;
+  }
+  return std::nullopt;
+}
+
+uint64_t generation_deadline_ms(const shard_server& shard, std::string_view header) {
+  const auto& cfg = shard.config();
+  uint64_t ms = cfg.request_timeout_ms;
+  if (!header.empty()) {
+    uint64_t asked = 0;
+    auto [p, ec] = std::from_chars(header.data(), header.data() + header.size(), asked);
+    if (ec == std::errc() && p == header.data() + header.size() && asked > 0) ms = asked;
+  }
+  return std::min<uint64_t>(ms, cfg.request_timeout_max_ms);
 }
 
 // ---- topic mirroring ----
@@ -82,16 +176,22 @@ class chat_sse_task final : public generation_task {
       : generation_task(s, c),
         writer_(h, include_usage ? openai::usage_chunk::on : openai::usage_chunk::off),
         include_usage_(include_usage),
-        mirror_(std::move(mirror)) {
-    // The role chunk of every choice leaves at once, before the first token.
-    for (uint32_t i = 0; i < choices; ++i) {
-      byte_buffer json;
-      writer_.role(json, i);
-      push(json);
-    }
-  }
+        choices_(choices),
+        mirror_(std::move(mirror)) {}
 
  private:
+  bool on_start() override {
+    if (!conn_) return false;
+    conn_->begin_sse();
+    // The role chunk of every choice leaves at once, before the first token.
+    for (uint32_t i = 0; i < choices_; ++i) {
+      byte_buffer json;
+      writer_.role(json, i);
+      if (!push(json)) return false;
+    }
+    return true;
+  }
+
   bool push(const byte_buffer& json) {
     frame_.clear();
     frame_.append("data: ");
@@ -135,7 +235,12 @@ class chat_sse_task final : public generation_task {
   }
 
   void on_abort(std::string_view code, std::string_view message, bool alive) override {
-    if (alive) fail(code, message);
+    if (!alive) return;
+    if (!started()) {  // nothing sent yet: a plain HTTP error
+      respond_api_error(*conn_, abort_error(code, message), shard_.scheduler().retry_after_ms());
+      return;
+    }
+    fail(code, message);
   }
 
   // A visible end, never a silent truncation: the error as data, then the connection closes.
@@ -150,6 +255,7 @@ class chat_sse_task final : public generation_task {
 
   openai::chat_chunk_writer writer_;
   bool include_usage_;
+  uint32_t choices_;
   std::optional<topic_mirror> mirror_;
   byte_buffer frame_;
 };
@@ -210,10 +316,7 @@ class chat_json_task final : public generation_task {
   void fail(std::string_view code, std::string_view message) {
     if (mirror_) mirror_->error(code, message);
     if (!conn_) return;
-    openai::api_error err = code == "deadline_exceeded" ? openai::upstream_timeout()
-                                                        : openai::internal_error(message);
-    err.code = std::string(code);
-    respond_api_error(*conn_, err);
+    respond_api_error(*conn_, abort_error(code, message), shard_.scheduler().retry_after_ms());
   }
 
   openai::completion_header header_;
@@ -260,15 +363,16 @@ handler_result handle_chat_completions(request_context& ctx) {
     }
     mirror.emplace(ctx.shard, std::string(topic), h.id);
   }
-  generation_request g = chat_generation(req);
+  if (!admit_generation(ctx.conn)) return handler_result::done;
   generation_task* t;
   if (req.stream) {
-    ctx.conn.begin_sse();
     t = new chat_sse_task(ctx.shard, ctx.conn, h, req.include_usage, req.n, std::move(mirror));
   } else {
     t = new chat_json_task(ctx.shard, ctx.conn, h, req.n, std::move(mirror));
   }
-  t->start(*e, g);
+  t->set_key(ctx.conn.request_key());
+  t->set_deadline_ms(generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
+  t->start(*e, chat_generation(req));
   return handler_result::async;
 }
 
@@ -413,7 +517,14 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
   if (!e) return fail(openai::model_not_found(req.model));
   if (auto err = openai::check_completion_tokens(req, e->completion_tokens_max(req.model)))
     return fail(*err);
+  uint64_t retry_ms = 0;
+  if (auto refused = admit_ws_generation(ws, retry_ms)) {
+    broker_ws_handler::send_refusal(ws, request_id, *refused, retry_ms);
+    return nullptr;
+  }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
+  t->set_key(ws.conn().request_key());
+  t->set_deadline_ms(generation_deadline_ms(shard, {}));
   t->start(*e, chat_generation(req));
   return t;
 }

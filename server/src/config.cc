@@ -224,6 +224,56 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
 
+  auto* adm = "Admission (limits are enforced per shard, each its share)";
+  app.add_option("--api-key", c.api_keys,
+                 "An API key clients must present on /v1 and /api routes (repeatable); none: open")
+      ->group(adm);
+  app.add_option("--api-keys-file", c.api_keys_file,
+                 "File of API keys, one per line: <key> [name=N] [rps=R] [burst=B] [streams=S]")
+      ->group(adm);
+  app.add_option("--rate-limit-rps", c.rate_limit_rps,
+                 "Requests per second per key (0: unlimited); per-key rps= overrides")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
+  app.add_option("--rate-limit-burst", c.rate_limit_burst,
+                 "Burst per key (0: one second's worth); per-key burst= overrides")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
+  app.add_option("--key-streams-max", c.key_streams_max,
+                 "Concurrent streams per key (0: unlimited); per-key streams= overrides")
+      ->capture_default_str()->group(adm);
+  app.add_option("--cors-origin", c.cors_origins,
+                 "An origin browsers may call from (repeatable; * for any, never with credentials)")
+      ->group(adm);
+  app.add_option("--request-timeout-ms", c.request_timeout_ms,
+                 "Default deadline of a generation, queueing included (0: none)")
+      ->capture_default_str()->group(adm);
+  app.add_option("--request-timeout-max-ms", c.request_timeout_max_ms,
+                 "Largest deadline a client may ask for with x-ringcast-timeout-ms")
+      ->capture_default_str()->check(CLI::Range(1u, 86'400'000u))->group(adm);
+  app.add_option("--engine-concurrency-max", c.engine_concurrency_max,
+                 "Generations running at once")
+      ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(adm);
+  app.add_option("--engine-queue-max", c.engine_queue_max,
+                 "Generations waiting for a slot; beyond, 503 at once")
+      ->capture_default_str()->check(CLI::Range(0u, 10'000'000u))->group(adm);
+  app.add_option("--shed-queue-delay-ms", c.shed_queue_delay_ms,
+                 "Waiting work older than this is shed before it starts (0: never)")
+      ->capture_default_str()->group(adm);
+
+  auto* brk = "Broker queue (/api/v1/message)";
+  app.add_option("--broker-queue-max", c.broker_queue_max, "Messages waiting; beyond, 503")
+      ->capture_default_str()->check(CLI::Range(1u, 100'000'000u))->group(brk);
+  app.add_option("--user-queue-max", c.user_queue_max, "Messages waiting per user; beyond, 503")
+      ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(brk);
+  app.add_option("--broker-concurrency-max", c.broker_concurrency_max,
+                 "Messages processing at once (users in parallel, one message per user)")
+      ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(brk);
+  app.add_option("--broker-retention-ms", c.broker_retention_ms,
+                 "How long a finished message's events stay available to late subscribers")
+      ->capture_default_str()->check(CLI::Range(0u, 86'400'000u))->group(brk);
+  app.add_option("--broker-log-events-max", c.broker_log_events_max,
+                 "Events retained per message (the oldest progress events go first)")
+      ->capture_default_str()->check(CLI::Range(16u, 100'000'000u))->group(brk);
+
   auto* buf = "Receive buffers (per shard)";
   app.add_option("--recv-buffers", c.recv_buffers, "Provided receive buffers (power of two)")
       ->capture_default_str()->check(CLI::Range(16u, 32768u))->group(buf);

@@ -6,6 +6,8 @@
 #include "core/clock.h"
 #include "proto/http1_writer.h"
 #include "server/errors.h"
+#include "proto/openai_errors.h"
+#include "server/openai_api.h"
 #include "server/shard.h"
 #include "server/ws_endpoint.h"
 
@@ -208,6 +210,14 @@ void connection::dispatch(const http1::request& req, std::string_view body,
 
   route_match m = match_route(req.method, req.path);
   current_.route = m.route;
+  current_.key = nullptr;
+  current_.rate_headers = false;
+  current_.allow_origin = shard_.cors().allow_origin(req.find("origin"));
+  if (req.method == http1::method::options && m.status == 405) {
+    answer_preflight(req, m.allow);
+    return;
+  }
+  if (!admit(req)) return;
   if (m.status == 404) {
     respond_error(404, "Invalid URL (" + std::string(req.method_name) + " " +
                            std::string(req.path) + ")");
@@ -230,6 +240,89 @@ void connection::dispatch(const http1::request& req, std::string_view body,
   }
 }
 
+bool connection::admit(const http1::request& req) {
+  std::string_view path = req.path;
+  bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
+  if (!api) return true;
+  auto& m = shard_.metrics();
+  const api_keys& keys = shard_.keys();
+  if (!keys.empty()) {
+    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
+    std::string_view presented = presented_key(req, req.upgrade);
+    current_.key = keys.find(presented);
+    if (!current_.key) {
+      ++m.rejected[static_cast<size_t>(reject_reason::auth)];
+      respond_api_error(*this, presented.empty() ? openai::missing_api_key()
+                                                 : openai::invalid_api_key(presented));
+      return false;
+    }
+  }
+  rate_limiter& rates = shard_.rates();
+  if (rates.enabled(current_.key)) {
+    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
+    current_.rate_headers = true;
+    current_.rate_limit = d.limit;
+    current_.rate_remaining = d.remaining;
+    current_.rate_reset_ms = d.reset_ms;
+    if (!d.allowed) {
+      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
+      respond_api_error(*this, openai::rate_limited("Rate limit reached for requests"),
+                        d.retry_after_ms);
+      return false;
+    }
+  }
+  ++m.admitted;
+  return true;
+}
+
+bool connection::admit_ws_action(uint64_t& retry_after_ms) {
+  rate_limiter& rates = shard_.rates();
+  auto& m = shard_.metrics();
+  if (rates.enabled(current_.key)) {
+    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
+    if (!d.allowed) {
+      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
+      retry_after_ms = d.retry_after_ms;
+      return false;
+    }
+  }
+  ++m.admitted;
+  return true;
+}
+
+void connection::answer_preflight(const http1::request& req, std::string_view allow) {
+  if (current_.allow_origin.empty()) {
+    ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::origin)];
+    respond_error(403, "This origin is not allowed to call this server (see --cors-origin)",
+                  "invalid_request_error", {}, "origin_not_allowed");
+    return;
+  }
+  // Browsers' SDK clients send their own headers (x-stainless-*, openai-beta): echo what the
+  // preflight asks for, so any header may be sent by an allowed origin.
+  std::string_view asked = req.find("access-control-request-headers");
+  std::string methods = std::string(allow) + ", OPTIONS";
+  respond(204, {}, {},
+          {{"Access-Control-Allow-Methods", methods},
+           {"Access-Control-Allow-Headers",
+            asked.empty() ? std::string_view("authorization, content-type, x-api-key") : asked},
+           {"Access-Control-Max-Age", "600"}});
+}
+
+void connection::write_common_headers(http1::response_writer& w) {
+  if (!current_.allow_origin.empty()) {
+    w.header("Access-Control-Allow-Origin", current_.allow_origin);
+    w.header("Vary", "Origin");
+    w.header("Access-Control-Expose-Headers",
+             "x-request-id, retry-after, retry-after-ms, x-ratelimit-limit-requests, "
+             "x-ratelimit-remaining-requests, x-ratelimit-reset-requests");
+  }
+  if (current_.rate_headers) {
+    w.header("x-ratelimit-limit-requests", current_.rate_limit);
+    w.header("x-ratelimit-remaining-requests", current_.rate_remaining);
+    w.header("x-ratelimit-reset-requests", format_reset(current_.rate_reset_ms));
+  }
+}
+
 void connection::reject(http1::error e) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
@@ -241,6 +334,8 @@ void connection::reject(http1::error e) {
   current_.head = false;
   current_.start_ns = monotonic_ns();
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
+  current_.allow_origin = {};
+  current_.rate_headers = false;
   respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
                 http1::name_of(e));
 }
@@ -257,12 +352,15 @@ void connection::respond(int status, std::string_view content_type, std::string_
   if (!content_type.empty()) w.header("Content-Type", content_type);
   for (const auto& [name, value] : headers) w.header(name, value);
   w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  write_common_headers(w);
   if (!current_.keep_alive) {
     w.connection(http1::connection_header::close);
   } else if (current_.version == http1::version::http_1_0) {
     w.connection(http1::connection_header::keep_alive);
   }
-  if (current_.head) {
+  if (status == 204 || status == 304) {
+    w.end_head_no_body();  // RFC 9110 §8.6: no Content-Length on 204
+  } else if (current_.head) {
     w.end_with_length(body.size());
   } else {
     w.end_with_body(body);
@@ -457,6 +555,8 @@ void connection::on_timer() {
     current_.head = false;
     current_.start_ns = monotonic_ns();
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
+    current_.allow_origin = {};
+    current_.rate_headers = false;
     respond_error(408, "The request was not received in time", "invalid_request_error", {},
                   "request_timeout");
     return;

@@ -31,6 +31,7 @@ void connection::begin_sse(header_list headers) {
   w.header("X-Accel-Buffering", "no");
   for (const auto& [name, value] : headers) w.header(name, value);
   w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  write_common_headers(w);
   if (current_.version == http1::version::http_1_1) {
     if (!current_.keep_alive) w.connection(http1::connection_header::close);
     w.end_chunked_head();

@@ -11,6 +11,7 @@ namespace rc::server {
 generation_task::generation_task(shard_server& shard, connection& conn)
     : shard_(shard), conn_(&conn), conn_id_(conn.id()) {
   conn.attach(*this);
+  deadline_.bind<generation_task, &generation_task::on_deadline>(this);
   ++shard_.metrics().engine_streams_active;
   ++shard_.metrics().engine_streams_started;
 }
@@ -20,9 +21,48 @@ generation_task::~generation_task() {
   --shard_.metrics().engine_streams_active;
 }
 
-void generation_task::start(engine& e, const generation_request& req) {
+void generation_task::set_deadline_ms(uint64_t timeout_ms) {
+  if (timeout_ms > 0) shard_.loop().arm_after_ms(deadline_, timeout_ms);
+}
+
+void generation_task::set_key(const api_key* key) {
+  key_ = key;
+  counted_for_key_ = true;
+  ++shard_.key_streams(key);
+}
+
+void generation_task::start(engine& e, generation_request req, bool bypass_queue_limit) {
+  engine_ = &e;
+  request_ = std::move(req);
   started_ns_ = shard_.loop().now_ns();
-  stream_ = e.generate(req, *this);
+  if (shard_.scheduler().request(*this, bypass_queue_limit) == engine_scheduler::admit::now) {
+    on_admitted();
+  }
+}
+
+void generation_task::on_admitted() {
+  holds_slot_ = true;
+  if (finished_) return;
+  started_ = true;
+  if (!on_start()) {
+    finish();
+    return;
+  }
+  stream_ = engine_->generate(request_, *this);
+}
+
+void generation_task::on_shed(uint64_t waited_ms) {
+  if (finished_) return;
+  on_abort("shed", "the request waited " + std::to_string(waited_ms) +
+                       " ms for the engine, longer than the shedding target; retry later",
+           conn_ != nullptr);
+  finish();
+}
+
+void generation_task::on_deadline() {
+  if (finished_) return;
+  ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::deadline)];
+  cancel("deadline_exceeded", "the request did not finish within its deadline");
 }
 
 bool generation_task::on_event(const engine_event& e) {
@@ -79,7 +119,17 @@ connection* generation_task::release_connection() {
 void generation_task::finish() {
   if (finished_) return;
   finished_ = true;
+  shard_.loop().cancel_timer(deadline_);
   if (conn_) connection::detach(*this);
+  shard_.scheduler().withdraw(*this);
+  if (counted_for_key_) {
+    counted_for_key_ = false;
+    --shard_.key_streams(key_);
+  }
+  if (holds_slot_) {
+    holds_slot_ = false;
+    shard_.scheduler().release();
+  }
   // Cancel the engine now, unless we are inside its callback (then it stops because we return
   // false, and goes with the task).
   if (!in_callback_) stream_.reset();

@@ -9,6 +9,13 @@
 
 namespace rc::server {
 
+std::string_view reject_reason_label(reject_reason r) {
+  static constexpr std::string_view labels[] = {"auth",     "rate", "streams", "queue_full",
+                                                "shed",     "deadline", "origin"};
+  static_assert(std::size(labels) == static_cast<size_t>(reject_reason::count));
+  return labels[static_cast<size_t>(r)];
+}
+
 size_t status_slot(int status) {
   for (size_t i = 0; i < tracked_statuses.size(); ++i)
     if (tracked_statuses[i] == status) return i;
@@ -59,6 +66,15 @@ void shard_metrics::merge(const shard_metrics& o) {
   engine_streams_cancelled += o.engine_streams_cancelled;
   engine_events += o.engine_events;
   first_event_latency.merge(o.first_event_latency);
+  admitted += o.admitted;
+  for (size_t i = 0; i < rejected.size(); ++i) rejected[i] += o.rejected[i];
+  queue_wait.merge(o.queue_wait);
+  engine_running += o.engine_running;
+  engine_waiting += o.engine_waiting;
+  broker_processing += o.broker_processing;
+  active_users += o.active_users;
+  broker_enqueued += o.broker_enqueued;
+  broker_wait.merge(o.broker_wait);
   reactor.loop_turns += o.reactor.loop_turns;
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
@@ -264,6 +280,34 @@ void render_streams(prom_writer& w) {
             [](const shard_metrics& m) { return double(m.topic_replays); });
 }
 
+void render_admission(prom_writer& w, const std::vector<shard_metrics>& shards) {
+  w.counter("ringcast_admission_admitted_total",
+            "API requests and WebSocket actions that passed admission.",
+            [](const shard_metrics& m) { return double(m.admitted); });
+  w.family("ringcast_admission_rejected_total", "counter", "Refused by admission, by reason.");
+  for (size_t r = 0; r < static_cast<size_t>(reject_reason::count); ++r)
+    w.per_shard("ringcast_admission_rejected_total",
+                label("reason", reject_reason_label(static_cast<reject_reason>(r))),
+                [r](const shard_metrics& m) { return double(m.rejected[r]); });
+  w.gauge("ringcast_engine_running", "Generations holding an engine slot.",
+          [](const shard_metrics& m) { return double(m.engine_running); });
+  w.gauge("ringcast_engine_queue_depth", "Generations waiting for an engine slot.",
+          [](const shard_metrics& m) { return double(m.engine_waiting); });
+  render_histogram(w, shards, "ringcast_engine_queue_wait_seconds",
+                   "Time generations waited for an engine slot.", &shard_metrics::queue_wait);
+  w.gauge("ringcast_broker_queue_depth", "Broker messages waiting to be processed.",
+          [](const shard_metrics& m) { return double(m.queue_depth); });
+  w.gauge("ringcast_broker_processing", "Broker messages being processed.",
+          [](const shard_metrics& m) { return double(m.broker_processing); });
+  w.gauge("ringcast_broker_active_users", "Users with messages waiting or processing.",
+          [](const shard_metrics& m) { return double(m.active_users); });
+  w.counter("ringcast_broker_enqueued_total", "Broker messages accepted.",
+            [](const shard_metrics& m) { return double(m.broker_enqueued); });
+  render_histogram(w, shards, "ringcast_broker_queue_wait_seconds",
+                   "Time from a broker message's enqueue to the start of its processing.",
+                   &shard_metrics::broker_wait);
+}
+
 void render_reactor(prom_writer& w) {
   w.counter("ringcast_loop_turns_total", "Event loop turns.",
             [](const shard_metrics& m) { return double(m.reactor.loop_turns); });
@@ -318,6 +362,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
                    "Time from a complete request to its answer (for streams: to their start).",
                    &shard_metrics::request_latency);
   render_engines(w, shards);
+  render_admission(w, shards);
   render_errors(w);
   render_streams(w);
   render_reactor(w);

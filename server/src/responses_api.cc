@@ -13,6 +13,9 @@
 namespace rc::server {
 namespace {
 
+void report(connection& conn, responses_mode mode, std::string_view request_id,
+            const openai::api_error& err);
+
 // ---- the renderer ----
 
 class responses_task final : public generation_task {
@@ -24,13 +27,17 @@ class responses_task final : public generation_task {
         writer_(std::move(r)),
         request_id_(std::move(request_id)),
         history_(std::move(history)),
-        length_limited_(length_limited) {
+        length_limited_(length_limited) {}
+
+  bool on_start() override {
+    if (!conn_) return false;
+    if (mode_ == responses_mode::sse) conn_->begin_sse();
     byte_buffer b;
     writer_.created(b);
-    emit(openai::response_event::created, b);
+    if (!emit(openai::response_event::created, b)) return false;
     b.clear();
     writer_.in_progress(b);
-    emit(openai::response_event::in_progress, b);
+    return emit(openai::response_event::in_progress, b);
   }
 
   // The previous response whose busy mark this response holds, released at the end.
@@ -170,11 +177,13 @@ class responses_task final : public generation_task {
 
   void fail(std::string_view code, std::string_view message) {
     if (!conn_) return;
-    openai::api_error err = code == "deadline_exceeded" ? openai::upstream_timeout()
-                                                        : openai::internal_error(message);
-    err.code = std::string(code);
+    openai::api_error err = abort_error(code, message);
+    if (!started()) {  // nothing sent yet: the mode's plain error
+      report(*conn_, mode_, request_id_, err);
+      return;
+    }
     if (mode_ == responses_mode::json) {
-      respond_api_error(*conn_, err);
+      respond_api_error(*conn_, err, shard_.scheduler().retry_after_ms());
       return;
     }
     byte_buffer b;
@@ -223,7 +232,7 @@ void report(connection& conn, responses_mode mode, std::string_view request_id,
 
 void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
             std::string request_id, std::vector<turn> history, std::string previous,
-            unique_function<void()> on_finished) {
+            unique_function<void()> on_finished, uint64_t deadline_ms) {
   shard_server& shard = *shard_server::current();
   engine* e = shard.engine_for(req.settings.model);
   if (!e) {
@@ -253,22 +262,25 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   r.created_at = wall_time_s();
   r.status = openai::response_status::in_progress;
   r.settings = std::move(req.settings);
-  if (mode == responses_mode::sse) conn.begin_sse();
   auto* t = new responses_task(shard, conn, mode, std::move(r), std::move(request_id),
                                std::move(history), g.max_tokens.has_value());
   if (!previous.empty()) t->hold_previous(std::move(previous));
   if (on_finished) t->set_on_finished(std::move(on_finished));
-  t->start(*e, g);
+  t->set_key(conn.request_key());
+  t->set_deadline_ms(deadline_ms);
+  t->start(*e, std::move(g));
 }
 
 }  // namespace
 
 void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
-                    std::string request_id, unique_function<void()> on_finished) {
+                    std::string request_id, unique_function<void()> on_finished,
+                    uint64_t deadline_ms) {
   shard_server& shard = *shard_server::current();
   std::string previous = req.settings.previous_response_id;
   if (previous.empty()) {
-    launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished));
+    launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished),
+           deadline_ms);
     return;
   }
   int home = shard_of_id(previous, "resp_", shard.shard_count());
@@ -280,14 +292,14 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
   // Take the conversation from its home shard (which marks it busy), then come back here.
   unsigned me = shard.id();
   uint64_t conn_id = conn.id();
-  shard.loop().post(static_cast<unsigned>(home), [me, home, conn_id, mode,
+  shard.loop().post(static_cast<unsigned>(home), [me, home, conn_id, mode, deadline_ms,
                                                   previous = std::move(previous),
                                                   req = std::move(req),
                                                   request_id = std::move(request_id),
                                                   on_finished = std::move(on_finished)]() mutable {
     std::vector<turn> history;
     auto status = shard_server::current()->responses().acquire(previous, history);
-    shard_server::current()->loop().post(me, [status, home, conn_id, mode,
+    shard_server::current()->loop().post(me, [status, home, conn_id, mode, deadline_ms,
                                               history = std::move(history),
                                               previous = std::move(previous), req = std::move(req),
                                               request_id = std::move(request_id),
@@ -312,7 +324,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
         return;
       }
       launch(*c, mode, std::move(req), std::move(request_id), std::move(history),
-             std::move(previous), std::move(on_finished));
+             std::move(previous), std::move(on_finished), deadline_ms);
     });
   });
 }
@@ -331,8 +343,10 @@ handler_result handle_responses(request_context& ctx) {
     respond_api_error(ctx.conn, *err);
     return handler_result::done;
   }
+  if (!admit_generation(ctx.conn)) return handler_result::done;
   responses_mode mode = req.stream ? responses_mode::sse : responses_mode::json;
-  start_response(ctx.conn, mode, std::move(req), {}, {});
+  start_response(ctx.conn, mode, std::move(req), {}, {},
+                 generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
   return handler_result::async;
 }
 
@@ -376,6 +390,12 @@ void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
     send_error(ws, e);
     return;
   }
+  uint64_t retry_ms = 0;
+  if (auto refused = admit_ws_generation(ws, retry_ms)) {
+    send_error(ws, *refused);
+    if (refused->code == "queue_full") ws.pause_flow_for(retry_ms);
+    return;
+  }
   ++inflight_;
   lane& l = lanes_[stream_id];
   l.waiting.push_back(std::move(req));
@@ -404,7 +424,7 @@ void responses_ws_handler::run_next(ws_endpoint& ws, const std::string& stream_i
     } else {
       self.run_next(*c->websocket(), stream_id);
     }
-  });
+  }, generation_deadline_ms(ws.shard(), {}));
 }
 
 void responses_ws_handler::on_close(ws_endpoint&) {

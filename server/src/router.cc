@@ -39,6 +39,8 @@ constexpr std::array routes = {
     route_def{route_id::responses_ws, "/v1/responses", get, "GET, POST", handle_responses_ws},
     route_def{route_id::embeddings, "/v1/embeddings", post, "POST", handle_embeddings},
     route_def{route_id::models, "/v1/models", get_head, "GET, HEAD", handle_models},
+    route_def{route_id::broker_message, "/api/v1/message", post, "POST", handle_broker_message},
+    route_def{route_id::broker_stream, "/api/v1/stream", get, "GET", handle_broker_stream},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.

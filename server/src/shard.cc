@@ -34,20 +34,27 @@ uint64_t mix(uint64_t x) {
 
 }  // namespace
 
-shard_server::shard_server(reactor& r, const server_config& cfg, int listen_fd)
+shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
     : reactor_(r),
-      config_(cfg),
+      rules_(rules),
+      config_(rules.config),
       sockets_(r),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
       request_id_seed_(random_u64()),
-      max_connections_((cfg.max_connections + r.shard_count() - 1) / r.shard_count()),
+      max_connections_((rules.config.max_connections + r.shard_count() - 1) / r.shard_count()),
       started_ms_(r.now_ms()),
       topics_(*this),
-      responses_(cfg.responses_store_max),
+      responses_(config_.responses_store_max),
+      scheduler_(*this, share_of(config_.engine_concurrency_max),
+                 share_of(config_.engine_queue_max), config_.shed_queue_delay_ms),
+      rates_(config_.rate_limit_rps, config_.rate_limit_burst, 1.0 / r.shard_count()),
+      key_streams_(rules.keys.size() + 1, 0),
+      broker_(*this),
       started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
   t_shard = this;
+  const server_config& cfg = config_;
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;
   limits_.header_bytes_max = cfg.header_bytes_max;
   limits_.headers_max = cfg.headers_max;
@@ -126,6 +133,16 @@ connection* shard_server::find_connection(uint64_t id) {
   return it == by_id_.end() ? nullptr : it->second;
 }
 
+uint32_t shard_server::share_of(uint32_t total) const {
+  if (total == 0) return 0;
+  uint32_t n = shard_count();
+  return std::max<uint32_t>(1, (total + n - 1) / n);
+}
+
+uint32_t& shard_server::key_streams(const api_key* key) {
+  return key_streams_[key ? key->index : key_streams_.size() - 1];
+}
+
 connection* shard_server::live_connection(uint64_t id) {
   connection* c = find_connection(id);
   return c && !c->closing() ? c : nullptr;
@@ -177,6 +194,8 @@ void shard_server::release_ring(std::shared_ptr<outbound_ring>&& r) {
 
 shard_metrics shard_server::snapshot_metrics() const {
   shard_metrics s = metrics_;
+  s.engine_running = scheduler_.running();
+  s.engine_waiting = scheduler_.waiting();
   s.reactor = reactor_.stats();
   s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
   // metrics_ counts the bytes of closed connections; add those still open.

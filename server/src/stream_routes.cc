@@ -96,6 +96,12 @@ handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handle
   hr.ws_version = req.find("sec-websocket-version");
   hr.protocol = req.find("sec-websocket-protocol");
   hr.origin = req.find("origin");
+  if (!ctx.shard.cors().websocket_allowed(hr.origin)) {
+    ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::origin)];
+    ctx.conn.respond_error(403, "WebSocket connections from this origin are not allowed",
+                           "invalid_request_error", {}, "origin_not_allowed");
+    return handler_result::done;
+  }
   ws::handshake_result res = ws::check_handshake(hr);
   if (!res.ok()) {
     if (!res.header_name.empty()) {

@@ -50,6 +50,25 @@ void broker_ws_handler::send_error(ws_endpoint& ws, std::string_view id, std::st
   ws.send_text(msg.view());
 }
 
+void broker_ws_handler::send_refusal(ws_endpoint& ws, std::string_view id,
+                                     const openai::api_error& e, uint64_t retry_after_ms) {
+  byte_buffer msg;
+  json::writer w(msg);
+  w.begin_object();
+  write_id(w, id);
+  w.string_member("event", "error");
+  w.key("error");
+  w.begin_object();
+  w.string_member("code", e.code.value_or(e.type));
+  w.string_member("message", e.message);
+  w.uint64_member("status", static_cast<uint64_t>(e.status));
+  w.uint64_member("retry_after_ms", retry_after_ms);
+  w.end_object();
+  w.end_object();
+  ws.send_text(msg.view());
+  if (e.code == "queue_full") ws.pause_flow_for(retry_after_ms);
+}
+
 void broker_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
                                    std::string_view payload) {
   if (closed_) return;
@@ -89,9 +108,17 @@ void broker_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
 
 void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::string_view action,
                                  const json::value& payload) {
+  uint64_t retry_ms = 0;
+  if (!ws.conn().admit_ws_action(retry_ms)) {
+    openai::api_error e = openai::rate_limited("Rate limit reached for requests");
+    e.code = "rate_limited";
+    send_refusal(ws, id, e, retry_ms);
+    return;
+  }
   if (action == "subscribe") return subscribe(ws, id, payload);
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
   if (action == "cancel") return cancel(ws, id, payload);
+  if (action == "message.stream") return start_message_stream_ws(ws, id, payload);
   bool async = action == "publish" || action == "system.health" || action == "chat.completion" ||
                action == "responses.create" || action == "embedding.query" ||
                action == "tool.invoke";
@@ -264,11 +291,16 @@ void broker_ws_handler::start_stream(ws_endpoint& ws, std::string_view id, std::
       send_error(ws, id, err->code.value_or(err->type), err->message);
       return;
     }
+    uint64_t retry_ms = 0;
+    if (auto refused = admit_ws_generation(ws, retry_ms)) {
+      send_refusal(ws, id, *refused, retry_ms);
+      return;
+    }
     begin_async(ws);
     // The task exists only once a previous response was fetched (if any): it is not cancellable
     // before that, and finisher() runs either way.
     start_response(ws.conn(), responses_mode::ws_broker, std::move(req), key,
-                   finisher(conn_id, key));
+                   finisher(conn_id, key), generation_deadline_ms(ws.shard(), {}));
     return;
   }
   bool started = action == "embedding.query"

@@ -14,7 +14,9 @@ ws_endpoint::ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_hand
       session_(ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
                ws::session_options{.message_bytes_max = s.config().ws_message_bytes_max}),
       last_in_ms_(s.loop().now_ms()),
-      last_out_ms_(s.loop().now_ms()) {}
+      last_out_ms_(s.loop().now_ms()) {
+  flow_timer_.bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
+}
 
 ws_endpoint::~ws_endpoint() = default;
 
@@ -96,6 +98,20 @@ void ws_endpoint::send_control_text(std::string_view payload) {
   last_out_ms_ = shard_.loop().now_ms();
 }
 
+void ws_endpoint::pause_flow_for(uint64_t ms) {
+  if (!flow_paused_) {
+    flow_paused_ = true;
+    send_control_text(R"({"event":"flow.pause"})");
+  }
+  shard_.loop().arm_after_ms(flow_timer_, ms);
+}
+
+void ws_endpoint::on_flow_timer() {
+  if (!flow_paused_) return;
+  flow_paused_ = false;
+  send_control_text(R"({"event":"flow.resume"})");
+}
+
 void ws_endpoint::close(uint16_t code, std::string_view reason) {
   if (close_started_ || gone_) return;
   close_started_ = true;
@@ -145,6 +161,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   w.header("Sec-WebSocket-Accept", accept_key);
   if (!subprotocol.empty()) w.header("Sec-WebSocket-Protocol", subprotocol);
   w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  write_common_headers(w);
   w.end_head_no_body();
   count_request(101);
   mode_ = mode::ws;

@@ -70,6 +70,26 @@ struct server_config {
   uint64_t mock_max_tokens = 4096;      // largest max_tokens accepted
   uint32_t mock_embedding_dim = 256;    // embedding dimensions without `dimensions`
 
+  // Admission.
+  std::vector<std::string> api_keys;     // --api-key, repeatable
+  std::string api_keys_file;             // one key per line, with optional limits
+  double rate_limit_rps = 0;             // per key; 0: unlimited
+  double rate_limit_burst = 0;           // per key; 0: one second's worth
+  uint32_t key_streams_max = 0;          // concurrent streams per key; 0: unlimited
+  std::vector<std::string> cors_origins; // --cors-origin, repeatable; "*" for any
+  uint32_t request_timeout_ms = 0;       // default deadline of a generation; 0: none
+  uint32_t request_timeout_max_ms = 600000;  // x-ringcast-timeout-ms is capped to this
+  uint32_t engine_concurrency_max = 4096;    // generations at once, whole process
+  uint32_t engine_queue_max = 4096;          // generations waiting, whole process
+  uint32_t shed_queue_delay_ms = 30000;      // waited longer: shed (0: never)
+
+  // Broker queue.
+  uint32_t broker_queue_max = 100000;        // messages waiting, whole process
+  uint32_t user_queue_max = 64;              // messages waiting per user
+  uint32_t broker_concurrency_max = 1024;    // messages processing at once, whole process
+  uint32_t broker_retention_ms = 300000;     // a finished message's log is kept this long
+  uint32_t broker_log_events_max = 100000;   // events retained per message
+
   // Responses.
   uint32_t responses_store_max = 10000;  // stored responses per shard (LRU beyond)
 

@@ -41,6 +41,7 @@
 #include "core/stream_socket.h"
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
+#include "proto/http1_writer.h"
 #include "server/router.h"
 #include "server/stream.h"
 
@@ -48,6 +49,7 @@ namespace rc::server {
 
 class shard_server;
 class connection;
+struct api_key;
 class ws_endpoint;
 class ws_handler;
 struct connection_list_tag;
@@ -92,6 +94,12 @@ class connection final : public stream_socket, public list_node<connection_list_
   void respond_error(int status, std::string_view message,
                      std::string_view type = "invalid_request_error", std::string_view param = {},
                      std::string_view code = {}, header_list headers = {});
+
+  // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
+  const api_key* request_key() const { return current_.key; }
+  // Runs admission for a WebSocket action: the rate limit of the connection's key. On refusal
+  // returns false and sets retry_after_ms.
+  bool admit_ws_action(uint64_t& retry_after_ms);
 
   // The shard is draining: finish the current request (if any) with Connection: close; end SSE
   // streams; close WebSockets with 1001.
@@ -165,6 +173,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   // One request at `data`; returns bytes consumed, or 0 when it is incomplete.
   size_t process_one(const char* data, size_t len, size_t capacity);
   void dispatch(const http1::request& req, std::string_view body, size_t body_capacity);
+  // Authentication and rate limits for API routes; false when it answered (401/429).
+  bool admit(const http1::request& req);
+  void answer_preflight(const http1::request& req, std::string_view allow);
+  // Headers every response of the current request carries (CORS, x-ratelimit-*).
+  void write_common_headers(http1::response_writer& w);
   void reject(http1::error e);
   void keep_input(const char* data, size_t len);
   void resume_input();
@@ -208,6 +221,10 @@ class connection final : public stream_socket, public list_node<connection_list_
     uint8_t request_id_len = 0;
     uint64_t start_ns = 0;
     char request_id[64];
+    const api_key* key = nullptr;     // admission: the key presented (kept after an upgrade)
+    std::string_view allow_origin;    // CORS: the Access-Control-Allow-Origin value, or empty
+    bool rate_headers = false;        // x-ratelimit-* values below are set
+    uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
 
   // Streams.

@@ -6,6 +6,12 @@
 // end cancels it (the client left: the engine stops at once, before or after the first token).
 // Subclasses only render events.
 //
+// Admission: start() asks the shard's engine_scheduler for a slot; the task may wait in its
+// queue (nothing is sent meanwhile, so a shed request still gets a proper 503). Once admitted,
+// on_start() renders the beginning (SSE headers, role chunks, response.created) and the engine
+// starts. A deadline (x-ringcast-timeout-ms, bounded by the server's maximum) covers the wait and
+// the generation: on expiry the task ends with deadline_exceeded (504, or an error event).
+//
 // Lifetime: a task deletes itself once its stream is over — after the terminal event (usage or
 // error), a cancel, or the connection's end. Deletion is deferred to a later turn so that it
 // never happens inside the engine's own callback. Nothing may keep a raw pointer to a task past
@@ -25,23 +31,31 @@
 #include "core/unique_function.h"
 #include "proto/openai_chat.h"
 #include "proto/openai_responses.h"
+#include "core/timer_wheel.h"
 #include "server/engine.h"
+#include "server/scheduler.h"
 #include "server/stream.h"
 
 namespace rc::server {
 
 class connection;
 class shard_server;
+struct api_key;
 
-class generation_task : public engine_sink, public stream_producer {
+class generation_task : public engine_sink, public stream_producer, public engine_ticket {
  public:
   generation_task(shard_server& shard, connection& conn);
   generation_task(const generation_task&) = delete;
   generation_task& operator=(const generation_task&) = delete;
   virtual ~generation_task();
 
-  // Starts the generation. REQUIRES: called once, right after construction.
-  void start(engine& e, const generation_request& req);
+  // Ends the task with deadline_exceeded if it is not over by then (0: no deadline).
+  void set_deadline_ms(uint64_t timeout_ms);
+  // Counts this task as one of `key`'s concurrent streams on this shard until it ends.
+  void set_key(const api_key* key);
+  // Starts the generation (or queues it). REQUIRES: called once, right after construction, and
+  // the scheduler had room (see engine_scheduler::has_room).
+  void start(engine& e, generation_request req, bool bypass_queue_limit = false);
   // Ends the generation early: `code` is rendered as the stream's error (if the connection can
   // still take it), the engine is cancelled, the task finishes.
   void cancel(std::string_view code, std::string_view message);
@@ -49,11 +63,15 @@ class generation_task : public engine_sink, public stream_producer {
   void set_on_finished(unique_function<void()> fn) { on_finished_ = std::move(fn); }
 
  protected:
+  // Renders the beginning of the output, once admitted. Returning false ends the task.
+  virtual bool on_start() { return true; }
   // Renders one event. Returning false ends the task (the connection refused the output).
   virtual bool render(const engine_event& e) = 0;
-  // The stream ended without a terminal event (cancelled, client gone). The connection is still
-  // usable only if `connection_alive`.
+  // The stream ended without a terminal event (cancelled, client gone, deadline, shed). The
+  // connection is still usable only if `connection_alive`; started() tells whether on_start()
+  // ran (if not, nothing was sent yet and a plain HTTP error can still be answered).
   virtual void on_abort(std::string_view code, std::string_view message, bool connection_alive);
+  bool started() const { return started_; }
 
   // Detaches from the connection and returns it, for a renderer about to end the response (an
   // SSE end closes the stream's producers, which must not be this task any more).
@@ -68,9 +86,19 @@ class generation_task : public engine_sink, public stream_producer {
   void on_pause() final { paused_ = true; }
   void on_resume() final;
   void on_stream_closed() final;
+  void on_admitted() final;
+  void on_shed(uint64_t waited_ms) final;
+  void on_deadline();
   void finish();
 
+  engine* engine_ = nullptr;
+  generation_request request_;
   std::unique_ptr<engine_stream> stream_;
+  timer deadline_;
+  bool holds_slot_ = false;
+  bool counted_for_key_ = false;
+  const api_key* key_ = nullptr;
+  bool started_ = false;
   unique_function<void()> on_finished_;
   uint64_t started_ns_ = 0;
   bool first_event_seen_ = false;

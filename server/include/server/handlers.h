@@ -32,4 +32,8 @@ handler_result handle_responses_ws(request_context& ctx);
 handler_result handle_embeddings(request_context& ctx);
 handler_result handle_models(request_context& ctx);
 
+// Broker queue (broker_routes.cc).
+handler_result handle_broker_message(request_context& ctx);
+handler_result handle_broker_stream(request_context& ctx);
+
 }  // namespace rc::server

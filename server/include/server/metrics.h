@@ -54,6 +54,11 @@ size_t status_slot(int status);
 std::string_view status_slot_label(size_t slot);
 
 enum class protocol : uint8_t { http, sse, ws, count };
+// Why admission refused something: the label of ringcast_admission_rejected_total.
+enum class reject_reason : uint8_t {
+  auth, rate, streams, queue_full, shed, deadline, origin, count
+};
+std::string_view reject_reason_label(reject_reason r);
 enum class timeout_kind : uint8_t { header, idle, write, count };
 
 // Number of routes and parse-error kinds; checked against the router and parser tables.
@@ -97,8 +102,19 @@ struct shard_metrics {
   uint64_t engine_events = 0;             // deltas and tool-call fragments delivered
   latency_histogram first_event_latency;  // request start to the engine's first event
 
+  // Admission.
+  uint64_t admitted = 0;             // API requests and WebSocket actions that passed admission
+  std::array<uint64_t, static_cast<size_t>(reject_reason::count)> rejected{};
+  latency_histogram queue_wait;      // time generations waited for an engine slot
+  int64_t engine_running = 0;        // generations holding a slot (gauge)
+  int64_t engine_waiting = 0;        // generations waiting for one (gauge)
+
   // Broker.
   int64_t queue_depth = 0;           // broker messages waiting to be processed (gauge)
+  int64_t broker_processing = 0;     // broker messages being processed (gauge)
+  int64_t active_users = 0;          // users with messages waiting or processing (gauge)
+  uint64_t broker_enqueued = 0;
+  latency_histogram broker_wait;     // enqueue to processing
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   uint64_t uptime_s = 0;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -20,8 +21,13 @@ class connection;
 class shard_server;
 class ws_endpoint;
 
-// Answers the current HTTP request with an OpenAI error envelope.
-void respond_api_error(connection& c, const openai::api_error& e);
+// Answers the current HTTP request with an OpenAI error envelope. 429 and 503 carry Retry-After
+// and retry-after-ms (retry_after_ms, or 1 s when 0).
+void respond_api_error(connection& c, const openai::api_error& e, uint64_t retry_after_ms = 0);
+
+// The error a generation that ended early reports: shed and queue_full are 503, a deadline 504,
+// a cancel 499-like "cancelled" (400 class), anything else 500.
+openai::api_error abort_error(std::string_view code, std::string_view message);
 
 // A chat completion for the WebSocket broker: events chat.delta, chat.tool_call, chat.complete,
 // each carrying the request id. Returns the task (null after an error was already sent).
@@ -35,6 +41,22 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
                         unique_function<void()> on_finished);
 bool start_tool_ws(ws_endpoint& ws, std::string_view request_id, const json::value& payload,
                    unique_function<void()> on_finished);
+
+// Admission of a generation for the current HTTP request: room in the engine queue (else 503
+// queue_full) and under the key's stream cap (else 429). False after answering.
+bool admit_generation(connection& conn);
+// The same for a WebSocket request: rate limit, queue room, stream cap. Sends nothing: a refusal
+// comes back as an error (status 429 or 503) for the caller to render in its protocol's shape;
+// when the queue was full the caller also sends flow.pause (ws_endpoint::pause_flow_for).
+std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& retry_after_ms);
+// The deadline of a generation: x-ringcast-timeout-ms if given (capped by the server's maximum),
+// else the server default; 0 for none. `header` is the header's value (may be empty).
+uint64_t generation_deadline_ms(const shard_server& shard, std::string_view header);
+
+// message.stream for the WebSocket broker: the broker lifecycle events of one message, each
+// carrying the request id (broker_routes.cc).
+void start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
+                             const json::value& payload);
 
 // Publishes a chat stream's deltas to a topic as well (header x-ringcast-topic: T), so watchers
 // can follow one generation live: {"type":"delta","id","choice","delta"}, then

@@ -38,10 +38,12 @@ enum class responses_mode : uint8_t {
   ws_broker,  // /ws responses.create: each event is {"id","event","data"}
 };
 
-// Starts a response for `req` on `conn`. `request_id` is the broker request id (ws_broker) and
-// `on_finished` runs when the response is over (also when it never started); both may be empty.
+// Starts a response for `req` on `conn` (admission already done). `request_id` is the broker
+// request id (ws_broker) and `on_finished` runs when the response is over (also when it never
+// started); both may be empty. `deadline_ms`: see generation_deadline_ms (0: none).
 void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
-                    std::string request_id, unique_function<void()> on_finished);
+                    std::string request_id, unique_function<void()> on_finished,
+                    uint64_t deadline_ms);
 
 // GET /v1/responses after the upgrade: {"type":"response.create", ...} messages; requests with
 // the same stream_id run one after another, others concurrently (up to ws_inflight_max).

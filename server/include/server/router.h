@@ -39,6 +39,8 @@ enum class route_id : uint8_t {
   responses_ws,
   embeddings,
   models,
+  broker_message,
+  broker_stream,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };

@@ -27,18 +27,29 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "proto/json_reader.h"
+#include "server/admission.h"
+#include "server/broker.h"
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
+#include "server/scheduler.h"
 #include "server/topics.h"
 
 namespace rc::server {
 
+// What every shard reads and none writes: built by main before the shards start.
+struct shared_rules {
+  explicit shared_rules(const server_config& cfg) : config(cfg), cors(cfg.cors_origins) {}
+  const server_config& config;
+  api_keys keys;
+  cors_policy cors;
+};
+
 class shard_server {
  public:
-  shard_server(reactor& r, const server_config& cfg, int listen_fd);
+  shard_server(reactor& r, const shared_rules& rules, int listen_fd);
   shard_server(const shard_server&) = delete;
   shard_server& operator=(const shard_server&) = delete;
   ~shard_server();
@@ -68,6 +79,15 @@ class shard_server {
   void release_ring(std::shared_ptr<outbound_ring>&& r);
 
   topic_registry& topics() { return topics_; }
+  engine_scheduler& scheduler() { return scheduler_; }
+  broker& broker_queue() { return broker_; }
+  rate_limiter& rates() { return rates_; }
+  const api_keys& keys() const { return rules_.keys; }
+  const cors_policy& cors() const { return rules_.cors; }
+  // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
+  uint32_t share_of(uint32_t total) const;
+  // Concurrent streams of `key` on this shard (nullptr: anonymous); a guard object counts one.
+  uint32_t& key_streams(const api_key* key);
   responses_store& responses() { return responses_; }
   // The engine serving `model`, or nullptr (404 model_not_found).
   engine* engine_for(std::string_view model);
@@ -103,6 +123,7 @@ class shard_server {
   void on_snapshot(uint64_t collection_id, unsigned from, shard_metrics&& snapshot);
 
   reactor& reactor_;
+  const shared_rules& rules_;
   const server_config& config_;
   http1::limits limits_;
   http1::date_cache date_;
@@ -125,6 +146,10 @@ class shard_server {
   outbound_ring_options ring_options_;
   topic_registry topics_;
   responses_store responses_;
+  engine_scheduler scheduler_;
+  rate_limiter rates_;
+  std::vector<uint32_t> key_streams_;  // by key index; the last: anonymous
+  broker broker_;
   std::unique_ptr<engine> engine_;
   int64_t started_wall_s_;
 

@@ -25,6 +25,8 @@ namespace rc::server {
 class generation_task;
 }
 
+#include "proto/openai_errors.h"
+
 namespace rc::json {
 class value;
 }
@@ -41,6 +43,10 @@ class broker_ws_handler final : public ws_handler {
                          std::string_view data_json);
   static void send_error(ws_endpoint& ws, std::string_view id, std::string_view code,
                          std::string_view message);
+  // An admission refusal: the error (with retry_after_ms), and flow.pause when the engine queue
+  // was full (flow.resume follows after retry_after_ms).
+  static void send_refusal(ws_endpoint& ws, std::string_view id, const openai::api_error& e,
+                           uint64_t retry_after_ms);
 
  private:
   void dispatch(ws_endpoint& ws, std::string_view id, std::string_view action,

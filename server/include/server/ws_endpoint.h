@@ -17,6 +17,7 @@
 #include <string_view>
 
 #include "base/byte_buffer.h"
+#include "core/timer_wheel.h"
 #include "core/outbound_ring.h"
 #include "proto/ws.h"
 #include "proto/ws_session.h"
@@ -66,6 +67,8 @@ class ws_endpoint {
   bool send_entry(outbound_entry e);
   // Sends a small text message in the control lane, ahead of queued data (flow.pause/resume).
   void send_control_text(std::string_view payload);
+  // Sends {"event":"flow.pause"} now and {"event":"flow.resume"} after `ms` (once per pause).
+  void pause_flow_for(uint64_t ms);
   // Starts the closing handshake.
   void close(uint16_t code, std::string_view reason);
   bool closing() const { return close_started_; }
@@ -89,6 +92,9 @@ class ws_endpoint {
   uint64_t close_deadline_ms_ = 0;
   bool close_started_ = false;
   bool gone_ = false;
+  bool flow_paused_ = false;
+  timer flow_timer_;
+  void on_flow_timer();
 };
 
 }  // namespace rc::server

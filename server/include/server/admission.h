@@ -1,0 +1,115 @@
+// Admission: who may use the API, how fast, and from which origins. It runs before every /v1/*
+// and /api/* route and every WebSocket action (API.md, Common; issue "admission").
+//
+// * API keys come from --api-key flags and/or a keys file; with none configured the API is open
+//   (and the server says so at start-up). A key is presented as "Authorization: Bearer <key>",
+//   "X-API-Key: <key>", or, on WebSocket upgrades only (browsers can't set headers there),
+//   "?api_key=<key>". Keys are looked up by a SHA-1 digest and then compared in constant time, so
+//   response timing says nothing about how close a guess was.
+// * Rate limits are token buckets per key (requests/s and burst; per-key values from the keys
+//   file, defaults from flags). Every shard enforces its share, rate/shards and burst/shards
+//   (at least 1), without talking to the others: SO_REUSEPORT spreads a client's connections, so
+//   a client gets the whole rate across its connections, and no cross-shard round trip sits on
+//   the rejection path.
+// * Concurrent streams are capped per key (the same per-shard share) and per connection.
+// * CORS: responses to an allowed Origin carry Access-Control-Allow-Origin; preflight OPTIONS
+//   requests are answered with the allowed methods and headers; WebSocket upgrades from an Origin
+//   not on the list are refused (403). "*" allows every origin, never with credentials.
+//
+// Thread-safety: api_keys and cors_policy are built at start-up and then read-only (shared by all
+// shards); a rate_limiter belongs to one shard.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+namespace rc::http1 {
+struct request;
+}
+
+namespace rc::server {
+
+struct api_key {
+  std::string key;
+  std::string name;             // for logs and metrics labels; defaults to "key-<n>"
+  double rps = 0;               // 0: the server default
+  double burst = 0;             // 0: the server default
+  uint32_t streams_max = 0;     // 0: the server default
+  uint32_t index = 0;           // dense, for per-shard tables
+};
+
+class api_keys {
+ public:
+  // Adds the keys given on the command line. Returns an error message or empty.
+  std::string add(std::string_view key);
+  // Loads a keys file: one key per line, then optional name=, rps=, burst=, streams= attributes;
+  // '#' starts a comment. Errors name the file and line. Returns an error message or empty.
+  std::string load_file(const std::string& path);
+
+  bool empty() const { return keys_.empty(); }
+  size_t size() const { return keys_.size(); }
+  const api_key& at(uint32_t index) const { return keys_[index]; }
+
+  // The key matching `presented`, or nullptr.
+  const api_key* find(std::string_view presented) const;
+
+ private:
+  std::string insert(api_key k);
+  std::vector<api_key> keys_;
+  std::unordered_map<std::string, uint32_t> by_digest_;  // SHA-1 of the key -> index
+};
+
+// Which key a request presents: Authorization: Bearer, X-API-Key, or (WebSocket upgrades)
+// ?api_key=. Empty when none.
+std::string_view presented_key(const http1::request& req, bool allow_query);
+
+class cors_policy {
+ public:
+  explicit cors_policy(std::vector<std::string> origins);
+  bool configured() const { return any_ || !origins_.empty(); }
+  // The Access-Control-Allow-Origin value for a request from `origin`, or empty (no header).
+  std::string_view allow_origin(std::string_view origin) const;
+  // Whether a WebSocket upgrade from `origin` may proceed (no Origin header: not a browser).
+  bool websocket_allowed(std::string_view origin) const;
+
+ private:
+  bool any_ = false;
+  std::vector<std::string> origins_;
+};
+
+// Token buckets per key for one shard.
+class rate_limiter {
+ public:
+  struct decision {
+    bool allowed = true;
+    uint64_t limit = 0;          // requests per minute the key may make (x-ratelimit-limit-requests)
+    uint64_t remaining = 0;      // whole tokens left
+    uint64_t reset_ms = 0;       // until the bucket is full again
+    uint64_t retry_after_ms = 0; // when refused: until one token is back
+  };
+
+  // `share` is this shard's part of every key's rate and burst (1/shards).
+  rate_limiter(double default_rps, double default_burst, double share);
+  bool enabled(const api_key* key) const;
+  // Takes one request token for `key` (nullptr: anonymous requests, one shared bucket).
+  decision take(const api_key* key, uint64_t now_us);
+
+ private:
+  struct bucket {
+    double tokens = -1;  // < 0: not yet used (starts full)
+    uint64_t last_us = 0;
+  };
+  double default_rps_, default_burst_, share_;
+  std::vector<bucket> buckets_;  // by key index
+  bucket anonymous_;             // requests without a key (no keys configured)
+};
+
+// "1s", "6m0s", "1h2m3s": the duration format of OpenAI's x-ratelimit-reset-* headers.
+std::string format_reset(uint64_t ms);
+
+}  // namespace rc::server

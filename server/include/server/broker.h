@@ -1,0 +1,176 @@
+// The broker queue (API.md, "Broker queue"): per-user ordered work with a lifecycle anyone can
+// watch.
+//
+// Home shards: a user's messages live on hash(user_id) % shards; message ids encode it
+// ("msg_<shard>_<hex>"), so a watcher finds the message without a lookup.
+//
+// Order: a user's messages run one at a time, in arrival order; different users run in
+// parallel, up to broker_concurrency_max (this shard's share) and the engine's own limit (the
+// shard's engine_scheduler). Every queue is bounded — the shard's (broker_queue_max share) and
+// each user's (user_queue_max) — and a full one answers 503 with Retry-After at once. A message
+// that waited longer than shed_queue_delay_ms is shed instead of processed; one past its deadline
+// (x-ringcast-timeout-ms at enqueue) ends with deadline_exceeded, also mid-processing.
+//
+// Lifecycle log: every message keeps its events — queued {message_id, position} (again whenever
+// its position changes), processing, progress {delta}..., then done {message_id, output: {text},
+// usage} or error {message_id, code, message}. Each event is encoded once (an SSE frame with its
+// `id: <seq>`, and a WebSocket continuation fragment) and numbered 1, 2, 3... A finished
+// message's log is kept for broker_retention_ms, so a subscriber may arrive before, during or
+// after processing and see everything (bounded by broker_log_events_max: beyond it the oldest
+// progress events are dropped; the final event carries the whole output anyway).
+//
+// Watching works like topics (topics.h): the watcher's shard asks the home for the log after the
+// client's Last-Event-ID and for live events, which reach each shard with watchers once; a watcher
+// ignores live events until its catch-up has arrived, and anything at or below what it already
+// delivered. An SSE stream ends after the final event.
+//
+// Thread-safety: one broker per shard; shards talk by message.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "core/intrusive_list.h"
+#include "core/shared_buffer.h"
+#include "core/timer_wheel.h"
+#include "core/unique_function.h"
+#include "proto/openai_errors.h"
+#include "server/engine.h"
+#include "server/stream.h"
+#include "server/topics.h"
+
+namespace rc::server {
+
+class connection;
+class shard_server;
+class broker;
+struct watch_tag;
+
+// One lifecycle event, encoded once.
+struct broker_event {
+  uint64_t seq = 0;
+  shared_buffer sse;  // "<hex>\r\n" + "id: <seq>\nevent: <type>\ndata: <json>\n\n" + "\r\n"
+  uint32_t sse_frame_offset = 0;
+  uint32_t sse_frame_len = 0;
+  shared_buffer ws;   // WebSocket continuation frame: "event":"<type>","data":<json>}
+  bool terminal = false;
+  uint64_t bytes() const { return sse.size() + ws.size(); }
+};
+
+// A watcher: one SSE stream or one WebSocket message.stream request.
+class broker_watch final : public stream_producer, public list_node<watch_tag> {
+ public:
+  broker_watch(broker& b, connection& c, std::string message_id, subscriber_kind kind,
+               uint64_t id, std::string request_id);
+  uint64_t id() const { return id_; }
+  void on_stream_closed() override;
+
+ private:
+  friend class broker;
+  bool deliver(const broker_event& e);
+  // The final event went out: end the stream.
+  void finish();
+
+  broker& broker_;
+  connection& conn_;
+  std::string message_id_;
+  subscriber_kind kind_;
+  uint64_t id_;
+  std::string request_id_;
+  shared_buffer ws_prefix_;
+  uint64_t last_seq_ = 0;
+  bool live_ = false;
+};
+
+struct broker_request {
+  std::string user_id;
+  std::string text;          // the message
+  generation_request generation;
+  uint64_t deadline_ms = 0;  // 0: none
+};
+
+class broker {
+ public:
+  explicit broker(shard_server& shard);
+  ~broker();
+  broker(const broker&) = delete;
+  broker& operator=(const broker&) = delete;
+
+  unsigned home_of_user(std::string_view user_id) const;
+
+  struct enqueue_result {
+    std::optional<openai::api_error> error;  // queue full (503) and the like
+    uint64_t retry_after_ms = 0;
+    std::string message_id;
+    uint64_t position = 0;  // messages of this user ahead of it
+  };
+  // Queues on the user's home shard; `done` runs on this shard with the outcome.
+  void enqueue(broker_request&& req, unique_function<void(enqueue_result&&)> done);
+
+  // Watches a message from any shard. `after_seq`: the client's Last-Event-ID (0: from the
+  // start). `ready(found)` runs on this shard once the home answered, before any event is
+  // delivered; when found is false the watch is already gone (404). The returned id identifies
+  // the watch for cancel_watch (it may end on its own before that).
+  uint64_t watch(connection& c, std::string user_id, std::string message_id, subscriber_kind kind,
+                 uint64_t after_seq, std::string request_id, unique_function<void(bool)> ready);
+  void cancel_watch(uint64_t watch_id);
+
+  // Messages waiting on this shard (for health and metrics).
+  uint64_t waiting() const { return waiting_; }
+
+ private:
+  friend class broker_watch;
+  struct message;
+  struct user_queue;
+  struct worker;
+  struct catch_up {
+    bool found = false;
+    std::vector<broker_event> events;  // after the watcher's after_seq
+    uint64_t seq = 0;                  // the log's last seq when the home answered
+  };
+
+  // Home side.
+  enqueue_result home_enqueue(broker_request&& req);
+  void try_start(const std::string& user_id);
+  void start_processing(message& m);
+  void append(message& m, std::string_view type, std::string json, bool terminal);
+  void position_updates(user_queue& u);
+  void on_finished(message& m);
+  void on_deadline(message& m);
+  void forget(const std::string& message_id);
+  catch_up home_watch(unsigned shard, const std::string& user_id, const std::string& message_id,
+                      uint64_t after_seq);
+  // The same for a watcher that already passed the user check (after a gap).
+  catch_up home_rewatch(unsigned shard, const std::string& message_id, uint64_t after_seq);
+  void home_unwatch(unsigned shard, const std::string& message_id);
+
+  // Watcher side.
+  void on_catch_up(uint64_t watch_id, catch_up&& c);
+  void on_event(const std::string& message_id, const broker_event& e);
+  void remove(broker_watch& w);
+
+  shard_server& shard_;
+  std::unordered_map<std::string, std::unique_ptr<message>> messages_;  // homed here
+  std::unordered_map<std::string, user_queue> users_;
+  std::deque<std::string> ready_users_;  // users whose next message waits for a processing slot
+  uint64_t waiting_ = 0;
+  uint32_t processing_ = 0;
+
+  struct local_watchers {
+    intrusive_list<broker_watch, watch_tag> list;
+    size_t count = 0;
+    bool delivering = false;
+  };
+  std::unordered_map<std::string, local_watchers> watching_;  // message id -> watchers here
+  std::unordered_map<uint64_t, broker_watch*> watches_;
+  std::unordered_map<uint64_t, unique_function<void(bool)>> pending_ready_;
+  uint64_t next_watch_id_ = 1;
+};
+
+}  // namespace rc::server

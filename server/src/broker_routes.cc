@@ -1,0 +1,174 @@
+// POST /api/v1/message, GET /api/v1/stream and the WebSocket broker's message.stream.
+#include <charconv>
+
+#include "proto/json_reader.h"
+#include "proto/json_writer.h"
+#include "proto/openai_errors.h"
+#include "server/broker.h"
+#include "server/connection.h"
+#include "server/handlers.h"
+#include "server/openai_api.h"
+#include "server/query.h"
+#include "server/shard.h"
+#include "server/ws_broker.h"
+
+namespace rc::server {
+namespace {
+
+constexpr size_t user_id_bytes_max = 256;
+
+std::optional<openai::api_error> parse_broker_request(shard_server& shard, const json::value& root,
+                                                      broker_request& out) {
+  if (!root.is_object()) return openai::invalid_request("The body must be a JSON object");
+  json::value user = root.find("user_id");
+  if (!user || !user.is_string() || user.get_string().empty() ||
+      user.get_string().size() > user_id_bytes_max) {
+    return openai::invalid_request("'user_id' is required: a string of 1 to 256 bytes", "user_id");
+  }
+  json::value text = root.find("message");
+  if (!text || !text.is_string() || text.get_string().empty())
+    return openai::invalid_request("'message' is required: a non-empty string", "message");
+  out.user_id = std::string(user.get_string());
+  out.text = std::string(text.get_string());
+  generation_request& g = out.generation;
+  g.model = shard.config().models.front();
+  if (json::value model = root.find("model"); model && !model.is_null()) {
+    if (!model.is_string()) return openai::invalid_request("'model' must be a string", "model");
+    g.model = std::string(model.get_string());
+  }
+  engine* e = shard.engine_for(g.model);
+  if (!e) return openai::model_not_found(g.model);
+  if (json::value mt = root.find("max_tokens"); mt && !mt.is_null()) {
+    if (mt.kind() != json::kind::int64 && mt.kind() != json::kind::uint64)
+      return openai::invalid_request("'max_tokens' must be an integer", "max_tokens");
+    int64_t n = mt.get_int64();
+    if (n < 1 || static_cast<uint64_t>(n) > e->completion_tokens_max(g.model)) {
+      return openai::invalid_request("'max_tokens' must be between 1 and " +
+                                         std::to_string(e->completion_tokens_max(g.model)),
+                                     "max_tokens");
+    }
+    g.max_tokens = static_cast<uint64_t>(n);
+  }
+  if (json::value seed = root.find("seed"); seed && !seed.is_null()) {
+    if (seed.kind() != json::kind::int64 && seed.kind() != json::kind::uint64)
+      return openai::invalid_request("'seed' must be an integer", "seed");
+    g.seed = seed.get_int64();
+  }
+  for (const char* name : {"temperature", "top_p"}) {
+    json::value v = root.find(name);
+    if (!v || v.is_null()) continue;
+    double max = std::string_view(name) == "temperature" ? 2.0 : 1.0;
+    if (!v.is_number() || v.get_double() < 0 || v.get_double() > max) {
+      return openai::invalid_request(std::string("'") + name + "' must be a number between 0 and " +
+                                         (max == 2.0 ? "2" : "1"),
+                                     std::string(name));
+    }
+    (std::string_view(name) == "temperature" ? g.temperature : g.top_p) = v.get_double();
+  }
+  if (json::value sys = root.find("system"); sys && !sys.is_null()) {
+    if (!sys.is_string()) return openai::invalid_request("'system' must be a string", "system");
+    g.conversation.push_back({openai::message_role::system, std::string(sys.get_string())});
+  }
+  g.conversation.push_back({openai::message_role::user, out.text});
+  return std::nullopt;
+}
+
+uint64_t parse_last_event_id(std::string_view v) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  return ec == std::errc() && p == v.data() + v.size() ? n : 0;
+}
+
+}  // namespace
+
+handler_result handle_broker_message(request_context& ctx) {
+  json::value root;
+  if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
+                                         ctx.body.size(), ctx.body_capacity, root)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  broker_request req;
+  if (auto err = parse_broker_request(ctx.shard, root, req)) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
+  req.deadline_ms = generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms"));
+  uint64_t conn_id = ctx.conn.id();
+  ctx.shard.broker_queue().enqueue(std::move(req), [conn_id](broker::enqueue_result&& res) {
+    connection* c = shard_server::current()->live_connection(conn_id);
+    if (!c) return;
+    if (res.error) {
+      respond_api_error(*c, *res.error, res.retry_after_ms);
+      return;
+    }
+    byte_buffer body;
+    json::writer w(body);
+    w.begin_object();
+    w.string_member("message_id", res.message_id);
+    w.string_member("status", "queued");
+    w.uint64_member("queue_position", res.position);
+    w.end_object();
+    c->respond(202, "application/json", body.view());
+  });
+  return handler_result::async;
+}
+
+handler_result handle_broker_stream(request_context& ctx) {
+  auto user = query_value(ctx.req.query, "user_id");
+  auto message = query_value(ctx.req.query, "message_id");
+  if (!user || user->empty()) {
+    respond_api_error(ctx.conn, openai::invalid_request("'user_id' is required", "user_id"));
+    return handler_result::done;
+  }
+  if (!message || message->empty()) {
+    respond_api_error(ctx.conn, openai::invalid_request("'message_id' is required", "message_id"));
+    return handler_result::done;
+  }
+  uint64_t after = parse_last_event_id(ctx.req.find("last-event-id"));
+  uint64_t conn_id = ctx.conn.id();
+  std::string id = *message;
+  ctx.shard.broker_queue().watch(
+      ctx.conn, std::move(*user), std::move(*message), subscriber_kind::sse, after, {},
+      [conn_id, id](bool found) {
+        connection* c = shard_server::current()->live_connection(conn_id);
+        if (!c) return;
+        if (found) {
+          c->begin_sse();
+        } else {
+          c->respond_error(404, "No message '" + id + "' for this user (it may have expired)",
+                           "invalid_request_error", "message_id", "message_not_found");
+        }
+      });
+  return handler_result::async;
+}
+
+void start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
+                             const json::value& payload) {
+  json::value user = payload ? payload.find("user_id") : json::value();
+  json::value message = payload ? payload.find("message_id") : json::value();
+  if (!user || !user.is_string() || !message || !message.is_string()) {
+    broker_ws_handler::send_error(ws, request_id, "invalid_request",
+                                  "'payload.user_id' and 'payload.message_id' are required strings");
+    return;
+  }
+  uint64_t after = 0;
+  if (json::value last = payload.find("last_event_id")) {
+    after = last.is_string() ? parse_last_event_id(last.get_string())
+                             : last.is_number() ? last.get_uint64() : 0;
+  }
+  uint64_t conn_id = ws.connection_id();
+  std::string id(request_id), mid(message.get_string());
+  ws.shard().broker_queue().watch(ws.conn(), std::string(user.get_string()), mid,
+                                  subscriber_kind::ws, after, id, [conn_id, id, mid](bool found) {
+                                    connection* c =
+                                        shard_server::current()->live_connection(conn_id);
+                                    if (!found && c && c->websocket()) {
+                                      broker_ws_handler::send_error(
+                                          *c->websocket(), id, "message_not_found",
+                                          "No message '" + mid + "' for this user");
+                                    }
+                                  });
+}
+
+}  // namespace rc::server

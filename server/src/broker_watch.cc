@@ -1,0 +1,184 @@
+// The broker's watcher side: SSE streams and WebSocket message.stream requests on any shard.
+#include "base/assert.h"
+#include "proto/json_writer.h"
+#include "proto/ws.h"
+#include "server/broker.h"
+#include "server/connection.h"
+#include "server/generation.h"
+#include "server/shard.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+
+broker_watch::broker_watch(broker& b, connection& c, std::string message_id, subscriber_kind kind,
+                           uint64_t id, std::string request_id)
+    : broker_(b),
+      conn_(c),
+      message_id_(std::move(message_id)),
+      kind_(kind),
+      id_(id),
+      request_id_(std::move(request_id)) {
+  if (kind_ == subscriber_kind::ws) {
+    byte_buffer payload;
+    payload.append("{\"id\":");
+    json::write_string(payload, request_id_);
+    payload.push_back(',');
+    byte_buffer frame;
+    ws::write_frame_header(frame, ws::opcode::text, payload.size(), ws::fin::no);
+    frame.append(payload.view());
+    ws_prefix_ = shared_buffer::copy_of(frame.view());
+  }
+}
+
+bool broker_watch::deliver(const broker_event& e) {
+  last_seq_ = e.seq;
+  if (kind_ == subscriber_kind::ws) {
+    ws_endpoint* ws = conn_.websocket();
+    return ws && ws->send_entry({{ws_prefix_, 0, static_cast<uint32_t>(ws_prefix_.size())},
+                                 {e.ws, 0, static_cast<uint32_t>(e.ws.size())}});
+  }
+  if (conn_.sse_chunked())
+    return conn_.stream_push({{e.sse, 0, static_cast<uint32_t>(e.sse.size())}, {}});
+  return conn_.stream_push({{e.sse, e.sse_frame_offset, e.sse_frame_len}, {}});
+}
+
+void broker_watch::finish() {
+  // The final event is out: an SSE stream ends; a WebSocket request is simply over.
+  connection& c = conn_;
+  subscriber_kind kind = kind_;
+  connection::detach(*this);
+  broker_.remove(*this);  // deletes this
+  if (kind == subscriber_kind::sse) c.end_sse();
+}
+
+void broker_watch::on_stream_closed() { broker_.remove(*this); }
+
+uint64_t broker::watch(connection& c, std::string user_id, std::string message_id,
+                       subscriber_kind kind, uint64_t after_seq, std::string request_id,
+                       unique_function<void(bool)> ready) {
+  uint64_t wid = next_watch_id_++;
+  auto* w = new broker_watch(*this, c, message_id, kind, wid, std::move(request_id));
+  w->last_seq_ = after_seq;
+  watches_.emplace(wid, w);
+  local_watchers& lw = watching_[message_id];
+  lw.list.push_back(*w);
+  ++lw.count;
+  c.attach(*w);
+  pending_ready_.emplace(wid, std::move(ready));
+  unsigned me = shard_.id();
+  int home = shard_of_id(message_id, "msg_", shard_.shard_count());
+  if (home < 0) {
+    // Not an id we minted: answer "not found" in a later turn, like any other answer.
+    shard_.loop().post(me, [wid] {
+      shard_server::current()->broker_queue().on_catch_up(wid, catch_up{});
+    });
+    return wid;
+  }
+  shard_.loop().post(static_cast<unsigned>(home), [me, wid, user_id = std::move(user_id),
+                                                   message_id = std::move(message_id),
+                                                   after_seq]() mutable {
+    shard_server& h = *shard_server::current();
+    catch_up c = h.broker_queue().home_watch(me, user_id, message_id, after_seq);
+    h.loop().post(me, [wid, c = std::move(c)]() mutable {
+      shard_server::current()->broker_queue().on_catch_up(wid, std::move(c));
+    });
+  });
+  return wid;
+}
+
+void broker::on_catch_up(uint64_t watch_id, catch_up&& c) {
+  auto rit = pending_ready_.find(watch_id);
+  unique_function<void(bool)> ready;
+  if (rit != pending_ready_.end()) {
+    ready = std::move(rit->second);
+    pending_ready_.erase(rit);
+  }
+  auto it = watches_.find(watch_id);
+  if (it == watches_.end()) return;  // the client left meanwhile
+  broker_watch& w = *it->second;
+  if (!c.found) {
+    connection::detach(w);
+    remove(w);
+    if (ready) ready(false);
+    return;
+  }
+  if (ready) ready(true);  // the SSE response begins here
+  for (const broker_event& e : c.events) {
+    if (e.seq <= w.last_seq_) continue;
+    if (!w.deliver(e)) return;  // closing: the watch goes with its connection
+    if (e.terminal) {
+      w.finish();
+      return;
+    }
+  }
+  if (c.seq > w.last_seq_) w.last_seq_ = c.seq;
+  w.live_ = true;
+}
+
+void broker::on_event(const std::string& message_id, const broker_event& e) {
+  auto it = watching_.find(message_id);
+  if (it == watching_.end()) return;
+  local_watchers& lw = it->second;
+  lw.delivering = true;
+  lw.list.for_each([&](broker_watch& w) {
+    if (!w.live_ || e.seq <= w.last_seq_) return;
+    // The home forwards every event to every shard with watchers, in order; a gap means a
+    // message was refused by a full mailbox: the log has it, ask again.
+    if (e.seq > w.last_seq_ + 1) {
+      w.live_ = false;
+      uint64_t wid = w.id_;
+      unsigned me = shard_.id();
+      int home = shard_of_id(message_id, "msg_", shard_.shard_count());
+      if (home < 0) return;
+      shard_.loop().post(static_cast<unsigned>(home), [me, wid, message_id, after = w.last_seq_] {
+        shard_server& h = *shard_server::current();
+        catch_up c = h.broker_queue().home_rewatch(me, message_id, after);
+        h.loop().post(me, [wid, c = std::move(c)]() mutable {
+          shard_server::current()->broker_queue().on_catch_up(wid, std::move(c));
+        });
+      });
+      return;
+    }
+    if (w.deliver(e) && e.terminal) w.finish();
+  });
+  lw.delivering = false;
+  if (lw.count == 0) {
+    watching_.erase(it);
+    int home = shard_of_id(message_id, "msg_", shard_.shard_count());
+    if (home >= 0) {
+      shard_.loop().post(static_cast<unsigned>(home), [me = shard_.id(), message_id] {
+        shard_server::current()->broker_queue().home_unwatch(me, message_id);
+      });
+    }
+  }
+}
+
+void broker::cancel_watch(uint64_t watch_id) {
+  auto it = watches_.find(watch_id);
+  if (it == watches_.end()) return;
+  connection::detach(*it->second);
+  remove(*it->second);
+}
+
+void broker::remove(broker_watch& w) {
+  watches_.erase(w.id_);
+  pending_ready_.erase(w.id_);
+  auto it = watching_.find(w.message_id_);
+  RC_ASSERT(it != watching_.end());
+  local_watchers& lw = it->second;
+  static_cast<list_node<watch_tag>&>(w).unlink();
+  --lw.count;
+  std::string message_id = w.message_id_;
+  delete &w;
+  if (lw.count == 0 && !lw.delivering) {
+    watching_.erase(it);
+    int home = shard_of_id(message_id, "msg_", shard_.shard_count());
+    if (home >= 0) {
+      shard_.loop().post(static_cast<unsigned>(home), [me = shard_.id(), message_id] {
+        shard_server::current()->broker_queue().home_unwatch(me, message_id);
+      });
+    }
+  }
+}
+
+}  // namespace rc::server
