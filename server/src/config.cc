@@ -55,11 +55,13 @@ class toml_config final : public CLI::Config {
 
   void add_table(const toml::table& t, const std::vector<std::string>& parents,
                  std::vector<CLI::ConfigItem>& out) const {
-    for (const auto& [key, node] : t) {
-      std::string name(key.str());
+    for (const auto& entry : t) {
+      const toml::node& node = entry.second;
+      std::string name(entry.first.str());
+      auto line = node.source().begin.line;
       auto fail = [&](const std::string& what) {
         std::ostringstream msg;
-        msg << "config file, line " << node.source().begin.line << ": " << what;
+        msg << "config file, line " << line << ": " << what;
         throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
       };
       if (node.is_table()) fail("sections are not supported ('" + name + "')");
