@@ -161,3 +161,23 @@ test('bad requests surface as typed APIErrors', async () => {
                          (e) => e instanceof OpenAI.BadRequestError && e.param === 'input');
   });
 });
+
+test('API keys and rate limits as the SDK sees them', async () => {
+  const srv = await startServer(['--api-key', 'sk-test', '--rate-limit-rps', '1', '--rate-limit-burst', '2']);
+  try {
+    const client = (apiKey, maxRetries = 0) => new OpenAI({ apiKey, baseURL: srv.url('/v1'), maxRetries });
+    await assert.rejects(client('sk-nope').models.list(),
+                         (e) => e instanceof OpenAI.AuthenticationError && e.status === 401 && e.code === 'invalid_api_key');
+    const good = client('sk-test');
+    await good.models.list();
+    await good.models.list();
+    await assert.rejects(good.models.list(), (e) => e instanceof OpenAI.RateLimitError && e.status === 429 &&
+                                                    Number(e.headers.get('retry-after')) >= 1 &&
+                                                    e.headers.get('x-ratelimit-limit-requests') === '60');
+    // The SDK retries 429s itself, waiting as Retry-After says, and gets through.
+    const page = await client('sk-test', 3).models.list();
+    assert.equal(page.data[0].id, MODEL);
+  } finally {
+    await srv.stop();
+  }
+});
