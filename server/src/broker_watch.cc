@@ -78,9 +78,9 @@ uint64_t broker::watch(connection& c, std::string user_id, std::string message_i
                                                    message_id = std::move(message_id),
                                                    after_seq]() mutable {
     shard_server& h = *shard_server::current();
-    catch_up c = h.broker_queue().home_watch(me, user_id, message_id, after_seq);
-    h.loop().post(me, [wid, c = std::move(c)]() mutable {
-      shard_server::current()->broker_queue().on_catch_up(wid, std::move(c));
+    catch_up answer = h.broker_queue().home_watch(me, user_id, message_id, after_seq);
+    h.loop().post(me, [wid, answer = std::move(answer)]() mutable {
+      shard_server::current()->broker_queue().on_catch_up(wid, std::move(answer));
     });
   });
   return wid;

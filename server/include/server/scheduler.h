@@ -31,7 +31,8 @@ class engine_ticket : public list_node<ticket_tag> {
   virtual void on_shed(uint64_t waited_ms) = 0;
 
  protected:
-  ~engine_ticket() = default;
+  // Virtual because the scheduler, a friend, could otherwise destroy through a base pointer.
+  virtual ~engine_ticket() = default;
 
  private:
   friend class engine_scheduler;
