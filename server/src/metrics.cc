@@ -51,6 +51,7 @@ void shard_metrics::merge(const shard_metrics& o) {
   ws_messages_in += o.ws_messages_in;
   ws_messages_out += o.ws_messages_out;
   ws_protocol_errors += o.ws_protocol_errors;
+  ws_sessions += o.ws_sessions;
   rings_in_use += o.rings_in_use;
   subscribers += o.subscribers;
   topics_homed += o.topics_homed;
@@ -262,6 +263,9 @@ void render_streams(prom_writer& w) {
             [](const shard_metrics& m) { return double(m.ws_messages_in); });
   w.counter("ringcast_ws_messages_sent_total", "WebSocket data messages sent.",
             [](const shard_metrics& m) { return double(m.ws_messages_out); });
+  w.gauge("ringcast_ws_sessions",
+          "WebSocket sessions held (released while a connection is quiet between messages).",
+          [](const shard_metrics& m) { return double(m.ws_sessions); });
   w.counter("ringcast_ws_protocol_errors_total",
             "WebSocket sessions closed for protocol errors (1002, 1007, 1009).",
             [](const shard_metrics& m) { return double(m.ws_protocol_errors); });

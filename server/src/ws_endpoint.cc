@@ -11,23 +11,33 @@ ws_endpoint::ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_hand
     : conn_(c),
       shard_(s),
       handler_(std::move(handler)),
-      session_(ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
-               ws::session_options{.message_bytes_max = s.config().ws_message_bytes_max}),
       last_in_ms_(s.loop().now_ms()),
       last_out_ms_(s.loop().now_ms()) {
   flow_timer_.bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
 }
 
-ws_endpoint::~ws_endpoint() = default;
+ws_endpoint::~ws_endpoint() {
+  if (session_) --shard_.metrics().ws_sessions;
+}
 
 uint64_t ws_endpoint::connection_id() const { return conn_.id(); }
 
 void ws_endpoint::start() { handler_->on_open(*this); }
 
+ws::session& ws_endpoint::session() {
+  if (!session_) {
+    session_ = std::make_unique<ws::session>(
+        ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
+        ws::session_options{.message_bytes_max = shard_.config().ws_message_bytes_max});
+    ++shard_.metrics().ws_sessions;
+  }
+  return *session_;
+}
+
 void ws_endpoint::on_data(std::string_view in) {
   if (gone_) return;
   last_in_ms_ = shard_.loop().now_ms();
-  after_session_step(session_.feed(in));
+  after_session_step(session().feed(in));
 }
 
 void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view payload) {
@@ -45,7 +55,7 @@ void ws_endpoint::after_session_step(ws::session_state st) {
   if (st == ws::session_state::closed) {
     // Close handshake complete, or a protocol error answered with its close frame: the server
     // closes TCP first (RFC 6455 §7.1.1).
-    if (uint16_t code = session_.error_code(); code != 0) ++shard_.metrics().ws_protocol_errors;
+    if (uint16_t code = session_->error_code(); code != 0) ++shard_.metrics().ws_protocol_errors;
     on_peer_gone();
     conn_.close_after_flush(shard_.config().linger_ms);
   } else if (st == ws::session_state::closing && !close_started_) {
@@ -116,7 +126,7 @@ void ws_endpoint::close(uint16_t code, std::string_view reason) {
   if (close_started_ || gone_) return;
   close_started_ = true;
   close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
-  session_.close(code, reason);
+  session().close(code, reason);
   flush_session_output();
   // The handler's work ends with the close frame: nothing it sends would be read.
   on_peer_gone();
@@ -140,6 +150,12 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
     ++shard_.metrics().timeouts[static_cast<size_t>(timeout_kind::idle)];
     close(1001, "idle timeout");
     return;
+  }
+  // A peer quiet for a heartbeat period, between messages, gives its session back.
+  if (session_ && now_ms >= last_in_ms_ + cfg.heartbeat_ms && session_->between_messages() &&
+      session_->state() == ws::session_state::open) {
+    session_.reset();
+    --shard_.metrics().ws_sessions;
   }
   if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
     byte_buffer ping;

@@ -360,6 +360,20 @@ class WebSocketProtocol(unittest.TestCase):
             self.assertEqual(ws_close_code(reader, timeout=5), 1001)
             s.close()
 
+    def test_quiet_connection_releases_its_session_and_keeps_working(self):
+        with Server("--echo", "--heartbeat-ms", "200") as srv:
+            s, reader, r = ws_handshake(srv.port, "/echo")
+            s.sendall(ws_frame(0x1, b"first"))
+            self.assertEqual(ws_read_message(reader), (0x1, b"first"))
+            self.assertEqual(metric(metrics(srv.port), "ringcast_ws_sessions", shard="all"), 1)
+            deadline = time.monotonic() + 5
+            while metric(metrics(srv.port), "ringcast_ws_sessions", shard="all") != 0:
+                self.assertLess(time.monotonic(), deadline, "the quiet session was not released")
+                time.sleep(0.1)
+            s.sendall(ws_frame(0x1, b"second"))  # a new session continues the stream
+            self.assertEqual(ws_read_message(reader), (0x1, b"second"))
+            s.close()
+
     def test_close_handshake_and_drain(self):
         async def run(srv):
             async with websockets.connect(ws_url(srv)) as ws:

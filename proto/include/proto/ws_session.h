@@ -102,6 +102,12 @@ class session {
   void close(uint16_t code, std::string_view reason = {});
 
   session_state state() const;
+  // Nothing of a frame or a message is pending: the session could be dropped and a fresh one
+  // would continue the stream exactly (owners use this to free idle sessions' buffers).
+  bool between_messages() const {
+    return in_ == input_state::header && stage_bytes_ == 0 && payload_left_ == 0 &&
+           !in_message_ && !close_received_ && pending_error_ == 0;
+  }
   bool close_received() const { return close_received_; }
   bool close_sent() const;
   // The code in the peer's close frame: close_code::no_status if it had none, close_code::abnormal

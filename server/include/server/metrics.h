@@ -83,6 +83,7 @@ struct shard_metrics {
   uint64_t ws_messages_in = 0;
   uint64_t ws_messages_out = 0;
   uint64_t ws_protocol_errors = 0;   // sessions failed with 1002/1007/1009
+  int64_t ws_sessions = 0;           // WebSocket protocol sessions held (gauge; see ws_endpoint)
   uint64_t rings_in_use = 0;         // outbound rings held by connections (gauge)
 
   // Topics.

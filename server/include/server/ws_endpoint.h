@@ -2,6 +2,11 @@
 // wslay) that reads frames, the handler that acts on messages (/ws broker, /echo, Responses
 // WebSocket mode), and the timers that keep the socket honest.
 //
+// Memory: the ws::session (wslay's context and its fixed buffers, about 8.5 KiB) exists only
+// while the peer is sending: it is created by the first bytes received and dropped again when the
+// connection has been quiet for a heartbeat period between messages, so an idle WebSocket — a
+// subscriber that only listens — holds no session at all.
+//
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
 // lane ahead of that backlog. Protocol errors close the socket with the code the session chose
@@ -81,12 +86,13 @@ class ws_endpoint {
   static void deliver(void* self, ws::message_kind kind, std::string_view payload);
   void flush_session_output();
   void after_session_step(ws::session_state st);
+  ws::session& session();
 
   connection& conn_;
   shard_server& shard_;
   std::unique_ptr<ws_handler> handler_;
   byte_buffer session_out_;  // what the session writes: pongs, close frames
-  ws::session session_;
+  std::unique_ptr<ws::session> session_;  // while the peer is active (see above)
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;
   uint64_t close_deadline_ms_ = 0;
