@@ -133,6 +133,15 @@ void reactor::drain_mailboxes() {
   }
 }
 
+void reactor::run_local_messages() {
+  // Bounded: cleanup that keeps posting more cleanup would be a bug, not a reason to spin.
+  for (int round = 0; round < 64 && !local_.empty(); ++round) {
+    std::vector<message> batch;
+    batch.swap(local_);
+    for (auto& m : batch) m();
+  }
+}
+
 bool reactor::post(unsigned to, message m) {
   RC_ASSERT(to < hub_.shards());
   if (to == shard_id_) {

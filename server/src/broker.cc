@@ -180,7 +180,7 @@ void broker::try_start(const std::string& user_id) {
                                      " ms, longer than the shedding target");
       w.end_object();
       append(*m, "error", std::string(j.view()), true);
-      on_finished(*m);
+      release_message(*m);  // not on_finished: we are iterating this user's queue
       continue;
     }
     u.active = m;
@@ -275,17 +275,7 @@ bool broker::worker::on_event(const engine_event& e) {
 void broker::on_deadline(message& m) {
   if (m.st == message::state::finished) return;
   ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::deadline)];
-  if (m.st == message::state::queued) {
-    user_queue& u = users_[m.user_id];
-    for (auto it = u.waiting.begin(); it != u.waiting.end(); ++it) {
-      if (*it == &m) {
-        u.waiting.erase(it);
-        --waiting_;
-        --shard_.metrics().queue_depth;
-        break;
-      }
-    }
-  }
+  bool was_queued = m.st == message::state::queued;
   m.st = message::state::finished;
   byte_buffer j;
   json::writer w(j);
@@ -295,10 +285,26 @@ void broker::on_deadline(message& m) {
   w.string_member("message", "the message did not finish within its deadline");
   w.end_object();
   append(m, "error", std::string(j.view()), true);
-  on_finished(m);
+  if (!was_queued) {
+    on_finished(m);
+    return;
+  }
+  std::string user = m.user_id;
+  user_queue& u = users_[user];
+  for (auto it = u.waiting.begin(); it != u.waiting.end(); ++it) {
+    if (*it == &m) {
+      u.waiting.erase(it);
+      --waiting_;
+      --shard_.metrics().queue_depth;
+      break;
+    }
+  }
+  release_message(m);
+  position_updates(u);
+  forget_idle_user(user);
 }
 
-void broker::on_finished(message& m) {
+void broker::release_message(message& m) {
   shard_.loop().cancel_timer(m.deadline);
   if (m.work) {
     // We may be inside the engine's callback: let the worker go in a later turn.
@@ -310,28 +316,38 @@ void broker::on_finished(message& m) {
     --shard_.metrics().broker_processing;
   }
   shard_.loop().arm_after_ms(m.retention, shard_.config().broker_retention_ms);
-  auto it = users_.find(m.user_id);
+}
+
+void broker::forget_idle_user(const std::string& user_id) {
+  auto it = users_.find(user_id);
+  if (it != users_.end() && !it->second.active && it->second.waiting.empty() &&
+      !it->second.in_ready_list) {
+    users_.erase(it);
+  }
+  shard_.metrics().active_users = static_cast<int64_t>(users_.size());
+}
+
+void broker::on_finished(message& m) {
+  release_message(m);
+  std::string user = m.user_id;
+  auto it = users_.find(user);
   if (it != users_.end()) {
-    user_queue& u = it->second;
-    if (u.active == &m) u.active = nullptr;
-    position_updates(u);
-    std::string user = m.user_id;
+    if (it->second.active == &m) it->second.active = nullptr;
+    position_updates(it->second);
     try_start(user);
-    if (!u.active && u.waiting.empty() && !u.in_ready_list) users_.erase(user);
+    forget_idle_user(user);
   }
   // A processing slot may have freed: let waiting users in, oldest first.
   while (!ready_users_.empty() &&
          processing_ < shard_.share_of(shard_.config().broker_concurrency_max)) {
-    std::string user = std::move(ready_users_.front());
+    std::string next = std::move(ready_users_.front());
     ready_users_.pop_front();
-    auto uit = users_.find(user);
+    auto uit = users_.find(next);
     if (uit == users_.end()) continue;
     uit->second.in_ready_list = false;
-    try_start(user);
-    if (!uit->second.active && uit->second.waiting.empty() && !uit->second.in_ready_list)
-      users_.erase(uit);
+    try_start(next);
+    forget_idle_user(next);
   }
-  shard_.metrics().active_users = static_cast<int64_t>(users_.size());
 }
 
 void broker::position_updates(user_queue& u) {

@@ -77,6 +77,9 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
 
 shard_server::~shard_server() {
   RC_ASSERT(connections_.empty());
+  // Deferred work posted to ourselves (deletions of finished tasks and workers) runs now, while
+  // everything it refers to still exists.
+  reactor_.run_local_messages();
   t_shard = nullptr;
 }
 

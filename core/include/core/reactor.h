@@ -126,6 +126,10 @@ class reactor {
   // only when the mailbox and its backlog are both full; the message is then destroyed.
   bool post(unsigned to, message m);
 
+  // Runs the messages this shard posted to itself and not yet ran (also those they post), for an
+  // owner tearing down after run() returned.
+  void run_local_messages();
+
   // Runs `fn` at the end of every turn, in registration order.
   void add_turn_hook(unique_function<void()> fn) { turn_hooks_.push_back(std::move(fn)); }
   // Asks for another turn without blocking (work was left for it).

@@ -141,7 +141,11 @@ class broker {
   void start_processing(message& m);
   void append(message& m, std::string_view type, std::string json, bool terminal);
   void position_updates(user_queue& u);
+  // A message that was processing ended: free its worker, let the user's next one start.
   void on_finished(message& m);
+  // A message's own resources (deadline, worker, processing slot); starts its retention.
+  void release_message(message& m);
+  void forget_idle_user(const std::string& user_id);
   void on_deadline(message& m);
   void forget(const std::string& message_id);
   catch_up home_watch(unsigned shard, const std::string& user_id, const std::string& message_id,

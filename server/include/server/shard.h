@@ -144,13 +144,15 @@ class shard_server {
   json::parser json_parser_;
   std::vector<std::shared_ptr<outbound_ring>> ring_pool_;
   outbound_ring_options ring_options_;
+  // Engines first: everything below may hold streams of theirs, and members are destroyed in
+  // reverse order.
+  std::unique_ptr<engine> engine_;
   topic_registry topics_;
   responses_store responses_;
   engine_scheduler scheduler_;
   rate_limiter rates_;
   std::vector<uint32_t> key_streams_;  // by key index; the last: anonymous
   broker broker_;
-  std::unique_ptr<engine> engine_;
   int64_t started_wall_s_;
 
   // Pending /metrics collections on this shard.
