@@ -197,7 +197,7 @@ generation_request chat_generation(const openai::chat_request& req) {
 
 std::string mint_id(shard_server& shard, std::string_view prefix) {
   char hex[16];
-  shard.make_request_id(hex);
+  shard.make_token(hex);
   std::string id(prefix);
   id += std::to_string(shard.id());
   id += '_';

@@ -5,11 +5,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstring>
 
 #include "base/assert.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "proto/sha1.h"
 #include "server/mock_engine.h"
 
 namespace rc::server {
@@ -41,7 +43,7 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
       sockets_(r),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
-      request_id_seed_(random_u64()),
+
       max_connections_((rules.config.max_connections + r.shard_count() - 1) / r.shard_count()),
       started_ms_(r.now_ms()),
       topics_(*this),
@@ -54,6 +56,12 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
       started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
   t_shard = this;
+  if (getrandom(token_key_, sizeof token_key_, 0) != sizeof token_key_) {
+    uint64_t a = random_u64(), b = mix(a);
+    std::memcpy(token_key_, &a, 8);
+    std::memcpy(token_key_ + 8, &b, 8);
+  }
+  new_request_id_prefix();
   const server_config& cfg = config_;
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;
   limits_.header_bytes_max = cfg.header_bytes_max;
@@ -163,14 +171,43 @@ void shard_server::on_connection_closed(connection& c) {
   ++metrics_.connections_closed;
 }
 
-size_t shard_server::make_request_id(char* out) {
-  static constexpr char hex[] = "0123456789abcdef";
-  uint64_t v = mix(request_id_seed_ ^ (uint64_t{id()} << 56) ^ ++request_counter_);
-  for (int i = 15; i >= 0; --i) {
-    out[i] = hex[v & 15];
-    v >>= 4;
+namespace {
+
+constexpr auto hex_pairs = [] {
+  std::array<char, 512> t{};
+  constexpr char hex[] = "0123456789abcdef";
+  for (int i = 0; i < 256; ++i) {
+    t[2 * i] = hex[i >> 4];
+    t[2 * i + 1] = hex[i & 15];
   }
+  return t;
+}();
+
+void put_hex32(char* out, uint32_t v) {
+  for (int i = 3; i >= 0; --i, v >>= 8) std::memcpy(out + 2 * i, &hex_pairs[2 * (v & 255)], 2);
+}
+
+}  // namespace
+
+void shard_server::new_request_id_prefix() {
+  uint64_t v = mix(random_u64() ^ (uint64_t{id()} << 56));
+  put_hex32(request_id_prefix_, static_cast<uint32_t>(v >> 32));
+}
+
+size_t shard_server::make_request_id(char* out) {
+  if (++request_counter_ == 0) new_request_id_prefix();  // 2^32 ids later: a new prefix
+  std::memcpy(out, request_id_prefix_, 8);
+  put_hex32(out + 8, request_counter_);
   return 16;
+}
+
+void shard_server::make_token(char* out) {
+  sha1::hasher h;
+  h.update(token_key_, sizeof token_key_);
+  uint64_t n = ++token_counter_;
+  h.update(&n, sizeof n);
+  sha1::digest d = h.finish();
+  for (int i = 0; i < 8; ++i) std::memcpy(out + 2 * i, &hex_pairs[2 * d[i]], 2);
 }
 
 // ---- outbound rings ----

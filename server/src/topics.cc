@@ -141,7 +141,7 @@ topic_registry::home_topic& topic_registry::home(const std::string& name) {
     auto t = std::make_unique<home_topic>();
     t->name = name;
     char id[16];
-    shard_.make_request_id(id);
+    shard_.make_token(id);
     t->epoch.assign(id, 8);
     t->shards.assign(shard_.shard_count(), false);
     it = homes_.emplace(name, std::move(t)).first;

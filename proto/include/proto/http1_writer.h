@@ -53,8 +53,13 @@ class response_writer {
 
   // Writes the status line ("HTTP/1.1 <code> <reason>") and the Date field.
   void start(int status);
+  // Asserts (always on) that neither contains CR, LF or NUL: a header value carrying one would
+  // split the response.
   void header(std::string_view name, std::string_view value);
   void header(std::string_view name, uint64_t value);
+  // The same without the check, for the hot path. REQUIRES: name and value are constants of the
+  // server, or bytes the request parser already validated as a field value.
+  void header_trusted(std::string_view name, std::string_view value);
   void connection(connection_header c);
 
   // Content-Length: body.size(), the empty line, and the body.

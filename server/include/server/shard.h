@@ -97,8 +97,12 @@ class shard_server {
   // The shard's JSON parser (one per shard; results live until its next parse).
   json::parser& json_parser() { return json_parser_; }
 
-  // A fresh x-request-id (16 hex digits, unique per process run); writes into `out`.
+  // A fresh x-request-id: 16 hex digits, unique (a random per-shard prefix and a counter), cheap.
+  // Writes into `out`. Not unguessable: don't use it for ids that grant access.
   size_t make_request_id(char* out);
+  // 16 hex digits nobody can predict (a keyed SHA-1 of a counter): for ids that grant access,
+  // such as response and message ids. Writes into `out`.
+  void make_token(char* out);
 
   // The live connection with this id on this shard, or nullptr (it may have closed).
   connection* find_connection(uint64_t id);
@@ -116,6 +120,7 @@ class shard_server {
 
  private:
   void on_accept(int fd);
+  void new_request_id_prefix();
   void on_signal(int signo);
   void on_turn_end();
   void on_drain_deadline();
@@ -134,8 +139,10 @@ class shard_server {
   intrusive_list<connection, connection_list_tag> connections_;
   std::unordered_map<uint64_t, connection*> by_id_;
   uint64_t next_connection_id_;
-  uint64_t request_id_seed_;
-  uint64_t request_counter_ = 0;
+  char request_id_prefix_[8];
+  uint32_t request_counter_ = 0;
+  uint8_t token_key_[16];
+  uint64_t token_counter_ = 0;
   uint64_t max_connections_;
   uint64_t started_ms_;
   bool draining_ = false;
