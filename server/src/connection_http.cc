@@ -212,7 +212,8 @@ void connection::dispatch(const http1::request& req, std::string_view body,
   current_.route = m.route;
   current_.key = nullptr;
   current_.rate_headers = false;
-  current_.allow_origin = shard_.cors().allow_origin(req.find("origin"));
+  const cors_policy& cors = shard_.cors();
+  current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
     answer_preflight(req, m.allow);
     return;
@@ -349,9 +350,11 @@ void connection::respond(int status, std::string_view content_type, std::string_
   if (o.capacity() == 0) o.reserve(512 + body.size());
   http1::response_writer w(o, shard_.date());
   w.start(status);
-  if (!content_type.empty()) w.header("Content-Type", content_type);
+  // Content types are the server's constants; the request id was checked on the way in.
+  if (!content_type.empty()) w.header_trusted("Content-Type", content_type);
   for (const auto& [name, value] : headers) w.header(name, value);
-  w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
+  w.header_trusted("x-request-id",
+                   std::string_view(current_.request_id, current_.request_id_len));
   write_common_headers(w);
   if (!current_.keep_alive) {
     w.connection(http1::connection_header::close);
@@ -511,25 +514,35 @@ void connection::update_timer() {
   const auto& cfg = shard_.config();
   uint64_t now = r.now_ms();
   if (phase_ == phase::closing) {
+    deadline_ms_ = no_deadline;
     r.cancel_timer(timer_);
-  } else if (mode_ == mode::ws) {
-    r.arm_at_ms(timer_, ws_->next_timer_ms());
-  } else if (mode_ == mode::sse) {
-    r.arm_at_ms(timer_, last_send_ms_ + cfg.heartbeat_ms);
-  } else if (queued_bytes() > 0) {
-    r.arm_at_ms(timer_, now + cfg.write_timeout_ms);
-  } else if (phase_ == phase::reading) {
-    r.arm_at_ms(timer_, request_started_ms_ + cfg.header_timeout_ms);
-  } else if (phase_ == phase::idle) {
-    r.arm_at_ms(timer_, now + cfg.idle_timeout_ms);
-  } else {
-    r.cancel_timer(timer_);  // an asynchronous handler bounds its own wait
+    return;
   }
+  if (mode_ == mode::ws) {
+    deadline_ms_ = ws_->next_timer_ms();
+  } else if (mode_ == mode::sse) {
+    deadline_ms_ = last_send_ms_ + cfg.heartbeat_ms;
+  } else if (queued_bytes() > 0) {
+    deadline_ms_ = now + cfg.write_timeout_ms;
+  } else if (phase_ == phase::reading) {
+    deadline_ms_ = request_started_ms_ + cfg.header_timeout_ms;
+  } else if (phase_ == phase::idle) {
+    deadline_ms_ = now + cfg.idle_timeout_ms;
+  } else {
+    deadline_ms_ = no_deadline;  // an asynchronous handler bounds its own wait
+    return;                      // (an armed timer fires, finds no deadline, and stops)
+  }
+  r.arm_by_ms(timer_, deadline_ms_);
 }
 
 void connection::on_timer() {
   auto& m = shard_.metrics();
-  if (phase_ == phase::closing) return;
+  if (phase_ == phase::closing || deadline_ms_ == no_deadline) return;
+  if (uint64_t now = shard_.loop().now_ms(); now < deadline_ms_) {
+    // Armed for an earlier deadline that has since moved (see update_timer): wait for this one.
+    shard_.loop().arm_at_ms(timer_, deadline_ms_);
+    return;
+  }
   if (mode_ != mode::http) {
     on_stream_timer();
     return;

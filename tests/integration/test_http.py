@@ -249,6 +249,25 @@ class Timeouts(unittest.TestCase):
         with Server("--header-timeout-ms", "300") as srv, connect(srv.port) as s:
             self.assertTrue(ResponseReader(s).at_eof(timeout=3))
 
+    def test_timeouts_follow_the_deadline_that_applies_now(self):
+        # The connection's timer is armed lazily (it only ever moves earlier): the header
+        # deadline's timer firing while the connection is idle must not close it, and the idle
+        # deadline that replaced it must still be enforced afterwards.
+        with Server("--header-timeout-ms", "200", "--idle-timeout-ms", "900") as srv, \
+                connect(srv.port) as s:
+            reader = ResponseReader(s)
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+            time.sleep(0.5)  # past the first request's header deadline, inside the idle one
+            started = time.monotonic()
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertEqual(reader.read().status, 200)
+            self.assertTrue(reader.at_eof(timeout=3))
+            self.assertGreaterEqual(time.monotonic() - started, 0.85)
+            samples = metrics(srv.port)
+            self.assertEqual(metric(samples, "ringcast_timeouts_total", kind="idle", shard="all"), 1.0)
+            self.assertEqual(metric(samples, "ringcast_timeouts_total", kind="header", shard="all"), 0.0)
+
 
 class Concurrency(unittest.TestCase):
     def test_2000_concurrent_connections_all_served(self):

@@ -116,6 +116,13 @@ class reactor {
     timers_.arm(t, timers_.now() + (delay_us + tick_us - 1) / tick_us);
   }
   void cancel_timer(timer& t) { timers_.cancel(t); }
+  // Arms `t` for `deadline_ms` unless it is already armed to fire no later. For deadlines that
+  // mostly move later (keep-alive, header and write timeouts): the timer fires early at worst,
+  // and its owner re-checks and re-arms, so the wheel is touched once per period, not per move.
+  void arm_by_ms(timer& t, uint64_t deadline_ms) {
+    uint64_t ticks = deadline_ms * (1'000'000 / tick_ns);
+    if (!t.armed() || t.deadline() > ticks) timers_.arm(t, ticks);
+  }
 
   // Runs turns until stop(). Returns when the loop has stopped.
   void run();

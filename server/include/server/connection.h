@@ -87,7 +87,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   void start();
 
   // Completes the current request with a full response. Extra headers come before the
-  // generated ones (Content-Length, x-request-id, Connection).
+  // generated ones (Content-Length, x-request-id, Connection). `content_type` is one of the
+  // server's constants (it is written unchecked); header values are checked.
   void respond(int status, std::string_view content_type, std::string_view body,
                header_list headers = {});
   // Completes the current request with the OpenAI-style JSON error envelope.
@@ -236,6 +237,10 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)
+  // The connection's one deadline (header, idle, write, heartbeat: whichever applies now), and
+  // the timer that wakes it. The timer may be due earlier than the deadline, never later.
+  static constexpr uint64_t no_deadline = UINT64_MAX;
+  uint64_t deadline_ms_ = no_deadline;
   timer timer_;
 };
 
