@@ -18,16 +18,28 @@ constexpr size_t send_batch_bytes_max = 256 * 1024;
 
 }  // namespace
 
-struct stream_socket::segment_queue {
-  std::vector<segment> items;
+struct send_segment {
+  shared_buffer buf;  // null: the bytes are in `own`
+  byte_buffer own;
+  uint32_t offset = 0;
+  uint32_t len = 0;
+};
+
+struct segment_queue {
+  std::vector<send_segment> items;
   size_t head = 0;
   iovec iov[iov_max];
   msghdr msg{};
 
   bool empty() const { return head == items.size(); }
+  // Drops sent entries from the front once they are the larger part, so a queue that never
+  // quite drains (a subscriber fed as fast as it reads) doesn't grow without bound.
   void compact() {
     if (head == items.size()) {
       items.clear();
+      head = 0;
+    } else if (head >= 64 && head * 2 >= items.size()) {
+      items.erase(items.begin(), items.begin() + static_cast<std::ptrdiff_t>(head));
       head = 0;
     }
   }
@@ -38,6 +50,8 @@ struct stream_socket::segment_queue {
 socket_set::socket_set(reactor& r) : reactor_(r) {
   r.add_turn_hook([this] { end_of_turn(); });
 }
+
+socket_set::~socket_set() = default;
 
 void socket_set::end_of_turn() {
   while (stream_socket* s = flush_.pop_front()) s->submit_send();
@@ -144,21 +158,48 @@ void stream_socket::on_recv(int32_t res, uint32_t flags) {
 }
 
 void stream_socket::append_shared(const shared_buffer& buf, uint32_t offset, uint32_t len) {
+  append_shared(shared_buffer(buf), offset, len);
+}
+
+void stream_socket::append_shared(shared_buffer&& buf, uint32_t offset, uint32_t len) {
   if ((state_ != state::open && state_ != state::flushing) || len == 0) return;
   RC_ASSERT(static_cast<uint64_t>(offset) + len <= buf.size());
-  if (!segments_) segments_ = std::make_unique<segment_queue>();
+  if (!segments_) take_segments();
+  auto& items = segments_->items;
   if (!out_.empty()) {
-    segment own;
+    send_segment own;
     own.own = std::move(out_);
     own.len = static_cast<uint32_t>(own.own.size());
-    segments_->items.push_back(std::move(own));
+    segment_bytes_ += own.len;
+    items.push_back(std::move(own));
   }
-  segment s;
-  s.buf = buf;
-  s.offset = offset;
-  s.len = len;
-  segments_->items.push_back(std::move(s));
+  items.push_back(send_segment{std::move(buf), {}, offset, len});
+  segment_bytes_ += len;
   if (state_ == state::open) mark_flush();
+}
+
+void stream_socket::take_segments() {
+  auto& pool = set_.queue_pool_;
+  if (pool.empty()) {
+    segments_ = std::make_unique<segment_queue>();
+  } else {
+    segments_ = std::move(pool.back());
+    pool.pop_back();
+  }
+}
+
+void stream_socket::give_back_segments() {
+  if (!segments_) return;
+  // Keep the pool's queues small: one that held a large backlog gives its memory back.
+  constexpr size_t pool_max = 64, items_max = 256;
+  segments_->items.clear();
+  segments_->head = 0;
+  segment_bytes_ = 0;
+  if (set_.queue_pool_.size() < pool_max && segments_->items.capacity() <= items_max) {
+    set_.queue_pool_.push_back(std::move(segments_));
+  } else {
+    segments_.reset();
+  }
 }
 
 void stream_socket::flush() {
@@ -178,11 +219,7 @@ bool stream_socket::output_empty() const {
 }
 
 uint64_t stream_socket::queued_bytes() const {
-  uint64_t n = out_.size() + (inflight_.size() - inflight_off_);
-  if (segments_)
-    for (size_t i = segments_->head; i < segments_->items.size(); ++i)
-      n += segments_->items[i].len;
-  return n;
+  return out_.size() + (inflight_.size() - inflight_off_) + segment_bytes_;
 }
 
 void stream_socket::submit_send() {
@@ -211,15 +248,16 @@ void stream_socket::submit_send() {
   } else {
     auto& q = *segments_;
     if (!out_.empty()) {
-      segment own;
+      send_segment own;
       own.own = std::move(out_);
       own.len = static_cast<uint32_t>(own.own.size());
+      segment_bytes_ += own.len;
       q.items.push_back(std::move(own));
     }
     size_t n = 0, bytes = 0;
     for (size_t i = q.head; i < q.items.size() && n < iov_max && bytes < send_batch_bytes_max;
          ++i, ++n) {
-      segment& seg = q.items[i];
+      send_segment& seg = q.items[i];
       const char* base = seg.buf ? seg.buf.data() : seg.own.data();
       q.iov[n].iov_base = const_cast<char*>(base + seg.offset);
       q.iov[n].iov_len = seg.len;
@@ -243,7 +281,7 @@ void stream_socket::on_send(int32_t res) {
     out_.reset();
     inflight_.reset();
     inflight_off_ = 0;
-    segments_.reset();
+    give_back_segments();
     if (state_ == state::open) {
       on_eof(-res);
     } else if (state_ == state::flushing) {
@@ -256,10 +294,11 @@ void stream_socket::on_send(int32_t res) {
   if (sending_segments_) {
     auto& q = *segments_;
     while (left > 0 && q.head < q.items.size()) {
-      segment& seg = q.items[q.head];
+      send_segment& seg = q.items[q.head];
       size_t take = left < seg.len ? left : seg.len;
       seg.offset += static_cast<uint32_t>(take);
       seg.len -= static_cast<uint32_t>(take);
+      segment_bytes_ -= take;
       left -= take;
       if (seg.len == 0) {
         seg.buf = shared_buffer();
@@ -280,7 +319,7 @@ void stream_socket::on_send(int32_t res) {
   inflight_.reset();
   inflight_off_ = 0;
   out_.reset();
-  segments_.reset();
+  give_back_segments();
   if (state_ == state::open) {
     on_drained();
   } else if (state_ == state::flushing) {
@@ -344,7 +383,7 @@ void stream_socket::maybe_finish_close() {
   io_uring_sqe_set_data64(sqe, ignored_user_data);
   out_.reset();
   inflight_.reset();
-  segments_.reset();
+  give_back_segments();
   --set_.open_;
   set_.closed_.push_back(*this);
 }

@@ -71,8 +71,15 @@ void connection::end_sse() {
 
 bool connection::stream_push(outbound_entry e) {
   if (mode_ == mode::http || phase_ == phase::closing || closing()) return false;
-  if (!ring_) ring_ = shard_.acquire_ring();
   uint64_t now = shard_.loop().now_ms();
+  if (!ring_ && stream_socket::queued_bytes() < send_window_bytes) {
+    // A client that keeps up: nothing waits in a backlog, so straight into the send queue.
+    append_shared(std::move(e.first.buf), e.first.offset, e.first.len);
+    if (e.second.len) append_shared(std::move(e.second.buf), e.second.offset, e.second.len);
+    last_send_ms_ = now;
+    return true;
+  }
+  if (!ring_) ring_ = shard_.acquire_ring();
   auto r = ring_->push(std::move(e));
   switch (r.status) {
     case outbound_ring::push_status::closed:
@@ -133,8 +140,8 @@ void connection::fill_send_queue() {
     uint64_t queued = stream_socket::queued_bytes();
     if (queued >= send_window_bytes) break;
     resume |= ring_->pop(send_window_bytes - queued, [this](outbound_entry&& e) {
-      append_shared(e.first.buf, e.first.offset, e.first.len);
-      if (e.second.len) append_shared(e.second.buf, e.second.offset, e.second.len);
+      append_shared(std::move(e.first.buf), e.first.offset, e.first.len);
+      if (e.second.len) append_shared(std::move(e.second.buf), e.second.offset, e.second.len);
     });
   }
   if (!ring_->above_high()) above_high_since_ms_ = 0;

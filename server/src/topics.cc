@@ -174,23 +174,35 @@ void topic_registry::publish(std::string topic, std::string json,
                              unique_function<void(publish_result&&)> done) {
   unsigned origin = shard_.id();
   unsigned home_shard = home_of(topic);
+  if (home_shard == origin) {
+    // At home already: answer in this turn, so a pipelined or batched run of publications is
+    // handled in one turn and reaches each subscriber as one send.
+    done(publish_at_home(std::move(topic), std::move(json)));
+    return;
+  }
   shard_.loop().post(home_shard, [origin, topic = std::move(topic), json = std::move(json),
                                   done = std::move(done)]() mutable {
     shard_server& home_srv = *shard_server::current();
-    topic_registry& reg = home_srv.topics();
-    topic_event e;
-    reg.home_publish(topic, std::move(json), e);
-    publish_result res{topic, e.seq, {}};
-    home_topic& t = *reg.homes_[topic];
-    res.id = t.epoch + "-" + std::to_string(e.seq);
-    for (unsigned s = 0; s < t.shards.size(); ++s) {
-      if (!t.shards[s]) continue;
-      home_srv.loop().post(s, [topic, e] { shard_server::current()->topics().on_event(topic, e); });
-    }
+    publish_result res = home_srv.topics().publish_at_home(std::move(topic), std::move(json));
     home_srv.loop().post(origin, [done = std::move(done), res = std::move(res)]() mutable {
       done(std::move(res));
     });
   });
+}
+
+topic_registry::publish_result topic_registry::publish_at_home(std::string topic,
+                                                               std::string json) {
+  topic_event e;
+  home_publish(topic, std::move(json), e);
+  home_topic& t = *homes_[topic];
+  publish_result res{topic, e.seq, t.epoch + "-" + std::to_string(e.seq)};
+  // Every shard with subscribers gets the event through its mailbox, this one included: the
+  // publisher's handler is still on the stack, and deliveries batch up for the next turn.
+  for (unsigned s = 0; s < t.shards.size(); ++s) {
+    if (!t.shards[s]) continue;
+    shard_.loop().post(s, [topic, e] { shard_server::current()->topics().on_event(topic, e); });
+  }
+  return res;
 }
 
 void topic_registry::home_publish(const std::string& name, std::string json, topic_event& e) {

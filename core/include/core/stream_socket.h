@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "base/byte_buffer.h"
 #include "core/intrusive_list.h"
@@ -44,12 +45,14 @@ class stream_socket;
 struct flush_list_tag;
 struct buffer_wait_tag;
 struct closed_list_tag;
+struct segment_queue;  // a socket's queue of shared slices (stream_socket.cc)
 
 // Per-shard bookkeeping shared by all stream sockets of a reactor: who must flush this turn, who
 // waits for receive buffers, who finished closing. Registers its end-of-turn hook on creation.
 class socket_set {
  public:
   explicit socket_set(reactor& r);
+  ~socket_set();
   socket_set(const socket_set&) = delete;
   socket_set& operator=(const socket_set&) = delete;
 
@@ -65,6 +68,9 @@ class socket_set {
   intrusive_list<stream_socket, buffer_wait_tag> buffer_wait_;
   intrusive_list<stream_socket, closed_list_tag> closed_;
   uint64_t open_ = 0;
+  // Drained sockets' segment queues, kept warm for the next burst (fan-out drains and refills
+  // every subscriber's queue on every publication); bounded, so idle sockets hold none.
+  std::vector<std::unique_ptr<segment_queue>> queue_pool_;
 };
 
 class stream_socket : public io_handler,
@@ -89,6 +95,7 @@ class stream_socket : public io_handler,
   byte_buffer& out() { return out_; }
   // Queues a slice of a shared buffer after what out() holds (no copy; holds a reference).
   void append_shared(const shared_buffer& buf, uint32_t offset, uint32_t len);
+  void append_shared(shared_buffer&& buf, uint32_t offset, uint32_t len);
   // Sends what is queued, at the end of this turn.
   void flush();
   // Bytes queued or in flight, not yet acknowledged as sent by the kernel.
@@ -123,13 +130,9 @@ class stream_socket : public io_handler,
   friend class socket_set;
   enum op_code : uint8_t { op_recv = 1, op_send = 2 };
   enum class state : uint8_t { open, flushing, lingering, closing, closed };
-  struct segment {
-    shared_buffer buf;  // null: the bytes are in `own`
-    byte_buffer own;
-    uint32_t offset = 0;
-    uint32_t len = 0;
-  };
-  struct segment_queue;  // defined in the .cc; allocated only while shared slices are queued
+  // Allocated only while shared slices are queued (from the socket_set's pool).
+  void take_segments();
+  void give_back_segments();
 
   void on_completion(uint8_t op, int32_t res, uint32_t flags) override;
   void on_recv(int32_t res, uint32_t flags);
@@ -156,6 +159,7 @@ class stream_socket : public io_handler,
   byte_buffer inflight_;   // handed to the kernel (single-buffer sends)
   uint32_t inflight_off_ = 0;
   std::unique_ptr<segment_queue> segments_;  // shared slices and own bytes, in order
+  uint64_t segment_bytes_ = 0;               // unsent bytes in segments_
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
   uint32_t linger_ms_ = 0;

@@ -102,7 +102,8 @@ class topic_registry {
     uint64_t seq = 0;
     std::string id;  // "<epoch>-<seq>"
   };
-  // Publishes `json` (one compact JSON value) to `topic`; `done` runs on this shard afterwards.
+  // Publishes `json` (one compact JSON value) to `topic`; `done` runs on this shard afterwards
+  // (before publish() returns when this shard is the topic's home).
   void publish(std::string topic, std::string json, unique_function<void(publish_result&&)> done);
 
   // Subscribes connection `c` (an SSE response in progress, or a WebSocket). `since` is the
@@ -122,6 +123,8 @@ class topic_registry {
 
   // Home side (runs on the topic's home shard).
   home_topic& home(const std::string& name);
+  // Publishes on the home shard: sequence, encoding, history, and the events to subscribers.
+  publish_result publish_at_home(std::string topic, std::string json);
   void home_publish(const std::string& name, std::string json, topic_event& out);
   catch_up home_subscribe(unsigned shard, const std::string& name, std::string_view since);
   void home_unsubscribe(unsigned shard, const std::string& name);

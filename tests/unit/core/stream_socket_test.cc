@@ -196,6 +196,8 @@ class burst_socket final : public stream_socket {
   }
   void on_data(const char*, size_t) override { burst(); }
   void burst() {
+    // The queue's byte count is kept incrementally: it must match what was appended and not sent.
+    EXPECT_EQ(queued_bytes(), uint64_t{next_} * 11 - bytes_sent());
     for (int i = 0; i < 2048 && next_ < total; ++i, ++next_) {
       char rec[16];
       std::snprintf(rec, sizeof rec, "%010u\n", next_);
