@@ -6,7 +6,7 @@
 
 namespace rc::load {
 
-void load_connection::fail(conn_failure why) {
+void load_connection::fail(conn_failure why, int err) {
   if (closed()) return;
   if (!env_.finishing) {
     auto& e = env_.results.errors;
@@ -19,6 +19,7 @@ void load_connection::fail(conn_failure why) {
         break;
       case conn_failure::closed:
         ++e.closed;
+        ++env_.results.closed_errnos[err];
         break;
     }
     if (!ready_) env_.control.note_failed();
@@ -77,10 +78,15 @@ void ws_connection::on_frame(ws_event kind, std::string_view payload) {
       return;
     case ws_event::pong:
       return;
-    case ws_event::close:
+    case ws_event::close: {
       // The server only closes on its own for a reason (drain, slow consumer, idle timeout).
+      int code = payload.size() >= 2
+                     ? (static_cast<uint8_t>(payload[0]) << 8) | static_cast<uint8_t>(payload[1])
+                     : 0;
+      if (!env_.finishing) ++env_.results.ws_close_codes[code];
       fail(conn_failure::closed);
       return;
+    }
     default:
       on_message(kind, payload);
   }

@@ -39,8 +39,9 @@ class load_connection : public client_socket {
     env_.control.note_ready();
   }
   // Counts the failure as described above and closes the connection.
-  void fail(conn_failure why);
-  void on_eof(int) override { fail(conn_failure::closed); }
+  // `err` is the errno that ended the connection, if that is why (0: the server closed).
+  void fail(conn_failure why, int err = 0);
+  void on_eof(int err) override { fail(conn_failure::closed, err); }
   void on_closed() override {}
 
   shard_env& env_;

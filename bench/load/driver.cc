@@ -111,6 +111,7 @@ void thread_driver::sample_window(uint64_t now_ns) {
     if (thread0) {
       watch_.process_cpu_start_ns = process_cpu_ns();
       watch_.wall_start_ns = now_ns;
+      watch_.machine_start = sample_machine();
       if (pid > 0) watch_.server_start = sample_process(pid);
     }
   }
@@ -121,6 +122,7 @@ void thread_driver::sample_window(uint64_t now_ns) {
     if (thread0) {
       watch_.process_cpu_end_ns = process_cpu_ns();
       watch_.wall_end_ns = now_ns;
+      watch_.machine_end = sample_machine();
       if (pid > 0) watch_.server_end = sample_process(pid);
     }
   }

@@ -25,6 +25,8 @@ struct run_watch {
   uint64_t server_rss_before = 0;  // before any connection was opened
   process_sample server_start;     // when the window opened
   process_sample server_end;       // when it closed
+  machine_sample machine_start;
+  machine_sample machine_end;
   uint64_t process_cpu_start_ns = 0;
   uint64_t process_cpu_end_ns = 0;
   uint64_t wall_start_ns = 0;

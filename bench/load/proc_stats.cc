@@ -111,6 +111,27 @@ process_sample sample_process(int pid) {
   return out;
 }
 
+machine_sample sample_machine() {
+  machine_sample m;
+  std::string s = read_small_file("/proc/stat");
+  if (s.compare(0, 4, "cpu ") != 0) return m;
+  // cpu  user nice system idle iowait irq softirq steal ...
+  uint64_t v[8] = {};
+  const char* p = s.data() + 4;
+  const char* end = s.data() + s.find('\n');
+  for (uint64_t& x : v) {
+    while (p < end && *p == ' ') ++p;
+    auto [next, ec] = std::from_chars(p, end, x);
+    if (ec != std::errc()) return m;
+    p = next;
+  }
+  m.busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+  m.irq_ticks = v[5] + v[6];
+  m.total_ticks = m.busy_ticks + v[3] + v[4];
+  m.ok = true;
+  return m;
+}
+
 process_usage usage_between(const process_sample& a, const process_sample& b) {
   process_usage u;
   if (!a.ok || !b.ok || b.wall_ns <= a.wall_ns) return u;

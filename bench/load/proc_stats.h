@@ -44,4 +44,15 @@ struct process_usage {
 };
 process_usage usage_between(const process_sample& a, const process_sample& b);
 
+// The whole machine's CPU time from /proc/stat, in clock ticks summed over all CPUs: to tell
+// whether other work competed with the benchmark, and how much went to interrupts (on loopback
+// the receiving side of TCP runs in softirq context, charged to no process).
+struct machine_sample {
+  bool ok = false;
+  uint64_t busy_ticks = 0;   // user + nice + system + irq + softirq + steal
+  uint64_t irq_ticks = 0;    // irq + softirq
+  uint64_t total_ticks = 0;  // the above + idle + iowait
+};
+machine_sample sample_machine();
+
 }  // namespace rc::load

@@ -1,5 +1,6 @@
 #include "load/report.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -11,6 +12,8 @@ namespace rc::load {
 namespace {
 
 constexpr double saturated_share = 0.95;
+// More CPU than this going to other processes during the window disturbs the figures.
+constexpr double other_work_cores_max = 0.15;
 
 struct summary {
   shard_results merged;
@@ -25,6 +28,11 @@ struct summary {
   bool server_measured = false;
   uint64_t rss_after = 0;
   double rss_per_connection = 0;
+  // The machine over the window, in cores.
+  bool machine_measured = false;
+  double machine_busy = 0;
+  double machine_irq = 0;
+  double other_work = 0;
   std::string status;  // "ok", or why not
   int exit_code = 0;
 };
@@ -77,6 +85,19 @@ summary summarise(const report_input& in) {
           static_cast<double>(ready);
   }
 
+  if (window_done && w.machine_start.ok && w.machine_end.ok) {
+    double wall_s = static_cast<double>(w.wall_end_ns - w.wall_start_ns) / 1e9;
+    auto cores = [&](uint64_t ticks) {
+      return static_cast<double>(ticks_to_ns(ticks)) / 1e9 / wall_s;
+    };
+    s.machine_measured = true;
+    s.machine_busy = cores(w.machine_end.busy_ticks - w.machine_start.busy_ticks);
+    s.machine_irq = cores(w.machine_end.irq_ticks - w.machine_start.irq_ticks);
+    double ours = s.client_cpu_s / s.window_s;
+    if (s.server_measured) ours += s.server.cpu_s / s.server.wall_s;
+    s.other_work = std::max(0.0, s.machine_busy - s.machine_irq - ours);
+  }
+
   const error_counts& e = s.merged.errors;
   if (in.control.current() == phase::aborted) {
     s.status = "aborted: " + in.control.abort_reason();
@@ -122,7 +143,12 @@ void print_errors(const summary& s) {
     line += "  " + std::string(i.name) + "=" + std::to_string(i.value);
   }
   for (auto [err, n] : s.merged.connect_errnos)
-    line += "  [" + std::string(strerror(err)) + " x" + std::to_string(n) + "]";
+    line += "  [connect: " + std::string(strerror(err)) + " x" + std::to_string(n) + "]";
+  for (auto [code, n] : s.merged.ws_close_codes)
+    line += "  [close frame " + std::to_string(code) + " x" + std::to_string(n) + "]";
+  for (auto [err, n] : s.merged.closed_errnos)
+    line += "  [closed: " + std::string(err ? strerror(err) : "by the server") + " x" +
+            std::to_string(n) + "]";
   std::printf("  errors      %s\n", line.empty() ? "none" : line.c_str() + 2);
 }
 
@@ -178,10 +204,17 @@ void print_text(const report_input& in, const summary& s) {
           format_bytes(static_cast<double>(s.rss_after)).c_str(), s.rss_per_connection);
     }
   }
+  if (s.machine_measured) {
+    std::printf("  machine     %.2f cores busy: interrupts %.2f, other processes %.2f%s\n",
+                s.machine_busy, s.machine_irq, s.other_work,
+                s.other_work > other_work_cores_max ? "  DISTURBED" : "");
+  }
   print_errors(s);
   bool client_sat = s.client_measured && s.client_busiest >= saturated_share;
   bool server_sat = s.server_measured && s.server.busiest_share >= saturated_share;
-  const char* verdict = !s.server_measured && !client_sat
+  bool disturbed = s.machine_measured && s.other_work > other_work_cores_max;
+  const char* verdict = disturbed ? "other processes competed for the CPUs: figures are unreliable"
+                        : !s.server_measured && !client_sat
                             ? "server CPU not measured (--server-pid): is the server saturated?"
                         : client_sat && !server_sat
                             ? "the client saturated first: throughput measures ringcast-load; "
@@ -229,6 +262,14 @@ void write_errors(json::writer& w, const summary& s) {
   w.begin_object();
   for (auto [err, n] : s.merged.connect_errnos) w.uint64_member(strerror(err), n);
   w.end_object();
+  w.key("closed_errnos");
+  w.begin_object();
+  for (auto [err, n] : s.merged.closed_errnos) w.uint64_member(err ? strerror(err) : "fin", n);
+  w.end_object();
+  w.key("ws_close_codes");
+  w.begin_object();
+  for (auto [code, n] : s.merged.ws_close_codes) w.uint64_member(std::to_string(code), n);
+  w.end_object();
   w.end_object();
 }
 
@@ -242,6 +283,13 @@ void write_sides(json::writer& w, const report_input& in, const summary& s) {
   w.boolean_member("saturated", s.client_measured && s.client_busiest >= saturated_share);
   w.uint64_member("loop_turns", m.loop_turns);
   w.uint64_member("recv_buffer_waits", m.recv_buffer_waits);
+  w.end_object();
+  w.key("machine");
+  w.begin_object();
+  w.float64_member("busy_cores", s.machine_busy);
+  w.float64_member("interrupt_cores", s.machine_irq);
+  w.float64_member("other_process_cores", s.other_work);
+  w.boolean_member("disturbed", s.machine_measured && s.other_work > other_work_cores_max);
   w.end_object();
   w.key("server");
   if (!s.server_measured) {

@@ -27,6 +27,8 @@ void shard_results::merge(const shard_results& o) {
   ops_total += o.ops_total;
   errors.add(o.errors);
   for (auto [err, n] : o.connect_errnos) connect_errnos[err] += n;
+  for (auto [err, n] : o.closed_errnos) closed_errnos[err] += n;
+  for (auto [code, n] : o.ws_close_codes) ws_close_codes[code] += n;
   recv_buffer_waits += o.recv_buffer_waits;
   loop_turns += o.loop_turns;
   published += o.published;

@@ -50,6 +50,8 @@ struct shard_results {
   uint64_t ops_total = 0;  // completions during the whole run
   error_counts errors;
   std::map<int, uint64_t> connect_errnos;
+  std::map<int, uint64_t> closed_errnos;   // why connections closed (0: the server's FIN)
+  std::map<int, uint64_t> ws_close_codes;  // close frames the server sent (0: without a code)
   cpu_window cpu;
   uint64_t recv_buffer_waits = 0;
   uint64_t loop_turns = 0;
