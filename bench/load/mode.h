@@ -35,11 +35,16 @@ class mode_worker {
   virtual void finish() = 0;
 };
 
+// What a mode's count means: completions per second, or connections held through the window
+// (where only the count and the server's memory matter).
+enum class measure : uint8_t { throughput, holding };
+
 struct mode_spec {
   std::string_view name;
   std::string_view summary;
   std::string_view unit;      // what completions are called: "requests", "messages", ...
   std::string_view unit_one;  // ... and one of them: "request", "message", ...
+  measure kind;
   // Checks the mode's settings and fills in derived ones; returns an error or empty.
   std::string (*check)(load_options& opts);
   // How many ready reports the run waits for (connections, plus helpers like a publisher).

@@ -112,6 +112,7 @@ constinit const mode_spec fanout_mode = {
     .summary = "one publisher, N subscribers (WS or SSE) on one topic; publish-to-deliver latency",
     .unit = "deliveries",
     .unit_one = "delivery",
+    .kind = measure::throughput,
     .check = check,
     .ready_target = ready_target,
     .make_worker = make,

@@ -152,6 +152,7 @@ constinit const mode_spec http_mode = {
     .summary = "keep-alive GET requests, optionally pipelined (closed loop)",
     .unit = "requests",
     .unit_one = "request",
+    .kind = measure::throughput,
     .check = check,
     .ready_target = ready_target,
     .make_worker = make,

@@ -129,6 +129,7 @@ constinit const mode_spec ws_echo_mode = {
     .summary = "WebSocket echo round trips on /echo, one message in flight per connection",
     .unit = "messages",
     .unit_one = "message",
+    .kind = measure::throughput,
     .check = check,
     .ready_target = ready_target,
     .make_worker = make,

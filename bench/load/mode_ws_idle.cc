@@ -79,6 +79,7 @@ constinit const mode_spec ws_idle_mode = {
     .summary = "idle WebSocket connections held open (server RSS per connection)",
     .unit = "connections",
     .unit_one = "connection",
+    .kind = measure::holding,
     .check = check,
     .ready_target = ready_target,
     .make_worker = make,

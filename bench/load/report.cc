@@ -165,9 +165,14 @@ void print_text(const report_input& in, const summary& s) {
               static_cast<unsigned long long>(in.control.ready_target()),
               static_cast<unsigned long long>(in.control.failed()),
               static_cast<unsigned long long>(in.control.not_ready()));
-  std::printf("  %-11s %llu in window = %.0f/s (whole run %llu)\n",
-              std::string(in.mode.unit).c_str(), static_cast<unsigned long long>(m.ops), s.rate,
-              static_cast<unsigned long long>(m.ops_total));
+  if (in.mode.kind == measure::holding) {
+    std::printf("  %-11s %llu held open through the window\n", std::string(in.mode.unit).c_str(),
+                static_cast<unsigned long long>(m.ops));
+  } else {
+    std::printf("  %-11s %llu in window = %.0f/s (whole run %llu)\n",
+                std::string(in.mode.unit).c_str(), static_cast<unsigned long long>(m.ops), s.rate,
+                static_cast<unsigned long long>(m.ops_total));
+  }
   if (m.latency.count() > 0) {
     const histogram& h = m.latency;
     std::printf("  latency     min %s  p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  mean %s\n",
@@ -213,14 +218,16 @@ void print_text(const report_input& in, const summary& s) {
   bool client_sat = s.client_measured && s.client_busiest >= saturated_share;
   bool server_sat = s.server_measured && s.server.busiest_share >= saturated_share;
   bool disturbed = s.machine_measured && s.other_work > other_work_cores_max;
-  const char* verdict = disturbed ? "other processes competed for the CPUs: figures are unreliable"
-                        : !s.server_measured && !client_sat
-                            ? "server CPU not measured (--server-pid): is the server saturated?"
-                        : client_sat && !server_sat
-                            ? "the client saturated first: throughput measures ringcast-load; "
-                              "compare server CPU per operation"
-                        : server_sat ? "the server is saturated: throughput measures the server"
-                                     : "neither side saturated: offered load limits throughput";
+  const char* verdict =
+      in.mode.kind == measure::holding ? "connections held; see the server's RSS per connection"
+      : disturbed ? "other processes competed for the CPUs: figures are unreliable"
+      : !s.server_measured && !client_sat
+          ? "server CPU not measured (--server-pid): is the server saturated?"
+      : client_sat && !server_sat
+          ? "the client saturated first: throughput measures ringcast-load; "
+            "compare server CPU per operation"
+      : server_sat ? "the server is saturated: throughput measures the server"
+                   : "neither side saturated: offered load limits throughput";
   std::printf("  verdict     %s\n", verdict);
   std::printf("  status      %s\n", s.status.c_str());
 }
