@@ -133,10 +133,16 @@ void client_socket::close() {
 void client_socket::maybe_finish_close() {
   if (state_ != state::closing) return;
   if ((recv_armed_ || send_in_flight_) && !cancel_sent_) {
-    io_uring_sqe* sqe = owner().ring().get_sqe();
-    io_uring_prep_cancel_fd(sqe, fd_, IORING_ASYNC_CANCEL_ALL);
-    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
-    io_uring_sqe_set_data64(sqe, ignored_user_data);
+    // Cancel each operation by its user_data, a hash lookup in the kernel. Cancelling by fd
+    // (IORING_ASYNC_CANCEL_FD) scans every pending request of the ring, so closing 10,000
+    // connections that way costs 10,000 scans of 10,000 requests: seconds of CPU.
+    for (op_code op : {op_recv, op_send}) {
+      if (op == op_recv ? !recv_armed_ : !send_in_flight_) continue;
+      io_uring_sqe* sqe = owner().ring().get_sqe();
+      io_uring_prep_cancel64(sqe, make_user_data(this, op), 0);
+      sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+      io_uring_sqe_set_data64(sqe, ignored_user_data);
+    }
     cancel_sent_ = true;
   }
   if (recv_armed_ || send_in_flight_) return;

@@ -8,6 +8,11 @@
 // time into every publication: {"ts":<ns>,"pad":"..."}; a subscriber's latency is its receive
 // time minus that (same machine, same clock).
 //
+// Loss: a gap, a repeat, a subscriber short of the last publication when the drain ends, or a
+// publication never answered, fails the run unless --allow-loss; an overloaded server shows up
+// here (a paced publisher offering more than it carries), so benchmarks may allow it and report
+// the counts.
+//
 // Pacing: --rate R publishes R per second on a schedule (the publisher's lag behind it is
 // reported); --rate 0 is a closed loop that keeps at most --window publications not yet
 // delivered to every subscriber, which measures the most the server (or the client) can carry.

@@ -83,7 +83,7 @@ class pacer final : public publisher {
 
   void finish() override {
     if (!settled()) {
-      env_.results.errors.publish += in_flight_;  // never answered
+      env_.results.errors.publish_unanswered += in_flight_;
       env_.control.set_final_seq(last_seq_);
     }
     if (http_) http_->close();

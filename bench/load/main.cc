@@ -96,7 +96,7 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
       ->group(rep);
   app.add_flag_callback(
          "--allow-loss", [&o] { o.loss = loss_policy::allow; },
-         "fanout: sequence gaps and missing deliveries don't fail the run")
+         "fanout: gaps, missing deliveries and unanswered publications don't fail the run")
       ->group(rep);
   app.add_flag("-q,--quiet", o.quiet, "No text report (use with --json)")->group(rep);
 

@@ -136,6 +136,7 @@ void print_errors(const summary& s) {
       {"seq_duplicates", e.seq_duplicate},
       {"incomplete_subscribers", e.incomplete},
       {"incomplete_missing", e.incomplete_missing},
+      {"publish_unanswered", e.publish_unanswered},
   };
   std::string line;
   for (const item& i : items) {
@@ -264,6 +265,7 @@ void write_errors(json::writer& w, const summary& s) {
   w.uint64_member("seq_duplicates", e.seq_duplicate);
   w.uint64_member("incomplete_subscribers", e.incomplete);
   w.uint64_member("incomplete_missing", e.incomplete_missing);
+  w.uint64_member("publish_unanswered", e.publish_unanswered);
   w.uint64_member("total", e.hard() + e.loss());
   w.key("connect_errnos");
   w.begin_object();

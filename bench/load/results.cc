@@ -19,6 +19,7 @@ void error_counts::add(const error_counts& o) {
   seq_duplicate += o.seq_duplicate;
   incomplete += o.incomplete;
   incomplete_missing += o.incomplete_missing;
+  publish_unanswered += o.publish_unanswered;
 }
 
 void shard_results::merge(const shard_results& o) {

@@ -26,10 +26,11 @@ struct error_counts {
   uint64_t seq_duplicate = 0;  // fanout: sequence numbers repeated or going backwards
   uint64_t incomplete = 0;     // fanout: subscribers short of the last publication at the end
   uint64_t incomplete_missing = 0;
+  uint64_t publish_unanswered = 0;  // fanout: publications still unanswered at the end
 
   void add(const error_counts& o);
   // Failures that --allow-loss tolerates.
-  uint64_t loss() const { return seq_gap + seq_duplicate + incomplete; }
+  uint64_t loss() const { return seq_gap + seq_duplicate + incomplete + publish_unanswered; }
   uint64_t hard() const {
     return connect + not_ready + handshake + closed + protocol + status + mismatch + server_error +
            publish;
