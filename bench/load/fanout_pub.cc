@@ -1,0 +1,245 @@
+// fanout publisher: pacing and acknowledgements, over HTTP POST or WebSocket `publish`.
+#include <algorithm>
+#include <string>
+
+#include "core/clock.h"
+#include "load/fanout.h"
+#include "proto/json_writer.h"
+
+namespace rc::load {
+namespace {
+
+class pacer;
+
+// The transport half: sends one publication, reports answers to the pacer.
+class http_link final : public load_connection {
+ public:
+  http_link(shard_env& env, int fd, pacer& p) : load_connection(env, fd), pacer_(p) {}
+  void start() {
+    start_receiving();
+    mark_ready();
+  }
+  void publish(std::string_view json);
+
+ private:
+  void on_data(const char* data, size_t len) override;
+  pacer& pacer_;
+  response_reader http_;
+  byte_buffer body_;  // the answer's body, gathered across reads
+  bool ok_status_ = false;
+};
+
+class ws_link final : public ws_connection {
+ public:
+  ws_link(shard_env& env, int fd, pacer& p)
+      : ws_connection(env, fd, 0x51ed270b27a3c7f9), pacer_(p) {}
+  void publish(std::string_view json);
+
+ private:
+  void on_open() override { mark_ready(); }
+  void on_message(ws_event kind, std::string_view m) override;
+  pacer& pacer_;
+  byte_buffer msg_;
+};
+
+class pacer final : public publisher {
+ public:
+  explicit pacer(shard_env& env) : env_(env) {
+    // {"ts":<20 digits at most>,"pad":"..."}: pad so the JSON is at least payload_bytes long.
+    size_t base = std::string_view("{\"ts\":,\"pad\":\"\"}").size() + 14;  // ~14 digits of ns
+    pad_.assign(env.opts.payload_bytes > base ? env.opts.payload_bytes - base : 0, 'x');
+  }
+
+  void start() override {
+    env_.connect(env_.opts.connections, [this](int fd, int) {
+      if (fd < 0) {
+        gone_ = true;
+        return;
+      }
+      if (env_.opts.pub == pub_protocol::http) {
+        http_ = std::make_unique<http_link>(env_, fd, *this);
+        http_->start();
+      } else {
+        ws_ = std::make_unique<ws_link>(env_, fd, *this);
+        ws_->start("/ws");
+      }
+    });
+  }
+
+  void on_running(uint64_t now_ns) override {
+    start_ns_ = now_ns;
+    running_ = true;
+    pump(now_ns);
+  }
+
+  void pump(uint64_t now_ns) override;
+
+  bool settled() override {
+    if (link_closed()) gone_ = true;
+    if (in_flight_ > 0 && !gone_) return false;
+    if (!env_.control.final_seq_known()) env_.control.set_final_seq(last_seq_);
+    return true;
+  }
+
+  void finish() override {
+    if (!settled()) {
+      env_.results.errors.publish_unanswered += in_flight_;
+      env_.control.set_final_seq(last_seq_);
+    }
+    if (http_) http_->close();
+    if (ws_) ws_->close();
+  }
+
+  // Answers from the link.
+  void on_ack(uint64_t seq) {
+    if (in_flight_ > 0) --in_flight_;
+    ++env_.results.publish_acked;
+    // One publisher, one connection: the server numbers our publications in order.
+    if (seq != last_seq_ + 1) ++env_.results.errors.publish;
+    last_seq_ = std::max(last_seq_, seq);
+  }
+  void on_refused() {
+    if (in_flight_ > 0) --in_flight_;
+    ++env_.results.errors.publish;
+  }
+
+ private:
+  bool link_closed() const { return (http_ && http_->closed()) || (ws_ && ws_->closed()); }
+  bool link_ready() const {
+    return (http_ && http_->ready() && !http_->closed()) || (ws_ && ws_->ready() && !ws_->closed());
+  }
+  bool may_publish(uint64_t now_ns) const;
+  void publish_one(uint64_t now_ns);
+
+  shard_env& env_;
+  std::unique_ptr<http_link> http_;
+  std::unique_ptr<ws_link> ws_;
+  std::string pad_;
+  byte_buffer json_;
+  bool running_ = false;
+  bool gone_ = false;
+  uint64_t start_ns_ = 0;
+  uint64_t published_ = 0;
+  uint32_t in_flight_ = 0;
+  uint64_t last_seq_ = 0;
+};
+
+bool pacer::may_publish(uint64_t now_ns) const {
+  if (in_flight_ >= env_.opts.pub_inflight) return false;
+  if (env_.opts.rate > 0) {
+    // The k-th publication (from 0) is due at start + k / rate.
+    double due = static_cast<double>(now_ns - start_ns_) * env_.opts.rate / 1e9;
+    return static_cast<double>(published_) < due;
+  }
+  // Closed loop: at most `window` publications not yet delivered to every subscriber.
+  uint64_t subs = env_.control.ready() > 1 ? env_.control.ready() - 1 : 1;
+  uint64_t delivered_everywhere = env_.control.delivered_total() / subs;
+  return published_ < delivered_everywhere + env_.opts.window;
+}
+
+void pacer::pump(uint64_t now_ns) {
+  if (!running_ || !link_ready()) return;
+  if (now_ns >= env_.control.window_end_ns()) return;  // the window closed: stop publishing
+  while (may_publish(now_ns)) publish_one(now_ns);
+}
+
+void pacer::publish_one(uint64_t now_ns) {
+  if (env_.opts.rate > 0) {
+    auto scheduled =
+        start_ns_ + static_cast<uint64_t>(static_cast<double>(published_) * 1e9 / env_.opts.rate);
+    if (now_ns > scheduled)
+      env_.results.publish_lag_max_ns =
+          std::max(env_.results.publish_lag_max_ns, now_ns - scheduled);
+  }
+  uint64_t ts = monotonic_ns();
+  json_.clear();
+  json_.append("{\"ts\":");
+  json::write_uint64(json_, ts);
+  json_.append(",\"pad\":\"");
+  json_.append(pad_);
+  json_.append("\"}");
+  if (http_) {
+    http_->publish(json_.view());
+  } else {
+    ws_->publish(json_.view());
+  }
+  ++published_;
+  ++in_flight_;
+  ++env_.results.published;
+}
+
+// ---- HTTP ----
+
+void http_link::publish(std::string_view json) {
+  byte_buffer& o = out();
+  o.append("POST /v1/topics/");
+  o.append(env_.opts.topic);
+  o.append(" HTTP/1.1\r\nHost: ");
+  o.append(env_.opts.host_header);
+  o.append("\r\nContent-Type: application/json\r\nContent-Length: ");
+  json::write_uint64(o, json.size());
+  o.append("\r\n\r\n");
+  o.append(json);
+  flush();
+}
+
+void http_link::on_data(const char* data, size_t len) {
+  std::string_view in(data, len), body;
+  for (;;) {
+    switch (http_.next(in, body)) {
+      case response_reader::step::need_more:
+        return;
+      case response_reader::step::head:
+        ok_status_ = http_.status() == 200;
+        body_.clear();
+        break;
+      case response_reader::step::body:
+        if (body_.size() < 4096) body_.append(body);
+        break;
+      case response_reader::step::done: {
+        uint64_t seq = 0;
+        if (ok_status_ && find_number(body_.view(), "\"seq\":", seq)) {
+          pacer_.on_ack(seq);
+        } else {
+          pacer_.on_refused();
+        }
+        break;
+      }
+      case response_reader::step::error:
+        return fail(conn_failure::protocol);
+    }
+  }
+}
+
+// ---- WebSocket ----
+
+void ws_link::publish(std::string_view json) {
+  msg_.clear();
+  msg_.append("{\"id\":\"p\",\"action\":\"publish\",\"payload\":{\"topic\":");
+  json::write_string(msg_, env_.opts.topic);
+  msg_.append(",\"data\":");
+  msg_.append(json);
+  msg_.append("}}");
+  send(ws::opcode::text, msg_.view());
+}
+
+void ws_link::on_message(ws_event, std::string_view m) {
+  size_t at = m.find("\"event\":\"");
+  std::string_view event = at == std::string_view::npos ? std::string_view() : m.substr(at + 9);
+  uint64_t seq = 0;
+  if (event.starts_with("published\"") && find_number(m, "\"seq\":", seq)) {
+    pacer_.on_ack(seq);
+  } else if (event.starts_with("error\"")) {
+    pacer_.on_refused();
+  } else if (!event.starts_with("flow.")) {
+    fail(conn_failure::protocol);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<publisher> make_publisher(shard_env& env) {
+  return std::make_unique<pacer>(env);
+}
+
+}  // namespace rc::load

@@ -1,0 +1,256 @@
+// ringcast-load: an io_uring load generator for ringcast (and any HTTP/WebSocket server):
+// `ringcast-load MODE [options]`. See mode.h for the modes and docs/benchmarks-streaming.md for
+// how the benchmarks use it.
+#include <arpa/inet.h>
+#include <sys/resource.h>
+
+#include <CLI/CLI.hpp>
+
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/cpu.h"
+#include "core/shard_group.h"
+#include "load/driver.h"
+#include "load/mode.h"
+#include "load/options.h"
+#include "load/report.h"
+#include "load/run_control.h"
+
+namespace rc::load {
+namespace {
+
+// Ports one source IP can use towards one destination (net.ipv4.ip_local_port_range is
+// 32768-60999 by default, ~28k), with some room to spare.
+constexpr uint32_t connections_per_source_ip = 25000;
+// Descriptors beyond the connections: rings, signalfd, /proc reads, stdio.
+constexpr uint64_t spare_fds = 64;
+
+void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& pub) {
+  std::string modes;
+  for (const mode_spec* m : all_modes())
+    modes += "\n  " + std::string(m->name) + ": " + std::string(m->summary);
+  app.add_option("mode", o.mode, "What to run:" + modes)->required();
+
+  const char* run = "Target and load";
+  app.add_option("--target", o.target, "Server address, HOST:PORT")
+      ->capture_default_str()
+      ->group(run);
+  app.add_option("--host", o.host_header, "Host header (default: the target)")->group(run);
+  app.add_option("-c,--connections", o.connections, "Connections (subscribers in fanout)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10'000'000u))
+      ->group(run);
+  app.add_option("-t,--threads", o.threads, "Client threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 256u))
+      ->group(run);
+  app.add_option("--cpus", o.cpus, "CPUs to pin client threads to, in order, e.g. 1 or 2-3")
+      ->group(run);
+  app.add_option("-d,--duration", o.duration_s, "Measured window, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 86400.0))
+      ->group(run);
+  app.add_option("--warmup", o.warmup_s, "Load before the window opens, seconds")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0))
+      ->group(run);
+  app.add_option("--drain-ms", o.drain_ms, "After the window, wait at most this long for answers")
+      ->capture_default_str()
+      ->group(run);
+
+  const char* conn = "Connections";
+  app.add_option("--source-ips", o.source_ips,
+                 "Spread connections over this many source IPs 127.0.0.2... (0: only if needed)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 65000u))
+      ->group(conn);
+  app.add_option("--connect-concurrency", o.connect_concurrency, "Connects in flight at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 1'000'000u))
+      ->group(conn);
+  app.add_option("--connect-timeout-ms", o.connect_timeout_ms, "Deadline per connect")
+      ->capture_default_str()
+      ->group(conn);
+  app.add_option("--ready-timeout-ms", o.ready_timeout_ms, "All connections ready within this")
+      ->capture_default_str()
+      ->group(conn);
+  app.add_option("--recv-buffers", o.recv_buffers, "Receive buffers per thread (power of two)")
+      ->capture_default_str()
+      ->check(CLI::Range(16u, 32768u))
+      ->group(conn);
+  app.add_option("--recv-buffer-bytes", o.recv_buffer_bytes, "Bytes per receive buffer")
+      ->capture_default_str()
+      ->check(CLI::Range(512u, 1u << 20))
+      ->group(conn);
+
+  const char* rep = "Reporting";
+  app.add_option("--json", o.json_path, "Also write the report as JSON to this file")->group(rep);
+  app.add_option("--server-pid", o.server_pid,
+                 "Measure this process's CPU time and RSS over the window")
+      ->group(rep);
+  app.add_flag_callback(
+         "--allow-loss", [&o] { o.loss = loss_policy::allow; },
+         "fanout: gaps, missing deliveries and unanswered publications don't fail the run")
+      ->group(rep);
+  app.add_flag("-q,--quiet", o.quiet, "No text report (use with --json)")->group(rep);
+
+  const char* http = "http mode";
+  app.add_option("--path", o.path, "Request target")->capture_default_str()->group(http);
+  app.add_option("--pipeline", o.pipeline, "Requests in flight per connection")
+      ->capture_default_str()
+      ->group(http);
+  app.add_option("--header", o.headers, "Extra request field 'Name: value' (repeatable)")
+      ->group(http);
+
+  const char* echo = "ws-echo mode";
+  app.add_option("--message-bytes", o.message_bytes, "Payload bytes per message")
+      ->capture_default_str()
+      ->group(echo);
+  app.add_flag("--binary", o.binary, "Binary frames instead of text")->group(echo);
+
+  const char* fan = "fanout mode";
+  app.add_option("--sub", sub, "Subscribers speak ws or sse")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ws", "sse"}))
+      ->group(fan);
+  app.add_option("--pub", pub, "The publisher speaks http (POST, keep-alive) or ws")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"http", "ws"}))
+      ->group(fan);
+  app.add_option("--rate", o.rate, "Publications per second (0: closed loop, see --window)")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--window", o.window,
+                 "Closed loop: publications not yet delivered to every subscriber")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--pub-inflight", o.pub_inflight, "Publish requests awaiting an answer")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--payload-bytes", o.payload_bytes, "Pad each publication's JSON to this size")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--topic", o.topic, "Topic (default: a fresh one per run)")->group(fan);
+
+  app.add_option("--ws-path", o.ws_path, "ws-idle: WebSocket endpoint")
+      ->capture_default_str()
+      ->group("ws-idle mode");
+}
+
+// Resolves and checks the common settings; returns an error or empty.
+std::string resolve(load_options& o) {
+  if (std::string err = parse_socket_address(o.target, o.target_address); !err.empty())
+    return "--target: " + err;
+  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&o.target_address.storage);
+  if (a4->sin_port == 0) return "--target needs a port";
+  if (o.host_header.empty()) o.host_header = o.target;
+  if (!o.cpus.empty()) {
+    auto list = cpu::parse_list(o.cpus);
+    if (!list) return "--cpus: cannot parse '" + o.cpus + "'";
+    if (list->size() < o.threads)
+      return "--cpus lists " + std::to_string(list->size()) + " CPUs for " +
+             std::to_string(o.threads) + " threads";
+    o.cpu_list = *list;
+  }
+  if ((o.recv_buffers & (o.recv_buffers - 1)) != 0) return "--recv-buffers must be a power of two";
+  uint64_t sockets = uint64_t{o.connections} + 1;
+  bool loopback =
+      o.target_address.storage.ss_family == AF_INET && (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+  if (o.source_ips == 0 && sockets > connections_per_source_ip) {
+    if (!loopback)
+      return "more than " + std::to_string(connections_per_source_ip) +
+             " connections to one address need several source IPs, which ringcast-load only "
+             "picks on loopback (127.0.0.0/8)";
+    o.source_ips = static_cast<uint32_t>((sockets + connections_per_source_ip - 1) /
+                                         connections_per_source_ip);
+  }
+  if (o.source_ips > 0 && !loopback) return "--source-ips works with a 127.x.x.x target only";
+  return {};
+}
+
+// Raises the descriptor limit to the hard limit; fails if even that is too low.
+std::string raise_fd_limit(uint64_t needed) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return std::string("getrlimit: ") + strerror(errno);
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < needed)
+    return "need " + std::to_string(needed) + " file descriptors but RLIMIT_NOFILE allows " +
+           std::to_string(rl.rlim_cur) +
+           ": raise the hard limit (ulimit -Hn, LimitNOFILE=, or docker --ulimit nofile=) or "
+           "open fewer connections";
+  return {};
+}
+
+int run(int argc, char** argv) {
+  load_options o;
+  std::string sub = "ws", pub = "http";
+  CLI::App app{"ringcast-load: io_uring load generator for HTTP, WebSocket and SSE streaming",
+               "ringcast-load"};
+  add_options(app, o, sub, pub);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  o.sub = sub == "sse" ? sub_protocol::sse : sub_protocol::ws;
+  o.pub = pub == "ws" ? pub_protocol::ws : pub_protocol::http;
+  const mode_spec* mode = find_mode(o.mode);
+  if (!mode) {
+    std::fprintf(stderr, "ringcast-load: unknown mode '%s' (see --help)\n", o.mode.c_str());
+    return 2;
+  }
+  std::string err = resolve(o);
+  if (err.empty()) err = mode->check(o);
+  if (!err.empty()) {
+    std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
+    return 2;
+  }
+  if (err = raise_fd_limit(uint64_t{o.connections} + 1 + spare_fds); !err.empty()) {
+    std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
+    return 2;
+  }
+
+  run_watch watch;
+  if (o.server_pid > 0) {
+    watch.server_rss_before = process_rss_bytes(o.server_pid);
+    if (watch.server_rss_before == 0) {
+      std::fprintf(stderr, "ringcast-load: cannot read /proc/%d/status (--server-pid)\n",
+                   o.server_pid);
+      return 2;
+    }
+  }
+  run_control control(o.threads, mode->ready_target(o), static_cast<uint64_t>(o.warmup_s * 1e9),
+                      static_cast<uint64_t>(o.duration_s * 1e9),
+                      uint64_t{o.ready_timeout_ms} * 1'000'000);
+  std::vector<shard_results> results(o.threads);
+
+  shard_group_options g;
+  g.shards = o.threads;
+  g.cpus = o.cpu_list;
+  g.reactor.buffers.count = o.recv_buffers;
+  g.reactor.buffers.buffer_bytes = o.recv_buffer_bytes;
+  err = run_shards(g, [&](reactor& r) {
+    run_client_thread(r, r.shard_id(), o.threads, *mode, o, control, results[r.shard_id()], watch);
+  });
+  if (!err.empty()) {
+    std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
+    return 2;
+  }
+  return report(report_input{*mode, o, control, results, watch});
+}
+
+}  // namespace
+}  // namespace rc::load
+
+int main(int argc, char** argv) {
+  return rc::load::run(argc, argv);
+}

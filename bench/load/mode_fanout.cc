@@ -1,0 +1,121 @@
+// fanout: the worker that owns a thread's subscribers (and, on thread 0, the publisher), and the
+// mode's spec. See fanout.h for what is measured.
+#include <unistd.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/clock.h"
+#include "load/fanout.h"
+#include "load/mode.h"
+
+namespace rc::load {
+namespace {
+
+class fanout_worker final : public mode_worker {
+ public:
+  explicit fanout_worker(shard_env& env) : env_(env), ctx_(env) {
+    if (env.index == 0) {
+      pub_ = make_publisher(env);
+      // Publish just before this turn's sends are submitted (see client_socket_set).
+      env.sockets.set_before_flush([this] { pub_->pump(monotonic_ns()); });
+    }
+  }
+
+  void start() override {
+    uint32_t n = env_.share_of(env_.opts.connections);
+    subs_.reserve(n);
+    for (uint32_t i = 0; i < n; ++i) {
+      uint32_t global = env_.global_number(i);
+      env_.connect(global, [this, global](int fd, int) {
+        if (fd < 0) return;
+        subs_.push_back(make_subscriber(ctx_, fd, 0x9e3779b97f4a7c15 * (global + 1)));
+        subs_.back()->start();
+      });
+    }
+    if (pub_) pub_->start();
+  }
+
+  void on_running(uint64_t now_ns) override {
+    if (pub_) pub_->on_running(now_ns);
+  }
+
+  void tick(uint64_t now_ns) override {
+    if (pub_) pub_->pump(now_ns);
+  }
+
+  bool drained(uint64_t) override {
+    if (pub_ && !pub_->settled()) return false;
+    if (!env_.control.final_seq_known()) return false;
+    uint64_t final_seq = env_.control.final_seq();
+    for (auto& s : subs_)
+      if (!s->connection().closed() && s->seq().last() < final_seq) return false;
+    return true;
+  }
+
+  void finish() override {
+    if (pub_) pub_->finish();
+    if (env_.control.final_seq_known()) {
+      uint64_t final_seq = env_.control.final_seq();
+      for (auto& s : subs_) {
+        if (s->connection().closed() || !s->connection().ready()) continue;
+        if (s->seq().last() >= final_seq) continue;
+        ++env_.results.errors.incomplete;
+        env_.results.errors.incomplete_missing += final_seq - s->seq().last();
+      }
+    }
+    env_.finishing = true;
+    env_.connects.cancel_all();
+    for (auto& s : subs_) s->connection().close();
+  }
+
+ private:
+  shard_env& env_;
+  fanout_context ctx_;
+  std::unique_ptr<publisher> pub_;
+  std::vector<std::unique_ptr<subscriber>> subs_;
+};
+
+std::string check(load_options& o) {
+  if (o.rate < 0) return "--rate must be >= 0 (0: closed loop)";
+  if (o.rate == 0 && o.window == 0) return "--window must be at least 1";
+  if (o.pub_inflight == 0) return "--pub-inflight must be at least 1";
+  if (o.payload_bytes > (1u << 20)) return "--payload-bytes must be at most 1 MiB";
+  if (o.topic.empty()) {
+    // A fresh topic per run: its sequence starts at 1 and nobody else publishes to it.
+    std::random_device rd;
+    o.topic = "load-" + std::to_string(getpid()) + "-" + std::to_string(rd() % 1000000);
+  }
+  for (char c : o.topic) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '.' || c == ':';
+    if (!ok) return "--topic may only contain letters, digits and _ - . :";
+  }
+  return {};
+}
+
+// The subscribers and the publisher.
+uint64_t ready_target(const load_options& o) {
+  return uint64_t{o.connections} + 1;
+}
+
+std::unique_ptr<mode_worker> make(shard_env& env) {
+  return std::make_unique<fanout_worker>(env);
+}
+
+}  // namespace
+
+constinit const mode_spec fanout_mode = {
+    .name = "fanout",
+    .summary = "one publisher, N subscribers (WS or SSE) on one topic; publish-to-deliver latency",
+    .unit = "deliveries",
+    .unit_one = "delivery",
+    .kind = measure::throughput,
+    .check = check,
+    .ready_target = ready_target,
+    .make_worker = make,
+};
+
+}  // namespace rc::load

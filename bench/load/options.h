@@ -1,0 +1,74 @@
+// load_options: everything ringcast-load is told on its command line, resolved and checked.
+//
+// One struct for all modes: common settings first, then each mode's own group. A mode's check()
+// (mode.h) refuses settings that make no sense for it and fills in what depends on others.
+//
+// Thread-safety: built by main before the shards start; read-only afterwards.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/listener.h"
+
+namespace rc::load {
+
+enum class sub_protocol : uint8_t { ws, sse };
+enum class pub_protocol : uint8_t { http, ws };
+enum class loss_policy : uint8_t { fail, allow };
+
+struct load_options {
+  std::string mode;
+
+  // Where and how much.
+  std::string target = "127.0.0.1:8080";  // HOST:PORT of the server
+  socket_address target_address;          // resolved from target
+  std::string host_header;                // Host: field; default: target
+  uint32_t connections = 100;
+  unsigned threads = 1;
+  std::string cpus;           // CPU list to pin client threads to; empty: don't pin
+  std::vector<int> cpu_list;  // resolved from cpus
+  double duration_s = 5.0;    // the measured window
+  double warmup_s = 1.0;      // load runs this long before the window opens
+  uint32_t drain_ms = 2000;   // after the window: wait this long at most for stragglers
+
+  // Connections.
+  uint32_t source_ips = 0;             // spread over 127.0.0.2.. (0: only when needed)
+  uint32_t connect_concurrency = 256;  // connects in flight, all threads together
+  uint32_t connect_timeout_ms = 10000;
+  uint32_t ready_timeout_ms = 60000;  // every connection must be ready within this
+
+  // Reporting.
+  std::string json_path;  // also write the report here as JSON
+  int server_pid = 0;     // measure this process's CPU and RSS
+  loss_policy loss = loss_policy::fail;
+  bool quiet = false;
+
+  // Receive buffers per client thread.
+  uint32_t recv_buffers = 8192;
+  uint32_t recv_buffer_bytes = 4096;
+
+  // http
+  std::string path = "/healthz";
+  uint32_t pipeline = 1;
+  std::vector<std::string> headers;  // extra "Name: value" fields
+
+  // ws-echo
+  uint32_t message_bytes = 20;
+  bool binary = false;
+
+  // fanout
+  sub_protocol sub = sub_protocol::ws;
+  pub_protocol pub = pub_protocol::http;
+  double rate = 1000;          // publications per second; 0: as fast as the window allows
+  uint32_t window = 16;        // rate 0: publications not yet delivered to everyone
+  uint32_t pub_inflight = 64;  // publish requests awaiting their answer
+  uint32_t payload_bytes = 0;  // pad the publication's JSON to at least this size
+  std::string topic;           // default: a fresh name per run
+
+  // ws-idle
+  std::string ws_path = "/ws";
+};
+
+}  // namespace rc::load

@@ -1,0 +1,67 @@
+// shard_results: what one client thread measured and counted. Each thread writes only its own;
+// main merges them after every thread has returned.
+#pragma once
+
+#include <cstdint>
+#include <map>
+
+#include "load/histogram.h"
+
+namespace rc::load {
+
+// Functional failures. Any of them makes the run fail (exit 1), except the sequence and loss
+// counters under --allow-loss.
+struct error_counts {
+  uint64_t connect = 0;        // connects that failed (reasons in connect_errnos)
+  uint64_t not_ready = 0;      // connections not ready by the ready deadline
+  uint64_t handshake = 0;      // upgrade or stream response refused or malformed
+  uint64_t closed = 0;         // connections the server closed or reset during the run
+  uint64_t protocol = 0;       // malformed responses or frames
+  uint64_t status = 0;         // HTTP responses other than 2xx
+  uint64_t mismatch = 0;       // ws-echo: an echo that differs from what was sent
+  uint64_t server_error = 0;   // WebSocket `error` events
+  uint64_t publish = 0;        // publications refused or answered unexpectedly
+  uint64_t seq_gap = 0;        // fanout: gaps in a subscriber's sequence numbers
+  uint64_t seq_missing = 0;    // ... and the publications missing in them
+  uint64_t seq_duplicate = 0;  // fanout: sequence numbers repeated or going backwards
+  uint64_t incomplete = 0;     // fanout: subscribers short of the last publication at the end
+  uint64_t incomplete_missing = 0;
+  uint64_t publish_unanswered = 0;  // fanout: publications still unanswered at the end
+
+  void add(const error_counts& o);
+  // Failures that --allow-loss tolerates.
+  uint64_t loss() const { return seq_gap + seq_duplicate + incomplete + publish_unanswered; }
+  uint64_t hard() const {
+    return connect + not_ready + handshake + closed + protocol + status + mismatch + server_error +
+           publish;
+  }
+};
+
+struct cpu_window {
+  uint64_t start_ns = 0;  // thread CPU time when the window opened
+  uint64_t end_ns = 0;
+  uint64_t wall_start_ns = 0;
+  uint64_t wall_end_ns = 0;
+  bool complete() const { return wall_end_ns > wall_start_ns; }
+};
+
+struct shard_results {
+  histogram latency;       // per completion inside the window, nanoseconds
+  uint64_t ops = 0;        // completions inside the window
+  uint64_t ops_total = 0;  // completions during the whole run
+  error_counts errors;
+  std::map<int, uint64_t> connect_errnos;
+  std::map<int, uint64_t> closed_errnos;   // why connections closed (0: the server's FIN)
+  std::map<int, uint64_t> ws_close_codes;  // close frames the server sent (0: without a code)
+  cpu_window cpu;
+  uint64_t recv_buffer_waits = 0;
+  uint64_t loop_turns = 0;
+  // fanout publisher (one thread only)
+  uint64_t published = 0;
+  uint64_t publish_acked = 0;
+  uint64_t publish_lag_max_ns = 0;  // how far behind its schedule the publisher fell
+
+  void merge(const shard_results& o);
+};
+
+}  // namespace rc::load
