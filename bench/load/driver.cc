@@ -41,7 +41,7 @@ class thread_driver {
 
   void run() {
     worker_->start();
-    loop_.timers().arm_after(tick_, 1);
+    loop_.arm_after_ms(tick_, 1);
     loop_.run();
     env_.results.loop_turns = loop_.stats().loop_turns;
     env_.results.recv_buffer_waits = loop_.stats().recv_buffer_waits;
@@ -90,7 +90,7 @@ void thread_driver::on_tick() {
       return;
     }
   }
-  loop_.timers().arm_after(tick_, 1);
+  loop_.arm_after_ms(tick_, 1);
 }
 
 void thread_driver::begin_finish(uint64_t now_ns) {

@@ -21,7 +21,7 @@ class connector::attempt final : public io_handler {
   }
 
   void on_completion(uint8_t, int32_t res, uint32_t) override {
-    owner_.reactor_.timers().cancel(deadline_);
+    owner_.reactor_.cancel_timer(deadline_);
     if (res == 0) {
       owner_.finish(*this, fd_, 0);
       return;
@@ -123,7 +123,7 @@ void connector::start(attempt& a, request&& req) {
   io_uring_prep_connect(sqe, fd, reinterpret_cast<const sockaddr*>(&a.req_.remote),
                         a.req_.remote_len);
   io_uring_sqe_set_data64(sqe, make_user_data(&a, 1));
-  reactor_.timers().arm_after(a.deadline_, opts_.timeout_ms);
+  reactor_.arm_after_ms(a.deadline_, opts_.timeout_ms);
 }
 
 void connector::finish(attempt& a, int fd, int error) {
