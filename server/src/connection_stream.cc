@@ -105,7 +105,25 @@ bool connection::stream_push(outbound_entry e) {
   return true;
 }
 
+byte_buffer* connection::stream_direct() {
+  if (mode_ == mode::http || phase_ == phase::closing || closing() || ring_ ||
+      stream_socket::queued_bytes() >= send_window_bytes) {
+    return nullptr;
+  }
+  return &out();
+}
+
+void connection::stream_written() {
+  last_send_ms_ = shard_.loop().now_ms();
+  flush();
+}
+
 bool connection::stream_push_copy(std::string_view bytes) {
+  if (byte_buffer* out = stream_direct()) {
+    out->append(bytes);
+    stream_written();
+    return true;
+  }
   auto buf = shared_buffer::copy_of(bytes);
   auto len = static_cast<uint32_t>(buf.size());
   return stream_push(outbound_entry{{std::move(buf), 0, len}, {}});
@@ -113,6 +131,11 @@ bool connection::stream_push_copy(std::string_view bytes) {
 
 bool connection::stream_push_sse(std::string_view frame) {
   if (!sse_chunked_) return stream_push_copy(frame);
+  if (byte_buffer* out = stream_direct()) {
+    http1::write_chunk(*out, frame);
+    stream_written();
+    return true;
+  }
   byte_buffer chunk(frame.size() + 16);
   http1::write_chunk(chunk, frame);
   return stream_push_copy(chunk.view());

@@ -20,9 +20,13 @@ ws_endpoint::~ws_endpoint() {
   if (session_) --shard_.metrics().ws_sessions;
 }
 
-uint64_t ws_endpoint::connection_id() const { return conn_.id(); }
+uint64_t ws_endpoint::connection_id() const {
+  return conn_.id();
+}
 
-void ws_endpoint::start() { handler_->on_open(*this); }
+void ws_endpoint::start() {
+  handler_->on_open(*this);
+}
 
 ws::session& ws_endpoint::session() {
   if (!session_) {
@@ -85,16 +89,25 @@ bool ws_endpoint::send_entry(outbound_entry e) {
 }
 
 bool ws_endpoint::send_text(std::string_view payload) {
-  byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
-  ws::write_frame(frame, ws::opcode::text, payload);
-  auto buf = shared_buffer::copy_of(frame.view());
-  auto len = static_cast<uint32_t>(buf.size());
-  return send_entry(outbound_entry{{std::move(buf), 0, len}, {}});
+  return send_message(ws::opcode::text, payload);
 }
 
 bool ws_endpoint::send_binary(std::string_view payload) {
+  return send_message(ws::opcode::binary, payload);
+}
+
+bool ws_endpoint::send_message(ws::opcode op, std::string_view payload) {
+  if (close_started_ || gone_) return false;
+  if (byte_buffer* out = conn_.stream_direct()) {
+    // A client that keeps up: framed straight into the socket's buffer, no copy of a copy.
+    last_out_ms_ = shard_.loop().now_ms();
+    ++shard_.metrics().ws_messages_out;
+    ws::write_frame(*out, op, payload);
+    conn_.stream_written();
+    return true;
+  }
   byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
-  ws::write_frame(frame, ws::opcode::binary, payload);
+  ws::write_frame(frame, op, payload);
   auto buf = shared_buffer::copy_of(frame.view());
   auto len = static_cast<uint32_t>(buf.size());
   return send_entry(outbound_entry{{std::move(buf), 0, len}, {}});

@@ -25,6 +25,11 @@
 //   reason's UTF-8 (1007), echoes the code, and never hands the frame to wslay.
 // Messages are received unbuffered by wslay and assembled here in one reusable buffer; a message
 // that arrives whole in one read is delivered straight from wslay's input buffer without a copy.
+// The most common input of all — whole unfragmented data frames, at a frame boundary — skips
+// wslay: the session checks the header (the same checks as above), unmasks, validates UTF-8 and
+// delivers it itself, and hands wslay only what follows; wslay never notices, since it is left
+// at a frame boundary between messages. Any frame that would make wslay act (control frames,
+// fragments, errors) goes through wslay as before.
 //
 // After an error the session queues the close frame with the right code and stops reading: the
 // rest of that input and all later input is ignored, and state() is `closed` — send the output,
@@ -105,8 +110,8 @@ class session {
   // Nothing of a frame or a message is pending: the session could be dropped and a fresh one
   // would continue the stream exactly (owners use this to free idle sessions' buffers).
   bool between_messages() const {
-    return in_ == input_state::header && stage_bytes_ == 0 && payload_left_ == 0 &&
-           !in_message_ && !close_received_ && pending_error_ == 0;
+    return in_ == input_state::header && stage_bytes_ == 0 && payload_left_ == 0 && !in_message_ &&
+           !close_received_ && pending_error_ == 0;
   }
   bool close_received() const { return close_received_; }
   bool close_sent() const;
@@ -124,6 +129,7 @@ class session {
 
   friend struct session_callbacks;  // wslay's C callbacks, in the .cc
 
+  std::string_view take_whole_messages(std::string_view in);
   size_t fill(uint8_t* buf, size_t len);
   bool take_header();
   uint16_t check_header(const frame_header& h) const;

@@ -61,8 +61,7 @@ using header_list = std::initializer_list<std::pair<std::string_view, std::strin
 class request_context {
  public:
   request_context(shard_server& s, connection& c, const http1::request& r,
-                  std::string_view request_body, size_t request_body_capacity,
-                  const route_match& m)
+                  std::string_view request_body, size_t request_body_capacity, const route_match& m)
       : shard(s),
         conn(c),
         req(r),
@@ -128,6 +127,12 @@ class connection final : public stream_socket, public list_node<connection_list_
   // Queues one whole message on the stream. False if the stream can't take it (over, closing,
   // or this push made the connection a slow consumer, in which case it is being closed).
   bool stream_push(outbound_entry e);
+  // Where a message for this connection alone may be written in place: the socket's own output
+  // buffer, when nothing waits in a backlog and the socket is under its send window (a client
+  // that keeps up), so the message costs no allocation. Null otherwise: build the message and
+  // stream_push() it. After writing, call stream_written().
+  byte_buffer* stream_direct();
+  void stream_written();
   // Frames `bytes` as one SSE chunk (or raw, without chunking) and queues a copy.
   bool stream_push_sse(std::string_view frame);
   // Queues a copy of `bytes` as they are (a WebSocket frame built for this connection only).
@@ -150,9 +155,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
  private:
   enum class phase : uint8_t {
-    idle,          // between requests
-    reading,       // part of a request has arrived
-    handling,      // a handler runs (synchronously) or will answer later (asynchronously)
+    idle,      // between requests
+    reading,   // part of a request has arrived
+    handling,  // a handler runs (synchronously) or will answer later (asynchronously)
     closing,
   };
 
@@ -207,11 +212,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
   // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
   byte_buffer in_;
-  size_t scanned_hint_ = 0;     // bytes of in_ already scanned without finding a complete head
-  size_t need_bytes_ = 0;       // a Content-Length request needs in_ to reach this size
+  size_t scanned_hint_ = 0;  // bytes of in_ already scanned without finding a complete head
+  size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
   std::unique_ptr<http1::chunked_decoder> chunked_;
   byte_buffer chunked_body_;
-  size_t chunked_fed_ = 0;      // raw body bytes after the head fed to chunked_
+  size_t chunked_fed_ = 0;  // raw body bytes after the head fed to chunked_
 
   // The request being answered.
   struct current_request {
@@ -222,9 +227,9 @@ class connection final : public stream_socket, public list_node<connection_list_
     uint8_t request_id_len = 0;
     uint64_t start_ns = 0;
     char request_id[64];
-    const api_key* key = nullptr;     // admission: the key presented (kept after an upgrade)
-    std::string_view allow_origin;    // CORS: the Access-Control-Allow-Origin value, or empty
-    bool rate_headers = false;        // x-ratelimit-* values below are set
+    const api_key* key = nullptr;   // admission: the key presented (kept after an upgrade)
+    std::string_view allow_origin;  // CORS: the Access-Control-Allow-Origin value, or empty
+    bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
 

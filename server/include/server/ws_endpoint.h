@@ -22,8 +22,8 @@
 #include <string_view>
 
 #include "base/byte_buffer.h"
-#include "core/timer_wheel.h"
 #include "core/outbound_ring.h"
+#include "core/timer_wheel.h"
 #include "proto/ws.h"
 #include "proto/ws_session.h"
 
@@ -83,6 +83,7 @@ class ws_endpoint {
   void on_timer(uint64_t now_ms);
 
  private:
+  bool send_message(ws::opcode op, std::string_view payload);
   static void deliver(void* self, ws::message_kind kind, std::string_view payload);
   void flush_session_output();
   void after_session_step(ws::session_state st);
@@ -91,7 +92,7 @@ class ws_endpoint {
   connection& conn_;
   shard_server& shard_;
   std::unique_ptr<ws_handler> handler_;
-  byte_buffer session_out_;  // what the session writes: pongs, close frames
+  byte_buffer session_out_;               // what the session writes: pongs, close frames
   std::unique_ptr<ws::session> session_;  // while the peer is active (see above)
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;

@@ -377,6 +377,49 @@ TEST(WsSession, SplitAtEveryByteGivesTheSameResult) {
   EXPECT_EQ(bytewise.s.peer_close_reason(), "bye");
 }
 
+// Whole frames in one read take the session's own path; one byte at a time they all go through
+// wslay. Both must agree on messages, output and the error, whatever the frame sizes.
+TEST(WsSession, WholeFramesAndWslayAgree) {
+  const std::string wire = cframe(opcode::text, "a") +
+                           cframe(opcode::binary, std::string(200, 'b')) +
+                           cframe(opcode::text, std::string(70'000, 'c')) +
+                           cframe(opcode::ping, "p") + cframe(opcode::text, "\xe2\x82\xac") +
+                           cframe(opcode::text, "\xc3\x28") + cframe(opcode::text, "never");
+  endpoint whole(role::server);
+  EXPECT_EQ(whole.feed(wire), session_state::closed);
+  ASSERT_EQ(whole.got.size(), 5u);
+  EXPECT_EQ(whole.got[2].payload.size(), 70'000u);
+  EXPECT_EQ(whole.got[3], (received{message_kind::ping, "p"}));
+  EXPECT_EQ(whole.got[4], (received{message_kind::text, "\xe2\x82\xac"}));
+  EXPECT_EQ(whole.s.error_code(), close_code::invalid_payload);
+  const std::string want_out = whole.take_output();
+  auto f = frames(want_out);
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].opcode, 0xa);  // the pong
+  EXPECT_EQ(f[1].opcode, 8);
+  ASSERT_GE(f[1].payload.size(), 2u);
+  EXPECT_EQ((static_cast<uint8_t>(f[1].payload[0]) << 8) | static_cast<uint8_t>(f[1].payload[1]),
+            close_code::invalid_payload);
+
+  endpoint bytewise(role::server);
+  for (char c : wire) bytewise.feed(std::string_view(&c, 1));
+  EXPECT_EQ(bytewise.got, whole.got);
+  EXPECT_EQ(bytewise.take_output(), want_out);
+  EXPECT_EQ(bytewise.s.error_code(), close_code::invalid_payload);
+}
+
+// A frame the session takes itself still obeys the rules: unmasked at the server, too big.
+TEST(WsSession, WholeFramesAreCheckedLikeAnyOther) {
+  expect_failure(sframe(opcode::text, "unmasked"), close_code::protocol_error);
+  session_options small;
+  small.message_bytes_max = 10;
+  expect_failure(cframe(opcode::binary, std::string(11, 'x')), close_code::message_too_big, small);
+  endpoint client(role::client);
+  client.feed(sframe(opcode::text, "hi") + sframe(opcode::binary, "yo"));
+  EXPECT_EQ(client.got,
+            (std::vector<received>{{message_kind::text, "hi"}, {message_kind::binary, "yo"}}));
+}
+
 TEST(WsSession, LargeMessagesInRandomPieces) {
   std::mt19937 rng(5);
   std::string big(100000, '\0');
