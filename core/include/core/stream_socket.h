@@ -132,6 +132,7 @@ class stream_socket : public io_handler,
   enum class state : uint8_t { open, flushing, lingering, closing, closed };
   // Allocated only while shared slices are queued (from the socket_set's pool).
   void take_segments();
+  void move_out_to_segments();
   void give_back_segments();
 
   void on_completion(uint8_t op, int32_t res, uint32_t flags) override;
@@ -155,8 +156,8 @@ class stream_socket : public io_handler,
   bool send_in_flight_ = false;
   bool sending_segments_ = false;  // the send in flight came from segments_, not inflight_
   bool eof_seen_ = false;
-  byte_buffer out_;        // appended by the owner, not yet handed to the kernel
-  byte_buffer inflight_;   // handed to the kernel (single-buffer sends)
+  byte_buffer out_;       // appended by the owner, not yet handed to the kernel
+  byte_buffer inflight_;  // handed to the kernel (single-buffer sends)
   uint32_t inflight_off_ = 0;
   std::unique_ptr<segment_queue> segments_;  // shared slices and own bytes, in order
   uint64_t segment_bytes_ = 0;               // unsent bytes in segments_
