@@ -33,9 +33,8 @@ void adopt_bound_port(int fd, rc::socket_address& addr) {
   sockaddr_storage bound{};
   socklen_t len = sizeof bound;
   if (getsockname(fd, reinterpret_cast<sockaddr*>(&bound), &len) != 0) return;
-  uint16_t port = bound.ss_family == AF_INET6
-                      ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
-                      : reinterpret_cast<sockaddr_in*>(&bound)->sin_port;
+  uint16_t port = bound.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&bound)->sin6_port
+                                              : reinterpret_cast<sockaddr_in*>(&bound)->sin_port;
   if (addr.storage.ss_family == AF_INET6) {
     reinterpret_cast<sockaddr_in6*>(&addr.storage)->sin6_port = port;
   } else {
@@ -111,6 +110,14 @@ int main(int argc, char** argv) {
   opts.reactor.buffers.count = cfg.recv_buffers;
   opts.reactor.buffers.buffer_bytes = cfg.recv_buffer_bytes;
 
+  // Configuration notes come before the line that announces the address: whoever waits for
+  // that line has seen them.
+  if (rules.keys.empty()) {
+    RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
+  } else {
+    RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");
+  }
+
   std::string cpus;
   for (int c : cfg.shard_cpus) {
     if (!cpus.empty()) cpus += ',';
@@ -119,12 +126,6 @@ int main(int argc, char** argv) {
   RC_INFO("ringcast listening on %s with %u shard%s (%s %s), kernel %s", addr.text.c_str(),
           cfg.shards, cfg.shards == 1 ? "" : "s", cfg.pin ? "pinned to CPUs" : "on CPUs",
           cpus.c_str(), support.kernel.c_str());
-
-  if (rules.keys.empty()) {
-    RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
-  } else {
-    RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");
-  }
 
   std::string err = rc::run_shards(opts, [&](rc::reactor& r) {
     if (r.shard_id() == 0) RC_INFO("io_uring setup: %s", r.ring().describe_flags().c_str());

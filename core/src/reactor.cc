@@ -29,7 +29,9 @@ reactor::~reactor() {
   t_current = nullptr;
 }
 
-reactor* reactor::current() { return t_current; }
+reactor* reactor::current() {
+  return t_current;
+}
 
 std::string reactor::init() {
   if (std::string err = ring_.init(opts_.ring); !err.empty()) return err;
@@ -38,7 +40,9 @@ std::string reactor::init() {
   return {};
 }
 
-uint64_t reactor::now_ns() const { return monotonic_ns(); }
+uint64_t reactor::now_ns() const {
+  return monotonic_ns();
+}
 
 void reactor::run() {
   while (!stopping_) turn();
@@ -73,10 +77,11 @@ void reactor::turn() {
       self.sleeping.store(false, std::memory_order_relaxed);
     }
   }
-  // 2. Completions.
+  // 2. Completions, with the clock read after the wait: what they arm or time-stamp is
+  // relative to now, not to before the sleep.
+  now_ns_ = monotonic_ns();
   reap();
   // 3. Timers.
-  now_ns_ = monotonic_ns();
   timers_.advance(now_ns_ / tick_ns);
   // 4. Messages.
   drain_mailboxes();

@@ -69,10 +69,10 @@ struct reactor_stats {
   uint64_t messages_sent = 0;
   uint64_t messages_received = 0;
   uint64_t doorbells_sent = 0;
-  uint64_t mailbox_full = 0;        // pushes that found the queue full (went to the backlog)
-  uint64_t mailbox_dropped = 0;     // posts refused because the backlog was full too
-  uint64_t mailbox_backlog = 0;     // messages waiting in backlogs now
-  uint64_t recv_buffer_waits = 0;   // receives that ran out of buffers (ENOBUFS) and re-armed
+  uint64_t mailbox_full = 0;       // pushes that found the queue full (went to the backlog)
+  uint64_t mailbox_dropped = 0;    // posts refused because the backlog was full too
+  uint64_t mailbox_backlog = 0;    // messages waiting in backlogs now
+  uint64_t recv_buffer_waits = 0;  // receives that ran out of buffers (ENOBUFS) and re-armed
 };
 
 class reactor {
@@ -104,16 +104,18 @@ class reactor {
   // The monotonic clock read now (for latency measurements, not for timers).
   uint64_t now_ns() const;
 
-  // Timers on the shard's wheel. Deadlines round up to the next tick: never early.
+  // Timers on the shard's wheel. Delays count from this turn's clock reading (not from the
+  // wheel's last processed tick, which lags it after a sleep) and round up to whole ticks: a
+  // timer never fires early.
   void arm_at_ms(timer& t, uint64_t deadline_ms) {
     timers_.arm(t, deadline_ms * (1'000'000 / tick_ns));
   }
   void arm_after_ms(timer& t, uint64_t delay_ms) {
-    timers_.arm(t, timers_.now() + delay_ms * (1'000'000 / tick_ns));
+    timers_.arm(t, now_tick_ceil() + delay_ms * (1'000'000 / tick_ns));
   }
   void arm_after_us(timer& t, uint64_t delay_us) {
     constexpr uint64_t tick_us = tick_ns / 1000;
-    timers_.arm(t, timers_.now() + (delay_us + tick_us - 1) / tick_us);
+    timers_.arm(t, now_tick_ceil() + (delay_us + tick_us - 1) / tick_us);
   }
   void cancel_timer(timer& t) { timers_.cancel(t); }
   // Arms `t` for `deadline_ms` unless it is already armed to fire no later. For deadlines that
@@ -146,6 +148,8 @@ class reactor {
   static reactor* current();
 
  private:
+  // The first tick not before this turn's clock reading.
+  uint64_t now_tick_ceil() const { return (now_ns_ + tick_ns - 1) / tick_ns; }
   void turn();
   void reap();
   void drain_mailboxes();

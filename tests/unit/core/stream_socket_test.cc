@@ -10,10 +10,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <thread>
 
+#include "core/clock.h"
 #include "core/listener.h"
 #include "core/shard_group.h"
 
@@ -165,6 +167,75 @@ TEST(StreamSocket, SharedSlicesKeepOrderWithOwnBytes) {
     close(fd);
   });
   EXPECT_EQ(got, "[hello]");
+}
+
+// Arms a 2 ms timer when its first bytes arrive and says "done" when it fires.
+class timed_socket final : public stream_socket {
+ public:
+  timed_socket(socket_set& set, int fd, std::atomic<int64_t>& elapsed_ns, std::atomic<int>& closed)
+      : stream_socket(set, fd), elapsed_ns_(elapsed_ns), closed_(closed) {
+    timer_.bind<timed_socket, &timed_socket::on_timer>(this);
+  }
+  void on_data(const char*, size_t) override {
+    if (armed_at_ns_ != 0) return;
+    armed_at_ns_ = monotonic_ns();
+    owner().arm_after_us(timer_, 2000);
+  }
+  void on_timer() {
+    elapsed_ns_ = static_cast<int64_t>(monotonic_ns() - armed_at_ns_);
+    out().append("done");
+    close_after_flush();
+  }
+  void on_eof(int) override {
+    owner().cancel_timer(timer_);
+    close_after_flush();
+  }
+  void on_closed() override {
+    ++closed_;
+    delete this;
+  }
+
+ private:
+  std::atomic<int64_t>& elapsed_ns_;
+  std::atomic<int>& closed_;
+  timer timer_;
+  uint64_t armed_at_ns_ = 0;
+};
+
+// A completion that wakes the reactor from a long sleep arms its timer from the time it was
+// handled, not from the last tick before the sleep (which would make it fire at once).
+TEST(StreamSocket, TimersArmedAfterASleepAreNeverEarly) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  server_fixture f;
+  shard_group_options o;
+  o.shards = 1;
+  std::atomic<int> closed{0};
+  std::atomic<int64_t> elapsed_ns{-1};
+  std::string got;
+  std::thread client_thread;
+  auto err = run_shards(o, [&](reactor& r) {
+    socket_set sockets(r);
+    acceptor acc(r, f.listen_fd, [&](int fd) {
+      (new timed_socket(sockets, fd, elapsed_ns, closed))->start_receiving();
+    });
+    acc.start();
+    r.add_turn_hook([&] {
+      if (closed.load() == 1 && !acc.stopped()) acc.stop();
+      if (acc.stopped()) r.stop();
+    });
+    client_thread = std::thread([&] {
+      int fd = f.connect_client();
+      std::this_thread::sleep_for(std::chrono::milliseconds(60));  // the reactor sleeps
+      write_all(fd, "x");
+      got = read_until_eof(fd);
+      close(fd);
+    });
+    r.run();
+  });
+  client_thread.join();
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(got, "done");
+  EXPECT_GE(elapsed_ns.load(), 2'000'000);
 }
 
 TEST(StreamSocket, ManyConnectionsCloseCleanly) {
