@@ -11,7 +11,8 @@
 // `processing` and `done` events from the moment the 202 was read. The stream starts after the
 // 202, so a message that began processing before the GET arrived replays `processing` from its
 // log at once: the figure is what a client observes, bounded below by one request round trip.
-// A message wanted for streaming while every stream connection is busy is skipped (counted).
+// A message wanted for streaming while every stream connection is busy is skipped (counted);
+// a stream refused by admission (429, 503: a rate limit counts these GETs too) is counted apart.
 #include <charconv>
 #include <cstdio>
 #include <deque>
@@ -223,7 +224,11 @@ void stream_conn::on_data(const char* data, size_t len) {
         return;
       case response_reader::step::head:
         ok_status_ = http_.status() == 200;
-        if (!ok_status_) ++env_.results.errors.status;
+        if (http_.status() == 429 || http_.status() == 503) {
+          ++env_.results.streams.streams_refused;  // admission applies to streams too
+        } else if (!ok_status_) {
+          ++env_.results.errors.status;
+        }
         break;
       case response_reader::step::body:
         if (ok_status_ && sse_.feed(body, [this](const sse::decoded_event& e) { on_event(e); }) !=

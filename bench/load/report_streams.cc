@@ -93,9 +93,12 @@ void print_stream_measures(const report_input& in, const stream_measures& m,
       static_cast<unsigned long long>(m.burst_max));
   print_quantiles("admitted", m.enqueue_admitted);
   print_quantiles("rejected", m.enqueue_rejected);
-  std::printf("  streams     %llu opened (fraction %.3g), %llu skipped (stream connections busy)\n",
-              static_cast<unsigned long long>(m.streams_opened), o.stream_fraction,
-              static_cast<unsigned long long>(m.streams_skipped));
+  std::printf(
+      "  streams     %llu opened (fraction %.3g), %llu refused (429/503), %llu skipped (stream "
+      "connections busy)\n",
+      static_cast<unsigned long long>(m.streams_opened), o.stream_fraction,
+      static_cast<unsigned long long>(m.streams_refused),
+      static_cast<unsigned long long>(m.streams_skipped));
   print_quantiles("to processing", m.to_processing);
   print_quantiles("to done", m.to_done);
 }
@@ -136,6 +139,7 @@ void write_stream_measures(json::writer& w, const report_input& in, const stream
     w.uint64_member("burst_max", m.burst_max);
     w.uint64_member("streams_opened", m.streams_opened);
     w.uint64_member("streams_skipped", m.streams_skipped);
+    w.uint64_member("streams_refused", m.streams_refused);
     write_quantiles(w, "enqueue_admitted_ns", m.enqueue_admitted);
     write_quantiles(w, "enqueue_rejected_ns", m.enqueue_rejected);
     write_quantiles(w, "to_processing_ns", m.to_processing);

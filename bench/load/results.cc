@@ -39,6 +39,7 @@ void stream_measures::merge(const stream_measures& o) {
   to_done.merge(o.to_done);
   streams_opened += o.streams_opened;
   streams_skipped += o.streams_skipped;
+  streams_refused += o.streams_refused;
   burst_max = std::max(burst_max, o.burst_max);
 }
 
