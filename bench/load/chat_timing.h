@@ -49,4 +49,15 @@ class chat_timing {
   uint64_t nominal_gap_ns_;  // 0: no jitter
 };
 
+// --stagger-ms: whether the `i`-th of `n` connections may start its loop at `now_ns`, the load
+// having started at `start_ns`. Connection i starts i/n of the way into the stagger time, so a
+// closed loop of equal streams does not tick in lockstep.
+inline bool stagger_due(const load_options& o, uint64_t start_ns, size_t i, size_t n,
+                        uint64_t now_ns) {
+  if (o.stagger_ms <= 0 || n == 0) return true;
+  auto offset =
+      static_cast<uint64_t>(o.stagger_ms * 1e6 * static_cast<double>(i) / static_cast<double>(n));
+  return now_ns - start_ns >= offset;
+}
+
 }  // namespace rc::load

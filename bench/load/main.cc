@@ -161,6 +161,11 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
                  "The server's --mock-tokens-per-s: nominal token gap for jitter (0: no jitter)")
       ->capture_default_str()
       ->group(chat);
+  app.add_option("--stagger-ms", o.stagger_ms,
+                 "Spread the connections' first requests over this long (0: all at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3'600'000.0))
+      ->group(chat);
 
   const char* brk = "broker mode";
   app.add_option("--users", o.users, "Spread messages over this many user ids")

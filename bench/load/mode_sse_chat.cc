@@ -1,7 +1,8 @@
 // sse-chat: N keep-alive connections, each running one streaming chat completion at a time
 // (POST /v1/chat/completions, "stream": true) in a closed loop: when a stream ends with
 // [DONE] and the end of its body, the connection sends the next request at once, so N streams
-// stay active. Measured per stream by chat_timing (TTFT overhead, token gaps, jitter).
+// stay active. Measured per stream by chat_timing (TTFT overhead, token gaps, jitter). With
+// --stagger-ms the connections start their loops spread over that time instead of at once.
 #include <memory>
 #include <string>
 #include <vector>
@@ -60,15 +61,24 @@ class sse_chat_worker final : public mode_worker {
         if (fd < 0) return;
         conns_.push_back(std::make_unique<sse_chat_conn>(env_, fd, *this));
         conns_.back()->start();
-        if (running_) conns_.back()->send_request(monotonic_ns());
       });
     }
   }
 
   void on_running(uint64_t now_ns) override {
     running_ = true;
-    for (auto& c : conns_)
-      if (!c->closed()) c->send_request(now_ns);
+    start_ns_ = now_ns;
+    tick(now_ns);
+  }
+
+  // Starts each connection's loop in its turn (see stagger_due); late connections too.
+  void tick(uint64_t now_ns) override {
+    if (!running_ || now_ns >= env_.control.window_end_ns()) return;
+    while (started_ < conns_.size() &&
+           stagger_due(env_.opts, start_ns_, started_, conns_.size(), now_ns)) {
+      sse_chat_conn& c = *conns_[started_++];
+      if (!c.closed()) c.send_request(now_ns);
+    }
   }
 
   bool drained(uint64_t) override {
@@ -92,6 +102,8 @@ class sse_chat_worker final : public mode_worker {
   chat_timing timing_;
   std::string request_;
   bool running_ = false;
+  uint64_t start_ns_ = 0;
+  size_t started_ = 0;
   std::vector<std::unique_ptr<sse_chat_conn>> conns_;
 };
 

@@ -1,7 +1,7 @@
 // ws-chat: N WebSocket connections to /ws, each keeping --streams-per-conn `chat.completion`
 // actions in flight (request ids "c<slot>"): when one completes (chat.complete) or fails (an
 // `error` event, counted), the slot sends the next at once. Measured per stream by chat_timing
-// exactly as sse-chat is, one token per chat.delta event.
+// exactly as sse-chat is, one token per chat.delta event; --stagger-ms as in sse-chat.
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,8 +21,10 @@ class ws_chat_worker;
 class ws_chat_conn final : public ws_connection {
  public:
   ws_chat_conn(shard_env& env, int fd, uint64_t seed, ws_chat_worker& w);
-  void send_all(uint64_t now_ns) {
-    for (uint32_t s = 0; s < slots_.size(); ++s) send_request(s, now_ns);
+  // The connection's turn to start: its streams begin now, or as soon as it is open.
+  void go(uint64_t now_ns) {
+    wanted_ = true;
+    if (open()) send_all(now_ns);
   }
   bool busy() const {
     for (const stream_clock& c : slots_)
@@ -34,8 +36,12 @@ class ws_chat_conn final : public ws_connection {
   void on_open() override;
   void on_message(ws_event kind, std::string_view payload) override;
   void send_request(uint32_t slot, uint64_t now_ns);
+  void send_all(uint64_t now_ns) {
+    for (uint32_t s = 0; s < slots_.size(); ++s) send_request(s, now_ns);
+  }
 
   ws_chat_worker& worker_;
+  bool wanted_ = false;
   std::vector<stream_clock> slots_;
   std::string message_;  // the action, rewritten per slot
 };
@@ -61,8 +67,18 @@ class ws_chat_worker final : public mode_worker {
 
   void on_running(uint64_t now_ns) override {
     running_ = true;
-    for (auto& c : conns_)
-      if (c->open() && !c->closed()) c->send_all(now_ns);
+    start_ns_ = now_ns;
+    tick(now_ns);
+  }
+
+  // Starts each connection's streams in its turn (see stagger_due); late connections too.
+  void tick(uint64_t now_ns) override {
+    if (!running_ || now_ns >= env_.control.window_end_ns()) return;
+    while (started_ < conns_.size() &&
+           stagger_due(env_.opts, start_ns_, started_, conns_.size(), now_ns)) {
+      ws_chat_conn& c = *conns_[started_++];
+      if (!c.closed()) c.go(now_ns);
+    }
   }
 
   bool drained(uint64_t) override {
@@ -86,6 +102,8 @@ class ws_chat_worker final : public mode_worker {
   chat_timing timing_;
   std::string payload_;
   bool running_ = false;
+  uint64_t start_ns_ = 0;
+  size_t started_ = 0;
   std::vector<std::unique_ptr<ws_chat_conn>> conns_;
 };
 
@@ -107,7 +125,7 @@ void ws_chat_conn::send_request(uint32_t slot, uint64_t now_ns) {
 void ws_chat_conn::on_open() {
   mark_ready();
   uint64_t now = monotonic_ns();
-  if (worker_.load_on(now)) send_all(now);  // opened after the load started
+  if (wanted_ && worker_.load_on(now)) send_all(now);  // its turn came before it was open
 }
 
 void ws_chat_conn::on_message(ws_event kind, std::string_view payload) {

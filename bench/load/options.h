@@ -76,6 +76,7 @@ struct load_options {
   uint32_t streams_per_conn = 1;  // ws-chat: chat.completion actions in flight per connection
   double first_token_ms = 0;      // the server's --mock-first-token-ms, subtracted from TTFT
   double tokens_per_s = 0;        // the server's --mock-tokens-per-s, for jitter (0: none)
+  double stagger_ms = 0;          // spread the connections' first requests over this long
 
   // broker (rate is shared with fanout)
   uint32_t users = 1000;
