@@ -80,7 +80,7 @@ chunk_counts read_stream(std::string_view wire, size_t split) {
   return c;
 }
 
-TEST(ChatChunk, ClassifiesServerChunks) {
+TEST(LoadChatChunk, ClassifiesServerChunks) {
   EXPECT_EQ(classify_chat_chunk(chunk(R"({"content":"Open"})")), chat_chunk::token);
   EXPECT_EQ(classify_chat_chunk(chunk(R"({"role":"assistant","content":""})")), chat_chunk::other);
   EXPECT_EQ(classify_chat_chunk(chunk("{}", "\"stop\"")), chat_chunk::other);
@@ -93,7 +93,7 @@ TEST(ChatChunk, ClassifiesServerChunks) {
   EXPECT_EQ(classify_chat_chunk(chunk(R"({"tool_calls":[{"index":0}]})")), chat_chunk::other);
 }
 
-TEST(ChatChunk, MalformedIsCountedNotTrusted) {
+TEST(LoadChatChunk, MalformedIsCountedNotTrusted) {
   for (std::string_view bad :
        {"", "[DONE", "garbage", "{", R"({"choices":)", R"({"choices":[{"delta":{"content":")",
         R"({"choices":[{"delta":{"content":"x")", R"({"object":"chat.completion.chunk"})",
@@ -103,7 +103,7 @@ TEST(ChatChunk, MalformedIsCountedNotTrusted) {
   }
 }
 
-TEST(ChatChunk, EveryPrefixIsSafe) {
+TEST(LoadChatChunk, EveryPrefixIsSafe) {
   // Truncations of a token chunk, right before a guard page: never an over-read, and never
   // a token unless the content string has begun.
   std::string full = chunk(R"({"content":"Open"})");
@@ -116,14 +116,14 @@ TEST(ChatChunk, EveryPrefixIsSafe) {
   }
 }
 
-TEST(ChatSseReader, SplitAtEveryByteGivesTheSameChunks) {
+TEST(LoadChatSseReader, SplitAtEveryByteGivesTheSameChunks) {
   std::string wire = chunked(sse_body()) + chunked(sse_body());  // two responses, keep-alive
   chunk_counts want{.token = 6, .other = 4, .done = 2, .error = 0, .malformed = 0, .responses = 2};
   for (size_t split = 0; split <= wire.size(); ++split)
     ASSERT_EQ(read_stream(wire, split), want) << "split at " << split;
 }
 
-TEST(ChatSseReader, MalformedDataIsCountedAndReadingGoesOn) {
+TEST(LoadChatSseReader, MalformedDataIsCountedAndReadingGoesOn) {
   std::string body = "data: {not json\n\n" + sse_body();
   chunk_counts c = read_stream(chunked(body), 7);
   EXPECT_EQ(c.malformed, 1);
@@ -131,13 +131,13 @@ TEST(ChatSseReader, MalformedDataIsCountedAndReadingGoesOn) {
   EXPECT_EQ(c.done, 1);
 }
 
-TEST(ChatSseReader, OversizedLineIsAnError) {
+TEST(LoadChatSseReader, OversizedLineIsAnError) {
   chat_sse_reader r;
   std::string huge = "data: " + std::string((1 << 20) + 10, 'x');
   EXPECT_FALSE(r.feed(huge, [](chat_chunk) {}));
 }
 
-TEST(WsChat, ClassifiesServerEvents) {
+TEST(LoadWsChat, ClassifiesServerEvents) {
   ws_chat_event e =
       classify_ws_chat(R"({"id":"c7","event":"chat.delta","data":{"index":0,"delta":"Open"}})");
   EXPECT_EQ(e.kind, ws_chat_kind::delta);
@@ -158,7 +158,7 @@ TEST(WsChat, ClassifiesServerEvents) {
   EXPECT_EQ(e.slot, 3u);
 }
 
-TEST(WsChat, MalformedEvents) {
+TEST(LoadWsChat, MalformedEvents) {
   for (std::string_view bad :
        {"", "{}", R"({"id":"c1"})", R"({"event":"chat.delta"})",
         R"({"id":"r1","event":"chat.delta"})", R"({"id":"c","event":"chat.delta"})",
@@ -169,7 +169,7 @@ TEST(WsChat, MalformedEvents) {
   }
 }
 
-TEST(WsChat, SlotIdsRoundTrip) {
+TEST(LoadWsChat, SlotIdsRoundTrip) {
   for (uint32_t slot : {0u, 1u, 9u, 10u, 65535u, 4294967295u}) {
     char id[12];
     size_t n = write_slot_id(slot, id);
@@ -180,7 +180,7 @@ TEST(WsChat, SlotIdsRoundTrip) {
   }
 }
 
-TEST(WsChat, FramesSplitAtEveryByte) {
+TEST(LoadWsChat, FramesSplitAtEveryByte) {
   // Server frames (unmasked) carrying a delta and a completion, split anywhere.
   std::string wire;
   for (std::string_view m : {R"({"id":"c1","event":"chat.delta","data":{"index":0,"delta":"a"}})",
@@ -202,7 +202,7 @@ TEST(WsChat, FramesSplitAtEveryByte) {
   }
 }
 
-TEST(Broker, FieldsAndEvents) {
+TEST(LoadBroker, FieldsAndEvents) {
   auto id = find_string_field(R"({"message_id":"msg_0_ab","status":"queued","queue_position":0})",
                               "message_id");
   ASSERT_TRUE(id);
