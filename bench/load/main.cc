@@ -176,6 +176,11 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
                  "then about 1,000 per second)")
       ->check(CLI::Range(0.0, 1.0))
       ->group(brk);
+  app.add_option("--pace-us", o.pace_us,
+                 "Send what the schedule owes this often (100..1000; requests leave in bursts of "
+                 "rate x pace)")
+      ->capture_default_str()
+      ->group(brk);
   app.add_option("--stream-connections", o.stream_connections,
                  "Keep-alive connections that stream admitted messages")
       ->capture_default_str()

@@ -1,10 +1,11 @@
 // broker: the broker queue's enqueue-and-stream scenario. An open loop offers --rate requests
-// per second of POST /api/v1/message, paced in the driver's 1 ms tick (each tick sends what the
-// schedule owes, so a tick's requests leave together), spread over --users user ids and dealt
-// round-robin over N keep-alive connections, pipelined (a connection carries any number in
-// flight, answered in order). Each answer is admitted (202) or rejected (429 or 503, counted by
-// status; anything else is an error); enqueue latency is from writing the request to reading
-// its response, kept separately for admitted and rejected.
+// per second of POST /api/v1/message, paced every --pace-us (default 100 µs, the reactor's
+// timer resolution; the driver's 1 ms tick is a fallback): each pace step sends what the
+// schedule owes, so its requests leave together, a burst of rate x pace. They are spread over
+// --users user ids and dealt round-robin over N keep-alive connections, pipelined (a connection
+// carries any number in flight, answered in order). Each answer is admitted (202) or rejected (429
+// or 503, counted by status; anything else is an error); enqueue latency is from writing the
+// request to reading its response, kept separately for admitted and rejected.
 //
 // A fraction of admitted messages (--stream-fraction) is then followed on one of
 // --stream-connections keep-alive connections: GET /api/v1/stream?user_id&message_id, timing the
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "core/clock.h"
+#include "core/timer_wheel.h"
 #include "load/chat_parse.h"
 #include "load/connection.h"
 #include "load/env.h"
@@ -89,8 +91,9 @@ class broker_worker final : public mode_worker {
   void on_running(uint64_t now_ns) override {
     running_ = true;
     start_ns_ = now_ns;
+    env_.loop.arm_after_us(pace_, env_.opts.pace_us);
   }
-  void tick(uint64_t now_ns) override;
+  void tick(uint64_t now_ns) override { send_due(now_ns); }
   bool drained(uint64_t) override {
     for (auto& c : enqueues_)
       if (!c->closed() && c->busy()) return false;
@@ -100,6 +103,7 @@ class broker_worker final : public mode_worker {
   }
   void finish() override {
     env_.finishing = true;
+    if (pace_.armed()) env_.loop.timers().cancel(pace_);
     env_.connects.cancel_all();
     for (auto& c : enqueues_) c->close();
     for (auto& c : streams_) c->close();
@@ -113,6 +117,14 @@ class broker_worker final : public mode_worker {
   uint32_t max_tokens() const { return env_.opts.max_tokens; }
 
  private:
+  void on_pace() {
+    uint64_t now = monotonic_ns();
+    send_due(now);
+    if (now < env_.control.window_end_ns()) env_.loop.arm_after_us(pace_, env_.opts.pace_us);
+  }
+  // Sends what the schedule owes at `now_ns`.
+  void send_due(uint64_t now_ns);
+
   shard_env& env_;
   std::string head_;  // the POST's head up to Content-Length's value
   double rate_;       // this thread's share, per second
@@ -126,6 +138,7 @@ class broker_worker final : public mode_worker {
   std::vector<std::unique_ptr<enqueue_conn>> enqueues_;
   std::vector<std::unique_ptr<stream_conn>> streams_;
   std::vector<stream_conn*> idle_streams_;
+  timer pace_;
 };
 
 // ---- enqueue ----
@@ -287,6 +300,7 @@ broker_worker::broker_worker(shard_env& env) : env_(env) {
   head_ += "Content-Length: ";
   rate_ = env.opts.rate / env.count;
   fraction_ = env.opts.stream_fraction;
+  pace_.bind<broker_worker, &broker_worker::on_pace>(this);
 }
 
 void broker_worker::start() {
@@ -311,7 +325,7 @@ void broker_worker::start() {
   }
 }
 
-void broker_worker::tick(uint64_t now_ns) {
+void broker_worker::send_due(uint64_t now_ns) {
   if (!running_ || now_ns >= env_.control.window_end_ns() || enqueues_.empty()) return;
   auto due = static_cast<uint64_t>(static_cast<double>(now_ns - start_ns_) * rate_ / 1e9);
   if (due <= sent_) return;
@@ -354,6 +368,7 @@ void broker_worker::admitted(uint32_t user, std::string_view body, uint64_t now_
 std::string check(load_options& o) {
   if (o.rate <= 0) return "broker needs --rate > 0 (requests per second, open loop)";
   if (o.users == 0) return "--users must be at least 1";
+  if (o.pace_us < 100 || o.pace_us > 1000) return "--pace-us must be 100..1000";
   if (o.max_tokens == 0) return "--max-tokens must be at least 1";
   if (o.stream_fraction > 1) return "--stream-fraction must be at most 1";
   // Automatic: follow every admitted message up to 1,000 per second, then about 1,000/s.

@@ -82,6 +82,7 @@ struct load_options {
   uint32_t users = 1000;
   double stream_fraction = -1;       // of admitted messages to stream; < 0: automatic
   uint32_t stream_connections = 32;  // connections that stream admitted messages
+  uint32_t pace_us = 100;            // send what the schedule owes this often
 };
 
 }  // namespace rc::load

@@ -86,7 +86,7 @@ void print_stream_measures(const report_input& in, const stream_measures& m,
   uint64_t rejected = m.rejected_429 + m.rejected_503;
   std::printf(
       "  enqueue     offered %.0f/s; in window: admitted %llu (%.0f/s), rejected %llu "
-      "(429: %llu, 503: %llu); largest burst per 1 ms tick %llu\n",
+      "(429: %llu, 503: %llu); largest burst %llu\n",
       o.rate, static_cast<unsigned long long>(m.admitted), per_second(m.admitted, f.window_s),
       static_cast<unsigned long long>(rejected), static_cast<unsigned long long>(m.rejected_429),
       static_cast<unsigned long long>(m.rejected_503),
@@ -137,6 +137,7 @@ void write_stream_measures(json::writer& w, const report_input& in, const stream
     w.uint64_member("rejected_503", m.rejected_503);
     w.uint64_member("rejected", m.rejected_429 + m.rejected_503);
     w.uint64_member("burst_max", m.burst_max);
+    w.uint64_member("pace_us", o.pace_us);
     w.uint64_member("streams_opened", m.streams_opened);
     w.uint64_member("streams_skipped", m.streams_skipped);
     w.uint64_member("streams_refused", m.streams_refused);
