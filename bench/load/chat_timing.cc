@@ -1,5 +1,6 @@
 #include "load/chat_timing.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/byte_buffer.h"
@@ -24,7 +25,10 @@ void chat_timing::token(stream_clock& c, uint64_t now_ns) {
     c.last_token_ns = now_ns;
     if (!in_window) return;
     uint64_t ttft = now_ns - c.sent_ns;
-    if (ttft < first_token_ns_) ++m.ttft_early;
+    if (ttft < first_token_ns_) {
+      ++m.ttft_early;
+      m.ttft_early_max_ns = std::max(m.ttft_early_max_ns, first_token_ns_ - ttft);
+    }
     m.ttft_overhead.record(ttft > first_token_ns_ ? ttft - first_token_ns_ : 0);
     return;
   }

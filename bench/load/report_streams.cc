@@ -71,8 +71,10 @@ void print_stream_measures(const report_input& in, const stream_measures& m,
                 static_cast<unsigned long long>(active_streams(o)));
     print_quantiles("ttft overhead", m.ttft_overhead);
     if (m.ttft_early > 0)
-      std::printf("                %llu first tokens came sooner than --first-token-ms %.1f\n",
-                  static_cast<unsigned long long>(m.ttft_early), o.first_token_ms);
+      std::printf(
+          "                %llu first tokens came sooner than --first-token-ms %.1f, by up to %s\n",
+          static_cast<unsigned long long>(m.ttft_early), o.first_token_ms,
+          format_duration_ns(static_cast<double>(m.ttft_early_max_ns)).c_str());
     print_quantiles("token gap", m.token_gap);
     if (o.tokens_per_s > 0) print_quantiles("|jitter|", m.token_jitter);
     if (m.flow_pauses > 0)
@@ -118,6 +120,7 @@ void write_stream_measures(json::writer& w, const report_input& in, const stream
     w.uint64_member("tokens_whole_run", m.tokens_total);
     w.float64_member("tokens_per_second", per_second(m.tokens, f.window_s));
     w.uint64_member("ttft_early", m.ttft_early);
+    w.uint64_member("ttft_early_max_ns", m.ttft_early_max_ns);
     w.uint64_member("flow_pauses", m.flow_pauses);
     write_quantiles(w, "ttft_overhead_ns", m.ttft_overhead);
     write_quantiles(w, "token_gap_ns", m.token_gap);

@@ -29,6 +29,7 @@ void stream_measures::merge(const stream_measures& o) {
   tokens += o.tokens;
   tokens_total += o.tokens_total;
   ttft_early += o.ttft_early;
+  ttft_early_max_ns = std::max(ttft_early_max_ns, o.ttft_early_max_ns);
   flow_pauses += o.flow_pauses;
   admitted += o.admitted;
   rejected_429 += o.rejected_429;

@@ -49,13 +49,14 @@ struct cpu_window {
 // counts keep only what happened inside the window, like shard_results::latency.
 struct stream_measures {
   // sse-chat, ws-chat: per stream.
-  histogram ttft_overhead;    // first content token - request sent - --first-token-ms
-  histogram token_gap;        // between consecutive tokens of one stream
-  histogram token_jitter;     // |gap - 1 s / --tokens-per-s| (only with --tokens-per-s)
-  uint64_t tokens = 0;        // content tokens received in the window
-  uint64_t tokens_total = 0;  // ... during the whole run
-  uint64_t ttft_early = 0;    // first tokens sooner than --first-token-ms (recorded as 0)
-  uint64_t flow_pauses = 0;   // ws-chat: flow.pause events
+  histogram ttft_overhead;         // first content token - request sent - --first-token-ms
+  histogram token_gap;             // between consecutive tokens of one stream
+  histogram token_jitter;          // |gap - 1 s / --tokens-per-s| (only with --tokens-per-s)
+  uint64_t tokens = 0;             // content tokens received in the window
+  uint64_t tokens_total = 0;       // ... during the whole run
+  uint64_t ttft_early = 0;         // first tokens sooner than --first-token-ms (recorded as 0)
+  uint64_t ttft_early_max_ns = 0;  // ... by at most this much
+  uint64_t flow_pauses = 0;        // ws-chat: flow.pause events
   // broker: enqueue answers by outcome, and latency from request to response.
   uint64_t admitted = 0;  // 202
   uint64_t rejected_429 = 0;
