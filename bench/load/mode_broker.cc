@@ -34,6 +34,13 @@ namespace {
 
 class broker_worker;
 
+// Requests one connection may have awaiting answers. An open loop keeps sending whatever the
+// server does; past this the request is not sent but counted (unsent), so a stalled server
+// costs bounded memory and shows in the report.
+constexpr size_t enqueue_pending_max = 65536;
+// The longest 202 body kept for its message_id (the server's is ~80 bytes).
+constexpr size_t admitted_body_bytes_max = 4096;
+
 struct pending_enqueue {
   uint64_t sent_ns;
   uint32_t user;
@@ -48,6 +55,7 @@ class enqueue_conn final : public load_connection {
   }
   void send(uint32_t user, uint64_t now_ns);
   bool busy() const { return !pending_.empty(); }
+  bool full() const { return pending_.size() >= enqueue_pending_max; }
 
  private:
   void on_data(const char* data, size_t len) override;
@@ -169,7 +177,7 @@ void enqueue_conn::on_data(const char* data, size_t len) {
         body_.clear();
         break;
       case response_reader::step::body:
-        if (http_.status() == 202 && body_.size() < 4096) body_.append(body);
+        if (http_.status() == 202 && body_.size() < admitted_body_bytes_max) body_.append(body);
         break;
       case response_reader::step::done:
         on_response_end();
@@ -333,14 +341,17 @@ void broker_worker::send_due(uint64_t now_ns) {
   stream_measures& m = env_.results.streams;
   if (burst > m.burst_max) m.burst_max = burst;
   for (; sent_ < due; ++sent_) {
-    // Skip closed connections; their failure was counted already.
+    // Skip closed connections (their failure was counted already) and full ones.
     enqueue_conn* c = nullptr;
     for (size_t tries = 0; tries < enqueues_.size() && !c; ++tries) {
       enqueue_conn* k = enqueues_[next_conn_].get();
       next_conn_ = (next_conn_ + 1) % enqueues_.size();
-      if (!k->closed()) c = k;
+      if (!k->closed() && !k->full()) c = k;
     }
-    if (!c) return;
+    if (!c) {
+      ++m.unsent;
+      continue;
+    }
     auto user = static_cast<uint32_t>((next_user_++ * env_.count + env_.index) % env_.opts.users);
     c->send(user, now_ns);
   }

@@ -93,6 +93,10 @@ void print_stream_measures(const report_input& in, const stream_measures& m,
       static_cast<unsigned long long>(rejected), static_cast<unsigned long long>(m.rejected_429),
       static_cast<unsigned long long>(m.rejected_503),
       static_cast<unsigned long long>(m.burst_max));
+  if (m.unsent > 0)
+    std::printf("              %llu due but not sent: every connection closed or %s\n",
+                static_cast<unsigned long long>(m.unsent),
+                "holding the most unanswered requests allowed");
   print_quantiles("admitted", m.enqueue_admitted);
   print_quantiles("rejected", m.enqueue_rejected);
   std::printf(
@@ -141,6 +145,7 @@ void write_stream_measures(json::writer& w, const report_input& in, const stream
     w.uint64_member("rejected", m.rejected_429 + m.rejected_503);
     w.uint64_member("burst_max", m.burst_max);
     w.uint64_member("pace_us", o.pace_us);
+    w.uint64_member("unsent", m.unsent);
     w.uint64_member("streams_opened", m.streams_opened);
     w.uint64_member("streams_skipped", m.streams_skipped);
     w.uint64_member("streams_refused", m.streams_refused);

@@ -42,6 +42,7 @@ void stream_measures::merge(const stream_measures& o) {
   streams_skipped += o.streams_skipped;
   streams_refused += o.streams_refused;
   burst_max = std::max(burst_max, o.burst_max);
+  unsent += o.unsent;
 }
 
 void shard_results::merge(const shard_results& o) {

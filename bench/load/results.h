@@ -69,6 +69,7 @@ struct stream_measures {
   uint64_t streams_opened = 0;   // whole run
   uint64_t streams_skipped = 0;  // wanted, but every stream connection was busy
   uint64_t streams_refused = 0;  // answered 429 or 503
+  uint64_t unsent = 0;           // broker: due but not sent (every connection closed or full)
   uint64_t burst_max = 0;        // broker: most requests sent in one pace step
 
   void merge(const stream_measures& o);
