@@ -1,7 +1,7 @@
 """Helpers for the streaming benchmarks and the ringcast-load smoke test (Python stdlib only).
 
 A Server is a ringcast process on 127.0.0.1 with a kernel-chosen port (read from its log line
-"listening on 127.0.0.1:PORT"), optionally pinned with --cpus. run_load() runs ringcast-load
+"listening on 127.0.0.1:PORT"), optionally pinned with --cpus (shards) and taskset (all of it). run_load() runs ringcast-load
 with --json and returns the parsed report. Everything waits with a deadline.
 """
 
@@ -35,10 +35,15 @@ def load_bin():
 class Server:
     """A ringcast process; use as a context manager. stop() sends SIGTERM and waits."""
 
-    def __init__(self, *args, shards=1, cpus=None, binary=None, start_timeout=15.0):
+    def __init__(self, *args, shards=1, cpus=None, binary=None, start_timeout=15.0,
+                 taskset=None):
         cmd = [binary or ringcast_bin(), "--listen", "127.0.0.1:0", "--shards", str(shards)]
         cmd += ["--cpus", cpus] if cpus is not None else ["--no-pin"]
         cmd += [str(a) for a in args]
+        if taskset is not None:
+            # The whole process (not only its shards) on these CPUs; taskset execs, so the pid
+            # is ringcast's.
+            cmd = ["taskset", "-c", taskset] + cmd
         self.cmd = cmd
         self.lines = []
         self.port = None

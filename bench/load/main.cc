@@ -123,7 +123,9 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
       ->capture_default_str()
       ->check(CLI::IsMember({"http", "ws"}))
       ->group(fan);
-  app.add_option("--rate", o.rate, "Publications per second (0: closed loop, see --window)")
+  app.add_option("--rate", o.rate,
+                 "Publications per second (0: closed loop, see --window); broker: requests per "
+                 "second offered")
       ->capture_default_str()
       ->group(fan);
   app.add_option("--window", o.window,
@@ -138,9 +140,51 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
       ->group(fan);
   app.add_option("--topic", o.topic, "Topic (default: a fresh one per run)")->group(fan);
 
-  app.add_option("--ws-path", o.ws_path, "ws-idle: WebSocket endpoint")
+  app.add_option("--ws-path", o.ws_path, "WebSocket endpoint (ws-idle, ws-chat)")
       ->capture_default_str()
-      ->group("ws-idle mode");
+      ->group("ws-idle and ws-chat modes");
+
+  const char* chat = "sse-chat and ws-chat modes";
+  app.add_option("--model", o.model, "Model to ask for")->capture_default_str()->group(chat);
+  app.add_option("--max-tokens", o.max_tokens, "max_tokens per request (also broker)")
+      ->capture_default_str()
+      ->group(chat);
+  app.add_option("--streams-per-conn", o.streams_per_conn,
+                 "ws-chat: chat.completion actions in flight per connection")
+      ->capture_default_str()
+      ->group(chat);
+  app.add_option("--first-token-ms", o.first_token_ms,
+                 "The server's --mock-first-token-ms: subtracted to give the TTFT overhead")
+      ->capture_default_str()
+      ->group(chat);
+  app.add_option("--tokens-per-s", o.tokens_per_s,
+                 "The server's --mock-tokens-per-s: nominal token gap for jitter (0: no jitter)")
+      ->capture_default_str()
+      ->group(chat);
+  app.add_option("--stagger-ms", o.stagger_ms,
+                 "Spread the connections' first requests over this long (0: all at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3'600'000.0))
+      ->group(chat);
+
+  const char* brk = "broker mode";
+  app.add_option("--users", o.users, "Spread messages over this many user ids")
+      ->capture_default_str()
+      ->group(brk);
+  app.add_option("--stream-fraction", o.stream_fraction,
+                 "Fraction of admitted messages to stream (default: all up to 1,000/s offered, "
+                 "then about 1,000 per second)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->group(brk);
+  app.add_option("--pace-us", o.pace_us,
+                 "Send what the schedule owes this often (100..1000; requests leave in bursts of "
+                 "rate x pace)")
+      ->capture_default_str()
+      ->group(brk);
+  app.add_option("--stream-connections", o.stream_connections,
+                 "Keep-alive connections that stream admitted messages")
+      ->capture_default_str()
+      ->group(brk);
 }
 
 // Resolves and checks the common settings; returns an error or empty.
@@ -214,7 +258,7 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
     return 2;
   }
-  if (err = raise_fd_limit(uint64_t{o.connections} + 1 + spare_fds); !err.empty()) {
+  if (err = raise_fd_limit(mode->ready_target(o) + 1 + spare_fds); !err.empty()) {
     std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
     return 2;
   }

@@ -1,6 +1,6 @@
 // Modes: what load ringcast-load generates. Each mode is one mode_spec in the table of modes.cc
 // and one worker class in its own file; main, the per-thread driver and the report know nothing
-// mode-specific. Adding a mode (sse-chat, ws-chat, broker, ...) is: write mode_<name>.cc with a
+// mode-specific. Adding a mode is: write mode_<name>.cc with a
 // worker and a spec, list the spec in modes.cc, add its options to options.h and main.cc.
 //
 // A worker runs on one client thread and owns that thread's share of the connections. The
@@ -60,5 +60,8 @@ extern const mode_spec http_mode;
 extern const mode_spec ws_echo_mode;
 extern const mode_spec fanout_mode;
 extern const mode_spec ws_idle_mode;
+extern const mode_spec sse_chat_mode;
+extern const mode_spec ws_chat_mode;
+extern const mode_spec broker_mode;
 
 }  // namespace rc::load

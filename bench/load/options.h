@@ -69,6 +69,20 @@ struct load_options {
 
   // ws-idle
   std::string ws_path = "/ws";
+
+  // sse-chat, ws-chat (max_tokens also broker)
+  std::string model = "ringcast-mock";
+  uint32_t max_tokens = 16;
+  uint32_t streams_per_conn = 1;  // ws-chat: chat.completion actions in flight per connection
+  double first_token_ms = 0;      // the server's --mock-first-token-ms, subtracted from TTFT
+  double tokens_per_s = 0;        // the server's --mock-tokens-per-s, for jitter (0: none)
+  double stagger_ms = 0;          // spread the connections' first requests over this long
+
+  // broker (rate is shared with fanout)
+  uint32_t users = 1000;
+  double stream_fraction = -1;       // of admitted messages to stream; < 0: automatic
+  uint32_t stream_connections = 32;  // connections that stream admitted messages
+  uint32_t pace_us = 100;            // send what the schedule owes this often
 };
 
 }  // namespace rc::load

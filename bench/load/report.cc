@@ -6,6 +6,7 @@
 #include <string>
 
 #include "base/byte_buffer.h"
+#include "load/report_streams.h"
 #include "proto/json_writer.h"
 
 namespace rc::load {
@@ -28,6 +29,7 @@ struct summary {
   bool server_measured = false;
   uint64_t rss_after = 0;
   double rss_per_connection = 0;
+  stream_figures streams;
   // The machine over the window, in cores.
   bool machine_measured = false;
   double machine_busy = 0;
@@ -38,17 +40,7 @@ struct summary {
 };
 
 std::string format_ns(double ns) {
-  char buf[32];
-  if (ns < 1e3) {
-    std::snprintf(buf, sizeof buf, "%.0f ns", ns);
-  } else if (ns < 1e6) {
-    std::snprintf(buf, sizeof buf, "%.1f µs", ns / 1e3);
-  } else if (ns < 1e9) {
-    std::snprintf(buf, sizeof buf, "%.2f ms", ns / 1e6);
-  } else {
-    std::snprintf(buf, sizeof buf, "%.2f s", ns / 1e9);
-  }
-  return buf;
+  return format_duration_ns(ns);
 }
 
 std::string format_bytes(double b) {
@@ -83,7 +75,12 @@ summary summarise(const report_input& in) {
       s.rss_per_connection =
           (static_cast<double>(s.rss_after) - static_cast<double>(w.server_rss_before)) /
           static_cast<double>(ready);
+    if (has_stream_measures(in) && w.server_rss_before > 0 && s.rss_after > 0)
+      s.streams.server_bytes_per_stream =
+          (static_cast<double>(s.rss_after) - static_cast<double>(w.server_rss_before)) /
+          static_cast<double>(active_streams(in.opts));
   }
+  s.streams.window_s = s.window_s;
 
   if (window_done && w.machine_start.ok && w.machine_end.ok) {
     double wall_s = static_cast<double>(w.wall_end_ns - w.wall_start_ns) / 1e9;
@@ -190,6 +187,7 @@ void print_text(const report_input& in, const summary& s) {
                 static_cast<unsigned long long>(m.publish_acked),
                 format_ns(static_cast<double>(m.publish_lag_max_ns)).c_str());
   }
+  if (has_stream_measures(in)) print_stream_measures(in, m.streams, s.streams);
   if (s.client_measured) {
     std::printf("  client cpu  %.2f cores; busiest thread %.1f%%%s\n", s.client_cpu_s / s.window_s,
                 s.client_busiest * 100, s.client_busiest >= saturated_share ? "  SATURATED" : "");
@@ -356,6 +354,7 @@ bool write_json(const report_input& in, const summary& s) {
   w.uint64_member("count_whole_run", m.ops_total);
   w.float64_member("per_second", s.rate);
   write_latency(w, m.latency);
+  if (has_stream_measures(in)) write_stream_measures(w, in, m.streams, s.streams);
   write_errors(w, s);
   write_sides(w, in, s);
   w.string_member("status", s.status);

@@ -22,6 +22,29 @@ void error_counts::add(const error_counts& o) {
   publish_unanswered += o.publish_unanswered;
 }
 
+void stream_measures::merge(const stream_measures& o) {
+  ttft_overhead.merge(o.ttft_overhead);
+  token_gap.merge(o.token_gap);
+  token_jitter.merge(o.token_jitter);
+  tokens += o.tokens;
+  tokens_total += o.tokens_total;
+  ttft_early += o.ttft_early;
+  ttft_early_max_ns = std::max(ttft_early_max_ns, o.ttft_early_max_ns);
+  flow_pauses += o.flow_pauses;
+  admitted += o.admitted;
+  rejected_429 += o.rejected_429;
+  rejected_503 += o.rejected_503;
+  enqueue_admitted.merge(o.enqueue_admitted);
+  enqueue_rejected.merge(o.enqueue_rejected);
+  to_processing.merge(o.to_processing);
+  to_done.merge(o.to_done);
+  streams_opened += o.streams_opened;
+  streams_skipped += o.streams_skipped;
+  streams_refused += o.streams_refused;
+  burst_max = std::max(burst_max, o.burst_max);
+  unsent += o.unsent;
+}
+
 void shard_results::merge(const shard_results& o) {
   latency.merge(o.latency);
   ops += o.ops;
@@ -35,6 +58,7 @@ void shard_results::merge(const shard_results& o) {
   published += o.published;
   publish_acked += o.publish_acked;
   publish_lag_max_ns = std::max(publish_lag_max_ns, o.publish_lag_max_ns);
+  streams.merge(o.streams);
 }
 
 }  // namespace rc::load

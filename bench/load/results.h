@@ -45,6 +45,36 @@ struct cpu_window {
   bool complete() const { return wall_end_ns > wall_start_ns; }
 };
 
+// The chat modes' (sse-chat, ws-chat) and the broker mode's own measurements. Histograms and
+// counts keep only what happened inside the window, like shard_results::latency.
+struct stream_measures {
+  // sse-chat, ws-chat: per stream.
+  histogram ttft_overhead;         // first content token - request sent - --first-token-ms
+  histogram token_gap;             // between consecutive tokens of one stream
+  histogram token_jitter;          // |gap - 1 s / --tokens-per-s| (only with --tokens-per-s)
+  uint64_t tokens = 0;             // content tokens received in the window
+  uint64_t tokens_total = 0;       // ... during the whole run
+  uint64_t ttft_early = 0;         // first tokens sooner than --first-token-ms (recorded as 0)
+  uint64_t ttft_early_max_ns = 0;  // ... by at most this much
+  uint64_t flow_pauses = 0;        // ws-chat: flow.pause events
+  // broker: enqueue answers by outcome, and latency from request to response.
+  uint64_t admitted = 0;  // 202
+  uint64_t rejected_429 = 0;
+  uint64_t rejected_503 = 0;
+  histogram enqueue_admitted;
+  histogram enqueue_rejected;
+  // broker: streams opened after a 202: from the 202 to `processing`, and to `done`.
+  histogram to_processing;
+  histogram to_done;
+  uint64_t streams_opened = 0;   // whole run
+  uint64_t streams_skipped = 0;  // wanted, but every stream connection was busy
+  uint64_t streams_refused = 0;  // answered 429 or 503
+  uint64_t unsent = 0;           // broker: due but not sent (every connection closed or full)
+  uint64_t burst_max = 0;        // broker: most requests sent in one pace step
+
+  void merge(const stream_measures& o);
+};
+
 struct shard_results {
   histogram latency;       // per completion inside the window, nanoseconds
   uint64_t ops = 0;        // completions inside the window
@@ -60,6 +90,7 @@ struct shard_results {
   uint64_t published = 0;
   uint64_t publish_acked = 0;
   uint64_t publish_lag_max_ns = 0;  // how far behind its schedule the publisher fell
+  stream_measures streams;
 
   void merge(const shard_results& o);
 };
