@@ -5,8 +5,8 @@
 #include "base/assert.h"
 #include "core/clock.h"
 #include "proto/http1_writer.h"
-#include "server/errors.h"
 #include "proto/openai_errors.h"
+#include "server/errors.h"
 #include "server/openai_api.h"
 #include "server/shard.h"
 #include "server/ws_endpoint.h"
@@ -66,7 +66,7 @@ void connection::on_data(const char* data, size_t len) {
       size_t used = process(in_.data(), in_.size(), in_.capacity());
       in_.consume(used);
       hand_over_to_websocket();
-      if (in_.empty()) in_.reset();
+      in_.release_if_empty();
     }
   } else {
     size_t padding = shard_.loop().buffers().padding_bytes();
@@ -89,8 +89,7 @@ void connection::on_data(const char* data, size_t len) {
 void connection::keep_input(const char* data, size_t len) {
   // Keep JSON padding after the data so bodies parse in place from here too.
   size_t padding = shard_.loop().buffers().padding_bytes();
-  in_.reserve(in_.size() + len + padding);
-  in_.append(data, len);
+  in_.append(data, len, padding);
 }
 
 size_t connection::process(const char* data, size_t len, size_t capacity) {
@@ -122,8 +121,8 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   if (chunked_) {
     // The head (head_bytes_ long) is complete; the chunked body continues after what was fed.
     size_t head = need_bytes_;
-    http1::result r = chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_,
-                                     chunked_body_);
+    http1::result r =
+        chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_, chunked_body_);
     if (r.status == http1::status::error) {
       reject(r.error);
       return len;
@@ -189,16 +188,15 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   return 0;
 }
 
-void connection::dispatch(const http1::request& req, std::string_view body,
-                               size_t body_capacity) {
+void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
   current_.version = req.version;
   current_.head = req.method == http1::method::head;
-  current_.keep_alive = req.keep_alive && !shard_.draining() &&
-                        (cfg.keepalive_requests_max == 0 ||
-                         requests_served_ + 1 < cfg.keepalive_requests_max);
+  current_.keep_alive =
+      req.keep_alive && !shard_.draining() &&
+      (cfg.keepalive_requests_max == 0 || requests_served_ + 1 < cfg.keepalive_requests_max);
   current_.start_ns = monotonic_ns();
   std::string_view client_id = req.find("x-request-id");
   if (acceptable_request_id(client_id)) {
@@ -220,8 +218,8 @@ void connection::dispatch(const http1::request& req, std::string_view body,
   }
   if (!admit(req)) return;
   if (m.status == 404) {
-    respond_error(404, "Invalid URL (" + std::string(req.method_name) + " " +
-                           std::string(req.path) + ")");
+    respond_error(
+        404, "Invalid URL (" + std::string(req.method_name) + " " + std::string(req.path) + ")");
     return;
   }
   if (m.status == 405) {
@@ -344,7 +342,7 @@ void connection::reject(http1::error e) {
 // ---- output ----
 
 void connection::respond(int status, std::string_view content_type, std::string_view body,
-                              header_list headers) {
+                         header_list headers) {
   RC_ASSERT(phase_ == phase::handling);
   byte_buffer& o = out();
   if (o.capacity() == 0) o.reserve(512 + body.size());
@@ -353,8 +351,7 @@ void connection::respond(int status, std::string_view content_type, std::string_
   // Content types are the server's constants; the request id was checked on the way in.
   if (!content_type.empty()) w.header_trusted("Content-Type", content_type);
   for (const auto& [name, value] : headers) w.header(name, value);
-  w.header_trusted("x-request-id",
-                   std::string_view(current_.request_id, current_.request_id_len));
+  w.header_trusted("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
   write_common_headers(w);
   if (!current_.keep_alive) {
     w.connection(http1::connection_header::close);
@@ -372,8 +369,7 @@ void connection::respond(int status, std::string_view content_type, std::string_
 }
 
 void connection::respond_error(int status, std::string_view message, std::string_view type,
-                                    std::string_view param, std::string_view code,
-                                    header_list headers) {
+                               std::string_view param, std::string_view code, header_list headers) {
   byte_buffer body;
   write_error_body(body, message, type, param, code);
   respond(status, "application/json", body.view(), headers);
@@ -420,7 +416,7 @@ void connection::resume_input() {
     request_started_ms_ = shard_.loop().now_ms();
     size_t used = process(in_.data(), in_.size(), in_.capacity());
     in_.consume(used);
-    if (in_.empty()) in_.reset();
+    in_.release_if_empty();
   }
   const auto& cfg = shard_.config();
   if (input_paused_ && !async_ && !over_output_limit() &&
@@ -498,7 +494,9 @@ void connection::on_closed() {
     ring_->close();
     shard_.release_ring(std::move(ring_));
   }
-  protocol p = mode_ == mode::ws ? protocol::ws : mode_ == mode::sse ? protocol::sse : protocol::http;
+  protocol p = mode_ == mode::ws    ? protocol::ws
+               : mode_ == mode::sse ? protocol::sse
+                                    : protocol::http;
   --shard_.metrics().connections_open[static_cast<size_t>(p)];
   shard_.metrics().bytes_out += bytes_sent();
   shard_.metrics().bytes_in += bytes_received();

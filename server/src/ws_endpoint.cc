@@ -207,7 +207,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
 
 void connection::hand_over_to_websocket() {
   if (mode_ != mode::ws || in_.empty()) return;
-  byte_buffer rest = std::move(in_);
+  byte_buffer rest = in_.take();
   ws_->on_data(rest.view());
 }
 

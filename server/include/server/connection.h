@@ -36,6 +36,7 @@
 #include <utility>
 
 #include "base/byte_buffer.h"
+#include "base/input_buffer.h"
 #include "core/intrusive_list.h"
 #include "core/outbound_ring.h"
 #include "core/stream_socket.h"
@@ -211,7 +212,7 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
   // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
-  byte_buffer in_;
+  input_buffer in_;
   size_t scanned_hint_ = 0;  // bytes of in_ already scanned without finding a complete head
   size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
   std::unique_ptr<http1::chunked_decoder> chunked_;
