@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "load/chat_parse.h"
 #include "load/chat_timing.h"
+#include "load/chat_worker.h"
 #include "load/connection.h"
 #include "load/env.h"
 #include "load/mode.h"
@@ -28,6 +29,8 @@ class sse_chat_conn final : public load_connection {
     mark_ready();
   }
   void send_request(uint64_t now_ns);
+  // Its turn to start the loop (chat_worker).
+  void go(uint64_t now_ns) { send_request(now_ns); }
   bool busy() const { return clock_.active; }
 
  private:
@@ -43,9 +46,9 @@ class sse_chat_conn final : public load_connection {
   bool saw_done_ = false;
 };
 
-class sse_chat_worker final : public mode_worker {
+class sse_chat_worker final : public chat_worker<sse_chat_conn> {
  public:
-  explicit sse_chat_worker(shard_env& env) : env_(env), timing_(env) {
+  explicit sse_chat_worker(shard_env& env) : chat_worker(env) {
     std::string body = chat_timing::request_json(env.opts, true);
     request_ = "POST /v1/chat/completions HTTP/1.1\r\nHost: " + env.opts.host_header +
                "\r\nContent-Type: application/json\r\nAccept: text/event-stream\r\n";
@@ -53,58 +56,16 @@ class sse_chat_worker final : public mode_worker {
     request_ += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
   }
 
-  void start() override {
-    uint32_t n = env_.share_of(env_.opts.connections);
-    conns_.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      env_.connect(env_.global_number(i), [this](int fd, int) {
-        if (fd < 0) return;
-        conns_.push_back(std::make_unique<sse_chat_conn>(env_, fd, *this));
-        conns_.back()->start();
-      });
-    }
-  }
-
-  void on_running(uint64_t now_ns) override {
-    running_ = true;
-    start_ns_ = now_ns;
-    tick(now_ns);
-  }
-
-  // Starts each connection's loop in its turn (see stagger_due); late connections too.
-  void tick(uint64_t now_ns) override {
-    if (!running_ || now_ns >= env_.control.window_end_ns()) return;
-    while (started_ < conns_.size() &&
-           stagger_due(env_.opts, start_ns_, started_, conns_.size(), now_ns)) {
-      sse_chat_conn& c = *conns_[started_++];
-      if (!c.closed()) c.send_request(now_ns);
-    }
-  }
-
-  bool drained(uint64_t) override {
-    for (auto& c : conns_)
-      if (!c->closed() && c->busy()) return false;
-    return true;
-  }
-
-  void finish() override {
-    env_.finishing = true;
-    env_.connects.cancel_all();
-    for (auto& c : conns_) c->close();
-  }
-
-  bool load_on(uint64_t now_ns) const { return running_ && now_ns < env_.control.window_end_ns(); }
   const std::string& request() const { return request_; }
-  chat_timing& timing() { return timing_; }
 
  private:
-  shard_env& env_;
-  chat_timing timing_;
+  std::unique_ptr<sse_chat_conn> open(int fd, uint32_t) override {
+    auto c = std::make_unique<sse_chat_conn>(env_, fd, *this);
+    c->start();
+    return c;
+  }
+
   std::string request_;
-  bool running_ = false;
-  uint64_t start_ns_ = 0;
-  size_t started_ = 0;
-  std::vector<std::unique_ptr<sse_chat_conn>> conns_;
 };
 
 void sse_chat_conn::send_request(uint64_t now_ns) {

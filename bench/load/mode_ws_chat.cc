@@ -9,6 +9,7 @@
 #include "core/clock.h"
 #include "load/chat_parse.h"
 #include "load/chat_timing.h"
+#include "load/chat_worker.h"
 #include "load/connection.h"
 #include "load/env.h"
 #include "load/mode.h"
@@ -46,65 +47,21 @@ class ws_chat_conn final : public ws_connection {
   std::string message_;  // the action, rewritten per slot
 };
 
-class ws_chat_worker final : public mode_worker {
+class ws_chat_worker final : public chat_worker<ws_chat_conn> {
  public:
   explicit ws_chat_worker(shard_env& env)
-      : env_(env), timing_(env), payload_(chat_timing::request_json(env.opts, false)) {}
+      : chat_worker(env), payload_(chat_timing::request_json(env.opts, false)) {}
 
-  void start() override {
-    uint32_t n = env_.share_of(env_.opts.connections);
-    conns_.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      uint32_t global = env_.global_number(i);
-      env_.connect(global, [this, global](int fd, int) {
-        if (fd < 0) return;
-        conns_.push_back(
-            std::make_unique<ws_chat_conn>(env_, fd, 0x9e3779b97f4a7c15 * (global + 1), *this));
-        conns_.back()->start(env_.opts.ws_path);
-      });
-    }
-  }
-
-  void on_running(uint64_t now_ns) override {
-    running_ = true;
-    start_ns_ = now_ns;
-    tick(now_ns);
-  }
-
-  // Starts each connection's streams in its turn (see stagger_due); late connections too.
-  void tick(uint64_t now_ns) override {
-    if (!running_ || now_ns >= env_.control.window_end_ns()) return;
-    while (started_ < conns_.size() &&
-           stagger_due(env_.opts, start_ns_, started_, conns_.size(), now_ns)) {
-      ws_chat_conn& c = *conns_[started_++];
-      if (!c.closed()) c.go(now_ns);
-    }
-  }
-
-  bool drained(uint64_t) override {
-    for (auto& c : conns_)
-      if (!c->closed() && c->busy()) return false;
-    return true;
-  }
-
-  void finish() override {
-    env_.finishing = true;
-    env_.connects.cancel_all();
-    for (auto& c : conns_) c->close();
-  }
-
-  bool load_on(uint64_t now_ns) const { return running_ && now_ns < env_.control.window_end_ns(); }
   const std::string& payload() const { return payload_; }
-  chat_timing& timing() { return timing_; }
 
  private:
-  shard_env& env_;
-  chat_timing timing_;
+  std::unique_ptr<ws_chat_conn> open(int fd, uint32_t global) override {
+    auto c = std::make_unique<ws_chat_conn>(env_, fd, 0x9e3779b97f4a7c15 * (global + 1), *this);
+    c->start(env_.opts.ws_path);
+    return c;
+  }
+
   std::string payload_;
-  bool running_ = false;
-  uint64_t start_ns_ = 0;
-  size_t started_ = 0;
-  std::vector<std::unique_ptr<ws_chat_conn>> conns_;
 };
 
 ws_chat_conn::ws_chat_conn(shard_env& env, int fd, uint64_t seed, ws_chat_worker& w)
