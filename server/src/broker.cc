@@ -2,11 +2,8 @@
 #include "server/broker.h"
 
 #include "base/assert.h"
-#include "proto/http1_writer.h"
 #include "proto/json_writer.h"
 #include "proto/openai_chat.h"
-#include "proto/sse.h"
-#include "proto/ws.h"
 #include "server/generation.h"
 #include "server/shard.h"
 
@@ -88,9 +85,8 @@ void broker::enqueue(broker_request&& req, unique_function<void(enqueue_result&&
   shard_.loop().post(home, [origin, req = std::move(req), done = std::move(done)]() mutable {
     shard_server& h = *shard_server::current();
     enqueue_result res = h.broker_queue().home_enqueue(std::move(req));
-    h.loop().post(origin, [done = std::move(done), res = std::move(res)]() mutable {
-      done(std::move(res));
-    });
+    h.loop().post(
+        origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
   });
 }
 
@@ -98,8 +94,7 @@ broker::enqueue_result broker::home_enqueue(broker_request&& req) {
   enqueue_result res;
   const auto& cfg = shard_.config();
   user_queue& u = users_[req.user_id];
-  if (waiting_ >= shard_.share_of(cfg.broker_queue_max) ||
-      u.waiting.size() >= cfg.user_queue_max) {
+  if (waiting_ >= shard_.share_of(cfg.broker_queue_max) || u.waiting.size() >= cfg.user_queue_max) {
     bool user_full = u.waiting.size() >= cfg.user_queue_max;
     if (!u.active && u.waiting.empty()) users_.erase(req.user_id);
     ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::queue_full)];
@@ -118,14 +113,18 @@ broker::enqueue_result broker::home_enqueue(broker_request&& req) {
   m->watcher_shards.assign(shard_.shard_count(), false);
   m->enqueued_ms = shard_.loop().now_ms();
   message& msg = *m;
-  msg.deadline.set_callback([](timer&, void* p) {
-    auto* mm = static_cast<message*>(p);
-    shard_server::current()->broker_queue().on_deadline(*mm);
-  }, &msg);
-  msg.retention.set_callback([](timer&, void* p) {
-    auto* mm = static_cast<message*>(p);
-    shard_server::current()->broker_queue().forget(mm->id);
-  }, &msg);
+  msg.deadline.set_callback(
+      [](timer&, void* p) {
+        auto* mm = static_cast<message*>(p);
+        shard_server::current()->broker_queue().on_deadline(*mm);
+      },
+      &msg);
+  msg.retention.set_callback(
+      [](timer&, void* p) {
+        auto* mm = static_cast<message*>(p);
+        shard_server::current()->broker_queue().forget(mm->id);
+      },
+      &msg);
   if (req.deadline_ms > 0) shard_.loop().arm_after_ms(msg.deadline, req.deadline_ms);
   messages_.emplace(msg.id, std::move(m));
   res.message_id = msg.id;
@@ -366,7 +365,9 @@ void broker::position_updates(user_queue& u) {
   }
 }
 
-void broker::forget(const std::string& message_id) { messages_.erase(message_id); }
+void broker::forget(const std::string& message_id) {
+  messages_.erase(message_id);
+}
 
 // ---- the log ----
 
@@ -374,32 +375,17 @@ void broker::append(message& m, std::string_view type, std::string json, bool te
   broker_event e;
   e.seq = m.next_seq++;
   e.terminal = terminal;
-  std::string id = std::to_string(e.seq);
-  byte_buffer frame;
-  sse::write_event(frame, sse::event{.id = id, .type = type, .data = json});
-  byte_buffer chunk(frame.size() + 16);
-  http1::write_chunk_header(chunk, frame.size());
-  e.sse_frame_offset = static_cast<uint32_t>(chunk.size());
-  e.sse_frame_len = static_cast<uint32_t>(frame.size());
-  chunk.append(frame.view());
-  chunk.append("\r\n");
-  e.sse = shared_buffer::copy_of(chunk.view());
   byte_buffer tail;
   tail.append("\"event\":");
   json::write_string(tail, type);
   tail.append(",\"data\":");
   tail.append(json);
-  tail.push_back('}');
-  byte_buffer wsf(tail.size() + ws::frame_header_bytes_max);
-  ws::write_frame_header(wsf, ws::opcode::continuation, tail.size(), ws::fin::yes);
-  wsf.append(tail.view());
-  e.ws = shared_buffer::copy_of(wsf.view());
+  e.encode(std::to_string(e.seq), type, json, tail.view());
 
   for (unsigned s = 0; s < m.watcher_shards.size(); ++s) {
     if (!m.watcher_shards[s]) continue;
-    shard_.loop().post(s, [id = m.id, e] {
-      shard_server::current()->broker_queue().on_event(id, e);
-    });
+    shard_.loop().post(s,
+                       [id = m.id, e] { shard_server::current()->broker_queue().on_event(id, e); });
   }
   m.log_bytes += e.bytes();
   m.log.push_back(std::move(e));

@@ -1,12 +1,9 @@
 // The broker's watcher side: SSE streams and WebSocket message.stream requests on any shard.
 #include "base/assert.h"
-#include "proto/json_writer.h"
-#include "proto/ws.h"
 #include "server/broker.h"
 #include "server/connection.h"
 #include "server/generation.h"
 #include "server/shard.h"
-#include "server/ws_endpoint.h"
 
 namespace rc::server {
 
@@ -18,28 +15,12 @@ broker_watch::broker_watch(broker& b, connection& c, std::string message_id, sub
       kind_(kind),
       id_(id),
       request_id_(std::move(request_id)) {
-  if (kind_ == subscriber_kind::ws) {
-    byte_buffer payload;
-    payload.append("{\"id\":");
-    json::write_string(payload, request_id_);
-    payload.push_back(',');
-    byte_buffer frame;
-    ws::write_frame_header(frame, ws::opcode::text, payload.size(), ws::fin::no);
-    frame.append(payload.view());
-    ws_prefix_ = shared_buffer::copy_of(frame.view());
-  }
+  if (kind_ == subscriber_kind::ws) ws_prefix_ = ws_prefix_frame(request_id_);
 }
 
 bool broker_watch::deliver(const broker_event& e) {
   last_seq_ = e.seq;
-  if (kind_ == subscriber_kind::ws) {
-    ws_endpoint* ws = conn_.websocket();
-    return ws && ws->send_entry({{ws_prefix_, 0, static_cast<uint32_t>(ws_prefix_.size())},
-                                 {e.ws, 0, static_cast<uint32_t>(e.ws.size())}});
-  }
-  if (conn_.sse_chunked())
-    return conn_.stream_push({{e.sse, 0, static_cast<uint32_t>(e.sse.size())}, {}});
-  return conn_.stream_push({{e.sse, e.sse_frame_offset, e.sse_frame_len}, {}});
+  return push_frames(conn_, kind_, ws_prefix_, e);
 }
 
 void broker_watch::finish() {
@@ -51,7 +32,9 @@ void broker_watch::finish() {
   if (kind == subscriber_kind::sse) c.end_sse();
 }
 
-void broker_watch::on_stream_closed() { broker_.remove(*this); }
+void broker_watch::on_stream_closed() {
+  broker_.remove(*this);
+}
 
 uint64_t broker::watch(connection& c, std::string user_id, std::string message_id,
                        subscriber_kind kind, uint64_t after_seq, std::string request_id,
@@ -69,20 +52,19 @@ uint64_t broker::watch(connection& c, std::string user_id, std::string message_i
   int home = shard_of_id(message_id, "msg_", shard_.shard_count());
   if (home < 0) {
     // Not an id we minted: answer "not found" in a later turn, like any other answer.
-    shard_.loop().post(me, [wid] {
-      shard_server::current()->broker_queue().on_catch_up(wid, catch_up{});
-    });
+    shard_.loop().post(
+        me, [wid] { shard_server::current()->broker_queue().on_catch_up(wid, catch_up{}); });
     return wid;
   }
-  shard_.loop().post(static_cast<unsigned>(home), [me, wid, user_id = std::move(user_id),
-                                                   message_id = std::move(message_id),
-                                                   after_seq]() mutable {
-    shard_server& h = *shard_server::current();
-    catch_up answer = h.broker_queue().home_watch(me, user_id, message_id, after_seq);
-    h.loop().post(me, [wid, answer = std::move(answer)]() mutable {
-      shard_server::current()->broker_queue().on_catch_up(wid, std::move(answer));
-    });
-  });
+  shard_.loop().post(
+      static_cast<unsigned>(home), [me, wid, user_id = std::move(user_id),
+                                    message_id = std::move(message_id), after_seq]() mutable {
+        shard_server& h = *shard_server::current();
+        catch_up answer = h.broker_queue().home_watch(me, user_id, message_id, after_seq);
+        h.loop().post(me, [wid, answer = std::move(answer)]() mutable {
+          shard_server::current()->broker_queue().on_catch_up(wid, std::move(answer));
+        });
+      });
   return wid;
 }
 

@@ -4,10 +4,8 @@
 #include <charconv>
 
 #include "base/assert.h"
-#include "proto/http1_writer.h"
 #include "proto/json_writer.h"
 #include "proto/sse.h"
-#include "proto/ws.h"
 #include "server/connection.h"
 #include "server/shard.h"
 #include "server/ws_endpoint.h"
@@ -32,9 +30,9 @@ struct topic_registry::local_topic {
 
 struct topic_registry::catch_up {
   std::string epoch;
-  uint64_t seq = 0;      // the home's sequence number when it answered
-  uint64_t oldest = 0;   // the oldest event still in history (seq + 1 when none)
-  bool reset = false;    // the resume point was lost: the client starts over
+  uint64_t seq = 0;     // the home's sequence number when it answered
+  uint64_t oldest = 0;  // the oldest event still in history (seq + 1 when none)
+  bool reset = false;   // the resume point was lost: the client starts over
   std::vector<topic_event> events;
 };
 
@@ -83,32 +81,16 @@ topic_subscription::topic_subscription(topic_registry& reg, connection& c, std::
       kind_(kind),
       id_(id),
       request_id_(std::move(request_id)) {
-  if (kind_ == subscriber_kind::ws) {
-    // The first fragment of every message to this subscriber, made once.
-    byte_buffer payload;
-    payload.append("{\"id\":");
-    json::write_string(payload, request_id_);
-    payload.push_back(',');
-    byte_buffer frame;
-    ws::write_frame_header(frame, ws::opcode::text, payload.size(), ws::fin::no);
-    frame.append(payload.view());
-    ws_prefix_ = shared_buffer::copy_of(frame.view());
-  }
+  if (kind_ == subscriber_kind::ws) ws_prefix_ = ws_prefix_frame(request_id_);
 }
 
 bool topic_subscription::deliver(const topic_event& e) {
-  if (kind_ == subscriber_kind::ws) {
-    outbound_entry entry{{ws_prefix_, 0, static_cast<uint32_t>(ws_prefix_.size())},
-                         {e.ws, 0, static_cast<uint32_t>(e.ws.size())}};
-    ws_endpoint* ws = conn_.websocket();
-    return ws && ws->send_entry(std::move(entry));
-  }
-  if (conn_.sse_chunked())
-    return conn_.stream_push({{e.sse, 0, static_cast<uint32_t>(e.sse.size())}, {}});
-  return conn_.stream_push({{e.sse, e.sse_frame_offset, e.sse_frame_len}, {}});
+  return push_frames(conn_, kind_, ws_prefix_, e);
 }
 
-void topic_subscription::on_stream_closed() { registry_.remove(*this); }
+void topic_subscription::on_stream_closed() {
+  registry_.remove(*this);
+}
 
 // ---- registry: names and homes ----
 
@@ -184,9 +166,8 @@ void topic_registry::publish(std::string topic, std::string json,
                                   done = std::move(done)]() mutable {
     shard_server& home_srv = *shard_server::current();
     publish_result res = home_srv.topics().publish_at_home(std::move(topic), std::move(json));
-    home_srv.loop().post(origin, [done = std::move(done), res = std::move(res)]() mutable {
-      done(std::move(res));
-    });
+    home_srv.loop().post(
+        origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
   });
 }
 
@@ -211,18 +192,7 @@ void topic_registry::home_publish(const std::string& name, std::string json, top
   ++shard_.metrics().publications;
   std::string id = t.epoch + "-" + std::to_string(e.seq);
 
-  // SSE, with the chunk framing around it (HTTP/1.0 streams send the frame alone).
-  byte_buffer frame;
-  sse::write_event(frame, sse::event{.id = id, .type = "message", .data = json});
-  byte_buffer chunk(frame.size() + 16);
-  http1::write_chunk_header(chunk, frame.size());
-  e.sse_frame_offset = static_cast<uint32_t>(chunk.size());
-  e.sse_frame_len = static_cast<uint32_t>(frame.size());
-  chunk.append(frame.view());
-  chunk.append("\r\n");
-  e.sse = shared_buffer::copy_of(chunk.view());
-
-  // WebSocket: the continuation fragment every subscriber shares.
+  // The WebSocket continuation: the event's members after the subscriber's "id".
   byte_buffer tail;
   tail.append("\"event\":\"message\",\"data\":{\"topic\":");
   json::write_string(tail, name);
@@ -232,11 +202,8 @@ void topic_registry::home_publish(const std::string& name, std::string json, top
   json::write_string(tail, id);
   tail.append(",\"data\":");
   tail.append(json);
-  tail.append("}}");
-  byte_buffer ws_frame(tail.size() + ws::frame_header_bytes_max);
-  ws::write_frame_header(ws_frame, ws::opcode::continuation, tail.size(), ws::fin::yes);
-  ws_frame.append(tail.view());
-  e.ws = shared_buffer::copy_of(ws_frame.view());
+  tail.push_back('}');
+  e.encode(id, "message", json, tail.view());
 
   // History, bounded by events and bytes.
   const auto& cfg = shard_.config();
@@ -272,14 +239,14 @@ void topic_registry::request_catch_up(topic_subscription& s, std::string since) 
   s.live_ = false;
   unsigned me = shard_.id();
   uint64_t sub_id = s.id_;
-  shard_.loop().post(home_of(s.topic_), [me, sub_id, topic = s.topic_,
-                                         since = std::move(since)]() mutable {
-    shard_server& home_srv = *shard_server::current();
-    catch_up c = home_srv.topics().home_subscribe(me, topic, since);
-    home_srv.loop().post(me, [sub_id, c = std::move(c)]() mutable {
-      shard_server::current()->topics().on_catch_up(sub_id, std::move(c));
-    });
-  });
+  shard_.loop().post(home_of(s.topic_),
+                     [me, sub_id, topic = s.topic_, since = std::move(since)]() mutable {
+                       shard_server& home_srv = *shard_server::current();
+                       catch_up c = home_srv.topics().home_subscribe(me, topic, since);
+                       home_srv.loop().post(me, [sub_id, c = std::move(c)]() mutable {
+                         shard_server::current()->topics().on_catch_up(sub_id, std::move(c));
+                       });
+                     });
 }
 
 topic_registry::catch_up topic_registry::home_subscribe(unsigned shard, const std::string& name,

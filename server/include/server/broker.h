@@ -52,22 +52,18 @@ class shard_server;
 class broker;
 struct watch_tag;
 
-// One lifecycle event, encoded once.
-struct broker_event {
+// One lifecycle event of a message, encoded once for every watcher (see fanout_frames.h): SSE
+// "id: <seq>\nevent: <type>\ndata: <json>", WebSocket "event":"<type>","data":<json>}.
+struct broker_event : fanout_frames {
   uint64_t seq = 0;
-  shared_buffer sse;  // "<hex>\r\n" + "id: <seq>\nevent: <type>\ndata: <json>\n\n" + "\r\n"
-  uint32_t sse_frame_offset = 0;
-  uint32_t sse_frame_len = 0;
-  shared_buffer ws;   // WebSocket continuation frame: "event":"<type>","data":<json>}
   bool terminal = false;
-  uint64_t bytes() const { return sse.size() + ws.size(); }
 };
 
 // A watcher: one SSE stream or one WebSocket message.stream request.
 class broker_watch final : public stream_producer, public list_node<watch_tag> {
  public:
-  broker_watch(broker& b, connection& c, std::string message_id, subscriber_kind kind,
-               uint64_t id, std::string request_id);
+  broker_watch(broker& b, connection& c, std::string message_id, subscriber_kind kind, uint64_t id,
+               std::string request_id);
   uint64_t id() const { return id_; }
   void on_stream_closed() override;
 
@@ -90,7 +86,7 @@ class broker_watch final : public stream_producer, public list_node<watch_tag> {
 
 struct broker_request {
   std::string user_id;
-  std::string text;          // the message
+  std::string text;  // the message
   generation_request generation;
   uint64_t deadline_ms = 0;  // 0: none
 };

@@ -36,6 +36,7 @@
 #include "core/intrusive_list.h"
 #include "core/shared_buffer.h"
 #include "core/unique_function.h"
+#include "server/fanout_frames.h"
 #include "server/stream.h"
 
 namespace rc::server {
@@ -45,17 +46,10 @@ class shard_server;
 class topic_registry;
 struct topic_sub_tag;
 
-// One publication, encoded once.
-struct topic_event {
+// One publication, encoded once for every subscriber (see fanout_frames.h).
+struct topic_event : fanout_frames {
   uint64_t seq = 0;
-  shared_buffer sse;             // "<hex>\r\n" + SSE frame + "\r\n"
-  uint32_t sse_frame_offset = 0; // the SSE frame alone (for HTTP/1.0 streams)
-  uint32_t sse_frame_len = 0;
-  shared_buffer ws;              // WebSocket continuation frame (header + JSON tail)
-  uint64_t bytes() const { return sse.size() + ws.size(); }
 };
-
-enum class subscriber_kind : uint8_t { sse, ws };
 
 class topic_subscription final : public stream_producer, public list_node<topic_sub_tag> {
  public:
@@ -79,9 +73,9 @@ class topic_subscription final : public stream_producer, public list_node<topic_
   std::string topic_;
   subscriber_kind kind_;
   uint64_t id_;
-  std::string request_id_;  // WebSocket subscribe request id
-  shared_buffer ws_prefix_; // first fragment: header + {"id":"<request id>",
-  std::string epoch_;       // from the home's last answer (for resuming after a gap)
+  std::string request_id_;   // WebSocket subscribe request id
+  shared_buffer ws_prefix_;  // first fragment: header + {"id":"<request id>",
+  std::string epoch_;        // from the home's last answer (for resuming after a gap)
   uint64_t last_seq_ = 0;
   bool live_ = false;
 };

@@ -1,0 +1,54 @@
+#include "server/fanout_frames.h"
+
+#include "base/byte_buffer.h"
+#include "proto/http1_writer.h"
+#include "proto/json_writer.h"
+#include "proto/sse.h"
+#include "proto/ws.h"
+#include "server/connection.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+
+void fanout_frames::encode(std::string_view id, std::string_view type, std::string_view data,
+                           std::string_view ws_tail) {
+  byte_buffer frame;
+  sse::write_event(frame, sse::event{.id = id, .type = type, .data = data});
+  byte_buffer chunk(frame.size() + 16);
+  http1::write_chunk_header(chunk, frame.size());
+  sse_frame_offset = static_cast<uint32_t>(chunk.size());
+  sse_frame_len = static_cast<uint32_t>(frame.size());
+  chunk.append(frame.view());
+  chunk.append("\r\n");
+  sse = shared_buffer::copy_of(chunk.view());
+
+  byte_buffer ws_frame(ws_tail.size() + 1 + ws::frame_header_bytes_max);
+  ws::write_frame_header(ws_frame, ws::opcode::continuation, ws_tail.size() + 1, ws::fin::yes);
+  ws_frame.append(ws_tail);
+  ws_frame.push_back('}');
+  ws = shared_buffer::copy_of(ws_frame.view());
+}
+
+shared_buffer ws_prefix_frame(std::string_view request_id) {
+  byte_buffer payload;
+  payload.append("{\"id\":");
+  json::write_string(payload, request_id);
+  payload.push_back(',');
+  byte_buffer frame;
+  ws::write_frame_header(frame, ws::opcode::text, payload.size(), ws::fin::no);
+  frame.append(payload.view());
+  return shared_buffer::copy_of(frame.view());
+}
+
+bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_prefix,
+                 const fanout_frames& f) {
+  if (kind == subscriber_kind::ws) {
+    ws_endpoint* ws = c.websocket();
+    return ws && ws->send_entry({{ws_prefix, 0, static_cast<uint32_t>(ws_prefix.size())},
+                                 {f.ws, 0, static_cast<uint32_t>(f.ws.size())}});
+  }
+  if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
+  return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});
+}
+
+}  // namespace rc::server
