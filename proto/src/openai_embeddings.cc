@@ -18,6 +18,9 @@ constexpr int64_t token_max = UINT32_MAX;
 
 maybe_error read_token_list(const value& v, const path& p, std::vector<uint32_t>& out) {
   if (auto e = expect_array(v, p)) return e;
+  if (size_t n = v.size(); n > embedding_tokens_per_input_max) {
+    return array_too_long(p, embedding_tokens_per_input_max, n);
+  }
   size_t i = 0;
   for (value t : v.elements()) {
     int64_t token = 0;
@@ -42,15 +45,15 @@ maybe_error read_input(const value& v, embeddings_request& out) {
   if (!v.is_array()) return wrong_type(p, "one of a string or array", v);
   size_t n = v.size();
   if (n == 0) return empty_array(p);
-  if (n > embedding_inputs_max) return array_too_long(p, embedding_inputs_max, n);
 
   // The first element decides which of the array shapes this is; the rest must match it.
   value first = *v.elements().begin();
-  if (first.is_number()) {
+  if (first.is_number()) {  // one input of token ids
     out.input_kind = embedding_input_kind::tokens;
     out.token_lists.emplace_back();
     return read_token_list(v, p, out.token_lists.back());
   }
+  if (n > embedding_inputs_max) return array_too_long(p, embedding_inputs_max, n);
   if (first.is_array()) {
     out.input_kind = embedding_input_kind::tokens;
     size_t i = 0;
@@ -102,6 +105,12 @@ std::optional<api_error> parse_embeddings_request(const json::value& root,
     if (auto e = read_string(s[m_user], path("user"), out.user)) return e;
   }
   return std::nullopt;
+}
+
+std::optional<api_error> check_embedding_dimensions(const embeddings_request& req,
+                                                    uint32_t model_dimensions) {
+  if (!req.dimensions || *req.dimensions <= model_dimensions) return std::nullopt;
+  return integer_above_max(path("dimensions"), model_dimensions, *req.dimensions);
 }
 
 namespace {

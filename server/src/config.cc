@@ -219,8 +219,8 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Mock engine: largest max_tokens / max_completion_tokens accepted")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))->group(eng);
   app.add_option("--mock-embedding-dim", c.mock_embedding_dim,
-                 "Mock engine: embedding dimensions when the request gives none")
-      ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(eng);
+                 "Mock engine: the model's embedding dimensions (requests may ask for fewer)")
+      ->capture_default_str()->check(CLI::Range(1u, 4096u))->group(eng);
   app.add_option("--responses-store-max", c.responses_store_max,
                  "Stored responses per shard for previous_response_id (least recently used "
                  "are forgotten beyond)")

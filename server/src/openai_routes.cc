@@ -52,6 +52,10 @@ handler_result handle_embeddings(request_context& ctx) {
     respond_api_error(ctx.conn, openai::model_not_found(req.model));
     return handler_result::done;
   }
+  if (auto err = openai::check_embedding_dimensions(req, e->embedding_dimensions(req.model))) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
   uint64_t conn_id = ctx.conn.id();
   e->embed(engine_request(req), [conn_id, model = req.model, encoding = req.encoding](
                                     embedding_result&& res) {
@@ -93,6 +97,9 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
   if (auto err = openai::parse_embeddings_request(payload, req)) return fail(*err);
   engine* e = ws.shard().engine_for(req.model);
   if (!e) return fail(openai::model_not_found(req.model));
+  if (auto err = openai::check_embedding_dimensions(req, e->embedding_dimensions(req.model))) {
+    return fail(*err);
+  }
   uint64_t conn_id = ws.connection_id();
   e->embed(engine_request(req), [conn_id, id = std::string(request_id), encoding = req.encoding,
                                  model = req.model, on_finished = std::move(on_finished)](

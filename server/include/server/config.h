@@ -68,7 +68,7 @@ struct server_config {
   double mock_tokens_per_s = 0;         // per stream; 0: as fast as the client reads
   uint32_t mock_tokens = 16;            // completion length without max_tokens
   uint64_t mock_max_tokens = 4096;      // largest max_tokens accepted
-  uint32_t mock_embedding_dim = 256;    // embedding dimensions without `dimensions`
+  uint32_t mock_embedding_dim = 256;    // the model's embedding length (dimensions <= this)
 
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable
