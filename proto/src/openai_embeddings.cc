@@ -147,24 +147,25 @@ void write_base64(byte_buffer& out, std::span<const float> v) {
 
 }  // namespace
 
-void write_embeddings(byte_buffer& out, std::string_view model, std::span<const float> values,
-                      size_t dimensions, embedding_encoding encoding, uint64_t prompt_tokens) {
-  RC_ASSERT(dimensions > 0 && values.size() % dimensions == 0);
-  const size_t count = values.size() / dimensions;
+void write_embeddings_begin(byte_buffer& out) {
   out.append("{\"object\":\"list\",\"data\":[");
-  for (size_t i = 0; i < count; ++i) {
-    if (i > 0) out.push_back(',');
-    out.append("{\"object\":\"embedding\",\"index\":");
-    json::write_uint64(out, i);
-    out.append(",\"embedding\":");
-    std::span<const float> v = values.subspan(i * dimensions, dimensions);
-    if (encoding == embedding_encoding::base64) {
-      write_base64(out, v);
-    } else {
-      write_float_array(out, v);
-    }
-    out.push_back('}');
+}
+
+void write_embedding_item(byte_buffer& out, size_t index, std::span<const float> values,
+                          embedding_encoding encoding) {
+  if (index > 0) out.push_back(',');
+  out.append("{\"object\":\"embedding\",\"index\":");
+  json::write_uint64(out, index);
+  out.append(",\"embedding\":");
+  if (encoding == embedding_encoding::base64) {
+    write_base64(out, values);
+  } else {
+    write_float_array(out, values);
   }
+  out.push_back('}');
+}
+
+void write_embeddings_end(byte_buffer& out, std::string_view model, uint64_t prompt_tokens) {
   out.append("],\"model\":");
   json::write_string(out, model);
   out.append(",\"usage\":{\"prompt_tokens\":");
@@ -172,6 +173,17 @@ void write_embeddings(byte_buffer& out, std::string_view model, std::span<const 
   out.append(",\"total_tokens\":");
   json::write_uint64(out, prompt_tokens);
   out.append("}}");
+}
+
+void write_embeddings(byte_buffer& out, std::string_view model, std::span<const float> values,
+                      size_t dimensions, embedding_encoding encoding, uint64_t prompt_tokens) {
+  RC_ASSERT(dimensions > 0 && values.size() % dimensions == 0);
+  const size_t count = values.size() / dimensions;
+  write_embeddings_begin(out);
+  for (size_t i = 0; i < count; ++i) {
+    write_embedding_item(out, i, values.subspan(i * dimensions, dimensions), encoding);
+  }
+  write_embeddings_end(out, model, prompt_tokens);
 }
 
 }  // namespace rc::openai

@@ -62,4 +62,11 @@ std::optional<api_error> check_embedding_dimensions(const embeddings_request& re
 void write_embeddings(byte_buffer& out, std::string_view model, std::span<const float> values,
                       size_t dimensions, embedding_encoding encoding, uint64_t prompt_tokens);
 
+// The same response in pieces, for a writer that spreads a large one over several loop turns:
+// begin, then one item per embedding in index order, then end.
+void write_embeddings_begin(byte_buffer& out);
+void write_embedding_item(byte_buffer& out, size_t index, std::span<const float> values,
+                          embedding_encoding encoding);
+void write_embeddings_end(byte_buffer& out, std::string_view model, uint64_t prompt_tokens);
+
 }  // namespace rc::openai

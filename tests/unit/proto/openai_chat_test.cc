@@ -166,6 +166,22 @@ TEST(OpenaiChat, Messages) {
       "messages[0].role", "invalid_type");
 }
 
+TEST(OpenaiChat, MessageCountIsBounded) {
+  auto messages = [](size_t n) {
+    const std::string one = R"({"role":"user","content":"x"})";
+    std::string s = "[" + one;
+    for (size_t i = 1; i < n; ++i) s += "," + one;
+    return s + "]";
+  };
+  chat_request r;
+  ASSERT_FALSE(parse(with_messages(messages(chat_messages_max)), r));
+  EXPECT_EQ(r.messages.size(), chat_messages_max);
+  expect_error(parse(with_messages(messages(chat_messages_max + 1))),
+               "Invalid 'messages': array too long. Expected an array with maximum length 2048, "
+               "but got an array with length 2049 instead.",
+               "messages", "array_above_max_length");
+}
+
 TEST(OpenaiChat, MessageContent) {
   expect_error(parse(with_messages(R"([{"role":"user"}])")),
                "Missing required parameter: 'messages[0].content'.", "messages[0].content",
