@@ -383,6 +383,15 @@ void session::close(uint16_t code, std::string_view reason) {
   flush();
 }
 
+void session::refuse(uint16_t code, std::string_view reason) {
+  RC_ASSERT(valid_close_code(code));
+  RC_ASSERT(reason.size() <= close_reason_bytes_max);
+  fail(code, reason);
+  message_.reset();
+  direct_ = {};
+  flush();
+}
+
 session_state session::state() const {
   if (!wslay_event_get_read_enabled(ctx_)) return session_state::closed;
   if (wslay_event_get_close_sent(ctx_)) return session_state::closing;

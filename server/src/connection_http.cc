@@ -48,6 +48,7 @@ void connection::on_data(const char* data, size_t len) {
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
     ws_->on_data(std::string_view(data, len));
+    account_inbound();
     return;
   }
   if (mode_ == mode::sse) {
@@ -83,6 +84,7 @@ void connection::on_data(const char* data, size_t len) {
     input_paused_ = true;
     pause_receiving();
   }
+  account_inbound();
   update_timer();
 }
 
@@ -326,6 +328,12 @@ void connection::reject(http1::error e) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
+  begin_error_response();
+  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
+                http1::name_of(e));
+}
+
+void connection::begin_error_response() {
   phase_ = phase::handling;
   current_.route = route_id::unmatched;
   current_.version = http1::version::http_1_1;
@@ -335,8 +343,6 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
-  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
-                http1::name_of(e));
 }
 
 // ---- output ----
@@ -488,6 +494,7 @@ void connection::begin_drain() {
 }
 
 void connection::on_closed() {
+  shard_.inbound().update(inbound_held_, 0);
   if (ws_) ws_->on_peer_gone();
   close_stream_producers();
   if (ring_) {

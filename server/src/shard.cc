@@ -41,6 +41,7 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
       rules_(rules),
       config_(rules.config),
       sockets_(r),
+      inbound_(r, metrics_, rules.config.inbound_buffer_budget_bytes),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
 

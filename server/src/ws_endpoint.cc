@@ -135,6 +135,12 @@ void ws_endpoint::on_flow_timer() {
   send_control_text(R"({"event":"flow.resume"})");
 }
 
+void ws_endpoint::refuse_input(uint16_t code, std::string_view reason) {
+  if (gone_ || !session_) return;
+  session_->refuse(code, reason);
+  after_session_step(session_->state());
+}
+
 void ws_endpoint::close(uint16_t code, std::string_view reason) {
   if (close_started_ || gone_) return;
   close_started_ = true;

@@ -106,6 +106,14 @@ class session {
   // REQUIRES: valid_close_code(code); reason is UTF-8 of at most close_reason_bytes_max bytes.
   void close(uint16_t code, std::string_view reason = {});
 
+  // Bytes held for a message being received (its buffer's capacity; 0 between messages once a
+  // large message has been delivered).
+  size_t buffered_bytes() const { return message_.capacity(); }
+  // Fails the session as a protocol error would: drops the partial message, queues a close
+  // frame with `code` and stops reading (state() becomes `closed`). For an owner that can't
+  // afford the partial data (1009). REQUIRES: as close().
+  void refuse(uint16_t code, std::string_view reason);
+
   session_state state() const;
   // Nothing of a frame or a message is pending: the session could be dropped and a fresh one
   // would continue the stream exactly (owners use this to free idle sessions' buffers).

@@ -198,6 +198,12 @@ class connection final : public stream_socket, public list_node<connection_list_
   void update_timer();
   void on_timer();
   bool over_output_limit() const;
+  // The error response to a request that can't be trusted or kept (sets up current_).
+  void begin_error_response();
+  // The shard's inbound budget (connection_budget.cc): report what this connection holds after
+  // a read; refuse and release new partial data when the shard is over budget.
+  void account_inbound();
+  void refuse_inbound();
 
   shard_server& shard_;
   uint64_t id_;
@@ -218,6 +224,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   std::unique_ptr<http1::chunked_decoder> chunked_;
   byte_buffer chunked_body_;
   size_t chunked_fed_ = 0;  // raw body bytes after the head fed to chunked_
+  size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
   // The request being answered.
   struct current_request {

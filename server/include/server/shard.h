@@ -32,6 +32,7 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine.h"
+#include "server/inbound_budget.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
 #include "server/scheduler.h"
@@ -68,6 +69,7 @@ class shard_server {
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
   shard_metrics& metrics() { return metrics_; }
+  inbound_budget& inbound() { return inbound_; }
   bool draining() const { return draining_; }
   uint64_t connections_open() const;
   // Where requests are parsed. One per shard: parsing never nests (handlers that complete other
@@ -134,6 +136,7 @@ class shard_server {
   http1::date_cache date_;
   socket_set sockets_;
   shard_metrics metrics_;
+  inbound_budget inbound_;
   acceptor acceptor_;
   std::unique_ptr<signal_reader> signals_;
   intrusive_list<connection, connection_list_tag> connections_;
