@@ -279,6 +279,23 @@ TEST(WsSession, MessageSizeLimit) {
                  close_code::message_too_big);
 }
 
+TEST(WsSession, PartialMessageBytesAreReportedAndCanBeRefused) {
+  endpoint server(role::server);
+  EXPECT_EQ(server.s.buffered_bytes(), 0u);
+  server.feed(cframe(opcode::text, std::string(5000, 'a'), fin::no));
+  EXPECT_GE(server.s.buffered_bytes(), 5000u);
+  EXPECT_TRUE(server.got.empty());
+  // The owner can't afford it: the partial message is dropped, a 1009 goes out, reading stops.
+  server.s.refuse(close_code::message_too_big, "budget");
+  EXPECT_EQ(server.s.buffered_bytes(), 0u);
+  EXPECT_EQ(server.s.state(), session_state::closed);
+  EXPECT_EQ(server.s.error_code(), close_code::message_too_big);
+  EXPECT_EQ(close_code_in(server.take_output()), close_code::message_too_big);
+  EXPECT_EQ(server.feed(cframe(opcode::continuation, "end")), session_state::closed);
+  EXPECT_TRUE(server.got.empty());
+  EXPECT_TRUE(server.out.empty());
+}
+
 TEST(WsSession, MaskingByRole) {
   expect_failure(sframe(opcode::text, "unmasked"), close_code::protocol_error);
   endpoint client(role::client);
