@@ -151,9 +151,7 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Partial client input a shard may hold in all (WebSocket messages being "
                  "reassembled, HTTP requests arriving); past it new partial data is refused "
                  "(WebSocket close 1009, HTTP 503)")
-      ->capture_default_str()
-      ->check(CLI::Range(uint64_t{64} * 1024, uint64_t{1} << 40))
-      ->group(lim);
+      ->capture_default_str()->check(CLI::Range(uint64_t{64} * 1024, uint64_t{1} << 40))->group(lim);
   app.add_option("--keepalive-requests-max", c.keepalive_requests_max,
                  "Requests per connection before it is closed (0: unlimited)")
       ->capture_default_str()->group(lim);
