@@ -212,6 +212,10 @@ maybe_error read_tools(const value& v, chat_request& out) {
 maybe_error read_logit_bias(const value& v, chat_request& out) {
   path p("logit_bias");
   if (auto e = expect_object(v, p)) return e;
+  // Bounded before the (quadratic) duplicate handling below.
+  if (size_t n = v.size(); n > chat_logit_bias_max) {
+    return too_many_properties(p, chat_logit_bias_max, n);
+  }
   for (json::member m : v.members()) {
     int64_t token = 0;
     bool digits = !m.key.empty() && m.key.size() <= 10;

@@ -34,8 +34,8 @@ void connection::refuse_inbound() {
     input_paused_ = true;
     pause_receiving();
   }
-  shard_.inbound().update(inbound_held_, in_.capacity() + chunked_body_.capacity() +
-                                             (ws_ ? ws_->buffered_bytes() : 0));
+  shard_.inbound().update(
+      inbound_held_, in_.capacity() + chunked_body_.capacity() + (ws_ ? ws_->buffered_bytes() : 0));
 }
 
 }  // namespace rc::server

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "base/assert.h"
 #include "proto/json_reader.h"
@@ -99,17 +101,25 @@ void write_schema_value(json::writer& w, const json::value& schema, rng& r, int 
     w.begin_object();
     json::value props = schema.find("properties");
     if (props && props.is_object() && depth < 4) {
-      // Required properties first, in the order given, then the rest.
-      std::vector<std::string_view> order;
-      if (json::value req = schema.find("required"); req && req.is_array())
-        for (json::value name : req.elements())
-          if (name.is_string() && props.find(name.get_string())) order.push_back(name.get_string());
-      for (json::member m : props.members())
-        if (std::find(order.begin(), order.end(), m.key) == order.end()) order.push_back(m.key);
-      for (std::string_view key : order) {
+      // Required properties first, in the order given, then the rest. Linear in the schema's
+      // size (hash lookups): a client's schema may have tens of thousands of properties.
+      std::unordered_map<std::string_view, json::value> by_name;
+      for (json::member m : props.members()) by_name.insert_or_assign(m.key, m.value);
+      std::unordered_set<std::string_view> written;
+      auto write_one = [&](std::string_view key, const json::value& v) {
+        if (!written.insert(key).second) return;
         w.key(key);
-        write_schema_value(w, props.find(key), r, depth + 1);
+        write_schema_value(w, v, r, depth + 1);
+      };
+      if (json::value req = schema.find("required"); req && req.is_array()) {
+        for (json::value name : req.elements()) {
+          if (!name.is_string()) continue;
+          if (auto it = by_name.find(name.get_string()); it != by_name.end()) {
+            write_one(it->first, it->second);
+          }
+        }
       }
+      for (json::member m : props.members()) write_one(m.key, by_name.at(m.key));
     }
     w.end_object();
   } else if (t == "null") {

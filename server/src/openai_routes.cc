@@ -171,8 +171,8 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
                          [id = std::move(id), on_finished = std::move(on_finished)](
                              connection* to, byte_buffer&& data) mutable {
                            if (to && to->websocket()) {
-                             broker_ws_handler::send_event(*to->websocket(), id,
-                                                           "embedding.result", data.view());
+                             broker_ws_handler::send_event(*to->websocket(), id, "embedding.result",
+                                                           data.view());
                            }
                            on_finished();
                          });

@@ -45,6 +45,12 @@ OVER_LIMIT = [
     ("/v1/chat/completions", chat(tools=[tool(i) for i in range(129)]), "tools",
      "array_above_max_length"),
     ("/v1/chat/completions", chat(messages=[USER] * 2049), "messages", "array_above_max_length"),
+    ("/v1/chat/completions", chat(logit_bias={str(i): 1 for i in range(301)}), "logit_bias",
+     "object_above_max_properties"),
+    ("/v1/chat/completions",
+     chat(tools=[{"type": "function", "function": {"name": "wide", "parameters": {
+         "type": "object", "properties": {f"p{i}": {"type": "integer"} for i in range(5001)}}}}]),
+     "tools[0].function.parameters", "object_above_max_properties"),
     ("/v1/responses", {"model": MODEL, "input": [USER] * 2049}, "input", "array_above_max_length"),
     ("/v1/responses", {"model": MODEL, "input": "x", "max_output_tokens": 10 ** 12},
      "max_output_tokens", "integer_above_max_value"),

@@ -61,6 +61,7 @@ inline constexpr size_t chat_messages_max = 2048;
 inline constexpr size_t chat_choices_max = 128;  // n
 inline constexpr size_t chat_stop_max = 4;
 inline constexpr size_t chat_tools_max = 128;
+inline constexpr size_t chat_logit_bias_max = 300;  // tokens in logit_bias
 
 struct chat_request {
   std::string model;

@@ -223,7 +223,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
   std::unique_ptr<http1::chunked_decoder> chunked_;
   byte_buffer chunked_body_;
-  size_t chunked_fed_ = 0;  // raw body bytes after the head fed to chunked_
+  size_t chunked_fed_ = 0;   // raw body bytes after the head fed to chunked_
   size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
   // The request being answered.
