@@ -352,7 +352,28 @@ void connection::respond(int status, std::string_view content_type, std::string_
   RC_ASSERT(phase_ == phase::handling);
   byte_buffer& o = out();
   if (o.capacity() == 0) o.reserve(512 + body.size());
-  http1::response_writer w(o, shard_.date());
+  write_response_head(status, content_type, headers, body, body.size());
+  finish_request(status);
+}
+
+void connection::respond_parts(int status, std::string_view content_type,
+                               std::vector<shared_buffer>&& parts) {
+  RC_ASSERT(phase_ == phase::handling);
+  size_t length = 0;
+  for (const shared_buffer& p : parts) length += p.size();
+  write_response_head(status, content_type, {}, {}, length);
+  if (!current_.head) {
+    for (shared_buffer& p : parts) {
+      auto n = static_cast<uint32_t>(p.size());
+      append_shared(std::move(p), 0, n);
+    }
+  }
+  finish_request(status);
+}
+
+void connection::write_response_head(int status, std::string_view content_type,
+                                     header_list headers, std::string_view body, size_t length) {
+  http1::response_writer w(out(), shard_.date());
   w.start(status);
   // Content types are the server's constants; the request id was checked on the way in.
   if (!content_type.empty()) w.header_trusted("Content-Type", content_type);
@@ -366,12 +387,11 @@ void connection::respond(int status, std::string_view content_type, std::string_
   }
   if (status == 204 || status == 304) {
     w.end_head_no_body();  // RFC 9110 §8.6: no Content-Length on 204
-  } else if (current_.head) {
-    w.end_with_length(body.size());
+  } else if (current_.head || body.size() != length) {
+    w.end_with_length(length);  // a HEAD request, or the body follows in parts
   } else {
     w.end_with_body(body);
   }
-  finish_request(status);
 }
 
 void connection::respond_error(int status, std::string_view message, std::string_view type,

@@ -3,6 +3,7 @@
 #include <span>
 #include <vector>
 
+#include "core/shared_buffer.h"
 #include "proto/json_writer.h"
 #include "proto/openai_embeddings.h"
 #include "proto/openai_models.h"
@@ -45,10 +46,10 @@ struct sliced_embeddings {
   embedding_result res;
   std::string model;
   openai::embedding_encoding encoding = openai::embedding_encoding::float_array;
-  // Gets the finished body, or nullptr when the connection left before it was done.
-  unique_function<void(connection*, byte_buffer&&)> done;
+  // Gets the finished body in parts (one per slice), or nullptr when the connection left.
+  unique_function<void(connection*, std::vector<shared_buffer>&&)> done;
   size_t next = 0;
-  byte_buffer body;
+  std::vector<shared_buffer> parts;
 };
 
 void serialize_slice(std::unique_ptr<sliced_embeddings> w) {
@@ -60,23 +61,25 @@ void serialize_slice(std::unique_ptr<sliced_embeddings> w) {
   }
   const size_t dims = w->res.dimensions;
   const size_t count = dims == 0 ? 0 : w->res.vectors.size() / dims;
-  if (w->next == 0) openai::write_embeddings_begin(w->body);
+  byte_buffer slice;
+  if (w->next == 0) openai::write_embeddings_begin(slice);
   size_t values = 0;
   for (; w->next < count && values < serialize_values_per_turn; ++w->next, values += dims) {
     std::span<const float> row(w->res.vectors.data() + w->next * dims, dims);
-    openai::write_embedding_item(w->body, w->next, row, w->encoding);
+    openai::write_embedding_item(slice, w->next, row, w->encoding);
   }
+  if (w->next == count) openai::write_embeddings_end(slice, w->model, w->res.prompt_tokens);
+  w->parts.push_back(shared_buffer::copy_of(slice.view()));
   if (w->next < count) {
     s->loop().post(s->id(), [w = std::move(w)]() mutable { serialize_slice(std::move(w)); });
     return;
   }
-  openai::write_embeddings_end(w->body, w->model, w->res.prompt_tokens);
-  w->done(c, std::move(w->body));
+  w->done(c, std::move(w->parts));
 }
 
 void serialize_embeddings(uint64_t conn_id, embedding_result&& res, std::string model,
                           openai::embedding_encoding encoding,
-                          unique_function<void(connection*, byte_buffer&&)> done) {
+                          unique_function<void(connection*, std::vector<shared_buffer>&&)> done) {
   auto w = std::make_unique<sliced_embeddings>();
   w->conn_id = conn_id;
   w->res = std::move(res);
@@ -121,8 +124,8 @@ handler_result handle_embeddings(request_context& ctx) {
       return;
     }
     serialize_embeddings(conn_id, std::move(res), model, encoding,
-                         [](connection* to, byte_buffer&& body) {
-                           if (to) to->respond(200, "application/json", body.view());
+                         [](connection* to, std::vector<shared_buffer>&& parts) {
+                           if (to) to->respond_parts(200, "application/json", std::move(parts));
                          });
   });
   return handler_result::async;
@@ -169,8 +172,10 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
     // The embeddings list object as the event's data: {"object":"list","data":[...],...}.
     serialize_embeddings(conn_id, std::move(res), model, encoding,
                          [id = std::move(id), on_finished = std::move(on_finished)](
-                             connection* to, byte_buffer&& data) mutable {
+                             connection* to, std::vector<shared_buffer>&& parts) mutable {
                            if (to && to->websocket()) {
+                             byte_buffer data;
+                             for (const shared_buffer& part : parts) data.append(part.view());
                              broker_ws_handler::send_event(*to->websocket(), id, "embedding.result",
                                                            data.view());
                            }

@@ -34,6 +34,7 @@
 #include <memory>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "base/byte_buffer.h"
 #include "base/input_buffer.h"
@@ -91,6 +92,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   // server's constants (it is written unchecked); header values are checked.
   void respond(int status, std::string_view content_type, std::string_view body,
                header_list headers = {});
+  // The same with a body sent from `parts` in order, without copying them (a large answer built
+  // in slices).
+  void respond_parts(int status, std::string_view content_type, std::vector<shared_buffer>&& parts);
   // Completes the current request with the OpenAI-style JSON error envelope.
   void respond_error(int status, std::string_view message,
                      std::string_view type = "invalid_request_error", std::string_view param = {},
@@ -198,6 +202,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   void update_timer();
   void on_timer();
   bool over_output_limit() const;
+  // The response head (and `body` if its size is `length`; otherwise `length` bytes follow).
+  void write_response_head(int status, std::string_view content_type, header_list headers,
+                           std::string_view body, size_t length);
   // The error response to a request that can't be trusted or kept (sets up current_).
   void begin_error_response();
   // The shard's inbound budget (connection_budget.cc): report what this connection holds after
