@@ -270,7 +270,7 @@ void render_streams(prom_writer& w) {
           "WebSocket sessions held (released while a connection is quiet between messages).",
           [](const shard_metrics& m) { return double(m.ws_sessions); });
   w.counter("ringcast_ws_protocol_errors_total",
-            "WebSocket sessions closed for protocol errors (1002, 1007, 1009).",
+            "WebSocket sessions closed for protocol errors (1002, 1007, 1008 fragments, 1009).",
             [](const shard_metrics& m) { return double(m.ws_protocol_errors); });
   w.gauge("ringcast_inbound_held_bytes",
           "Bytes of clients' partial input held (WebSocket messages, HTTP requests in transit).",

@@ -114,6 +114,25 @@ class FieldBounds(unittest.TestCase):
             asyncio.run(run(srv.port))
 
 
+class WebSocketBounds(unittest.TestCase):
+    def test_message_size_and_fragment_count(self):
+        with Server("--echo", "--ws-message-bytes-max", 4096) as srv:
+            # 4096 fragments are one message; a 4097th closes the socket with 1008.
+            s, reader, r = ws_handshake(srv.port, "/echo")
+            self.assertEqual(r.status, 101)
+            frames = [ws_frame(0x1, b"a", fin=False)] + [ws_frame(0x0, b"", fin=False)] * 4094
+            s.sendall(b"".join(frames) + ws_frame(0x0, b"b"))
+            self.assertEqual(ws_read_message(reader), (0x1, b"ab"))
+            s.sendall(b"".join(frames) + ws_frame(0x0, b"", fin=False) + ws_frame(0x0, b"c"))
+            self.assertEqual(ws_close_code(reader), 1008)
+            s.close()
+            # Bytes over all fragments count against --ws-message-bytes-max: 1009.
+            s, reader, r = ws_handshake(srv.port, "/echo")
+            s.sendall(ws_frame(0x2, b"x" * 3000, fin=False) + ws_frame(0x0, b"y" * 1097))
+            self.assertEqual(ws_close_code(reader), 1009)
+            s.close()
+
+
 class LargeWork(unittest.TestCase):
     def test_maximal_embeddings_batch_does_not_stall_the_shard(self):
         # The largest request allowed: 2048 inputs at the model's full 4096 dimensions (~100 MB of

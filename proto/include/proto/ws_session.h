@@ -17,7 +17,8 @@
 //   the rest: RSV bits, reserved opcodes, continuation without a start, a new message inside a
 //   fragmented one, an unmasked frame at the server or a masked one at the client;
 // * a message longer than message_bytes_max in total (not per frame) closes with 1009, decided on
-//   the frame header, before its payload is buffered;
+//   the frame header, before its payload is buffered; one in more than message_frames_max frames
+//   closes with 1008 ("too many fragments");
 // * close frames: wslay skips the first two bytes of *every* read chunk when it validates a close
 //   reason, so a reason split across reads is misjudged (valid ones get 1007); it takes a
 //   one-byte close payload for "no status" instead of a protocol error, and rejects the IANA
@@ -72,6 +73,9 @@ message_handler bind_handler(T* obj) {
 struct session_options {
   // Largest message accepted, in payload bytes summed over its fragments.
   size_t message_bytes_max = 1 << 20;
+  // Most frames one message may arrive in: a peer can't keep a message open forever with empty
+  // continuation frames, or make the receiver do per-frame work for every few bytes.
+  size_t message_frames_max = 4096;
   // Client role: seeds the generator of frame mask keys. Masking protects intermediaries from
   // payloads that script in a browser controls (RFC 6455 §10.3); our clients run no untrusted
   // script, so a fast generator seeded from getrandom() by the caller is enough.
@@ -165,6 +169,7 @@ class session {
   uint64_t payload_left_ = 0;  // payload bytes of the current frame not yet handed to wslay
   bool in_message_ = false;    // a fragmented data message is open
   uint64_t message_bytes_ = 0;
+  uint64_t message_frames_ = 0;  // frames of the current data message so far
   uint16_t pending_error_ = 0;  // a failure found ahead of wslay, applied once it is drained
 
   // Reassembly of the message being received.
