@@ -450,6 +450,7 @@ void connection::resume_input() {
     input_paused_ = false;
     resume_receiving();
   }
+  account_inbound();
   update_timer();
 }
 

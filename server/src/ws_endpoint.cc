@@ -175,6 +175,7 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
       session_->state() == ws::session_state::open) {
     session_.reset();
     --shard_.metrics().ws_sessions;
+    conn_.account_inbound();
   }
   if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
     byte_buffer ping;

@@ -193,7 +193,8 @@ class InboundBudget(unittest.TestCase):
             time.sleep(0.02)
 
     def test_websockets_past_the_budget_are_closed_1009_and_the_budget_comes_back(self):
-        with Server("--echo", "--inbound-buffer-budget-bytes", self.BUDGET) as srv:
+        with Server("--echo", "--inbound-buffer-budget-bytes", self.BUDGET,
+                    "--heartbeat-ms", 300) as srv:
             holders = []
             for i in range(3):
                 holders.append(self.hold(srv.port))
@@ -207,9 +208,11 @@ class InboundBudget(unittest.TestCase):
                 hs.sendall(ws_frame(0x0, b"!", fin=True))
                 opcode, payload = ws_read_message(hreader)
                 self.assertEqual((opcode, payload), (0x1, self.PART + b"!"))
+            # Quiet between messages for a heartbeat period, they give their buffers back (and
+            # the budget) while staying open.
+            self.wait_held(srv.port, lambda n: n == 0)
             for hs, _ in holders:
                 hs.close()
-            self.wait_held(srv.port, lambda n: n == 0)
             # The budget is free again: as many holders as before fit.
             again = [self.hold(srv.port) for _ in range(3)]
             self.wait_held(srv.port, lambda n: n >= 3 * len(self.PART))

@@ -158,6 +158,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   // Starts closing the WebSocket with `code` (1001 drain, 1008 policy or slow consumer, ...).
   void close_websocket(uint16_t code, std::string_view reason);
 
+  // The shard's inbound budget (connection_budget.cc): reports what this connection holds for
+  // partial input after it changed (a read, a buffer released); refuses and releases new partial
+  // data when the shard is over budget.
+  void account_inbound();
+
  private:
   enum class phase : uint8_t {
     idle,      // between requests
@@ -207,9 +212,6 @@ class connection final : public stream_socket, public list_node<connection_list_
                            std::string_view body, size_t length);
   // The error response to a request that can't be trusted or kept (sets up current_).
   void begin_error_response();
-  // The shard's inbound budget (connection_budget.cc): report what this connection holds after
-  // a read; refuse and release new partial data when the shard is over budget.
-  void account_inbound();
   void refuse_inbound();
 
   shard_server& shard_;
