@@ -278,6 +278,55 @@ class AccessLog(unittest.TestCase):
         self.assertEqual(reasons, {"leaves": "client_closed", "late": "deadline",
                                    "drained": "drain"})
 
+    def test_failing_writes_are_counted_and_never_block(self):
+        with Server("--access-log", "/dev/full") as srv:
+            for _ in range(3):
+                self.assertEqual(get(srv.port, "/healthz").status, 200)
+            self.assertTrue(wait_for(lambda: metric(
+                metrics(srv.port), "ringcast_access_log_write_errors_total", shard="all") >= 1))
+            samples = metrics(srv.port)
+            self.assertGreaterEqual(
+                metric(samples, "ringcast_access_log_dropped_total", shard="all"), 3)
+        self.assertIn("access log /dev/full: write failed", srv.log())
+
+    def test_full_buffer_drops_lines_instead_of_blocking(self):
+        # A pipe nobody reads: the first write stalls, lines pile up to the buffer bound, and
+        # the rest are dropped and counted while requests are still answered at once.
+        fifo = os.path.join(self.dir.name, "fifo")
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            with Server("--access-log", fifo) as srv:
+                batch, rounds = 200, 40
+                with connect(srv.port) as s:
+                    responses = ResponseReader(s)
+                    path = "/nope/" + "x" * 200
+                    for _ in range(rounds):
+                        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * batch)
+                        for _ in range(batch):
+                            self.assertEqual(responses.read().status, 404)
+                samples = metrics(srv.port)
+                self.assertGreater(
+                    metric(samples, "ringcast_access_log_dropped_total", shard="all"), 0)
+                # Let the server finish its last write at shutdown: read everything.
+                stop = threading.Event()
+
+                def drain():
+                    while not stop.is_set():
+                        try:
+                            if not os.read(reader, 1 << 16):
+                                time.sleep(0.01)
+                        except BlockingIOError:
+                            time.sleep(0.01)
+
+                t = threading.Thread(target=drain, daemon=True)
+                t.start()
+                self.assertEqual(srv.stop(), 0)
+                stop.set()
+                t.join(5)
+        finally:
+            os.close(reader)
+
     def run_with_stdout(self, *args):
         """Runs the server with stdout captured, makes one request; returns stdout and the
         access log line count from /metrics."""
