@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "base/assert.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "proto/json_writer.h"
 
@@ -66,22 +67,31 @@ std::string_view close_reason_label(close_reason r) {
 }
 
 void format_rfc3339_ms(int64_t wall_ms, char* out) {
-  time_t s = static_cast<time_t>(wall_ms / 1000);
-  tm t;
-  gmtime_r(&s, &t);
-  unsigned year = static_cast<unsigned>(t.tm_year + 1900) % 10000;
-  put2(out, year / 100);
-  put2(out + 2, year % 100);
-  out[4] = '-';
-  put2(out + 5, static_cast<unsigned>(t.tm_mon + 1));
-  out[7] = '-';
-  put2(out + 8, static_cast<unsigned>(t.tm_mday));
-  out[10] = 'T';
-  put2(out + 11, static_cast<unsigned>(t.tm_hour));
-  out[13] = ':';
-  put2(out + 14, static_cast<unsigned>(t.tm_min));
-  out[16] = ':';
-  put2(out + 17, static_cast<unsigned>(t.tm_sec));
+  // The date and time of day change once a second: gmtime_r (which takes glibc's time zone lock)
+  // runs once per second per thread, not per line.
+  thread_local int64_t cached_s = INT64_MIN;
+  thread_local char cached[19];
+  int64_t s = wall_ms / 1000;
+  if (s != cached_s) {
+    time_t t_s = static_cast<time_t>(s);
+    tm t;
+    gmtime_r(&t_s, &t);
+    unsigned year = static_cast<unsigned>(t.tm_year + 1900) % 10000;
+    put2(cached, year / 100);
+    put2(cached + 2, year % 100);
+    cached[4] = '-';
+    put2(cached + 5, static_cast<unsigned>(t.tm_mon + 1));
+    cached[7] = '-';
+    put2(cached + 8, static_cast<unsigned>(t.tm_mday));
+    cached[10] = 'T';
+    put2(cached + 11, static_cast<unsigned>(t.tm_hour));
+    cached[13] = ':';
+    put2(cached + 14, static_cast<unsigned>(t.tm_min));
+    cached[16] = ':';
+    put2(cached + 17, static_cast<unsigned>(t.tm_sec));
+    cached_s = s;
+  }
+  std::memcpy(out, cached, sizeof cached);
   out[19] = '.';
   auto ms = static_cast<unsigned>(wall_ms % 1000);
   out[20] = static_cast<char>('0' + ms / 100);
@@ -89,32 +99,65 @@ void format_rfc3339_ms(int64_t wall_ms, char* out) {
   out[23] = 'Z';
 }
 
+namespace {
+
+// `,"name":` then the value, escaped. Names are constants; every value is escaped (labels too:
+// the encoder trusts no caller).
+void member(byte_buffer& out, std::string_view name_json, std::string_view value, size_t max) {
+  out.append(name_json);
+  json::write_string(out, cut(value, max));
+}
+
+void number(byte_buffer& out, std::string_view name_json, std::string_view digits) {
+  out.append(name_json);
+  out.append(digits);
+}
+
+}  // namespace
+
 void encode_access_line(byte_buffer& out, const access_record& r) {
+  out.reserve(out.size() + 512);
   char time[24];
   format_rfc3339_ms(r.wall_ms, time);
-  json::writer w(out);
-  w.begin_object();
-  w.string_member("time", std::string_view(time, sizeof time));
-  w.string_member("request_id", cut(r.request_id, access_request_id_bytes_max));
-  if (!r.ws_id.empty()) w.string_member("ws_id", cut(r.ws_id, access_request_id_bytes_max));
-  if (!r.client.empty()) w.string_member("client", cut(r.client, access_short_bytes_max));
-  if (!r.key.empty()) w.string_member("key", cut(r.key, access_key_bytes_max));
-  if (!r.method.empty()) w.string_member("method", cut(r.method, access_short_bytes_max));
-  w.string_member("route", cut(r.route, access_short_bytes_max));
-  if (!r.path.empty()) w.string_member("path", cut(r.path, access_path_bytes_max));
-  w.string_member("protocol", cut(r.protocol, access_short_bytes_max));
-  w.int64_member("status", r.status);
-  w.uint64_member("bytes_in", r.bytes_in);
-  w.uint64_member("bytes_out", r.bytes_out);
+  out.append(R"({"time":")");
+  out.append(time, sizeof time);
+  out.push_back('"');
+  member(out, R"(,"request_id":)", r.request_id, access_request_id_bytes_max);
+  if (!r.ws_id.empty()) member(out, R"(,"ws_id":)", r.ws_id, access_request_id_bytes_max);
+  if (!r.client.empty()) member(out, R"(,"client":)", r.client, access_short_bytes_max);
+  if (!r.key.empty()) member(out, R"(,"key":)", r.key, access_key_bytes_max);
+  if (!r.method.empty()) member(out, R"(,"method":)", r.method, access_short_bytes_max);
+  member(out, R"(,"route":)", r.route, access_short_bytes_max);
+  if (!r.path.empty()) member(out, R"(,"path":)", r.path, access_path_bytes_max);
+  member(out, R"(,"protocol":)", r.protocol, access_short_bytes_max);
+  out.append(R"(,"status":)");
+  json::write_int64(out, r.status);
+  out.append(R"(,"bytes_in":)");
+  json::write_uint64(out, r.bytes_in);
+  out.append(R"(,"bytes_out":)");
+  json::write_uint64(out, r.bytes_out);
   char num[32];
-  w.raw_member("duration_ms", format_ms(r.duration_us, num));
+  number(out, R"(,"duration_ms":)", format_ms(r.duration_us, num));
   if (r.first_byte_us >= 0)
-    w.raw_member("first_byte_ms", format_ms(static_cast<uint64_t>(r.first_byte_us), num));
+    number(out, R"(,"first_byte_ms":)", format_ms(static_cast<uint64_t>(r.first_byte_us), num));
   if (r.first_token_us >= 0)
-    w.raw_member("first_token_ms", format_ms(static_cast<uint64_t>(r.first_token_us), num));
-  w.string_member("close_reason", close_reason_label(r.reason));
-  w.end_object();
-  out.push_back('\n');
+    number(out, R"(,"first_token_ms":)", format_ms(static_cast<uint64_t>(r.first_token_us), num));
+  member(out, R"(,"close_reason":)", close_reason_label(r.reason), access_short_bytes_max);
+  out.append("}\n");
+}
+
+int64_t access_log::wall_ms(uint64_t monotonic_ns) {
+  // The wall clock follows the monotonic one with an offset read again once a second: one
+  // clock read per line (the caller's, shared with the metrics), and NTP's slewing is
+  // negligible over a second.
+  if (monotonic_ns - synced_ns_ >= 1'000'000'000 || synced_ns_ == 0) {
+    timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    synced_ns_ = rc::monotonic_ns();
+    wall_offset_ns_ = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec -
+                      static_cast<int64_t>(synced_ns_);
+  }
+  return (static_cast<int64_t>(monotonic_ns) + wall_offset_ns_) / 1'000'000;
 }
 
 // ---- the writer ----

@@ -69,11 +69,10 @@ void connection::access_begin(const http1::request* req, size_t wire_bytes) {
   }
 }
 
-void connection::access_end(int status) {
+void connection::access_end(int status, uint64_t now) {
   if (!access_ || !access_->open) return;
   access_state& a = *access_;
   a.open = false;
-  uint64_t now = monotonic_ns();
   auto since_start = [&](uint64_t t) {
     return t == 0 ? int64_t{-1} : static_cast<int64_t>((t - current_.start_ns) / 1000);
   };
@@ -82,7 +81,7 @@ void connection::access_end(int status) {
   uint64_t produced = bytes_sent();
   if (!closing()) produced += queued_bytes() + (ring_ ? ring_->queued_bytes() : 0);
   access_record r;
-  r.wall_ms = wall_time_ms();
+  r.wall_ms = shard_.access_logger().wall_ms(now);
   r.request_id = std::string_view(current_.request_id, current_.request_id_len);
   r.client = std::string_view(a.client, a.client_len);
   if (current_.key) r.key = current_.key->name;
@@ -106,7 +105,7 @@ void connection::access_closed() {
   // (or that was dropped), or a request never answered.
   note_close_reason(close_reason::client_closed);
   int status = mode_ == mode::ws ? 101 : mode_ == mode::sse ? 200 : 499;
-  access_end(status);
+  access_end(status, monotonic_ns());
 }
 
 void connection::note_close_reason(close_reason r) {

@@ -379,16 +379,18 @@ void connection::respond_error(int status, std::string_view message, std::string
   respond(status, "application/json", body.view(), headers);
 }
 
-void connection::count_request(int status) {
+uint64_t connection::count_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
-  m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
+  uint64_t now = monotonic_ns();
+  m.request_latency.observe_us((now - current_.start_ns) / 1000);
   ++requests_served_;
+  return now;
 }
 
 void connection::finish_request(int status) {
-  count_request(status);
-  access_end(status);
+  uint64_t now = count_request(status);
+  access_end(status, now);
   complete_request();
 }
 

@@ -54,7 +54,7 @@ void generation_task::write_ws_line() {
   ws_log_state& l = *ws_log_;
   uint64_t now = monotonic_ns();
   access_record r;
-  r.wall_ms = wall_time_ms();
+  r.wall_ms = shard_.access_logger().wall_ms(now);
   r.request_id = l.request_id;
   r.ws_id = l.ws_id;
   r.client = l.client;

@@ -23,11 +23,4 @@ inline int64_t wall_time_s() {
   return ts.tv_sec;
 }
 
-// The wall clock in milliseconds (for timestamps people read, such as access log lines).
-inline int64_t wall_time_ms() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000 + ts.tv_nsec / 1'000'000;
-}
-
 }  // namespace rc

@@ -109,6 +109,8 @@ class access_log final : public io_handler {
   bool settled() const { return !in_flight_ && !opening_ && filling_.empty(); }
 
   const access_log_stats& stats() const { return stats_; }
+  // The wall clock (Unix ms) at a monotonic_ns() reading, for the time of a line.
+  int64_t wall_ms(uint64_t monotonic_ns);
 
  private:
   enum op_code : uint8_t { op_write = 1, op_open = 2 };
@@ -135,6 +137,8 @@ class access_log final : public io_handler {
   bool reopen_wanted_ = false;
   timer flush_timer_;
   access_log_stats stats_;
+  uint64_t synced_ns_ = 0;  // wall_ms(): when the offset was read
+  int64_t wall_offset_ns_ = 0;
 };
 
 }  // namespace rc::server

@@ -212,13 +212,14 @@ class connection final : public stream_socket, public list_node<connection_list_
   void keep_input(const char* data, size_t len);
   void resume_input();
   void finish_request(int status);
-  // Counts the current request as answered with `status` (metrics, latency).
-  void count_request(int status);
+  // Counts the current request as answered with `status` (metrics, latency). Returns the clock
+  // reading it used.
+  uint64_t count_request(int status);
 
   // Access log (connection_access.cc). access_begin: a request starts (`req` null: it could not
   // be parsed); access_end: its line is written; access_closed: the connection is gone.
   void access_begin(const http1::request* req, size_t wire_bytes);
-  void access_end(int status);
+  void access_end(int status, uint64_t now_ns);
   void access_closed();
   // Ends the current request: keep-alive or close, and resume pipelined input.
   void complete_request();
