@@ -359,6 +359,14 @@ class AccessLog(unittest.TestCase):
         self.assertEqual(count, 1)  # /healthz (the /metrics request is logged after it answers)
         self.assertEqual([line["route"] for line in lines], ["/healthz", "/metrics"])
 
+    def test_config_file_key(self):
+        config = os.path.join(self.dir.name, "ringcast.toml")
+        with open(config, "w") as f:
+            f.write(f'access_log = "{self.path}"\n')
+        with Server("--config", config) as srv:
+            get(srv.port, "/healthz", {"x-request-id": "from-config"})
+        self.assertEqual([line["request_id"] for line in read_lines(self.path)], ["from-config"])
+
     def test_unwritable_path_fails_at_start(self):
         out = subprocess.run([os.environ["RINGCAST_BIN"], "--listen", "127.0.0.1:0",
                               "--access-log", os.path.join(self.dir.name, "no", "such", "file")],
