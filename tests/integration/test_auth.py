@@ -295,6 +295,24 @@ class SubscriptionTokens(unittest.TestCase):
         with self.server() as srv:
             asyncio.run(run(srv.port))
 
+    def test_ws_subscribe_after_the_token_expired_is_refused(self):
+        # Expired 22 s ago: still inside the 30 s leeway for the upgrade, past it ~9 s later.
+        exp = int(time.time()) - 22
+        token = hs256_token({"exp": exp, "channels": ["a", "b"]})
+
+        async def run(port):
+            async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={token}") as ws:
+                ev = await ws_request(ws, {"id": "1", "action": "subscribe",
+                                           "payload": {"topic": "a"}})
+                self.assertEqual(ev["event"], "subscribed", ev)
+                await asyncio.sleep(max(0.0, exp + 31.5 - time.time()))
+                ev = await ws_request(ws, {"id": "2", "action": "subscribe",
+                                           "payload": {"topic": "b"}})
+                self.assertEqual(ev["event"], "error", ev)
+                self.assertEqual(ev["error"]["code"], "token_expired", ev)
+        with self.server() as srv:
+            asyncio.run(run(srv.port))
+
     def test_es256_token_and_key_file_errors(self):
         with tempfile.TemporaryDirectory() as d:
             priv, pub = os.path.join(d, "ec.pem"), os.path.join(d, "ec.pub")
