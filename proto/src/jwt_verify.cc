@@ -92,7 +92,9 @@ bool verify_es256(EVP_PKEY* key, std::string_view signed_part, std::string_view 
 
 }  // namespace
 
-void verifier::pkey_free::operator()(evp_pkey_st* k) const { EVP_PKEY_free(k); }
+void verifier::pkey_free::operator()(evp_pkey_st* k) const {
+  EVP_PKEY_free(k);
+}
 
 verifier::verifier() = default;
 verifier::~verifier() = default;

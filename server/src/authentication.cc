@@ -21,7 +21,8 @@ bool browser_route(const http1::request& req, route_id route) {
 }
 
 openai::api_error refusal(int status, std::string message, std::string_view code) {
-  openai::api_error e = openai::invalid_request(std::move(message), std::nullopt, std::string(code));
+  openai::api_error e =
+      openai::invalid_request(std::move(message), std::nullopt, std::string(code));
   e.status = status;
   return e;
 }
@@ -74,7 +75,8 @@ auth_result authenticate(shard_server& shard, const http1::request& req, route_i
   if (browser) token = query_value(req.query, "token");
   if (!token && jwt::looks_like_token(presented)) token = std::string(presented);
   if (!token) {
-    out.refusal = presented.empty() ? openai::missing_api_key() : openai::invalid_api_key(presented);
+    out.refusal =
+        presented.empty() ? openai::missing_api_key() : openai::invalid_api_key(presented);
     return out;
   }
   const jwt::verifier& tokens = shard.tokens();

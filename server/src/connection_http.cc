@@ -210,6 +210,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   route_match m = match_route(req.method, req.path);
   current_.route = m.route;
   current_.key = nullptr;
+  token_.reset();
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
@@ -245,11 +246,11 @@ bool connection::admit(const http1::request& req) {
   bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
   if (!api) return true;
   auto& m = shard_.metrics();
-  token_.reset();
   if (authentication_required(shard_)) {
     auth_result a = authenticate(shard_, req, current_.route);
     if (a.refusal) {
-      reject_reason why = a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+      reject_reason why =
+          a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
       ++m.rejected[static_cast<size_t>(why)];
       respond_api_error(*this, *a.refusal);
       return false;

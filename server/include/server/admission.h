@@ -4,8 +4,9 @@
 // * API keys come from --api-key flags and/or a keys file; with none configured the API is open
 //   (and the server says so at start-up). A key is presented as "Authorization: Bearer <key>",
 //   "X-API-Key: <key>", or, on WebSocket upgrades and SSE routes (browsers can't set headers
-//   there), "?api_key=<key>"; authentication.h decides, and adds subscription tokens. Keys are looked up by a SHA-1 digest and then compared in constant time, so
-//   response timing says nothing about how close a guess was.
+//   there), "?api_key=<key>"; authentication.h decides, and adds subscription tokens. Keys are
+//   looked up by a SHA-1 digest and then compared in constant time, so response timing says
+//   nothing about how close a guess was.
 // * Rate limits are token buckets per key (requests/s and burst; per-key values from the keys
 //   file, defaults from flags). Every shard enforces its share, rate/shards and burst/shards
 //   (at least 1), without talking to the others: SO_REUSEPORT spreads a client's connections, so
@@ -58,7 +59,8 @@ class api_keys {
   // Adds the keys given on the command line. Returns an error message or empty.
   std::string add(std::string_view key);
   // Loads a keys file: one key per line, then optional name=, rps=, burst=, streams=,
-  // subscribe=, publish= attributes; '#' starts a comment. Errors name the file and line. Returns an error message or empty.
+  // subscribe=, publish= attributes; '#' starts a comment. Errors name the file and line.
+  // Returns an error message or empty.
   std::string load_file(const std::string& path);
 
   bool empty() const { return keys_.empty(); }

@@ -19,7 +19,9 @@ namespace {
 constexpr int64_t now = 1'800'000'000;
 const std::string secret = "0123456789abcdef0123456789abcdef-test-secret";
 
-std::string b64(std::string_view s) { return base64url_encode(s); }
+std::string b64(std::string_view s) {
+  return base64url_encode(s);
+}
 
 std::string hs256_sign(std::string_view signing_input, const std::string& key = secret) {
   unsigned char mac[EVP_MAX_MD_SIZE];
@@ -100,10 +102,10 @@ TEST(Base64url, RoundTripAndStrictness) {
     EXPECT_EQ(b64(s).find('='), std::string::npos);
   }
   EXPECT_EQ(b64("\xfb\xff"), "-_8");
-  EXPECT_FALSE(base64url_decode("Zg==", out));  // padding is not base64url in JWS
-  EXPECT_FALSE(base64url_decode("Z+8", out));   // the standard alphabet
-  EXPECT_FALSE(base64url_decode("Zm9vY", out)); // a length of 1 mod 4
-  EXPECT_FALSE(base64url_decode("Zh", out));    // non-zero trailing bits ("Zg" is canonical)
+  EXPECT_FALSE(base64url_decode("Zg==", out));   // padding is not base64url in JWS
+  EXPECT_FALSE(base64url_decode("Z+8", out));    // the standard alphabet
+  EXPECT_FALSE(base64url_decode("Zm9vY", out));  // a length of 1 mod 4
+  EXPECT_FALSE(base64url_decode("Zh", out));     // non-zero trailing bits ("Zg" is canonical)
   EXPECT_TRUE(base64url_decode("Zg", out));
 }
 
@@ -140,8 +142,8 @@ TEST_F(Jwt, TamperedSignatureOrPayloadIsRefused) {
   flipped[flipped.size() - 2] = flipped[flipped.size() - 2] == 'A' ? 'B' : 'A';
   EXPECT_EQ(verify(flipped).status, status::bad_signature);
   // Same header and signature, other claims.
-  std::string forged = b64(hs_header) + "." + b64(R"({"exp":1800000600,"channels":[">"]})") +
-                       t.substr(t.rfind('.'));
+  std::string forged =
+      b64(hs_header) + "." + b64(R"({"exp":1800000600,"channels":[">"]})") + t.substr(t.rfind('.'));
   EXPECT_EQ(verify(forged).status, status::bad_signature);
   // Signed with another secret.
   EXPECT_EQ(verify(hs256(hs_header, good_claims, secret + "x")).status, status::bad_signature);
@@ -197,9 +199,7 @@ TEST_F(Jwt, ExpiryAndNotBeforeWithLeeway) {
 }
 
 TEST_F(Jwt, ClaimsAreChecked) {
-  auto status_of = [&](std::string_view claims) {
-    return verify(hs256(hs_header, claims)).status;
-  };
+  auto status_of = [&](std::string_view claims) { return verify(hs256(hs_header, claims)).status; };
   EXPECT_EQ(status_of(R"({"channels":["a"]})"), status::bad_claims);  // no exp
   EXPECT_EQ(status_of(R"({"exp":"soon","channels":["a"]})"), status::bad_claims);
   EXPECT_EQ(status_of(R"({"exp":1800000600})"), status::bad_claims);  // no topics
@@ -224,8 +224,8 @@ TEST_F(Jwt, MalformedTokensAreRefused) {
   EXPECT_EQ(verify("sk-not-a-token").status, status::malformed);
   EXPECT_EQ(verify("a.b.c.d").status, status::malformed);
   std::string t = hs256(hs_header, good_claims);
-  EXPECT_EQ(verify("=" + t).status, status::malformed);     // not base64url
-  EXPECT_EQ(verify(t + "==").status, status::malformed);    // padding
+  EXPECT_EQ(verify("=" + t).status, status::malformed);   // not base64url
+  EXPECT_EQ(verify(t + "==").status, status::malformed);  // padding
   EXPECT_EQ(verify(b64("{not json") + "." + b64(good_claims) + ".c2ln").status, status::bad_header);
   EXPECT_EQ(verify(std::string(token_bytes_max + 1, 'a')).status, status::too_large);
 }

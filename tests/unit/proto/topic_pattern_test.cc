@@ -42,8 +42,8 @@ TEST(TopicPattern, CheckRejectsWhatCannotMatchAsWritten) {
   EXPECT_EQ(check(">"), "");
   EXPECT_EQ(check("a-b_c:d.E9"), "");
   EXPECT_NE(check(""), "");
-  EXPECT_NE(check("news*"), "");     // not a prefix match
-  EXPECT_NE(check("news.>.eu"), ""); // '>' only last
+  EXPECT_NE(check("news*"), "");      // not a prefix match
+  EXPECT_NE(check("news.>.eu"), "");  // '>' only last
   EXPECT_NE(check("news.a>"), "");
   EXPECT_NE(check("news/x"), "");
   EXPECT_NE(check("news x"), "");
