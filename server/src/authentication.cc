@@ -93,10 +93,11 @@ auth_result authenticate(shard_server& shard, const http1::request& req, route_i
                           r.status == jwt::status::expired ? "token_expired" : "invalid_token");
     return out;
   }
-  if (route != route_id::topic_events && route != route_id::ws) {
+  if (route != route_id::topic_events && route != route_id::ws &&
+      route != route_id::broker_stream) {
     out.refusal = refusal(403,
-                          "A subscription token only allows subscribing to topics "
-                          "(GET /v1/topics/{topic}/events, or subscribe on /ws); use an API key",
+                          "A subscription token only allows subscribing (GET "
+                          "/v1/topics/{topic}/events, GET /api/v1/stream, /ws); use an API key",
                           "permission_denied");
     return out;
   }
@@ -129,6 +130,19 @@ std::optional<openai::api_error> topic_refusal(const connection& conn, topic_act
     if (!p.allows(topic)) return denied("This API key");
   }
   return std::nullopt;
+}
+
+std::optional<openai::api_error> user_refusal(const connection& conn, std::string_view user_id) {
+  const token_grant* t = conn.request_token();
+  if (!t || (!t->sub.empty() && t->sub == user_id)) return std::nullopt;
+  if (wall_time_s() > t->exp_s + jwt::leeway_s) {
+    return refusal(401, "The subscription token has expired; reconnect with a fresh one",
+                   "token_expired");
+  }
+  return refusal(403,
+                 "This subscription token may not follow the messages of user '" +
+                     std::string(user_id) + "' (only those of the user its 'sub' names)",
+                 "permission_denied");
 }
 
 }  // namespace rc::server

@@ -118,14 +118,14 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
   }
   if (action == "subscribe") return subscribe(ws, id, payload);
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
+  if (action == "cancel") return cancel(ws, id, payload);
+  if (action == "message.stream") return start_message_stream_ws(ws, id, payload);
   if (ws.conn().request_token()) {
     ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
     return send_error(ws, id, "permission_denied",
-                      "a subscription token only allows subscribe and unsubscribe, not '" +
-                          std::string(action) + "'");
+                      "a subscription token only allows subscribe, unsubscribe, message.stream "
+                      "and cancel, not '" + std::string(action) + "'");
   }
-  if (action == "cancel") return cancel(ws, id, payload);
-  if (action == "message.stream") return start_message_stream_ws(ws, id, payload);
   bool async = action == "publish" || action == "system.health" || action == "chat.completion" ||
                action == "responses.create" || action == "embedding.query" ||
                action == "tool.invoke";

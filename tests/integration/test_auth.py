@@ -240,6 +240,41 @@ class SubscriptionTokens(unittest.TestCase):
                     {"Authorization": f"Bearer {token}"})
             refused(self, srv.port, "/v1/topics/news.eu/events", 401, None)
 
+    def test_token_follows_the_broker_messages_of_its_sub_only(self):
+        exp = int(time.time()) + 300
+        mine = hs256_token({"exp": exp, "sub": "u1", "channels": ["news"]})
+        anonymous = hs256_token({"exp": exp, "channels": ["news"]})
+        with self.server(shards=2) as srv:
+            backend = {"Authorization": "Bearer sk-backend"}
+            mids = {}
+            for user in ("u1", "u2"):
+                r = post_json(srv.port, "/api/v1/message",
+                              {"user_id": user, "message": "hi", "max_tokens": 2}, backend)
+                self.assertEqual(r.status, 202, r.body)
+                mids[user] = r.json()["message_id"]
+            stream = "/api/v1/stream?user_id={}&message_id={}&token={}"
+            assert_streams(self, srv.port, stream.format("u1", mids["u1"], mine), b"event: done")
+            err = refused(self, srv.port, stream.format("u2", mids["u2"], mine), 403,
+                          "permission_denied")
+            self.assertIn("'u2'", err["message"])
+            refused(self, srv.port, stream.format("u1", mids["u1"], anonymous), 403,
+                    "permission_denied")
+
+            async def ws(port):
+                async with websockets.connect(f"ws://127.0.0.1:{port}/ws?token={mine}") as c:
+                    ev = await ws_request(c, {"id": "m2", "action": "message.stream",
+                                              "payload": {"user_id": "u2",
+                                                          "message_id": mids["u2"]}})
+                    self.assertEqual(ev["error"]["code"], "permission_denied", ev)
+                    await c.send(json.dumps({"id": "m1", "action": "message.stream",
+                                             "payload": {"user_id": "u1",
+                                                         "message_id": mids["u1"]}}))
+                    events = []
+                    while not events or events[-1]["event"] not in ("done", "error"):
+                        events.append(json.loads(await asyncio.wait_for(c.recv(), 10)))
+                    self.assertEqual(events[-1]["event"], "done", events)
+            asyncio.run(ws(srv.port))
+
     def test_refused_tokens_say_why(self):
         now = int(time.time())
         good = {"exp": now + 300, "channels": ["news.*"]}

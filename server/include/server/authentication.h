@@ -7,8 +7,9 @@
 //   (GET /v1/topics/{topic}/events, GET /api/v1/stream);
 // * a subscription token (proto/jwt.h): "?token=<jwt>" on those same routes, or
 //   "Authorization: Bearer <jwt>" when it has the shape of a JWT and no key matches. A token
-//   grants subscribing to its topics and nothing else: the topic SSE route and /ws (whose other
-//   actions it refuses); any other route answers 403 permission_denied.
+//   grants subscribing and nothing else: to its topics (the topic SSE route, /ws subscribe), and,
+//   when it has a "sub", to the broker messages of the user of that id (GET /api/v1/stream, /ws
+//   message.stream). Other routes answer 403 permission_denied, other /ws actions an error.
 //
 // Topic permissions: a key with subscribe= / publish= patterns in the keys file may use only the
 // matching topics for that action; a key without them may use every topic (as before). A refusal
@@ -71,5 +72,10 @@ enum class topic_action : uint8_t { subscribe, publish };
 // WebSocket subscription made after its token expired.
 std::optional<openai::api_error> topic_refusal(const connection& conn, topic_action action,
                                                std::string_view topic);
+
+// Whether the credentials of `conn` allow following the broker messages of `user_id`: keys
+// always, a subscription token only for the user named by its "sub". When not, 403
+// permission_denied.
+std::optional<openai::api_error> user_refusal(const connection& conn, std::string_view user_id);
 
 }  // namespace rc::server
