@@ -123,8 +123,8 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
   if (ws.conn().request_token()) {
     ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
     return send_error(ws, id, "permission_denied",
-                      "a subscription token only allows subscribe, unsubscribe, message.stream "
-                      "and cancel, not '" + std::string(action) + "'");
+                      "a subscription token does not allow '" + std::string(action) +
+                          "' (only subscribe, unsubscribe, message.stream and cancel)");
   }
   bool async = action == "publish" || action == "system.health" || action == "chat.completion" ||
                action == "responses.create" || action == "embedding.query" ||
