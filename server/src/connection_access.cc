@@ -102,8 +102,8 @@ void connection::access_end(int status, uint64_t now) {
 void connection::access_closed() {
   if (!access_ || !access_->open) return;
   // The connection ended before the line was written: a stream or a WebSocket whose reader left
-  // (or that was dropped), or a request never answered.
-  note_close_reason(close_reason::client_closed);
+  // (or that was dropped), or a request never answered (the drain deadline aborts those).
+  note_close_reason(shard_.draining() ? close_reason::drain : close_reason::client_closed);
   int status = mode_ == mode::ws ? 101 : mode_ == mode::sse ? 200 : 499;
   access_end(status, monotonic_ns());
 }

@@ -348,6 +348,27 @@ class AccessLog(unittest.TestCase):
         self.assertEqual(proc.returncode, 0)
         return out, count
 
+    def test_header_timeout_and_drain_deadline(self):
+        with Server("--access-log", self.path, "--header-timeout-ms", "300",
+                    "--drain-timeout-ms", "300", "--mock-first-token-ms", "60000") as srv:
+            with connect(srv.port) as s:
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+                self.assertEqual(ResponseReader(s).read().status, 408)
+            # A generation still waiting for its first token when the drain deadline passes.
+            waiting = subprocess.Popen(
+                ["curl", "-sS", "--max-time", "20", srv.url("/v1/chat/completions"),
+                 "-H", "Content-Type: application/json", "-H", "x-request-id: cut-off",
+                 "-d", json.dumps(CHAT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.assertTrue(wait_for(lambda: metric(
+                metrics(srv.port), "ringcast_engine_streams", shard="all") == 1))
+            self.assertEqual(srv.stop(), 0)
+            waiting.communicate(timeout=20)
+        lines = read_lines(self.path)
+        [timed_out] = [line for line in lines if line["status"] == 408]
+        self.assertEqual((timed_out["close_reason"], timed_out["route"]), ("timeout", "unmatched"))
+        [cut] = by_request_id(lines, "cut-off")
+        self.assertEqual((cut["status"], cut["close_reason"]), (499, "drain"))
+
     def test_off_by_default(self):
         out, count = self.run_with_stdout()
         self.assertEqual(out, b"")
