@@ -157,6 +157,29 @@ class AccessLog(unittest.TestCase):
                          ("chat.completion", "gen-1", "ws", 200, "complete", "key-1"))
         self.assertIn("first_token_ms", gen_line)
 
+    def test_responses_websocket_generation(self):
+        async def run(srv):
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/v1/responses",
+                                          extra_headers={"x-request-id": "resp-ws"}) as ws:
+                await ws.send(json.dumps({"type": "response.create", "model": "ringcast-mock",
+                                          "input": "hi"}))
+                while True:
+                    event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if event["type"] in ("response.completed", "error", "response.failed"):
+                        break
+                self.assertEqual(event["type"], "response.completed", event)
+
+        with Server("--access-log", self.path) as srv:
+            asyncio.run(run(srv))
+        lines = by_request_id(read_lines(self.path), "resp-ws")
+        self.assertEqual(len(lines), 2, lines)
+        [gen] = [line for line in lines if line["status"] != 101]
+        self.assertEqual((gen["method"], gen["route"], gen["protocol"], gen["status"],
+                          gen["close_reason"]), ("response.create", "/v1/responses (websocket)", "ws", 200,
+                                                 "complete"))
+        self.assertNotIn("ws_id", gen)
+        self.assertLessEqual(gen["first_token_ms"], gen["duration_ms"])
+
     def test_api_key_never_logged(self):
         async def ws_with_query_key(srv):
             async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws?api_key={KEY}") as ws:
