@@ -17,6 +17,7 @@ void connection::refuse_inbound() {
     ws_->refuse_input(1009, "server inbound buffer budget exhausted");
   } else if (phase_ == phase::reading && !async_ && mode_ == mode::http) {
     // A request still arriving: answer it now and drop what came of it.
+    size_t wire_bytes = in_.size();
     in_ = input_buffer{};
     chunked_.reset();
     chunked_body_.reset();
@@ -24,6 +25,7 @@ void connection::refuse_inbound() {
     need_bytes_ = 0;
     scanned_hint_ = 0;
     begin_error_response();
+    access_begin(nullptr, wire_bytes);
     respond_error(503,
                   "The server holds too much partial input from clients right now (its inbound "
                   "buffer budget); retry later.",
