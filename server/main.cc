@@ -84,6 +84,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ringcast: --listen: %s\n", err.c_str());
     return 2;
   }
+  if (std::string err = rc::check_address_free(addr); !err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 1;
+  }
   // Listeners are opened here, in shard order, so listener i of the SO_REUSEPORT group is shard
   // i's (CPU steering relies on that order).
   std::vector<int> listeners;
