@@ -51,7 +51,8 @@ void listening_inodes(const char* table, uint16_t port, std::set<unsigned long>&
       continue;
     size_t colon = local.rfind(':');
     if (colon == std::string::npos || state != "0A") continue;
-    if (std::strtoul(local.c_str() + colon + 1, nullptr, 16) == port && inode != 0) out.insert(inode);
+    if (std::strtoul(local.c_str() + colon + 1, nullptr, 16) == port && inode != 0)
+      out.insert(inode);
   }
 }
 

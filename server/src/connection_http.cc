@@ -210,7 +210,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   current_.route = m.route;
   current_.key = nullptr;
   current_.rate_headers = false;
-  const cors_policy& cors = shard_.cors();
+  rules_ = shard_.rules();  // what this request is admitted under, even if a reload comes
+  const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
     answer_preflight(req, m.allow);
@@ -244,7 +245,7 @@ bool connection::admit(const http1::request& req) {
   bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
   if (!api) return true;
   auto& m = shard_.metrics();
-  const api_keys& keys = shard_.keys();
+  const api_keys& keys = rules_->keys;
   if (!keys.empty()) {
     // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
     std::string_view presented = presented_key(req, req.upgrade);

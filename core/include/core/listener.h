@@ -82,7 +82,7 @@ class acceptor final : public io_handler {
   timer retry_;
 };
 
-// Reads SIGINT/SIGTERM through a signalfd on the reactor's ring. The signals must be blocked in
+// Reads SIGINT, SIGTERM and SIGHUP through a signalfd on the reactor's ring. The signals must be blocked in
 // every thread (shard_group does that) so they are only ever delivered here.
 class signal_reader final : public io_handler {
  public:

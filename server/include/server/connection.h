@@ -44,6 +44,7 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "server/router.h"
+#include "server/rules.h"
 #include "server/stream.h"
 
 namespace rc::server {
@@ -98,6 +99,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The rules snapshot the current request (or the WebSocket) was admitted under: request_key()
+  // and the CORS origin point into it, so it stays alive across a reload while they are in use.
+  const rules_ref& request_rules() const { return rules_; }
   // Runs admission for a WebSocket action: the rate limit of the connection's key. On refusal
   // returns false and sets retry_after_ms.
   bool admit_ws_action(uint64_t& retry_after_ms);
@@ -233,6 +237,8 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
+
+  rules_ref rules_;  // see request_rules()
 
   // Streams.
   std::shared_ptr<outbound_ring> ring_;
