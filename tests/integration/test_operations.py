@@ -242,6 +242,20 @@ class Reload(unittest.TestCase):
                 s.sendall(b"GET / HTTP/1.1\r\n")
                 self.assertEqual(ResponseReader(s, timeout=10).read().status, 408)
 
+    def test_a_reload_does_not_reset_a_keys_rate_limit(self):
+        # The key moves to another line (and index) of the file: it must keep its bucket, or every
+        # SIGHUP would hand every client a fresh burst.
+        write(self.keys, "sk-limited rps=0.01 burst=2\n")
+        with Server("--api-keys-file", self.keys) as srv:
+            limited = {"X-API-Key": "sk-limited"}
+            self.assertEqual(get(srv.port, "/v1/models", limited).status, 200)
+            self.assertEqual(get(srv.port, "/v1/models", limited).status, 200)
+            self.assertEqual(get(srv.port, "/v1/models", limited).status, 429)
+            write(self.keys, "sk-other\nsk-limited rps=0.01 burst=2\n")
+            reload(srv, "configuration reloaded", 1)
+            self.assertEqual(get(srv.port, "/v1/models", limited).status, 429)
+            self.assertEqual(get(srv.port, "/v1/models", {"X-API-Key": "sk-other"}).status, 200)
+
     def test_max_connections_reloads(self):
         write(self.config, "max_connections = 100\n")
         with Server("--config", self.config, shards=2) as srv:
