@@ -112,10 +112,10 @@ std::string check_address_free(const socket_address& addr) {
   std::set<unsigned long> inodes;
   listening_inodes("/proc/net/tcp", port, inodes);
   listening_inodes("/proc/net/tcp6", port, inodes);
-  std::string owners = owners_of(inodes);
+  std::string owners = inodes.empty() ? "another socket" : owners_of(inodes);
+  if (owners.empty()) owners = "another process (not visible to this user)";
   return "cannot listen on " + addr.text + ": port " + std::to_string(port) +
-         " is already in use by " +
-         (owners.empty() ? std::string("another process (not visible to this user)") : owners) +
+         " is already in use by " + owners +
          "; refusing to share it (SO_REUSEPORT would split the traffic between both servers)";
 }
 

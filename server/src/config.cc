@@ -147,7 +147,7 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
   app.add_option("--listen-backlog", c.listen_backlog, "listen(2) backlog per shard")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 20))->group(net);
   app.add_option("--max-connections", c.max_connections,
-                 "Open connections allowed in the whole process, however they spread over shards")
+                 "Open connections allowed in the whole process (all shards together)")
       ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(net);
 
   app.add_option("--send-buffer-bytes", c.send_buffer_bytes,
