@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/shard_group.h"
 #include "core/uring.h"
+#include "server/authentication.h"
 #include "server/config.h"
 #include "server/shard.h"
 
@@ -123,7 +124,12 @@ int main(int argc, char** argv) {
 
   // Configuration notes come before the line that announces the address: whoever waits for
   // that line has seen them.
-  if (rules.keys.empty()) {
+  if (rules.tokens.configured()) {
+    RC_INFO("subscription tokens (JWT%s%s) accepted on topic subscriptions",
+            cfg.jwt_hs256_secret_file.empty() ? "" : " HS256",
+            cfg.jwt_es256_public_key_file.empty() ? "" : " ES256");
+  }
+  if (rules.keys.empty() && !rules.tokens.configured()) {
     RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
   } else {
     RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "core/log.h"
+#include "server/authentication.h"
 
 namespace rc::server {
 namespace {
@@ -76,6 +77,7 @@ std::shared_ptr<const shared_rules> make_rules(server_config cfg, const shared_r
     if (error = rules->keys.load_file(cfg.api_keys_file); !error.empty()) return nullptr;
   }
   if (previous) rules->keys.carry_indexes(previous->keys);
+  if (error = load_token_keys(cfg, rules->tokens); !error.empty()) return nullptr;
   rules->cors = cors_policy(cfg.cors_origins);
   rules->config = std::move(cfg);
   return rules;
@@ -89,14 +91,17 @@ std::shared_ptr<const shared_rules> reload_rules(int argc, char** argv,
     std::string_view arg(argv[i]);
     if (arg == "--config" || arg.starts_with("--config=")) has_config = true;
   }
-  if (!has_config && now.api_keys_file.empty()) {
-    RC_INFO(
-        "SIGHUP: nothing to reload (no --config file and no --api-keys-file); the running "
-        "configuration stays");
+  std::string files;  // the key files named on the command line
+  for (const std::string* f :
+       {&now.api_keys_file, &now.jwt_hs256_secret_file, &now.jwt_es256_public_key_file}) {
+    if (!f->empty()) files += (files.empty() ? "" : ", ") + *f;
+  }
+  if (!has_config && files.empty()) {
+    RC_INFO("SIGHUP: nothing to reload (no --config file, no keys or token key file); the "
+            "running configuration stays");
     return nullptr;
   }
-  if (!has_config)
-    RC_INFO("SIGHUP: no --config file; re-reading the keys file %s", now.api_keys_file.c_str());
+  if (!has_config) RC_INFO("SIGHUP: no --config file; re-reading %s", files.c_str());
   server_config next;
   if (std::string err = reparse_command_line(argc, argv, next); !err.empty()) {
     RC_ERROR("SIGHUP: %s; keeping the running configuration", err.c_str());

@@ -281,7 +281,7 @@ class Reload(unittest.TestCase):
         with Server("--api-keys-file", self.keys) as srv:
             write(self.keys, "sk-b\n")
             log = reload(srv, "configuration reloaded", 1)
-            self.assertIn("no --config file; re-reading the keys file", log)
+            self.assertIn(f"no --config file; re-reading {self.keys}", log)
             self.assertEqual(get(srv.port, "/v1/models", {"X-API-Key": "sk-b"}).status, 200)
             self.assertEqual(get(srv.port, "/v1/models", {"X-API-Key": "sk-a"}).status, 401)
 

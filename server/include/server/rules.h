@@ -1,5 +1,5 @@
 // shared_rules: the settings every shard reads and none writes — the parsed configuration, the
-// API keys and the CORS policy — as one immutable snapshot. SIGHUP builds a new snapshot from the
+// API keys, the subscription-token keys and the CORS policy — as one immutable snapshot. SIGHUP builds a new snapshot from the
 // same command line, --config file and --api-keys-file as at start-up and posts it to every shard,
 // which swaps it in between two turns (see shard_server::apply_rules). Settings that only take
 // effect at start-up keep their running value; a changed one is logged as needing a restart
@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "proto/jwt.h"
 #include "server/admission.h"
 #include "server/config.h"
 
@@ -33,6 +34,7 @@ namespace rc::server {
 struct shared_rules {
   server_config config;
   api_keys keys;
+  jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
   cors_policy cors{{}};
 };
 
@@ -79,7 +81,8 @@ struct process_state {
   std::function<std::shared_ptr<const shared_rules>(const shared_rules& running)> reload;
 };
 
-// The snapshot for `cfg`: its --api-key keys, its keys file and its CORS origins. With
+// The snapshot for `cfg`: its --api-key keys, its keys file, its token key files and its CORS
+// origins. With
 // `previous`, keys it knew keep their index (per-shard tables indexed by key stay valid across a
 // reload) and settings that need a restart keep their running value (`restart_notes` gets one
 // line per changed setting). Returns nullptr with `error` set ("file:line: reason" for a keys
