@@ -1,6 +1,9 @@
 """Operating the real server: a port already in use, the process-wide connection limit, and
 SIGHUP reloads of the config and keys files."""
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import signal
@@ -36,6 +39,22 @@ def reload(srv, expect, count):
     """Sends SIGHUP and waits for the `count`-th log line containing `expect`."""
     srv.send_signal(signal.SIGHUP)
     return wait_for_log(srv, expect, count)
+
+
+def hs256_token(claims, secret):
+    def b64url(b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = b64url(json.dumps(claims).encode())
+    sig = hmac.new(secret, f"{head}.{body}".encode(), hashlib.sha256).digest()
+    return f"{head}.{body}.{b64url(sig)}"
+
+
+def stream_status(port, path):
+    """The status of GET `path` (the head only: a stream that opens does not end)."""
+    with connect(port) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        return ResponseReader(s).read(head_only=True).status
 
 
 def ws_send(sock, obj):
@@ -255,6 +274,22 @@ class Reload(unittest.TestCase):
             reload(srv, "configuration reloaded", 1)
             self.assertEqual(get(srv.port, "/v1/models", limited).status, 429)
             self.assertEqual(get(srv.port, "/v1/models", {"X-API-Key": "sk-other"}).status, 200)
+
+    def test_token_secret_rotation(self):
+        old = b"the-old-hs256-secret-of-32-bytes-or-more"
+        new = b"the-new-hs256-secret-of-32-bytes-or-more"
+        secret = os.path.join(self.dir.name, "jwt.secret")
+        write(secret, old.decode())
+        claims = {"exp": int(time.time()) + 300, "channels": ["rot"]}
+        with Server("--api-key", "sk-backend", "--jwt-hs256-secret-file", secret) as srv:
+            path = "/v1/topics/rot/events?token="
+            self.assertEqual(stream_status(srv.port, path + hs256_token(claims, old)), 200)
+            self.assertEqual(stream_status(srv.port, path + hs256_token(claims, new)), 401)
+            write(secret, new.decode())
+            log = reload(srv, "configuration reloaded", 1)
+            self.assertIn(f"no --config file; re-reading {secret}", log)
+            self.assertEqual(stream_status(srv.port, path + hs256_token(claims, new)), 200)
+            self.assertEqual(stream_status(srv.port, path + hs256_token(claims, old)), 401)
 
     def test_max_connections_reloads(self):
         write(self.config, "max_connections = 100\n")
