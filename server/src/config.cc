@@ -327,6 +327,9 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
 
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--access-log", c.access_log,
+                 "Write a JSON access log line per request, stream and WebSocket to this file "
+                 "('-': stdout); reopened on SIGUSR1 (log rotation). Off by default");
 
   auto fail = [&](const std::string& what) {
     if (error) {

@@ -26,7 +26,8 @@ namespace {
   X(mock_tokens, "--mock-tokens")                                              \
   X(mock_max_tokens, "--mock-max-tokens")                                      \
   X(mock_embedding_dim, "--mock-embedding-dim")                                \
-  X(responses_store_max, "--responses-store-max")
+  X(responses_store_max, "--responses-store-max")                              \
+  X(access_log, "--access-log")
 // clang-format on
 
 std::string text_of(const std::string& v) {
