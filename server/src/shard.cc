@@ -341,6 +341,9 @@ void shard_server::on_drain_deadline() {
 // ---- reloading ----
 
 void shard_server::on_reload_signal() {
+  // The access log is reopened whatever becomes of the files: logrotate's SIGHUP must not depend
+  // on the configuration being valid.
+  reopen_logs_on_all_shards();
   // Reading the files blocks this shard for as long as that takes: a rare operator action on
   // small files, and it keeps the reload in one place, in order with any other signal.
   std::shared_ptr<const shared_rules> next = process_.reload(*rules_);
@@ -354,7 +357,6 @@ void shard_server::on_reload_signal() {
 void shard_server::apply_rules(std::shared_ptr<const shared_rules> next) {
   rules_ = rules_ref(std::move(next));
   apply_config();
-  for (auto& hook : reload_hooks_) hook();
 }
 
 // What the shard derives from the settings and caches; everything else is read from config() where

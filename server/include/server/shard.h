@@ -127,9 +127,6 @@ class shard_server {
 
   // Makes `next` the running snapshot (a reload): called on each shard through its mailbox.
   void apply_rules(std::shared_ptr<const shared_rules> next);
-  // Runs `hook` on this shard after every reload, once the new snapshot is running (for example
-  // to reopen a log file). Hooks run in the order they were added.
-  void add_reload_hook(unique_function<void()> hook) { reload_hooks_.push_back(std::move(hook)); }
 
  private:
   void on_accept(int fd);
@@ -145,7 +142,6 @@ class shard_server {
   reactor& reactor_;
   process_state& process_;
   rules_ref rules_;
-  std::vector<unique_function<void()>> reload_hooks_;
   http1::limits limits_;
   http1::date_cache date_;
   socket_set sockets_;
