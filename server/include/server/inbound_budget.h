@@ -40,6 +40,8 @@ class inbound_budget {
   // and the shard is over budget: refuse the data, release it, and update again.
   bool update(size_t& held, size_t now);
 
+  // A reload (SIGHUP) may change the budget: a lower one applies to growth from now on.
+  void set_budget_bytes(uint64_t bytes) { budget_bytes_ = bytes; }
   uint64_t held_bytes() const { return held_bytes_; }
   uint64_t budget_bytes() const { return budget_bytes_; }
 
