@@ -335,8 +335,8 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
-  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
-                http1::name_of(e));
+  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
+                "invalid_request_error", {}, http1::name_of(e));
 }
 
 // ---- output ----

@@ -20,6 +20,7 @@ struct route_def {
 constexpr uint16_t get_head = method_bit(method::get) | method_bit(method::head);
 constexpr uint16_t get = method_bit(method::get);
 constexpr uint16_t post = method_bit(method::post);
+constexpr uint16_t del = method_bit(method::delete_);
 
 // Ordered: the first pattern that matches the path wins.
 constexpr std::array routes = {
@@ -39,8 +40,15 @@ constexpr std::array routes = {
     route_def{route_id::responses_ws, "/v1/responses", get, "GET, POST", handle_responses_ws},
     route_def{route_id::embeddings, "/v1/embeddings", post, "POST", handle_embeddings},
     route_def{route_id::models, "/v1/models", get_head, "GET, HEAD", handle_models},
+    route_def{route_id::model, "/v1/models/{model}", get_head, "GET, HEAD", handle_model},
+    route_def{route_id::response, "/v1/responses/{id}", get | del, "GET, DELETE",
+              handle_response},
+    route_def{route_id::response_input_items, "/v1/responses/{id}/input_items", get, "GET",
+              handle_response_input_items},
     route_def{route_id::broker_message, "/api/v1/message", post, "POST", handle_broker_message},
     route_def{route_id::broker_stream, "/api/v1/stream", get, "GET", handle_broker_stream},
+    route_def{route_id::broker_message_cancel, "/api/v1/message/{id}", del, "DELETE",
+              handle_broker_message_cancel},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.

@@ -39,8 +39,12 @@ enum class route_id : uint8_t {
   responses_ws,
   embeddings,
   models,
+  model,
+  response,
+  response_input_items,
   broker_message,
   broker_stream,
+  broker_message_cancel,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };
