@@ -240,6 +240,21 @@ void report(connection& conn, responses_mode mode, std::string_view request_id,
   }
 }
 
+// The model exists, and max_output_tokens is within what it can produce (16 is the API's minimum,
+// checked by the codec; the maximum is the engine's, e.g. --mock-max-tokens).
+std::optional<openai::api_error> check_engine_limits(shard_server& shard,
+                                                     const openai::response_settings& s) {
+  engine* e = shard.engine_for(s.model);
+  if (!e) return openai::model_not_found(s.model);
+  uint64_t max = e->completion_tokens_max(s.model);
+  if (!s.max_output_tokens || static_cast<uint64_t>(*s.max_output_tokens) <= max) return std::nullopt;
+  std::string n = std::to_string(*s.max_output_tokens);
+  return openai::invalid_request("max_output_tokens is too large: " + n +
+                                     ". This model supports at most " + std::to_string(max) +
+                                     " output tokens, whereas you provided " + n + ".",
+                                 "max_output_tokens");
+}
+
 void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
             std::string request_id, std::vector<turn> history, std::string previous,
             unique_function<void()> on_finished, uint64_t deadline_ms) {
@@ -288,6 +303,12 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
                     std::string request_id, unique_function<void()> on_finished,
                     uint64_t deadline_ms) {
   shard_server& shard = *shard_server::current();
+  // Checked before a previous response is taken, so that a refusal leaves it free.
+  if (auto err = check_engine_limits(shard, req.settings)) {
+    report(conn, mode, request_id, *err);
+    if (on_finished) on_finished();
+    return;
+  }
   std::string previous = req.settings.previous_response_id;
   if (previous.empty()) {
     launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished),

@@ -113,6 +113,31 @@ class StoredResponses(unittest.TestCase):
                 self.assertEqual(err["param"], param, q)
 
 
+class OutputTokenLimits(unittest.TestCase):
+    def test_max_output_tokens_bounds_and_incomplete(self):
+        with Server("--mock-max-tokens", "64") as srv:
+            for n in [15, 65, 10**12]:
+                r = post_json(srv.port, "/v1/responses", {"model": "ringcast-mock", "input": "x",
+                                                          "max_output_tokens": n})
+                err = assert_error_envelope(self, r, 400)
+                self.assertEqual(err["param"], "max_output_tokens", n)
+            # A refused follow-up leaves its previous response free for the next one.
+            first = create_response(srv.port)
+            r = post_json(srv.port, "/v1/responses", {"model": "ringcast-mock", "input": "x", "max_output_tokens": 65,
+                                                      "previous_response_id": first["id"]})
+            assert_error_envelope(self, r, 400)
+            create_response(srv.port, previous_response_id=first["id"])
+            # At the limit the mock stops: status incomplete, reason max_output_tokens.
+            cut = create_response(srv.port, max_output_tokens=64)
+            self.assertEqual(cut["status"], "incomplete")
+            self.assertEqual(cut["incomplete_details"], {"reason": "max_output_tokens"})
+            self.assertEqual(cut["usage"]["output_tokens"], 64)
+            events = asyncio.run(ws_collect(srv.port, [{"type": "response.create", "model": "ringcast-mock",
+                                                        "input": "x", "max_output_tokens": 65}], 1))
+            self.assertEqual(events[-1]["type"], "error")
+            self.assertEqual(events[-1]["error"]["param"], "max_output_tokens")
+
+
 class Models(unittest.TestCase):
     def test_retrieve_model(self):
         with Server("--model", "ringcast-mock", "--model", "other-model", shards=2) as srv:
