@@ -262,6 +262,16 @@ class BadParameters(unittest.TestCase):
             self.assertIn("2000", err["message"])
             err = assert_error_envelope(self, get(srv.port, "/healthz", {"X-Big": "y" * 5000}), 431)
             self.assertIn("--header-bytes-max", err["message"])
+        with Server("--ws-message-bytes-max", "1024") as srv:
+            async def too_big():
+                async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws") as ws:
+                    await ws.send("a" * 2000)
+                    with self.assertRaises(websockets.ConnectionClosed) as ctx:
+                        await asyncio.wait_for(ws.recv(), 10)
+                    return ctx.exception.rcvd
+            closed = asyncio.run(too_big())
+            self.assertEqual(closed.code, 1009)
+            self.assertIn("--ws-message-bytes-max", closed.reason)
         with Server("--publish-bytes-max", "100", "--api-key", "sk-test", "--rate-limit-rps", "1",
                     "--rate-limit-burst", "1") as srv:
             auth = {"Authorization": "Bearer sk-test"}
