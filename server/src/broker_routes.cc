@@ -4,6 +4,7 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "proto/openai_errors.h"
+#include "server/authentication.h"
 #include "server/broker.h"
 #include "server/connection.h"
 #include "server/handlers.h"
@@ -135,6 +136,11 @@ handler_result handle_broker_stream(request_context& ctx) {
         "invalid_request");
     return handler_result::done;
   }
+  if (auto refused = user_refusal(ctx.conn, *user)) {
+    ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+    respond_api_error(ctx.conn, *refused);
+    return handler_result::done;
+  }
   uint64_t after = parse_last_event_id(ctx.req.find("last-event-id"));
   uint64_t conn_id = ctx.conn.id();
   std::string id = *message;
@@ -162,6 +168,12 @@ uint64_t start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
                                   "'payload.user_id' and 'payload.message_id' are required strings");
     return 0;
   }
+  if (auto refused = user_refusal(ws.conn(), user.get_string())) {
+    ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+    broker_ws_handler::send_error(ws, request_id, refused->code.value_or("permission_denied"),
+                                  refused->message);
+    return 0;
+  }
   uint64_t after = 0;
   if (json::value last = payload.find("last_event_id"); last && !last.is_null()) {
     // The `event_id` of a lifecycle event: its decimal string, or the number.
@@ -184,16 +196,15 @@ uint64_t start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
   }
   uint64_t conn_id = ws.connection_id();
   std::string id(request_id), mid(message.get_string());
-  return ws.shard().broker_queue().watch(ws.conn(), std::string(user.get_string()), mid,
-                                  subscriber_kind::ws, after, id, [conn_id, id, mid](bool found) {
-                                    connection* c =
-                                        shard_server::current()->live_connection(conn_id);
-                                    if (!found && c && c->websocket()) {
-                                      broker_ws_handler::send_error(
-                                          *c->websocket(), id, "message_not_found",
-                                          "No message '" + mid + "' for this user");
-                                    }
-                                  });
+  return ws.shard().broker_queue().watch(
+      ws.conn(), std::string(user.get_string()), mid, subscriber_kind::ws, after, id,
+      [conn_id, id, mid](bool found) {
+        connection* c = shard_server::current()->live_connection(conn_id);
+        if (!found && c && c->websocket()) {
+          broker_ws_handler::send_error(*c->websocket(), id, "message_not_found",
+                                        "No message '" + mid + "' for this user");
+        }
+      });
 }
 
 handler_result handle_broker_message_cancel(request_context& ctx) {

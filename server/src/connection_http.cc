@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "proto/http1_writer.h"
 #include "proto/openai_errors.h"
+#include "server/authentication.h"
 #include "server/errors.h"
 #include "server/openai_api.h"
 #include "server/shard.h"
@@ -30,7 +31,7 @@ connection::connection(shard_server& shard, int fd, uint64_t id)
   timer_.bind<connection, &connection::on_timer>(this);
 }
 
-connection::~connection() = default;  // here, where ws_endpoint is complete
+connection::~connection() = default;  // here, where ws_endpoint and token_grant are complete
 
 void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
@@ -209,6 +210,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   route_match m = match_route(req.method, req.path);
   current_.route = m.route;
   current_.key = nullptr;
+  token_.reset();
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
@@ -244,17 +246,17 @@ bool connection::admit(const http1::request& req) {
   bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
   if (!api) return true;
   auto& m = shard_.metrics();
-  const api_keys& keys = shard_.keys();
-  if (!keys.empty()) {
-    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
-    std::string_view presented = presented_key(req, req.upgrade);
-    current_.key = keys.find(presented);
-    if (!current_.key) {
-      ++m.rejected[static_cast<size_t>(reject_reason::auth)];
-      respond_api_error(*this, presented.empty() ? openai::missing_api_key()
-                                                 : openai::invalid_api_key(presented));
+  if (authentication_required(shard_)) {
+    auth_result a = authenticate(shard_, req, current_.route);
+    if (a.refusal) {
+      reject_reason why =
+          a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+      ++m.rejected[static_cast<size_t>(why)];
+      respond_api_error(*this, *a.refusal);
       return false;
     }
+    current_.key = a.key;
+    token_ = std::move(a.token);
   }
   rate_limiter& rates = shard_.rates();
   if (rates.enabled(current_.key)) {

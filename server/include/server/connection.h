@@ -51,6 +51,7 @@ namespace rc::server {
 class shard_server;
 class connection;
 struct api_key;
+struct token_grant;
 class ws_endpoint;
 class ws_handler;
 struct connection_list_tag;
@@ -98,6 +99,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The subscription token the current request (or the WebSocket) presented instead of a key, or
+  // nullptr (authentication.h).
+  const token_grant* request_token() const { return token_.get(); }
   // Runs admission for a WebSocket action: the rate limit of the connection's key. On refusal
   // returns false and sets retry_after_ms.
   bool admit_ws_action(uint64_t& retry_after_ms);
@@ -180,7 +184,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   // One request at `data`; returns bytes consumed, or 0 when it is incomplete.
   size_t process_one(const char* data, size_t len, size_t capacity);
   void dispatch(const http1::request& req, std::string_view body, size_t body_capacity);
-  // Authentication and rate limits for API routes; false when it answered (401/429).
+  // Authentication and rate limits for API routes; false when it answered (401/403/429).
   bool admit(const http1::request& req);
   void answer_preflight(const http1::request& req, std::string_view allow);
   // Headers every response of the current request carries (CORS, x-ratelimit-*).
@@ -233,6 +237,7 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
+  std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
 
   // Streams.
   std::shared_ptr<outbound_ring> ring_;
