@@ -86,9 +86,9 @@ std::optional<api_error> write_input_item_page(byte_buffer& out, std::span<const
     size_t k = 0;
     while (k < n && at(k).id != p.after) ++k;
     if (k == n) {
-      return invalid_request("Invalid 'after': no input item with id '" + p.after +
-                                 "' in this response.",
-                             "after", "invalid_value");
+      return invalid_request(
+          "Invalid 'after': no input item with id '" + p.after + "' in this response.", "after",
+          "invalid_value");
     }
     start = k + 1;
   }

@@ -131,9 +131,9 @@ handler_result handle_broker_stream(request_context& ctx) {
     return handler_result::done;
   }
   if (!message || message->empty()) {
-    respond_broker_error(
-        ctx.conn, openai::invalid_request("'message_id' is required", "message_id"),
-        "invalid_request");
+    respond_broker_error(ctx.conn,
+                         openai::invalid_request("'message_id' is required", "message_id"),
+                         "invalid_request");
     return handler_result::done;
   }
   if (auto refused = user_refusal(ctx.conn, *user)) {

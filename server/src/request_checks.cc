@@ -14,12 +14,13 @@ namespace rc::server {
 bool check_timeout_header(connection& conn, const http1::request& req) {
   auto bad = bad_timeout_header(req);
   if (!bad) return true;
-  std::string m = "Invalid 'x-ringcast-timeout-ms' header: expected a positive integer number of "
-                  "milliseconds, got '";
+  std::string m =
+      "Invalid 'x-ringcast-timeout-ms' header: expected a positive integer number of "
+      "milliseconds, got '";
   m.append(*bad);
   m += "'.";
-  respond_api_error(conn, openai::invalid_request(std::move(m), "x-ringcast-timeout-ms",
-                                                  "invalid_timeout"));
+  respond_api_error(
+      conn, openai::invalid_request(std::move(m), "x-ringcast-timeout-ms", "invalid_timeout"));
   return false;
 }
 

@@ -247,7 +247,8 @@ std::optional<openai::api_error> check_engine_limits(shard_server& shard,
   engine* e = shard.engine_for(s.model);
   if (!e) return openai::model_not_found(s.model);
   uint64_t max = e->completion_tokens_max(s.model);
-  if (!s.max_output_tokens || static_cast<uint64_t>(*s.max_output_tokens) <= max) return std::nullopt;
+  if (!s.max_output_tokens || static_cast<uint64_t>(*s.max_output_tokens) <= max)
+    return std::nullopt;
   std::string n = std::to_string(*s.max_output_tokens);
   return openai::invalid_request("max_output_tokens is too large: " + n +
                                      ". This model supports at most " + std::to_string(max) +

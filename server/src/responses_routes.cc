@@ -112,7 +112,8 @@ handler_result handle_response_input_items(request_context& ctx) {
 }
 
 handler_result handle_model(request_context& ctx) {
-  std::string id = path_segment_decode(ctx.route.params[0]).value_or(std::string(ctx.route.params[0]));
+  std::string id =
+      path_segment_decode(ctx.route.params[0]).value_or(std::string(ctx.route.params[0]));
   for (const std::string& m : ctx.shard.config().models) {
     if (m != id) continue;
     byte_buffer body;

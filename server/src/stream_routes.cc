@@ -8,8 +8,8 @@
 #include "server/authentication.h"
 #include "server/connection.h"
 #include "server/handlers.h"
-#include "server/query.h"
 #include "server/openai_api.h"
+#include "server/query.h"
 #include "server/shard.h"
 #include "server/ws_broker.h"
 

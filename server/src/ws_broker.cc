@@ -3,12 +3,12 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "server/authentication.h"
+#include "server/broker.h"
 #include "server/connection.h"
 #include "server/generation.h"
 #include "server/openai_api.h"
-#include "server/responses_api.h"
-#include "server/broker.h"
 #include "server/query.h"
+#include "server/responses_api.h"
 #include "server/shard.h"
 
 namespace rc::server {
@@ -380,7 +380,8 @@ void broker_ws_handler::message_stream(ws_endpoint& ws, std::string_view id,
     return;
   }
   // Forget watches that ended on their own, so the map stays as small as what runs.
-  if (watches_.size() >= 64) std::erase_if(watches_, [&](auto& e) { return !b.watching(e.second); });
+  if (watches_.size() >= 64)
+    std::erase_if(watches_, [&](auto& e) { return !b.watching(e.second); });
   uint64_t wid = start_message_stream_ws(ws, id, payload);
   if (wid != 0) watches_[key] = wid;
 }

@@ -25,9 +25,9 @@ namespace rc::openai {
 
 // The list parameters of GET /v1/responses/{id}/input_items.
 struct item_page_request {
-  std::string after;        // an item id; empty: from the first item in `order`
-  uint32_t limit = 20;      // 1 to 100
-  bool ascending = false;   // order=asc; the default is desc (newest first)
+  std::string after;       // an item id; empty: from the first item in `order`
+  uint32_t limit = 20;     // 1 to 100
+  bool ascending = false;  // order=asc; the default is desc (newest first)
 };
 
 inline constexpr uint32_t item_page_limit_max = 100;

@@ -44,13 +44,14 @@ TEST(OpenaiResponsesItems, ItemShapes) {
   items[3].output = "2";
   item_page_request asc;
   asc.ascending = true;
-  EXPECT_EQ(page(items, asc),
-            R"({"object":"list","data":[)"
-            R"({"id":"msg_a","type":"message","role":"user","content":[{"type":"input_text","text":"hi"}],"status":"completed"},)"
-            R"({"id":"msg_b","type":"message","role":"assistant","content":[{"type":"output_text","text":"yo","annotations":[]}],"status":"completed"},)"
-            R"({"id":"fc_1","type":"function_call","call_id":"call_1","name":"add","arguments":"{\"a\":1}","status":"completed"},)"
-            R"({"id":"fco_1","type":"function_call_output","call_id":"call_1","output":"2","status":"completed"})"
-            R"(],"first_id":"msg_a","last_id":"fco_1","has_more":false})");
+  EXPECT_EQ(
+      page(items, asc),
+      R"({"object":"list","data":[)"
+      R"({"id":"msg_a","type":"message","role":"user","content":[{"type":"input_text","text":"hi"}],"status":"completed"},)"
+      R"({"id":"msg_b","type":"message","role":"assistant","content":[{"type":"output_text","text":"yo","annotations":[]}],"status":"completed"},)"
+      R"({"id":"fc_1","type":"function_call","call_id":"call_1","name":"add","arguments":"{\"a\":1}","status":"completed"},)"
+      R"({"id":"fco_1","type":"function_call_output","call_id":"call_1","output":"2","status":"completed"})"
+      R"(],"first_id":"msg_a","last_id":"fco_1","has_more":false})");
 }
 
 TEST(OpenaiResponsesItems, PagesBothWays) {
