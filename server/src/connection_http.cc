@@ -252,7 +252,10 @@ bool connection::admit(const http1::request& req) {
       reject_reason why =
           a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
       ++m.rejected[static_cast<size_t>(why)];
-      respond_api_error(*this, *a.refusal);
+      openai::api_error err = std::move(*a.refusal);
+      // OpenAI's missing-key error has a null code; ringcast's own routes always name it.
+      if (!err.code && !openai_compatible(current_.route)) err.code = "missing_api_key";
+      respond_api_error(*this, err);
       return false;
     }
     current_.key = a.key;

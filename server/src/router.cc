@@ -96,6 +96,22 @@ route_match match_route(method m, std::string_view path) {
   return out;
 }
 
+bool openai_compatible(route_id r) {
+  switch (r) {
+    case route_id::chat_completions:
+    case route_id::responses:
+    case route_id::responses_ws:
+    case route_id::embeddings:
+    case route_id::models:
+    case route_id::model:
+    case route_id::response:
+    case route_id::response_input_items:
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::string_view route_label(route_id r) {
   if (r == route_id::responses_ws) return "/v1/responses (websocket)";
   for (const route_def& d : routes)

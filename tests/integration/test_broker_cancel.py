@@ -184,6 +184,19 @@ class ErrorCodes(unittest.TestCase):
                 self.assertIsInstance(ev["error"]["code"], str, ev)
                 self.assertTrue(ev["error"]["code"], ev)
 
+    def test_auth_errors_on_broker_routes_have_a_code(self):
+        with Server("--api-key", "sk-test") as srv:
+            assert_error_envelope(self, post_json(srv.port, "/api/v1/message", {"user_id": "u", "message": "x"}),
+                                  401, "missing_api_key")
+            assert_error_envelope(self, cancel(srv.port, "msg_0_0123456789abcdef", "u"), 401, "missing_api_key")
+            assert_error_envelope(self, get(srv.port, "/api/v1/stream?user_id=u&message_id=m"), 401,
+                                  "missing_api_key")
+            assert_error_envelope(self, post_json(srv.port, "/api/v1/message", {"user_id": "u", "message": "x"},
+                                                  {"Authorization": "Bearer sk-wrong"}), 401, "invalid_api_key")
+            # The OpenAI routes keep OpenAI's envelope: no code for a missing key.
+            err = assert_error_envelope(self, get(srv.port, "/v1/models"), 401)
+            self.assertIsNone(err["code"])
+
 
 if __name__ == "__main__":
     unittest.main()
