@@ -69,6 +69,15 @@ handler_result handle_response(request_context& ctx) {
       return r;
     });
   }
+  // Streaming a stored response again (OpenAI's background mode) is not something ringcast keeps
+  // the events for: say so rather than answer JSON to a client waiting for SSE.
+  if (auto stream = query_value(ctx.req.query, "stream"); stream && *stream != "false") {
+    respond_api_error(ctx.conn, openai::invalid_request(
+                                    "Streaming a stored response is not supported; retrieve it "
+                                    "without 'stream'.",
+                                    "stream", "unsupported_parameter"));
+    return handler_result::done;
+  }
   return ask_home(ctx, id, [id](responses_store& store) {
     home_reply r;
     auto found = store.find(id);

@@ -50,6 +50,8 @@ class StoredResponses(unittest.TestCase):
                     err = assert_error_envelope(self, get(srv.port, path), 404)
                     self.assertIn(rid, err["message"])
                 assert_error_envelope(self, delete(srv.port, "/v1/responses/" + rid), 404)
+            err = assert_error_envelope(self, get(srv.port, "/v1/responses/resp_abc?stream=true"), 400)
+            self.assertEqual(err["param"], "stream")
             r = request(srv.port, b"PUT /v1/responses/resp_abc HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
             assert_error_envelope(self, r, 405)
             self.assertEqual(r.header("allow"), "GET, DELETE")
