@@ -125,7 +125,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     http1::result r =
         chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_, chunked_body_);
     if (r.status == http1::status::error) {
-      reject(r.error);
+      reject(r.error, len);
       return len;
     }
     if (r.status == http1::status::incomplete) {
@@ -141,7 +141,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     size_t padding = shard_.loop().buffers().padding_bytes();
     chunked_body_.reserve(chunked_body_.size() + padding);
     byte_buffer body = std::move(chunked_body_);
-    dispatch(req, body.view(), body.capacity());
+    dispatch(req, body.view(), body.capacity(), total);
     return total;
   }
   if (need_bytes_ != 0 && len < need_bytes_) return 0;
@@ -153,20 +153,20 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   }
   scanned_hint_ = 0;
   if (r.status == http1::status::error) {
-    reject(r.error);
+    reject(r.error, len);
     return len;
   }
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
       need_bytes_ = 0;
-      dispatch(req, {}, 0);
+      dispatch(req, {}, 0, head);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len);
         return head + body_len;
       }
       need_bytes_ = head + body_len;
@@ -189,7 +189,8 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   return 0;
 }
 
-void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity) {
+void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
+                          size_t wire_bytes) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
@@ -211,6 +212,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   current_.route = m.route;
   current_.key = nullptr;
   token_.reset();
+  access_begin(&req, wire_bytes);
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
@@ -327,7 +329,7 @@ void connection::write_common_headers(http1::response_writer& w) {
   }
 }
 
-void connection::reject(http1::error e) {
+void connection::reject(http1::error e, size_t wire_bytes) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
@@ -340,6 +342,8 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
+  current_.key = nullptr;
+  access_begin(nullptr, wire_bytes);
   respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
                 "invalid_request_error", {}, http1::name_of(e));
 }
@@ -380,15 +384,18 @@ void connection::respond_error(int status, std::string_view message, std::string
   respond(status, "application/json", body.view(), headers);
 }
 
-void connection::count_request(int status) {
+uint64_t connection::count_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
-  m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
+  uint64_t now = monotonic_ns();
+  m.request_latency.observe_us((now - current_.start_ns) / 1000);
   ++requests_served_;
+  return now;
 }
 
 void connection::finish_request(int status) {
-  count_request(status);
+  uint64_t now = count_request(status);
+  access_end(status, now);
   complete_request();
 }
 
@@ -448,6 +455,7 @@ void connection::on_eof(int err) {
   if (mode_ != mode::http || (phase_ == phase::handling && !producers_.empty())) {
     // A stream's reader left, or the client of a request still being generated did (or the
     // socket failed): stop the work at once and close. The handler tells its producers first.
+    note_close_reason(close_reason::client_closed);  // a reset too: the client left
     if (ws_) ws_->on_peer_gone();
     close_stream_producers();
     phase_ = phase::closing;
@@ -472,10 +480,12 @@ void connection::on_eof(int err) {
 void connection::begin_drain() {
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
+    note_close_reason(close_reason::drain);
     close_websocket(1001, "server shutting down");
     return;
   }
   if (mode_ == mode::sse) {
+    note_close_reason(close_reason::drain);
     current_.keep_alive = false;
     end_sse();
     return;
@@ -495,6 +505,7 @@ void connection::begin_drain() {
 void connection::on_closed() {
   if (ws_) ws_->on_peer_gone();
   close_stream_producers();
+  access_closed();
   if (ring_) {
     ring_->close();
     shard_.release_ring(std::move(ring_));
@@ -552,6 +563,7 @@ void connection::on_timer() {
   }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    note_close_reason(close_reason::timeout);
     phase_ = phase::closing;
     abort();
     return;
@@ -573,6 +585,9 @@ void connection::on_timer() {
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
     current_.allow_origin = {};
     current_.rate_headers = false;
+    current_.key = nullptr;
+    access_begin(nullptr, in_.size());
+    note_close_reason(close_reason::timeout);
     respond_error(408, "The request was not received in time", "invalid_request_error", {},
                   "request_timeout");
     return;
