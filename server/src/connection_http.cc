@@ -214,7 +214,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   token_.reset();
   access_begin(&req, wire_bytes);
   current_.rate_headers = false;
-  const cors_policy& cors = shard_.cors();
+  rules_ = shard_.rules();  // what this request is admitted under, even if a reload comes
+  const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
     answer_preflight(req, m.allow);
