@@ -158,9 +158,10 @@ session_state session::feed(std::string_view in) {
     } else if (in_ == input_state::blocked && wslay_event_get_read_enabled(ctx_)) {
       // wslay has consumed every byte before the held-back frame: act on it now.
       if (pending_error_ != 0) {
-        fail(pending_error_, pending_error_ == close_code::message_too_big    ? "message too big"
-                             : pending_error_ == close_code::policy_violation ? "too many fragments"
-                                                                              : "protocol error");
+        std::string_view reason = "protocol error";
+        if (pending_error_ == close_code::message_too_big) reason = options_.too_big_reason;
+        if (pending_error_ == close_code::policy_violation) reason = "too many fragments";
+        fail(pending_error_, reason);
       } else {
         handle_close_frame();
       }

@@ -257,7 +257,10 @@ bool connection::admit(const http1::request& req) {
       reject_reason why =
           a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
       ++m.rejected[static_cast<size_t>(why)];
-      respond_api_error(*this, *a.refusal);
+      openai::api_error err = std::move(*a.refusal);
+      // OpenAI's missing-key error has a null code; ringcast's own routes always name it.
+      if (!err.code && !openai_compatible(current_.route)) err.code = "missing_api_key";
+      respond_api_error(*this, err);
       return false;
     }
     current_.key = a.key;
@@ -335,8 +338,8 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   // The stream can't be trusted past a malformed request: answer and close.
   begin_error_response();
   access_begin(nullptr, wire_bytes);
-  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
-                http1::name_of(e));
+  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
+                "invalid_request_error", {}, http1::name_of(e));
 }
 
 void connection::begin_error_response() {

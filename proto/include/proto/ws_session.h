@@ -73,6 +73,9 @@ message_handler bind_handler(T* obj) {
 struct session_options {
   // Largest message accepted, in payload bytes summed over its fragments.
   size_t message_bytes_max = 1 << 20;
+  // The close reason (1009) for a message over it; a server names its flag here. At most 123 bytes
+  // (RFC 6455 §5.5: control payloads are 125 bytes, the code takes 2); must outlive the session.
+  std::string_view too_big_reason = "message too big";
   // Most frames one message may arrive in: a peer can't keep a message open forever with empty
   // continuation frames, or make the receiver do per-frame work for every few bytes.
   size_t message_frames_max = 4096;
