@@ -271,15 +271,4 @@ std::optional<api_error> parse_responses_request(const json::value& root, respon
   return std::nullopt;
 }
 
-std::optional<api_error> check_output_tokens(const responses_request& req,
-                                             uint64_t model_output_tokens_max) {
-  const auto& limit = req.settings.max_output_tokens;
-  if (!limit || static_cast<uint64_t>(*limit) <= model_output_tokens_max) return std::nullopt;
-  std::string n = std::to_string(*limit);
-  return invalid_request("max_output_tokens is too large: " + n + ". This model supports at most " +
-                             std::to_string(model_output_tokens_max) +
-                             " output tokens, whereas you provided " + n + ".",
-                         "max_output_tokens", "integer_above_max_value");
-}
-
 }  // namespace rc::openai

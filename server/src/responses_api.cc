@@ -266,11 +266,6 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
     if (on_finished) on_finished();
     return;
   }
-  if (auto err = openai::check_output_tokens(req, e->completion_tokens_max(req.settings.model))) {
-    report(conn, mode, request_id, *err);
-    if (on_finished) on_finished();
-    return;
-  }
   generation_request g;
   g.model = req.settings.model;
   g.conversation = history;

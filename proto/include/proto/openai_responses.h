@@ -94,11 +94,6 @@ struct responses_request {
 // `stream_id` members are ignored) and fills `out`. Returns the first violation, or nullopt.
 std::optional<api_error> parse_responses_request(const json::value& root, responses_request& out);
 
-// Nullopt when the request sets no max_output_tokens or one within the model's
-// `model_output_tokens_max` (checked once the model is known, as chat's max_tokens).
-std::optional<api_error> check_output_tokens(const responses_request& req,
-                                             uint64_t model_output_tokens_max);
-
 // ---- the response object ----
 
 enum class response_status : uint8_t {

@@ -176,19 +176,6 @@ TEST(OpenaiResponsesRequest, InputItemCountIsBounded) {
                "input", "array_above_max_length");
 }
 
-TEST(OpenaiResponsesRequest, OutputTokensAreBoundedByTheModel) {
-  responses_request r;
-  ASSERT_FALSE(parse(with(R"("max_output_tokens":4096)"), r));
-  EXPECT_FALSE(check_output_tokens(r, 4096));
-  ASSERT_FALSE(parse(with(""), r));
-  EXPECT_FALSE(check_output_tokens(r, 4096));
-  ASSERT_FALSE(parse(with(R"("max_output_tokens":1000000000000)"), r));
-  expect_error(check_output_tokens(r, 4096),
-               "max_output_tokens is too large: 1000000000000. This model supports at most 4096 "
-               "output tokens, whereas you provided 1000000000000.",
-               "max_output_tokens", "integer_above_max_value");
-}
-
 TEST(OpenaiResponsesRequest, WebSocketCreateMessageMembersAreIgnored) {
   responses_request r;
   EXPECT_FALSE(parse(R"({"type":"response.create","stream_id":"s1","model":"m","input":"x"})", r));
