@@ -60,9 +60,9 @@ void connection::on_data(const char* data, size_t len) {
     phase_ = phase::reading;
     request_started_ms_ = shard_.loop().now_ms();
   }
-  if (!in_.empty() || async_ || input_paused_) {
+  if (!in_.empty() || async_ || input_paused_ || waiting_admission()) {
     keep_input(data, len);
-    if (!async_ && !input_paused_) {
+    if (!async_ && !input_paused_ && !waiting_admission()) {
       size_t used = process(in_.data(), in_.size(), in_.capacity());
       in_.consume(used);
       hand_over_to_websocket();
@@ -96,7 +96,8 @@ size_t connection::process(const char* data, size_t len, size_t capacity) {
   RC_ASSERT(!in_process_);
   in_process_ = true;
   size_t off = 0;
-  while (off < len && phase_ != phase::closing && !async_ && mode_ == mode::http) {
+  while (off < len && phase_ != phase::closing && !async_ && mode_ == mode::http &&
+         !waiting_admission()) {
     if (over_output_limit()) {
       // The client pipelines faster than it reads: stop until the output drains.
       input_paused_ = true;
@@ -155,6 +156,9 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     reject(r.error);
     return len;
   }
+  // Admission is decided on the head, before the body; the rate token may have to come from
+  // another shard, and then nothing is consumed until it has (on_rate_answer parses again).
+  if (!prepare_admission(req)) return 0;
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
@@ -213,6 +217,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
+    ticket_ = {};  // preflights are not admitted (prepare_admission took nothing)
     answer_preflight(req, m.allow);
     return;
   }
@@ -237,56 +242,6 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   } else {
     RC_ASSERT(phase_ != phase::handling);  // a synchronous handler must have answered
   }
-}
-
-bool connection::admit(const http1::request& req) {
-  std::string_view path = req.path;
-  bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
-  if (!api) return true;
-  auto& m = shard_.metrics();
-  const api_keys& keys = shard_.keys();
-  if (!keys.empty()) {
-    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
-    std::string_view presented = presented_key(req, req.upgrade);
-    current_.key = keys.find(presented);
-    if (!current_.key) {
-      ++m.rejected[static_cast<size_t>(reject_reason::auth)];
-      respond_api_error(*this, presented.empty() ? openai::missing_api_key()
-                                                 : openai::invalid_api_key(presented));
-      return false;
-    }
-  }
-  rate_limiter& rates = shard_.rates();
-  if (rates.enabled(current_.key)) {
-    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
-    current_.rate_headers = true;
-    current_.rate_limit = d.limit;
-    current_.rate_remaining = d.remaining;
-    current_.rate_reset_ms = d.reset_ms;
-    if (!d.allowed) {
-      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
-      respond_api_error(*this, openai::rate_limited("Rate limit reached for requests"),
-                        d.retry_after_ms);
-      return false;
-    }
-  }
-  ++m.admitted;
-  return true;
-}
-
-bool connection::admit_ws_action(uint64_t& retry_after_ms) {
-  rate_limiter& rates = shard_.rates();
-  auto& m = shard_.metrics();
-  if (rates.enabled(current_.key)) {
-    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
-    if (!d.allowed) {
-      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
-      retry_after_ms = d.retry_after_ms;
-      return false;
-    }
-  }
-  ++m.admitted;
-  return true;
 }
 
 void connection::answer_preflight(const http1::request& req, std::string_view allow) {
@@ -335,6 +290,7 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
+  ticket_ = {};
   respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
                 http1::name_of(e));
 }

@@ -50,8 +50,7 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
       responses_(config_.responses_store_max),
       scheduler_(*this, share_of(config_.engine_concurrency_max),
                  share_of(config_.engine_queue_max), config_.shed_queue_delay_ms),
-      rates_(config_.rate_limit_rps, config_.rate_limit_burst, 1.0 / r.shard_count()),
-      key_streams_(rules.keys.size() + 1, 0),
+      budgets_(r),
       broker_(*this),
       started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
@@ -148,10 +147,6 @@ uint32_t shard_server::share_of(uint32_t total) const {
   if (total == 0) return 0;
   uint32_t n = shard_count();
   return std::max<uint32_t>(1, (total + n - 1) / n);
-}
-
-uint32_t& shard_server::key_streams(const api_key* key) {
-  return key_streams_[key ? key->index : key_streams_.size() - 1];
 }
 
 connection* shard_server::live_connection(uint64_t id) {

@@ -1,0 +1,193 @@
+// connection: admission of API requests and WebSocket actions — the key, the budget it draws on
+// (limits.h), and the rate token, which may have to come from the budget's home shard.
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "base/assert.h"
+#include "proto/openai_errors.h"
+#include "server/admission.h"
+#include "server/connection.h"
+#include "server/openai_api.h"
+#include "server/shard.h"
+#include "server/ws_endpoint.h"
+
+namespace rc::server {
+
+const std::array<uint8_t, 16>& connection::client_prefix() {
+  if (client_prefix_known_) return client_prefix_;
+  client_prefix_known_ = true;
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return client_prefix_;
+  if (ss.ss_family == AF_INET) {
+    // IPv4-mapped (::ffff:a.b.c.d): the whole address.
+    client_prefix_[10] = client_prefix_[11] = 0xff;
+    std::memcpy(client_prefix_.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+  } else if (ss.ss_family == AF_INET6) {
+    const uint8_t* a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr.s6_addr;
+    bool v4_mapped = std::all_of(a, a + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff &&
+                     a[11] == 0xff;
+    std::memcpy(client_prefix_.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
+  }
+  return client_prefix_;
+}
+
+void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule& r) {
+  const server_config& cfg = shard_.config();
+  double burst = 0;
+  if (key) {
+    s.what = limit_subject::kind::key;
+    s.key_index = key->index;
+    r.rps = key->rps > 0 ? key->rps : cfg.rate_limit_rps;
+    burst = key->burst > 0 ? key->burst : cfg.rate_limit_burst;
+    r.streams_max = key->streams_max > 0 ? key->streams_max : cfg.key_streams_max;
+  } else if (cfg.anon_rate_limit_rps > 0 || cfg.anon_streams_max > 0) {
+    s.what = limit_subject::kind::address;
+    s.address = client_prefix();
+    r.rps = cfg.anon_rate_limit_rps;
+    burst = cfg.anon_rate_limit_burst;
+    r.streams_max = cfg.anon_streams_max;
+  } else {
+    s.what = limit_subject::kind::anonymous;
+    r.rps = cfg.rate_limit_rps;
+    burst = cfg.rate_limit_burst;
+    r.streams_max = cfg.key_streams_max;
+  }
+  r.burst = std::max(burst > 0 ? burst : r.rps, 1.0);
+}
+
+bool connection::prepare_admission(const http1::request& req) {
+  using st = admission_ticket::state;
+  if (ticket_.st != st::none) return ticket_.st == st::decided;
+  ticket_.st = st::decided;
+  std::string_view path = req.path;
+  if (!path.starts_with("/v1/") && !path.starts_with("/api/") && path != "/ws") return true;
+  // A CORS preflight is answered before admission (dispatch): it takes nothing.
+  if (req.method == http1::method::options && match_route(req.method, path).status == 405)
+    return true;
+  ticket_.api = true;
+  const api_keys& keys = shard_.keys();
+  if (!keys.empty()) {
+    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
+    ticket_.key = keys.find(presented_key(req, req.upgrade));
+    if (!ticket_.key) {
+      ticket_.auth_failed = true;
+      return true;
+    }
+  }
+  choose_budget(ticket_.key, ticket_.subject, ticket_.rule);
+  if (ticket_.rule.rps <= 0) return true;
+  ticket_.rated = true;
+  shard_limits& limits = shard_.budgets();
+  if (auto d = limits.try_take(ticket_.subject, ticket_.rule, shard_.loop().now_us())) {
+    ticket_.rate = *d;
+    return true;
+  }
+  ticket_.st = st::waiting;
+  uint64_t id = id_;
+  limits.ask(ticket_.subject, ticket_.rule, [id](const rate_decision& d) {
+    if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
+  });
+  return false;
+}
+
+void connection::on_rate_answer(const rate_decision& d) {
+  if (!waiting_admission()) return;  // the request was abandoned meanwhile
+  ticket_.st = admission_ticket::state::decided;
+  ticket_.rate = d;
+  ticket_.until_us = shard_.loop().now_us() + shard_limits::lease_ms * 1000;
+  if (phase_ == phase::closing) return;
+  if (mode_ == mode::ws) {
+    if (ws_) ws_->release_held();
+    update_timer();
+    return;
+  }
+  if (mode_ != mode::http || async_ || input_paused_) return;
+  size_t used = process(in_.data(), in_.size(), in_.capacity());
+  in_.consume(used);
+  hand_over_to_websocket();
+  in_.release_if_empty();
+  update_timer();
+}
+
+bool connection::admit(const http1::request& req) {
+  admission_ticket t = ticket_;
+  ticket_ = {};
+  RC_ASSERT(t.st == admission_ticket::state::decided);
+  current_.key = t.key;
+  current_.subject = t.subject;
+  current_.rule = t.rule;
+  if (!t.api) return true;
+  auto& m = shard_.metrics();
+  if (t.auth_failed) {
+    ++m.rejected[static_cast<size_t>(reject_reason::auth)];
+    std::string_view presented = presented_key(req, req.upgrade);
+    respond_api_error(*this, presented.empty() ? openai::missing_api_key()
+                                               : openai::invalid_api_key(presented));
+    return false;
+  }
+  if (t.rated) {
+    current_.rate_headers = true;
+    current_.rate_limit = t.rate.limit;
+    current_.rate_remaining = t.rate.remaining;
+    current_.rate_reset_ms = t.rate.reset_ms;
+    if (!t.rate.allowed) {
+      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
+      respond_api_error(*this, openai::rate_limited("Rate limit reached for requests"),
+                        t.rate.retry_after_ms);
+      return false;
+    }
+  }
+  ++m.admitted;
+  return true;
+}
+
+bool connection::ws_admission_ready() {
+  using st = admission_ticket::state;
+  if (ticket_.st == st::waiting) return false;
+  if (current_.rule.rps <= 0) return true;
+  uint64_t now = shard_.loop().now_us();
+  if (ticket_.st == st::decided && now < ticket_.until_us) return true;
+  ticket_ = {};
+  shard_limits& limits = shard_.budgets();
+  if (limits.can_decide(current_.subject, now)) return true;
+  ticket_.st = st::waiting;
+  uint64_t id = id_;
+  limits.ask(current_.subject, current_.rule, [id](const rate_decision& d) {
+    if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
+  });
+  return false;
+}
+
+bool connection::admit_ws_action(uint64_t& retry_after_ms) {
+  auto& m = shard_.metrics();
+  if (current_.rule.rps > 0) {
+    uint64_t now = shard_.loop().now_us();
+    rate_decision d;
+    if (ticket_.st == admission_ticket::state::decided && now < ticket_.until_us) {
+      d = ticket_.rate;
+    } else if (auto got = shard_.budgets().try_take(current_.subject, current_.rule, now)) {
+      d = *got;
+    } else {
+      // Only the home can tell, and this message was not held for it (ws_admission_ready runs
+      // before every message of an admitting handler): refuse rather than guess.
+      d.allowed = false;
+      d.retry_after_ms = 1;
+    }
+    ticket_ = {};
+    if (!d.allowed) {
+      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
+      retry_after_ms = d.retry_after_ms;
+      return false;
+    }
+  }
+  ++m.admitted;
+  return true;
+}
+
+}  // namespace rc::server
