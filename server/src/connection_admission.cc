@@ -107,11 +107,12 @@ void connection::on_rate_answer(const rate_decision& d) {
     update_timer();
     return;
   }
-  if (mode_ != mode::http || async_ || input_paused_) return;
+  if (mode_ != mode::http || async_) return;
   size_t used = process(in_.data(), in_.size(), in_.capacity());
   in_.consume(used);
   hand_over_to_websocket();
   in_.release_if_empty();
+  if (input_paused_) resume_input();  // receiving may have paused while this request waited
   update_timer();
 }
 

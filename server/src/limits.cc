@@ -55,7 +55,6 @@ unsigned shard_limits::home_of(const limit_subject& s) const {
 }
 
 void shard_limits::post(unsigned to, unique_function<void()> m) {
-  ++messages_sent_;
   // A refused post means the mailbox and its backlog are both full (tens of thousands of
   // messages): the process is far past overload; say so rather than fail silently.
   if (!reactor_.post(to, std::move(m))) RC_WARN("limits: message to shard %u dropped", to);
@@ -93,7 +92,7 @@ shard_limits::entry& shard_limits::find(const limit_subject& s) {
 // ---- the home's bucket ----
 
 uint32_t shard_limits::lease_size(const limit_rule& r) {
-  double n = std::min(burst_of(r) / 4, r.rps * 0.05);
+  double n = std::min({burst_of(r) / 4, r.rps * 0.05, double{1 << 20}});
   return n >= 1 ? static_cast<uint32_t>(n) : 0;
 }
 
@@ -155,7 +154,7 @@ shard_limits::answer shard_limits::take_home(entry& e, const limit_rule& r, uint
     // Lease only from the upper half of the bucket, so a lease never starves the other shards.
     double spare = e.tokens - burst / 2;
     if (spare >= 1) {
-      uint32_t g = std::min(want, static_cast<uint32_t>(spare));
+      uint32_t g = spare >= want ? want : static_cast<uint32_t>(spare);
       e.tokens -= g;
       a.lease = g;
       a.until_us = now_us + lease_ms * 1000;
@@ -190,7 +189,17 @@ std::optional<rate_decision> shard_limits::try_take(const limit_subject& s, cons
     left += g.count;
     if (!use || g.until_us < use->until_us) use = &g;
   }
-  if (!use) return std::nullopt;
+  if (!use) {
+    // The home said no token before refused_until_us; none can appear there sooner (leases out
+    // never return early), so refusing here until then is exact and saves the round trips.
+    if (now_us >= e.refused_until_us) return std::nullopt;
+    rate_decision d;
+    d.allowed = false;
+    d.limit = static_cast<uint64_t>(std::llround(r.rps * 60));
+    d.retry_after_ms = (e.refused_until_us - now_us + 999) / 1000;
+    d.reset_ms = ms_for(burst_of(r), r.rps);
+    return d;
+  }
   --use->count;
   --left;
   double burst = burst_of(r);
@@ -252,6 +261,7 @@ void shard_limits::on_answer(const limit_subject& s, uint64_t ask_id, const answ
   }
   e.home_tokens = a.home_tokens;
   e.home_seen_us = now;
+  if (!a.d.allowed) e.refused_until_us = now + (a.d.retry_after_ms - 1) * 1000;
   if (ask_id == 0) {
     e.refilling = false;
     return;
@@ -260,7 +270,9 @@ void shard_limits::on_answer(const limit_subject& s, uint64_t ask_id, const answ
   if (it == asks_.end()) return;
   auto done = std::move(it->second);
   asks_.erase(it);
-  done(a.d);
+  rate_decision d = a.d;
+  d.remaining += e.lease[0].count + e.lease[1].count;  // what this shard now holds counts too
+  done(d);
 }
 
 // ---- streams ----

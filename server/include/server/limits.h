@@ -100,8 +100,6 @@ class shard_limits {
   // Open streams of `s` counted on this shard (the home's count; tests and metrics).
   uint32_t streams_open(const limit_subject& s);
 
-  uint64_t messages_sent() const { return messages_sent_; }
-
  private:
   struct grant {
     uint32_t count;
@@ -116,6 +114,7 @@ class shard_limits {
     // Lease side (a non-home shard): at most two grants, used oldest first.
     grant lease[2] = {{0, 0}, {0, 0}};
     bool refilling = false;
+    uint64_t refused_until_us = 0;  // the home's last refusal: no token there before this
     double home_tokens = 0;  // the home's bucket at its last answer (for headers)
     uint64_t home_seen_us = 0;
     bool busy() const { return streams > 0 || !out.empty(); }
@@ -154,7 +153,6 @@ class shard_limits {
   uint64_t next_id_ = 1;
   std::unordered_map<uint64_t, unique_function<void(const rate_decision&)>> asks_;
   std::unordered_map<uint64_t, unique_function<void(bool)>> stream_asks_;
-  uint64_t messages_sent_ = 0;
 };
 
 }  // namespace rc::server
