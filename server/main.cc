@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/shard_group.h"
 #include "core/uring.h"
+#include "server/authentication.h"
 #include "server/config.h"
 #include "server/shard.h"
 
@@ -73,6 +74,11 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (std::string err = rc::server::load_token_keys(cfg, rules.tokens); !err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 2;
+  }
+
   rc::uring_support support;
   if (std::string err = rc::probe_uring(support); !err.empty()) {
     std::fprintf(stderr, "ringcast: %s\n", err.c_str());
@@ -112,7 +118,12 @@ int main(int argc, char** argv) {
 
   // Configuration notes come before the line that announces the address: whoever waits for
   // that line has seen them.
-  if (rules.keys.empty()) {
+  if (rules.tokens.configured()) {
+    RC_INFO("subscription tokens (JWT%s%s) accepted on topic subscriptions",
+            cfg.jwt_hs256_secret_file.empty() ? "" : " HS256",
+            cfg.jwt_es256_public_key_file.empty() ? "" : " ES256");
+  }
+  if (rules.keys.empty() && !rules.tokens.configured()) {
     RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
   } else {
     RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");

@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "proto/json_writer.h"
 #include "proto/openai_chat.h"
+#include "server/authentication.h"
 #include "server/connection.h"
 #include "server/handlers.h"
 #include "server/openai_api.h"
@@ -361,6 +362,11 @@ handler_result handle_chat_completions(request_context& ctx) {
     if (std::string_view why = ctx.shard.topics().check_name(topic); !why.empty()) {
       respond_api_error(ctx.conn, openai::invalid_request(std::string(why), "x-ringcast-topic",
                                                           "invalid_topic"));
+      return handler_result::done;
+    }
+    if (auto refused = topic_refusal(ctx.conn, topic_action::publish, topic)) {
+      ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+      respond_api_error(ctx.conn, *refused);
       return handler_result::done;
     }
     mirror.emplace(ctx.shard, std::string(topic), h.id);

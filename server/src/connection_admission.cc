@@ -7,10 +7,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <utility>
 
 #include "base/assert.h"
 #include "proto/openai_errors.h"
 #include "server/admission.h"
+#include "server/authentication.h"
 #include "server/connection.h"
 #include "server/openai_api.h"
 #include "server/shard.h"
@@ -61,24 +63,25 @@ void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule&
   r.burst = std::max(burst > 0 ? burst : r.rps, 1.0);
 }
 
-bool connection::prepare_admission(const http1::request& req) {
+bool connection::prepare_admission(const http1::request& req, route_match& m, bool& matched) {
   using st = admission_ticket::state;
   if (ticket_.st != st::none) return ticket_.st == st::decided;
   ticket_.st = st::decided;
+  m = match_route(req.method, req.path);
+  matched = true;
   std::string_view path = req.path;
   if (!path.starts_with("/v1/") && !path.starts_with("/api/") && path != "/ws") return true;
   // A CORS preflight is answered before admission (dispatch): it takes nothing.
-  if (req.method == http1::method::options && match_route(req.method, path).status == 405)
-    return true;
+  if (req.method == http1::method::options && m.status == 405) return true;
   ticket_.api = true;
-  const api_keys& keys = shard_.keys();
-  if (!keys.empty()) {
-    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
-    ticket_.key = keys.find(presented_key(req, req.upgrade));
-    if (!ticket_.key) {
-      ticket_.auth_failed = true;
+  if (authentication_required(shard_)) {
+    auth_result a = authenticate(shard_, req, m.route);
+    if (a.refusal) {
+      ticket_.refusal = std::move(a.refusal);
       return true;
     }
+    ticket_.key = a.key;
+    ticket_.token = std::move(a.token);
   }
   choose_budget(ticket_.key, ticket_.subject, ticket_.rule);
   if (ticket_.rule.rps <= 0) return true;
@@ -116,20 +119,19 @@ void connection::on_rate_answer(const rate_decision& d) {
   update_timer();
 }
 
-bool connection::admit(const http1::request& req) {
-  admission_ticket t = ticket_;
-  ticket_ = {};
+bool connection::admit(const http1::request&) {
+  admission_ticket t = std::exchange(ticket_, {});
   RC_ASSERT(t.st == admission_ticket::state::decided);
   current_.key = t.key;
+  token_ = std::move(t.token);
   current_.subject = t.subject;
   current_.rule = t.rule;
   if (!t.api) return true;
   auto& m = shard_.metrics();
-  if (t.auth_failed) {
-    ++m.rejected[static_cast<size_t>(reject_reason::auth)];
-    std::string_view presented = presented_key(req, req.upgrade);
-    respond_api_error(*this, presented.empty() ? openai::missing_api_key()
-                                               : openai::invalid_api_key(presented));
+  if (t.refusal) {
+    reject_reason why = t.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+    ++m.rejected[static_cast<size_t>(why)];
+    respond_api_error(*this, *t.refusal);
     return false;
   }
   if (t.rated) {

@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "proto/http1_writer.h"
 #include "proto/openai_errors.h"
+#include "server/authentication.h"
 #include "server/errors.h"
 #include "server/openai_api.h"
 #include "server/shard.h"
@@ -30,7 +31,7 @@ connection::connection(shard_server& shard, int fd, uint64_t id)
   timer_.bind<connection, &connection::on_timer>(this);
 }
 
-connection::~connection() = default;  // here, where ws_endpoint is complete
+connection::~connection() = default;  // here, where ws_endpoint and token_grant are complete
 
 void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
@@ -158,18 +159,21 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   }
   // Admission is decided on the head, before the body; the rate token may have to come from
   // another shard, and then nothing is consumed until it has (on_rate_answer parses again).
-  if (!prepare_admission(req)) return 0;
+  route_match matched;  // the route, when this call decided admission (dispatch reuses it)
+  bool have_match = false;
+  if (!prepare_admission(req, matched, have_match)) return 0;
+  const route_match* m = have_match ? &matched : nullptr;
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
       need_bytes_ = 0;
-      dispatch(req, {}, 0);
+      dispatch(req, {}, 0, m);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, m);
         return head + body_len;
       }
       need_bytes_ = head + body_len;
@@ -192,7 +196,8 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   return 0;
 }
 
-void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity) {
+void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
+                          const route_match* matched) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
@@ -210,9 +215,10 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   }
 
-  route_match m = match_route(req.method, req.path);
+  route_match m = matched ? *matched : match_route(req.method, req.path);
   current_.route = m.route;
   current_.key = nullptr;
+  token_.reset();
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";

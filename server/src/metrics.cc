@@ -10,8 +10,8 @@
 namespace rc::server {
 
 std::string_view reject_reason_label(reject_reason r) {
-  static constexpr std::string_view labels[] = {"auth",     "rate", "streams", "queue_full",
-                                                "shed",     "deadline", "origin"};
+  static constexpr std::string_view labels[] = {"auth", "rate",     "streams", "queue_full",
+                                                "shed", "deadline", "origin",  "permission"};
   static_assert(std::size(labels) == static_cast<size_t>(reject_reason::count));
   return labels[static_cast<size_t>(r)];
 }

@@ -73,6 +73,8 @@ struct server_config {
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable
   std::string api_keys_file;             // one key per line, with optional limits
+  std::string jwt_hs256_secret_file;     // subscription tokens signed with HS256: the secret
+  std::string jwt_es256_public_key_file;  // ... with ES256: the PEM public key (P-256)
   double rate_limit_rps = 0;             // per key; 0: unlimited
   double rate_limit_burst = 0;           // per key; 0: one second's worth
   uint32_t key_streams_max = 0;          // concurrent streams per key; 0: unlimited

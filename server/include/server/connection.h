@@ -38,6 +38,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -49,6 +50,7 @@
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
+#include "proto/openai_errors.h"
 #include "server/limits.h"
 #include "server/router.h"
 #include "server/stream.h"
@@ -58,6 +60,7 @@ namespace rc::server {
 class shard_server;
 class connection;
 struct api_key;
+struct token_grant;
 class ws_endpoint;
 class ws_handler;
 struct connection_list_tag;
@@ -105,6 +108,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The subscription token the current request (or the WebSocket) presented instead of a key, or
+  // nullptr (authentication.h).
+  const token_grant* request_token() const { return token_.get(); }
   // Whose budget the current request (or the WebSocket) uses, and what it allows.
   const limit_subject& budget() const { return current_.subject; }
   const limit_rule& budget_rule() const { return current_.rule; }
@@ -192,13 +198,16 @@ class connection final : public stream_socket, public list_node<connection_list_
   size_t process(const char* data, size_t len, size_t capacity);
   // One request at `data`; returns bytes consumed, or 0 when it is incomplete.
   size_t process_one(const char* data, size_t len, size_t capacity);
-  void dispatch(const http1::request& req, std::string_view body, size_t body_capacity);
+  void dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
+                const route_match* matched = nullptr);
   // Decides admission for the request whose head was just parsed (once per request); false
-  // while the answer is awaited from another shard.
-  bool prepare_admission(const http1::request& req);
+  // while the answer is awaited from another shard. Sets `m` (and `matched`) when it matched the
+  // route, for dispatch.
+  bool prepare_admission(const http1::request& req, route_match& m, bool& matched);
   void choose_budget(const api_key* key, limit_subject& s, limit_rule& r);
   void on_rate_answer(const rate_decision& d);
-  // Authentication and rate limits for API routes, as prepared; false when it answered (401/429).
+  // Authentication and rate limits for API routes, as prepared; false when it answered
+  // (401/403/429).
   bool admit(const http1::request& req);
   void answer_preflight(const http1::request& req, std::string_view allow);
   // Headers every response of the current request carries (CORS, x-ratelimit-*).
@@ -253,15 +262,17 @@ class connection final : public stream_socket, public list_node<connection_list_
     limit_subject subject;          // whose budget (kept after an upgrade)
     limit_rule rule;                // its limits; rps 0: requests not limited
   } current_;
+  std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
 
   // Admission decided for the request being read (or, on a WebSocket, the next message).
   struct admission_ticket {
     enum class state : uint8_t { none, waiting, decided };
     state st = state::none;
     bool api = false;          // an API route: admission applies
-    bool auth_failed = false;  // keys are configured and none matched
     bool rated = false;        // a rate limit applies; `rate` holds the decision
+    std::optional<openai::api_error> refusal;  // authentication failed: 401 or 403
     const api_key* key = nullptr;
+    std::unique_ptr<token_grant> token;
     limit_subject subject;
     limit_rule rule;
     rate_decision rate;

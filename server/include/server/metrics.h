@@ -56,7 +56,7 @@ std::string_view status_slot_label(size_t slot);
 enum class protocol : uint8_t { http, sse, ws, count };
 // Why admission refused something: the label of ringcast_admission_rejected_total.
 enum class reject_reason : uint8_t {
-  auth, rate, streams, queue_full, shed, deadline, origin, count
+  auth, rate, streams, queue_full, shed, deadline, origin, permission, count
 };
 std::string_view reject_reason_label(reject_reason r);
 enum class timeout_kind : uint8_t { header, idle, write, count };

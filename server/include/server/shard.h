@@ -27,6 +27,7 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "proto/json_reader.h"
+#include "proto/jwt.h"
 #include "server/admission.h"
 #include "server/broker.h"
 #include "server/config.h"
@@ -45,6 +46,7 @@ struct shared_rules {
   explicit shared_rules(const server_config& cfg) : config(cfg), cors(cfg.cors_origins) {}
   const server_config& config;
   api_keys keys;
+  jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
   cors_policy cors;
 };
 
@@ -85,6 +87,7 @@ class shard_server {
   // Per-key and per-address budgets (rates, stream caps), exact across shards.
   shard_limits& budgets() { return budgets_; }
   const api_keys& keys() const { return rules_.keys; }
+  const jwt::verifier& tokens() const { return rules_.tokens; }
   const cors_policy& cors() const { return rules_.cors; }
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
