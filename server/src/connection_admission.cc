@@ -7,7 +7,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <utility>
 
 #include "base/assert.h"
 #include "proto/openai_errors.h"
@@ -67,6 +66,8 @@ bool connection::prepare_admission(const http1::request& req, route_match& m, bo
   using st = admission_ticket::state;
   if (ticket_.st != st::none) return ticket_.st == st::decided;
   ticket_.st = st::decided;
+  ticket_.subject = {};
+  ticket_.rule = {};
   m = match_route(req.method, req.path);
   matched = true;
   std::string_view path = req.path;
@@ -119,9 +120,18 @@ void connection::on_rate_answer(const rate_decision& d) {
   update_timer();
 }
 
+void connection::reset_ticket() {
+  ticket_.st = admission_ticket::state::none;
+  ticket_.api = ticket_.rated = false;
+  ticket_.key = nullptr;
+  if (ticket_.refusal) ticket_.refusal.reset();
+  ticket_.token.reset();
+}
+
 bool connection::admit(const http1::request&) {
-  admission_ticket t = std::exchange(ticket_, {});
+  admission_ticket& t = ticket_;
   RC_ASSERT(t.st == admission_ticket::state::decided);
+  t.st = admission_ticket::state::none;  // this request takes it; the rest is reset below
   current_.key = t.key;
   token_ = std::move(t.token);
   current_.subject = t.subject;
@@ -131,14 +141,19 @@ bool connection::admit(const http1::request&) {
   if (t.refusal) {
     reject_reason why = t.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
     ++m.rejected[static_cast<size_t>(why)];
-    respond_api_error(*this, *t.refusal);
+    openai::api_error refusal = std::move(*t.refusal);
+    reset_ticket();
+    respond_api_error(*this, refusal);
     return false;
   }
+  t.api = false;
+  t.key = nullptr;
   if (t.rated) {
     current_.rate_headers = true;
     current_.rate_limit = t.rate.limit;
     current_.rate_remaining = t.rate.remaining;
     current_.rate_reset_ms = t.rate.reset_ms;
+    t.rated = false;
     if (!t.rate.allowed) {
       ++m.rejected[static_cast<size_t>(reject_reason::rate)];
       respond_api_error(*this, openai::rate_limited("Rate limit reached for requests"),
@@ -156,7 +171,7 @@ bool connection::ws_admission_ready() {
   if (current_.rule.rps <= 0) return true;
   uint64_t now = shard_.loop().now_us();
   if (ticket_.st == st::decided && now < ticket_.until_us) return true;
-  ticket_ = {};
+  reset_ticket();
   shard_limits& limits = shard_.budgets();
   if (limits.can_decide(current_.subject, now)) return true;
   ticket_.st = st::waiting;
@@ -182,7 +197,7 @@ bool connection::admit_ws_action(uint64_t& retry_after_ms) {
       d.allowed = false;
       d.retry_after_ms = 1;
     }
-    ticket_ = {};
+    reset_ticket();
     if (!d.allowed) {
       ++m.rejected[static_cast<size_t>(reject_reason::rate)];
       retry_after_ms = d.retry_after_ms;

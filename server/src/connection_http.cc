@@ -215,7 +215,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   }
 
-  route_match m = matched ? *matched : match_route(req.method, req.path);
+  route_match local;
+  const route_match& m = matched ? *matched : (local = match_route(req.method, req.path));
   current_.route = m.route;
   current_.key = nullptr;
   token_.reset();
@@ -223,7 +224,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
-    ticket_ = {};  // preflights are not admitted (prepare_admission took nothing)
+    reset_ticket();  // preflights are not admitted (prepare_admission took nothing)
     answer_preflight(req, m.allow);
     return;
   }
@@ -296,7 +297,7 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
-  ticket_ = {};
+  reset_ticket();
   respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
                 http1::name_of(e));
 }

@@ -278,6 +278,7 @@ class connection final : public stream_socket, public list_node<connection_list_
     rate_decision rate;
     uint64_t until_us = 0;  // WebSocket: the decision is used by then or dropped
   } ticket_;
+  void reset_ticket();
   bool waiting_admission() const { return ticket_.st == admission_ticket::state::waiting; }
   // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
   const std::array<uint8_t, 16>& client_prefix();
