@@ -31,10 +31,11 @@ void generation_task::count_stream() {
   if (rule.streams_max == 0) return;
   budget_ = conn_->budget();
   shard_limits& limits = shard_.budgets();
-  if (limits.is_home(budget_)) {
-    // admit_generation checked the cap in this same turn; the slot is free.
-    holds_stream_ = limits.try_open_stream(budget_, rule);
-    RC_ASSERT(holds_stream_);
+  // On the home the slot is normally free (admit_generation checked the cap); a start that was
+  // queued meanwhile (a Responses WebSocket lane) may find it taken: then, as from any other
+  // shard, the answer comes in a later turn.
+  if (limits.is_home(budget_) && limits.try_open_stream(budget_, rule)) {
+    holds_stream_ = true;
     return;
   }
   stream_ask_ = limits.open_stream_remote(budget_, rule, [this](bool granted) {

@@ -141,6 +141,47 @@ class CrossShardRates(unittest.TestCase):
             os.unlink(path)
 
 
+    def test_websocket_actions_share_the_key_budget_in_order(self):
+        # Every /ws upgrade and action takes a token of the key's one budget, whichever shard
+        # the socket landed on; an action whose token must come from the home shard waits for
+        # it, and the actions behind it wait their turn.
+        async def run(port, sockets):
+            socks = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?api_key=sk-r")
+                     for _ in range(sockets)]
+            try:
+                for i, ws in enumerate(socks):
+                    for j in range(2):
+                        await ws.send(json.dumps({"id": f"s{i}-{j}", "action": "system.health"}))
+                out = []
+                for ws in socks:
+                    got = [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(2)]
+                    out.append([(e["id"], e["event"], e.get("error", {}).get("code")) for e in got])
+                return out
+            finally:
+                for ws in socks:
+                    await ws.close()
+
+        path = keys_file("sk-r rps=0.01 burst=8\n")
+        try:
+            with Server("--api-keys-file", path, shards=SHARDS) as srv:
+                out = asyncio.run(run(srv.port, 4))  # 4 upgrades + 8 actions, 8 tokens
+                for i, events in enumerate(out):
+                    # (system.health answers asynchronously: answers may come in either order.)
+                    got = {e[0]: e[1:] for e in events}
+                    self.assertEqual(set(got), {f"s{i}-0", f"s{i}-1"})
+                    for event, code in got.values():
+                        self.assertIn((event, code), [("system.health", None), ("error", "rate_limited")])
+                    # Taken in order: the second action of a socket never got a token its first
+                    # was refused (the budget only shrinks during the test).
+                    if got[f"s{i}-1"][0] == "system.health":
+                        self.assertEqual(got[f"s{i}-0"][0], "system.health", out)
+                ok = sum(e[1] == "system.health" for events in out for e in events)
+                self.assertEqual(ok, 4, out)
+                self.assertGreaterEqual(shards_used(srv.port), 2)
+        finally:
+            os.unlink(path)
+
+
 class CrossShardStreams(unittest.TestCase):
     def test_one_stream_across_shards(self):
         path = keys_file("sk-s streams=1\n")

@@ -90,7 +90,8 @@ class shard_limits {
   // ---- streams ----
   // On the home shard: takes a slot if fewer than r.streams_max are open.
   bool try_open_stream(const limit_subject& s, const limit_rule& r);
-  // Elsewhere: asks the home for a slot; `done(granted)` runs later on this shard unless
+  // Asks the home (which may be this shard) for a slot by message; `done(granted)` runs in a
+  // later turn on this shard unless
   // abandon_stream() was called first (a granted slot is then released at once). Returns a handle.
   uint64_t open_stream_remote(const limit_subject& s, const limit_rule& r,
                               unique_function<void(bool)> done);
