@@ -1,11 +1,14 @@
 // ringcast: start-up and shutdown. Parses the configuration, checks io_uring, opens one
 // listening socket per shard, runs the shards until they have drained, and exits 0.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -77,6 +80,17 @@ int main(int argc, char** argv) {
   if (std::string err = rc::server::load_token_keys(cfg, rules.tokens); !err.empty()) {
     std::fprintf(stderr, "ringcast: %s\n", err.c_str());
     return 2;
+  }
+
+  if (!cfg.access_log.empty() && cfg.access_log != "-") {
+    // Each shard opens the path itself; a path that can't be opened is a start-up error here.
+    int fd = open(cfg.access_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      std::fprintf(stderr, "ringcast: --access-log: cannot open %s: %s\n", cfg.access_log.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    close(fd);
   }
 
   rc::uring_support support;

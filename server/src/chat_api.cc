@@ -531,6 +531,7 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
     return nullptr;
   }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
+  t->log_ws_request("chat.completion", request_id);
   t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(shard, {}));
   t->start(*e, chat_generation(req));

@@ -303,6 +303,9 @@ int parse_command_line(int argc, char** argv, server_config& c) {
 
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--access-log", c.access_log,
+                 "Write a JSON access log line per request, stream and WebSocket to this file "
+                 "('-': stdout); reopened on SIGUSR1 (log rotation). Off by default");
 
   try {
     app.parse(argc, argv);

@@ -126,7 +126,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     http1::result r =
         chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_, chunked_body_);
     if (r.status == http1::status::error) {
-      reject(r.error);
+      reject(r.error, len);
       return len;
     }
     if (r.status == http1::status::incomplete) {
@@ -142,7 +142,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     size_t padding = shard_.loop().buffers().padding_bytes();
     chunked_body_.reserve(chunked_body_.size() + padding);
     byte_buffer body = std::move(chunked_body_);
-    dispatch(req, body.view(), body.capacity());
+    dispatch(req, body.view(), body.capacity(), total);
     return total;
   }
   if (need_bytes_ != 0 && len < need_bytes_) return 0;
@@ -154,7 +154,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   }
   scanned_hint_ = 0;
   if (r.status == http1::status::error) {
-    reject(r.error);
+    reject(r.error, len);
     return len;
   }
   // Admission is decided on the head, before the body; the rate token may have to come from
@@ -167,13 +167,14 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   switch (req.body) {
     case http1::body_kind::none:
       need_bytes_ = 0;
-      dispatch(req, {}, 0, m);
+      dispatch(req, {}, 0, head, m);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head, m);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len,
+                 m);
         return head + body_len;
       }
       need_bytes_ = head + body_len;
@@ -197,7 +198,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
 }
 
 void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
-                          const route_match* matched) {
+                          size_t wire_bytes, const route_match* matched) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
@@ -220,6 +221,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   current_.route = m.route;
   current_.key = nullptr;
   token_.reset();
+  access_begin(&req, wire_bytes);
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
@@ -284,7 +286,7 @@ void connection::write_common_headers(http1::response_writer& w) {
   }
 }
 
-void connection::reject(http1::error e) {
+void connection::reject(http1::error e, size_t wire_bytes) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
@@ -298,6 +300,8 @@ void connection::reject(http1::error e) {
   current_.allow_origin = {};
   current_.rate_headers = false;
   reset_ticket();
+  current_.key = nullptr;
+  access_begin(nullptr, wire_bytes);
   respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
                 http1::name_of(e));
 }
@@ -338,15 +342,18 @@ void connection::respond_error(int status, std::string_view message, std::string
   respond(status, "application/json", body.view(), headers);
 }
 
-void connection::count_request(int status) {
+uint64_t connection::count_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
-  m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
+  uint64_t now = monotonic_ns();
+  m.request_latency.observe_us((now - current_.start_ns) / 1000);
   ++requests_served_;
+  return now;
 }
 
 void connection::finish_request(int status) {
-  count_request(status);
+  uint64_t now = count_request(status);
+  access_end(status, now);
   complete_request();
 }
 
@@ -406,6 +413,7 @@ void connection::on_eof(int err) {
   if (mode_ != mode::http || (phase_ == phase::handling && !producers_.empty())) {
     // A stream's reader left, or the client of a request still being generated did (or the
     // socket failed): stop the work at once and close. The handler tells its producers first.
+    note_close_reason(close_reason::client_closed);  // a reset too: the client left
     if (ws_) ws_->on_peer_gone();
     close_stream_producers();
     phase_ = phase::closing;
@@ -430,10 +438,12 @@ void connection::on_eof(int err) {
 void connection::begin_drain() {
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
+    note_close_reason(close_reason::drain);
     close_websocket(1001, "server shutting down");
     return;
   }
   if (mode_ == mode::sse) {
+    note_close_reason(close_reason::drain);
     current_.keep_alive = false;
     end_sse();
     return;
@@ -453,6 +463,7 @@ void connection::begin_drain() {
 void connection::on_closed() {
   if (ws_) ws_->on_peer_gone();
   close_stream_producers();
+  access_closed();
   if (ring_) {
     ring_->close();
     shard_.release_ring(std::move(ring_));
@@ -510,6 +521,7 @@ void connection::on_timer() {
   }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    note_close_reason(close_reason::timeout);
     phase_ = phase::closing;
     abort();
     return;
@@ -531,6 +543,9 @@ void connection::on_timer() {
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
     current_.allow_origin = {};
     current_.rate_headers = false;
+    current_.key = nullptr;
+    access_begin(nullptr, in_.size());
+    note_close_reason(close_reason::timeout);
     respond_error(408, "The request was not received in time", "invalid_request_error", {},
                   "request_timeout");
     return;

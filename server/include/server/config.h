@@ -105,6 +105,7 @@ struct server_config {
   uint32_t recv_buffer_bytes = 4096;
 
   std::string log_level = "info";
+  std::string access_log;  // JSON access log path ("-": stdout); empty: off
 
   // Resolved by parse_command_line.
   std::vector<int> shard_cpus;  // CPU of each shard (also when not pinning, for reporting)

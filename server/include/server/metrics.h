@@ -18,6 +18,7 @@
 
 #include "base/byte_buffer.h"
 #include "core/reactor.h"
+#include "server/access_log.h"
 
 namespace rc::server {
 
@@ -118,6 +119,7 @@ struct shard_metrics {
   latency_histogram broker_wait;     // enqueue to processing
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
+  access_log_stats access_log{};  // copied from the shard's access log likewise
   uint64_t uptime_s = 0;
 
   void merge(const shard_metrics& o);

@@ -28,6 +28,7 @@
 #include "proto/http1_writer.h"
 #include "proto/json_reader.h"
 #include "proto/jwt.h"
+#include "server/access_log.h"
 #include "server/admission.h"
 #include "server/broker.h"
 #include "server/config.h"
@@ -71,6 +72,11 @@ class shard_server {
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
   shard_metrics& metrics() { return metrics_; }
+  // This shard's access log writer (enabled() is false without --access-log).
+  access_log& access_logger() { return access_log_; }
+  // Reopens the access log on every shard (log rotation). Shard 0 calls it on SIGUSR1; SIGHUP
+  // (config reload) should call it too.
+  void reopen_logs_on_all_shards();
   bool draining() const { return draining_; }
   uint64_t connections_open() const;
   // Where requests are parsed. One per shard: parsing never nests (handlers that complete other
@@ -137,6 +143,7 @@ class shard_server {
   http1::date_cache date_;
   socket_set sockets_;
   shard_metrics metrics_;
+  access_log access_log_;
   acceptor acceptor_;
   std::unique_ptr<signal_reader> signals_;
   intrusive_list<connection, connection_list_tag> connections_;
