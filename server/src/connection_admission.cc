@@ -31,8 +31,8 @@ const std::array<uint8_t, 16>& connection::client_prefix() {
     std::memcpy(client_prefix_.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
   } else if (ss.ss_family == AF_INET6) {
     const uint8_t* a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr.s6_addr;
-    bool v4_mapped = std::all_of(a, a + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff &&
-                     a[11] == 0xff;
+    bool v4_mapped =
+        std::all_of(a, a + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff && a[11] == 0xff;
     std::memcpy(client_prefix_.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
   }
   return client_prefix_;

@@ -173,8 +173,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len,
-                 m);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len, m);
         return head + body_len;
       }
       need_bytes_ = head + body_len;

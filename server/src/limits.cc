@@ -24,9 +24,13 @@ uint64_t hash_address(const std::array<uint8_t, 16>& a) {
   return mix(hi ^ mix(lo));
 }
 
-shard_limits& here() { return shard_server::current()->budgets(); }
+shard_limits& here() {
+  return shard_server::current()->budgets();
+}
 
-double burst_of(const limit_rule& r) { return std::max(r.burst, 1.0); }
+double burst_of(const limit_rule& r) {
+  return std::max(r.burst, 1.0);
+}
 
 uint64_t ms_for(double tokens, double rps) {
   return static_cast<uint64_t>(std::ceil(std::max(tokens, 0.0) / rps * 1000));
@@ -36,9 +40,12 @@ uint64_t ms_for(double tokens, double rps) {
 
 uint64_t limit_subject::hash() const {
   switch (what) {
-    case kind::key: return mix(key_index + 1);
-    case kind::anonymous: return 0;
-    case kind::address: return hash_address(address);
+    case kind::key:
+      return mix(key_index + 1);
+    case kind::anonymous:
+      return 0;
+    case kind::address:
+      return hash_address(address);
   }
   return 0;
 }
@@ -47,8 +54,7 @@ size_t shard_limits::address_hash::operator()(const std::array<uint8_t, 16>& a) 
   return hash_address(a);
 }
 
-shard_limits::shard_limits(reactor& r)
-    : reactor_(r), me_(r.shard_id()), shards_(r.shard_count()) {}
+shard_limits::shard_limits(reactor& r) : reactor_(r), me_(r.shard_id()), shards_(r.shard_count()) {}
 
 unsigned shard_limits::home_of(const limit_subject& s) const {
   return shards_ == 1 ? 0 : static_cast<unsigned>(s.hash() % shards_);
@@ -307,7 +313,9 @@ uint64_t shard_limits::open_stream_remote(const limit_subject& s, const limit_ru
   return id;
 }
 
-void shard_limits::abandon_stream(uint64_t handle) { stream_asks_.erase(handle); }
+void shard_limits::abandon_stream(uint64_t handle) {
+  stream_asks_.erase(handle);
+}
 
 void shard_limits::close_stream(const limit_subject& s) {
   if (!is_home(s)) {
@@ -318,6 +326,8 @@ void shard_limits::close_stream(const limit_subject& s) {
   if (e.streams > 0) --e.streams;
 }
 
-uint32_t shard_limits::streams_open(const limit_subject& s) { return find(s).streams; }
+uint32_t shard_limits::streams_open(const limit_subject& s) {
+  return find(s).streams;
+}
 
 }  // namespace rc::server

@@ -51,8 +51,7 @@ void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view pa
   // Pings and pongs are answered by the session; only data reaches the handler.
   if (kind != ws::message_kind::text && kind != ws::message_kind::binary) return;
   if (ep->close_started_ || ep->gone_) return;
-  if (!ep->held_.empty() ||
-      (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
+  if (!ep->held_.empty() || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
     ep->held_bytes_ += payload.size();
     if (ep->held_bytes_ > held_bytes_max) {
       ep->close(1008, "too many messages waiting for admission");

@@ -56,8 +56,8 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "proto/openai_errors.h"
-#include "server/limits.h"
 #include "server/access_log.h"
+#include "server/limits.h"
 #include "server/router.h"
 #include "server/stream.h"
 
@@ -289,8 +289,8 @@ class connection final : public stream_socket, public list_node<connection_list_
     std::string_view allow_origin;  // CORS: the Access-Control-Allow-Origin value, or empty
     bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
-    limit_subject subject;          // whose budget (kept after an upgrade)
-    limit_rule rule;                // its limits; rps 0: requests not limited
+    limit_subject subject;  // whose budget (kept after an upgrade)
+    limit_rule rule;        // its limits; rps 0: requests not limited
   } current_;
   std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
 
@@ -298,8 +298,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   struct admission_ticket {
     enum class state : uint8_t { none, waiting, decided };
     state st = state::none;
-    bool api = false;          // an API route: admission applies
-    bool rated = false;        // a rate limit applies; `rate` holds the decision
+    bool api = false;                          // an API route: admission applies
+    bool rated = false;                        // a rate limit applies; `rate` holds the decision
     std::optional<openai::api_error> refusal;  // authentication failed: 401 or 403
     const api_key* key = nullptr;
     std::unique_ptr<token_grant> token;

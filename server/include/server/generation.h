@@ -34,10 +34,10 @@
 #include <string>
 #include <string_view>
 
+#include "core/timer_wheel.h"
 #include "core/unique_function.h"
 #include "proto/openai_chat.h"
 #include "proto/openai_responses.h"
-#include "core/timer_wheel.h"
 #include "server/access_log.h"
 #include "server/engine.h"
 #include "server/limits.h"

@@ -79,7 +79,8 @@ class shard_limits {
   // ---- requests ----
   // Takes a token if this shard can decide now (it is the home, or holds a live lease); nullopt:
   // only the home can tell, call ask().
-  std::optional<rate_decision> try_take(const limit_subject& s, const limit_rule& r, uint64_t now_us);
+  std::optional<rate_decision> try_take(const limit_subject& s, const limit_rule& r,
+                                        uint64_t now_us);
   // Whether try_take() would decide now (without taking anything).
   bool can_decide(const limit_subject& s, uint64_t now_us);
   // Asks the home for a token; `done` runs later on this shard with the decision (the token, if
@@ -116,7 +117,7 @@ class shard_limits {
     grant lease[2] = {{0, 0}, {0, 0}};
     bool refilling = false;
     uint64_t refused_until_us = 0;  // the home's last refusal: no token there before this
-    double home_tokens = 0;  // the home's bucket at its last answer (for headers)
+    double home_tokens = 0;         // the home's bucket at its last answer (for headers)
     uint64_t home_seen_us = 0;
     bool busy() const { return streams > 0 || !out.empty(); }
   };
