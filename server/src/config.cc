@@ -226,7 +226,9 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
 
-  auto* adm = "Admission (limits hold for the whole process, across shards)";
+  auto* adm =
+      "Admission (per-key and per-address limits are exact across shards; engine and queue "
+      "limits are split among shards)";
   app.add_option("--api-key", c.api_keys,
                  "An API key clients must present on /v1 and /api routes (repeatable); none: open")
       ->group(adm);
@@ -252,8 +254,8 @@ int parse_command_line(int argc, char** argv, server_config& c) {
       ->capture_default_str()->group(adm);
   app.add_option("--anon-rate-limit-rps", c.anon_rate_limit_rps,
                  "Without keys: requests per second per client address (IPv4 /32, IPv6 /64); "
-                 "0: unlimited. Any --anon-* flag gives each address its own budget (else all "
-                 "anonymous clients share one, set by --rate-limit-*/--key-streams-max)")
+                 "0: unlimited. This or --anon-streams-max gives each address its own budget (else "
+                 "all anonymous clients share one, set by --rate-limit-*/--key-streams-max)")
       ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
   app.add_option("--anon-rate-limit-burst", c.anon_rate_limit_burst,
                  "Without keys: burst per client address (0: one second's worth)")
