@@ -66,6 +66,7 @@ bool connection::prepare_admission(const http1::request& req, route_match& m, bo
   using st = admission_ticket::state;
   if (ticket_.st != st::none) return ticket_.st == st::decided;
   ticket_.st = st::decided;
+  ticket_.rules = shard_.rules();  // keeps the key found below alive until dispatch
   ticket_.subject = {};
   ticket_.rule = {};
   m = match_route(req.method, req.path);
@@ -126,6 +127,7 @@ void connection::reset_ticket() {
   ticket_.key = nullptr;
   if (ticket_.refusal) ticket_.refusal.reset();
   ticket_.token.reset();
+  if (ticket_.rules) ticket_.rules = rules_ref();
 }
 
 bool connection::admit(const http1::request&) {

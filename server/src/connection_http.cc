@@ -222,7 +222,10 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   token_.reset();
   access_begin(&req, wire_bytes);
   current_.rate_headers = false;
-  const cors_policy& cors = shard_.cors();
+  // What this request is admitted under, even if a reload comes: the snapshot its admission
+  // (its key) was decided with at the head.
+  rules_ = ticket_.rules ? std::move(ticket_.rules) : shard_.rules();
+  const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
     reset_ticket();  // preflights are not admitted (prepare_admission took nothing)

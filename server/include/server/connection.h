@@ -59,6 +59,7 @@
 #include "server/access_log.h"
 #include "server/limits.h"
 #include "server/router.h"
+#include "server/rules.h"
 #include "server/stream.h"
 
 namespace rc::server {
@@ -114,6 +115,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The rules snapshot the current request (or the WebSocket) was admitted under: request_key()
+  // and the CORS origin point into it, so it stays alive across a reload while they are in use.
+  const rules_ref& request_rules() const { return rules_; }
   // The subscription token the current request (or the WebSocket) presented instead of a key, or
   // nullptr (authentication.h).
   const token_grant* request_token() const { return token_.get(); }
@@ -301,6 +305,7 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool api = false;                          // an API route: admission applies
     bool rated = false;                        // a rate limit applies; `rate` holds the decision
     std::optional<openai::api_error> refusal;  // authentication failed: 401 or 403
+    rules_ref rules;  // the snapshot `key` belongs to
     const api_key* key = nullptr;
     std::unique_ptr<token_grant> token;
     limit_subject subject;
@@ -314,6 +319,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   const std::array<uint8_t, 16>& client_prefix();
   std::array<uint8_t, 16> client_prefix_{};
   bool client_prefix_known_ = false;
+  rules_ref rules_;  // see request_rules()
 
   // Streams.
   std::shared_ptr<outbound_ring> ring_;

@@ -41,6 +41,7 @@
 #include "server/access_log.h"
 #include "server/engine.h"
 #include "server/limits.h"
+#include "server/rules.h"
 #include "server/scheduler.h"
 #include "server/stream.h"
 

@@ -10,6 +10,10 @@
 // is left at the drain deadline. A shard stops its loop when it has no connections left; the
 // process exits 0 when every shard has stopped.
 //
+// Reloading (SIGHUP, read on shard 0): shard 0 builds a new shared_rules snapshot (rules.h) and
+// posts it to every shard; apply_rules swaps it in between turns and re-derives what the shard
+// caches from it. Work in progress keeps the snapshot it started with (a rules_ref).
+//
 // Thread-safety: owned by its shard thread.
 #pragma once
 
@@ -37,23 +41,15 @@
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
+#include "server/rules.h"
 #include "server/scheduler.h"
 #include "server/topics.h"
 
 namespace rc::server {
 
-// What every shard reads and none writes: built by main before the shards start.
-struct shared_rules {
-  explicit shared_rules(const server_config& cfg) : config(cfg), cors(cfg.cors_origins) {}
-  const server_config& config;
-  api_keys keys;
-  jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
-  cors_policy cors;
-};
-
 class shard_server {
  public:
-  shard_server(reactor& r, const shared_rules& rules, int listen_fd);
+  shard_server(reactor& r, process_state& process, int listen_fd);
   shard_server(const shard_server&) = delete;
   shard_server& operator=(const shard_server&) = delete;
   ~shard_server();
@@ -67,7 +63,9 @@ class shard_server {
   reactor& loop() { return reactor_; }
   unsigned id() const { return reactor_.shard_id(); }
   unsigned shard_count() const { return reactor_.shard_count(); }
-  const server_config& config() const { return config_; }
+  // The running snapshot's settings: read them where they are used, not once, so a reload applies.
+  const server_config& config() const { return rules_->config; }
+  const rules_ref& rules() const { return rules_; }
   const http1::limits& limits() const { return limits_; }
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
@@ -92,9 +90,9 @@ class shard_server {
   broker& broker_queue() { return broker_; }
   // Per-key and per-address budgets (rates, stream caps), exact across shards.
   shard_limits& budgets() { return budgets_; }
-  const api_keys& keys() const { return rules_.keys; }
-  const jwt::verifier& tokens() const { return rules_.tokens; }
-  const cors_policy& cors() const { return rules_.cors; }
+  const api_keys& keys() const { return rules_->keys; }
+  const jwt::verifier& tokens() const { return rules_->tokens; }
+  const cors_policy& cors() const { return rules_->cors; }
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
   responses_store& responses() { return responses_; }
@@ -127,18 +125,23 @@ class shard_server {
   // Begins draining this shard (idempotent). `force`: abort everything now.
   void begin_drain(bool force = false);
 
+  // Makes `next` the running snapshot (a reload): called on each shard through its mailbox.
+  void apply_rules(std::shared_ptr<const shared_rules> next);
+
  private:
   void on_accept(int fd);
   void new_request_id_prefix();
   void on_signal(int signo);
+  void on_reload_signal();
+  void apply_config();
   void on_turn_end();
   void on_drain_deadline();
   void for_each_connection_bytes(uint64_t& in, uint64_t& out) const;
   void on_snapshot(uint64_t collection_id, unsigned from, shard_metrics&& snapshot);
 
   reactor& reactor_;
-  const shared_rules& rules_;
-  const server_config& config_;
+  process_state& process_;
+  rules_ref rules_;
   http1::limits limits_;
   http1::date_cache date_;
   socket_set sockets_;
@@ -153,7 +156,6 @@ class shard_server {
   uint32_t request_counter_ = 0;
   uint8_t token_key_[16];
   uint64_t token_counter_ = 0;
-  uint64_t max_connections_;
   uint64_t started_ms_;
   bool draining_ = false;
   timer drain_deadline_;
