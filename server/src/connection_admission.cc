@@ -117,7 +117,13 @@ void connection::on_rate_answer(const rate_decision& d) {
   in_.consume(used);
   hand_over_to_websocket();
   in_.release_if_empty();
-  if (input_paused_) resume_input();  // receiving may have paused while this request waited
+  if (eof_ && phase_ == phase::reading && !waiting_admission()) {
+    // The peer finished sending while this request waited and what is left can't complete.
+    phase_ = phase::closing;
+    close_after_flush(shard_.config().linger_ms);
+  } else if (input_paused_) {
+    resume_input();  // receiving may have paused while this request waited
+  }
   update_timer();
 }
 

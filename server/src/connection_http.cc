@@ -422,7 +422,7 @@ void connection::on_eof(int err) {
     abort();
     return;
   }
-  if (err != 0 || phase_ == phase::idle || phase_ == phase::reading) {
+  if (err != 0 || phase_ == phase::idle || (phase_ == phase::reading && !waiting_admission())) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
     // one (which can never complete): nothing more to answer.
     phase_ = phase::closing;
@@ -434,7 +434,8 @@ void connection::on_eof(int err) {
     update_timer();
     return;
   }
-  // A response is pending: answer it (and what was pipelined before the end), then close.
+  // A response is pending, or a complete request waits for its admission (on_rate_answer): answer
+  // it (and what was pipelined before the end), then close.
 }
 
 void connection::begin_drain() {

@@ -182,6 +182,25 @@ class CrossShardRates(unittest.TestCase):
             os.unlink(path)
 
 
+    def test_half_closed_clients_waiting_for_a_token_are_answered(self):
+        # A client may send its request and shut down its side at once; a request waiting for its
+        # key's home shard is still answered.
+        path = keys_file("sk-h rps=0.01 burst=12\n")
+        try:
+            with Server("--api-keys-file", path, shards=SHARDS) as srv:
+                conns = open_conns(srv.port, 12)
+                for c in conns:
+                    c.sock.sendall(b"GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+                                   b"Authorization: Bearer sk-h\r\n\r\n")
+                    c.sock.shutdown(socket.SHUT_WR)
+                self.assertEqual([c.reader.read().status for c in conns], [200] * 12)
+                self.assertGreaterEqual(shards_used(srv.port), 2)
+                for c in conns:
+                    c.close()
+        finally:
+            os.unlink(path)
+
+
 class CrossShardStreams(unittest.TestCase):
     def test_one_stream_across_shards(self):
         path = keys_file("sk-s streams=1\n")
