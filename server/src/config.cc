@@ -256,8 +256,8 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Mock engine: embedding dimensions when the request gives none")
       ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(eng);
   app.add_option("--responses-store-max", c.responses_store_max,
-                 "Stored responses per shard for previous_response_id (least recently used "
-                 "are forgotten beyond)")
+                 "Stored responses per shard, for previous_response_id and GET/DELETE "
+                 "/v1/responses/{id} (least recently used are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
 
   auto* adm =

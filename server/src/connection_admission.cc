@@ -151,6 +151,8 @@ bool connection::admit(const http1::request&) {
     ++m.rejected[static_cast<size_t>(why)];
     openai::api_error refusal = std::move(*t.refusal);
     reset_ticket();
+    // OpenAI's missing-key error has a null code; ringcast's own routes always name it.
+    if (!refusal.code && !openai_compatible(current_.route)) refusal.code = "missing_api_key";
     respond_api_error(*this, refusal);
     return false;
   }

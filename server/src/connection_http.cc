@@ -304,8 +304,8 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   reset_ticket();
   current_.key = nullptr;
   access_begin(nullptr, wire_bytes);
-  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
-                http1::name_of(e));
+  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
+                "invalid_request_error", {}, http1::name_of(e));
 }
 
 // ---- output ----
