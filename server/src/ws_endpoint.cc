@@ -1,5 +1,7 @@
 #include "server/ws_endpoint.h"
 
+#include <algorithm>
+
 #include "base/assert.h"
 #include "proto/http1_writer.h"
 #include "server/connection.h"
@@ -39,7 +41,9 @@ ws::session& ws_endpoint::session() {
 }
 
 void ws_endpoint::on_data(std::string_view in) {
-  if (gone_) return;
+  // After our close frame the handler is gone, but the peer's answer still completes the
+  // handshake.
+  if (session_closed_ || (gone_ && !close_started_)) return;
   last_in_ms_ = shard_.loop().now_ms();
   after_session_step(session().feed(in));
 }
@@ -60,11 +64,13 @@ void ws_endpoint::after_session_step(ws::session_state st) {
     // Close handshake complete, or a protocol error answered with its close frame: the server
     // closes TCP first (RFC 6455 §7.1.1).
     if (uint16_t code = session_->error_code(); code != 0) ++shard_.metrics().ws_protocol_errors;
+    session_closed_ = true;
     on_peer_gone();
     conn_.close_after_flush(shard_.config().linger_ms);
   } else if (st == ws::session_state::closing && !close_started_) {
     close_started_ = true;
-    close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+    close_started_ms_ = shard_.loop().now_ms();
+    close_deadline_ms_ = close_started_ms_ + close_wait_ms;
   }
 }
 
@@ -135,11 +141,20 @@ void ws_endpoint::on_flow_timer() {
   send_control_text(R"({"event":"flow.resume"})");
 }
 
-void ws_endpoint::close(uint16_t code, std::string_view reason) {
+void ws_endpoint::close(uint16_t code, std::string_view reason, ws_close_order order) {
   if (close_started_ || gone_) return;
   close_started_ = true;
-  close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+  close_started_ms_ = shard_.loop().now_ms();
+  close_deadline_ms_ = close_started_ms_ + close_wait_ms;
   session().close(code, reason);
+  if (order == ws_close_order::after_backlog && !session_out_.empty()) {
+    // Behind the events already queued (a drain's error events, the last deltas). If the stream
+    // refuses it (the backlog overflowed), the backlog is dropped and the frame goes now.
+    if (conn_.stream_push_copy(session_out_.view())) {
+      session_out_.clear();
+      last_out_ms_ = close_started_ms_;
+    }
+  }
   flush_session_output();
   // The handler's work ends with the close frame: nothing it sends would be read.
   on_peer_gone();
@@ -156,12 +171,20 @@ uint64_t ws_endpoint::next_timer_ms() const {
 void ws_endpoint::on_timer(uint64_t now_ms) {
   const auto& cfg = shard_.config();
   if (close_started_) {
-    if (now_ms >= close_deadline_ms_) conn_.abort();  // the peer never answered our close
+    if (now_ms < close_deadline_ms_) return;
+    uint64_t give_up_ms = close_started_ms_ + std::max<uint64_t>(cfg.write_timeout_ms, close_wait_ms);
+    if (conn_.queued_bytes() > 0 && now_ms < give_up_ms) {
+      // The close frame hasn't left yet (a reader that paused): aborting now would cut the frame
+      // being written. Wait for it to leave, within the write timeout.
+      close_deadline_ms_ = std::min(now_ms + close_wait_ms, give_up_ms);
+      return;
+    }
+    conn_.abort();  // the peer never answered our close
     return;
   }
   if (now_ms >= last_in_ms_ + cfg.ws_idle_timeout_ms) {
     ++shard_.metrics().timeouts[static_cast<size_t>(timeout_kind::idle)];
-    close(1001, "idle timeout");
+    close(1001, "idle timeout", ws_close_order::after_backlog);
     return;
   }
   // A peer quiet for a heartbeat period, between messages, gives its session back.
@@ -211,8 +234,9 @@ void connection::hand_over_to_websocket() {
   ws_->on_data(rest.view());
 }
 
-void connection::close_websocket(uint16_t code, std::string_view reason) {
-  if (ws_) ws_->close(code, reason);
+void connection::close_websocket(uint16_t code, std::string_view reason,
+                                 ws_close_order order) {
+  if (ws_) ws_->close(code, reason, order);
   update_timer();
 }
 

@@ -7,7 +7,9 @@ const BIN = process.env.RINGCAST_BIN;
 
 export async function startServer(args = [], { shards = 1 } = {}) {
   if (!BIN) throw new Error('RINGCAST_BIN is not set (run through ctest)');
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--shards', String(shards), '--no-pin', ...args],
+  // No load balancer to tell: stop without the drain grace period unless a test asks for one.
+  const grace = args.includes('--drain-grace-ms') ? [] : ['--drain-grace-ms', '0'];
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--shards', String(shards), '--no-pin', ...grace, ...args],
                      { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const port = await new Promise((resolve, reject) => {
