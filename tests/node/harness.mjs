@@ -21,10 +21,14 @@ export async function startServer(args = [], { shards = 1 } = {}) {
     });
     proc.on('exit', (code) => reject(new Error(`ringcast exited (${code}):\n` + log)));
   });
+  const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   return {
     port,
     url: (path = '/') => `http://127.0.0.1:${port}${path}`,
     log: () => log,
+    // Sends a signal (a test of draining); exitCode() resolves with the exit code.
+    signal: (name) => proc.kill(name),
+    exitCode: () => exited,
     async stop() {
       if (proc.exitCode !== null) return proc.exitCode;
       let timer;
