@@ -12,7 +12,7 @@ import unittest
 
 import websockets
 
-from harness import (Server, ResponseReader, ws_frame, ws_handshake, ws_read_frame,
+from harness import (Server, ResponseReader, connect, ws_frame, ws_handshake, ws_read_frame,
                      ws_read_message)
 from openai_client import post_json
 
@@ -53,6 +53,21 @@ class WebSocketCuts(unittest.TestCase):
 
         with Server("--mock-tokens-per-s", "100", "--request-timeout-ms", "500") as srv:
             asyncio.run(run(srv))
+
+    def test_broker_engine_failure_is_an_error_event(self):
+        with Server() as srv:
+            r = post_json(srv.port, "/api/v1/message",
+                          {"user_id": "u", "message": "fail ringcast-mock:error-after=2", "max_tokens": 8})
+            mid = r.json()["message_id"]
+            with connect(srv.port) as s:
+                s.sendall(f"GET /api/v1/stream?user_id=u&message_id={mid} HTTP/1.1\r\nHost: x\r\n\r\n"
+                          .encode())
+                body = ResponseReader(s, timeout=20).read().body.decode()
+            events = [dict(line.split(": ", 1) for line in b.split("\n") if ": " in line)
+                      for b in body.split("\n\n") if "event: " in b]
+            self.assertEqual([e["event"] for e in events].count("progress"), 2)
+            self.assertEqual(events[-1]["event"], "error")
+            self.assertEqual(json.loads(events[-1]["data"])["code"], "mock_error")
 
     def test_server_close_releases_the_connection_once_the_client_answers(self):
         with Server("--ws-idle-timeout-ms", "300") as srv:

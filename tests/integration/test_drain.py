@@ -101,6 +101,30 @@ class DrainStreams(unittest.TestCase):
         finally:
             self.assertEqual(srv.stop(), 0, srv.log())
 
+    def test_responses_stream_cut_at_the_deadline_ends_with_an_error_event(self):
+        srv = Server("--mock-tokens-per-s", "20", "--drain-timeout-ms", "500")
+        try:
+            data = json.dumps({"model": MODEL, "input": "drain", "stream": True,
+                               "max_output_tokens": 500}).encode()
+            with connect(srv.port, timeout=30) as s:
+                s.sendall(b"POST /v1/responses HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                          % len(data) + data)
+                reader = ResponseReader(s, timeout=30)
+                reader._read_until(b"response.output_text.delta", time.monotonic() + 30)
+                srv.send_signal(signal.SIGTERM)
+                with self.assertRaises(ConnectionError):
+                    while True:
+                        reader._fill(time.monotonic() + 30)
+            blocks = [b for b in reader.buf.decode(errors="replace").split("\n\n") if "event: " in b]
+            last = dict(line.split(": ", 1) for line in blocks[-1].split("\n") if ": " in line)
+            self.assertEqual(last["event"], "error")
+            err = json.loads(last["data"])
+            self.assertEqual((err["type"], err["code"]), ("error", "draining"))
+            self.assertNotIn(b"response.completed", reader.buf)
+            self.assertEqual(srv.proc.wait(20), 0)
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.log())
+
     def test_non_streaming_request_at_the_deadline_gets_503(self):
         srv = Server("--mock-tokens-per-s", "20", "--drain-timeout-ms", "500")
         try:
