@@ -191,10 +191,14 @@ class DrainStreams(unittest.TestCase):
                 while events[-1]["event"] != "chat.delta":
                     events.append(json.loads(await ws.recv()))
                 srv.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                await ws.send(json.dumps({"id": "c2", "action": "chat.completion", "payload": chat(3)}))
                 with self.assertRaises(websockets.ConnectionClosed) as closed:
                     while True:
                         events.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
                 self.assertEqual(closed.exception.rcvd.code, 1001)
+                refused = [e for e in events if e["id"] == "c2"]
+                self.assertEqual([(e["event"], e["error"]["code"]) for e in refused], [("error", "draining")])
                 mine = [e["event"] for e in events if e["id"] == "c1"]
                 self.assertEqual(mine[-1], "chat.complete")
                 self.assertEqual(mine.count("chat.delta"), 30)
@@ -223,6 +227,34 @@ class DrainStreams(unittest.TestCase):
                 self.assertEqual(events[-1]["error"]["code"], "draining")
 
         srv = Server("--mock-tokens-per-s", "20", "--drain-timeout-ms", "500")
+        try:
+            asyncio.run(run(srv))
+            self.assertEqual(srv.proc.wait(20), 0)
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.log())
+
+    def test_responses_websocket_finishes_its_response_and_refuses_new_ones(self):
+        async def run(srv):
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/v1/responses") as ws:
+                await ws.send(json.dumps({"type": "response.create", "model": MODEL, "input": "x",
+                                          "max_output_tokens": 30}))
+                events = [json.loads(await ws.recv())]
+                while events[-1]["type"] != "response.output_text.delta":
+                    events.append(json.loads(await ws.recv()))
+                srv.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.2)
+                await ws.send(json.dumps({"type": "response.create", "model": MODEL, "input": "y"}))
+                with self.assertRaises(websockets.ConnectionClosed) as closed:
+                    while True:
+                        events.append(json.loads(await asyncio.wait_for(ws.recv(), 20)))
+                self.assertEqual(closed.exception.rcvd.code, 1001)
+                types = [e["type"] for e in events]
+                self.assertIn(types[-1], ("response.completed", "response.incomplete"))  # its end
+                errors = [e for e in events if e["type"] == "error"]
+                self.assertEqual([e["error"]["code"] for e in errors], ["draining"])
+                self.assertEqual(errors[0]["status"], 503)
+
+        srv = Server("--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
         try:
             asyncio.run(run(srv))
             self.assertEqual(srv.proc.wait(20), 0)
