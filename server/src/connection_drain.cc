@@ -16,8 +16,7 @@
 namespace rc::server {
 namespace {
 
-constexpr std::string_view drain_message =
-    "the server is shutting down; retry on a new connection";
+constexpr std::string_view drain_message = "the server is shutting down; retry on a new connection";
 
 }  // namespace
 

@@ -57,7 +57,8 @@ void end_cut_subscriber(connection& c, subscriber_kind kind, std::string_view re
                         std::string_view subject_key, std::string_view subject,
                         std::string_view code, std::string_view message) {
   if (kind == subscriber_kind::ws) {
-    if (ws_endpoint* ws = c.websocket()) broker_ws_handler::send_error(*ws, request_id, code, message);
+    if (ws_endpoint* ws = c.websocket())
+      broker_ws_handler::send_error(*ws, request_id, code, message);
     return;
   }
   if (c.current_mode() != connection::mode::sse) {

@@ -319,7 +319,9 @@ void shard_server::begin_drain(bool force) {
   if (force) on_drain_deadline();
 }
 
-void shard_server::on_drain_grace() { acceptor_.stop(); }
+void shard_server::on_drain_grace() {
+  acceptor_.stop();
+}
 
 void shard_server::watch_draining_connections() {
   // At the end of a turn: a close queued now would wait for the next turn's flush, so the

@@ -172,7 +172,8 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
   const auto& cfg = shard_.config();
   if (close_started_) {
     if (now_ms < close_deadline_ms_) return;
-    uint64_t give_up_ms = close_started_ms_ + std::max<uint64_t>(cfg.write_timeout_ms, close_wait_ms);
+    uint64_t give_up_ms =
+        close_started_ms_ + std::max<uint64_t>(cfg.write_timeout_ms, close_wait_ms);
     if (conn_.queued_bytes() > 0 && now_ms < give_up_ms) {
       // The close frame hasn't left yet (a reader that paused): aborting now would cut the frame
       // being written. Wait for it to leave, within the write timeout.
@@ -234,8 +235,7 @@ void connection::hand_over_to_websocket() {
   ws_->on_data(rest.view());
 }
 
-void connection::close_websocket(uint16_t code, std::string_view reason,
-                                 ws_close_order order) {
+void connection::close_websocket(uint16_t code, std::string_view reason, ws_close_order order) {
   if (ws_) ws_->close(code, reason, order);
   update_timer();
 }
