@@ -280,7 +280,7 @@ class DrainStreams(unittest.TestCase):
 
 class DrainGrace(unittest.TestCase):
     def test_grace_period_accepts_with_readyz_503_and_connection_close(self):
-        srv = Server("--mock-tokens-per-s", "20", "--drain-grace-ms", "1500",
+        srv = Server("--mock-tokens-per-s", "20", "--drain-grace-ms", "3000",
                      "--drain-timeout-ms", "30000")
         try:
             idle = connect(srv.port)
