@@ -1,11 +1,14 @@
 // ringcast: start-up and shutdown. Parses the configuration, checks io_uring, opens one
 // listening socket per shard, runs the shards until they have drained, and exits 0.
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -13,6 +16,7 @@
 #include "core/log.h"
 #include "core/shard_group.h"
 #include "core/uring.h"
+#include "server/authentication.h"
 #include "server/config.h"
 #include "server/shard.h"
 
@@ -73,6 +77,22 @@ int main(int argc, char** argv) {
     }
   }
 
+  if (std::string err = rc::server::load_token_keys(cfg, rules.tokens); !err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 2;
+  }
+
+  if (!cfg.access_log.empty() && cfg.access_log != "-") {
+    // Each shard opens the path itself; a path that can't be opened is a start-up error here.
+    int fd = open(cfg.access_log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      std::fprintf(stderr, "ringcast: --access-log: cannot open %s: %s\n", cfg.access_log.c_str(),
+                   std::strerror(errno));
+      return 2;
+    }
+    close(fd);
+  }
+
   rc::uring_support support;
   if (std::string err = rc::probe_uring(support); !err.empty()) {
     std::fprintf(stderr, "ringcast: %s\n", err.c_str());
@@ -112,7 +132,12 @@ int main(int argc, char** argv) {
 
   // Configuration notes come before the line that announces the address: whoever waits for
   // that line has seen them.
-  if (rules.keys.empty()) {
+  if (rules.tokens.configured()) {
+    RC_INFO("subscription tokens (JWT%s%s) accepted on topic subscriptions",
+            cfg.jwt_hs256_secret_file.empty() ? "" : " HS256",
+            cfg.jwt_es256_public_key_file.empty() ? "" : " ES256");
+  }
+  if (rules.keys.empty() && !rules.tokens.configured()) {
     RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
   } else {
     RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");

@@ -8,6 +8,7 @@
 
 #include "proto/http1_parser.h"
 #include "proto/sha1.h"
+#include "proto/topic_pattern.h"
 
 namespace rc::server {
 namespace {
@@ -38,7 +39,29 @@ bool parse_number(std::string_view s, double& out) {
   return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out) && out >= 0;
 }
 
+// subscribe=news.*,chat.room1: comma-separated topic patterns; empty: no topic at all.
+std::string parse_permission(std::string_view value, topic_permission& out) {
+  out.restricted = true;
+  out.patterns.clear();
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view pattern = value.substr(0, comma);
+    if (std::string_view why = topic_pattern::check(pattern); !why.empty()) {
+      return std::string(why) + " ('" + std::string(pattern) + "')";
+    }
+    out.patterns.emplace_back(pattern);
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+    if (value.empty()) return "a topic pattern is empty (trailing ',')";
+  }
+  return {};
+}
+
 }  // namespace
+
+bool topic_permission::allows(std::string_view topic) const {
+  return !restricted || topic_pattern::any_matches(patterns, topic);
+}
 
 // ---- keys ----
 
@@ -88,8 +111,12 @@ std::string api_keys::load_file(const std::string& path) {
         if (name == "rps") k.rps = v;
         if (name == "burst") k.burst = v;
         if (name == "streams") k.streams_max = static_cast<uint32_t>(v);
+      } else if (name == "subscribe" || name == "publish") {
+        std::string err = parse_permission(value, name == "subscribe" ? k.subscribe : k.publish);
+        if (!err.empty()) return fail(std::string(name) + "=: " + err);
       } else {
-        return fail("unknown attribute '" + std::string(name) + "' (name, rps, burst, streams)");
+        return fail("unknown attribute '" + std::string(name) +
+                    "' (name, rps, burst, streams, subscribe, publish)");
       }
     }
     if (std::string err = insert(std::move(k)); !err.empty()) return fail(err);

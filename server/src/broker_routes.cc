@@ -4,6 +4,7 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "proto/openai_errors.h"
+#include "server/authentication.h"
 #include "server/broker.h"
 #include "server/connection.h"
 #include "server/handlers.h"
@@ -125,6 +126,11 @@ handler_result handle_broker_stream(request_context& ctx) {
     respond_api_error(ctx.conn, openai::invalid_request("'message_id' is required", "message_id"));
     return handler_result::done;
   }
+  if (auto refused = user_refusal(ctx.conn, *user)) {
+    ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+    respond_api_error(ctx.conn, *refused);
+    return handler_result::done;
+  }
   uint64_t after = parse_last_event_id(ctx.req.find("last-event-id"));
   uint64_t conn_id = ctx.conn.id();
   std::string id = *message;
@@ -150,6 +156,12 @@ void start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
   if (!user || !user.is_string() || !message || !message.is_string()) {
     broker_ws_handler::send_error(ws, request_id, "invalid_request",
                                   "'payload.user_id' and 'payload.message_id' are required strings");
+    return;
+  }
+  if (auto refused = user_refusal(ws.conn(), user.get_string())) {
+    ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+    broker_ws_handler::send_error(ws, request_id, refused->code.value_or("permission_denied"),
+                                  refused->message);
     return;
   }
   uint64_t after = 0;

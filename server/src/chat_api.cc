@@ -7,6 +7,7 @@
 #include "core/clock.h"
 #include "proto/json_writer.h"
 #include "proto/openai_chat.h"
+#include "server/authentication.h"
 #include "server/connection.h"
 #include "server/handlers.h"
 #include "server/openai_api.h"
@@ -361,6 +362,11 @@ handler_result handle_chat_completions(request_context& ctx) {
                                                           "invalid_topic"));
       return handler_result::done;
     }
+    if (auto refused = topic_refusal(ctx.conn, topic_action::publish, topic)) {
+      ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+      respond_api_error(ctx.conn, *refused);
+      return handler_result::done;
+    }
     mirror.emplace(ctx.shard, std::string(topic), h.id);
   }
   if (!admit_generation(ctx.conn)) return handler_result::done;
@@ -523,6 +529,7 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
     return nullptr;
   }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
+  t->log_ws_request("chat.completion", request_id);
   t->set_key(ws.conn().request_key());
   t->set_deadline_ms(generation_deadline_ms(shard, {}));
   t->start(*e, chat_generation(req));

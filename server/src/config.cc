@@ -238,6 +238,14 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   app.add_option("--api-keys-file", c.api_keys_file,
                  "File of API keys, one per line: <key> [name=N] [rps=R] [burst=B] [streams=S]")
       ->group(adm);
+  app.add_option("--jwt-hs256-secret-file", c.jwt_hs256_secret_file,
+                 "Accept subscription tokens (JWT) signed with HS256 by this secret (the file's "
+                 "bytes, at least 32, without a final newline)")
+      ->group(adm);
+  app.add_option("--jwt-es256-public-key-file", c.jwt_es256_public_key_file,
+                 "Accept subscription tokens (JWT) signed with ES256 by the private half of this "
+                 "PEM public key (EC P-256)")
+      ->group(adm);
   app.add_option("--rate-limit-rps", c.rate_limit_rps,
                  "Requests per second per key (0: unlimited); per-key rps= overrides")
       ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
@@ -289,6 +297,9 @@ int parse_command_line(int argc, char** argv, server_config& c) {
 
   app.add_option("--log-level", c.log_level, "debug, info, warn or error")
       ->capture_default_str()->check(CLI::IsMember({"debug", "info", "warn", "error"}));
+  app.add_option("--access-log", c.access_log,
+                 "Write a JSON access log line per request, stream and WebSocket to this file "
+                 "('-': stdout); reopened on SIGUSR1 (log rotation). Off by default");
 
   try {
     app.parse(argc, argv);

@@ -27,12 +27,16 @@ bool connection::begin_drain() {
   if (mode_ == mode::ws) {
     if (ws_->closing()) return false;
     if (has_finite_streams()) return true;
+    note_close_reason(close_reason::drain);
     close_websocket(1001, "server shutting down", ws_close_order::after_backlog);
     return false;
   }
   if (mode_ == mode::sse) {
     current_.keep_alive = false;  // the stream runs to its end, then the connection closes
-    if (producers_.empty()) end_sse();
+    if (producers_.empty()) {
+      note_close_reason(close_reason::drain);
+      end_sse();
+    }
     return false;
   }
   if (phase_ == phase::handling) {
@@ -51,6 +55,7 @@ bool connection::begin_drain() {
 bool connection::drain_step() {
   if (mode_ != mode::ws || phase_ == phase::closing || closing() || ws_->closing()) return true;
   if (has_finite_streams()) return false;
+  note_close_reason(close_reason::drain);
   close_websocket(1001, "server shutting down", ws_close_order::after_backlog);
   return true;
 }
@@ -60,10 +65,12 @@ void connection::drain_deadline() {
   cut_streams(cut_scope::all, "draining", drain_message);
   if (phase_ == phase::closing || closing()) return;
   if (mode_ == mode::ws) {
+    note_close_reason(close_reason::drain);
     close_websocket(1001, "server shutting down", ws_close_order::after_backlog);
     return;
   }
   if (mode_ == mode::sse) {
+    note_close_reason(close_reason::drain);
     end_sse_and_close();
     return;
   }
@@ -76,6 +83,7 @@ void connection::drain_deadline() {
 }
 
 void connection::cut_streams(cut_scope scope, std::string_view code, std::string_view message) {
+  if (producers_.empty()) return;
   // Rendering an error may end the response (an SSE stream ends with its error), which closes
   // the connection's remaining producers: take them out first, cut one at a time, and put back
   // what is left.
@@ -87,6 +95,7 @@ void connection::cut_streams(cut_scope scope, std::string_view code, std::string
       kept.push_back(*p);
       continue;
     }
+    note_close_reason(close_reason::drain);
     p->on_cut(code, message);
     if (mode_ != before || phase_ == phase::closing || closing()) break;
   }

@@ -6,6 +6,7 @@
 #include "core/clock.h"
 #include "proto/http1_writer.h"
 #include "proto/openai_errors.h"
+#include "server/authentication.h"
 #include "server/errors.h"
 #include "server/openai_api.h"
 #include "server/shard.h"
@@ -30,7 +31,7 @@ connection::connection(shard_server& shard, int fd, uint64_t id)
   timer_.bind<connection, &connection::on_timer>(this);
 }
 
-connection::~connection() = default;  // here, where ws_endpoint is complete
+connection::~connection() = default;  // here, where ws_endpoint and token_grant are complete
 
 void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
@@ -124,7 +125,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     http1::result r =
         chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_, chunked_body_);
     if (r.status == http1::status::error) {
-      reject(r.error);
+      reject(r.error, len);
       return len;
     }
     if (r.status == http1::status::incomplete) {
@@ -140,7 +141,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     size_t padding = shard_.loop().buffers().padding_bytes();
     chunked_body_.reserve(chunked_body_.size() + padding);
     byte_buffer body = std::move(chunked_body_);
-    dispatch(req, body.view(), body.capacity());
+    dispatch(req, body.view(), body.capacity(), total);
     return total;
   }
   if (need_bytes_ != 0 && len < need_bytes_) return 0;
@@ -152,20 +153,20 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   }
   scanned_hint_ = 0;
   if (r.status == http1::status::error) {
-    reject(r.error);
+    reject(r.error, len);
     return len;
   }
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
       need_bytes_ = 0;
-      dispatch(req, {}, 0);
+      dispatch(req, {}, 0, head);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len);
         return head + body_len;
       }
       need_bytes_ = head + body_len;
@@ -188,7 +189,8 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   return 0;
 }
 
-void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity) {
+void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
+                          size_t wire_bytes) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
@@ -209,6 +211,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   route_match m = match_route(req.method, req.path);
   current_.route = m.route;
   current_.key = nullptr;
+  token_.reset();
+  access_begin(&req, wire_bytes);
   current_.rate_headers = false;
   const cors_policy& cors = shard_.cors();
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
@@ -245,17 +249,17 @@ bool connection::admit(const http1::request& req) {
   bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
   if (!api) return true;
   auto& m = shard_.metrics();
-  const api_keys& keys = shard_.keys();
-  if (!keys.empty()) {
-    // Browsers can't set headers on WebSocket upgrades: those may pass ?api_key=.
-    std::string_view presented = presented_key(req, req.upgrade);
-    current_.key = keys.find(presented);
-    if (!current_.key) {
-      ++m.rejected[static_cast<size_t>(reject_reason::auth)];
-      respond_api_error(*this, presented.empty() ? openai::missing_api_key()
-                                                 : openai::invalid_api_key(presented));
+  if (authentication_required(shard_)) {
+    auth_result a = authenticate(shard_, req, current_.route);
+    if (a.refusal) {
+      reject_reason why =
+          a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+      ++m.rejected[static_cast<size_t>(why)];
+      respond_api_error(*this, *a.refusal);
       return false;
     }
+    current_.key = a.key;
+    token_ = std::move(a.token);
   }
   rate_limiter& rates = shard_.rates();
   if (rates.enabled(current_.key)) {
@@ -323,7 +327,7 @@ void connection::write_common_headers(http1::response_writer& w) {
   }
 }
 
-void connection::reject(http1::error e) {
+void connection::reject(http1::error e, size_t wire_bytes) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
@@ -336,6 +340,8 @@ void connection::reject(http1::error e) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
+  current_.key = nullptr;
+  access_begin(nullptr, wire_bytes);
   respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
                 http1::name_of(e));
 }
@@ -376,15 +382,18 @@ void connection::respond_error(int status, std::string_view message, std::string
   respond(status, "application/json", body.view(), headers);
 }
 
-void connection::count_request(int status) {
+uint64_t connection::count_request(int status) {
   auto& m = shard_.metrics();
   ++m.requests[static_cast<size_t>(current_.route)][status_slot(status)];
-  m.request_latency.observe_us((monotonic_ns() - current_.start_ns) / 1000);
+  uint64_t now = monotonic_ns();
+  m.request_latency.observe_us((now - current_.start_ns) / 1000);
   ++requests_served_;
+  return now;
 }
 
 void connection::finish_request(int status) {
-  count_request(status);
+  uint64_t now = count_request(status);
+  access_end(status, now);
   complete_request();
 }
 
@@ -444,6 +453,7 @@ void connection::on_eof(int err) {
   if (mode_ != mode::http || (phase_ == phase::handling && !producers_.empty())) {
     // A stream's reader left, or the client of a request still being generated did (or the
     // socket failed): stop the work at once and close. The handler tells its producers first.
+    note_close_reason(close_reason::client_closed);  // a reset too: the client left
     if (ws_) ws_->on_peer_gone();
     close_stream_producers();
     phase_ = phase::closing;
@@ -468,6 +478,7 @@ void connection::on_eof(int err) {
 void connection::on_closed() {
   if (ws_) ws_->on_peer_gone();
   close_stream_producers();
+  access_closed();
   if (ring_) {
     ring_->close();
     shard_.release_ring(std::move(ring_));
@@ -525,6 +536,7 @@ void connection::on_timer() {
   }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    note_close_reason(close_reason::timeout);
     phase_ = phase::closing;
     abort();
     return;
@@ -546,6 +558,9 @@ void connection::on_timer() {
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
     current_.allow_origin = {};
     current_.rate_headers = false;
+    current_.key = nullptr;
+    access_begin(nullptr, in_.size());
+    note_close_reason(close_reason::timeout);
     respond_error(408, "The request was not received in time", "invalid_request_error", {},
                   "request_timeout");
     return;

@@ -47,7 +47,8 @@ void connection::begin_sse(header_list headers) {
   auto& m = shard_.metrics();
   --m.connections_open[static_cast<size_t>(protocol::http)];
   ++m.connections_open[static_cast<size_t>(protocol::sse)];
-  count_request(200);
+  uint64_t now = count_request(200);
+  if (access_ && access_->open) access_->first_byte_ns = now;
   last_send_ms_ = shard_.loop().now_ms();
   flush();
   if (uint32_t retry = shard_.config().sse_retry_ms; retry > 0) {
@@ -62,6 +63,7 @@ void connection::end_sse() {
   if (mode_ != mode::sse) return;
   close_stream_producers();
   if (sse_chunked_ && !closing()) stream_push_copy("0\r\n\r\n");
+  access_end(200, monotonic_ns());
   auto& m = shard_.metrics();
   --m.connections_open[static_cast<size_t>(protocol::sse)];
   ++m.connections_open[static_cast<size_t>(protocol::http)];
@@ -178,6 +180,7 @@ void connection::release_ring_if_drained() {
 
 void connection::slow_consumer() {
   ++shard_.metrics().slow_consumers;
+  note_close_reason(close_reason::slow_consumer);
   if (ring_) ring_->close();
   if (mode_ == mode::ws) {
     close_websocket(1008, "slow consumer");

@@ -3,10 +3,24 @@
 #include <charconv>
 
 #include "base/assert.h"
+#include "core/clock.h"
+#include "server/admission.h"
 #include "server/connection.h"
 #include "server/shard.h"
 
 namespace rc::server {
+
+// What a WebSocket generation's line needs that may outlive its connection.
+struct generation_task::ws_log_state {
+  std::string action;
+  std::string ws_id;
+  std::string client;
+  std::string request_id;  // the WebSocket's x-request-id (joins the line to the connection's)
+  std::string_view key;    // the key's name (keys live as long as the process)
+  std::string_view route;
+  uint64_t start_ns = 0;
+  uint64_t first_token_ns = 0;
+};
 
 generation_task::generation_task(shard_server& shard, connection& conn)
     : shard_(shard), conn_(&conn), conn_id_(conn.id()) {
@@ -14,6 +28,46 @@ generation_task::generation_task(shard_server& shard, connection& conn)
   deadline_.bind<generation_task, &generation_task::on_deadline>(this);
   ++shard_.metrics().engine_streams_active;
   ++shard_.metrics().engine_streams_started;
+}
+
+void generation_task::log_ws_request(std::string_view action, std::string_view ws_id) {
+  if (!conn_ || !shard_.access_logger().enabled()) return;
+  ws_log_ = std::make_unique<ws_log_state>();
+  ws_log_->action = action.substr(0, access_short_bytes_max);
+  ws_log_->ws_id = ws_id.substr(0, access_request_id_bytes_max);
+  ws_log_->client = conn_->client_address();
+  ws_log_->request_id = conn_->request_id();
+  if (const api_key* k = conn_->request_key()) ws_log_->key = k->name;
+  ws_log_->route = route_label(conn_->route());
+  ws_log_->start_ns = monotonic_ns();
+}
+
+void generation_task::end_as(close_reason reason, int status) {
+  if (end_reason_ != close_reason::none) return;
+  end_reason_ = reason;
+  end_status_ = status;
+  // Over HTTP the connection's line carries it (a clean end is its default).
+  if (conn_ && !ws_log_ && reason != close_reason::complete) conn_->note_close_reason(reason);
+}
+
+void generation_task::write_ws_line() {
+  ws_log_state& l = *ws_log_;
+  uint64_t now = monotonic_ns();
+  access_record r;
+  r.wall_ms = shard_.access_logger().wall_ms(now);
+  r.request_id = l.request_id;
+  r.ws_id = l.ws_id;
+  r.client = l.client;
+  r.key = l.key;
+  r.method = l.action;
+  r.route = l.route;
+  r.protocol = "ws";
+  r.status = end_status_ != 0 ? end_status_ : 499;
+  r.duration_us = (now - l.start_ns) / 1000;
+  if (l.first_token_ns != 0)
+    r.first_token_us = static_cast<int64_t>((l.first_token_ns - l.start_ns) / 1000);
+  r.reason = end_reason_ == close_reason::none ? close_reason::client_closed : end_reason_;
+  shard_.access_logger().write(r);
 }
 
 generation_task::~generation_task() {
@@ -53,6 +107,7 @@ void generation_task::on_admitted() {
 
 void generation_task::on_shed(uint64_t waited_ms) {
   if (finished_) return;
+  end_as(close_reason::complete, 503);
   on_abort("shed", "the request waited " + std::to_string(waited_ms) +
                        " ms for the engine, longer than the shedding target; retry later",
            conn_ != nullptr);
@@ -62,6 +117,7 @@ void generation_task::on_shed(uint64_t waited_ms) {
 void generation_task::on_deadline() {
   if (finished_) return;
   ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::deadline)];
+  end_as(close_reason::deadline, 504);
   cancel("deadline_exceeded", "the request did not finish within its deadline");
 }
 
@@ -70,11 +126,22 @@ bool generation_task::on_event(const engine_event& e) {
   if (!first_event_seen_) {
     first_event_seen_ = true;
     shard_.metrics().first_event_latency.observe_us((shard_.loop().now_ns() - started_ns_) / 1000);
+    if (ws_log_) {
+      ws_log_->first_token_ns = monotonic_ns();
+    } else if (conn_) {
+      conn_->note_first_token();
+    }
   }
   if (e.type == event_type::delta || e.type == event_type::tool_call) ++shard_.metrics().engine_events;
   bool terminal = e.type == event_type::usage || e.type == event_type::error;
-  if (e.type == event_type::usage) ++shard_.metrics().engine_streams_completed;
-  if (e.type == event_type::error) ++shard_.metrics().engine_streams_failed;
+  if (e.type == event_type::usage) {
+    ++shard_.metrics().engine_streams_completed;
+    end_as(close_reason::complete, 200);
+  }
+  if (e.type == event_type::error) {
+    ++shard_.metrics().engine_streams_failed;
+    end_as(close_reason::error, 500);
+  }
   in_callback_ = true;
   bool ok = render(e);
   if (terminal || !ok) {
@@ -93,8 +160,15 @@ void generation_task::on_resume() {
 void generation_task::cancel(std::string_view code, std::string_view message) {
   if (finished_) return;
   ++shard_.metrics().engine_streams_cancelled;
+  end_as(close_reason::client_closed, 499);  // a client's cancel (deadlines said so first)
   on_abort(code, message, conn_ != nullptr);
   finish();
+}
+
+void generation_task::on_cut(std::string_view code, std::string_view message) {
+  if (finished_) return;
+  end_as(close_reason::drain, 503);  // the server ended it, not the client
+  cancel(code, message);
 }
 
 void generation_task::on_stream_closed() {
@@ -103,6 +177,7 @@ void generation_task::on_stream_closed() {
   if (finished_) return;
   conn_ = nullptr;
   ++shard_.metrics().engine_streams_cancelled;
+  end_as(close_reason::client_closed, 499);
   on_abort("client_closed", "the client closed the connection", false);
   finish();
 }
@@ -133,6 +208,7 @@ void generation_task::finish() {
   // Cancel the engine now, unless we are inside its callback (then it stops because we return
   // false, and goes with the task).
   if (!in_callback_) stream_.reset();
+  if (ws_log_) write_ws_line();
   if (on_finished_) {
     auto fn = std::move(on_finished_);
     fn();

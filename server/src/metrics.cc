@@ -10,8 +10,8 @@
 namespace rc::server {
 
 std::string_view reject_reason_label(reject_reason r) {
-  static constexpr std::string_view labels[] = {"auth",     "rate", "streams", "queue_full",
-                                                "shed",     "deadline", "origin"};
+  static constexpr std::string_view labels[] = {"auth", "rate",     "streams", "queue_full",
+                                                "shed", "deadline", "origin",  "permission"};
   static_assert(std::size(labels) == static_cast<size_t>(reject_reason::count));
   return labels[static_cast<size_t>(r)];
 }
@@ -77,6 +77,10 @@ void shard_metrics::merge(const shard_metrics& o) {
   broker_enqueued += o.broker_enqueued;
   broker_wait.merge(o.broker_wait);
   reactor.loop_turns += o.reactor.loop_turns;
+  access_log.lines += o.access_log.lines;
+  access_log.dropped += o.access_log.dropped;
+  access_log.write_errors += o.access_log.write_errors;
+  access_log.reopens += o.access_log.reopens;
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
   reactor.messages_received += o.reactor.messages_received;
@@ -332,6 +336,15 @@ void render_reactor(prom_writer& w) {
   w.counter("ringcast_recv_buffer_exhausted_total",
             "Receives that found no free receive buffer and were re-armed.",
             [](const shard_metrics& m) { return double(m.reactor.recv_buffer_waits); });
+  w.counter("ringcast_access_log_lines_total", "Access log lines buffered for writing.",
+            [](const shard_metrics& m) { return double(m.access_log.lines); });
+  w.counter("ringcast_access_log_dropped_total",
+            "Access log lines dropped: the file fell behind or a write failed.",
+            [](const shard_metrics& m) { return double(m.access_log.dropped); });
+  w.counter("ringcast_access_log_write_errors_total", "Failed access log writes.",
+            [](const shard_metrics& m) { return double(m.access_log.write_errors); });
+  w.counter("ringcast_access_log_reopens_total", "Access log reopens (SIGUSR1).",
+            [](const shard_metrics& m) { return double(m.access_log.reopens); });
 }
 
 }  // namespace

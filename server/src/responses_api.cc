@@ -262,8 +262,14 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   r.created_at = wall_time_s();
   r.status = openai::response_status::in_progress;
   r.settings = std::move(req.settings);
+  // Over a WebSocket the request gets its own access log line (the broker's carries its id).
+  std::string_view ws_action = mode == responses_mode::ws          ? "response.create"
+                               : mode == responses_mode::ws_broker ? "responses.create"
+                                                                   : "";
+  std::string ws_id = mode == responses_mode::ws_broker ? request_id : std::string();
   auto* t = new responses_task(shard, conn, mode, std::move(r), std::move(request_id),
                                std::move(history), g.max_tokens.has_value());
+  if (!ws_action.empty()) t->log_ws_request(ws_action, ws_id);
   if (!previous.empty()) t->hold_previous(std::move(previous));
   if (on_finished) t->set_on_finished(std::move(on_finished));
   t->set_key(conn.request_key());

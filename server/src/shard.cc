@@ -42,6 +42,7 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
       rules_(rules),
       config_(rules.config),
       sockets_(r),
+      access_log_(r, rules.config.access_log),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
 
@@ -63,6 +64,8 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
     std::memcpy(token_key_ + 8, &b, 8);
   }
   new_request_id_prefix();
+  // main opened the path once already, so this fails only if the file changed in between.
+  if (std::string err = access_log_.open(); !err.empty()) RC_ERROR("access log: %s", err.c_str());
   const server_config& cfg = config_;
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;
   limits_.header_bytes_max = cfg.header_bytes_max;
@@ -112,6 +115,10 @@ void shard_server::on_turn_end() {
   if (!connections_.empty() || !acceptor_.stopped()) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
+    return;
+  }
+  if (!access_log_.settled()) {
+    access_log_.flush();  // the last lines leave before the loop stops (their completion wakes us)
     return;
   }
   reactor_.cancel_timer(drain_grace_);
@@ -243,6 +250,7 @@ shard_metrics shard_server::snapshot_metrics() const {
   s.engine_waiting = scheduler_.waiting();
   s.reactor = reactor_.stats();
   s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
+  s.access_log = access_log_.stats();
   // metrics_ counts the bytes of closed connections; add those still open.
   for_each_connection_bytes(s.bytes_in, s.bytes_out);
   return s;
@@ -291,7 +299,17 @@ void shard_server::on_snapshot(uint64_t cid, unsigned from, shard_metrics&& snap
 
 // ---- draining ----
 
+void shard_server::reopen_logs_on_all_shards() {
+  for (unsigned s = 0; s < shard_count(); ++s)
+    reactor_.post(s, [] { current()->access_log_.reopen(); });
+}
+
 void shard_server::on_signal(int signo) {
+  if (signo == SIGUSR1) {
+    RC_INFO("%s: reopening the access log", strsignal(signo));
+    reopen_logs_on_all_shards();
+    return;
+  }
   bool again = draining_;
   RC_INFO("%s: %s", strsignal(signo),
           again ? "second signal, closing every connection now"

@@ -5,8 +5,10 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "proto/ws.h"
+#include "server/authentication.h"
 #include "server/connection.h"
 #include "server/handlers.h"
+#include "server/openai_api.h"
 #include "server/shard.h"
 #include "server/ws_broker.h"
 
@@ -33,11 +35,21 @@ bool topic_name_ok(request_context& ctx, std::string_view topic) {
   return false;
 }
 
+// Topic permissions of the request's key or token (authentication.h): false when it answered 403.
+bool topic_permitted(request_context& ctx, topic_action action, std::string_view topic) {
+  std::optional<openai::api_error> refused = topic_refusal(ctx.conn, action, topic);
+  if (!refused) return true;
+  ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+  respond_api_error(ctx.conn, *refused);
+  return false;
+}
+
 }  // namespace
 
 handler_result handle_topic_publish(request_context& ctx) {
   std::string_view topic = ctx.route.params[0];
   if (!topic_name_ok(ctx, topic)) return handler_result::done;
+  if (!topic_permitted(ctx, topic_action::publish, topic)) return handler_result::done;
   if (ctx.body.size() > ctx.shard.config().publish_bytes_max) {
     ctx.conn.respond_error(413, "The publication is larger than publish_bytes_max",
                            "invalid_request_error", {}, "body_too_large");
@@ -74,6 +86,7 @@ handler_result handle_topic_publish(request_context& ctx) {
 handler_result handle_topic_events(request_context& ctx) {
   std::string_view topic = ctx.route.params[0];
   if (!topic_name_ok(ctx, topic)) return handler_result::done;
+  if (!topic_permitted(ctx, topic_action::subscribe, topic)) return handler_result::done;
   // EventSource sends Last-Event-ID when it reconnects; ?since= serves clients that can't set
   // headers on the first connection.
   std::string_view since = ctx.req.find("last-event-id");

@@ -2,6 +2,7 @@
 
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
+#include "server/authentication.h"
 #include "server/connection.h"
 #include "server/generation.h"
 #include "server/openai_api.h"
@@ -124,6 +125,12 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
   if (action == "cancel") return cancel(ws, id, payload);
   if (action == "message.stream") return start_message_stream_ws(ws, id, payload);
+  if (ws.conn().request_token()) {
+    ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+    return send_error(ws, id, "permission_denied",
+                      "a subscription token does not allow '" + std::string(action) +
+                          "' (only subscribe, unsubscribe, message.stream and cancel)");
+  }
   bool async = action == "publish" || action == "system.health" || action == "chat.completion" ||
                action == "responses.create" || action == "embedding.query" ||
                action == "tool.invoke";
@@ -159,6 +166,18 @@ std::string_view payload_topic(ws_endpoint& ws, const json::value& payload,
   return topic.get_string();
 }
 
+// Topic permissions of the connection's key or token (authentication.h): false when refused, after
+// sending an error event with the refusal's code (permission_denied, token_expired).
+bool topic_permitted(ws_endpoint& ws, std::string_view id, topic_action action,
+                     std::string_view topic) {
+  std::optional<openai::api_error> refused = topic_refusal(ws.conn(), action, topic);
+  if (!refused) return true;
+  ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
+  broker_ws_handler::send_error(ws, id, refused->code.value_or("permission_denied"),
+                                refused->message);
+  return false;
+}
+
 }  // namespace
 
 void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
@@ -166,6 +185,7 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
   std::string_view error;
   std::string_view topic = payload_topic(ws, payload, error);
   if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
+  if (!topic_permitted(ws, id, topic_action::subscribe, topic)) return;
   std::string key(topic);
   if (subscriptions_.count(key)) {
     return send_error(ws, id, "already_subscribed", "already subscribed to '" + key + "'");
@@ -215,6 +235,7 @@ void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
   std::string_view error;
   std::string_view topic = payload_topic(ws, payload, error);
   if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
+  if (!topic_permitted(ws, id, topic_action::publish, topic)) return;
   json::value data = payload.find("data");
   if (!data) return send_error(ws, id, "invalid_request", "'payload.data' is required");
   byte_buffer compact;

@@ -63,11 +63,18 @@ void ws_endpoint::after_session_step(ws::session_state st) {
   if (st == ws::session_state::closed) {
     // Close handshake complete, or a protocol error answered with its close frame: the server
     // closes TCP first (RFC 6455 §7.1.1).
-    if (uint16_t code = session_->error_code(); code != 0) ++shard_.metrics().ws_protocol_errors;
+    if (uint16_t code = session_->error_code(); code != 0) {
+      ++shard_.metrics().ws_protocol_errors;
+      conn_.note_close_reason(close_reason::error);
+    }
+    // Otherwise the handshake is complete: ours (its reason was noted when we started it) or the
+    // peer's.
+    conn_.note_close_reason(close_reason::client_closed);
     session_closed_ = true;
     on_peer_gone();
     conn_.close_after_flush(shard_.config().linger_ms);
   } else if (st == ws::session_state::closing && !close_started_) {
+    conn_.note_close_reason(close_reason::client_closed);
     close_started_ = true;
     close_started_ms_ = shard_.loop().now_ms();
     close_deadline_ms_ = close_started_ms_ + close_wait_ms;
@@ -143,6 +150,8 @@ void ws_endpoint::on_flow_timer() {
 
 void ws_endpoint::close(uint16_t code, std::string_view reason, ws_close_order order) {
   if (close_started_ || gone_) return;
+  // Slow consumers, drains and idle timeouts noted their reason before closing.
+  conn_.note_close_reason(code == 1000 ? close_reason::complete : close_reason::error);
   close_started_ = true;
   close_started_ms_ = shard_.loop().now_ms();
   close_deadline_ms_ = close_started_ms_ + close_wait_ms;
@@ -185,6 +194,7 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
   }
   if (now_ms >= last_in_ms_ + cfg.ws_idle_timeout_ms) {
     ++shard_.metrics().timeouts[static_cast<size_t>(timeout_kind::idle)];
+    conn_.note_close_reason(close_reason::timeout);
     close(1001, "idle timeout", ws_close_order::after_backlog);
     return;
   }
@@ -217,6 +227,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   write_common_headers(w);
   w.end_head_no_body();
   count_request(101);
+  if (access_ && access_->open) access_->in_mark = bytes_received() - access_->bytes_in;
   mode_ = mode::ws;
   auto& m = shard_.metrics();
   --m.connections_open[static_cast<size_t>(protocol::http)];

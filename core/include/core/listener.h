@@ -76,8 +76,9 @@ class acceptor final : public io_handler {
   timer retry_;
 };
 
-// Reads SIGINT/SIGTERM through a signalfd on the reactor's ring. The signals must be blocked in
-// every thread (shard_group does that) so they are only ever delivered here.
+// Reads SIGINT/SIGTERM (and SIGUSR1, for log reopening) through a signalfd on the reactor's ring.
+// The signals must be blocked in every thread (shard_group does that) so they are only ever
+// delivered here.
 class signal_reader final : public io_handler {
  public:
   using on_signal_fn = unique_function<void(int signo)>;

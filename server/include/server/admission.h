@@ -3,9 +3,10 @@
 //
 // * API keys come from --api-key flags and/or a keys file; with none configured the API is open
 //   (and the server says so at start-up). A key is presented as "Authorization: Bearer <key>",
-//   "X-API-Key: <key>", or, on WebSocket upgrades only (browsers can't set headers there),
-//   "?api_key=<key>". Keys are looked up by a SHA-1 digest and then compared in constant time, so
-//   response timing says nothing about how close a guess was.
+//   "X-API-Key: <key>", or, on WebSocket upgrades and SSE routes (browsers can't set headers
+//   there), "?api_key=<key>"; authentication.h decides, and adds subscription tokens. Keys are
+//   looked up by a SHA-1 digest and then compared in constant time, so response timing says
+//   nothing about how close a guess was.
 // * Rate limits are token buckets per key (requests/s and burst; per-key values from the keys
 //   file, defaults from flags). Every shard enforces its share, rate/shards and burst/shards
 //   (at least 1), without talking to the others: SO_REUSEPORT spreads a client's connections, so
@@ -34,6 +35,14 @@ struct request;
 
 namespace rc::server {
 
+// The topics a key may use for one action (subscribe or publish): all of them, unless the keys
+// file restricts the key to topic patterns (proto/topic_pattern.h).
+struct topic_permission {
+  bool restricted = false;            // false: every topic
+  std::vector<std::string> patterns;  // when restricted: the topics matching one of these
+  bool allows(std::string_view topic) const;
+};
+
 struct api_key {
   std::string key;
   std::string name;             // for logs and metrics labels; defaults to "key-<n>"
@@ -41,14 +50,17 @@ struct api_key {
   double burst = 0;             // 0: the server default
   uint32_t streams_max = 0;     // 0: the server default
   uint32_t index = 0;           // dense, for per-shard tables
+  topic_permission subscribe;   // subscribe=PATTERN,... in the keys file
+  topic_permission publish;     // publish=PATTERN,... in the keys file
 };
 
 class api_keys {
  public:
   // Adds the keys given on the command line. Returns an error message or empty.
   std::string add(std::string_view key);
-  // Loads a keys file: one key per line, then optional name=, rps=, burst=, streams= attributes;
-  // '#' starts a comment. Errors name the file and line. Returns an error message or empty.
+  // Loads a keys file: one key per line, then optional name=, rps=, burst=, streams=,
+  // subscribe=, publish= attributes; '#' starts a comment. Errors name the file and line.
+  // Returns an error message or empty.
   std::string load_file(const std::string& path);
 
   bool empty() const { return keys_.empty(); }
@@ -64,8 +76,8 @@ class api_keys {
   std::unordered_map<std::string, uint32_t> by_digest_;  // SHA-1 of the key -> index
 };
 
-// Which key a request presents: Authorization: Bearer, X-API-Key, or (WebSocket upgrades)
-// ?api_key=. Empty when none.
+// Which key a request presents: Authorization: Bearer, X-API-Key, or (when allow_query: WebSocket
+// upgrades and SSE routes, see authentication.h) ?api_key=. Empty when none.
 std::string_view presented_key(const http1::request& req, bool allow_query);
 
 class cors_policy {

@@ -74,6 +74,8 @@ struct server_config {
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable
   std::string api_keys_file;             // one key per line, with optional limits
+  std::string jwt_hs256_secret_file;     // subscription tokens signed with HS256: the secret
+  std::string jwt_es256_public_key_file;  // ... with ES256: the PEM public key (P-256)
   double rate_limit_rps = 0;             // per key; 0: unlimited
   double rate_limit_burst = 0;           // per key; 0: one second's worth
   uint32_t key_streams_max = 0;          // concurrent streams per key; 0: unlimited
@@ -99,6 +101,7 @@ struct server_config {
   uint32_t recv_buffer_bytes = 4096;
 
   std::string log_level = "info";
+  std::string access_log;  // JSON access log path ("-": stdout); empty: off
 
   // Resolved by parse_command_line.
   std::vector<int> shard_cpus;  // CPU of each shard (also when not pinning, for reporting)

@@ -26,6 +26,11 @@
 // (the connection is dropped); on streams, the heartbeat (SSE ": ping", WebSocket ping) after
 // heartbeat_ms of silence.
 //
+// Access log (--access-log; connection_access.cc): a line when a plain response is written, when
+// an SSE response ends, and when a WebSocket or a request left unanswered ends with the connection.
+// What a line needs beyond current_ lives in an access_state allocated with the first request,
+// only when the log is on.
+//
 // Thread-safety: owned by its shard.
 #pragma once
 
@@ -43,6 +48,7 @@
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
+#include "server/access_log.h"
 #include "server/router.h"
 #include "server/stream.h"
 
@@ -51,6 +57,7 @@ namespace rc::server {
 class shard_server;
 class connection;
 struct api_key;
+struct token_grant;
 class ws_endpoint;
 class ws_handler;
 struct connection_list_tag;
@@ -98,6 +105,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The subscription token the current request (or the WebSocket) presented instead of a key, or
+  // nullptr (authentication.h).
+  const token_grant* request_token() const { return token_.get(); }
   // Runs admission for a WebSocket action: the rate limit of the connection's key. On refusal
   // returns false and sets retry_after_ms.
   bool admit_ws_action(uint64_t& retry_after_ms);
@@ -158,6 +168,21 @@ class connection final : public stream_socket, public list_node<connection_list_
   void attach(stream_producer& p);
   static void detach(stream_producer& p) { p.list_node<producer_list_tag>::unlink(); }
 
+  // ---- access log ----
+  // Why the current request or stream is ending, if nothing said so before (the first reason
+  // wins: a slow consumer dropped during a drain is a slow consumer).
+  void note_close_reason(close_reason r);
+  // The current request's first token was produced now (generations).
+  void note_first_token();
+  // The current request's x-request-id and route (after an upgrade: the WebSocket's).
+  std::string_view request_id() const {
+    return std::string_view(current_.request_id, current_.request_id_len);
+  }
+  route_id route() const { return current_.route; }
+  // The client's "address:port", for lines written by others (WebSocket generations); empty
+  // when the access log is off.
+  std::string_view client_address();
+
   // ---- WebSocket ----
   // Answers the current request with 101 and speaks WebSocket from now on; `handler` gets the
   // messages. REQUIRES: the handshake was validated (ws::check_handshake).
@@ -202,18 +227,27 @@ class connection final : public stream_socket, public list_node<connection_list_
   size_t process(const char* data, size_t len, size_t capacity);
   // One request at `data`; returns bytes consumed, or 0 when it is incomplete.
   size_t process_one(const char* data, size_t len, size_t capacity);
-  void dispatch(const http1::request& req, std::string_view body, size_t body_capacity);
-  // Authentication and rate limits for API routes; false when it answered (401/429).
+  // `wire_bytes`: the request's size as received (head and body), for the access log.
+  void dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
+                size_t wire_bytes);
+  // Authentication and rate limits for API routes; false when it answered (401/403/429).
   bool admit(const http1::request& req);
   void answer_preflight(const http1::request& req, std::string_view allow);
   // Headers every response of the current request carries (CORS, x-ratelimit-*).
   void write_common_headers(http1::response_writer& w);
-  void reject(http1::error e);
+  void reject(http1::error e, size_t wire_bytes);
   void keep_input(const char* data, size_t len);
   void resume_input();
   void finish_request(int status);
-  // Counts the current request as answered with `status` (metrics, latency).
-  void count_request(int status);
+  // Counts the current request as answered with `status` (metrics, latency). Returns the clock
+  // reading it used.
+  uint64_t count_request(int status);
+
+  // Access log (connection_access.cc). access_begin: a request starts (`req` null: it could not
+  // be parsed); access_end: its line is written; access_closed: the connection is gone.
+  void access_begin(const http1::request* req, size_t wire_bytes);
+  void access_end(int status, uint64_t now_ns);
+  void access_closed();
   // Ends the current request: keep-alive or close, and resume pipelined input.
   void complete_request();
   // After an upgrade, bytes that followed the request belong to the WebSocket.
@@ -256,6 +290,7 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
+  std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
 
   // Streams.
   std::shared_ptr<outbound_ring> ring_;
@@ -263,6 +298,23 @@ class connection final : public stream_socket, public list_node<connection_list_
   uint64_t above_high_since_ms_ = 0;  // 0: not above the high watermark
   uint64_t last_send_ms_ = 0;         // last stream output (heartbeats follow silence)
   std::unique_ptr<ws_endpoint> ws_;
+
+  struct access_state {
+    bool open = false;  // a request or stream is being described; its line is not written yet
+    close_reason reason = close_reason::none;
+    uint8_t client_len = 0;
+    uint8_t method_len = 0;
+    uint16_t path_len = 0;
+    uint64_t bytes_in = 0;       // the request as received; a WebSocket: since the upgrade
+    uint64_t in_mark = 0;        // a WebSocket: bytes_received() before its upgrade request
+    uint64_t out_mark = 0;       // bytes_sent() + queued_bytes() when the request began
+    uint64_t first_byte_ns = 0;  // a stream's response head (0: none)
+    uint64_t first_token_ns = 0;
+    char client[48];
+    char method[16];
+    char path[access_path_bytes_max];
+  };
+  std::unique_ptr<access_state> access_;  // only with --access-log
 
   uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)

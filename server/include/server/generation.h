@@ -20,6 +20,12 @@
 // Metrics: active streams (gauge), started/completed/failed/cancelled, time to first event and
 // tokens delivered.
 //
+// Access log: over HTTP the connection writes the request's line; the task tells it the time of
+// the first token and why the stream ended (deadline, error). Over a WebSocket, a generation
+// started with log_ws_request() writes its own line when it finishes (protocol "ws", the action
+// as the method, a status as HTTP would have answered: 200, 499 client gone or cancelled, 500
+// engine error, 503 shed, 504 deadline).
+//
 // Thread-safety: a task, its connection and its engine stream live on one shard.
 #pragma once
 
@@ -32,6 +38,7 @@
 #include "proto/openai_chat.h"
 #include "proto/openai_responses.h"
 #include "core/timer_wheel.h"
+#include "server/access_log.h"
 #include "server/engine.h"
 #include "server/scheduler.h"
 #include "server/stream.h"
@@ -59,6 +66,9 @@ class generation_task : public engine_sink, public stream_producer, public engin
   // Ends the generation early: `code` is rendered as the stream's error (if the connection can
   // still take it), the engine is cancelled, the task finishes.
   void cancel(std::string_view code, std::string_view message);
+  // Over a WebSocket, with --access-log: write a line for this request when it finishes.
+  // `action` names the request ("chat.completion"); `ws_id` is the client's id for it, if any.
+  void log_ws_request(std::string_view action, std::string_view ws_id);
   // Called once when the task is over (before it is deleted).
   void set_on_finished(unique_function<void()> fn) { on_finished_ = std::move(fn); }
 
@@ -86,11 +96,19 @@ class generation_task : public engine_sink, public stream_producer, public engin
   void on_pause() final { paused_ = true; }
   void on_resume() final;
   void on_stream_closed() final;
-  void on_cut(std::string_view code, std::string_view message) final { cancel(code, message); }
+  void on_cut(std::string_view code, std::string_view message) final;
   void on_admitted() final;
   void on_shed(uint64_t waited_ms) final;
   void on_deadline();
   void finish();
+  // How the request ended, for the access log (the first call wins).
+  void end_as(close_reason reason, int status);
+  void write_ws_line();
+
+  struct ws_log_state;
+  std::unique_ptr<ws_log_state> ws_log_;
+  close_reason end_reason_ = close_reason::none;
+  int end_status_ = 0;
 
   engine* engine_ = nullptr;
   generation_request request_;

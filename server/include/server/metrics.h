@@ -18,6 +18,7 @@
 
 #include "base/byte_buffer.h"
 #include "core/reactor.h"
+#include "server/access_log.h"
 
 namespace rc::server {
 
@@ -56,7 +57,7 @@ std::string_view status_slot_label(size_t slot);
 enum class protocol : uint8_t { http, sse, ws, count };
 // Why admission refused something: the label of ringcast_admission_rejected_total.
 enum class reject_reason : uint8_t {
-  auth, rate, streams, queue_full, shed, deadline, origin, count
+  auth, rate, streams, queue_full, shed, deadline, origin, permission, count
 };
 std::string_view reject_reason_label(reject_reason r);
 enum class timeout_kind : uint8_t { header, idle, write, count };
@@ -118,6 +119,7 @@ struct shard_metrics {
   latency_histogram broker_wait;     // enqueue to processing
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
+  access_log_stats access_log{};  // copied from the shard's access log likewise
   uint64_t uptime_s = 0;
 
   void merge(const shard_metrics& o);

@@ -33,6 +33,8 @@
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
 #include "proto/json_reader.h"
+#include "proto/jwt.h"
+#include "server/access_log.h"
 #include "server/admission.h"
 #include "server/broker.h"
 #include "server/config.h"
@@ -50,6 +52,7 @@ struct shared_rules {
   explicit shared_rules(const server_config& cfg) : config(cfg), cors(cfg.cors_origins) {}
   const server_config& config;
   api_keys keys;
+  jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
   cors_policy cors;
 };
 
@@ -74,6 +77,11 @@ class shard_server {
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
   shard_metrics& metrics() { return metrics_; }
+  // This shard's access log writer (enabled() is false without --access-log).
+  access_log& access_logger() { return access_log_; }
+  // Reopens the access log on every shard (log rotation). Shard 0 calls it on SIGUSR1; SIGHUP
+  // (config reload) should call it too.
+  void reopen_logs_on_all_shards();
   bool draining() const { return draining_; }
   uint64_t connections_open() const;
   // Where requests are parsed. One per shard: parsing never nests (handlers that complete other
@@ -89,6 +97,7 @@ class shard_server {
   broker& broker_queue() { return broker_; }
   rate_limiter& rates() { return rates_; }
   const api_keys& keys() const { return rules_.keys; }
+  const jwt::verifier& tokens() const { return rules_.tokens; }
   const cors_policy& cors() const { return rules_.cors; }
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
@@ -143,6 +152,7 @@ class shard_server {
   http1::date_cache date_;
   socket_set sockets_;
   shard_metrics metrics_;
+  access_log access_log_;
   acceptor acceptor_;
   std::unique_ptr<signal_reader> signals_;
   intrusive_list<connection, connection_list_tag> connections_;

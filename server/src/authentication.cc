@@ -1,0 +1,148 @@
+#include "server/authentication.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/clock.h"
+#include "proto/jwt.h"
+#include "proto/topic_pattern.h"
+#include "server/admission.h"
+#include "server/connection.h"
+#include "server/query.h"
+#include "server/shard.h"
+
+namespace rc::server {
+namespace {
+
+// Routes a browser reaches without setting headers (EventSource, WebSocket): credentials may
+// come in the query string there.
+bool browser_route(const http1::request& req, route_id route) {
+  return req.upgrade || route == route_id::topic_events || route == route_id::broker_stream;
+}
+
+openai::api_error refusal(int status, std::string message, std::string_view code) {
+  openai::api_error e =
+      openai::invalid_request(std::move(message), std::nullopt, std::string(code));
+  e.status = status;
+  return e;
+}
+
+// The whole content of `path`, or nullopt.
+std::optional<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream s;
+  s << in.rdbuf();
+  return std::move(s).str();
+}
+
+}  // namespace
+
+std::string load_token_keys(const server_config& cfg, jwt::verifier& out) {
+  if (const std::string& path = cfg.jwt_hs256_secret_file; !path.empty()) {
+    std::optional<std::string> secret = read_file(path);
+    if (!secret) return "--jwt-hs256-secret-file: cannot read " + path;
+    // Editors end files with a newline; it is not part of the secret.
+    if (!secret->empty() && secret->back() == '\n') secret->pop_back();
+    if (!secret->empty() && secret->back() == '\r') secret->pop_back();
+    if (std::string err = out.set_hs256_secret(std::move(*secret)); !err.empty()) {
+      return "--jwt-hs256-secret-file " + path + ": " + err;
+    }
+  }
+  if (const std::string& path = cfg.jwt_es256_public_key_file; !path.empty()) {
+    std::optional<std::string> pem = read_file(path);
+    if (!pem) return "--jwt-es256-public-key-file: cannot read " + path;
+    if (std::string err = out.set_es256_public_key_pem(*pem); !err.empty()) {
+      return "--jwt-es256-public-key-file " + path + ": " + err;
+    }
+  }
+  return {};
+}
+
+bool authentication_required(const shard_server& shard) {
+  return !shard.keys().empty() || shard.tokens().configured();
+}
+
+auth_result authenticate(shard_server& shard, const http1::request& req, route_id route) {
+  auth_result out;
+  bool browser = browser_route(req, route);
+  std::string_view presented = presented_key(req, browser);
+  out.key = shard.keys().find(presented);
+  if (out.key) return out;
+
+  // Not a key: a subscription token, from ?token= or a JWT-shaped bearer value.
+  std::optional<std::string> token;
+  if (browser) token = query_value(req.query, "token");
+  if (!token && jwt::looks_like_token(presented)) token = std::string(presented);
+  if (!token) {
+    out.refusal =
+        presented.empty() ? openai::missing_api_key() : openai::invalid_api_key(presented);
+    return out;
+  }
+  const jwt::verifier& tokens = shard.tokens();
+  if (!tokens.configured()) {
+    out.refusal = refusal(401,
+                          "Subscription tokens are not enabled on this server (see "
+                          "--jwt-hs256-secret-file, --jwt-es256-public-key-file)",
+                          "invalid_token");
+    return out;
+  }
+  jwt::result r = tokens.verify(shard.json_parser(), *token, wall_time_s());
+  if (!r.ok()) {
+    out.refusal = refusal(401, "Invalid subscription token: " + r.message,
+                          r.status == jwt::status::expired ? "token_expired" : "invalid_token");
+    return out;
+  }
+  if (route != route_id::topic_events && route != route_id::ws &&
+      route != route_id::broker_stream) {
+    out.refusal = refusal(403,
+                          "A subscription token only allows subscribing (GET "
+                          "/v1/topics/{topic}/events, GET /api/v1/stream, /ws); use an API key",
+                          "permission_denied");
+    return out;
+  }
+  out.token = std::make_unique<token_grant>();
+  out.token->sub = std::move(r.claims.sub);
+  out.token->topics = std::move(r.claims.topics);
+  out.token->exp_s = r.claims.exp;
+  return out;
+}
+
+std::optional<openai::api_error> topic_refusal(const connection& conn, topic_action action,
+                                               std::string_view topic) {
+  const char* verb = action == topic_action::subscribe ? "subscribe to" : "publish to";
+  auto denied = [&](std::string_view who) {
+    return refusal(403,
+                   std::string(who) + " may not " + verb + " topic '" + std::string(topic) + "'",
+                   "permission_denied");
+  };
+  if (const token_grant* t = conn.request_token()) {
+    if (action == topic_action::publish) return denied("A subscription token");
+    if (wall_time_s() > t->exp_s + jwt::leeway_s) {
+      return refusal(401, "The subscription token has expired; reconnect with a fresh one",
+                     "token_expired");
+    }
+    if (!topic_pattern::any_matches(t->topics, topic)) return denied("This subscription token");
+    return std::nullopt;
+  }
+  if (const api_key* k = conn.request_key()) {
+    const topic_permission& p = action == topic_action::subscribe ? k->subscribe : k->publish;
+    if (!p.allows(topic)) return denied("This API key");
+  }
+  return std::nullopt;
+}
+
+std::optional<openai::api_error> user_refusal(const connection& conn, std::string_view user_id) {
+  const token_grant* t = conn.request_token();
+  if (!t || (!t->sub.empty() && t->sub == user_id)) return std::nullopt;
+  if (wall_time_s() > t->exp_s + jwt::leeway_s) {
+    return refusal(401, "The subscription token has expired; reconnect with a fresh one",
+                   "token_expired");
+  }
+  return refusal(403,
+                 "This subscription token may not follow the messages of user '" +
+                     std::string(user_id) + "' (only those of the user its 'sub' names)",
+                 "permission_denied");
+}
+
+}  // namespace rc::server
