@@ -58,29 +58,31 @@ rc::log::level parse_level(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Signals are read through a signalfd once the shards run; until then they wait (blocked), so
+  // a SIGHUP during start-up neither kills the process nor is lost.
+  rc::block_process_signals();
   rc::server::server_config cfg;
   if (int code = rc::server::parse_command_line(argc, argv, cfg); code >= 0) return code;
   rc::log::set_level(parse_level(cfg.log_level));
   raise_open_files_limit();
 
-  rc::server::shared_rules rules(cfg);
-  for (const std::string& key : cfg.api_keys) {
-    if (std::string err = rules.keys.add(key); !err.empty()) {
+  rc::server::process_state process;
+  {
+    std::vector<std::string> unused;
+    std::string err;
+    process.initial = rc::server::make_rules(cfg, nullptr, unused, err);
+    if (!process.initial) {
       std::fprintf(stderr, "ringcast: %s\n", err.c_str());
       return 2;
     }
   }
-  if (!cfg.api_keys_file.empty()) {
-    if (std::string err = rules.keys.load_file(cfg.api_keys_file); !err.empty()) {
-      std::fprintf(stderr, "ringcast: %s\n", err.c_str());
-      return 2;
-    }
-  }
-
-  if (std::string err = rc::server::load_token_keys(cfg, rules.tokens); !err.empty()) {
-    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
-    return 2;
-  }
+  // SIGHUP: the same command line, so the same --config file and keys file, read again.
+  process.reload = [argc, argv](const rc::server::shared_rules& running) {
+    auto next = rc::server::reload_rules(argc, argv, running);
+    if (next) rc::log::set_level(parse_level(next->config.log_level));
+    return next;
+  };
+  const rc::server::shared_rules& rules = *process.initial;
 
   if (!cfg.access_log.empty() && cfg.access_log != "-") {
     // Each shard opens the path itself; a path that can't be opened is a start-up error here.
@@ -103,6 +105,10 @@ int main(int argc, char** argv) {
   if (std::string err = rc::parse_socket_address(cfg.listen, addr); !err.empty()) {
     std::fprintf(stderr, "ringcast: --listen: %s\n", err.c_str());
     return 2;
+  }
+  if (std::string err = rc::check_address_free(addr); !err.empty()) {
+    std::fprintf(stderr, "ringcast: %s\n", err.c_str());
+    return 1;
   }
   // Listeners are opened here, in shard order, so listener i of the SO_REUSEPORT group is shard
   // i's (CPU steering relies on that order).
@@ -154,7 +160,7 @@ int main(int argc, char** argv) {
 
   std::string err = rc::run_shards(opts, [&](rc::reactor& r) {
     if (r.shard_id() == 0) RC_INFO("io_uring setup: %s", r.ring().describe_flags().c_str());
-    rc::server::shard_server shard(r, rules, listeners[r.shard_id()]);
+    rc::server::shard_server shard(r, process, listeners[r.shard_id()]);
     shard.run();
   });
   if (!err.empty()) {

@@ -169,6 +169,7 @@ std::string signal_reader::start() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
   sigaddset(&set, SIGUSR1);
   fd_ = signalfd(-1, &set, SFD_CLOEXEC);
   if (fd_ < 0) return std::string("signalfd: ") + strerror(errno);

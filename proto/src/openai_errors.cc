@@ -161,11 +161,8 @@ api_error body_too_large(size_t limit_bytes) {
 }
 
 api_error rate_limited(std::string_view detail) {
-  std::string m = "Rate limit reached";
-  if (!detail.empty()) {
-    m += ": ";
-    m.append(detail);
-  }
+  // The detail is the whole first sentence ("Rate limit reached for requests"), said once.
+  std::string m(detail.empty() ? std::string_view("Rate limit reached") : detail);
   m += ". Please try again later.";
   api_error e = invalid_request(std::move(m), std::nullopt, "rate_limit_exceeded");
   e.status = 429;

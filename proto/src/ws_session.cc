@@ -158,8 +158,8 @@ session_state session::feed(std::string_view in) {
     } else if (in_ == input_state::blocked && wslay_event_get_read_enabled(ctx_)) {
       // wslay has consumed every byte before the held-back frame: act on it now.
       if (pending_error_ != 0) {
-        fail(pending_error_,
-             pending_error_ == close_code::message_too_big ? "message too big" : "protocol error");
+        fail(pending_error_, pending_error_ == close_code::message_too_big ? options_.too_big_reason
+                                                                           : "protocol error");
       } else {
         handle_close_frame();
       }

@@ -70,9 +70,22 @@ std::string api_keys::insert(api_key k) {
   if (by_digest_.count(digest)) return "duplicate key";
   k.index = static_cast<uint32_t>(keys_.size());
   if (k.name.empty()) k.name = "key-" + std::to_string(k.index + 1);
+  index_of_digest_.emplace(digest, k.index);
   by_digest_.emplace(std::move(digest), k.index);
+  index_end_ = std::max(index_end_, k.index + 1);
   keys_.push_back(std::move(k));
   return {};
+}
+
+void api_keys::carry_indexes(const api_keys& previous) {
+  index_of_digest_ = previous.index_of_digest_;
+  index_end_ = previous.index_end_;
+  for (const auto& [digest, position] : by_digest_) {
+    api_key& k = keys_[position];
+    auto [it, fresh] = index_of_digest_.emplace(digest, index_end_);
+    if (fresh) ++index_end_;
+    k.index = it->second;
+  }
 }
 
 std::string api_keys::add(std::string_view key) {
@@ -89,7 +102,7 @@ std::string api_keys::load_file(const std::string& path) {
   std::string line;
   for (int n = 1; std::getline(in, line); ++n) {
     auto fail = [&](const std::string& what) {
-      return "keys file " + path + ", line " + std::to_string(n) + ": " + what;
+      return path + ":" + std::to_string(n) + ": " + what;
     };
     if (size_t hash = line.find('#'); hash != std::string::npos) line.resize(hash);
     std::istringstream words(line);

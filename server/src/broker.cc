@@ -274,14 +274,30 @@ bool broker::worker::on_event(const engine_event& e) {
 void broker::on_deadline(message& m) {
   if (m.st == message::state::finished) return;
   ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::deadline)];
+  end_early(m, "deadline_exceeded", "the message did not finish within its deadline");
+}
+
+broker::cancel_outcome broker::home_cancel(const std::string& user_id,
+                                           const std::string& message_id) {
+  auto it = messages_.find(message_id);
+  if (it == messages_.end() || it->second->user_id != user_id) return cancel_outcome::not_found;
+  message& m = *it->second;
+  if (m.st == message::state::finished) return cancel_outcome::finished;
+  bool queued = m.st == message::state::queued;
+  end_early(m, "cancelled", "the message was cancelled by the client");
+  return queued ? cancel_outcome::cancelled_queued : cancel_outcome::cancelled_processing;
+}
+
+void broker::end_early(message& m, std::string_view code, std::string_view text) {
+  RC_ASSERT(m.st != message::state::finished);
   bool was_queued = m.st == message::state::queued;
   m.st = message::state::finished;
   byte_buffer j;
   json::writer w(j);
   w.begin_object();
   w.string_member("message_id", m.id);
-  w.string_member("code", "deadline_exceeded");
-  w.string_member("message", "the message did not finish within its deadline");
+  w.string_member("code", code);
+  w.string_member("message", text);
   w.end_object();
   append(m, "error", std::string(j.view()), true);
   if (!was_queued) {
@@ -375,12 +391,16 @@ void broker::append(message& m, std::string_view type, std::string json, bool te
   broker_event e;
   e.seq = m.next_seq++;
   e.terminal = terminal;
+  std::string seq = std::to_string(e.seq);
+  // WebSocket events carry the SSE id as event_id (`id` is the request's), for last_event_id.
   byte_buffer tail;
   tail.append("\"event\":");
   json::write_string(tail, type);
-  tail.append(",\"data\":");
+  tail.append(",\"event_id\":\"");
+  tail.append(seq);
+  tail.append("\",\"data\":");
   tail.append(json);
-  e.encode(std::to_string(e.seq), type, json, tail.view());
+  e.encode(seq, type, json, tail.view());
 
   for (unsigned s = 0; s < m.watcher_shards.size(); ++s) {
     if (!m.watcher_shards[s]) continue;

@@ -74,6 +74,12 @@ std::optional<openai::api_error> parse_broker_request(shard_server& shard, const
   return std::nullopt;
 }
 
+// Broker errors always carry a machine-readable code (OpenAI's validation errors have none).
+void respond_broker_error(connection& c, openai::api_error err, std::string_view code) {
+  if (!err.code) err.code = std::string(code);
+  respond_api_error(c, err);
+}
+
 uint64_t parse_last_event_id(std::string_view v) {
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
@@ -83,15 +89,16 @@ uint64_t parse_last_event_id(std::string_view v) {
 }  // namespace
 
 handler_result handle_broker_message(request_context& ctx) {
+  if (!check_timeout_header(ctx.conn, ctx.req)) return handler_result::done;
   json::value root;
   if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
                                          ctx.body.size(), ctx.body_capacity, root)) {
-    respond_api_error(ctx.conn, *err);
+    respond_broker_error(ctx.conn, *err, "invalid_json");
     return handler_result::done;
   }
   broker_request req;
   if (auto err = parse_broker_request(ctx.shard, root, req)) {
-    respond_api_error(ctx.conn, *err);
+    respond_broker_error(ctx.conn, *err, "invalid_request");
     return handler_result::done;
   }
   req.deadline_ms = generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms"));
@@ -119,11 +126,14 @@ handler_result handle_broker_stream(request_context& ctx) {
   auto user = query_value(ctx.req.query, "user_id");
   auto message = query_value(ctx.req.query, "message_id");
   if (!user || user->empty()) {
-    respond_api_error(ctx.conn, openai::invalid_request("'user_id' is required", "user_id"));
+    respond_broker_error(ctx.conn, openai::invalid_request("'user_id' is required", "user_id"),
+                         "invalid_request");
     return handler_result::done;
   }
   if (!message || message->empty()) {
-    respond_api_error(ctx.conn, openai::invalid_request("'message_id' is required", "message_id"));
+    respond_broker_error(ctx.conn,
+                         openai::invalid_request("'message_id' is required", "message_id"),
+                         "invalid_request");
     return handler_result::done;
   }
   if (auto refused = user_refusal(ctx.conn, *user)) {
@@ -149,38 +159,89 @@ handler_result handle_broker_stream(request_context& ctx) {
   return handler_result::async;
 }
 
-void start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
-                             const json::value& payload) {
+uint64_t start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
+                                 const json::value& payload) {
   json::value user = payload ? payload.find("user_id") : json::value();
   json::value message = payload ? payload.find("message_id") : json::value();
   if (!user || !user.is_string() || !message || !message.is_string()) {
     broker_ws_handler::send_error(ws, request_id, "invalid_request",
                                   "'payload.user_id' and 'payload.message_id' are required strings");
-    return;
+    return 0;
   }
   if (auto refused = user_refusal(ws.conn(), user.get_string())) {
     ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
     broker_ws_handler::send_error(ws, request_id, refused->code.value_or("permission_denied"),
                                   refused->message);
-    return;
+    return 0;
   }
   uint64_t after = 0;
-  if (json::value last = payload.find("last_event_id")) {
-    after = last.is_string() ? parse_last_event_id(last.get_string())
-                             : last.is_number() ? last.get_uint64() : 0;
+  if (json::value last = payload.find("last_event_id"); last && !last.is_null()) {
+    // The `event_id` of a lifecycle event: its decimal string, or the number.
+    bool ok = false;
+    if (last.is_string()) {
+      std::string_view v = last.get_string();
+      ok = !v.empty() && v.find('-') == std::string_view::npos && event_id_syntax_ok(v);
+      if (ok) after = parse_last_event_id(v);
+    } else if (last.kind() == json::kind::uint64 ||
+               (last.kind() == json::kind::int64 && last.get_int64() >= 0)) {
+      ok = true;
+      after = last.get_uint64();
+    }
+    if (!ok) {
+      broker_ws_handler::send_error(ws, request_id, "invalid_request",
+                                    "'payload.last_event_id' must be the event_id of a lifecycle "
+                                    "event (a non-negative integer)");
+      return 0;
+    }
   }
   uint64_t conn_id = ws.connection_id();
   std::string id(request_id), mid(message.get_string());
-  ws.shard().broker_queue().watch(ws.conn(), std::string(user.get_string()), mid,
-                                  subscriber_kind::ws, after, id, [conn_id, id, mid](bool found) {
-                                    connection* c =
-                                        shard_server::current()->live_connection(conn_id);
-                                    if (!found && c && c->websocket()) {
-                                      broker_ws_handler::send_error(
-                                          *c->websocket(), id, "message_not_found",
-                                          "No message '" + mid + "' for this user");
-                                    }
-                                  });
+  return ws.shard().broker_queue().watch(
+      ws.conn(), std::string(user.get_string()), mid, subscriber_kind::ws, after, id,
+      [conn_id, id, mid](bool found) {
+        connection* c = shard_server::current()->live_connection(conn_id);
+        if (!found && c && c->websocket()) {
+          broker_ws_handler::send_error(*c->websocket(), id, "message_not_found",
+                                        "No message '" + mid + "' for this user");
+        }
+      });
+}
+
+handler_result handle_broker_message_cancel(request_context& ctx) {
+  auto user = query_value(ctx.req.query, "user_id");
+  if (!user || user->empty()) {
+    respond_broker_error(ctx.conn, openai::invalid_request("'user_id' is required", "user_id"),
+                         "invalid_request");
+    return handler_result::done;
+  }
+  std::string id = path_segment_decode(ctx.route.params[0]).value_or("");
+  uint64_t conn_id = ctx.conn.id();
+  ctx.shard.broker_queue().cancel(
+      std::move(*user), id, [conn_id, id](broker::cancel_outcome outcome) {
+        connection* c = shard_server::current()->live_connection(conn_id);
+        if (!c) return;
+        using outcome_t = broker::cancel_outcome;
+        if (outcome == outcome_t::not_found) {
+          c->respond_error(404, "No message '" + id + "' for this user (it may have expired)",
+                           "invalid_request_error", "message_id", "message_not_found");
+          return;
+        }
+        if (outcome == outcome_t::finished) {
+          c->respond_error(409, "Message '" + id + "' has already finished",
+                           "invalid_request_error", "message_id", "message_finished");
+          return;
+        }
+        byte_buffer body;
+        json::writer w(body);
+        w.begin_object();
+        w.string_member("message_id", id);
+        w.string_member("status", "cancelled");
+        w.string_member("previous_status",
+                        outcome == outcome_t::cancelled_queued ? "queued" : "processing");
+        w.end_object();
+        c->respond(200, "application/json", body.view());
+      });
+  return handler_result::async;
 }
 
 }  // namespace rc::server

@@ -144,11 +144,30 @@ void broker::on_event(const std::string& message_id, const broker_event& e) {
   }
 }
 
-void broker::cancel_watch(uint64_t watch_id) {
+bool broker::cancel_watch(uint64_t watch_id) {
   auto it = watches_.find(watch_id);
-  if (it == watches_.end()) return;
+  if (it == watches_.end()) return false;
   connection::detach(*it->second);
   remove(*it->second);
+  return true;
+}
+
+void broker::cancel(std::string user_id, std::string message_id,
+                    unique_function<void(cancel_outcome)> done) {
+  unsigned me = shard_.id();
+  int home = shard_of_id(message_id, "msg_", shard_.shard_count());
+  if (home < 0) {
+    // Not an id we minted: answer in a later turn, like any other answer.
+    shard_.loop().post(me, [done = std::move(done)]() mutable { done(cancel_outcome::not_found); });
+    return;
+  }
+  shard_.loop().post(static_cast<unsigned>(home), [me, user_id = std::move(user_id),
+                                                   message_id = std::move(message_id),
+                                                   done = std::move(done)]() mutable {
+    shard_server& h = *shard_server::current();
+    cancel_outcome outcome = h.broker_queue().home_cancel(user_id, message_id);
+    h.loop().post(me, [outcome, done = std::move(done)]() mutable { done(outcome); });
+  });
 }
 
 void broker::remove(broker_watch& w) {

@@ -330,6 +330,7 @@ class chat_json_task final : public generation_task {
 // ---- route ----
 
 handler_result handle_chat_completions(request_context& ctx) {
+  if (!check_timeout_header(ctx.conn, ctx.req)) return handler_result::done;
   json::value root;
   if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
                                          ctx.body.size(), ctx.body_capacity, root)) {

@@ -5,6 +5,7 @@
 
 #include <iostream>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/cpu.h"
 
@@ -29,9 +30,7 @@ class toml_config final : public CLI::Config {
     try {
       table = toml::parse(buffer.str());
     } catch (const toml::parse_error& e) {
-      std::ostringstream msg;
-      msg << "config file, line " << e.source().begin.line << ": " << e.description();
-      throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
+      fail(static_cast<int>(e.source().begin.line), std::string(e.description()));
     }
     std::vector<CLI::ConfigItem> parsed;
     add_table(table, {}, parsed);
@@ -39,7 +38,7 @@ class toml_config final : public CLI::Config {
   }
 
  private:
-  static std::string scalar_text(const toml::node& n) {
+  std::string scalar_text(const toml::node& n) const {
     std::ostringstream s;
     if (auto v = n.as_string()) return v->get();
     if (auto v = n.as_boolean()) return v->get() ? "true" : "false";
@@ -48,9 +47,7 @@ class toml_config final : public CLI::Config {
       s << v->get();
       return s.str();
     }
-    std::ostringstream msg;
-    msg << "config file, line " << n.source().begin.line << ": unsupported value type";
-    throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
+    fail(static_cast<int>(n.source().begin.line), "unsupported value type");
   }
 
   void add_table(const toml::table& t, const std::vector<std::string>& parents,
@@ -58,19 +55,15 @@ class toml_config final : public CLI::Config {
     for (const auto& entry : t) {
       const toml::node& node = entry.second;
       std::string name(entry.first.str());
-      auto line = node.source().begin.line;
-      auto fail = [&](const std::string& what) {
-        std::ostringstream msg;
-        msg << "config file, line " << line << ": " << what;
-        throw CLI::ParseError(msg.str(), CLI::ExitCodes::ConversionError);
-      };
-      if (node.is_table()) fail("sections are not supported ('" + name + "')");
+      int line = static_cast<int>(node.source().begin.line);
+      if (node.is_table()) fail(line, "sections are not supported ('" + name + "')");
       std::string flag = name;
       for (char& ch : flag)
         if (ch == '_') ch = '-';
       if (name.find('-') != std::string::npos || name == "config" || name == "help" ||
           name == "version" || !app_.get_option_no_throw("--" + flag))
-        fail("unknown key '" + name + "' (see ringcast --help; keys use underscores)");
+        fail(line, "unknown key '" + name + "' (see ringcast --help; keys use underscores)");
+      key_lines[flag] = line;
       CLI::ConfigItem item;
       item.parents = parents;
       item.name = flag;
@@ -83,19 +76,60 @@ class toml_config final : public CLI::Config {
     }
   }
 
+  [[noreturn]] void fail(int line, std::string reason) const {
+    error_line = line;
+    error_reason = std::move(reason);
+    throw CLI::ParseError("config file, line " + std::to_string(line) + ": " + error_reason,
+                          CLI::ExitCodes::ConversionError);
+  }
+
+ public:
+  // Filled while parsing, for messages that name the file's line: the line of each key (by flag
+  // name), and the line and reason of an error found in the file itself.
+  mutable std::unordered_map<std::string, int> key_lines;
+  mutable int error_line = 0;
+  mutable std::string error_reason;
+
+ private:
   const CLI::App& app_;
 };
 
-}  // namespace
+// "FILE:LINE: reason" for an error that came from the --config file (a syntax error, an unknown
+// key, or a value CLI11 rejected for a key set there); otherwise CLI11's own message.
+std::string describe_error(const CLI::App& app, const toml_config& file, const CLI::Error& e,
+                           int argc, char** argv) {
+  std::string path;
+  if (const CLI::Option* opt = app.get_config_ptr(); opt && !opt->results().empty())
+    path = opt->results().front();
+  if (path.empty()) return e.what();
+  if (file.error_line > 0)
+    return path + ":" + std::to_string(file.error_line) + ": " + file.error_reason;
+  std::string what = e.what();
+  for (const auto& [flag, line] : file.key_lines) {
+    std::string name = "--" + flag;
+    bool on_command_line = false;
+    for (int i = 1; i < argc; ++i) {
+      std::string_view arg(argv[i]);
+      if (arg == name || (arg.starts_with(name) && arg.size() > name.size() &&
+                          arg[name.size()] == '='))
+        on_command_line = true;
+    }
+    if (!on_command_line && what.find(name) != std::string::npos)
+      return path + ":" + std::to_string(line) + ": " + what;
+  }
+  return what;
+}
 
-int parse_command_line(int argc, char** argv, server_config& c) {
+// `error`: where a reload wants the message (nothing is printed); null: print, as at start-up.
+int parse(int argc, char** argv, server_config& c, std::string* error) {
   CLI::App app{
       "ringcast: a thread-per-core io_uring edge server for streaming traffic (HTTP/1.1, SSE, "
       "WebSocket).\nEvery flag may also be set in the --config file as `name_with_underscores = "
       "value`; flags win."};
   app.set_version_flag("--version", std::string("ringcast 0.1.0"));
-  app.config_formatter(std::make_shared<toml_config>(app));
-  app.set_config("--config", "", "TOML config file");
+  auto file = std::make_shared<toml_config>(app);
+  app.config_formatter(file);
+  app.set_config("--config", "", "TOML config file (read again on SIGHUP)");
   app.allow_config_extras(false);
   app.get_formatter()->column_width(40);
 
@@ -113,7 +147,7 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   app.add_option("--listen-backlog", c.listen_backlog, "listen(2) backlog per shard")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 20))->group(net);
   app.add_option("--max-connections", c.max_connections,
-                 "Open connections allowed in total (split across shards)")
+                 "Open connections allowed in the whole process (all shards together)")
       ->capture_default_str()->check(CLI::Range(1u, 10'000'000u))->group(net);
 
   app.add_option("--send-buffer-bytes", c.send_buffer_bytes,
@@ -227,8 +261,8 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Mock engine: embedding dimensions when the request gives none")
       ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(eng);
   app.add_option("--responses-store-max", c.responses_store_max,
-                 "Stored responses per shard for previous_response_id (least recently used "
-                 "are forgotten beyond)")
+                 "Stored responses per shard, for previous_response_id and GET/DELETE "
+                 "/v1/responses/{id} (least recently used are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
 
   auto* adm = "Admission (limits are enforced per shard, each its share)";
@@ -236,7 +270,8 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "An API key clients must present on /v1 and /api routes (repeatable); none: open")
       ->group(adm);
   app.add_option("--api-keys-file", c.api_keys_file,
-                 "File of API keys, one per line: <key> [name=N] [rps=R] [burst=B] [streams=S]")
+                 "File of API keys, one per line: <key> [name=N] [rps=R] [burst=B] [streams=S] "
+                 "(read again on SIGHUP)")
       ->group(adm);
   app.add_option("--jwt-hs256-secret-file", c.jwt_hs256_secret_file,
                  "Accept subscription tokens (JWT) signed with HS256 by this secret (the file's "
@@ -301,31 +336,43 @@ int parse_command_line(int argc, char** argv, server_config& c) {
                  "Write a JSON access log line per request, stream and WebSocket to this file "
                  "('-': stdout); reopened on SIGUSR1 (log rotation). Off by default");
 
+  auto fail = [&](const std::string& what) {
+    if (error) {
+      *error = what;
+    } else {
+      std::cerr << what << "\n";
+    }
+    return 2;
+  };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    if (e.get_exit_code() == 0 && !error) return app.exit(e);  // --help, --version
+    std::string what = describe_error(app, *file, e, argc, argv);
+    if (error) {
+      *error = what;
+      return e.get_exit_code() == 0 ? 2 : e.get_exit_code();
+    }
+    std::cerr << what << "\nRun with --help for more information.\n";
+    return e.get_exit_code();
   }
 
   if (c.stream_low_bytes >= c.stream_high_bytes || c.stream_high_bytes > c.stream_max_bytes) {
-    std::cerr << "stream watermarks must satisfy --stream-low-bytes < --stream-high-bytes <= "
-                 "--stream-max-bytes\n";
-    return 2;
+    return fail("stream watermarks must satisfy --stream-low-bytes < --stream-high-bytes <= "
+                "--stream-max-bytes");
   }
   if (c.models.empty()) {
-    std::cerr << "--model: at least one model must be served\n";
-    return 2;
+    return fail("--model: at least one model must be served");
   }
   if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
-    std::cerr << "--recv-buffers must be a power of two (got " << c.recv_buffers << ")\n";
-    return 2;
+    return fail("--recv-buffers must be a power of two (got " + std::to_string(c.recv_buffers) +
+                ")");
   }
   std::vector<int> cpus;
   if (!c.cpus.empty()) {
     auto parsed = cpu::parse_list(c.cpus);
     if (!parsed) {
-      std::cerr << "--cpus: cannot parse '" << c.cpus << "' (expected a list such as 0-3,6)\n";
-      return 2;
+      return fail("--cpus: cannot parse '" + c.cpus + "' (expected a list such as 0-3,6)");
     }
     cpus = *parsed;
   } else {
@@ -337,6 +384,19 @@ int parse_command_line(int argc, char** argv, server_config& c) {
   c.shard_cpus.clear();
   for (unsigned i = 0; i < c.shards; ++i) c.shard_cpus.push_back(cpus[i % cpus.size()]);
   return -1;
+}
+
+}  // namespace
+
+int parse_command_line(int argc, char** argv, server_config& out) {
+  return parse(argc, argv, out, nullptr);
+}
+
+std::string reparse_command_line(int argc, char** argv, server_config& out) {
+  std::string error;
+  if (parse(argc, argv, out, &error) >= 0 && error.empty())
+    error = "unexpected --help or --version";
+  return error;
 }
 
 }  // namespace rc::server

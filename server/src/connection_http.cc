@@ -214,7 +214,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   token_.reset();
   access_begin(&req, wire_bytes);
   current_.rate_headers = false;
-  const cors_policy& cors = shard_.cors();
+  rules_ = shard_.rules();  // what this request is admitted under, even if a reload comes
+  const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
     answer_preflight(req, m.allow);
@@ -255,7 +256,10 @@ bool connection::admit(const http1::request& req) {
       reject_reason why =
           a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
       ++m.rejected[static_cast<size_t>(why)];
-      respond_api_error(*this, *a.refusal);
+      openai::api_error err = std::move(*a.refusal);
+      // OpenAI's missing-key error has a null code; ringcast's own routes always name it.
+      if (!err.code && !openai_compatible(current_.route)) err.code = "missing_api_key";
+      respond_api_error(*this, err);
       return false;
     }
     current_.key = a.key;
@@ -342,8 +346,8 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   current_.rate_headers = false;
   current_.key = nullptr;
   access_begin(nullptr, wire_bytes);
-  respond_error(http1::status_of(e), http1::message_of(e), "invalid_request_error", {},
-                http1::name_of(e));
+  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
+                "invalid_request_error", {}, http1::name_of(e));
 }
 
 // ---- output ----

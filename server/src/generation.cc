@@ -81,6 +81,7 @@ void generation_task::set_deadline_ms(uint64_t timeout_ms) {
 
 void generation_task::set_key(const api_key* key) {
   key_ = key;
+  if (conn_) key_rules_ = conn_->request_rules();  // where the connection found `key`
   counted_for_key_ = true;
   ++shard_.key_streams(key);
 }

@@ -42,6 +42,8 @@ class responses_task final : public generation_task {
 
   // The previous response whose busy mark this response holds, released at the end.
   void hold_previous(std::string id) { previous_ = std::move(id); }
+  // The request's input items, stored with the response (input_items).
+  void keep_input(std::vector<openai::input_item> input) { input_ = std::move(input); }
 
   ~responses_task() override {
     if (previous_.empty()) return;
@@ -172,7 +174,14 @@ class responses_task final : public generation_task {
                    : item.name + "(" + item.arguments + ")";
       conversation.push_back(std::move(t));
     }
-    shard_.responses().put(r.id, std::move(conversation));
+    // Input items get ids as the API gives them, if the client sent none.
+    for (openai::input_item& item : input_) {
+      if (!item.id.empty()) continue;
+      item.id = mint_id(shard_, item.type == openai::input_item_type::message         ? "msg_"
+                                : item.type == openai::input_item_type::function_call ? "fc_"
+                                                                                      : "fco_");
+    }
+    shard_.responses().put(r.id, std::move(conversation), r, std::move(input_));
   }
 
   void fail(std::string_view code, std::string_view message) {
@@ -202,6 +211,7 @@ class responses_task final : public generation_task {
   std::string request_id_;
   std::vector<turn> history_;  // the conversation before this response's output
   std::string previous_;
+  std::vector<openai::input_item> input_;
   bool length_limited_;
   openai::finish_reason finish_ = openai::finish_reason::stop;
   size_t message_ = npos;
@@ -228,6 +238,22 @@ void report(connection& conn, responses_mode mode, std::string_view request_id,
         broker_ws_handler::send_error(*ws, request_id, err.code.value_or(err.type), err.message);
       break;
   }
+}
+
+// The model exists, and max_output_tokens is within what it can produce (16 is the API's minimum,
+// checked by the codec; the maximum is the engine's, e.g. --mock-max-tokens).
+std::optional<openai::api_error> check_engine_limits(shard_server& shard,
+                                                     const openai::response_settings& s) {
+  engine* e = shard.engine_for(s.model);
+  if (!e) return openai::model_not_found(s.model);
+  uint64_t max = e->completion_tokens_max(s.model);
+  if (!s.max_output_tokens || static_cast<uint64_t>(*s.max_output_tokens) <= max)
+    return std::nullopt;
+  std::string n = std::to_string(*s.max_output_tokens);
+  return openai::invalid_request("max_output_tokens is too large: " + n +
+                                     ". This model supports at most " + std::to_string(max) +
+                                     " output tokens, whereas you provided " + n + ".",
+                                 "max_output_tokens");
 }
 
 void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
@@ -271,6 +297,7 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
                                std::move(history), g.max_tokens.has_value());
   if (!ws_action.empty()) t->log_ws_request(ws_action, ws_id);
   if (!previous.empty()) t->hold_previous(std::move(previous));
+  t->keep_input(std::move(req.input));
   if (on_finished) t->set_on_finished(std::move(on_finished));
   t->set_key(conn.request_key());
   t->set_deadline_ms(deadline_ms);
@@ -283,6 +310,12 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
                     std::string request_id, unique_function<void()> on_finished,
                     uint64_t deadline_ms) {
   shard_server& shard = *shard_server::current();
+  // Checked before a previous response is taken, so that a refusal leaves it free.
+  if (auto err = check_engine_limits(shard, req.settings)) {
+    report(conn, mode, request_id, *err);
+    if (on_finished) on_finished();
+    return;
+  }
   std::string previous = req.settings.previous_response_id;
   if (previous.empty()) {
     launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished),
@@ -338,6 +371,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
 // ---- HTTP ----
 
 handler_result handle_responses(request_context& ctx) {
+  if (!check_timeout_header(ctx.conn, ctx.req)) return handler_result::done;
   json::value root;
   if (auto err = openai::parse_json_body(ctx.shard.json_parser(), ctx.body.data(),
                                          ctx.body.size(), ctx.body_capacity, root)) {
@@ -410,7 +444,7 @@ void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
   ++inflight_;
   lane& l = lanes_[stream_id];
   l.waiting.push_back(std::move(req));
-  if (stream_id.empty() || !l.running) run_next(ws, stream_id);
+  if (!l.running) run_next(ws, stream_id);
 }
 
 void responses_ws_handler::run_next(ws_endpoint& ws, const std::string& stream_id) {
@@ -419,7 +453,7 @@ void responses_ws_handler::run_next(ws_endpoint& ws, const std::string& stream_i
   lane& l = it->second;
   openai::responses_request req = std::move(l.waiting.front());
   l.waiting.pop_front();
-  l.running = !stream_id.empty();
+  l.running = true;
   uint64_t conn_id = ws.connection_id();
   start_response(ws.conn(), responses_mode::ws, std::move(req), {}, [conn_id, stream_id] {
     connection* c = shard_server::current()->live_connection(conn_id);

@@ -20,6 +20,7 @@ struct route_def {
 constexpr uint16_t get_head = method_bit(method::get) | method_bit(method::head);
 constexpr uint16_t get = method_bit(method::get);
 constexpr uint16_t post = method_bit(method::post);
+constexpr uint16_t del = method_bit(method::delete_);
 
 // Ordered: the first pattern that matches the path wins.
 constexpr std::array routes = {
@@ -29,8 +30,7 @@ constexpr std::array routes = {
     route_def{route_id::system_health, "/v1/system/health", get_head, "GET, HEAD",
               handle_system_health},
     route_def{route_id::topic_publish, "/v1/topics/{topic}", post, "POST", handle_topic_publish},
-    route_def{route_id::topic_events, "/v1/topics/{topic}/events", get, "GET",
-              handle_topic_events},
+    route_def{route_id::topic_events, "/v1/topics/{topic}/events", get, "GET", handle_topic_events},
     route_def{route_id::ws, "/ws", get, "GET", handle_ws},
     route_def{route_id::echo, "/echo", get, "GET", handle_echo},
     route_def{route_id::chat_completions, "/v1/chat/completions", post, "POST",
@@ -39,8 +39,14 @@ constexpr std::array routes = {
     route_def{route_id::responses_ws, "/v1/responses", get, "GET, POST", handle_responses_ws},
     route_def{route_id::embeddings, "/v1/embeddings", post, "POST", handle_embeddings},
     route_def{route_id::models, "/v1/models", get_head, "GET, HEAD", handle_models},
+    route_def{route_id::model, "/v1/models/{model}", get_head, "GET, HEAD", handle_model},
+    route_def{route_id::response, "/v1/responses/{id}", get | del, "GET, DELETE", handle_response},
+    route_def{route_id::response_input_items, "/v1/responses/{id}/input_items", get, "GET",
+              handle_response_input_items},
     route_def{route_id::broker_message, "/api/v1/message", post, "POST", handle_broker_message},
     route_def{route_id::broker_stream, "/api/v1/stream", get, "GET", handle_broker_stream},
+    route_def{route_id::broker_message_cancel, "/api/v1/message/{id}", del, "DELETE",
+              handle_broker_message_cancel},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.
@@ -88,6 +94,22 @@ route_match match_route(method m, std::string_view path) {
   }
   out.status = 404;
   return out;
+}
+
+bool openai_compatible(route_id r) {
+  switch (r) {
+    case route_id::chat_completions:
+    case route_id::responses:
+    case route_id::responses_ws:
+    case route_id::embeddings:
+    case route_id::models:
+    case route_id::model:
+    case route_id::response:
+    case route_id::response_input_items:
+      return true;
+    default:
+      return false;
+  }
 }
 
 std::string_view route_label(route_id r) {

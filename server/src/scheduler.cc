@@ -30,9 +30,21 @@ void engine_scheduler::withdraw(engine_ticket& t) {
   --waiting_;
 }
 
+void engine_scheduler::set_limits(uint32_t concurrency_max, uint32_t queue_max,
+                                  uint32_t shed_after_ms) {
+  concurrency_max_ = concurrency_max == 0 ? 1 : concurrency_max;
+  queue_max_ = queue_max;
+  shed_after_ms_ = shed_after_ms;
+  admit_waiters();
+}
+
 void engine_scheduler::release() {
   RC_ASSERT(running_ > 0);
   --running_;
+  admit_waiters();
+}
+
+void engine_scheduler::admit_waiters() {
   uint64_t now = shard_.loop().now_ms();
   while (running_ < concurrency_max_) {
     engine_ticket* t = queue_.pop_front();

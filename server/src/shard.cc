@@ -37,23 +37,21 @@ uint64_t mix(uint64_t x) {
 
 }  // namespace
 
-shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
+shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
     : reactor_(r),
-      rules_(rules),
-      config_(rules.config),
+      process_(process),
+      rules_(process.initial),
       sockets_(r),
-      access_log_(r, rules.config.access_log),
+      access_log_(r, rules_->config.access_log),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
-
-      max_connections_((rules.config.max_connections + r.shard_count() - 1) / r.shard_count()),
       started_ms_(r.now_ms()),
       topics_(*this),
-      responses_(config_.responses_store_max),
-      scheduler_(*this, share_of(config_.engine_concurrency_max),
-                 share_of(config_.engine_queue_max), config_.shed_queue_delay_ms),
-      rates_(config_.rate_limit_rps, config_.rate_limit_burst, 1.0 / r.shard_count()),
-      key_streams_(rules.keys.size() + 1, 0),
+      responses_(config().responses_store_max),
+      scheduler_(*this, share_of(config().engine_concurrency_max),
+                 share_of(config().engine_queue_max), config().shed_queue_delay_ms),
+      rates_(config().rate_limit_rps, config().rate_limit_burst, 1.0 / r.shard_count()),
+      key_streams_(rules_->keys.index_end(), 0),
       broker_(*this),
       started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
@@ -66,11 +64,8 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
   new_request_id_prefix();
   // main opened the path once already, so this fails only if the file changed in between.
   if (std::string err = access_log_.open(); !err.empty()) RC_ERROR("access log: %s", err.c_str());
-  const server_config& cfg = config_;
-  limits_.request_line_bytes_max = cfg.request_line_bytes_max;
-  limits_.header_bytes_max = cfg.header_bytes_max;
-  limits_.headers_max = cfg.headers_max;
-  limits_.body_bytes_max = cfg.body_bytes_max;
+  const server_config& cfg = config();
+  apply_config();
   mock_options mock;
   mock.models = cfg.models;
   mock.first_token_ms = cfg.mock_first_token_ms;
@@ -79,9 +74,6 @@ shard_server::shard_server(reactor& r, const shared_rules& rules, int listen_fd)
   mock.max_tokens = cfg.mock_max_tokens;
   mock.embedding_dim = cfg.mock_embedding_dim;
   engine_ = std::make_unique<mock_engine>(r, std::move(mock));
-  ring_options_.high_bytes = cfg.stream_high_bytes;
-  ring_options_.low_bytes = cfg.stream_low_bytes;
-  ring_options_.max_bytes = cfg.stream_max_bytes;
   date_.refresh(wall_time_s());
   drain_grace_.bind<shard_server, &shard_server::on_drain_grace>(this);
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
@@ -102,7 +94,13 @@ shard_server* shard_server::current() { return t_shard; }
 void shard_server::run() {
   acceptor_.start();
   if (id() == 0) {
-    signals_ = std::make_unique<signal_reader>(reactor_, [this](int signo) { on_signal(signo); });
+    signals_ = std::make_unique<signal_reader>(reactor_, [this](int signo) {
+      if (signo == SIGHUP) {
+        on_reload_signal();
+      } else {
+        on_signal(signo);
+      }
+    });
     if (std::string err = signals_->start(); !err.empty()) RC_WARN("%s", err.c_str());
   }
   reactor_.run();
@@ -131,7 +129,10 @@ void shard_server::on_turn_end() {
 
 void shard_server::on_accept(int fd) {
   // While draining, connections are still accepted during the grace period (see shard.h).
-  if (connections_open() >= max_connections_) {
+  // The limit is the process's (see process_state::connections): take a place first, give it
+  // back if there was none.
+  if (process_.connections.fetch_add(1, std::memory_order_relaxed) >= config().max_connections) {
+    process_.connections.fetch_sub(1, std::memory_order_relaxed);
     // Over the limit: refuse at once rather than queue; the client sees a closed connection
     // and retries elsewhere. Counted, so operators see it.
     ++metrics_.connections_refused;
@@ -139,8 +140,8 @@ void shard_server::on_accept(int fd) {
     return;
   }
   ++metrics_.connections_accepted;
-  if (config_.send_buffer_bytes > 0) {
-    int bytes = static_cast<int>(config_.send_buffer_bytes);
+  if (config().send_buffer_bytes > 0) {
+    int bytes = static_cast<int>(config().send_buffer_bytes);
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bytes, sizeof bytes);
   }
   auto* c = new connection(*this, fd, next_connection_id_++);
@@ -163,7 +164,9 @@ uint32_t shard_server::share_of(uint32_t total) const {
 }
 
 uint32_t& shard_server::key_streams(const api_key* key) {
-  return key_streams_[key ? key->index : key_streams_.size() - 1];
+  if (!key) return anonymous_streams_;
+  if (key->index >= key_streams_.size()) key_streams_.resize(key->index + 1, 0);
+  return key_streams_[key->index];
 }
 
 connection* shard_server::live_connection(uint64_t id) {
@@ -181,6 +184,7 @@ void shard_server::on_connection_closed(connection& c) {
   connections_.remove(c);
   by_id_.erase(c.id());
   ++metrics_.connections_closed;
+  process_.connections.fetch_sub(1, std::memory_order_relaxed);
 }
 
 namespace {
@@ -237,7 +241,12 @@ void shard_server::release_ring(std::shared_ptr<outbound_ring>&& r) {
   // Only rings nobody else holds and that were never closed go back; the pool is bounded so a
   // burst of streams doesn't pin their memory forever.
   constexpr size_t pool_max = 256;
-  if (r.use_count() == 1 && !r->closed() && r->queued_bytes() == 0 && ring_pool_.size() < pool_max)
+  // Rings made before a reload changed the watermarks are not kept either.
+  const outbound_ring_options& o = r->options();
+  bool current = o.high_bytes == ring_options_.high_bytes &&
+                 o.low_bytes == ring_options_.low_bytes && o.max_bytes == ring_options_.max_bytes;
+  if (r.use_count() == 1 && !r->closed() && r->queued_bytes() == 0 && current &&
+      ring_pool_.size() < pool_max)
     ring_pool_.push_back(std::move(r));
   r.reset();
 }
@@ -323,13 +332,13 @@ void shard_server::begin_drain(bool force) {
     draining_ = true;
     // Load balancers need a while to see /readyz fail and stop sending: keep accepting (with
     // Connection: close) until the grace period is over, but never past the deadline.
-    uint32_t grace_ms = std::min(config_.drain_grace_ms, config_.drain_timeout_ms);
+    uint32_t grace_ms = std::min(config().drain_grace_ms, config().drain_timeout_ms);
     if (grace_ms == 0) {
       acceptor_.stop();
     } else {
       reactor_.arm_after_ms(drain_grace_, grace_ms);
     }
-    reactor_.arm_after_ms(drain_deadline_, config_.drain_timeout_ms);
+    reactor_.arm_after_ms(drain_deadline_, config().drain_timeout_ms);
     connections_.for_each([this](connection& c) {
       if (c.begin_drain()) drain_watch_.push_back(c.id());
     });
@@ -375,6 +384,50 @@ void shard_server::on_drain_deadline() {
 
 void shard_server::on_drain_flushed() {
   connections_.for_each([](connection& c) { c.abort(); });
+}
+
+// ---- reloading ----
+
+void shard_server::on_reload_signal() {
+  // The access log is reopened whatever becomes of the files: logrotate's SIGHUP must not depend
+  // on the configuration being valid.
+  reopen_logs_on_all_shards();
+  // Reading the files blocks this shard for as long as that takes: a rare operator action on
+  // small files, and it keeps the reload in one place, in order with any other signal.
+  std::shared_ptr<const shared_rules> next = process_.reload(*rules_);
+  if (!next) return;
+  for (unsigned s = 0; s < shard_count(); ++s) {
+    if (!reactor_.post(s, [next] { current()->apply_rules(next); }))
+      RC_ERROR("SIGHUP: shard %u's mailbox is full; it keeps the previous configuration", s);
+  }
+}
+
+void shard_server::apply_rules(std::shared_ptr<const shared_rules> next) {
+  rules_ = rules_ref(std::move(next));
+  apply_config();
+}
+
+// What the shard derives from the settings and caches; everything else is read from config() where
+// it is used. Restart-only settings (rules.cc) are never changed by a reload, so what was built
+// from them at start-up (the engine, the stores) stays right.
+void shard_server::apply_config() {
+  const server_config& cfg = config();
+  limits_.request_line_bytes_max = cfg.request_line_bytes_max;
+  limits_.header_bytes_max = cfg.header_bytes_max;
+  limits_.headers_max = cfg.headers_max;
+  limits_.body_bytes_max = cfg.body_bytes_max;
+  outbound_ring_options ring;
+  ring.high_bytes = cfg.stream_high_bytes;
+  ring.low_bytes = cfg.stream_low_bytes;
+  ring.max_bytes = cfg.stream_max_bytes;
+  if (ring.high_bytes != ring_options_.high_bytes || ring.low_bytes != ring_options_.low_bytes ||
+      ring.max_bytes != ring_options_.max_bytes) {
+    ring_options_ = ring;
+    ring_pool_.clear();  // new streams get rings with the new watermarks
+  }
+  rates_.set_defaults(cfg.rate_limit_rps, cfg.rate_limit_burst);
+  scheduler_.set_limits(share_of(cfg.engine_concurrency_max), share_of(cfg.engine_queue_max),
+                        cfg.shed_queue_delay_ms);
 }
 
 }  // namespace rc::server

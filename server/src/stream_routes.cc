@@ -9,24 +9,12 @@
 #include "server/connection.h"
 #include "server/handlers.h"
 #include "server/openai_api.h"
+#include "server/query.h"
 #include "server/shard.h"
 #include "server/ws_broker.h"
 
 namespace rc::server {
 namespace {
-
-// The value of `name` in a query string (no percent-decoding: the values read here are tokens).
-std::string_view query_param(std::string_view query, std::string_view name) {
-  while (!query.empty()) {
-    size_t amp = query.find('&');
-    std::string_view pair = query.substr(0, amp);
-    size_t eq = pair.find('=');
-    if (pair.substr(0, eq) == name) return eq == std::string_view::npos ? "" : pair.substr(eq + 1);
-    if (amp == std::string_view::npos) break;
-    query.remove_prefix(amp + 1);
-  }
-  return {};
-}
 
 bool topic_name_ok(request_context& ctx, std::string_view topic) {
   std::string_view why = ctx.shard.topics().check_name(topic);
@@ -51,7 +39,10 @@ handler_result handle_topic_publish(request_context& ctx) {
   if (!topic_name_ok(ctx, topic)) return handler_result::done;
   if (!topic_permitted(ctx, topic_action::publish, topic)) return handler_result::done;
   if (ctx.body.size() > ctx.shard.config().publish_bytes_max) {
-    ctx.conn.respond_error(413, "The publication is larger than publish_bytes_max",
+    ctx.conn.respond_error(413,
+                           "The publication is larger than " +
+                               std::to_string(ctx.shard.config().publish_bytes_max) +
+                               " bytes (raise --publish-bytes-max)",
                            "invalid_request_error", {}, "body_too_large");
     return handler_result::done;
   }
@@ -89,9 +80,19 @@ handler_result handle_topic_events(request_context& ctx) {
   if (!topic_permitted(ctx, topic_action::subscribe, topic)) return handler_result::done;
   // EventSource sends Last-Event-ID when it reconnects; ?since= serves clients that can't set
   // headers on the first connection.
+  // A malformed ?since= is the client's mistake: 400. A Last-Event-ID the server cannot use (it
+  // comes from an EventSource reconnecting) starts over with `event: reset` instead.
+  auto since_query = query_value(ctx.req.query, "since");
+  if (since_query && !event_id_syntax_ok(*since_query)) {
+    ctx.conn.respond_error(400,
+                           "Invalid 'since': expected an event id (\"<epoch>-<seq>\" or \"<seq>\", "
+                           "seq a non-negative 64-bit integer)",
+                           "invalid_request_error", "since", "invalid_since");
+    return handler_result::done;
+  }
   std::string_view since = ctx.req.find("last-event-id");
-  if (since.empty()) since = query_param(ctx.req.query, "since");
   std::string since_copy(since);  // the request's bytes go away once the head is handled
+  if (since_copy.empty() && since_query) since_copy = std::move(*since_query);
   ctx.conn.begin_sse();
   ctx.shard.topics().subscribe(ctx.conn, topic, subscriber_kind::sse, since_copy, {});
   return handler_result::async;

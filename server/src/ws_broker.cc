@@ -3,9 +3,11 @@
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "server/authentication.h"
+#include "server/broker.h"
 #include "server/connection.h"
 #include "server/generation.h"
 #include "server/openai_api.h"
+#include "server/query.h"
 #include "server/responses_api.h"
 #include "server/shard.h"
 
@@ -124,7 +126,7 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
   if (action == "subscribe") return subscribe(ws, id, payload);
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
   if (action == "cancel") return cancel(ws, id, payload);
-  if (action == "message.stream") return start_message_stream_ws(ws, id, payload);
+  if (action == "message.stream") return message_stream(ws, id, payload);
   if (ws.conn().request_token()) {
     ++ws.shard().metrics().rejected[static_cast<size_t>(reject_reason::permission)];
     return send_error(ws, id, "permission_denied",
@@ -196,14 +198,16 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
                       "a connection may subscribe to at most " + std::to_string(max) + " topics");
   }
   std::string since;
-  if (json::value v = payload.find("since")) {
-    if (v.is_string()) {
+  if (json::value v = payload.find("since"); v && !v.is_null()) {
+    if (v.is_string() && event_id_syntax_ok(v.get_string())) {
       since = std::string(v.get_string());
-    } else if (v.kind() == json::kind::int64 || v.kind() == json::kind::uint64) {
+    } else if (v.kind() == json::kind::uint64 ||
+               (v.kind() == json::kind::int64 && v.get_int64() >= 0)) {
       since = std::to_string(v.get_uint64());
     } else {
-      return send_error(ws, id, "invalid_request",
-                        "'payload.since' must be an event id (\"<epoch>-<seq>\") or a number");
+      return send_error(ws, id, "invalid_since",
+                        "'payload.since' must be an event id (\"<epoch>-<seq>\" or \"<seq>\") or "
+                        "a non-negative integer");
     }
   }
   topic_subscription* s =
@@ -241,7 +245,10 @@ void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
   byte_buffer compact;
   data.write_to(compact);
   if (compact.size() > ws.shard().config().publish_bytes_max) {
-    return send_error(ws, id, "too_large", "'payload.data' is larger than publish_bytes_max");
+    return send_error(ws, id, "too_large",
+                      "'payload.data' is larger than " +
+                          std::to_string(ws.shard().config().publish_bytes_max) +
+                          " bytes (raise --publish-bytes-max)");
   }
   begin_async(ws);
   uint64_t conn_id = ws.connection_id();
@@ -341,21 +348,47 @@ void broker_ws_handler::cancel(ws_endpoint& ws, std::string_view id, const json:
     send_error(ws, id, "invalid_request", "'payload.target' must be the id of a running stream");
     return;
   }
-  auto it = streams_.find(std::string(target.get_string()));
-  if (it == streams_.end()) {
-    send_error(ws, id, "not_found",
-               "no running stream with id '" + std::string(target.get_string()) + "'");
-    return;
-  }
+  std::string key(target.get_string());
   byte_buffer data;
   json::writer w(data);
   w.begin_object();
-  w.string_member("target", target.get_string());
+  w.string_member("target", key);
   w.end_object();
+  auto it = streams_.find(key);
+  if (it == streams_.end()) {
+    // A message.stream: stop watching (the message itself goes on; DELETE /api/v1/message/{id}
+    // cancels it).
+    auto wit = watches_.find(key);
+    bool ended = wit != watches_.end() && ws.shard().broker_queue().cancel_watch(wit->second);
+    if (wit != watches_.end()) watches_.erase(wit);
+    if (!ended) {
+      send_error(ws, id, "not_found", "no running stream with id '" + key + "'");
+      return;
+    }
+    send_error(ws, key, "cancelled", "the stream was cancelled by the client");
+    send_event(ws, id, "cancelled", data.view());
+    return;
+  }
   generation_task* t = it->second;
   // The target ends with error {code: "cancelled"}; its finisher forgets it.
   t->cancel("cancelled", "the stream was cancelled by the client");
   send_event(ws, id, "cancelled", data.view());
+}
+
+void broker_ws_handler::message_stream(ws_endpoint& ws, std::string_view id,
+                                       const json::value& payload) {
+  std::string key(id);
+  broker& b = ws.shard().broker_queue();
+  auto it = watches_.find(key);
+  if ((it != watches_.end() && b.watching(it->second)) || streams_.count(key)) {
+    send_error(ws, id, "duplicate_id", "a stream with id '" + key + "' is still running");
+    return;
+  }
+  // Forget watches that ended on their own, so the map stays as small as what runs.
+  if (watches_.size() >= 64)
+    std::erase_if(watches_, [&](auto& e) { return !b.watching(e.second); });
+  uint64_t wid = start_message_stream_ws(ws, id, payload);
+  if (wid != 0) watches_[key] = wid;
 }
 
 // ---- flow control ----
@@ -385,6 +418,7 @@ void broker_ws_handler::on_close(ws_endpoint& ws) {
   closed_ = true;
   for (auto& [topic, sub_id] : subscriptions_) ws.shard().topics().unsubscribe(sub_id);
   subscriptions_.clear();
+  watches_.clear();  // the watches end with the connection
   // Stop every generation now: nobody will read what they produce.
   auto streams = std::move(streams_);
   streams_.clear();

@@ -34,7 +34,8 @@ ws::session& ws_endpoint::session() {
   if (!session_) {
     session_ = std::make_unique<ws::session>(
         ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
-        ws::session_options{.message_bytes_max = shard_.config().ws_message_bytes_max});
+        ws::session_options{.message_bytes_max = shard_.config().ws_message_bytes_max,
+                            .too_big_reason = "message too big (raise --ws-message-bytes-max)"});
     ++shard_.metrics().ws_sessions;
   }
   return *session_;

@@ -258,11 +258,17 @@ class AccessLog(unittest.TestCase):
             self.assertGreater(metric(samples, "ringcast_access_log_lines_total", shard=shard), 0)
 
     def test_sigusr1_reopens_after_rename(self):
+        self.check_reopens_after_rename(signal.SIGUSR1)
+
+    def test_sighup_reopens_after_rename(self):
+        self.check_reopens_after_rename(signal.SIGHUP)
+
+    def check_reopens_after_rename(self, signo):
         with Server("--access-log", self.path, shards=2) as srv:
             get(srv.port, "/healthz", {"x-request-id": "before"})
             self.assertTrue(wait_for(lambda: read_lines(self.path)))
             os.rename(self.path, self.path + ".1")
-            srv.send_signal(signal.SIGUSR1)
+            srv.send_signal(signo)
             self.assertTrue(wait_for(lambda: metric(
                 metrics(srv.port), "ringcast_access_log_reopens_total", shard="all") == 2))
             for i in range(6):  # several connections: both shards get some

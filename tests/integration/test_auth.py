@@ -202,7 +202,7 @@ class TopicPermissions(unittest.TestCase):
                 out = subprocess.run([bin_, "--api-keys-file", path, "--listen", "127.0.0.1:0"],
                                      capture_output=True, text=True, timeout=20)
                 self.assertEqual(out.returncode, 2, out.stderr)
-                self.assertIn(f"line {text.count(chr(10))}", out.stderr)
+                self.assertIn(f"{path}:{text.count(chr(10))}: ", out.stderr)  # file:line: reason
                 self.assertIn(why, out.stderr)
             finally:
                 os.unlink(path)

@@ -181,3 +181,58 @@ test('API keys and rate limits as the SDK sees them', async () => {
     await srv.stop();
   }
 });
+
+test('stored responses: retrieve, input items (paged), delete, and models.retrieve', async () => {
+  await withClient([], async (client) => {
+    // The SDK keeps one connection, so everything here runs on one shard; routing to a response's
+    // home shard from the others is tested in test_api_routes.py (a new connection per request).
+    const created = [];
+    for (let i = 0; i < 6; i++) {
+      created.push(await client.responses.create({
+        model: MODEL,
+        input: [
+          { role: 'system', content: 'Be brief.' },
+          { role: 'user', content: `Question ${i}` },
+          { role: 'assistant', content: 'An earlier answer' },
+          { role: 'user', content: `Follow-up ${i}` },
+        ],
+      }));
+    }
+    for (const r of created) {
+      const got = await client.responses.retrieve(r.id);
+      assert.deepEqual(got, await client.responses.retrieve(r.id));
+      assert.equal(got.id, r.id);
+      assert.equal(got.object, 'response');
+      assert.equal(got.status, r.status);
+      assert.equal(got.output_text, r.output_text);
+      assert.deepEqual(got.usage, r.usage);
+
+      // Default order is newest first; the SDK pages through with `after` by itself.
+      const items = [];
+      for await (const item of client.responses.inputItems.list(r.id, { limit: 3 })) items.push(item);
+      assert.equal(items.length, 4);
+      assert.deepEqual(items.map((it) => it.role), ['user', 'assistant', 'user', 'system']);
+      assert.equal(items[3].content[0].type, 'input_text');
+      assert.equal(items[1].content[0].type, 'output_text');
+      assert.ok(items.every((it) => it.type === 'message' && typeof it.id === 'string' && it.id.length > 0));
+      const asc = await client.responses.inputItems.list(r.id, { order: 'asc', limit: 2 });
+      assert.deepEqual(asc.data.map((it) => it.id), [items[3].id, items[2].id]);
+      assert.equal(asc.has_more, true);
+    }
+    const deleted = await client.responses.delete(created[0].id);
+    assert.deepEqual(deleted, { id: created[0].id, object: 'response', deleted: true });
+    await assert.rejects(client.responses.retrieve(created[0].id),
+                         (e) => e instanceof OpenAI.NotFoundError && e.status === 404);
+    await assert.rejects(client.responses.delete(created[0].id), (e) => e instanceof OpenAI.NotFoundError);
+    await assert.rejects(client.responses.inputItems.list(created[0].id), (e) => e instanceof OpenAI.NotFoundError);
+    const unstored = await client.responses.create({ model: MODEL, input: 'not kept', store: false });
+    await assert.rejects(client.responses.retrieve(unstored.id), (e) => e instanceof OpenAI.NotFoundError);
+
+    const model = await client.models.retrieve(MODEL);
+    assert.deepEqual(Object.keys(model).sort(), ['created', 'id', 'object', 'owned_by']);
+    assert.equal(model.id, MODEL);
+    assert.equal(model.object, 'model');
+    await assert.rejects(client.models.retrieve('no-such-model'),
+                         (e) => e instanceof OpenAI.NotFoundError && e.code === 'model_not_found');
+  });
+});

@@ -39,6 +39,12 @@ std::string parse_socket_address(std::string_view text, socket_address& out);
 // Returns the fd, or -1 with `error` set.
 int open_listener(const socket_address& addr, int backlog, std::string& error);
 
+// Fails when some socket already listens on `addr`: SO_REUSEPORT would otherwise let this process
+// join another server's group and take a share of its connections. The message names the address
+// and, when /proc shows it, the other process (name and pid). Port 0 always passes. Call before
+// open_listener. Returns an error message or empty. (core/src/port_owner.cc)
+std::string check_address_free(const socket_address& addr);
+
 // Steers each new connection to the listener of the CPU that received it: listener i of the
 // group must belong to the shard pinned to the i-th CPU of `cpus`. Effective when NIC queues
 // (RSS/RPS) are aligned with shard CPUs (tuning/irq-affinity). Returns an error or empty.
@@ -76,9 +82,9 @@ class acceptor final : public io_handler {
   timer retry_;
 };
 
-// Reads SIGINT/SIGTERM (and SIGUSR1, for log reopening) through a signalfd on the reactor's ring.
-// The signals must be blocked in every thread (shard_group does that) so they are only ever
-// delivered here.
+// Reads SIGINT, SIGTERM, SIGHUP (reload) and SIGUSR1 (log reopening) through a signalfd on the
+// reactor's ring. The signals must be blocked in every thread (shard_group does that) so they are
+// only ever delivered here.
 class signal_reader final : public io_handler {
  public:
   using on_signal_fn = unique_function<void(int signo)>;

@@ -5,9 +5,9 @@
 // run application code, so the first message a shard sends can always ring its target. If any
 // shard fails to start (io_uring unavailable, say), none runs and run() returns the message.
 //
-// SIGINT, SIGTERM, SIGUSR1 and SIGPIPE are blocked in every shard thread: termination and
-// log-reopen signals are read through a signalfd on shard 0 (see signal_reader), and SIGPIPE
-// never kills the process (sends use MSG_NOSIGNAL anyway).
+// SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGPIPE are blocked in every shard thread: termination,
+// reload and log-reopen signals are read through a signalfd on shard 0 (see signal_reader), and
+// SIGPIPE never kills the process (sends use MSG_NOSIGNAL anyway).
 //
 // Thread-safety: run() is called once, from the main thread.
 #pragma once
@@ -32,7 +32,7 @@ struct shard_group_options {
 std::string run_shards(const shard_group_options& opts,
                        const std::function<void(reactor&)>& shard_main);
 
-// Blocks SIGINT, SIGTERM, SIGUSR1 and SIGPIPE in the calling thread (threads it creates
+// Blocks SIGINT, SIGTERM, SIGHUP, SIGUSR1 and SIGPIPE in the calling thread (threads it creates
 // inherit this).
 void block_process_signals();
 

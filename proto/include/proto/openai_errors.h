@@ -61,7 +61,8 @@ api_error previous_response_not_found(std::string_view id);
 api_error conversation_busy(std::string_view id);
 // 413 with the limit in bytes.
 api_error body_too_large(size_t limit_bytes);
-// 429, type "requests", code rate_limit_exceeded.
+// 429, type "requests", code rate_limit_exceeded. `detail` is the first sentence of the message
+// (empty: "Rate limit reached"); ". Please try again later." follows.
 api_error rate_limited(std::string_view detail);
 // 503, type "server_error", code server_overloaded.
 api_error overloaded();

@@ -72,6 +72,9 @@ message_handler bind_handler(T* obj) {
 struct session_options {
   // Largest message accepted, in payload bytes summed over its fragments.
   size_t message_bytes_max = 1 << 20;
+  // The close reason (1009) for a message over it; a server names its flag here. At most 123 bytes
+  // (RFC 6455 §5.5: control payloads are 125 bytes, the code takes 2); must outlive the session.
+  std::string_view too_big_reason = "message too big";
   // Client role: seeds the generator of frame mask keys. Masking protects intermediaries from
   // payloads that script in a browser controls (RFC 6455 §10.3); our clients run no untrusted
   // script, so a fast generator seeded from getrandom() by the caller is enough.

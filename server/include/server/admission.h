@@ -17,8 +17,8 @@
 //   requests are answered with the allowed methods and headers; WebSocket upgrades from an Origin
 //   not on the list are refused (403). "*" allows every origin, never with credentials.
 //
-// Thread-safety: api_keys and cors_policy are built at start-up and then read-only (shared by all
-// shards); a rate_limiter belongs to one shard.
+// Thread-safety: api_keys and cors_policy are built at start-up or on a reload (rules.h), then
+// read-only (shared by all shards); a rate_limiter belongs to one shard.
 #pragma once
 
 #include <array>
@@ -49,7 +49,7 @@ struct api_key {
   double rps = 0;               // 0: the server default
   double burst = 0;             // 0: the server default
   uint32_t streams_max = 0;     // 0: the server default
-  uint32_t index = 0;           // dense, for per-shard tables
+  uint32_t index = 0;           // for per-shard tables; stable across reloads (carry_indexes)
   topic_permission subscribe;   // subscribe=PATTERN,... in the keys file
   topic_permission publish;     // publish=PATTERN,... in the keys file
 };
@@ -63,9 +63,15 @@ class api_keys {
   // Returns an error message or empty.
   std::string load_file(const std::string& path);
 
+  // Gives every key that `previous` (or a snapshot before it) knew the index it had there, and
+  // new keys indexes never used before, so per-shard tables indexed by key (rate buckets, stream
+  // counts) keep following the same key across a reload.
+  void carry_indexes(const api_keys& previous);
+
   bool empty() const { return keys_.empty(); }
   size_t size() const { return keys_.size(); }
-  const api_key& at(uint32_t index) const { return keys_[index]; }
+  // One past the largest index in use: the size of a table indexed by key.
+  uint32_t index_end() const { return index_end_; }
 
   // The key matching `presented`, or nullptr.
   const api_key* find(std::string_view presented) const;
@@ -73,7 +79,10 @@ class api_keys {
  private:
   std::string insert(api_key k);
   std::vector<api_key> keys_;
-  std::unordered_map<std::string, uint32_t> by_digest_;  // SHA-1 of the key -> index
+  std::unordered_map<std::string, uint32_t> by_digest_;  // SHA-1 of the key -> position in keys_
+  // Every key digest ever given an index (carried from snapshot to snapshot) -> that index.
+  std::unordered_map<std::string, uint32_t> index_of_digest_;
+  uint32_t index_end_ = 0;
 };
 
 // Which key a request presents: Authorization: Bearer, X-API-Key, or (when allow_query: WebSocket
@@ -107,6 +116,11 @@ class rate_limiter {
 
   // `share` is this shard's part of every key's rate and burst (1/shards).
   rate_limiter(double default_rps, double default_burst, double share);
+  // New server defaults (a reload); buckets keep their tokens.
+  void set_defaults(double default_rps, double default_burst) {
+    default_rps_ = default_rps;
+    default_burst_ = default_burst;
+  }
   bool enabled(const api_key* key) const;
   // Takes one request token for `key` (nullptr: anonymous requests, one shared bucket).
   decision take(const api_key* key, uint64_t now_us);

@@ -53,7 +53,8 @@ class broker;
 struct watch_tag;
 
 // One lifecycle event of a message, encoded once for every watcher (see fanout_frames.h): SSE
-// "id: <seq>\nevent: <type>\ndata: <json>", WebSocket "event":"<type>","data":<json>}.
+// "id: <seq>\nevent: <type>\ndata: <json>", WebSocket "event":"<type>","event_id":"<seq>",
+// "data":<json>} (the request's own "id" comes first, in the watcher's prefix).
 struct broker_event : fanout_frames {
   uint64_t seq = 0;
   bool terminal = false;
@@ -116,7 +117,21 @@ class broker {
   // the watch for cancel_watch (it may end on its own before that).
   uint64_t watch(connection& c, std::string user_id, std::string message_id, subscriber_kind kind,
                  uint64_t after_seq, std::string request_id, unique_function<void(bool)> ready);
-  void cancel_watch(uint64_t watch_id);
+  // Ends a watch on this shard; false if it had already ended.
+  bool cancel_watch(uint64_t watch_id);
+  bool watching(uint64_t watch_id) const { return watches_.count(watch_id) != 0; }
+
+  // Cancels message `message_id` of `user_id` (DELETE /api/v1/message/{id}), from any shard: a
+  // queued message leaves its queue, a processing one has its generation stopped; either way its
+  // log ends with error {code: "cancelled"}. `done` runs on this shard with the outcome.
+  enum class cancel_outcome : uint8_t {
+    cancelled_queued,
+    cancelled_processing,
+    finished,   // it had already ended (done or error): nothing to cancel
+    not_found,  // unknown, expired, or another user's
+  };
+  void cancel(std::string user_id, std::string message_id,
+              unique_function<void(cancel_outcome)> done);
 
   // Messages waiting on this shard (for health and metrics).
   uint64_t waiting() const { return waiting_; }
@@ -144,6 +159,9 @@ class broker {
   void release_message(message& m);
   void forget_idle_user(const std::string& user_id);
   void on_deadline(message& m);
+  // Ends a queued or processing message with an error event `code` (deadline, cancel).
+  void end_early(message& m, std::string_view code, std::string_view text);
+  cancel_outcome home_cancel(const std::string& user_id, const std::string& message_id);
   void forget(const std::string& message_id);
   catch_up home_watch(unsigned shard, const std::string& user_id, const std::string& message_id,
                       uint64_t after_seq);

@@ -7,7 +7,8 @@
 //
 // Limits carry their unit in the name. Timeouts are milliseconds; sizes are bytes.
 //
-// Thread-safety: built once by main before the shards start; read-only afterwards.
+// Thread-safety: built by main before the shards start (and again on SIGHUP, see rules.h);
+// read-only once published.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +25,7 @@ struct server_config {
   bool pin = true;            // pin each shard thread to its CPU
   bool reuseport_cpu_steering = false;
   uint32_t listen_backlog = 4096;
-  uint32_t max_connections = 100000;  // for the whole process, split evenly across shards
+  uint32_t max_connections = 100000;  // for the whole process, however shards share them
   uint32_t send_buffer_bytes = 0;     // SO_SNDBUF per connection; 0: the kernel's autotuning
 
   // Timeouts.
@@ -110,5 +111,9 @@ struct server_config {
 // Parses flags (and the --config file). Returns -1 when the server should start, otherwise the
 // process exit code (0 after --help/--version, 2 after a usage error, already reported).
 int parse_command_line(int argc, char** argv, server_config& out);
+
+// The same parse for a reload (SIGHUP): nothing is printed. Returns an error message ("FILE:LINE:
+// reason" when it comes from the --config file) or empty.
+std::string reparse_command_line(int argc, char** argv, server_config& out);
 
 }  // namespace rc::server

@@ -50,6 +50,7 @@
 #include "proto/http1_writer.h"
 #include "server/access_log.h"
 #include "server/router.h"
+#include "server/rules.h"
 #include "server/stream.h"
 
 namespace rc::server {
@@ -105,6 +106,9 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // The API key the current request (or, after an upgrade, the WebSocket) presented, or nullptr.
   const api_key* request_key() const { return current_.key; }
+  // The rules snapshot the current request (or the WebSocket) was admitted under: request_key()
+  // and the CORS origin point into it, so it stays alive across a reload while they are in use.
+  const rules_ref& request_rules() const { return rules_; }
   // The subscription token the current request (or the WebSocket) presented instead of a key, or
   // nullptr (authentication.h).
   const token_grant* request_token() const { return token_.get(); }
@@ -291,6 +295,8 @@ class connection final : public stream_socket, public list_node<connection_list_
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
   } current_;
   std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
+
+  rules_ref rules_;  // see request_rules()
 
   // Streams.
   std::shared_ptr<outbound_ring> ring_;

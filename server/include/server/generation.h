@@ -40,6 +40,7 @@
 #include "core/timer_wheel.h"
 #include "server/access_log.h"
 #include "server/engine.h"
+#include "server/rules.h"
 #include "server/scheduler.h"
 #include "server/stream.h"
 
@@ -58,7 +59,8 @@ class generation_task : public engine_sink, public stream_producer, public engin
 
   // Ends the task with deadline_exceeded if it is not over by then (0: no deadline).
   void set_deadline_ms(uint64_t timeout_ms);
-  // Counts this task as one of `key`'s concurrent streams on this shard until it ends.
+  // Counts this task as one of `key`'s concurrent streams on this shard until it ends. `key` is
+  // the connection's request_key() (the task keeps its snapshot alive).
   void set_key(const api_key* key);
   // Starts the generation (or queues it). REQUIRES: called once, right after construction, and
   // the scheduler had room (see engine_scheduler::has_room).
@@ -117,6 +119,7 @@ class generation_task : public engine_sink, public stream_producer, public engin
   bool holds_slot_ = false;
   bool counted_for_key_ = false;
   const api_key* key_ = nullptr;
+  rules_ref key_rules_;  // keeps key_ alive across a reload
   bool started_ = false;
   unique_function<void()> on_finished_;
   uint64_t started_ns_ = 0;

@@ -25,15 +25,21 @@ handler_result handle_system_health(request_context& ctx);
 class ws_handler;
 handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handler> handler);
 
-// OpenAI-compatible (chat_api.cc, responses_api.cc, openai_routes.cc).
+// OpenAI-compatible (chat_api.cc, responses_api.cc, openai_routes.cc, responses_routes.cc).
 handler_result handle_chat_completions(request_context& ctx);
 handler_result handle_responses(request_context& ctx);
 handler_result handle_responses_ws(request_context& ctx);
 handler_result handle_embeddings(request_context& ctx);
 handler_result handle_models(request_context& ctx);
+// Stored responses and single models (responses_routes.cc): GET/DELETE /v1/responses/{id},
+// GET /v1/responses/{id}/input_items, GET /v1/models/{id}.
+handler_result handle_response(request_context& ctx);
+handler_result handle_response_input_items(request_context& ctx);
+handler_result handle_model(request_context& ctx);
 
 // Broker queue (broker_routes.cc).
 handler_result handle_broker_message(request_context& ctx);
 handler_result handle_broker_stream(request_context& ctx);
+handler_result handle_broker_message_cancel(request_context& ctx);
 
 }  // namespace rc::server

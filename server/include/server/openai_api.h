@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "proto/http1_parser.h"
 #include "proto/json_reader.h"
 #include "proto/openai_errors.h"
 #include "server/engine.h"
@@ -52,11 +53,15 @@ std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& 
 // The deadline of a generation: x-ringcast-timeout-ms if given (capped by the server's maximum),
 // else the server default; 0 for none. `header` is the header's value (may be empty).
 uint64_t generation_deadline_ms(const shard_server& shard, std::string_view header);
+// Answers 400 (param and code name the header) when x-ringcast-timeout-ms is malformed, empty,
+// zero or negative; false then. Handlers that take the header check it first.
+bool check_timeout_header(connection& conn, const http1::request& req);
 
 // message.stream for the WebSocket broker: the broker lifecycle events of one message, each
-// carrying the request id (broker_routes.cc).
-void start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
-                             const json::value& payload);
+// carrying the request id (broker_routes.cc). Returns the watch id (broker::cancel_watch), or 0
+// when the request was refused at once (the error is already sent).
+uint64_t start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
+                                 const json::value& payload);
 
 // Publishes a chat stream's deltas to a topic as well (header x-ringcast-topic: T), so watchers
 // can follow one generation live: {"type":"delta","id","choice","delta"}, then

@@ -45,8 +45,11 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
                     std::string request_id, unique_function<void()> on_finished,
                     uint64_t deadline_ms);
 
-// GET /v1/responses after the upgrade: {"type":"response.create", ...} messages; requests with
-// the same stream_id run one after another, others concurrently (up to ws_inflight_max).
+// GET /v1/responses after the upgrade: {"type":"response.create", ...} messages. Requests with
+// the same stream_id run one after another (FIFO), different stream_ids concurrently. Requests
+// without a stream_id form one lane of their own, so they also run one after another: their events
+// carry nothing that tells two responses apart, so they never interleave. Queued and running
+// requests together are bounded by ws_inflight_max; past it a request gets an `error` message.
 class responses_ws_handler final : public ws_handler {
  public:
   void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) override;

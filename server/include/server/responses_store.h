@@ -7,15 +7,21 @@
 // same id gets 409 meanwhile. The store is bounded; the least recently used responses are
 // forgotten first (a follow-up to one of those gets previous_response_not_found).
 //
+// Each entry also keeps the finished `response` object and the request's input items (with ids),
+// for GET /v1/responses/{id}, its input_items, and DELETE (responses_routes.cc). Responses created
+// with store: false are never put here.
+//
 // Thread-safety: one store per shard, touched only by its shard.
 #pragma once
 
 #include <cstddef>
 #include <list>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "proto/openai_responses.h"
 #include "server/engine.h"
 
 namespace rc::server {
@@ -24,8 +30,19 @@ class responses_store {
  public:
   explicit responses_store(size_t max_entries) : max_(max_entries) {}
 
-  // Stores the full conversation up to and including response `id`'s output.
-  void put(const std::string& id, std::vector<turn> conversation);
+  // Stores the full conversation up to and including response `id`'s output, the response object
+  // itself and its request's input items.
+  void put(const std::string& id, std::vector<turn> conversation, openai::response_object response,
+           std::vector<openai::input_item> input);
+
+  // The stored response and its input items, or null. Counts as a use (LRU).
+  struct stored {
+    const openai::response_object& response;
+    const std::vector<openai::input_item>& input;
+  };
+  std::optional<stored> find(const std::string& id);
+  // Forgets `id`; false if it was not stored. A follow-up holding it keeps its copy.
+  bool erase(const std::string& id);
 
   enum class take_status { ok, not_found, busy };
   // Copies `id`'s conversation into `out` and marks it busy.
@@ -38,6 +55,8 @@ class responses_store {
  private:
   struct entry {
     std::vector<turn> conversation;
+    openai::response_object response;
+    std::vector<openai::input_item> input;
     bool busy = false;
     std::list<std::string>::iterator lru;
   };

@@ -39,8 +39,12 @@ enum class route_id : uint8_t {
   responses_ws,
   embeddings,
   models,
+  model,
+  response,
+  response_input_items,
   broker_message,
   broker_stream,
+  broker_message_cancel,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };
@@ -58,6 +62,11 @@ struct route_match {
 };
 
 route_match match_route(http1::method method, std::string_view path);
+
+// Whether a route is one of the OpenAI-compatible ones (/v1/chat/completions, /v1/responses…,
+// /v1/embeddings, /v1/models…), whose errors follow OpenAI's envelope to the letter (code may be
+// null); ringcast's own routes always give errors a code.
+bool openai_compatible(route_id r);
 
 // The pattern of a route, for metric labels ("/healthz", "unmatched").
 std::string_view route_label(route_id r);

@@ -53,6 +53,9 @@ class engine_scheduler {
   admit request(engine_ticket& t, bool bypass_queue_limit = false);
   // A running generation ended: free its slot and admit the next waiter.
   void release();
+  // New limits (a reload). More room admits waiters at once; less lets running work finish and
+  // refuses or queues what comes next.
+  void set_limits(uint32_t concurrency_max, uint32_t queue_max, uint32_t shed_after_ms);
   // Leaves the queue (a waiter that gave up); nothing happens if `t` isn't waiting.
   void withdraw(engine_ticket& t);
 
@@ -62,6 +65,8 @@ class engine_scheduler {
   uint64_t retry_after_ms() const;
 
  private:
+  void admit_waiters();
+
   shard_server& shard_;
   uint32_t concurrency_max_, queue_max_, shed_after_ms_;
   uint32_t running_ = 0;

@@ -16,6 +16,10 @@
 // A second signal jumps to step 3 at once. A shard stops its loop when it has no connections
 // left and its listener is closed; the process exits 0 when every shard has stopped.
 //
+// Reloading (SIGHUP, read on shard 0): shard 0 builds a new shared_rules snapshot (rules.h) and
+// posts it to every shard; apply_rules swaps it in between turns and re-derives what the shard
+// caches from it. Work in progress keeps the snapshot it started with (a rules_ref).
+//
 // Thread-safety: owned by its shard thread.
 #pragma once
 
@@ -42,23 +46,15 @@
 #include "server/engine.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
+#include "server/rules.h"
 #include "server/scheduler.h"
 #include "server/topics.h"
 
 namespace rc::server {
 
-// What every shard reads and none writes: built by main before the shards start.
-struct shared_rules {
-  explicit shared_rules(const server_config& cfg) : config(cfg), cors(cfg.cors_origins) {}
-  const server_config& config;
-  api_keys keys;
-  jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
-  cors_policy cors;
-};
-
 class shard_server {
  public:
-  shard_server(reactor& r, const shared_rules& rules, int listen_fd);
+  shard_server(reactor& r, process_state& process, int listen_fd);
   shard_server(const shard_server&) = delete;
   shard_server& operator=(const shard_server&) = delete;
   ~shard_server();
@@ -72,7 +68,9 @@ class shard_server {
   reactor& loop() { return reactor_; }
   unsigned id() const { return reactor_.shard_id(); }
   unsigned shard_count() const { return reactor_.shard_count(); }
-  const server_config& config() const { return config_; }
+  // The running snapshot's settings: read them where they are used, not once, so a reload applies.
+  const server_config& config() const { return rules_->config; }
+  const rules_ref& rules() const { return rules_; }
   const http1::limits& limits() const { return limits_; }
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
@@ -96,9 +94,9 @@ class shard_server {
   engine_scheduler& scheduler() { return scheduler_; }
   broker& broker_queue() { return broker_; }
   rate_limiter& rates() { return rates_; }
-  const api_keys& keys() const { return rules_.keys; }
-  const jwt::verifier& tokens() const { return rules_.tokens; }
-  const cors_policy& cors() const { return rules_.cors; }
+  const api_keys& keys() const { return rules_->keys; }
+  const jwt::verifier& tokens() const { return rules_->tokens; }
+  const cors_policy& cors() const { return rules_->cors; }
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
   // Concurrent streams of `key` on this shard (nullptr: anonymous); a guard object counts one.
@@ -133,10 +131,15 @@ class shard_server {
   // Begins draining this shard (idempotent). `force`: abort everything now.
   void begin_drain(bool force = false);
 
+  // Makes `next` the running snapshot (a reload): called on each shard through its mailbox.
+  void apply_rules(std::shared_ptr<const shared_rules> next);
+
  private:
   void on_accept(int fd);
   void new_request_id_prefix();
   void on_signal(int signo);
+  void on_reload_signal();
+  void apply_config();
   void on_turn_end();
   void on_drain_grace();
   void on_drain_deadline();
@@ -146,8 +149,8 @@ class shard_server {
   void on_snapshot(uint64_t collection_id, unsigned from, shard_metrics&& snapshot);
 
   reactor& reactor_;
-  const shared_rules& rules_;
-  const server_config& config_;
+  process_state& process_;
+  rules_ref rules_;
   http1::limits limits_;
   http1::date_cache date_;
   socket_set sockets_;
@@ -162,7 +165,6 @@ class shard_server {
   uint32_t request_counter_ = 0;
   uint8_t token_key_[16];
   uint64_t token_counter_ = 0;
-  uint64_t max_connections_;
   uint64_t started_ms_;
   bool draining_ = false;
   bool drain_deadline_passed_ = false;
@@ -182,7 +184,8 @@ class shard_server {
   responses_store responses_;
   engine_scheduler scheduler_;
   rate_limiter rates_;
-  std::vector<uint32_t> key_streams_;  // by key index; the last: anonymous
+  std::vector<uint32_t> key_streams_;  // by key index (grows as reloads add keys)
+  uint32_t anonymous_streams_ = 0;
   broker broker_;
   int64_t started_wall_s_;
 

@@ -58,6 +58,7 @@ class broker_ws_handler final : public ws_handler {
   void start_stream(ws_endpoint& ws, std::string_view id, std::string_view action,
                     const json::value& payload);
   void cancel(ws_endpoint& ws, std::string_view id, const json::value& payload);
+  void message_stream(ws_endpoint& ws, std::string_view id, const json::value& payload);
   // What an asynchronous action runs when it is over: frees its in-flight slot (and forgets the
   // stream, for chat.completion and responses.create).
   static unique_function<void()> finisher(uint64_t connection_id, std::string request_id);
@@ -69,6 +70,8 @@ class broker_ws_handler final : public ws_handler {
 
   std::unordered_map<std::string, uint64_t> subscriptions_;  // topic -> subscription id
   std::unordered_map<std::string, generation_task*> streams_;  // request id -> running stream
+  // request id -> broker watch id of a message.stream (entries of ended watches are pruned).
+  std::unordered_map<std::string, uint64_t> watches_;
   uint32_t inflight_ = 0;
   bool paused_ = false;
   bool closed_ = false;
