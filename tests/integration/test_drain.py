@@ -12,7 +12,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, assert_error_envelope, connect, get
+from harness import Server, ResponseReader, assert_error_envelope, connect, get, metric, metrics
 from openai_client import post_json
 from test_streams import SseReader
 
@@ -60,6 +60,15 @@ class ChatStream:
 
     def close(self):
         self.sock.close()
+
+
+def generations_running(srv, n):
+    """Waits until the server runs `n` generations (so a signal finds them in progress)."""
+    deadline = time.monotonic() + 20
+    while metric(metrics(srv.port), "ringcast_engine_streams", shard="all") != n:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the server never ran {n} generation(s)")
+        time.sleep(0.02)
 
 
 def content_deltas(datas):
@@ -132,7 +141,7 @@ class DrainStreams(unittest.TestCase):
                 data = json.dumps(chat(500)).encode()
                 s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
                           % len(data) + data)
-                time.sleep(0.2)
+                generations_running(srv, 1)
                 srv.send_signal(signal.SIGTERM)
                 reader = ResponseReader(s, timeout=30)
                 r = reader.read()

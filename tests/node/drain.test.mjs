@@ -4,9 +4,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startServer } from './harness.mjs';
+import { startServer, sleep } from './harness.mjs';
 
 const MODEL = 'ringcast-mock';
+
+// Resolves once the server runs `n` generations (so a signal finds the request in progress).
+async function generationsRunning(srv, n) {
+  const deadline = Date.now() + 20000;
+  while (Date.now() < deadline) {
+    const text = await (await fetch(srv.url('/metrics'))).text();
+    if (text.includes(`ringcast_engine_streams{shard="all"} ${n}\n`)) return;
+    await sleep(20);
+  }
+  throw new Error(`the server never ran ${n} generation(s)`);
+}
 
 async function withDrainingServer(args, fn) {
   const srv = await startServer(args);
@@ -66,7 +77,8 @@ test('a non-streaming request still running at the drain deadline gets 503', asy
     const pending = client.chat.completions.create({
       model: MODEL, messages: [{ role: 'user', content: 'drain' }], max_tokens: 1000,
     });
-    setTimeout(() => srv.signal('SIGTERM'), 200);
+    await generationsRunning(srv, 1);
+    srv.signal('SIGTERM');
     await assert.rejects(pending, (err) => {
       assert.ok(err instanceof OpenAI.APIError, String(err));
       assert.equal(err.status, 503);
