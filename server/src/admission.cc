@@ -190,43 +190,6 @@ bool cors_policy::websocket_allowed(std::string_view origin) const {
   return !allow_origin(origin).empty();
 }
 
-// ---- rate limits ----
-
-rate_limiter::rate_limiter(double default_rps, double default_burst, double share)
-    : default_rps_(default_rps), default_burst_(default_burst), share_(share) {}
-
-bool rate_limiter::enabled(const api_key* key) const {
-  return (key && key->rps > 0) || default_rps_ > 0;
-}
-
-rate_limiter::decision rate_limiter::take(const api_key* key, uint64_t now_us) {
-  double rps = (key && key->rps > 0 ? key->rps : default_rps_) * share_;
-  double burst = (key && key->burst > 0 ? key->burst : default_burst_ > 0 ? default_burst_
-                                                                           : rps / share_) *
-                 share_;
-  burst = std::max(burst, 1.0);
-  if (key && buckets_.size() <= key->index) buckets_.resize(key->index + 1);
-  bucket& b = key ? buckets_[key->index] : anonymous_;
-  if (b.tokens < 0) {
-    b.tokens = burst;
-    b.last_us = now_us;
-  }
-  b.tokens = std::min(burst, b.tokens + rps * static_cast<double>(now_us - b.last_us) / 1e6);
-  b.last_us = now_us;
-  decision d;
-  d.limit = static_cast<uint64_t>(std::llround(rps / share_ * 60));
-  if (b.tokens >= 1) {
-    b.tokens -= 1;
-    d.allowed = true;
-  } else {
-    d.allowed = false;
-    d.retry_after_ms = static_cast<uint64_t>(std::ceil((1 - b.tokens) / rps * 1000));
-  }
-  d.remaining = static_cast<uint64_t>(b.tokens);
-  d.reset_ms = static_cast<uint64_t>(std::ceil((burst - b.tokens) / rps * 1000));
-  return d;
-}
-
 std::string format_reset(uint64_t ms) {
   uint64_t s = (ms + 999) / 1000;
   std::string out;

@@ -41,6 +41,8 @@ openai::api_error abort_error(std::string_view code, std::string_view message) {
     err.message = std::string(message);
   } else if (code == "cancelled") {
     err = openai::cancelled();
+  } else if (code == "too_many_streams") {
+    err = openai::rate_limited(std::string(message));
   } else {
     err = openai::internal_error(message);
   }
@@ -50,9 +52,20 @@ openai::api_error abort_error(std::string_view code, std::string_view message) {
 
 namespace {
 
-uint32_t streams_max_for(const shard_server& shard, const api_key* key) {
-  uint32_t total = key && key->streams_max > 0 ? key->streams_max : shard.config().key_streams_max;
-  return total == 0 ? 0 : std::max<uint32_t>(1, (total + shard.shard_count() - 1) / shard.shard_count());
+// On the budget's home shard the stream cap is checked now (429 at once); elsewhere the slot is
+// asked of the home when the task starts (generation_task::count_stream) and a refusal ends the
+// task with too_many_streams.
+bool stream_cap_reached(shard_server& shard, const connection& conn) {
+  const limit_rule& r = conn.budget_rule();
+  if (r.streams_max == 0) return false;
+  shard_limits& limits = shard.budgets();
+  return limits.is_home(conn.budget()) && limits.streams_open(conn.budget()) >= r.streams_max;
+}
+
+openai::api_error too_many_streams() {
+  openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
+  e.code = "too_many_streams";
+  return e;
 }
 
 }  // namespace
@@ -67,12 +80,9 @@ bool admit_generation(connection& conn) {
     respond_api_error(conn, e, shard.scheduler().retry_after_ms());
     return false;
   }
-  const api_key* key = conn.request_key();
-  if (uint32_t max = streams_max_for(shard, key); max > 0 && shard.key_streams(key) >= max) {
+  if (stream_cap_reached(shard, conn)) {
     ++m.rejected[static_cast<size_t>(reject_reason::streams)];
-    openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
-    e.code = "too_many_streams";
-    respond_api_error(conn, e, 1000);
+    respond_api_error(conn, too_many_streams(), 1000);
     return false;
   }
   return true;
@@ -81,11 +91,6 @@ bool admit_generation(connection& conn) {
 std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& retry_after_ms) {
   shard_server& shard = ws.shard();
   auto& m = shard.metrics();
-  if (!ws.conn().admit_ws_action(retry_after_ms)) {
-    openai::api_error e = openai::rate_limited("Rate limit reached for requests");
-    e.code = "rate_limited";
-    return e;
-  }
   if (!shard.scheduler().has_room()) {
     ++m.rejected[static_cast<size_t>(reject_reason::queue_full)];
     retry_after_ms = shard.scheduler().retry_after_ms();
@@ -93,13 +98,10 @@ std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& 
     e.code = "queue_full";
     return e;
   }
-  const api_key* key = ws.conn().request_key();
-  if (uint32_t max = streams_max_for(shard, key); max > 0 && shard.key_streams(key) >= max) {
+  if (stream_cap_reached(shard, ws.conn())) {
     ++m.rejected[static_cast<size_t>(reject_reason::streams)];
     retry_after_ms = 1000;
-    openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
-    e.code = "too_many_streams";
-    return e;
+    return too_many_streams();
   }
   return std::nullopt;
 }
@@ -377,7 +379,7 @@ handler_result handle_chat_completions(request_context& ctx) {
   } else {
     t = new chat_json_task(ctx.shard, ctx.conn, h, req.n, std::move(mirror));
   }
-  t->set_key(ctx.conn.request_key());
+  t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
   t->start(*e, chat_generation(req));
   return handler_result::async;
@@ -531,7 +533,7 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
   }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
   t->log_ws_request("chat.completion", request_id);
-  t->set_key(ws.conn().request_key());
+  t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(shard, {}));
   t->start(*e, chat_generation(req));
   return t;

@@ -265,7 +265,9 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "/v1/responses/{id} (least recently used are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
 
-  auto* adm = "Admission (limits are enforced per shard, each its share)";
+  auto* adm =
+      "Admission (per-key and per-address limits are exact across shards; engine and queue "
+      "limits are split among shards)";
   app.add_option("--api-key", c.api_keys,
                  "An API key clients must present on /v1 and /api routes (repeatable); none: open")
       ->group(adm);
@@ -289,6 +291,17 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
       ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
   app.add_option("--key-streams-max", c.key_streams_max,
                  "Concurrent streams per key (0: unlimited); per-key streams= overrides")
+      ->capture_default_str()->group(adm);
+  app.add_option("--anon-rate-limit-rps", c.anon_rate_limit_rps,
+                 "Without keys: requests per second per client address (IPv4 /32, IPv6 /64); "
+                 "0: unlimited. This or --anon-streams-max gives each address its own budget (else "
+                 "all anonymous clients share one, set by --rate-limit-*/--key-streams-max)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
+  app.add_option("--anon-rate-limit-burst", c.anon_rate_limit_burst,
+                 "Without keys: burst per client address (0: one second's worth)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1e9))->group(adm);
+  app.add_option("--anon-streams-max", c.anon_streams_max,
+                 "Without keys: concurrent streams per client address (0: unlimited)")
       ->capture_default_str()->group(adm);
   app.add_option("--cors-origin", c.cors_origins,
                  "An origin browsers may call from (repeatable; * for any, never with credentials)")

@@ -61,9 +61,9 @@ void connection::on_data(const char* data, size_t len) {
     phase_ = phase::reading;
     request_started_ms_ = shard_.loop().now_ms();
   }
-  if (!in_.empty() || async_ || input_paused_) {
+  if (!in_.empty() || async_ || input_paused_ || waiting_admission()) {
     keep_input(data, len);
-    if (!async_ && !input_paused_) {
+    if (!async_ && !input_paused_ && !waiting_admission()) {
       size_t used = process(in_.data(), in_.size(), in_.capacity());
       in_.consume(used);
       hand_over_to_websocket();
@@ -97,7 +97,8 @@ size_t connection::process(const char* data, size_t len, size_t capacity) {
   RC_ASSERT(!in_process_);
   in_process_ = true;
   size_t off = 0;
-  while (off < len && phase_ != phase::closing && !async_ && mode_ == mode::http) {
+  while (off < len && phase_ != phase::closing && !async_ && mode_ == mode::http &&
+         !waiting_admission()) {
     if (over_output_limit()) {
       // The client pipelines faster than it reads: stop until the output drains.
       input_paused_ = true;
@@ -156,17 +157,23 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     reject(r.error, len);
     return len;
   }
+  // Admission is decided on the head, before the body; the rate token may have to come from
+  // another shard, and then nothing is consumed until it has (on_rate_answer parses again).
+  route_match matched;  // the route, when this call decided admission (dispatch reuses it)
+  bool have_match = false;
+  if (!prepare_admission(req, matched, have_match)) return 0;
+  const route_match* m = have_match ? &matched : nullptr;
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
       need_bytes_ = 0;
-      dispatch(req, {}, 0, head);
+      dispatch(req, {}, 0, head, m);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
         need_bytes_ = 0;
-        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len);
+        dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len, m);
         return head + body_len;
       }
       need_bytes_ = head + body_len;
@@ -190,7 +197,7 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
 }
 
 void connection::dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
-                          size_t wire_bytes) {
+                          size_t wire_bytes, const route_match* matched) {
   phase_ = phase::handling;
   continue_sent_ = false;
   const auto& cfg = shard_.config();
@@ -208,16 +215,20 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
     current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   }
 
-  route_match m = match_route(req.method, req.path);
+  route_match local;
+  const route_match& m = matched ? *matched : (local = match_route(req.method, req.path));
   current_.route = m.route;
   current_.key = nullptr;
   token_.reset();
   access_begin(&req, wire_bytes);
   current_.rate_headers = false;
-  rules_ = shard_.rules();  // what this request is admitted under, even if a reload comes
+  // What this request is admitted under, even if a reload comes: the snapshot its admission
+  // (its key) was decided with at the head.
+  rules_ = ticket_.rules ? std::move(ticket_.rules) : shard_.rules();
   const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
+    reset_ticket();  // preflights are not admitted (prepare_admission took nothing)
     answer_preflight(req, m.allow);
     return;
   }
@@ -243,59 +254,6 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   } else {
     RC_ASSERT(phase_ != phase::handling);  // a synchronous handler must have answered
   }
-}
-
-bool connection::admit(const http1::request& req) {
-  std::string_view path = req.path;
-  bool api = path.starts_with("/v1/") || path.starts_with("/api/") || path == "/ws";
-  if (!api) return true;
-  auto& m = shard_.metrics();
-  if (authentication_required(shard_)) {
-    auth_result a = authenticate(shard_, req, current_.route);
-    if (a.refusal) {
-      reject_reason why =
-          a.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
-      ++m.rejected[static_cast<size_t>(why)];
-      openai::api_error err = std::move(*a.refusal);
-      // OpenAI's missing-key error has a null code; ringcast's own routes always name it.
-      if (!err.code && !openai_compatible(current_.route)) err.code = "missing_api_key";
-      respond_api_error(*this, err);
-      return false;
-    }
-    current_.key = a.key;
-    token_ = std::move(a.token);
-  }
-  rate_limiter& rates = shard_.rates();
-  if (rates.enabled(current_.key)) {
-    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
-    current_.rate_headers = true;
-    current_.rate_limit = d.limit;
-    current_.rate_remaining = d.remaining;
-    current_.rate_reset_ms = d.reset_ms;
-    if (!d.allowed) {
-      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
-      respond_api_error(*this, openai::rate_limited("Rate limit reached for requests"),
-                        d.retry_after_ms);
-      return false;
-    }
-  }
-  ++m.admitted;
-  return true;
-}
-
-bool connection::admit_ws_action(uint64_t& retry_after_ms) {
-  rate_limiter& rates = shard_.rates();
-  auto& m = shard_.metrics();
-  if (rates.enabled(current_.key)) {
-    rate_limiter::decision d = rates.take(current_.key, shard_.loop().now_us());
-    if (!d.allowed) {
-      ++m.rejected[static_cast<size_t>(reject_reason::rate)];
-      retry_after_ms = d.retry_after_ms;
-      return false;
-    }
-  }
-  ++m.admitted;
-  return true;
 }
 
 void connection::answer_preflight(const http1::request& req, std::string_view allow) {
@@ -344,6 +302,7 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   current_.request_id_len = static_cast<uint8_t>(shard_.make_request_id(current_.request_id));
   current_.allow_origin = {};
   current_.rate_headers = false;
+  reset_ticket();
   current_.key = nullptr;
   access_begin(nullptr, wire_bytes);
   respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
@@ -464,7 +423,7 @@ void connection::on_eof(int err) {
     abort();
     return;
   }
-  if (err != 0 || phase_ == phase::idle || phase_ == phase::reading) {
+  if (err != 0 || phase_ == phase::idle || (phase_ == phase::reading && !waiting_admission())) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
     // one (which can never complete): nothing more to answer.
     phase_ = phase::closing;
@@ -476,7 +435,8 @@ void connection::on_eof(int err) {
     update_timer();
     return;
   }
-  // A response is pending: answer it (and what was pipelined before the end), then close.
+  // A response is pending, or a complete request waits for its admission (on_rate_answer): answer
+  // it (and what was pipelined before the end), then close.
 }
 
 void connection::on_closed() {

@@ -79,20 +79,63 @@ void generation_task::set_deadline_ms(uint64_t timeout_ms) {
   if (timeout_ms > 0) shard_.loop().arm_after_ms(deadline_, timeout_ms);
 }
 
-void generation_task::set_key(const api_key* key) {
-  key_ = key;
-  if (conn_) key_rules_ = conn_->request_rules();  // where the connection found `key`
-  counted_for_key_ = true;
-  ++shard_.key_streams(key);
+void generation_task::count_stream() {
+  RC_ASSERT(conn_ != nullptr && !holds_stream_ && stream_ask_ == 0);
+  const limit_rule& rule = conn_->budget_rule();
+  if (rule.streams_max == 0) return;
+  budget_ = conn_->budget();
+  shard_limits& limits = shard_.budgets();
+  // On the home the slot is normally free (admit_generation checked the cap); a start that was
+  // queued meanwhile (a Responses WebSocket lane) may find it taken: then, as from any other
+  // shard, the answer comes in a later turn.
+  if (limits.is_home(budget_) && limits.try_open_stream(budget_, rule)) {
+    holds_stream_ = true;
+    return;
+  }
+  stream_ask_ = limits.open_stream_remote(budget_, rule, [this](bool granted) {
+    stream_ask_ = 0;
+    on_stream_slot(granted);
+  });
 }
 
 void generation_task::start(engine& e, generation_request req, bool bypass_queue_limit) {
   engine_ = &e;
   request_ = std::move(req);
+  bypass_queue_limit_ = bypass_queue_limit;
   started_ns_ = shard_.loop().now_ns();
-  if (shard_.scheduler().request(*this, bypass_queue_limit) == engine_scheduler::admit::now) {
+  if (stream_ask_ != 0) {
+    start_pending_ = true;  // on_stream_slot goes on
+    return;
+  }
+  run_start();
+}
+
+void generation_task::run_start() {
+  if (shard_.scheduler().request(*this, bypass_queue_limit_) == engine_scheduler::admit::now) {
     on_admitted();
   }
+}
+
+void generation_task::on_stream_slot(bool granted) {
+  if (finished_) {
+    if (granted) shard_.budgets().close_stream(budget_);
+    return;
+  }
+  if (!granted) {
+    ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::streams)];
+    on_abort("too_many_streams", "Too many concurrent streams for this API key", conn_ != nullptr);
+    finish();
+    return;
+  }
+  holds_stream_ = true;
+  if (!start_pending_) return;
+  start_pending_ = false;
+  if (!bypass_queue_limit_ && !shard_.scheduler().has_room()) {
+    on_abort("queue_full", "the engine queue is full; retry later", conn_ != nullptr);
+    finish();
+    return;
+  }
+  run_start();
 }
 
 void generation_task::on_admitted() {
@@ -198,9 +241,13 @@ void generation_task::finish() {
   shard_.loop().cancel_timer(deadline_);
   if (conn_) connection::detach(*this);
   shard_.scheduler().withdraw(*this);
-  if (counted_for_key_) {
-    counted_for_key_ = false;
-    --shard_.key_streams(key_);
+  if (stream_ask_ != 0) {
+    shard_.budgets().abandon_stream(stream_ask_);  // a late grant is given back at once
+    stream_ask_ = 0;
+  }
+  if (holds_stream_) {
+    holds_stream_ = false;
+    shard_.budgets().close_stream(budget_);
   }
   if (holds_slot_) {
     holds_slot_ = false;

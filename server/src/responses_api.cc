@@ -299,7 +299,7 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   if (!previous.empty()) t->hold_previous(std::move(previous));
   t->keep_input(std::move(req.input));
   if (on_finished) t->set_on_finished(std::move(on_finished));
-  t->set_key(conn.request_key());
+  t->count_stream();
   t->set_deadline_ms(deadline_ms);
   t->start(*e, std::move(g));
 }
@@ -436,6 +436,12 @@ void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
     return;
   }
   uint64_t retry_ms = 0;
+  if (!ws.conn().admit_ws_action(retry_ms)) {
+    openai::api_error e = openai::rate_limited("Rate limit reached for requests");
+    e.code = "rate_limited";
+    send_error(ws, e);
+    return;
+  }
   if (auto refused = admit_ws_generation(ws, retry_ms)) {
     send_error(ws, *refused);
     if (refused->code == "queue_full") ws.pause_flow_for(retry_ms);

@@ -50,8 +50,7 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
       responses_(config().responses_store_max),
       scheduler_(*this, share_of(config().engine_concurrency_max),
                  share_of(config().engine_queue_max), config().shed_queue_delay_ms),
-      rates_(config().rate_limit_rps, config().rate_limit_burst, 1.0 / r.shard_count()),
-      key_streams_(rules_->keys.index_end(), 0),
+      budgets_(r),
       broker_(*this),
       started_wall_s_(wall_time_s()) {
   RC_ASSERT(t_shard == nullptr);
@@ -161,12 +160,6 @@ uint32_t shard_server::share_of(uint32_t total) const {
   if (total == 0) return 0;
   uint32_t n = shard_count();
   return std::max<uint32_t>(1, (total + n - 1) / n);
-}
-
-uint32_t& shard_server::key_streams(const api_key* key) {
-  if (!key) return anonymous_streams_;
-  if (key->index >= key_streams_.size()) key_streams_.resize(key->index + 1, 0);
-  return key_streams_[key->index];
 }
 
 connection* shard_server::live_connection(uint64_t id) {
@@ -425,7 +418,6 @@ void shard_server::apply_config() {
     ring_options_ = ring;
     ring_pool_.clear();  // new streams get rings with the new watermarks
   }
-  rates_.set_defaults(cfg.rate_limit_rps, cfg.rate_limit_burst);
   scheduler_.set_limits(share_of(cfg.engine_concurrency_max), share_of(cfg.engine_queue_max),
                         cfg.shed_queue_delay_ms);
 }

@@ -54,8 +54,27 @@ void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view pa
   auto& m = ep->shard_.metrics();
   ++m.ws_messages_in;
   // Pings and pongs are answered by the session; only data reaches the handler.
-  if (kind == ws::message_kind::text || kind == ws::message_kind::binary) {
-    if (!ep->close_started_ && !ep->gone_) ep->handler_->on_message(*ep, kind, payload);
+  if (kind != ws::message_kind::text && kind != ws::message_kind::binary) return;
+  if (ep->close_started_ || ep->gone_) return;
+  if (!ep->held_.empty() || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
+    ep->held_bytes_ += payload.size();
+    if (ep->held_bytes_ > held_bytes_max) {
+      ep->close(1008, "too many messages waiting for admission");
+      return;
+    }
+    ep->held_.push_back({kind, std::string(payload)});
+    return;
+  }
+  ep->handler_->on_message(*ep, kind, payload);
+}
+
+void ws_endpoint::release_held() {
+  while (!held_.empty() && !close_started_ && !gone_) {
+    if (handler_->admits_messages() && !conn_.ws_admission_ready()) return;
+    held_message m = std::move(held_.front());
+    held_.pop_front();
+    held_bytes_ -= m.payload.size();
+    handler_->on_message(*this, m.kind, m.payload);
   }
 }
 

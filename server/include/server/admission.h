@@ -8,17 +8,15 @@
 //   looked up by a SHA-1 digest and then compared in constant time, so response timing says
 //   nothing about how close a guess was.
 // * Rate limits are token buckets per key (requests/s and burst; per-key values from the keys
-//   file, defaults from flags). Every shard enforces its share, rate/shards and burst/shards
-//   (at least 1), without talking to the others: SO_REUSEPORT spreads a client's connections, so
-//   a client gets the whole rate across its connections, and no cross-shard round trip sits on
-//   the rejection path.
-// * Concurrent streams are capped per key (the same per-shard share) and per connection.
+//   file, defaults from flags), and concurrent streams are capped per key. Both are exact for the
+//   whole process, however the kernel spreads a client's connections over shards (limits.h);
+//   without keys, anonymous clients get a budget per address (--anon-*) or one shared budget.
 // * CORS: responses to an allowed Origin carry Access-Control-Allow-Origin; preflight OPTIONS
 //   requests are answered with the allowed methods and headers; WebSocket upgrades from an Origin
 //   not on the list are refused (403). "*" allows every origin, never with credentials.
 //
 // Thread-safety: api_keys and cors_policy are built at start-up or on a reload (rules.h), then
-// read-only (shared by all shards); a rate_limiter belongs to one shard.
+// read-only (shared by all shards).
 #pragma once
 
 #include <array>
@@ -101,38 +99,6 @@ class cors_policy {
  private:
   bool any_ = false;
   std::vector<std::string> origins_;
-};
-
-// Token buckets per key for one shard.
-class rate_limiter {
- public:
-  struct decision {
-    bool allowed = true;
-    uint64_t limit = 0;          // requests per minute the key may make (x-ratelimit-limit-requests)
-    uint64_t remaining = 0;      // whole tokens left
-    uint64_t reset_ms = 0;       // until the bucket is full again
-    uint64_t retry_after_ms = 0; // when refused: until one token is back
-  };
-
-  // `share` is this shard's part of every key's rate and burst (1/shards).
-  rate_limiter(double default_rps, double default_burst, double share);
-  // New server defaults (a reload); buckets keep their tokens.
-  void set_defaults(double default_rps, double default_burst) {
-    default_rps_ = default_rps;
-    default_burst_ = default_burst;
-  }
-  bool enabled(const api_key* key) const;
-  // Takes one request token for `key` (nullptr: anonymous requests, one shared bucket).
-  decision take(const api_key* key, uint64_t now_us);
-
- private:
-  struct bucket {
-    double tokens = -1;  // < 0: not yet used (starts full)
-    uint64_t last_us = 0;
-  };
-  double default_rps_, default_burst_, share_;
-  std::vector<bucket> buckets_;  // by key index
-  bucket anonymous_;             // requests without a key (no keys configured)
 };
 
 // "1s", "6m0s", "1h2m3s": the duration format of OpenAI's x-ratelimit-reset-* headers.

@@ -80,6 +80,11 @@ struct server_config {
   double rate_limit_rps = 0;             // per key; 0: unlimited
   double rate_limit_burst = 0;           // per key; 0: one second's worth
   uint32_t key_streams_max = 0;          // concurrent streams per key; 0: unlimited
+  // Anonymous clients (no key): a budget per client address (IPv4 /32, IPv6 /64) when the rps
+  // or the streams cap is set; otherwise they share one budget set by the per-key defaults.
+  double anon_rate_limit_rps = 0;        // per address; 0: unlimited
+  double anon_rate_limit_burst = 0;      // per address; 0: one second's worth
+  uint32_t anon_streams_max = 0;         // concurrent streams per address; 0: unlimited
   std::vector<std::string> cors_origins; // --cors-origin, repeatable; "*" for any
   uint32_t request_timeout_ms = 0;       // default deadline of a generation; 0: none
   uint32_t request_timeout_max_ms = 600000;  // x-ringcast-timeout-ms is capped to this

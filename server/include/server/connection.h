@@ -20,6 +20,11 @@
 // flow.*) skip the ring and go straight to the socket queue, ahead of the backlog. The ring is
 // taken from the shard's pool on first use and returned once drained.
 //
+// Admission (connection_admission.cc): an API request's key and rate token are decided once,
+// when its head is complete. When only another shard can decide (the budget's home, limits.h),
+// the connection stops parsing until the answer arrives, then parses on; a WebSocket holds the
+// messages that arrive meanwhile and delivers them, in order, once decided.
+//
 // Timers (one per connection, its meaning follows the phase): the header timeout runs from the
 // first byte of a request until its head and body are complete (408, then close); the idle
 // timeout between keep-alive requests (silent close); the write timeout while output is queued
@@ -34,9 +39,11 @@
 // Thread-safety: owned by its shard.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string_view>
 #include <utility>
 
@@ -48,7 +55,9 @@
 #include "core/timer_wheel.h"
 #include "proto/http1_parser.h"
 #include "proto/http1_writer.h"
+#include "proto/openai_errors.h"
 #include "server/access_log.h"
+#include "server/limits.h"
 #include "server/router.h"
 #include "server/rules.h"
 #include "server/stream.h"
@@ -112,9 +121,15 @@ class connection final : public stream_socket, public list_node<connection_list_
   // The subscription token the current request (or the WebSocket) presented instead of a key, or
   // nullptr (authentication.h).
   const token_grant* request_token() const { return token_.get(); }
-  // Runs admission for a WebSocket action: the rate limit of the connection's key. On refusal
-  // returns false and sets retry_after_ms.
+  // Whose budget the current request (or the WebSocket) uses, and what it allows.
+  const limit_subject& budget() const { return current_.subject; }
+  const limit_rule& budget_rule() const { return current_.rule; }
+  // Runs admission for a WebSocket action: the rate limit of the connection's budget. On refusal
+  // returns false and sets retry_after_ms. At most one per message (see ws_admission_ready).
   bool admit_ws_action(uint64_t& retry_after_ms);
+  // Whether a WebSocket message may be handled now; false: its rate token is being asked of the
+  // budget's home shard, and the endpoint is told (release_held) when it may go on.
+  bool ws_admission_ready();
 
   // ---- draining (connection_drain.cc) ----
   // The shard is draining: an idle keep-alive connection closes; a request in progress is
@@ -231,10 +246,18 @@ class connection final : public stream_socket, public list_node<connection_list_
   size_t process(const char* data, size_t len, size_t capacity);
   // One request at `data`; returns bytes consumed, or 0 when it is incomplete.
   size_t process_one(const char* data, size_t len, size_t capacity);
-  // `wire_bytes`: the request's size as received (head and body), for the access log.
+  // `wire_bytes`: the request's size as received (head and body), for the access log; `matched`:
+  // the route, when admission matched it already.
   void dispatch(const http1::request& req, std::string_view body, size_t body_capacity,
-                size_t wire_bytes);
-  // Authentication and rate limits for API routes; false when it answered (401/403/429).
+                size_t wire_bytes, const route_match* matched = nullptr);
+  // Decides admission for the request whose head was just parsed (once per request); false
+  // while the answer is awaited from another shard. Sets `m` (and `matched`) when it matched the
+  // route, for dispatch.
+  bool prepare_admission(const http1::request& req, route_match& m, bool& matched);
+  void choose_budget(const api_key* key, limit_subject& s, limit_rule& r);
+  void on_rate_answer(const rate_decision& d);
+  // Authentication and rate limits for API routes, as prepared; false when it answered
+  // (401/403/429).
   bool admit(const http1::request& req);
   void answer_preflight(const http1::request& req, std::string_view allow);
   // Headers every response of the current request carries (CORS, x-ratelimit-*).
@@ -293,9 +316,32 @@ class connection final : public stream_socket, public list_node<connection_list_
     std::string_view allow_origin;  // CORS: the Access-Control-Allow-Origin value, or empty
     bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
+    limit_subject subject;  // whose budget (kept after an upgrade)
+    limit_rule rule;        // its limits; rps 0: requests not limited
   } current_;
   std::unique_ptr<token_grant> token_;  // admission: a subscription token (kept after an upgrade)
 
+  // Admission decided for the request being read (or, on a WebSocket, the next message).
+  struct admission_ticket {
+    enum class state : uint8_t { none, waiting, decided };
+    state st = state::none;
+    bool api = false;                          // an API route: admission applies
+    bool rated = false;                        // a rate limit applies; `rate` holds the decision
+    std::optional<openai::api_error> refusal;  // authentication failed: 401 or 403
+    rules_ref rules;  // the snapshot `key` belongs to
+    const api_key* key = nullptr;
+    std::unique_ptr<token_grant> token;
+    limit_subject subject;
+    limit_rule rule;
+    rate_decision rate;
+    uint64_t until_us = 0;  // WebSocket: the decision is used by then or dropped
+  } ticket_;
+  void reset_ticket();
+  bool waiting_admission() const { return ticket_.st == admission_ticket::state::waiting; }
+  // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
+  const std::array<uint8_t, 16>& client_prefix();
+  std::array<uint8_t, 16> client_prefix_{};
+  bool client_prefix_known_ = false;
   rules_ref rules_;  // see request_rules()
 
   // Streams.

@@ -34,12 +34,13 @@
 #include <string>
 #include <string_view>
 
+#include "core/timer_wheel.h"
 #include "core/unique_function.h"
 #include "proto/openai_chat.h"
 #include "proto/openai_responses.h"
-#include "core/timer_wheel.h"
 #include "server/access_log.h"
 #include "server/engine.h"
+#include "server/limits.h"
 #include "server/rules.h"
 #include "server/scheduler.h"
 #include "server/stream.h"
@@ -59,9 +60,10 @@ class generation_task : public engine_sink, public stream_producer, public engin
 
   // Ends the task with deadline_exceeded if it is not over by then (0: no deadline).
   void set_deadline_ms(uint64_t timeout_ms);
-  // Counts this task as one of `key`'s concurrent streams on this shard until it ends. `key` is
-  // the connection's request_key() (the task keeps its snapshot alive).
-  void set_key(const api_key* key);
+  // Counts this task as one of its client's concurrent streams (the connection's budget) until
+  // it ends. Off the budget's home shard the slot is asked of the home first: start() then waits
+  // for the answer, and a refusal ends the task with too_many_streams.
+  void count_stream();
   // Starts the generation (or queues it). REQUIRES: called once, right after construction, and
   // the scheduler had room (see engine_scheduler::has_room).
   void start(engine& e, generation_request req, bool bypass_queue_limit = false);
@@ -117,9 +119,14 @@ class generation_task : public engine_sink, public stream_producer, public engin
   std::unique_ptr<engine_stream> stream_;
   timer deadline_;
   bool holds_slot_ = false;
-  bool counted_for_key_ = false;
-  const api_key* key_ = nullptr;
-  rules_ref key_rules_;  // keeps key_ alive across a reload
+  // The client's stream slot (limits.h): held, or asked of the home shard (handle != 0).
+  bool holds_stream_ = false;
+  uint64_t stream_ask_ = 0;
+  bool start_pending_ = false;  // start() waits for the stream slot
+  bool bypass_queue_limit_ = false;
+  limit_subject budget_;
+  void on_stream_slot(bool granted);
+  void run_start();
   bool started_ = false;
   unique_function<void()> on_finished_;
   uint64_t started_ns_ = 0;

@@ -46,7 +46,8 @@ bool start_tool_ws(ws_endpoint& ws, std::string_view request_id, const json::val
 // Admission of a generation for the current HTTP request: room in the engine queue (else 503
 // queue_full) and under the key's stream cap (else 429). False after answering.
 bool admit_generation(connection& conn);
-// The same for a WebSocket request: rate limit, queue room, stream cap. Sends nothing: a refusal
+// The same for a WebSocket request: queue room, stream cap (the rate limit is the caller's, once
+// per message: connection::admit_ws_action). Sends nothing: a refusal
 // comes back as an error (status 429 or 503) for the caller to render in its protocol's shape;
 // when the queue was full the caller also sends flow.pause (ws_endpoint::pause_flow_for).
 std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& retry_after_ms);

@@ -53,6 +53,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
 class responses_ws_handler final : public ws_handler {
  public:
   void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) override;
+  bool admits_messages() const override { return true; }
   void on_close(ws_endpoint& ws) override;
 
  private:

@@ -44,6 +44,7 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine.h"
+#include "server/limits.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
 #include "server/rules.h"
@@ -93,14 +94,13 @@ class shard_server {
   topic_registry& topics() { return topics_; }
   engine_scheduler& scheduler() { return scheduler_; }
   broker& broker_queue() { return broker_; }
-  rate_limiter& rates() { return rates_; }
+  // Per-key and per-address budgets (rates, stream caps), exact across shards.
+  shard_limits& budgets() { return budgets_; }
   const api_keys& keys() const { return rules_->keys; }
   const jwt::verifier& tokens() const { return rules_->tokens; }
   const cors_policy& cors() const { return rules_->cors; }
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
-  // Concurrent streams of `key` on this shard (nullptr: anonymous); a guard object counts one.
-  uint32_t& key_streams(const api_key* key);
   responses_store& responses() { return responses_; }
   // The engine serving `model`, or nullptr (404 model_not_found).
   engine* engine_for(std::string_view model);
@@ -183,9 +183,7 @@ class shard_server {
   topic_registry topics_;
   responses_store responses_;
   engine_scheduler scheduler_;
-  rate_limiter rates_;
-  std::vector<uint32_t> key_streams_;  // by key index (grows as reloads add keys)
-  uint32_t anonymous_streams_ = 0;
+  shard_limits budgets_;
   broker broker_;
   int64_t started_wall_s_;
 

@@ -36,6 +36,7 @@ namespace rc::server {
 class broker_ws_handler final : public ws_handler {
  public:
   void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) override;
+  bool admits_messages() const override { return true; }
   void on_close(ws_endpoint& ws) override;
 
   // Event and error frames, shared by the actions.

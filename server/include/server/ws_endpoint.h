@@ -19,11 +19,17 @@
 // TCP connection is closed at once. A peer that doesn't answer within close_wait_ms of the close
 // frame leaving (bounded by write_timeout_ms while it can't leave) is dropped.
 //
+// A handler whose messages are rate-limited API actions (admits_messages) gets them only once the
+// connection can decide their admission; while a token is asked of another shard, messages are
+// held (in order, bounded: beyond held_bytes_max the socket is closed with 1008).
+//
 // Thread-safety: owned by its connection, on the connection's shard.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "base/byte_buffer.h"
@@ -45,6 +51,10 @@ class ws_handler {
   virtual ~ws_handler() = default;
   virtual void on_open(ws_endpoint&) {}
   virtual void on_message(ws_endpoint& ws, ws::message_kind kind, std::string_view payload) = 0;
+  // Whether each message is an API action subject to the rate limit (connection::
+  // admit_ws_action, at most once per message): then a message whose token must come from
+  // another shard is held until it has.
+  virtual bool admits_messages() const { return false; }
   // The connection is going away (either side closed, or it failed): release everything. No
   // message can be sent any more.
   virtual void on_close(ws_endpoint&) {}
@@ -80,6 +90,8 @@ class ws_endpoint {
   void send_control_text(std::string_view payload);
   // Sends {"event":"flow.pause"} now and {"event":"flow.resume"} after `ms` (once per pause).
   void pause_flow_for(uint64_t ms);
+  // The connection's admission answer arrived: delivers the messages held for it, in order.
+  void release_held();
   // Starts the closing handshake.
   void close(uint16_t code, std::string_view reason, ws_close_order order = ws_close_order::now);
   bool closing() const { return close_started_; }
@@ -110,6 +122,14 @@ class ws_endpoint {
   bool flow_paused_ = false;
   timer flow_timer_;
   void on_flow_timer();
+  // Messages that arrived while admission waited for another shard (bounded by held_bytes_max).
+  struct held_message {
+    ws::message_kind kind;
+    std::string payload;
+  };
+  static constexpr size_t held_bytes_max = 1 << 20;
+  std::deque<held_message> held_;
+  size_t held_bytes_ = 0;
 };
 
 }  // namespace rc::server
