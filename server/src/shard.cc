@@ -313,9 +313,13 @@ void shard_server::on_signal(int signo) {
     return;
   }
   bool again = draining_;
-  RC_INFO("%s: %s", strsignal(signo),
-          again ? "second signal, closing every connection now"
-                : "draining (stop accepting, finish in-flight requests)");
+  if (again) {
+    RC_INFO("%s: second signal, closing every connection now", strsignal(signo));
+  } else {
+    RC_INFO("%s: draining (/readyz 503, accepting for %u ms more, streams may run %u ms)",
+            strsignal(signo), std::min(config().drain_grace_ms, config().drain_timeout_ms),
+            config().drain_timeout_ms);
+  }
   for (unsigned s = 0; s < shard_count(); ++s)
     reactor_.post(s, [again] { current()->begin_drain(again); });
 }
