@@ -39,6 +39,8 @@ class Server:
                  taskset=None):
         cmd = [binary or ringcast_bin(), "--listen", "127.0.0.1:0", "--shards", str(shards)]
         cmd += ["--cpus", cpus] if cpus is not None else ["--no-pin"]
+        if "--drain-grace-ms" not in args:
+            cmd += ["--drain-grace-ms", "0"]  # no load balancer to tell: stop at once
         cmd += [str(a) for a in args]
         if taskset is not None:
             # The whole process (not only its shards) on these CPUs; taskset execs, so the pid

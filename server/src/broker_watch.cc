@@ -36,6 +36,15 @@ void broker_watch::on_stream_closed() {
   broker_.remove(*this);
 }
 
+void broker_watch::on_cut(std::string_view code, std::string_view message) {
+  connection& c = conn_;
+  subscriber_kind kind = kind_;
+  std::string request_id = std::move(request_id_);
+  std::string message_id = message_id_;
+  broker_.remove(*this);  // deletes this
+  end_cut_subscriber(c, kind, request_id, "message_id", message_id, code, message);
+}
+
 uint64_t broker::watch(connection& c, std::string user_id, std::string message_id,
                        subscriber_kind kind, uint64_t after_seq, std::string request_id,
                        unique_function<void(bool)> ready) {

@@ -33,7 +33,7 @@ void respond_api_error(connection& c, const openai::api_error& e, uint64_t retry
 
 openai::api_error abort_error(std::string_view code, std::string_view message) {
   openai::api_error err;
-  if (code == "shed" || code == "queue_full") {
+  if (code == "shed" || code == "queue_full" || code == "draining") {
     err = openai::overloaded();
     err.message = std::string(message);
   } else if (code == "deadline_exceeded") {

@@ -166,7 +166,12 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Queued output must make progress within this, or the connection is dropped")
       ->capture_default_str()->check(CLI::Range(1u, 3'600'000u))->group(tmo);
   app.add_option("--drain-timeout-ms", c.drain_timeout_ms,
-                 "On SIGTERM/SIGINT, in-flight requests may finish within this")
+                 "On SIGTERM/SIGINT, in-flight requests and streams may finish within this "
+                 "(from the signal); what is left then ends with a 'draining' error")
+      ->capture_default_str()->check(CLI::Range(0u, 3'600'000u))->group(tmo);
+  app.add_option("--drain-grace-ms", c.drain_grace_ms,
+                 "On SIGTERM/SIGINT, keep accepting this long (with /readyz 503 and "
+                 "Connection: close) so load balancers notice, then close the listeners")
       ->capture_default_str()->check(CLI::Range(0u, 3'600'000u))->group(tmo);
   app.add_option("--linger-ms", c.linger_ms,
                  "After a closing response, keep reading leftovers this long before closing")

@@ -235,6 +235,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
     return;
   }
   if (!admit(req)) return;
+  if (shard_.draining() && refused_while_draining(m.route)) return;
   if (m.status == 404) {
     respond_error(
         404, "Invalid URL (" + std::string(req.method_name) + " " + std::string(req.path) + ")");
@@ -463,31 +464,6 @@ void connection::on_eof(int err) {
   }
   // A response is pending, or a complete request waits for its admission (on_rate_answer): answer
   // it (and what was pipelined before the end), then close.
-}
-
-void connection::begin_drain() {
-  if (phase_ == phase::closing) return;
-  if (mode_ == mode::ws) {
-    note_close_reason(close_reason::drain);
-    close_websocket(1001, "server shutting down");
-    return;
-  }
-  if (mode_ == mode::sse) {
-    note_close_reason(close_reason::drain);
-    current_.keep_alive = false;
-    end_sse();
-    return;
-  }
-  if (phase_ == phase::handling) {
-    current_.keep_alive = false;  // the pending response closes the connection
-    return;
-  }
-  if (phase_ == phase::reading && !in_.empty()) {
-    return;  // a request is arriving: answer it (with Connection: close), then close
-  }
-  phase_ = phase::closing;
-  close_after_flush(shard_.config().linger_ms);
-  update_timer();
 }
 
 void connection::on_closed() {

@@ -6,6 +6,8 @@
 #include "proto/sse.h"
 #include "proto/ws.h"
 #include "server/connection.h"
+#include "server/openai_api.h"
+#include "server/ws_broker.h"
 #include "server/ws_endpoint.h"
 
 namespace rc::server {
@@ -49,6 +51,31 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
   }
   if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
   return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});
+}
+
+void end_cut_subscriber(connection& c, subscriber_kind kind, std::string_view request_id,
+                        std::string_view subject_key, std::string_view subject,
+                        std::string_view code, std::string_view message) {
+  if (kind == subscriber_kind::ws) {
+    if (ws_endpoint* ws = c.websocket())
+      broker_ws_handler::send_error(*ws, request_id, code, message);
+    return;
+  }
+  if (c.current_mode() != connection::mode::sse) {
+    if (!c.closing()) respond_api_error(c, abort_error(code, message), 1000);
+    return;
+  }
+  byte_buffer json;
+  json::writer w(json);
+  w.begin_object();
+  w.string_member(subject_key, subject);
+  w.string_member("code", code);
+  w.string_member("message", message);
+  w.end_object();
+  byte_buffer frame;
+  sse::write_event(frame, sse::event{.type = "error", .data = json.view()});
+  c.stream_push_sse(frame.view());
+  c.end_sse_and_close();
 }
 
 }  // namespace rc::server

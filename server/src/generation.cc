@@ -209,6 +209,12 @@ void generation_task::cancel(std::string_view code, std::string_view message) {
   finish();
 }
 
+void generation_task::on_cut(std::string_view code, std::string_view message) {
+  if (finished_) return;
+  end_as(close_reason::drain, 503);  // the server ended it, not the client
+  cancel(code, message);
+}
+
 void generation_task::on_stream_closed() {
   // The connection is going away (the client left, a slow consumer, draining): it has already
   // detached us. Stop the engine now.

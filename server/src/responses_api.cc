@@ -401,6 +401,11 @@ void responses_ws_handler::send_error(ws_endpoint& ws, const openai::api_error& 
 void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
                                       std::string_view payload) {
   if (closed_) return;
+  if (ws.shard().draining()) {  // what runs may finish; nothing new starts
+    send_error(ws,
+               abort_error("draining", "the server is shutting down; retry on a new connection"));
+    return;
+  }
   if (kind != ws::message_kind::text) {
     send_error(ws, openai::invalid_request("messages must be JSON text frames"));
     return;

@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -74,7 +75,9 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   mock.embedding_dim = cfg.mock_embedding_dim;
   engine_ = std::make_unique<mock_engine>(r, std::move(mock));
   date_.refresh(wall_time_s());
+  drain_grace_.bind<shard_server, &shard_server::on_drain_grace>(this);
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
+  drain_flushed_.bind<shard_server, &shard_server::on_drain_flushed>(this);
   r.add_turn_hook([this] { on_turn_end(); });
 }
 
@@ -105,7 +108,9 @@ void shard_server::run() {
 
 void shard_server::on_turn_end() {
   date_.refresh(wall_time_s());
-  if (!draining_ || !connections_.empty() || !acceptor_.stopped()) return;
+  if (!draining_) return;
+  if (!drain_watch_.empty()) watch_draining_connections();
+  if (!connections_.empty() || !acceptor_.stopped()) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
     return;
@@ -114,16 +119,16 @@ void shard_server::on_turn_end() {
     access_log_.flush();  // the last lines leave before the loop stops (their completion wakes us)
     return;
   }
+  reactor_.cancel_timer(drain_grace_);
+  reactor_.cancel_timer(drain_deadline_);
+  reactor_.cancel_timer(drain_flushed_);
   reactor_.stop();
 }
 
 // ---- connections ----
 
 void shard_server::on_accept(int fd) {
-  if (draining_) {
-    close(fd);
-    return;
-  }
+  // While draining, connections are still accepted during the grace period (see shard.h).
   // The limit is the process's (see process_state::connections): take a place first, give it
   // back if there was none.
   if (process_.connections.fetch_add(1, std::memory_order_relaxed) >= config().max_connections) {
@@ -309,9 +314,13 @@ void shard_server::on_signal(int signo) {
     return;
   }
   bool again = draining_;
-  RC_INFO("%s: %s", strsignal(signo),
-          again ? "second signal, closing every connection now"
-                : "draining (stop accepting, finish in-flight requests)");
+  if (again) {
+    RC_INFO("%s: second signal, closing every connection now", strsignal(signo));
+  } else {
+    RC_INFO("%s: draining (/readyz 503, accepting for %u ms more, streams may run %u ms)",
+            strsignal(signo), std::min(config().drain_grace_ms, config().drain_timeout_ms),
+            config().drain_timeout_ms);
+  }
   for (unsigned s = 0; s < shard_count(); ++s)
     reactor_.post(s, [again] { current()->begin_drain(again); });
 }
@@ -319,16 +328,59 @@ void shard_server::on_signal(int signo) {
 void shard_server::begin_drain(bool force) {
   if (!draining_) {
     draining_ = true;
-    acceptor_.stop();
+    // Load balancers need a while to see /readyz fail and stop sending: keep accepting (with
+    // Connection: close) until the grace period is over, but never past the deadline.
+    uint32_t grace_ms = std::min(config().drain_grace_ms, config().drain_timeout_ms);
+    if (grace_ms == 0) {
+      acceptor_.stop();
+    } else {
+      reactor_.arm_after_ms(drain_grace_, grace_ms);
+    }
     reactor_.arm_after_ms(drain_deadline_, config().drain_timeout_ms);
-    connections_.for_each([](connection& c) { c.begin_drain(); });
+    connections_.for_each([this](connection& c) {
+      if (c.begin_drain()) drain_watch_.push_back(c.id());
+    });
   }
   if (force) on_drain_deadline();
 }
 
+void shard_server::on_drain_grace() {
+  acceptor_.stop();
+}
+
+void shard_server::watch_draining_connections() {
+  // At the end of a turn: a close queued now would wait for the next turn's flush, so the
+  // WebSockets whose last stream ended are closed from a message.
+  std::erase_if(drain_watch_, [this](uint64_t cid) {
+    connection* c = live_connection(cid);
+    if (!c) return true;
+    if (c->streams_running()) return false;
+    reactor_.post(id(), [cid] {
+      if (connection* live = current()->live_connection(cid)) live->drain_step();
+    });
+    return true;
+  });
+}
+
 void shard_server::on_drain_deadline() {
+  if (drain_deadline_passed_) {
+    on_drain_flushed();  // a second signal after the deadline: nothing more to wait for
+    return;
+  }
+  drain_deadline_passed_ = true;
+  acceptor_.stop();
+  reactor_.cancel_timer(drain_grace_);
+  reactor_.cancel_timer(drain_deadline_);
+  drain_watch_.clear();
   if (!connections_.empty())
-    RC_WARN("drain deadline: closing %zu connections", connections_.size());
+    RC_WARN("drain deadline: ending %zu connections with a 'draining' error", connections_.size());
+  connections_.for_each([](connection& c) { c.drain_deadline(); });
+  // The error events and close frames just queued get a moment to leave; then nothing waits.
+  constexpr uint32_t drain_flush_ms = 1000;
+  reactor_.arm_after_ms(drain_flushed_, drain_flush_ms);
+}
+
+void shard_server::on_drain_flushed() {
   connections_.for_each([](connection& c) { c.abort(); });
 }
 

@@ -92,6 +92,15 @@ void topic_subscription::on_stream_closed() {
   registry_.remove(*this);
 }
 
+void topic_subscription::on_cut(std::string_view code, std::string_view message) {
+  connection& c = conn_;
+  subscriber_kind kind = kind_;
+  std::string request_id = std::move(request_id_);
+  std::string topic = topic_;
+  registry_.remove(*this);  // deletes this
+  end_cut_subscriber(c, kind, request_id, "topic", topic, code, message);
+}
+
 // ---- registry: names and homes ----
 
 topic_registry::topic_registry(shard_server& shard) : shard_(shard) {}

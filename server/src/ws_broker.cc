@@ -118,6 +118,11 @@ void broker_ws_handler::dispatch(ws_endpoint& ws, std::string_view id, std::stri
     send_refusal(ws, id, e, retry_ms);
     return;
   }
+  // Draining: what is in progress may finish, but nothing new starts on this connection.
+  if (ws.shard().draining() && action != "unsubscribe" && action != "cancel") {
+    send_error(ws, id, "draining", "the server is shutting down; retry on a new connection");
+    return;
+  }
   if (action == "subscribe") return subscribe(ws, id, payload);
   if (action == "unsubscribe") return unsubscribe(ws, id, payload);
   if (action == "cancel") return cancel(ws, id, payload);

@@ -1,5 +1,7 @@
 #include "server/ws_endpoint.h"
 
+#include <algorithm>
+
 #include "base/assert.h"
 #include "proto/http1_writer.h"
 #include "server/connection.h"
@@ -40,7 +42,9 @@ ws::session& ws_endpoint::session() {
 }
 
 void ws_endpoint::on_data(std::string_view in) {
-  if (gone_) return;
+  // After our close frame the handler is gone, but the peer's answer still completes the
+  // handshake.
+  if (session_closed_ || (gone_ && !close_started_)) return;
   last_in_ms_ = shard_.loop().now_ms();
   after_session_step(session().feed(in));
 }
@@ -86,12 +90,14 @@ void ws_endpoint::after_session_step(ws::session_state st) {
     // Otherwise the handshake is complete: ours (its reason was noted when we started it) or the
     // peer's.
     conn_.note_close_reason(close_reason::client_closed);
+    session_closed_ = true;
     on_peer_gone();
     conn_.close_after_flush(shard_.config().linger_ms);
   } else if (st == ws::session_state::closing && !close_started_) {
     conn_.note_close_reason(close_reason::client_closed);
     close_started_ = true;
-    close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+    close_started_ms_ = shard_.loop().now_ms();
+    close_deadline_ms_ = close_started_ms_ + close_wait_ms;
   }
 }
 
@@ -168,13 +174,22 @@ void ws_endpoint::refuse_input(uint16_t code, std::string_view reason) {
   after_session_step(session_->state());
 }
 
-void ws_endpoint::close(uint16_t code, std::string_view reason) {
+void ws_endpoint::close(uint16_t code, std::string_view reason, ws_close_order order) {
   if (close_started_ || gone_) return;
   // Slow consumers, drains and idle timeouts noted their reason before closing.
   conn_.note_close_reason(code == 1000 ? close_reason::complete : close_reason::error);
   close_started_ = true;
-  close_deadline_ms_ = shard_.loop().now_ms() + close_wait_ms;
+  close_started_ms_ = shard_.loop().now_ms();
+  close_deadline_ms_ = close_started_ms_ + close_wait_ms;
   session().close(code, reason);
+  if (order == ws_close_order::after_backlog && !session_out_.empty()) {
+    // Behind the events already queued (a drain's error events, the last deltas). If the stream
+    // refuses it (the backlog overflowed), the backlog is dropped and the frame goes now.
+    if (conn_.stream_push_copy(session_out_.view())) {
+      session_out_.clear();
+      last_out_ms_ = close_started_ms_;
+    }
+  }
   flush_session_output();
   // The handler's work ends with the close frame: nothing it sends would be read.
   on_peer_gone();
@@ -191,13 +206,22 @@ uint64_t ws_endpoint::next_timer_ms() const {
 void ws_endpoint::on_timer(uint64_t now_ms) {
   const auto& cfg = shard_.config();
   if (close_started_) {
-    if (now_ms >= close_deadline_ms_) conn_.abort();  // the peer never answered our close
+    if (now_ms < close_deadline_ms_) return;
+    uint64_t give_up_ms =
+        close_started_ms_ + std::max<uint64_t>(cfg.write_timeout_ms, close_wait_ms);
+    if (conn_.queued_bytes() > 0 && now_ms < give_up_ms) {
+      // The close frame hasn't left yet (a reader that paused): aborting now would cut the frame
+      // being written. Wait for it to leave, within the write timeout.
+      close_deadline_ms_ = std::min(now_ms + close_wait_ms, give_up_ms);
+      return;
+    }
+    conn_.abort();  // the peer never answered our close
     return;
   }
   if (now_ms >= last_in_ms_ + cfg.ws_idle_timeout_ms) {
     ++shard_.metrics().timeouts[static_cast<size_t>(timeout_kind::idle)];
     conn_.note_close_reason(close_reason::timeout);
-    close(1001, "idle timeout");
+    close(1001, "idle timeout", ws_close_order::after_backlog);
     return;
   }
   // A peer quiet for a heartbeat period, between messages, gives its session back.
@@ -249,8 +273,8 @@ void connection::hand_over_to_websocket() {
   ws_->on_data(rest.view());
 }
 
-void connection::close_websocket(uint16_t code, std::string_view reason) {
-  if (ws_) ws_->close(code, reason);
+void connection::close_websocket(uint16_t code, std::string_view reason, ws_close_order order) {
+  if (ws_) ws_->close(code, reason, order);
   update_timer();
 }
 

@@ -27,6 +27,8 @@ class Server:
         if not RINGCAST_BIN:
             raise unittest.SkipTest("RINGCAST_BIN is not set (run through ctest)")
         cmd = [RINGCAST_BIN, "--listen", "127.0.0.1:0", "--shards", str(shards), "--no-pin"]
+        if "--drain-grace-ms" not in args:
+            cmd += ["--drain-grace-ms", "0"]  # no load balancer to tell: stop without the grace
         cmd += [str(a) for a in args]
         self.lines = []
         self._lock = threading.Lock()

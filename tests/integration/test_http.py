@@ -343,7 +343,7 @@ class Metrics(unittest.TestCase):
 
 class Shutdown(unittest.TestCase):
     def test_sigterm_answers_in_flight_request_then_exits_0(self):
-        srv = Server("--drain-timeout-ms", "5000")
+        srv = Server("--drain-timeout-ms", "5000", "--drain-grace-ms", "0")  # grace: test_drain.py
         try:
             busy = connect(srv.port)
             idle = connect(srv.port)

@@ -206,6 +206,9 @@ class Sse(unittest.TestCase):
             sub = SseReader(srv.port, "/v1/topics/d/events")
             time.sleep(0.1)
             srv.send_signal(signal.SIGTERM)
+            # Never a silent end: a final error event says why (see test_drain.py), then EOF.
+            last = sub.next_event(timeout=5)
+            self.assertEqual((last["event"], json.loads(last["data"])["code"]), ("error", "draining"))
             with self.assertRaises((EOFError, ConnectionError)):
                 sub.next_event(timeout=5)
             self.assertEqual(srv.proc.wait(10), 0)

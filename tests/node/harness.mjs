@@ -7,7 +7,9 @@ const BIN = process.env.RINGCAST_BIN;
 
 export async function startServer(args = [], { shards = 1 } = {}) {
   if (!BIN) throw new Error('RINGCAST_BIN is not set (run through ctest)');
-  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--shards', String(shards), '--no-pin', ...args],
+  // No load balancer to tell: stop without the drain grace period unless a test asks for one.
+  const grace = args.includes('--drain-grace-ms') ? [] : ['--drain-grace-ms', '0'];
+  const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--shards', String(shards), '--no-pin', ...grace, ...args],
                      { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
   const port = await new Promise((resolve, reject) => {
@@ -19,10 +21,14 @@ export async function startServer(args = [], { shards = 1 } = {}) {
     });
     proc.on('exit', (code) => reject(new Error(`ringcast exited (${code}):\n` + log)));
   });
+  const exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
   return {
     port,
     url: (path = '/') => `http://127.0.0.1:${port}${path}`,
     log: () => log,
+    // Sends a signal (a test of draining); exitCode() resolves with the exit code.
+    signal: (name) => proc.kill(name),
+    exitCode: () => exited,
     async stop() {
       if (proc.exitCode !== null) return proc.exitCode;
       let timer;

@@ -15,8 +15,8 @@ CONF = os.path.join(TUNING, "sysctl.d", "90-ringcast.conf")
 UNIT = os.path.join(TUNING, "ringcast.service")
 TOML = os.path.join(TUNING, "ringcast.toml.example")
 TOML_KEYS = {"listen", "shards", "cpus", "max_connections", "header_timeout_ms",
-             "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "header_bytes_max",
-             "body_bytes_max"}
+             "idle_timeout_ms", "write_timeout_ms", "drain_timeout_ms", "drain_grace_ms",
+             "header_bytes_max", "body_bytes_max"}
 
 
 def read_profile():

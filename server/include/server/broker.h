@@ -67,6 +67,7 @@ class broker_watch final : public stream_producer, public list_node<watch_tag> {
                std::string request_id);
   uint64_t id() const { return id_; }
   void on_stream_closed() override;
+  void on_cut(std::string_view code, std::string_view message) override;
 
  private:
   friend class broker;

@@ -33,6 +33,7 @@ struct server_config {
   uint32_t idle_timeout_ms = 60000;    // a keep-alive connection may idle this long
   uint32_t write_timeout_ms = 30000;   // queued output must make progress within this
   uint32_t drain_timeout_ms = 30000;   // SIGTERM: in-flight work may finish within this
+  uint32_t drain_grace_ms = 5000;      // SIGTERM: keep accepting (readyz 503) this long
   uint32_t linger_ms = 2000;           // after a closing response, read leftovers this long
 
   // HTTP limits.

@@ -135,9 +135,22 @@ class connection final : public stream_socket, public list_node<connection_list_
   // budget's home shard, and the endpoint is told (release_held) when it may go on.
   bool ws_admission_ready();
 
-  // The shard is draining: finish the current request (if any) with Connection: close; end SSE
-  // streams; close WebSockets with 1001.
-  void begin_drain();
+  // ---- draining (connection_drain.cc) ----
+  // The shard is draining: an idle keep-alive connection closes; a request in progress is
+  // answered with Connection: close; endless streams (topic subscriptions) are cut with a
+  // "draining" error event; streams that end by themselves (generations, broker messages) run on.
+  // A WebSocket with none closes with 1001. Returns true when the connection must be watched
+  // with drain_step() until its streams end.
+  bool begin_drain();
+  // While draining: closes a WebSocket whose last finite stream has ended (1001). Returns true
+  // once there is nothing left to watch.
+  bool drain_step();
+  // Whether a stream that ends by itself (a generation, a broker message) is in progress.
+  bool streams_running() { return has_finite_streams(); }
+  // The drain deadline (or a second signal): every stream still running is cut with the
+  // "draining" error event, a request still running is answered 503, WebSockets close with 1001
+  // behind their error events, and everything closes once that has been sent.
+  void drain_deadline();
   bool idle() const {
     return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0;
   }
@@ -200,7 +213,8 @@ class connection final : public stream_socket, public list_node<connection_list_
                             std::unique_ptr<ws_handler> handler);
   ws_endpoint* websocket() { return ws_.get(); }
   // Starts closing the WebSocket with `code` (1001 drain, 1008 policy or slow consumer, ...).
-  void close_websocket(uint16_t code, std::string_view reason);
+  void close_websocket(uint16_t code, std::string_view reason,
+                       ws_close_order order = ws_close_order::now);
 
   // The shard's inbound budget (connection_budget.cc): reports what this connection holds for
   // partial input after it changed (a read, a buffer released); refuses and releases new partial
@@ -227,6 +241,15 @@ class connection final : public stream_socket, public list_node<connection_list_
   void slow_consumer();
   void on_stream_timer();
   void release_ring_if_drained();
+
+  // Draining (connection_drain.cc).
+  enum class cut_scope : uint8_t { endless, all };
+  // Cuts the producers in `scope` with the error `code` (see stream_producer::on_cut).
+  void cut_streams(cut_scope scope, std::string_view code, std::string_view message);
+  bool has_finite_streams();
+  // Endless streams can't start while draining (a WebSocket, a topic subscription): answers 503
+  // and returns true for those routes.
+  bool refused_while_draining(route_id route);
 
   // Parses and answers complete requests in [data, data + len); returns the bytes consumed.
   size_t process(const char* data, size_t len, size_t capacity);

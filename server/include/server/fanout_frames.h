@@ -42,4 +42,13 @@ shared_buffer ws_prefix_frame(std::string_view request_id);
 bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_prefix,
                  const fanout_frames& f);
 
+// Ends a subscriber's stream that the server cut (see stream_producer::on_cut) with its error
+// event: over SSE `event: error` with {<subject_key>: <subject>, code, message} and no id (a
+// client's Last-Event-ID stays on the last real event), then the response ends and the
+// connection closes; over WebSocket the `error` event of request `request_id` (the connection
+// stays open). An SSE response that has not begun yet is answered 503 instead.
+void end_cut_subscriber(connection& c, subscriber_kind kind, std::string_view request_id,
+                        std::string_view subject_key, std::string_view subject,
+                        std::string_view code, std::string_view message);
+
 }  // namespace rc::server

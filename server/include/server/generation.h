@@ -100,6 +100,7 @@ class generation_task : public engine_sink, public stream_producer, public engin
   void on_pause() final { paused_ = true; }
   void on_resume() final;
   void on_stream_closed() final;
+  void on_cut(std::string_view code, std::string_view message) final;
   void on_admitted() final;
   void on_shed(uint64_t waited_ms) final;
   void on_deadline();

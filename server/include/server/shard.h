@@ -5,10 +5,16 @@
 // scrape, draining on SIGTERM) travels as messages. shard_server::current() is the instance of the
 // calling thread, which is how a message finds its shard.
 //
-// Draining (SIGTERM/SIGINT, read on shard 0 and forwarded to every shard): stop accepting, close
-// idle keep-alive connections, let in-flight requests finish with Connection: close, and abort what
-// is left at the drain deadline. A shard stops its loop when it has no connections left; the
-// process exits 0 when every shard has stopped.
+// Draining (SIGTERM/SIGINT, read on shard 0 and forwarded to every shard):
+//   1. grace (drain_grace_ms): listeners keep accepting so load balancers see /readyz answer 503;
+//      every response carries Connection: close; idle keep-alive connections close; WebSocket
+//      upgrades and topic subscriptions are refused (503); endless streams end with a "draining"
+//      error event; streams that end by themselves run on.
+//   2. after the grace, the listeners close.
+//   3. at drain_timeout_ms (from the signal) whatever still runs ends with the "draining" error
+//      (a request still running: 503), and drain_flush_ms later every connection left is dropped.
+// A second signal jumps to step 3 at once. A shard stops its loop when it has no connections
+// left and its listener is closed; the process exits 0 when every shard has stopped.
 //
 // Reloading (SIGHUP, read on shard 0): shard 0 builds a new shared_rules snapshot (rules.h) and
 // posts it to every shard; apply_rules swaps it in between turns and re-derives what the shard
@@ -137,7 +143,10 @@ class shard_server {
   void on_reload_signal();
   void apply_config();
   void on_turn_end();
+  void on_drain_grace();
   void on_drain_deadline();
+  void on_drain_flushed();
+  void watch_draining_connections();
   void for_each_connection_bytes(uint64_t& in, uint64_t& out) const;
   void on_snapshot(uint64_t collection_id, unsigned from, shard_metrics&& snapshot);
 
@@ -161,7 +170,12 @@ class shard_server {
   uint64_t token_counter_ = 0;
   uint64_t started_ms_;
   bool draining_ = false;
+  bool drain_deadline_passed_ = false;
+  timer drain_grace_;
   timer drain_deadline_;
+  timer drain_flushed_;
+  // WebSockets waiting for their streams to end before they close (see connection::drain_step).
+  std::vector<uint64_t> drain_watch_;
   http1::request scratch_request_;
   json::parser json_parser_;
   std::vector<std::shared_ptr<outbound_ring>> ring_pool_;

@@ -65,6 +65,8 @@ class topic_subscription final : public stream_producer, public list_node<topic_
   // Queues an event on the connection; false if the connection refused it.
   bool deliver(const topic_event& e);
   void on_stream_closed() override;
+  void on_cut(std::string_view code, std::string_view message) override;
+  bool ends_by_itself() const override { return false; }
 
  private:
   friend class topic_registry;

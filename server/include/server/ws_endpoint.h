@@ -11,8 +11,13 @@
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
 // lane ahead of that backlog. Protocol errors close the socket with the code the session chose
 // (1002 protocol, 1007 invalid UTF-8, 1009 too big). A peer that sends nothing, not even a pong,
-// for ws_idle_timeout_ms is closed (1001); after heartbeat_ms without output a ping goes out;
-// a closing handshake the peer doesn't finish within close_wait_ms ends in a plain close.
+// for ws_idle_timeout_ms is closed (1001); after heartbeat_ms without output a ping goes out.
+//
+// Closing: a close for a reason the peer may read up to (idle, drain) is queued behind the data
+// already in the stream; an urgent one (protocol error, slow consumer, whose backlog has been
+// dropped) goes out at once, after the frame being written. Once the peer answers the close, the
+// TCP connection is closed at once. A peer that doesn't answer within close_wait_ms of the close
+// frame leaving (bounded by write_timeout_ms while it can't leave) is dropped.
 //
 // A handler whose messages are rate-limited API actions (admits_messages) gets them only once the
 // connection can decide their admission; while a token is asked of another shard, messages are
@@ -32,6 +37,7 @@
 #include "core/timer_wheel.h"
 #include "proto/ws.h"
 #include "proto/ws_session.h"
+#include "server/stream.h"
 
 namespace rc::server {
 
@@ -87,7 +93,7 @@ class ws_endpoint {
   // The connection's admission answer arrived: delivers the messages held for it, in order.
   void release_held();
   // Starts the closing handshake.
-  void close(uint16_t code, std::string_view reason);
+  void close(uint16_t code, std::string_view reason, ws_close_order order = ws_close_order::now);
   bool closing() const { return close_started_; }
   // Bytes of a partial message held (the shard's inbound budget counts them).
   size_t buffered_bytes() const { return session_ ? session_->buffered_bytes() : 0; }
@@ -112,8 +118,10 @@ class ws_endpoint {
   std::unique_ptr<ws::session> session_;  // while the peer is active (see above)
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;
+  uint64_t close_started_ms_ = 0;
   uint64_t close_deadline_ms_ = 0;
   bool close_started_ = false;
+  bool session_closed_ = false;  // the closing handshake is complete (or failed)
   bool gone_ = false;
   bool flow_paused_ = false;
   timer flow_timer_;
