@@ -11,8 +11,8 @@ using namespace detail;
 
 namespace {
 
-constexpr size_t stop_max = 4;
-constexpr size_t tools_max = 128;
+constexpr size_t stop_max = chat_stop_max;
+constexpr size_t tools_max = chat_tools_max;
 
 // Which content part types each role may send (OpenAI rejects e.g. images from the system).
 struct part_rules {
@@ -168,6 +168,7 @@ maybe_error read_message(const value& v, const path& p, chat_message& out) {
 maybe_error read_messages(const value& v, chat_request& out) {
   path p("messages");
   if (auto e = expect_array(v, p)) return e;
+  if (size_t n = v.size(); n > chat_messages_max) return array_too_long(p, chat_messages_max, n);
   size_t i = 0;
   for (value m : v.elements()) {
     chat_message msg;
@@ -211,6 +212,10 @@ maybe_error read_tools(const value& v, chat_request& out) {
 maybe_error read_logit_bias(const value& v, chat_request& out) {
   path p("logit_bias");
   if (auto e = expect_object(v, p)) return e;
+  // Bounded before the (quadratic) duplicate handling below.
+  if (size_t n = v.size(); n > chat_logit_bias_max) {
+    return too_many_properties(p, chat_logit_bias_max, n);
+  }
   for (json::member m : v.members()) {
     int64_t token = 0;
     bool digits = !m.key.empty() && m.key.size() <= 10;
@@ -327,7 +332,7 @@ maybe_error read_streaming(const value (&s)[m_count], chat_request& out) {
 maybe_error read_sampling(const value (&s)[m_count], chat_request& out) {
   if (!absent(s[m_n])) {
     int64_t n = 1;
-    if (auto e = read_int(s[m_n], path("n"), 1, 128, n)) return e;
+    if (auto e = read_int(s[m_n], path("n"), 1, chat_choices_max, n)) return e;
     out.n = static_cast<uint32_t>(n);
   }
   for (int slot : {m_max_tokens, m_max_completion_tokens}) {

@@ -52,6 +52,26 @@ std::optional<api_error> parse_json_body(json::parser& parser, const char* data,
 namespace detail {
 namespace {
 
+// Properties declared anywhere in a JSON Schema (members of every `properties` object), as
+// OpenAI counts them for its limit. Stops counting past `limit`. Recursion depth is bounded by
+// the JSON parser's depth limit.
+size_t schema_properties(const value& v, size_t limit, size_t counted = 0) {
+  if (v.is_array()) {
+    for (value e : v.elements()) {
+      counted = schema_properties(e, limit, counted);
+      if (counted > limit) return counted;
+    }
+  } else if (v.is_object()) {
+    for (json::member m : v.members()) {
+      if (m.key == "properties" && m.value.is_object()) counted += m.value.size();
+      if (counted > limit) return counted;
+      counted = schema_properties(m.value, limit, counted);
+      if (counted > limit) return counted;
+    }
+  }
+  return counted;
+}
+
 // name, description, parameters, strict: the same members in both tool shapes.
 maybe_error read_function_fields(const value& name, const value& description,
                                  const value& parameters, const value& strict, const path& p,
@@ -62,7 +82,15 @@ maybe_error read_function_fields(const value& name, const value& description,
     if (auto e = read_string(description, p.key("description"), out.description)) return e;
   }
   if (!absent(parameters)) {
-    if (auto e = expect_object(parameters, p.key("parameters"))) return e;
+    path pp = p.key("parameters");
+    if (auto e = expect_object(parameters, pp)) return e;
+    if (size_t n = schema_properties(parameters, tool_schema_properties_max);
+        n > tool_schema_properties_max) {
+      return invalid_request("Invalid '" + pp.str() + "': the schema declares more than " +
+                                 std::to_string(tool_schema_properties_max) +
+                                 " object properties in total.",
+                             pp.str(), "object_above_max_properties");
+    }
     out.parameters_json = parameters.to_json();
   }
   if (!absent(strict)) {

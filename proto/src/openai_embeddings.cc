@@ -18,6 +18,9 @@ constexpr int64_t token_max = UINT32_MAX;
 
 maybe_error read_token_list(const value& v, const path& p, std::vector<uint32_t>& out) {
   if (auto e = expect_array(v, p)) return e;
+  if (size_t n = v.size(); n > embedding_tokens_per_input_max) {
+    return array_too_long(p, embedding_tokens_per_input_max, n);
+  }
   size_t i = 0;
   for (value t : v.elements()) {
     int64_t token = 0;
@@ -42,15 +45,15 @@ maybe_error read_input(const value& v, embeddings_request& out) {
   if (!v.is_array()) return wrong_type(p, "one of a string or array", v);
   size_t n = v.size();
   if (n == 0) return empty_array(p);
-  if (n > embedding_inputs_max) return array_too_long(p, embedding_inputs_max, n);
 
   // The first element decides which of the array shapes this is; the rest must match it.
   value first = *v.elements().begin();
-  if (first.is_number()) {
+  if (first.is_number()) {  // one input of token ids
     out.input_kind = embedding_input_kind::tokens;
     out.token_lists.emplace_back();
     return read_token_list(v, p, out.token_lists.back());
   }
+  if (n > embedding_inputs_max) return array_too_long(p, embedding_inputs_max, n);
   if (first.is_array()) {
     out.input_kind = embedding_input_kind::tokens;
     size_t i = 0;
@@ -104,6 +107,12 @@ std::optional<api_error> parse_embeddings_request(const json::value& root,
   return std::nullopt;
 }
 
+std::optional<api_error> check_embedding_dimensions(const embeddings_request& req,
+                                                    uint32_t model_dimensions) {
+  if (!req.dimensions || *req.dimensions <= model_dimensions) return std::nullopt;
+  return integer_above_max(path("dimensions"), model_dimensions, *req.dimensions);
+}
+
 namespace {
 
 void write_float_array(byte_buffer& out, std::span<const float> v) {
@@ -138,24 +147,25 @@ void write_base64(byte_buffer& out, std::span<const float> v) {
 
 }  // namespace
 
-void write_embeddings(byte_buffer& out, std::string_view model, std::span<const float> values,
-                      size_t dimensions, embedding_encoding encoding, uint64_t prompt_tokens) {
-  RC_ASSERT(dimensions > 0 && values.size() % dimensions == 0);
-  const size_t count = values.size() / dimensions;
+void write_embeddings_begin(byte_buffer& out) {
   out.append("{\"object\":\"list\",\"data\":[");
-  for (size_t i = 0; i < count; ++i) {
-    if (i > 0) out.push_back(',');
-    out.append("{\"object\":\"embedding\",\"index\":");
-    json::write_uint64(out, i);
-    out.append(",\"embedding\":");
-    std::span<const float> v = values.subspan(i * dimensions, dimensions);
-    if (encoding == embedding_encoding::base64) {
-      write_base64(out, v);
-    } else {
-      write_float_array(out, v);
-    }
-    out.push_back('}');
+}
+
+void write_embedding_item(byte_buffer& out, size_t index, std::span<const float> values,
+                          embedding_encoding encoding) {
+  if (index > 0) out.push_back(',');
+  out.append("{\"object\":\"embedding\",\"index\":");
+  json::write_uint64(out, index);
+  out.append(",\"embedding\":");
+  if (encoding == embedding_encoding::base64) {
+    write_base64(out, values);
+  } else {
+    write_float_array(out, values);
   }
+  out.push_back('}');
+}
+
+void write_embeddings_end(byte_buffer& out, std::string_view model, uint64_t prompt_tokens) {
   out.append("],\"model\":");
   json::write_string(out, model);
   out.append(",\"usage\":{\"prompt_tokens\":");
@@ -163,6 +173,17 @@ void write_embeddings(byte_buffer& out, std::string_view model, std::span<const 
   out.append(",\"total_tokens\":");
   json::write_uint64(out, prompt_tokens);
   out.append("}}");
+}
+
+void write_embeddings(byte_buffer& out, std::string_view model, std::span<const float> values,
+                      size_t dimensions, embedding_encoding encoding, uint64_t prompt_tokens) {
+  RC_ASSERT(dimensions > 0 && values.size() % dimensions == 0);
+  const size_t count = values.size() / dimensions;
+  write_embeddings_begin(out);
+  for (size_t i = 0; i < count; ++i) {
+    write_embedding_item(out, i, values.subspan(i * dimensions, dimensions), encoding);
+  }
+  write_embeddings_end(out, model, prompt_tokens);
 }
 
 }  // namespace rc::openai

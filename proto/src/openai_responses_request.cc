@@ -10,7 +10,7 @@ using namespace detail;
 
 namespace {
 
-constexpr size_t tools_max = 128;
+constexpr size_t tools_max = responses_tools_max;
 constexpr int64_t max_output_tokens_min = 16;
 
 // Content parts of a message item. Text-bearing parts are concatenated; media parts counted.
@@ -125,6 +125,9 @@ maybe_error read_input(const value& v, responses_request& out) {
     return std::nullopt;
   }
   if (!v.is_array()) return wrong_type(p, "one of a string or array of objects", v);
+  if (size_t n = v.size(); n > responses_input_items_max) {
+    return array_too_long(p, responses_input_items_max, n);
+  }
   size_t i = 0;
   for (value item : v.elements()) {
     input_item parsed;

@@ -179,6 +179,11 @@ api_error pattern_mismatch(const path& p, std::string_view pattern) {
   return invalid_request(std::move(m), p.str(), "invalid_value");
 }
 
+api_error integer_above_max(const path& p, int64_t max, int64_t got) {
+  return bound_error(p, "integer above maximum value", "<=", std::to_string(max),
+                     std::to_string(got), "integer_above_max_value");
+}
+
 // ---- readers ----
 
 maybe_error read_string_view(const value& v, const path& p, std::string_view& out) {

@@ -62,6 +62,8 @@ api_error string_too_long(const path& p, size_t max, size_t got);
 api_error empty_string(const path& p);
 api_error too_many_properties(const path& p, size_t max, size_t got);
 api_error pattern_mismatch(const path& p, std::string_view pattern);
+// An integer over a bound known only after parsing (e.g. a model's limit), worded as read_int's.
+api_error integer_above_max(const path& p, int64_t max, int64_t got);
 
 // Readers. `v` must be present (callers test absent() first for optional fields).
 maybe_error read_string(const value& v, const path& p, std::string& out);

@@ -158,8 +158,10 @@ session_state session::feed(std::string_view in) {
     } else if (in_ == input_state::blocked && wslay_event_get_read_enabled(ctx_)) {
       // wslay has consumed every byte before the held-back frame: act on it now.
       if (pending_error_ != 0) {
-        fail(pending_error_, pending_error_ == close_code::message_too_big ? options_.too_big_reason
-                                                                           : "protocol error");
+        std::string_view reason = "protocol error";
+        if (pending_error_ == close_code::message_too_big) reason = options_.too_big_reason;
+        if (pending_error_ == close_code::policy_violation) reason = "too many fragments";
+        fail(pending_error_, reason);
       } else {
         handle_close_frame();
       }
@@ -302,6 +304,9 @@ uint16_t session::check_header(const frame_header& h) const {
   if (!is_control(h.opcode) && message_bytes_ + h.payload_bytes > options_.message_bytes_max) {
     return close_code::message_too_big;
   }
+  if (h.opcode == WSLAY_CONTINUATION_FRAME && message_frames_ >= options_.message_frames_max) {
+    return close_code::policy_violation;
+  }
   return 0;
 }
 
@@ -313,8 +318,9 @@ void session::accept_header(const frame_header& h) {
   }
   if (!is_control(h.opcode)) {
     message_bytes_ += h.payload_bytes;
+    message_frames_ = h.opcode == WSLAY_CONTINUATION_FRAME ? message_frames_ + 1 : 1;
     in_message_ = !h.fin;
-    if (h.fin) message_bytes_ = 0;
+    if (h.fin) message_bytes_ = message_frames_ = 0;
   }
   release_bytes_ = stage_bytes_;
   stage_released_ = 0;
@@ -380,6 +386,15 @@ void session::close(uint16_t code, std::string_view reason) {
   RC_ASSERT(utf8::valid(reason));
   wslay_event_queue_close(ctx_, code, reinterpret_cast<const uint8_t*>(reason.data()),
                           reason.size());
+  flush();
+}
+
+void session::refuse(uint16_t code, std::string_view reason) {
+  RC_ASSERT(valid_close_code(code));
+  RC_ASSERT(reason.size() <= close_reason_bytes_max);
+  fail(code, reason);
+  message_.reset();
+  direct_ = {};
   flush();
 }
 

@@ -186,6 +186,11 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
       ->capture_default_str()->check(CLI::Range(1u, 128u))->group(lim);
   app.add_option("--body-bytes-max", c.body_bytes_max, "Request body (413 above)")
       ->capture_default_str()->check(CLI::Range(uint64_t{0}, uint64_t{1} << 32))->group(lim);
+  app.add_option("--inbound-buffer-budget-bytes", c.inbound_buffer_budget_bytes,
+                 "Partial client input a shard may hold in all (WebSocket messages being "
+                 "reassembled, HTTP requests arriving); past it new partial data is refused "
+                 "(WebSocket close 1009, HTTP 503)")
+      ->capture_default_str()->check(CLI::Range(uint64_t{64} * 1024, uint64_t{1} << 40))->group(lim);
   app.add_option("--keepalive-requests-max", c.keepalive_requests_max,
                  "Requests per connection before it is closed (0: unlimited)")
       ->capture_default_str()->group(lim);
@@ -258,8 +263,8 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Mock engine: largest max_tokens / max_completion_tokens accepted")
       ->capture_default_str()->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24))->group(eng);
   app.add_option("--mock-embedding-dim", c.mock_embedding_dim,
-                 "Mock engine: embedding dimensions when the request gives none")
-      ->capture_default_str()->check(CLI::Range(1u, 65536u))->group(eng);
+                 "Mock engine: the model's embedding dimensions (requests may ask for fewer)")
+      ->capture_default_str()->check(CLI::Range(1u, 4096u))->group(eng);
   app.add_option("--responses-store-max", c.responses_store_max,
                  "Stored responses per shard, for previous_response_id and GET/DELETE "
                  "/v1/responses/{id} (least recently used are forgotten beyond)")

@@ -49,6 +49,7 @@ void connection::on_data(const char* data, size_t len) {
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
     ws_->on_data(std::string_view(data, len));
+    account_inbound();
     return;
   }
   if (mode_ == mode::sse) {
@@ -84,6 +85,7 @@ void connection::on_data(const char* data, size_t len) {
     input_paused_ = true;
     pause_receiving();
   }
+  account_inbound();
   update_timer();
 }
 
@@ -293,6 +295,13 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   auto slot = static_cast<size_t>(e);
   if (slot < parse_error_slots) ++shard_.metrics().parse_errors[slot];
   // The stream can't be trusted past a malformed request: answer and close.
+  begin_error_response();
+  access_begin(nullptr, wire_bytes);
+  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
+                "invalid_request_error", {}, http1::name_of(e));
+}
+
+void connection::begin_error_response() {
   phase_ = phase::handling;
   current_.route = route_id::unmatched;
   current_.version = http1::version::http_1_1;
@@ -304,9 +313,6 @@ void connection::reject(http1::error e, size_t wire_bytes) {
   current_.rate_headers = false;
   reset_ticket();
   current_.key = nullptr;
-  access_begin(nullptr, wire_bytes);
-  respond_error(http1::status_of(e), parse_error_message(e, shard_.config()),
-                "invalid_request_error", {}, http1::name_of(e));
 }
 
 // ---- output ----
@@ -316,7 +322,28 @@ void connection::respond(int status, std::string_view content_type, std::string_
   RC_ASSERT(phase_ == phase::handling);
   byte_buffer& o = out();
   if (o.capacity() == 0) o.reserve(512 + body.size());
-  http1::response_writer w(o, shard_.date());
+  write_response_head(status, content_type, headers, body, body.size());
+  finish_request(status);
+}
+
+void connection::respond_parts(int status, std::string_view content_type,
+                               std::vector<shared_buffer>&& parts) {
+  RC_ASSERT(phase_ == phase::handling);
+  size_t length = 0;
+  for (const shared_buffer& p : parts) length += p.size();
+  write_response_head(status, content_type, {}, {}, length);
+  if (!current_.head) {
+    for (shared_buffer& p : parts) {
+      auto n = static_cast<uint32_t>(p.size());
+      append_shared(std::move(p), 0, n);
+    }
+  }
+  finish_request(status);
+}
+
+void connection::write_response_head(int status, std::string_view content_type,
+                                     header_list headers, std::string_view body, size_t length) {
+  http1::response_writer w(out(), shard_.date());
   w.start(status);
   // Content types are the server's constants; the request id was checked on the way in.
   if (!content_type.empty()) w.header_trusted("Content-Type", content_type);
@@ -330,12 +357,11 @@ void connection::respond(int status, std::string_view content_type, std::string_
   }
   if (status == 204 || status == 304) {
     w.end_head_no_body();  // RFC 9110 §8.6: no Content-Length on 204
-  } else if (current_.head) {
-    w.end_with_length(body.size());
+  } else if (current_.head || body.size() != length) {
+    w.end_with_length(length);  // a HEAD request, or the body follows in parts
   } else {
     w.end_with_body(body);
   }
-  finish_request(status);
 }
 
 void connection::respond_error(int status, std::string_view message, std::string_view type,
@@ -397,6 +423,7 @@ void connection::resume_input() {
     input_paused_ = false;
     resume_receiving();
   }
+  account_inbound();
   update_timer();
 }
 
@@ -440,6 +467,7 @@ void connection::on_eof(int err) {
 }
 
 void connection::on_closed() {
+  shard_.inbound().update(inbound_held_, 0);
   if (ws_) ws_->on_peer_gone();
   close_stream_producers();
   access_closed();

@@ -53,6 +53,9 @@ void shard_metrics::merge(const shard_metrics& o) {
   ws_protocol_errors += o.ws_protocol_errors;
   ws_sessions += o.ws_sessions;
   rings_in_use += o.rings_in_use;
+  inbound_held_bytes += o.inbound_held_bytes;
+  inbound_budget_refusals += o.inbound_budget_refusals;
+  memory_collections += o.memory_collections;
   subscribers += o.subscribers;
   topics_homed += o.topics_homed;
   publications += o.publications;
@@ -271,8 +274,18 @@ void render_streams(prom_writer& w) {
           "WebSocket sessions held (released while a connection is quiet between messages).",
           [](const shard_metrics& m) { return double(m.ws_sessions); });
   w.counter("ringcast_ws_protocol_errors_total",
-            "WebSocket sessions closed for protocol errors (1002, 1007, 1009).",
+            "WebSocket sessions closed for protocol errors (1002, 1007, 1008 fragments, 1009).",
             [](const shard_metrics& m) { return double(m.ws_protocol_errors); });
+  w.gauge("ringcast_inbound_held_bytes",
+          "Bytes of clients' partial input held (WebSocket messages, HTTP requests in transit).",
+          [](const shard_metrics& m) { return double(m.inbound_held_bytes); });
+  w.counter("ringcast_inbound_budget_refusals_total",
+            "Connections refused (WebSocket 1009, HTTP 503) because the shard's inbound buffer "
+            "budget was spent.",
+            [](const shard_metrics& m) { return double(m.inbound_budget_refusals); });
+  w.counter("ringcast_memory_collections_total",
+            "Times the shard gave free memory back to the system after held input fell sharply.",
+            [](const shard_metrics& m) { return double(m.memory_collections); });
   w.gauge("ringcast_topic_subscribers", "Live topic subscriptions.",
           [](const shard_metrics& m) { return double(m.subscribers); });
   w.gauge("ringcast_topics", "Topics whose home is the shard.",

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstring>
 #include <ctime>
+#include <unordered_map>
+#include <unordered_set>
 
 #include "base/assert.h"
 #include "proto/json_reader.h"
@@ -99,17 +101,25 @@ void write_schema_value(json::writer& w, const json::value& schema, rng& r, int 
     w.begin_object();
     json::value props = schema.find("properties");
     if (props && props.is_object() && depth < 4) {
-      // Required properties first, in the order given, then the rest.
-      std::vector<std::string_view> order;
-      if (json::value req = schema.find("required"); req && req.is_array())
-        for (json::value name : req.elements())
-          if (name.is_string() && props.find(name.get_string())) order.push_back(name.get_string());
-      for (json::member m : props.members())
-        if (std::find(order.begin(), order.end(), m.key) == order.end()) order.push_back(m.key);
-      for (std::string_view key : order) {
+      // Required properties first, in the order given, then the rest. Linear in the schema's
+      // size (hash lookups): a client's schema may have tens of thousands of properties.
+      std::unordered_map<std::string_view, json::value> by_name;
+      for (json::member m : props.members()) by_name.insert_or_assign(m.key, m.value);
+      std::unordered_set<std::string_view> written;
+      auto write_one = [&](std::string_view key, const json::value& v) {
+        if (!written.insert(key).second) return;
         w.key(key);
-        write_schema_value(w, props.find(key), r, depth + 1);
+        write_schema_value(w, v, r, depth + 1);
+      };
+      if (json::value req = schema.find("required"); req && req.is_array()) {
+        for (json::value name : req.elements()) {
+          if (!name.is_string()) continue;
+          if (auto it = by_name.find(name.get_string()); it != by_name.end()) {
+            write_one(it->first, it->second);
+          }
+        }
       }
+      for (json::member m : props.members()) write_one(m.key, by_name.at(m.key));
     }
     w.end_object();
   } else if (t == "null") {
@@ -412,29 +422,63 @@ std::unique_ptr<engine_stream> mock_engine::generate(const generation_request& r
   return std::make_unique<mock_stream>(*this, engine_parser(), req, sink);
 }
 
+namespace {
+
+// A large batch (2048 inputs of a few thousand dimensions) is computed a slice at a time, one
+// slice per loop turn, so other connections of the shard are served in between. About this
+// many values per turn: a few milliseconds of work.
+constexpr size_t embed_values_per_turn = 64 * 1024;
+
+struct embed_job {
+  reactor& loop;
+  embedding_request req;
+  embedding_result res;
+  size_t next = 0;  // the next input to compute
+  unique_function<void(embedding_result&&)> done;
+};
+
+void embed_row(embed_job& job, size_t i) {
+  const std::string& text = job.req.texts[i];
+  rng r{hash_bytes(text, hash_bytes(job.req.model))};
+  float* row = job.res.vectors.data() + i * job.res.dimensions;
+  double norm = 0;
+  for (uint32_t d = 0; d < job.res.dimensions; ++d) {
+    // Box-Muller: normal components make the direction uniform on the sphere.
+    double u1 = r.uniform() + 1e-12, u2 = r.uniform();
+    double v = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+    row[d] = static_cast<float>(v);
+    norm += v * v;
+  }
+  auto inv = static_cast<float>(1 / std::sqrt(norm));
+  for (uint32_t d = 0; d < job.res.dimensions; ++d) row[d] *= inv;
+}
+
+void run_embed_slice(std::unique_ptr<embed_job> job) {
+  size_t values = 0;
+  while (job->next < job->req.texts.size() && values < embed_values_per_turn) {
+    job->res.prompt_tokens += mock_count_tokens(job->req.texts[job->next]);
+    embed_row(*job, job->next++);
+    values += job->res.dimensions;
+  }
+  reactor& loop = job->loop;
+  if (job->next < job->req.texts.size()) {
+    loop.post(loop.shard_id(), [job = std::move(job)]() mutable { run_embed_slice(std::move(job)); });
+    return;
+  }
+  job->done(std::move(job->res));
+}
+
+}  // namespace
+
 void mock_engine::embed(const embedding_request& req,
                         unique_function<void(embedding_result&&)> done) {
-  embedding_result res;
-  res.dimensions = req.dimensions.value_or(opts_.embedding_dim);
-  res.vectors.resize(req.texts.size() * res.dimensions);
-  for (size_t i = 0; i < req.texts.size(); ++i) {
-    res.prompt_tokens += mock_count_tokens(req.texts[i]);
-    rng r{hash_bytes(req.texts[i], hash_bytes(req.model))};
-    float* row = res.vectors.data() + i * res.dimensions;
-    double norm = 0;
-    for (uint32_t d = 0; d < res.dimensions; ++d) {
-      // Box-Muller: normal components make the direction uniform on the sphere.
-      double u1 = r.uniform() + 1e-12, u2 = r.uniform();
-      double v = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
-      row[d] = static_cast<float>(v);
-      norm += v * v;
-    }
-    auto inv = static_cast<float>(1 / std::sqrt(norm));
-    for (uint32_t d = 0; d < res.dimensions; ++d) row[d] *= inv;
-  }
-  reactor_.post(reactor_.shard_id(), [done = std::move(done), res = std::move(res)]() mutable {
-    done(std::move(res));
-  });
+  auto job = std::make_unique<embed_job>(
+      embed_job{reactor_, req, embedding_result{}, 0, std::move(done)});
+  job->res.dimensions = req.dimensions.value_or(opts_.embedding_dim);
+  job->res.vectors.resize(req.texts.size() * job->res.dimensions);
+  // `done` never runs inside this call: the first slice is computed in a later turn.
+  reactor_.post(reactor_.shard_id(),
+                [job = std::move(job)]() mutable { run_embed_slice(std::move(job)); });
 }
 
 void mock_engine::invoke_tool(std::string_view name, std::string_view arguments_json,

@@ -1,6 +1,9 @@
 // POST /v1/embeddings, GET /v1/models, and the WebSocket broker's embedding.query and tool.invoke.
+#include <memory>
+#include <span>
 #include <vector>
 
+#include "core/shared_buffer.h"
 #include "proto/json_writer.h"
 #include "proto/openai_embeddings.h"
 #include "proto/openai_models.h"
@@ -33,6 +36,59 @@ embedding_request engine_request(const openai::embeddings_request& req) {
   return e;
 }
 
+// A large embeddings list (2048 inputs of thousands of dimensions is ~100 MB of JSON) is
+// serialized a slice per loop turn, so the shard keeps serving its other connections meanwhile;
+// about this many values per turn, a few milliseconds of formatting.
+constexpr size_t serialize_values_per_turn = 64 * 1024;
+
+struct sliced_embeddings {
+  uint64_t conn_id = 0;
+  embedding_result res;
+  std::string model;
+  openai::embedding_encoding encoding = openai::embedding_encoding::float_array;
+  // Gets the finished body in parts (one per slice), or nullptr when the connection left.
+  unique_function<void(connection*, std::vector<shared_buffer>&&)> done;
+  size_t next = 0;
+  std::vector<shared_buffer> parts;
+};
+
+void serialize_slice(std::unique_ptr<sliced_embeddings> w) {
+  shard_server* s = shard_server::current();
+  connection* c = s->live_connection(w->conn_id);
+  if (!c) {
+    w->done(nullptr, {});
+    return;
+  }
+  const size_t dims = w->res.dimensions;
+  const size_t count = dims == 0 ? 0 : w->res.vectors.size() / dims;
+  byte_buffer slice;
+  if (w->next == 0) openai::write_embeddings_begin(slice);
+  size_t values = 0;
+  for (; w->next < count && values < serialize_values_per_turn; ++w->next, values += dims) {
+    std::span<const float> row(w->res.vectors.data() + w->next * dims, dims);
+    openai::write_embedding_item(slice, w->next, row, w->encoding);
+  }
+  if (w->next == count) openai::write_embeddings_end(slice, w->model, w->res.prompt_tokens);
+  w->parts.push_back(shared_buffer::copy_of(slice.view()));
+  if (w->next < count) {
+    s->loop().post(s->id(), [w = std::move(w)]() mutable { serialize_slice(std::move(w)); });
+    return;
+  }
+  w->done(c, std::move(w->parts));
+}
+
+void serialize_embeddings(uint64_t conn_id, embedding_result&& res, std::string model,
+                          openai::embedding_encoding encoding,
+                          unique_function<void(connection*, std::vector<shared_buffer>&&)> done) {
+  auto w = std::make_unique<sliced_embeddings>();
+  w->conn_id = conn_id;
+  w->res = std::move(res);
+  w->model = std::move(model);
+  w->encoding = encoding;
+  w->done = std::move(done);
+  serialize_slice(std::move(w));
+}
+
 }  // namespace
 
 handler_result handle_embeddings(request_context& ctx) {
@@ -52,6 +108,10 @@ handler_result handle_embeddings(request_context& ctx) {
     respond_api_error(ctx.conn, openai::model_not_found(req.model));
     return handler_result::done;
   }
+  if (auto err = openai::check_embedding_dimensions(req, e->embedding_dimensions(req.model))) {
+    respond_api_error(ctx.conn, *err);
+    return handler_result::done;
+  }
   uint64_t conn_id = ctx.conn.id();
   e->embed(engine_request(req), [conn_id, model = req.model, encoding = req.encoding](
                                     embedding_result&& res) {
@@ -63,9 +123,10 @@ handler_result handle_embeddings(request_context& ctx) {
       respond_api_error(*c, err);
       return;
     }
-    byte_buffer body;
-    openai::write_embeddings(body, model, res.vectors, res.dimensions, encoding, res.prompt_tokens);
-    c->respond(200, "application/json", body.view());
+    serialize_embeddings(conn_id, std::move(res), model, encoding,
+                         [](connection* to, std::vector<shared_buffer>&& parts) {
+                           if (to) to->respond_parts(200, "application/json", std::move(parts));
+                         });
   });
   return handler_result::async;
 }
@@ -93,23 +154,33 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
   if (auto err = openai::parse_embeddings_request(payload, req)) return fail(*err);
   engine* e = ws.shard().engine_for(req.model);
   if (!e) return fail(openai::model_not_found(req.model));
+  if (auto err = openai::check_embedding_dimensions(req, e->embedding_dimensions(req.model))) {
+    return fail(*err);
+  }
   uint64_t conn_id = ws.connection_id();
   e->embed(engine_request(req), [conn_id, id = std::string(request_id), encoding = req.encoding,
                                  model = req.model, on_finished = std::move(on_finished)](
                                     embedding_result&& res) mutable {
     connection* c = shard_server::current()->live_connection(conn_id);
-    if (c && c->websocket()) {
-      if (!res.error_code.empty()) {
+    if (!c || !res.error_code.empty()) {
+      if (c && c->websocket()) {
         broker_ws_handler::send_error(*c->websocket(), id, res.error_code, res.error_message);
-      } else {
-        // The embeddings list object as the event's data: {"object":"list","data":[...],...}.
-        byte_buffer data;
-        openai::write_embeddings(data, model, res.vectors, res.dimensions, encoding,
-                                 res.prompt_tokens);
-        broker_ws_handler::send_event(*c->websocket(), id, "embedding.result", data.view());
       }
+      on_finished();
+      return;
     }
-    on_finished();
+    // The embeddings list object as the event's data: {"object":"list","data":[...],...}.
+    serialize_embeddings(conn_id, std::move(res), model, encoding,
+                         [id = std::move(id), on_finished = std::move(on_finished)](
+                             connection* to, std::vector<shared_buffer>&& parts) mutable {
+                           if (to && to->websocket()) {
+                             byte_buffer data;
+                             for (const shared_buffer& part : parts) data.append(part.view());
+                             broker_ws_handler::send_event(*to->websocket(), id, "embedding.result",
+                                                           data.view());
+                           }
+                           on_finished();
+                         });
   });
   return true;
 }

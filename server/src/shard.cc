@@ -42,6 +42,7 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
       process_(process),
       rules_(process.initial),
       sockets_(r),
+      inbound_(r, metrics_, rules_->config.inbound_buffer_budget_bytes),
       access_log_(r, rules_->config.access_log),
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
@@ -422,6 +423,7 @@ void shard_server::apply_config() {
     ring_options_ = ring;
     ring_pool_.clear();  // new streams get rings with the new watermarks
   }
+  inbound_.set_budget_bytes(cfg.inbound_buffer_budget_bytes);
   scheduler_.set_limits(share_of(cfg.engine_concurrency_max), share_of(cfg.engine_queue_max),
                         cfg.shed_queue_delay_ms);
 }

@@ -168,6 +168,12 @@ void ws_endpoint::on_flow_timer() {
   send_control_text(R"({"event":"flow.resume"})");
 }
 
+void ws_endpoint::refuse_input(uint16_t code, std::string_view reason) {
+  if (gone_ || !session_) return;
+  session_->refuse(code, reason);
+  after_session_step(session_->state());
+}
+
 void ws_endpoint::close(uint16_t code, std::string_view reason, ws_close_order order) {
   if (close_started_ || gone_) return;
   // Slow consumers, drains and idle timeouts noted their reason before closing.
@@ -223,6 +229,7 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
       session_->state() == ws::session_state::open) {
     session_.reset();
     --shard_.metrics().ws_sessions;
+    conn_.account_inbound();
   }
   if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
     byte_buffer ping;

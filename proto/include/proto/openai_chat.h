@@ -56,6 +56,13 @@ struct chat_message {
 
 enum class max_tokens_param : uint8_t { none, max_tokens, max_completion_tokens };
 
+// Upper bounds on what a client may ask for (OpenAI's): a longer array is a 400 naming it.
+inline constexpr size_t chat_messages_max = 2048;
+inline constexpr size_t chat_choices_max = 128;  // n
+inline constexpr size_t chat_stop_max = 4;
+inline constexpr size_t chat_tools_max = 128;
+inline constexpr size_t chat_logit_bias_max = 300;  // tokens in logit_bias
+
 struct chat_request {
   std::string model;
   std::vector<chat_message> messages;

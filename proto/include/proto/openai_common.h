@@ -35,6 +35,10 @@ std::string_view to_string(finish_reason r);
 enum class message_role : uint8_t { system, developer, user, assistant, tool, function };
 std::string_view to_string(message_role r);
 
+// Object properties a tool's parameter schema may declare in total (OpenAI's limit for
+// schemas): engines such as the mock build arguments from them.
+inline constexpr size_t tool_schema_properties_max = 5000;
+
 // A function the model may call. `parameters_json` is the client's JSON Schema re-encoded
 // compactly (empty when the client sent none); it is passed on, never interpreted.
 struct function_tool {

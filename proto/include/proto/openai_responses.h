@@ -79,6 +79,10 @@ struct response_settings {
   metadata_pairs metadata;
 };
 
+// Upper bounds (as chat's): input items, and tools.
+inline constexpr size_t responses_input_items_max = 2048;
+inline constexpr size_t responses_tools_max = 128;
+
 struct responses_request {
   response_settings settings;
   std::vector<input_item> input;

@@ -17,7 +17,8 @@
 //   the rest: RSV bits, reserved opcodes, continuation without a start, a new message inside a
 //   fragmented one, an unmasked frame at the server or a masked one at the client;
 // * a message longer than message_bytes_max in total (not per frame) closes with 1009, decided on
-//   the frame header, before its payload is buffered;
+//   the frame header, before its payload is buffered; one in more than message_frames_max frames
+//   closes with 1008 ("too many fragments");
 // * close frames: wslay skips the first two bytes of *every* read chunk when it validates a close
 //   reason, so a reason split across reads is misjudged (valid ones get 1007); it takes a
 //   one-byte close payload for "no status" instead of a protocol error, and rejects the IANA
@@ -75,6 +76,9 @@ struct session_options {
   // The close reason (1009) for a message over it; a server names its flag here. At most 123 bytes
   // (RFC 6455 §5.5: control payloads are 125 bytes, the code takes 2); must outlive the session.
   std::string_view too_big_reason = "message too big";
+  // Most frames one message may arrive in: a peer can't keep a message open forever with empty
+  // continuation frames, or make the receiver do per-frame work for every few bytes.
+  size_t message_frames_max = 4096;
   // Client role: seeds the generator of frame mask keys. Masking protects intermediaries from
   // payloads that script in a browser controls (RFC 6455 §10.3); our clients run no untrusted
   // script, so a fast generator seeded from getrandom() by the caller is enough.
@@ -108,6 +112,14 @@ class session {
   // peer's close frame arrives. Does nothing if a close frame was already sent.
   // REQUIRES: valid_close_code(code); reason is UTF-8 of at most close_reason_bytes_max bytes.
   void close(uint16_t code, std::string_view reason = {});
+
+  // Bytes held for a message being received (its buffer's capacity; 0 between messages once a
+  // large message has been delivered).
+  size_t buffered_bytes() const { return message_.capacity(); }
+  // Fails the session as a protocol error would: drops the partial message, queues a close
+  // frame with `code` and stops reading (state() becomes `closed`). For an owner that can't
+  // afford the partial data (1009). REQUIRES: as close().
+  void refuse(uint16_t code, std::string_view reason);
 
   session_state state() const;
   // Nothing of a frame or a message is pending: the session could be dropped and a fresh one
@@ -160,6 +172,7 @@ class session {
   uint64_t payload_left_ = 0;  // payload bytes of the current frame not yet handed to wslay
   bool in_message_ = false;    // a fragmented data message is open
   uint64_t message_bytes_ = 0;
+  uint64_t message_frames_ = 0;  // frames of the current data message so far
   uint16_t pending_error_ = 0;  // a failure found ahead of wslay, applied once it is drained
 
   // Reassembly of the message being received.

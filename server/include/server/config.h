@@ -43,6 +43,8 @@ struct server_config {
   uint64_t body_bytes_max = 1024 * 1024;        // 413 above
   uint32_t keepalive_requests_max = 0;          // requests per connection; 0: unlimited
   uint64_t output_bytes_max = 4 * 1024 * 1024;  // queued response bytes before reading pauses
+  // Partial client input (WebSocket messages, HTTP requests) all connections of a shard may hold.
+  uint64_t inbound_buffer_budget_bytes = 256ull * 1024 * 1024;
 
   // Streams (SSE and WebSocket).
   uint32_t heartbeat_ms = 15000;            // SSE ": ping" / WebSocket ping after this silence
@@ -70,7 +72,7 @@ struct server_config {
   double mock_tokens_per_s = 0;         // per stream; 0: as fast as the client reads
   uint32_t mock_tokens = 16;            // completion length without max_tokens
   uint64_t mock_max_tokens = 4096;      // largest max_tokens accepted
-  uint32_t mock_embedding_dim = 256;    // embedding dimensions without `dimensions`
+  uint32_t mock_embedding_dim = 256;    // the model's embedding length (dimensions <= this)
 
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable

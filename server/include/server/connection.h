@@ -46,6 +46,7 @@
 #include <optional>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "base/byte_buffer.h"
 #include "base/input_buffer.h"
@@ -108,6 +109,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   // server's constants (it is written unchecked); header values are checked.
   void respond(int status, std::string_view content_type, std::string_view body,
                header_list headers = {});
+  // The same with a body sent from `parts` in order, without copying them (a large answer built
+  // in slices).
+  void respond_parts(int status, std::string_view content_type, std::vector<shared_buffer>&& parts);
   // Completes the current request with the OpenAI-style JSON error envelope.
   void respond_error(int status, std::string_view message,
                      std::string_view type = "invalid_request_error", std::string_view param = {},
@@ -212,6 +216,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   void close_websocket(uint16_t code, std::string_view reason,
                        ws_close_order order = ws_close_order::now);
 
+  // The shard's inbound budget (connection_budget.cc): reports what this connection holds for
+  // partial input after it changed (a read, a buffer released); refuses and releases new partial
+  // data when the shard is over budget.
+  void account_inbound();
+
  private:
   enum class phase : uint8_t {
     idle,      // between requests
@@ -282,6 +291,12 @@ class connection final : public stream_socket, public list_node<connection_list_
   void update_timer();
   void on_timer();
   bool over_output_limit() const;
+  // The response head (and `body` if its size is `length`; otherwise `length` bytes follow).
+  void write_response_head(int status, std::string_view content_type, header_list headers,
+                           std::string_view body, size_t length);
+  // The error response to a request that can't be trusted or kept (sets up current_).
+  void begin_error_response();
+  void refuse_inbound();
 
   shard_server& shard_;
   uint64_t id_;
@@ -301,7 +316,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
   std::unique_ptr<http1::chunked_decoder> chunked_;
   byte_buffer chunked_body_;
-  size_t chunked_fed_ = 0;  // raw body bytes after the head fed to chunked_
+  size_t chunked_fed_ = 0;   // raw body bytes after the head fed to chunked_
+  size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
   // The request being answered.
   struct current_request {

@@ -111,6 +111,8 @@ class engine {
   // Models this engine serves, and the largest completion it allows per choice.
   virtual const std::vector<std::string>& models() const = 0;
   virtual uint64_t completion_tokens_max(std::string_view model) const = 0;
+  // The model's embedding length: requests may ask for fewer `dimensions`, never more.
+  virtual uint32_t embedding_dimensions(std::string_view model) const = 0;
   // Whether the engine can take work now (for /readyz).
   virtual bool ready() const = 0;
 

@@ -86,6 +86,9 @@ struct shard_metrics {
   uint64_t ws_protocol_errors = 0;   // sessions failed with 1002/1007/1009
   int64_t ws_sessions = 0;           // WebSocket protocol sessions held (gauge; see ws_endpoint)
   uint64_t rings_in_use = 0;         // outbound rings held by connections (gauge)
+  int64_t inbound_held_bytes = 0;    // partial client input held (gauge; see inbound_budget)
+  uint64_t inbound_budget_refusals = 0;  // connections refused for the shard's inbound budget
+  uint64_t memory_collections = 0;   // free memory given back to the system after a spike
 
   // Topics.
   int64_t subscribers = 0;           // live topic subscriptions on this shard (gauge)

@@ -54,6 +54,7 @@ class mock_engine final : public engine {
   std::string_view name() const override { return "mock"; }
   const std::vector<std::string>& models() const override { return opts_.models; }
   uint64_t completion_tokens_max(std::string_view) const override { return opts_.max_tokens; }
+  uint32_t embedding_dimensions(std::string_view) const override { return opts_.embedding_dim; }
   bool ready() const override { return true; }
 
   std::unique_ptr<engine_stream> generate(const generation_request& req,

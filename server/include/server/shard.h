@@ -44,6 +44,7 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine.h"
+#include "server/inbound_budget.h"
 #include "server/limits.h"
 #include "server/metrics.h"
 #include "server/responses_store.h"
@@ -76,6 +77,7 @@ class shard_server {
   const http1::date_cache& date() const { return date_; }
   socket_set& sockets() { return sockets_; }
   shard_metrics& metrics() { return metrics_; }
+  inbound_budget& inbound() { return inbound_; }
   // This shard's access log writer (enabled() is false without --access-log).
   access_log& access_logger() { return access_log_; }
   // Reopens the access log on every shard (log rotation). Shard 0 calls it on SIGUSR1; SIGHUP
@@ -155,6 +157,7 @@ class shard_server {
   http1::date_cache date_;
   socket_set sockets_;
   shard_metrics metrics_;
+  inbound_budget inbound_;
   access_log access_log_;
   acceptor acceptor_;
   std::unique_ptr<signal_reader> signals_;

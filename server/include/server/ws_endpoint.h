@@ -95,6 +95,10 @@ class ws_endpoint {
   // Starts the closing handshake.
   void close(uint16_t code, std::string_view reason, ws_close_order order = ws_close_order::now);
   bool closing() const { return close_started_; }
+  // Bytes of a partial message held (the shard's inbound budget counts them).
+  size_t buffered_bytes() const { return session_ ? session_->buffered_bytes() : 0; }
+  // Refuses the partial message: drops it, stops reading and closes with `code`.
+  void refuse_input(uint16_t code, std::string_view reason);
 
   // Timers (driven by the connection's single timer).
   uint64_t next_timer_ms() const;

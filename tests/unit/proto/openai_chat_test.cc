@@ -166,6 +166,22 @@ TEST(OpenaiChat, Messages) {
       "messages[0].role", "invalid_type");
 }
 
+TEST(OpenaiChat, MessageCountIsBounded) {
+  auto messages = [](size_t n) {
+    const std::string one = R"({"role":"user","content":"x"})";
+    std::string s = "[" + one;
+    for (size_t i = 1; i < n; ++i) s += "," + one;
+    return s + "]";
+  };
+  chat_request r;
+  ASSERT_FALSE(parse(with_messages(messages(chat_messages_max)), r));
+  EXPECT_EQ(r.messages.size(), chat_messages_max);
+  expect_error(parse(with_messages(messages(chat_messages_max + 1))),
+               "Invalid 'messages': array too long. Expected an array with maximum length 2048, "
+               "but got an array with length 2049 instead.",
+               "messages", "array_above_max_length");
+}
+
 TEST(OpenaiChat, MessageContent) {
   expect_error(parse(with_messages(R"([{"role":"user"}])")),
                "Missing required parameter: 'messages[0].content'.", "messages[0].content",
@@ -429,6 +445,20 @@ TEST(OpenaiChat, Tools) {
                "Invalid 'tools': array too long. Expected an array with maximum length 128, but "
                "got an array with length 129 instead.",
                "tools", "array_above_max_length");
+  // A parameter schema declares at most 5000 properties, counted at every level.
+  auto schema = [](size_t top, size_t nested) {
+    std::string s = R"("tools":[{"type":"function","function":{"name":"f","parameters":)";
+    s += R"({"type":"object","properties":{"n":{"type":"object","properties":{)";
+    for (size_t i = 0; i < nested; ++i) s += (i ? ",\"q" : "\"q") + std::to_string(i) + "\":{}";
+    s += "}}";
+    for (size_t i = 0; i < top; ++i) s += ",\"p" + std::to_string(i) + "\":{}";
+    return s + "}}}}]";
+  };
+  EXPECT_FALSE(parse(with(schema(2499, 2500))));
+  expect_error(parse(with(schema(2500, 2500))),
+               "Invalid 'tools[0].function.parameters': the schema declares more than 5000 object "
+               "properties in total.",
+               "tools[0].function.parameters", "object_above_max_properties");
   chat_request r;
   ASSERT_FALSE(parse(with(R"("tools":[{"type":"function","function":{"name":"A-z_9"}}])"), r));
   EXPECT_EQ(r.tools[0].parameters_json, "");
@@ -517,6 +547,12 @@ TEST(OpenaiChat, MetadataStoreLogitBias) {
                "Invalid 'logit_bias.50256': decimal below minimum value. Expected a value >= -100, "
                "but got -101 instead.",
                "logit_bias.50256", "decimal_below_min_value");
+  std::string bias = R"("logit_bias":{"0":1)";
+  for (int i = 1; i <= 300; ++i) bias += ",\"" + std::to_string(i) + "\":1";
+  expect_error(parse(with(bias + "}")),
+               "Invalid 'logit_bias': too many properties. Expected an object with at most 300 "
+               "properties, but got an object with 301 properties instead.",
+               "logit_bias", "object_above_max_properties");
   chat_request r;
   // Metadata lengths count characters, not bytes: 512 two-byte characters are fine.
   std::string wide;

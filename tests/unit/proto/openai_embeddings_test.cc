@@ -108,6 +108,30 @@ TEST(OpenaiEmbeddings, Errors) {
       "Invalid 'dimensions': integer below minimum value. Expected a value >= 1, but got 0 "
       "instead.",
       "dimensions", "integer_below_min_value");
+  std::string tokens = "[0";
+  for (size_t i = 1; i <= embedding_tokens_per_input_max; ++i) tokens += ",1";
+  tokens += "]";
+  expect_error(parse(with_input("[" + tokens + "]")),
+               "Invalid 'input[0]': array too long. Expected an array with maximum length 8192, "
+               "but got an array with length 8193 instead.",
+               "input[0]", "array_above_max_length");
+  expect_error(parse(with_input(tokens)),
+               "Invalid 'input': array too long. Expected an array with maximum length 8192, but "
+               "got an array with length 8193 instead.",
+               "input", "array_above_max_length");
+}
+
+TEST(OpenaiEmbeddings, DimensionsAreBoundedByTheModel) {
+  embeddings_request r;
+  ASSERT_FALSE(parse(with_input(R"("x")", R"("dimensions":256)"), r));
+  EXPECT_FALSE(check_embedding_dimensions(r, 256));
+  ASSERT_FALSE(parse(with_input(R"("x")"), r));
+  EXPECT_FALSE(check_embedding_dimensions(r, 256));  // no dimensions: the model's own
+  ASSERT_FALSE(parse(with_input(R"("x")", R"("dimensions":10000000)"), r));
+  expect_error(check_embedding_dimensions(r, 256),
+               "Invalid 'dimensions': integer above maximum value. Expected a value <= 256, but "
+               "got 10000000 instead.",
+               "dimensions", "integer_above_max_value");
 }
 
 TEST(OpenaiEmbeddings, FloatResponseIsExact) {

@@ -160,6 +160,22 @@ TEST(OpenaiResponsesRequest, Errors) {
                "temperature", "decimal_above_max_value");
 }
 
+TEST(OpenaiResponsesRequest, InputItemCountIsBounded) {
+  auto items = [](size_t n) {
+    const std::string one = R"({"role":"user","content":"x"})";
+    std::string s = "[" + one;
+    for (size_t i = 1; i < n; ++i) s += "," + one;
+    return s + "]";
+  };
+  responses_request r;
+  ASSERT_FALSE(parse(with_input(items(responses_input_items_max)), r));
+  EXPECT_EQ(r.input.size(), responses_input_items_max);
+  expect_error(parse(with_input(items(responses_input_items_max + 1))),
+               "Invalid 'input': array too long. Expected an array with maximum length 2048, but "
+               "got an array with length 2049 instead.",
+               "input", "array_above_max_length");
+}
+
 TEST(OpenaiResponsesRequest, WebSocketCreateMessageMembersAreIgnored) {
   responses_request r;
   EXPECT_FALSE(parse(R"({"type":"response.create","stream_id":"s1","model":"m","input":"x"})", r));

@@ -279,6 +279,48 @@ TEST(WsSession, MessageSizeLimit) {
                  close_code::message_too_big);
 }
 
+TEST(WsSession, FramesPerMessageAreBounded) {
+  session_options few{.message_frames_max = 4};
+  // Four frames are fine, and the count starts again with the next message.
+  endpoint server(role::server, few);
+  std::string four = cframe(opcode::text, "a", fin::no) +
+                     cframe(opcode::continuation, "", fin::no) +
+                     cframe(opcode::continuation, "b", fin::no) + cframe(opcode::continuation, "c");
+  EXPECT_EQ(server.feed(four + four), session_state::open);
+  const received abc{message_kind::text, "abc"};
+  EXPECT_EQ(server.got, (std::vector<received>{abc, abc}));
+  // A fifth is refused (1008), empty or not, before wslay sees it.
+  std::string five = cframe(opcode::text, "a", fin::no);
+  for (int i = 0; i < 3; ++i) five += cframe(opcode::continuation, "", fin::no);
+  expect_failure(five + cframe(opcode::continuation, "z"), close_code::policy_violation, few);
+  // The default allows 4096.
+  endpoint big(role::server);
+  std::string many = cframe(opcode::binary, "x", fin::no);
+  for (int i = 0; i < 4094; ++i) many += cframe(opcode::continuation, "", fin::no);
+  EXPECT_EQ(big.feed(many + cframe(opcode::continuation, "y")), session_state::open);
+  EXPECT_EQ(big.got, (std::vector<received>{{message_kind::binary, "xy"}}));
+  expect_failure(
+      many + cframe(opcode::continuation, "", fin::no) + cframe(opcode::continuation, ""),
+      close_code::policy_violation);
+}
+
+TEST(WsSession, PartialMessageBytesAreReportedAndCanBeRefused) {
+  endpoint server(role::server);
+  EXPECT_EQ(server.s.buffered_bytes(), 0u);
+  server.feed(cframe(opcode::text, std::string(5000, 'a'), fin::no));
+  EXPECT_GE(server.s.buffered_bytes(), 5000u);
+  EXPECT_TRUE(server.got.empty());
+  // The owner can't afford it: the partial message is dropped, a 1009 goes out, reading stops.
+  server.s.refuse(close_code::message_too_big, "budget");
+  EXPECT_EQ(server.s.buffered_bytes(), 0u);
+  EXPECT_EQ(server.s.state(), session_state::closed);
+  EXPECT_EQ(server.s.error_code(), close_code::message_too_big);
+  EXPECT_EQ(close_code_in(server.take_output()), close_code::message_too_big);
+  EXPECT_EQ(server.feed(cframe(opcode::continuation, "end")), session_state::closed);
+  EXPECT_TRUE(server.got.empty());
+  EXPECT_TRUE(server.out.empty());
+}
+
 TEST(WsSession, MaskingByRole) {
   expect_failure(sframe(opcode::text, "unmasked"), close_code::protocol_error);
   endpoint client(role::client);
