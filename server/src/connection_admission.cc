@@ -125,6 +125,7 @@ void connection::on_rate_answer(const rate_decision& d) {
   } else if (input_paused_) {
     resume_input();  // receiving may have paused while this request waited
   }
+  account_inbound();  // process() consumed what was held
   update_timer();
 }
 
