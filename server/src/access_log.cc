@@ -164,12 +164,14 @@ int64_t access_log::wall_ms(uint64_t monotonic_ns) {
 
 access_log::access_log(reactor& r, std::string path) : reactor_(r), path_(std::move(path)) {
   flush_timer_.bind<access_log, &access_log::on_flush_timer>(this);
+  give_up_timer_.bind<access_log, &access_log::give_up>(this);
 }
 
 access_log::~access_log() {
   // REQUIRES: settled() (the shard waits for it before stopping), so nothing is in flight.
   RC_ASSERT(!in_flight_ && !opening_);
   reactor_.cancel_timer(flush_timer_);
+  reactor_.cancel_timer(give_up_timer_);
   if (owns_fd_ && fd_ >= 0) close(fd_);
 }
 
@@ -212,7 +214,7 @@ void access_log::write(const access_record& r) {
 }
 
 void access_log::flush() {
-  if (fd_ < 0 || in_flight_ || opening_) return;
+  if (fd_ < 0 || in_flight_ || opening_ || retry_wanted_) return;
   if (reopen_wanted_) {
     start_reopen();
     return;
@@ -253,11 +255,22 @@ void access_log::on_completion(uint8_t op, int32_t res, uint32_t) {
 
 void access_log::on_write(int32_t res) {
   in_flight_ = false;
-  if (res == -EINTR || res == -EAGAIN) {
+  if (res == -EINTR && !giving_up_) {
     submit_write();
     return;
   }
-  if (res < 0) {
+  if (res == -EAGAIN && !giving_up_) {
+    // A non-blocking pipe is full: try again with the flush timer, not at once (a spin).
+    retry_wanted_ = true;
+    reactor_.arm_after_ms(flush_timer_, flush_interval_ms);
+    return;
+  }
+  if (giving_up_) {
+    // Shutting down and past finish_ms_max (the write was cancelled, or ended short).
+    if (res > 0) write_offset_ += static_cast<size_t>(res);
+    if (write_offset_ < writing_.size()) stats_.dropped += writing_lines_;
+    write_offset_ = writing_.size();
+  } else if (res < 0) {
     // Errors per write, not per line: a full disk must not flood stderr from every shard.
     if (stats_.write_errors++ == 0)
       RC_WARN("access log %s: write failed: %s (lines are dropped and counted)", path_.c_str(),
@@ -274,9 +287,52 @@ void access_log::on_write(int32_t res) {
   }
   writing_.clear();
   writing_lines_ = 0;
-  // Lines that arrived meanwhile leave now if they are many (or a reopen waits), else with the
-  // timer that their first line armed.
-  if (reopen_wanted_ || filling_.size() >= flush_bytes) flush();
+  // Lines that arrived meanwhile leave now if they are many (or a reopen waits or the shard is
+  // stopping), else with the flush timer (which a retry may have used: armed again).
+  if (reopen_wanted_ || finishing_ || filling_.size() >= flush_bytes) {
+    flush();
+  } else if (!filling_.empty()) {
+    reactor_.arm_after_ms(flush_timer_, flush_interval_ms);
+  }
+}
+
+void access_log::on_flush_timer() {
+  if (retry_wanted_) {
+    retry_wanted_ = false;
+    submit_write();
+  } else {
+    flush();
+  }
+}
+
+void access_log::finish() {
+  if (!finishing_) {
+    finishing_ = true;
+    reactor_.arm_after_ms(give_up_timer_, finish_ms_max);
+  }
+  flush();
+}
+
+void access_log::give_up() {
+  giving_up_ = true;
+  reactor_.cancel_timer(flush_timer_);
+  stats_.dropped += filling_lines_;
+  filling_.clear();
+  filling_lines_ = 0;
+  if (retry_wanted_) {
+    retry_wanted_ = false;
+    stats_.dropped += writing_lines_;
+    writing_.clear();
+    writing_lines_ = 0;
+    write_offset_ = 0;
+  }
+  if (in_flight_) {
+    // Its completion (-ECANCELED, or what it wrote) ends the wait; on_write drops the rest.
+    io_uring_sqe* sqe = reactor_.ring().get_sqe();
+    io_uring_prep_cancel64(sqe, make_user_data(this, op_write), 0);
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+  }
 }
 
 void access_log::reopen() {

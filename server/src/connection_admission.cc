@@ -109,6 +109,7 @@ void connection::on_rate_answer(const rate_decision& d) {
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
     if (ws_) ws_->release_held();
+    account_inbound();  // the held messages no longer count
     update_timer();
     return;
   }
@@ -124,6 +125,7 @@ void connection::on_rate_answer(const rate_decision& d) {
   } else if (input_paused_) {
     resume_input();  // receiving may have paused while this request waited
   }
+  account_inbound();  // process() consumed what was held
   update_timer();
 }
 

@@ -178,6 +178,7 @@ shard_limits::answer shard_limits::take_home(entry& e, const limit_rule& r, uint
 bool shard_limits::can_decide(const limit_subject& s, uint64_t now_us) {
   if (is_home(s)) return true;
   entry& e = find(s);
+  if (now_us < e.refused_until_us) return true;  // try_take refuses locally until then
   for (const grant& g : e.lease)
     if (g.count > 0 && g.until_us > now_us) return true;
   return false;

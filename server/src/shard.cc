@@ -111,12 +111,24 @@ void shard_server::on_turn_end() {
   if (!draining_) return;
   if (!drain_watch_.empty()) watch_draining_connections();
   if (!connections_.empty() || !acceptor_.stopped()) return;
+  // The last lines leave before the loop stops (their completion wakes us); what a pipe nobody
+  // reads still holds a second later is dropped and counted (access_log::finish).
+  bool log_settled = access_log_.settled();
+  if (!log_settled) access_log_.finish();
+  // Idle: no connection can come any more. The loop keeps running, answering the other shards'
+  // questions (a key's budget, a stored response, a broker cancel live on their home shard), and
+  // shard 0 keeps reading signals, until every shard is idle; the last one stops them all.
+  if (!counted_idle_ && log_settled) {
+    counted_idle_ = true;
+    if (process_.shards_idle.fetch_add(1, std::memory_order_acq_rel) + 1 == shard_count()) {
+      for (unsigned s = 0; s < shard_count(); ++s)
+        if (!reactor_.post(s, [] { current()->stop_requested_ = true; }))
+          RC_ERROR("drain: shard %u's mailbox is full; it cannot be told to stop", s);
+    }
+  }
+  if (!stop_requested_ || !log_settled) return;  // a reopen (SIGHUP) may be in flight
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
-    return;
-  }
-  if (!access_log_.settled()) {
-    access_log_.flush();  // the last lines leave before the loop stops (their completion wakes us)
     return;
   }
   reactor_.cancel_timer(drain_grace_);

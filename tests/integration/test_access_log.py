@@ -357,6 +357,72 @@ class AccessLog(unittest.TestCase):
         finally:
             os.close(reader)
 
+    def flood(self, port, rounds=2, batch=200):
+        """Requests whose access lines are ~400 bytes each: enough to fill a 64 KiB pipe."""
+        with connect(port) as s:
+            responses = ResponseReader(s)
+            path = "/nope/" + "x" * 200
+            for _ in range(rounds):
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode() * batch)
+                for _ in range(batch):
+                    self.assertEqual(responses.read().status, 404)
+
+    def test_shutdown_does_not_wait_for_a_pipe_nobody_reads(self):
+        # The write in flight never completes: a second after the drain, what is left is dropped
+        # and the process exits (stop() fails if it does not within its timeout).
+        fifo = os.path.join(self.dir.name, "fifo")
+        os.mkfifo(fifo)
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            srv = Server("--access-log", fifo)
+            try:
+                self.flood(srv.port)
+            finally:
+                self.assertEqual(srv.stop(), 0)
+        finally:
+            os.close(reader)
+
+    def test_full_nonblocking_pipe_is_retried_without_spinning(self):
+        # stdout a non-blocking pipe nobody reads: writes end with EAGAIN and are retried on the
+        # flush timer, so the idle server uses (almost) no CPU, and it still exits on SIGTERM.
+        r, w = os.pipe()
+        os.set_blocking(w, False)
+        proc = subprocess.Popen([os.environ["RINGCAST_BIN"], "--listen", "127.0.0.1:0", "--shards",
+                                 "1", "--no-pin", "--drain-grace-ms", "0", "--access-log", "-"],
+                                stdout=w, stderr=subprocess.PIPE)
+        os.close(w)
+        try:
+            port = None
+            for raw in proc.stderr:
+                if b"listening on" in raw:
+                    port = int(raw.split(b"127.0.0.1:")[1].split()[0])
+                    break
+            self.assertIsNotNone(port)
+            self.flood(port)
+            self.assertEqual(get(port, "/healthz").status, 200)
+
+            def cpu_ticks():
+                with open(f"/proc/{proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                return int(fields[11]) + int(fields[12])  # utime + stime
+
+            time.sleep(0.5)  # the last requests' lines reach the full pipe
+            before = cpu_ticks()
+            time.sleep(2)
+            used_s = (cpu_ticks() - before) / os.sysconf("SC_CLK_TCK")
+            self.assertLess(used_s, 0.5, "the server spins on a full pipe")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(5)
+                os.close(r)
+                proc.stderr.close()
+        self.assertEqual(proc.returncode, 0)
+
     def run_with_stdout(self, *args):
         """Runs the server with stdout captured, makes one request; returns stdout and the
         access log line count from /metrics."""

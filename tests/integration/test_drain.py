@@ -222,6 +222,32 @@ class DrainStreams(unittest.TestCase):
         finally:
             self.assertEqual(srv.stop(), 0, srv.log())
 
+    def test_ws_action_during_drain_is_answered_by_an_idle_home_shard(self):
+        # Every action takes a token from the anonymous budget's home shard (rps 0.01: no
+        # leases). With one WebSocket on four shards, the home usually has no connection once
+        # the listeners close; it must keep answering until every shard is done.
+        async def run(srv):
+            async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws") as ws:
+                await ws.send(json.dumps({"id": "c1", "action": "chat.completion", "payload": chat(40)}))
+                while json.loads(await asyncio.wait_for(ws.recv(), 20))["event"] != "chat.delta":
+                    pass
+                srv.send_signal(signal.SIGTERM)
+                await asyncio.sleep(0.3)
+                await ws.send(json.dumps({"id": "c2", "action": "chat.completion", "payload": chat(3)}))
+                while True:  # the answer comes long before the drain deadline (30 s)
+                    e = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                    if e["id"] == "c2":
+                        break
+                self.assertEqual((e["event"], e["error"]["code"]), ("error", "draining"))
+
+        srv = Server("--rate-limit-rps", "0.01", "--rate-limit-burst", "1000",
+                     "--mock-tokens-per-s", "2", "--drain-timeout-ms", "30000", shards=4)
+        try:
+            asyncio.run(run(srv))
+            self.assertEqual(srv.proc.wait(20), 0)
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.log())
+
     def test_ws_chat_cut_at_the_deadline_gets_an_error_event_then_1001(self):
         async def run(srv):
             async with websockets.connect(f"ws://127.0.0.1:{srv.port}/ws") as ws:

@@ -183,6 +183,42 @@ class CrossShardRates(unittest.TestCase):
             os.unlink(path)
 
 
+    def test_refused_websocket_is_refused_locally_without_asking_the_home(self):
+        # Once the key's home said "no token for 100 s", a socket on another shard refuses its
+        # next actions itself: no message to the home shard per action.
+        actions = 40
+
+        async def run(port, sockets):
+            socks = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?api_key=sk-x")
+                     for _ in range(sockets)]
+            try:
+                before = metric(metrics(port), "ringcast_cross_shard_messages_sent_total",
+                                shard="all")
+                for i, ws in enumerate(socks):
+                    for j in range(actions):
+                        await ws.send(json.dumps({"id": f"s{i}-{j}", "action": "system.health"}))
+                for ws in socks:
+                    for _ in range(actions):
+                        e = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                        self.assertEqual((e["event"], e["error"]["code"]), ("error", "rate_limited"))
+                after = metric(metrics(port), "ringcast_cross_shard_messages_sent_total",
+                               shard="all")
+                return after - before
+            finally:
+                for ws in socks:
+                    await ws.close()
+
+        # The 8 upgrades take the 8 tokens; 8 sockets land on one shard of four ~1 run in 16,000.
+        path = keys_file("sk-x rps=0.01 burst=8\n")
+        try:
+            with Server("--api-keys-file", path, shards=SHARDS) as srv:
+                sent = asyncio.run(run(srv.port, 8))
+                # A scrape and one refusal per socket, against 2 per action (~80 per socket on
+                # another shard) when every action asked the home.
+                self.assertLess(sent, 100)
+        finally:
+            os.unlink(path)
+
     def test_half_closed_clients_waiting_for_a_token_are_answered(self):
         # A client may send its request and shut down its side at once; a request waiting for its
         # key's home shard is still answered.

@@ -88,6 +88,8 @@ class access_log final : public io_handler {
   static constexpr size_t flush_bytes = 64 * 1024;
   static constexpr size_t buffer_bytes_max = 1024 * 1024;
   static constexpr uint32_t flush_interval_ms = 200;
+  // Shutdown: what has not left this long after finish() is dropped (and counted).
+  static constexpr uint32_t finish_ms_max = 1000;
 
   // `path` empty: off (every call is a cheap no-op). Nothing is opened until open().
   access_log(reactor& r, std::string path);
@@ -105,8 +107,11 @@ class access_log final : public io_handler {
   void flush();
   // Opens the path again (after the write in flight), then writes to the new file.
   void reopen();
+  // Shutdown: starts writing what is buffered; what has not left finish_ms_max later (a pipe
+  // nobody reads) is dropped and counted, and the write in flight is cancelled.
+  void finish();
   // Nothing buffered and nothing in flight: safe to stop the shard.
-  bool settled() const { return !in_flight_ && !opening_ && filling_.empty(); }
+  bool settled() const { return !in_flight_ && !opening_ && !retry_wanted_ && filling_.empty(); }
 
   const access_log_stats& stats() const { return stats_; }
   // The wall clock (Unix ms) at a monotonic_ns() reading, for the time of a line.
@@ -119,7 +124,8 @@ class access_log final : public io_handler {
   void on_open(int32_t res);
   void submit_write();
   void start_reopen();
-  void on_flush_timer() { flush(); }
+  void on_flush_timer();
+  void give_up();
 
   reactor& reactor_;
   std::string path_;
@@ -135,7 +141,11 @@ class access_log final : public io_handler {
   bool in_flight_ = false;
   bool opening_ = false;
   bool reopen_wanted_ = false;
+  bool retry_wanted_ = false;  // a write found the pipe full: writing_ is retried on flush_timer_
+  bool finishing_ = false;     // finish() was called
+  bool giving_up_ = false;     // past finish_ms_max: what has not left is dropped
   timer flush_timer_;
+  timer give_up_timer_;
   access_log_stats stats_;
   uint64_t synced_ns_ = 0;  // wall_ms(): when the offset was read
   int64_t wall_offset_ns_ = 0;

@@ -76,6 +76,11 @@ struct process_state {
   // per request) is the price of a limit that is exact whatever the SO_REUSEPORT spread; a
   // per-shard split refused connections while other shards had room.
   std::atomic<uint64_t> connections{0};
+  // Shards that have drained (no connections, listener closed, access log written). Stopping is
+  // joint: an idle shard keeps answering messages (rate tokens, stream slots, stored responses,
+  // broker cancels are owned by home shards), and the shard whose count reaches the shard count
+  // tells every shard to stop. Each shard adds itself once.
+  std::atomic<unsigned> shards_idle{0};
   // Builds the next snapshot from the files (called on shard 0 on SIGHUP), or returns nullptr
   // and logs why the running rules stay.
   std::function<std::shared_ptr<const shared_rules>(const shared_rules& running)> reload;

@@ -170,6 +170,8 @@ class shard_server {
   uint64_t token_counter_ = 0;
   uint64_t started_ms_;
   bool draining_ = false;
+  bool counted_idle_ = false;    // added to process_state::shards_idle
+  bool stop_requested_ = false;  // every shard is idle: stop the loop
   bool drain_deadline_passed_ = false;
   timer drain_grace_;
   timer drain_deadline_;

@@ -95,8 +95,11 @@ class ws_endpoint {
   // Starts the closing handshake.
   void close(uint16_t code, std::string_view reason, ws_close_order order = ws_close_order::now);
   bool closing() const { return close_started_; }
-  // Bytes of a partial message held (the shard's inbound budget counts them).
-  size_t buffered_bytes() const { return session_ ? session_->buffered_bytes() : 0; }
+  // Bytes of a partial message and of whole messages held for admission (the shard's inbound
+  // budget counts them).
+  size_t buffered_bytes() const {
+    return (session_ ? session_->buffered_bytes() : 0) + held_bytes_;
+  }
   // Refuses the partial message: drops it, stops reading and closes with `code`.
   void refuse_input(uint16_t code, std::string_view reason);
 
