@@ -76,6 +76,15 @@ def content_deltas(datas):
 
 
 class DrainStreams(unittest.TestCase):
+    def run_until_exit(self, run, *args, **kw):
+        # Runs the coroutine `run(srv)` against a fresh server, which must then exit 0 by itself.
+        srv = Server(*args, **kw)
+        try:
+            asyncio.run(run(srv))
+            self.assertEqual(srv.proc.wait(20), 0)
+        finally:
+            self.assertEqual(srv.stop(), 0, srv.log())
+
     def test_sse_chat_runs_to_its_end_during_drain(self):
         srv = Server("--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
         try:
@@ -215,12 +224,7 @@ class DrainStreams(unittest.TestCase):
                 self.assertEqual(subs[-1]["event"], "error")
                 self.assertEqual(subs[-1]["error"]["code"], "draining")
 
-        srv = Server("--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
-        try:
-            asyncio.run(run(srv))
-            self.assertEqual(srv.proc.wait(20), 0)
-        finally:
-            self.assertEqual(srv.stop(), 0, srv.log())
+        self.run_until_exit(run, "--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
 
     def test_ws_action_during_drain_is_answered_by_an_idle_home_shard(self):
         # Every action takes a token from the anonymous budget's home shard (rps 0.01: no
@@ -240,13 +244,8 @@ class DrainStreams(unittest.TestCase):
                         break
                 self.assertEqual((e["event"], e["error"]["code"]), ("error", "draining"))
 
-        srv = Server("--rate-limit-rps", "0.01", "--rate-limit-burst", "1000",
-                     "--mock-tokens-per-s", "2", "--drain-timeout-ms", "30000", shards=4)
-        try:
-            asyncio.run(run(srv))
-            self.assertEqual(srv.proc.wait(20), 0)
-        finally:
-            self.assertEqual(srv.stop(), 0, srv.log())
+        self.run_until_exit(run, "--rate-limit-rps", "0.01", "--rate-limit-burst", "1000",
+                            "--mock-tokens-per-s", "2", "--drain-timeout-ms", "30000", shards=4)
 
     def test_ws_chat_cut_at_the_deadline_gets_an_error_event_then_1001(self):
         async def run(srv):
@@ -261,12 +260,7 @@ class DrainStreams(unittest.TestCase):
                 self.assertEqual(events[-1]["event"], "error")
                 self.assertEqual(events[-1]["error"]["code"], "draining")
 
-        srv = Server("--mock-tokens-per-s", "20", "--drain-timeout-ms", "500")
-        try:
-            asyncio.run(run(srv))
-            self.assertEqual(srv.proc.wait(20), 0)
-        finally:
-            self.assertEqual(srv.stop(), 0, srv.log())
+        self.run_until_exit(run, "--mock-tokens-per-s", "20", "--drain-timeout-ms", "500")
 
     def test_responses_websocket_finishes_its_response_and_refuses_new_ones(self):
         async def run(srv):
@@ -289,12 +283,7 @@ class DrainStreams(unittest.TestCase):
                 self.assertEqual([e["error"]["code"] for e in errors], ["draining"])
                 self.assertEqual(errors[0]["status"], 503)
 
-        srv = Server("--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
-        try:
-            asyncio.run(run(srv))
-            self.assertEqual(srv.proc.wait(20), 0)
-        finally:
-            self.assertEqual(srv.stop(), 0, srv.log())
+        self.run_until_exit(run, "--mock-tokens-per-s", "40", "--drain-timeout-ms", "30000")
 
     def test_second_signal_ends_at_once_with_error_events(self):
         srv = Server("--mock-tokens-per-s", "20", "--drain-timeout-ms", "60000",
