@@ -8,13 +8,7 @@ namespace {
 
 constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-constexpr std::array<int8_t, 256> make_decode_table() {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
-  return t;
-}
-constexpr auto decode_table = make_decode_table();
+constexpr auto decode_table = base64::make_decode_table(alphabet);
 
 }  // namespace
 

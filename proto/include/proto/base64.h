@@ -4,12 +4,22 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 
 #include "base/byte_buffer.h"
 
 namespace rc::base64 {
+
+// The reverse of a 64-character alphabet: the value of each byte, -1 for bytes outside it.
+constexpr std::array<int8_t, 256> make_decode_table(const char (&alphabet)[65]) {
+  std::array<int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(alphabet[i])] = static_cast<int8_t>(i);
+  return t;
+}
 
 // Length of the encoding of n bytes.
 constexpr size_t encoded_size(size_t n) { return (n + 2) / 3 * 4; }
