@@ -253,6 +253,8 @@ bool broker::worker::on_event(const engine_event& e) {
       type = "done";
       terminal = true;
       break;
+    case event_type::raw:  // only sent when the front asked for passthrough
+      return true;
     case event_type::error:
       w.string_member("code", e.error_code);
       w.string_member("message", e.error_message);

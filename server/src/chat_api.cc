@@ -230,6 +230,8 @@ class chat_sse_task final : public generation_task {
         if (!conn_ || !conn_->stream_push_sse("data: [DONE]\n\n")) return false;
         release_connection()->end_sse();
         return true;
+      case event_type::raw:  // only sent when the front asked for passthrough
+        return true;
       case event_type::error:
         fail(e.error_code, e.error_message);
         return true;
@@ -305,6 +307,8 @@ class chat_json_task final : public generation_task {
         conn_->respond(200, "application/json", body.view());
         return true;
       }
+      case event_type::raw:  // only sent when the front asked for passthrough
+        return true;
       case event_type::error:
         fail(e.error_code, e.error_message);
         return true;
@@ -463,6 +467,8 @@ class chat_ws_task final : public generation_task {
         return flush_calls(e.choice);
       case event_type::usage:
         return complete(e.usage);
+      case event_type::raw:  // only sent when the front asked for passthrough
+        return true;
       case event_type::error:
         error(e.error_code, e.error_message);
         return true;

@@ -133,6 +133,8 @@ class responses_task final : public generation_task {
         return close_open_item();
       case event_type::usage:
         return complete(e.usage);
+      case event_type::raw:  // only sent when the front asked for passthrough
+        return true;
       case event_type::error:
         fail(e.error_code, e.error_message);
         return true;

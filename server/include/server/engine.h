@@ -20,6 +20,22 @@
 // Later engines (OpenAI-compatible HTTP upstreams, JSON-RPC workers, Responses over WebSocket)
 // implement the same interface; the broker and every route call engines only through it.
 //
+// Fidelity. Typed events are what every front can render, but they cannot carry everything an
+// upstream says (logprobs, refusals, annotations, fields the API adds tomorrow). So a request
+// also carries the client's original body (`original`), and a front that renders the same API
+// the upstream speaks over HTTP sets `original.passthrough`: the engine may then answer with
+// `raw` events, the upstream's own JSON (with only `model` mapped back to the client's name),
+// which the front writes unchanged; it still ends with a typed `usage` or `error`. Engines that
+// cannot pass through (the mock, translation between APIs) ignore the flag and send typed
+// events, which every front renders.
+//
+// Lazy start. An upstream may refuse a request (its 4xx envelope, 429, 503) before anything was
+// produced; the client must then get that status, not a 200 stream that ends in an error. An
+// engine whose starts_lazily() is true makes the front wait for its first event before it
+// renders anything (SSE head, role chunk, response.created); an `error` as first event is then
+// answered as a plain HTTP error with the event's status (or the Responses WS mode's / `/ws`
+// error event).
+//
 // Thread-safety: an engine instance belongs to one shard; streams and their sinks live there too.
 #pragma once
 
@@ -41,8 +57,29 @@ struct turn {
   std::string text;  // tool calls and tool outputs are folded in as text
 };
 
+// Which OpenAI API a request or a raw event belongs to.
+enum class api_kind : uint8_t { none, chat, responses };
+
+// The client's request as it arrived, for engines that forward it. `body` is the JSON object of
+// the API's HTTP request (for WebSocket fronts, the request rebuilt in that shape: the Responses
+// WS mode's `response.create` without its `type`, the `/ws` action's `params`); it is shared,
+// not copied, between the front, the engine and retries.
+struct original_request {
+  api_kind api = api_kind::none;
+  std::shared_ptr<const std::string> body;
+  bool stream = false;         // the client asked for a stream
+  bool include_usage = false;  // chat: stream_options.include_usage
+  // The front renders `raw` events of `api` (HTTP JSON or SSE of the same API).
+  bool passthrough = false;
+  std::string request_id;      // the client's x-request-id, passed on to upstreams (may be empty)
+  // Responses: the previous response the client named (already resolved by the front into
+  // `conversation` for engines that keep no state; stateful upstreams use the id).
+  std::string previous_response_id;
+};
+
 struct generation_request {
   std::string model;
+  original_request original;
   std::vector<turn> conversation;  // oldest first; instructions / system turns included
   std::vector<openai::function_tool> tools;
   openai::tool_choice_spec tool_choice;
@@ -55,7 +92,7 @@ struct generation_request {
   double top_p = 1.0;
 };
 
-enum class event_type : uint8_t { delta, tool_call, done, usage, error };
+enum class event_type : uint8_t { delta, tool_call, done, usage, error, raw };
 
 struct engine_event {
   event_type type = event_type::delta;
@@ -68,6 +105,21 @@ struct engine_event {
   openai::usage_counts usage;     // usage
   std::string_view error_code;    // error
   std::string_view error_message; // error
+  // error: the HTTP status the front answers with when nothing was rendered yet (0: the front's
+  // own mapping of error_code), the OpenAI envelope's type and param (empty: the front's
+  // defaults), how long the client should wait before retrying (0: no Retry-After), and the
+  // upstream's whole error envelope (`{"error":{…}}`) to answer unchanged (empty: none).
+  uint16_t http_status = 0;
+  std::string_view error_type;
+  std::string_view error_param;
+  uint32_t retry_after_ms = 0;
+  // raw: the upstream's JSON, `model` already mapped back: one chat.completion.chunk, or one
+  // Responses event (`raw_name` is its SSE event name, i.e. its "type"); for a non-stream
+  // request, the whole response object. `raw_api` says which API it belongs to. error: the
+  // upstream's envelope, if any (see above).
+  std::string_view raw;
+  std::string_view raw_name;
+  api_kind raw_api = api_kind::none;
 };
 
 class engine_sink {
@@ -115,6 +167,8 @@ class engine {
   virtual uint32_t embedding_dimensions(std::string_view model) const = 0;
   // Whether the engine can take work now (for /readyz).
   virtual bool ready() const = 0;
+  // Whether fronts wait for the first event before rendering anything (see "Lazy start").
+  virtual bool starts_lazily() const { return false; }
 
   virtual std::unique_ptr<engine_stream> generate(const generation_request& req,
                                                   engine_sink& sink) = 0;
