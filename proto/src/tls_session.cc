@@ -250,6 +250,8 @@ status session::fail_from_openssl(int ssl_error, const char* during) {
     ERR_clear_error();
   } else if (e != 0) {
     message = openssl_error_text(during);
+  } else if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+    message = std::string(during) + ": the peer closed the connection (close_notify)";
   } else if (ssl_error == SSL_ERROR_SYSCALL) {
     message = std::string(during) + ": unexpected end of input";
   } else {

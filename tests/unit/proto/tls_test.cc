@@ -345,6 +345,13 @@ TEST_F(TlsTest, ShutdownBeforeHandshakeSendsBufferedDataFirst) {
   EXPECT_EQ(server_.s->state(), status::closed);
 }
 
+TEST_F(TlsTest, CloseNotifyDuringTheHandshakeIsAnError) {
+  auto cctx = client_ctx();
+  auto c = session::client(*cctx, "localhost");
+  EXPECT_EQ(c->feed(std::string_view("\x15\x03\x03\x00\x02\x01\x00", 7)), status::error);
+  EXPECT_EQ(c->error(), "TLS handshake: the peer closed the connection (close_notify)");
+}
+
 TEST_F(TlsTest, GarbageIsAnErrorNotACrash) {
   auto cctx = client_ctx();
   auto sctx = server_ctx(*leaf_);
