@@ -4,13 +4,16 @@
 //   a new pooled connection;
 // * one small record (an SSE token chunk) encrypted by the upstream's side and decrypted by
 //   ringcast's client session, for the per-token cost of relaying;
-// * bulk decryption throughput (16 KiB records).
+// * bulk decryption throughput (16 KiB records);
+// * the heap an idle client session holds (a pooled keep-alive connection).
 // Each iteration checks the bytes that came out, so nothing is optimised away.
 #include <benchmark/benchmark.h>
+#include <malloc.h>
 #include <openssl/ssl.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "proto/tls.h"
 #include "tls_test_certs.h"
@@ -116,5 +119,34 @@ void BM_Decrypt(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<int64_t>(state.iterations() * record_bytes * records));
 }
 BENCHMARK(BM_Decrypt);
+
+// Heap held by one idle client session after its handshake and a request/response (glibc's
+// mallinfo2; the bench does not link mimalloc): what each pooled keep-alive connection costs.
+// Reported as a counter; the timing is of making the sessions.
+void BM_IdleSessionBytes(benchmark::State& state) {
+  fixture& f = shared();
+  constexpr size_t sessions = 200;
+  double bytes_per_session = 0;
+  for (auto _ : state) {
+    std::vector<std::unique_ptr<session>> keep;
+    size_t before = mallinfo2().uordblks;
+    for (size_t i = 0; i < sessions; ++i) {
+      auto c = session::client(*f.cctx, "localhost");
+      auto s = session::server(*f.sctx[0]);
+      byte_buffer cp, sp;
+      c->write("GET / HTTP/1.1\r\n\r\n");
+      pump(*c, *s, cp, sp);
+      s->write("HTTP/1.1 200 OK\r\n\r\n");
+      pump(*c, *s, cp, sp);
+      if (cp.empty()) state.SkipWithError("no response");
+      s.reset();
+      keep.push_back(std::move(c));
+    }
+    size_t after = mallinfo2().uordblks;
+    bytes_per_session = static_cast<double>(after - before) / sessions;
+  }
+  state.counters["heap_bytes_per_idle_session"] = bytes_per_session;
+}
+BENCHMARK(BM_IdleSessionBytes)->Iterations(3)->Unit(benchmark::kMillisecond);
 
 }  // namespace
