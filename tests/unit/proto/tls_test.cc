@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <openssl/ssl.h>
 
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
@@ -70,6 +71,10 @@ class TlsTest : public ::testing::Test {
     other_ca_ = &certs_->make_ca("other-ca", "somebody else's CA");
     foreign_ = &certs_->make_leaf("foreign", other_ca_, {"DNS:localhost"});
     self_signed_ = &certs_->make_leaf("self-signed", nullptr, {"DNS:localhost"});
+    // The "system store" of this process is the test CA alone (OpenSSL reads these variables
+    // when it loads its default paths), so tests can tell a system-store context apart.
+    setenv("SSL_CERT_FILE", ca_->cert_file.c_str(), 1);
+    setenv("SSL_CERT_DIR", certs_->dir().c_str(), 1);
   }
   static void TearDownTestSuite() {
     delete certs_;
@@ -242,15 +247,32 @@ TEST_F(TlsTest, UntrustedCaFails) {
   connect(*cctx, *sctx, "localhost");
   EXPECT_EQ(client_.s->error(),
             "certificate verify failed: unable to get local issuer certificate");
-  // The system store does not know the test CA either.
+  // The system store does not know the other CA either.
   auto system = client_ctx(true, "");
-  auto ours = server_ctx(*leaf_);
-  connect(*system, *ours, "localhost");
+  connect(*system, *sctx, "localhost");
   EXPECT_EQ(client_.s->error(),
             "certificate verify failed: unable to get local issuer certificate");
   auto self = server_ctx(*self_signed_);
   connect(*cctx, *self, "localhost");
   EXPECT_EQ(client_.s->error(), "certificate verify failed: self-signed certificate");
+}
+
+// The system store is read once per process and shared: a later change of SSL_CERT_FILE does
+// not reach contexts made afterwards (each create() re-reading ~150 roots would stall a shard).
+TEST_F(TlsTest, SystemStoreIsLoadedOncePerProcess) {
+  auto first = client_ctx(true, "");
+  auto ours = server_ctx(*leaf_);
+  connect(*first, *ours, "localhost");
+  EXPECT_TRUE(client_.s->handshake_done()) << client_.s->error();
+  setenv("SSL_CERT_FILE", other_ca_->cert_file.c_str(), 1);
+  auto second = client_ctx(true, "");
+  setenv("SSL_CERT_FILE", ca_->cert_file.c_str(), 1);
+  connect(*second, *ours, "localhost");
+  EXPECT_TRUE(client_.s->handshake_done()) << client_.s->error();
+  auto foreign = server_ctx(*foreign_);
+  connect(*second, *foreign, "localhost");
+  EXPECT_EQ(client_.s->error(),
+            "certificate verify failed: unable to get local issuer certificate");
 }
 
 TEST_F(TlsTest, ExpiredCertificateFails) {
