@@ -59,21 +59,29 @@ void reap(reactor& r, std::unique_ptr<connector> c) {
 
 std::string_view name_of(client_error e) {
   switch (e) {
-    case client_error::none: return "none";
-    case client_error::connect_failed: return "connect_failed";
-    case client_error::reset: return "reset";
-    case client_error::timeout_connect: return "timeout_connect";
-    case client_error::timeout_first_byte: return "timeout_first_byte";
-    case client_error::timeout_idle: return "timeout_idle";
-    case client_error::timeout_total: return "timeout_total";
-    case client_error::protocol: return "protocol";
-    case client_error::tls: return "tls";
+    case client_error::none:
+      return "none";
+    case client_error::connect_failed:
+      return "connect_failed";
+    case client_error::reset:
+      return "reset";
+    case client_error::timeout_connect:
+      return "timeout_connect";
+    case client_error::timeout_first_byte:
+      return "timeout_first_byte";
+    case client_error::timeout_idle:
+      return "timeout_idle";
+    case client_error::timeout_total:
+      return "timeout_total";
+    case client_error::protocol:
+      return "protocol";
+    case client_error::tls:
+      return "tls";
   }
   return "unknown";
 }
 
-void response_sink::on_upgraded(std::unique_ptr<upgraded_connection> conn,
-                                const http1::response&) {
+void response_sink::on_upgraded(std::unique_ptr<upgraded_connection> conn, const http1::response&) {
   conn->close();
 }
 
@@ -172,9 +180,8 @@ void client_pool::on_connected(int fd, int error) {
     } else {
       why += std::strerror(error);
     }
-    fail_first_waiter(error == ETIMEDOUT ? client_error::timeout_connect
-                                         : client_error::connect_failed,
-                      why);
+    fail_first_waiter(
+        error == ETIMEDOUT ? client_error::timeout_connect : client_error::connect_failed, why);
     serve_waiters();
     return;
   }

@@ -48,8 +48,8 @@ bool client_request::begin() {
   w.start(req_.method, req_.target);
   if (!has_header(req_, "host")) w.header("Host", pool_.host_field_);
   for (const auto& [name, value] : req_.headers) w.header(name, value);
-  bool bodiless = req_.body.size() == 0 &&
-                  (req_.upgrade || req_.method == "GET" || req_.method == "HEAD");
+  bool bodiless =
+      req_.body.size() == 0 && (req_.upgrade || req_.method == "GET" || req_.method == "HEAD");
   if (bodiless) {
     w.end_no_body();
   } else {
@@ -110,8 +110,7 @@ void client_request::arm() {
       if (t.first_byte_ms) deadline = std::min<uint64_t>(deadline, attach_ms_ + t.first_byte_ms);
       break;
     case phase::receiving:
-      if (t.idle_ms && !paused_)
-        deadline = std::min<uint64_t>(deadline, last_byte_ms_ + t.idle_ms);
+      if (t.idle_ms && !paused_) deadline = std::min<uint64_t>(deadline, last_byte_ms_ + t.idle_ms);
       break;
     case phase::done:
       return;

@@ -40,7 +40,7 @@ class client_request {
   // request may go back to the pool once (see the keep-alive race in http_client.h).
   bool can_retry_stale() const;
   void retry_stale();  // the connection has already let go
-  void note_bytes();  // response bytes arrived
+  void note_bytes();   // response bytes arrived
   bool wants_upgrade() const { return req_.upgrade; }
   bool paused() const { return paused_; }
   http1::request_method_kind method_kind() const;

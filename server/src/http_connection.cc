@@ -194,7 +194,8 @@ bool http_connection::process_body() {
     if (!req_) return false;
   }
   if (r.status == http1::status::error) {
-    fail(client_error::protocol, "malformed response body: " + std::string(http1::name_of(r.error)));
+    fail(client_error::protocol,
+         "malformed response body: " + std::string(http1::name_of(r.error)));
     return false;
   }
   if (r.status == http1::status::complete) {
@@ -218,8 +219,9 @@ void http_connection::finish_eof() {
     r->retry_stale();
     return;
   }
-  std::string why = eof_error_ == 0 ? "the upstream closed the connection"
-                                     : std::string("connection failed: ") + std::strerror(eof_error_);
+  std::string why = eof_error_ == 0
+                        ? "the upstream closed the connection"
+                        : std::string("connection failed: ") + std::strerror(eof_error_);
   if (!got_byte_) {
     why += " before answering";
   } else if (!body_) {

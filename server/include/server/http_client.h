@@ -177,8 +177,8 @@ struct pool_options {
 struct pool_stats {
   uint64_t requests = 0;
   uint64_t connects = 0;
-  uint64_t reused = 0;          // requests sent on a kept-alive connection
-  uint64_t stale_resends = 0;   // transparent re-sends after the keep-alive race
+  uint64_t reused = 0;         // requests sent on a kept-alive connection
+  uint64_t stale_resends = 0;  // transparent re-sends after the keep-alive race
   uint64_t errors[client_error_count] = {};
   uint32_t idle = 0;
   uint32_t busy = 0;
@@ -232,7 +232,7 @@ class client_pool {
   url::endpoint endpoint_;
   pool_options options_;
   std::string label_;
-  std::string host_field_;  // "host[:port]"
+  std::string host_field_;              // "host[:port]"
   std::vector<http_connection*> idle_;  // most recently used last
   std::vector<http_connection*> all_;   // every open connection of the pool
   std::vector<client_request*> waiting_;

@@ -54,9 +54,7 @@ TEST(HttpClient, ReusesKeptAliveConnection) {
   pool_stats stats;
   run_client([&](client_run& run) {
     client_pool& pool = run.client->pool(server.endpoint());
-    a.on_end_hook = [&] {
-      hb = run.client->start(pool, get("/second"), b);
-    };
+    a.on_end_hook = [&] { hb = run.client->start(pool, get("/second"), b); };
     b.on_end_hook = [&] {
       stats = pool.stats();
       run.done();
