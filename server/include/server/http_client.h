@@ -21,7 +21,10 @@
 //   on_response_end()        the body is complete; or
 //   on_response_error(kind, message)  once, instead of (or after some of) the above;
 //   on_upgraded(conn, head)  for a request with `upgrade` set that was answered 101 (WebSocket):
-//                            the caller now owns the connected transport (see upgraded_connection).
+//                            the caller now owns the connected transport (see upgraded_connection)
+//                            and checks the handshake (ws::compute_accept); the request's
+//                            headers carry Upgrade, Connection, Sec-WebSocket-Key/-Version.
+//                            A non-101 answer to an upgrade request is delivered as usual.
 // Exactly one of end / error / upgraded ends a request; nothing is called after it.
 //
 // request_handle is the caller's grip on a request in flight (move-only):

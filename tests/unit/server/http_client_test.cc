@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "http_test_server.h"
+#include "proto/ws.h"
 
 namespace rc::server {
 namespace {
@@ -394,6 +395,81 @@ TEST(HttpClient, RequestsBeyondMaxConnectionsWaitTheirTurn) {
   EXPECT_EQ(s[1].body, "r1");
   EXPECT_EQ(s[2].body, "r2");
   EXPECT_EQ(server.accepted(), 1);
+}
+
+// A 101 answer hands the connection over with the bytes that came with the head; the new owner
+// then talks raw bytes both ways and hears the close.
+TEST(HttpClient, UpgradeHandsOffTheConnectionWithLeftoverBytes) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  const std::string key = "dGhlIHNhbXBsZSBub25jZQ==";
+  std::string upgrade_request, from_client;
+  script_server server([&](peer& p, int) {
+    upgrade_request = p.read_request();
+    char accept[28];
+    ws::compute_accept(key, accept);
+    p.write(test::cat("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n",
+                      "Connection: Upgrade\r\nSec-WebSocket-Accept: ", std::string_view(accept, 28),
+                      "\r\n\r\n\x81\x05hello"));
+    from_client = p.read_bytes(4);
+    p.write("pong");
+  });
+  struct collector final : stream_handler {
+    std::string data;
+    int closed = -1;
+    std::function<void()> on_close;
+    void on_stream_data(std::string_view bytes) override { data.append(bytes); }
+    void on_stream_closed(int error) override {
+      closed = error;
+      on_close();
+    }
+  } got;
+  recording_sink s;
+  request_handle h;
+  pool_stats stats;
+  run_client([&](client_run& run) {
+    client_pool& pool = run.client->pool(server.endpoint());
+    s.on_end_hook = [&] {
+      ASSERT_TRUE(s.upgraded);
+      got.on_close = [&] {
+        stats = pool.stats();
+        run.done();
+      };
+      s.upgraded->set_handler(got);
+      s.upgraded->send("ping");
+    };
+    http_request r = get("/v1/responses");
+    r.upgrade = true;
+    r.headers = {{"Upgrade", "websocket"},
+                 {"Connection", "Upgrade"},
+                 {"Sec-WebSocket-Key", key},
+                 {"Sec-WebSocket-Version", "13"}};
+    h = run.client->start(pool, std::move(r), s);
+  });
+  EXPECT_EQ(s.events, (std::vector<std::string>{"upgraded"}));
+  EXPECT_EQ(s.status, 101);
+  EXPECT_EQ(s.upgraded_leftover, "\x81\x05hello");
+  EXPECT_EQ(from_client, "ping");
+  EXPECT_EQ(got.data, "pong");
+  EXPECT_EQ(got.closed, 0);
+  EXPECT_EQ(upgrade_request.find("Content-Length"), std::string::npos);
+  EXPECT_EQ(stats.busy, 0u);
+  EXPECT_EQ(stats.idle, 0u);
+}
+
+TEST(HttpClient, UnaskedUpgradeIsAProtocolError) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  script_server server([&](peer& p, int) {
+    p.read_request();
+    p.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
+    p.wait_closed();
+  });
+  recording_sink s;
+  request_handle h;
+  run_client([&](client_run& run) {
+    s.on_end_hook = [&] { run.done(); };
+    h = run.client->start(run.client->pool(server.endpoint()), get(), s);
+  });
+  EXPECT_EQ(s.error, client_error::protocol);
 }
 
 }  // namespace
