@@ -152,9 +152,19 @@ void client_pool::connect_one() {
   sockaddr_storage addr;
   socklen_t len = 0;
   reactor& loop = client_.reactor_;
-  if (!address_of(endpoint_, addr, len)) {
-    loop.post(loop.shard_id(), [alive = alive_, this] {
-      if (*alive) on_connected(-1, EHOSTUNREACH);
+  int early_error = 0;
+  if (endpoint_.tls() && !tls_context_ && tls_setup_error_.empty()) {
+    tls_context_ = tls::client_context::create(options_.tls, tls_setup_error_);
+    if (!tls_context_ && tls_setup_error_.empty()) tls_setup_error_ = "TLS setup failed";
+  }
+  if (endpoint_.tls() && !tls_context_) {
+    early_error = EPROTO;
+  } else if (!address_of(endpoint_, addr, len)) {
+    early_error = EHOSTUNREACH;
+  }
+  if (early_error != 0) {
+    loop.post(loop.shard_id(), [alive = alive_, this, early_error] {
+      if (*alive) on_connected(-1, early_error);
     });
     return;
   }
@@ -180,12 +190,17 @@ void client_pool::on_connected(int fd, int error) {
     } else {
       why += std::strerror(error);
     }
-    fail_first_waiter(
-        error == ETIMEDOUT ? client_error::timeout_connect : client_error::connect_failed, why);
+    client_error kind =
+        error == ETIMEDOUT ? client_error::timeout_connect : client_error::connect_failed;
+    if (error == EPROTO && !tls_context_) {
+      kind = client_error::tls;
+      why = "TLS setup for " + label_ + ": " + tls_setup_error_;
+    }
+    fail_first_waiter(kind, why);
     serve_waiters();
     return;
   }
-  auto* c = new http_connection(client_.sockets_, fd, this);
+  auto* c = new http_connection(client_.sockets_, fd, this, tls_context_.get(), endpoint_.host);
   all_.push_back(c);
   if (!waiting_.empty()) {
     client_request* r = waiting_.front();
@@ -313,7 +328,10 @@ http_client::~http_client() {
 client_pool& http_client::pool(const url::endpoint& ep, const pool_options& opts) {
   for (auto& p : pools_) {
     const url::endpoint& e = p->endpoint_;
-    if (e.host == ep.host && e.port == ep.port && e.tls() == ep.tls()) return *p;
+    const tls::client_options& t = p->options_.tls;
+    if (e.host == ep.host && e.port == ep.port && e.tls() == ep.tls() &&
+        (!ep.tls() || (t.verify == opts.tls.verify && t.ca_file == opts.tls.ca_file)))
+      return *p;
   }
   pools_.push_back(std::unique_ptr<client_pool>(new client_pool(*this, ep, opts)));
   return *pools_.back();

@@ -9,10 +9,15 @@
 
 namespace rc::server {
 
-http_connection::http_connection(socket_set& set, int fd, client_pool* pool)
+http_connection::http_connection(socket_set& set, int fd, client_pool* pool,
+                                 tls::client_context* tls_context, std::string_view host)
     : stream_socket(set, fd), pool_(pool) {
   kick_.bind<http_connection, &http_connection::on_kick>(this);
   idle_timer_.bind<http_connection, &http_connection::on_idle_expired>(this);
+  if (tls_context) {
+    tls_ = tls::session::client(*tls_context, host);
+    flush_tls_output();  // the ClientHello
+  }
   start_receiving();
 }
 
@@ -24,9 +29,16 @@ void http_connection::attach(client_request& r, const byte_buffer& head,
   req_ = &r;
   ++requests_;
   reset_response();
-  out().append(head.view());
-  if (body.size() > 0) append_shared(body, 0, static_cast<uint32_t>(body.size()));
-  flush();
+  if (tls_) {
+    // Encrypted copies; buffered by the session until the handshake is done.
+    tls_->write(head.view());
+    if (body.size() > 0) tls_->write(body.view());
+    flush_tls_output();
+  } else {
+    out().append(head.view());
+    if (body.size() > 0) append_shared(body, 0, static_cast<uint32_t>(body.size()));
+    flush();
+  }
   if (!receiving()) resume_receiving();
 }
 
@@ -67,7 +79,7 @@ void http_connection::on_idle_expired() {
   if (mode_ != mode::idle) return;
   mode_ = mode::closed;
   if (pool_) pool_->forget(*this);
-  close_after_flush(0);
+  close_gracefully();
 }
 
 void http_connection::resume_reading() {
@@ -82,50 +94,6 @@ void http_connection::on_kick() {
     process();
   } else if (mode_ == mode::upgraded) {
     deliver_stream();
-  }
-}
-
-void http_connection::on_data(const char* data, size_t len) {
-  switch (mode_) {
-    case mode::idle:
-      // An idle connection has nothing to say; whatever it says makes it unusable.
-      mode_ = mode::closed;
-      if (pool_) pool_->forget(*this);
-      abort();
-      return;
-    case mode::busy:
-      in_.append(data, len);
-      if (!got_byte_) got_byte_ = true;
-      req_->note_bytes();
-      process();
-      return;
-    case mode::upgraded:
-      in_.append(data, len);
-      deliver_stream();
-      return;
-    case mode::closed:
-      return;
-  }
-}
-
-void http_connection::on_eof(int err) {
-  eof_ = true;
-  eof_error_ = err;
-  switch (mode_) {
-    case mode::idle:
-      mode_ = mode::closed;
-      if (pool_) pool_->forget(*this);
-      abort();
-      return;
-    case mode::busy:
-      process();
-      if (mode_ == mode::busy && req_ && !req_->paused()) finish_eof();
-      return;
-    case mode::upgraded:
-      deliver_stream();
-      return;
-    case mode::closed:
-      return;
   }
 }
 
@@ -206,7 +174,7 @@ bool http_connection::process_body() {
 }
 
 void http_connection::finish_eof() {
-  if (body_ && eof_error_ == 0 && body_->finish_at_eof()) {
+  if (body_ && eof_error_ == 0 && !truncated_ && body_->finish_at_eof()) {
     complete();
     return;
   }
@@ -305,18 +273,12 @@ void http_connection::deliver_stream() {
   }
 }
 
-void http_connection::send_raw(std::string_view bytes) {
-  if (mode_ != mode::upgraded) return;
-  out().append(bytes);
-  flush();
-}
-
 void http_connection::close_upgraded(bool graceful) {
   handler_ = nullptr;
   upgraded_ = nullptr;
   mode_ = mode::closed;
   if (graceful) {
-    close_after_flush();
+    close_gracefully();
   } else {
     abort();
   }

@@ -4,6 +4,9 @@
 //
 // Modes: idle (in the pool; any byte or EOF from the upstream closes it), busy (a request is
 // attached), upgraded (after a 101: owned by an upgraded_connection, raw bytes both ways).
+// On TLS connections every byte passes through a tls::session (proto/tls.h) first: ciphertext in,
+// plaintext to the same paths as a plain connection's bytes; a TLS failure fails the request
+// with `tls`; an idle TLS connection tolerates handshake-only traffic (session tickets).
 // Received bytes are appended to `in_` and processed from there, so a paused request keeps them
 // (the socket stops receiving too, see stream_socket) and a resumed one continues where it was.
 //
@@ -16,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -23,6 +27,7 @@
 #include "core/stream_socket.h"
 #include "core/timer_wheel.h"
 #include "proto/http1_response.h"
+#include "proto/tls.h"
 #include "server/http_client.h"
 
 namespace rc::server {
@@ -31,7 +36,10 @@ class http_connection final : public stream_socket {
  public:
   enum class mode : uint8_t { idle, busy, upgraded, closed };
 
-  http_connection(socket_set& set, int fd, client_pool* pool);
+  // With a TLS context, the connection starts its handshake for `host` (SNI and verification)
+  // at once; requests attached meanwhile wait inside the session.
+  http_connection(socket_set& set, int fd, client_pool* pool, tls::client_context* tls_context,
+                  std::string_view host);
 
   mode current_mode() const { return mode_; }
   bool reused() const { return requests_ > 1; }
@@ -63,6 +71,10 @@ class http_connection final : public stream_socket {
   void on_data(const char* data, size_t len) override;
   void on_eof(int err) override;
   void on_closed() override;
+  void on_plaintext(const char* data, size_t len);
+  void on_tls_error();
+  void flush_tls_output();
+  void close_gracefully();
 
   void process();
   bool process_head();
@@ -93,6 +105,10 @@ class http_connection final : public stream_socket {
   stream_handler* handler_ = nullptr;
   upgraded_connection* upgraded_ = nullptr;
   bool stream_paused_ = false;
+  std::unique_ptr<tls::session> tls_;
+  byte_buffer plain_;        // decrypted bytes of one read
+  bool tls_closed_ = false;  // the peer's close_notify was read
+  bool truncated_ = false;   // TLS: the socket ended without close_notify
 };
 
 }  // namespace rc::server

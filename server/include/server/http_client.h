@@ -54,6 +54,13 @@
 // ended cleanly with keep-alive and nothing followed it. pool.stats() are the metrics hooks:
 // requests, errors by kind, connects, reuses, and gauges of idle/busy/connecting/waiting.
 //
+// TLS (https://, wss://): each connection runs a tls::session (proto/tls.h) over the socket: SNI
+// for host names (never for IP literals), certificate verification against the system store or
+// pool_options::tls.ca_file (or none with verify = false), ALPN http/1.1. A failed handshake or
+// certificate ends the request with `tls` and a message such as "TLS: certificate verify failed:
+// hostname mismatch". The handshake runs after connect_ms (TCP connected) and counts toward
+// first_byte_ms. A close-delimited body must end with close_notify, else it is `reset`.
+//
 // Host names: IP literals and "localhost" (127.0.0.1) are connected directly; other names fail
 // with connect_failed until the shard resolver is wired in.
 //
@@ -73,6 +80,7 @@
 #include "core/shared_buffer.h"
 #include "core/stream_socket.h"
 #include "proto/http1_response.h"
+#include "proto/tls.h"
 #include "proto/url.h"
 
 namespace rc {
@@ -175,6 +183,8 @@ struct pool_options {
   uint32_t max_idle = 32;
   uint32_t idle_keepalive_ms = 60000;
   http1::response_limits limits;
+  // For https/wss endpoints: verification on (system store, or only ca_file's roots) or off.
+  tls::client_options tls;
 };
 
 struct pool_stats {
@@ -244,6 +254,8 @@ class client_pool {
   uint32_t outstanding_ = 0;
   pool_stats stats_;
   std::shared_ptr<bool> alive_;  // connect callbacks check it: the pool may be gone
+  std::unique_ptr<tls::client_context> tls_context_;  // made on the first TLS connect
+  std::string tls_setup_error_;                       // why it could not be made (bad ca_file)
 };
 
 class request_handle {
@@ -282,8 +294,8 @@ class http_client {
   http_client(const http_client&) = delete;
   http_client& operator=(const http_client&) = delete;
 
-  // The pool for `ep` (scheme, host and port; the base path is ignored), created on first use
-  // with `opts`; later calls leave its options as they are.
+  // The pool for `ep` (scheme, host and port; the base path is ignored) and TLS options,
+  // created on first use with `opts`; later calls leave its other options as they are.
   client_pool& pool(const url::endpoint& ep, const pool_options& opts = {});
   // Starts `req` on `p`. The sink must stay valid until the request ends or is cancelled.
   request_handle start(client_pool& p, http_request req, response_sink& sink);
