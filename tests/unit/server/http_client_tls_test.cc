@@ -38,6 +38,11 @@ const server = https.createServer({cert: fs.readFileSync(cert), key: fs.readFile
                             connection: req.socket.connection_number}));
   });
 server.on('secureConnection', (s) => { s.connection_number = ++connections; });
+server.on('upgrade', (req, socket) => {
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n' +
+               'Connection: Upgrade\r\n\r\nhello');
+  socket.on('data', (d) => socket.end('pong:' + d));
+});
 server.listen(0, '127.0.0.1', () => console.log(server.address().port));
 process.stdin.on('end', () => process.exit(0));  // the test went away
 process.stdin.resume();
@@ -198,6 +203,42 @@ TEST_F(HttpClientTls, UnreadableCaFileFailsClearly) {
   auto got = fetch(https("127.0.0.1", 1), o, {"/"});
   EXPECT_EQ(got[0].error, client_error::tls);
   EXPECT_NE(got[0].error_message.find("TLS setup"), std::string::npos) << got[0].error_message;
+}
+
+TEST_F(HttpClientTls, UpgradeHandsOverTheEncryptedConnection) {
+  node_https server(script_, leaf_->cert_file, leaf_->key_file);
+  ASSERT_NE(server.port(), 0);
+  struct collector final : stream_handler {
+    std::string data;
+    int closed = -1;
+    std::function<void()> on_close;
+    void on_stream_data(std::string_view bytes) override { data.append(bytes); }
+    void on_stream_closed(int error) override {
+      closed = error;
+      on_close();
+    }
+  } got;
+  recording_sink s;
+  request_handle h;
+  run_client([&](client_run& run) {
+    pool_options o;
+    o.tls.ca_file = ca_->cert_file;
+    client_pool& pool = run.client->pool(https("localhost", server.port()), o);
+    s.on_end_hook = [&] {
+      ASSERT_TRUE(s.upgraded) << s.error_message;
+      got.on_close = [&] { run.done(); };
+      s.upgraded->set_handler(got);
+      s.upgraded->send("ping");
+    };
+    http_request r;
+    r.target = "/ws";
+    r.upgrade = true;
+    r.headers = {{"Upgrade", "websocket"}, {"Connection", "Upgrade"}};
+    h = run.client->start(pool, std::move(r), s);
+  });
+  EXPECT_EQ(s.status, 101);
+  EXPECT_EQ(s.upgraded_leftover + got.data, "hellopong:ping");
+  EXPECT_EQ(got.closed, 0);
 }
 
 }  // namespace
