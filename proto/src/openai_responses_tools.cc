@@ -57,23 +57,6 @@ maybe_error read_optional_string(const value& obj, const path& p, std::string_vi
   return wrong_type(p.key(name), "a string", v);
 }
 
-// {"type":"custom", name, description?, format?}: a tool whose input is free text.
-maybe_error read_custom_tool(const value& v, const path& p) {
-  value name = v.find("name");
-  if (absent(name)) return missing(p.key("name"));
-  std::string ignored;
-  if (auto e = read_function_name(name, p.key("name"), ignored)) return e;
-  if (auto e = read_optional_string(v, p, "description")) return e;
-  value format = v.find("format");
-  if (absent(format)) return std::nullopt;
-  path fp = p.key("format");
-  if (auto e = expect_object(format, fp)) return e;
-  value type = format.find("type");
-  if (absent(type)) return missing(fp.key("type"));
-  size_t i = 0;
-  return read_enum(type, fp.key("type"), {"text", "grammar"}, i);
-}
-
 maybe_error read_type(const value& v, const path& p, std::string_view& type) {
   if (auto e = expect_object(v, p)) return e;
   value t = v.find("type");
