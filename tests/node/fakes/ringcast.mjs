@@ -96,3 +96,36 @@ export async function startBlackHole() {
     close: () => new Promise((resolve) => { proc.once('exit', resolve); proc.stdin.end(); proc.kill(); }),
   };
 }
+
+// The OpenAI fake in a child process (fake-process.mjs): { baseURL, port, call(cmd, extra),
+// close() }. call('requests') returns the records with absolute times (ms since the epoch).
+export async function startFakeProcess(options = {}) {
+  const { fork } = await import('node:child_process');
+  const child = fork(new URL('./fake-process.mjs', import.meta.url).pathname, [JSON.stringify(options)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const pending = new Map();
+  let next = 1;
+  const ready = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the fake process did not start')), 15000);
+    child.once('exit', (code) => reject(new Error(`the fake process exited (${code})`)));
+    child.on('message', (m) => {
+      if (m.ready) { clearTimeout(timer); resolve(m); return; }
+      pending.get(m.id)?.(m.result);
+      pending.delete(m.id);
+    });
+  });
+  const call = (cmd, extra = {}) => new Promise((resolve) => {
+    const id = next++;
+    pending.set(id, resolve);
+    child.send({ id, cmd, ...extra });
+  });
+  return {
+    ...ready,
+    call,
+    async close() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      await call('close');
+      await exited;
+    },
+  };
+}
