@@ -146,6 +146,21 @@ class RelayToRingcast(unittest.TestCase):
                                             lambda ev: ev and ev[-1]["event"] in ("chat.complete", "error")))
             self.assertEqual(chat_from_ws(events), direct)
 
+    def test_embeddings_are_forwarded(self):
+        with Server() as up, Front(up.url("/v1")) as front:
+            body = {"model": "relay", "input": ["one text", "another"], "encoding_format": "float"}
+            direct = post_json(up.port, "/v1/embeddings", dict(body, model=MOCK)).json()
+            r = post_json(front.port, "/v1/embeddings", body)
+            self.assertEqual(r.status, 200, r.body)
+            got = r.json()
+            self.assertEqual(got["model"], "relay")
+            self.assertEqual(len(got["data"]), 2)
+            for mine, theirs in zip(got["data"], direct["data"]):
+                self.assertEqual(len(mine["embedding"]), len(theirs["embedding"]))
+                for a, b in zip(mine["embedding"], theirs["embedding"]):
+                    self.assertAlmostEqual(a, b, places=5)
+            self.assertEqual(got["usage"]["prompt_tokens"], direct["usage"]["prompt_tokens"])
+
     def test_metrics_per_upstream(self):
         with Server() as up, Front(up.url("/v1")) as front:
             for _ in range(3):
