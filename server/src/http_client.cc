@@ -196,8 +196,9 @@ void client_pool::on_connected(int fd, int error) {
       kind = client_error::tls;
       why = "TLS setup for " + label_ + ": " + tls_setup_error_;
     }
+    std::shared_ptr<bool> alive = alive_;
     fail_first_waiter(kind, why);
-    serve_waiters();
+    if (*alive) serve_waiters();  // the callback may have destroyed the client
     return;
   }
   auto* c = new http_connection(client_.sockets_, fd, this, tls_context_.get(), endpoint_.host);

@@ -38,14 +38,15 @@
 // Errors (client_error): connect_failed (refused, unreachable, no address for the name),
 // reset (the connection closed or failed before the response was complete), timeout_connect,
 // timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls.
-// Which of them may be retried is the retry policy's business (upstream_endpoints.h): nothing
+// Which of them may be retried is the retry policy's business (retry_policy.h): nothing
 // here retries, except one transparent re-send when a *reused* keep-alive connection turns out
 // to have been closed by the upstream before it answered a single byte (the classic keep-alive
 // race; the request never reached the upstream's application).
 //
 // Timeouts (http_request::timeouts, 0 = none): connect_ms from start() until the request has a
-// connection (waiting for a pool slot, connecting, TLS handshake); first_byte_ms from then until
-// the first response byte; idle_ms between response bytes; total_ms from start() to the end.
+// connection (waiting for a pool slot, resolving, connecting); first_byte_ms from then until the
+// first response byte (a TLS handshake runs in this phase); idle_ms between response bytes (not
+// counted while paused); total_ms from start() to the end.
 //
 // Pools (client_pool): per endpoint, keep-alive connections (LIFO reuse; an idle connection that
 // receives anything or is closed by the upstream is dropped; idle ones expire after
