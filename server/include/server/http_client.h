@@ -62,13 +62,17 @@
 // hostname mismatch". The handshake runs after connect_ms (TCP connected) and counts toward
 // first_byte_ms. A close-delimited body must end with close_notify, else it is `reset`.
 //
-// Host names: IP literals and "localhost" (127.0.0.1) are connected directly; other names fail
-// with connect_failed until the shard resolver is wired in.
+// Host names: IP literals are connected directly; names go through the lookup installed with
+// set_lookup() (the shard's resolver), each address tried in turn until one accepts; a name that
+// does not resolve is connect_failed with the resolver's reason. Without a lookup, "localhost"
+// means 127.0.0.1 and other names fail.
 //
 // Thread-safety: everything belongs to the shard whose reactor the client was built on.
 // Lifetime: the client may be destroyed with requests in flight (they are aborted silently);
 // handles must not outlive their client.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
@@ -80,6 +84,7 @@
 #include "core/reactor.h"
 #include "core/shared_buffer.h"
 #include "core/stream_socket.h"
+#include "core/unique_function.h"
 #include "proto/http1_response.h"
 #include "proto/tls.h"
 #include "proto/url.h"
@@ -229,7 +234,10 @@ class client_pool {
   void acquire(client_request& r);
   void withdraw(client_request& r);  // a waiting request cancelled or timed out
   void connect_one();
-  void on_connected(int fd, int error);
+  void connect_to(std::shared_ptr<std::vector<sockaddr_storage>> addrs, size_t i);
+  void fail_connect_later(int error, std::string why);
+  // `why` replaces strerror(error) in the message when not empty.
+  void on_connected(int fd, int error, std::string why);
   // A busy connection is done with its request: reusable ones serve a waiter or go idle.
   void release(http_connection& c, bool reusable);
   // An idle connection became unusable (closed by the upstream, expired).
@@ -304,12 +312,24 @@ class http_client {
   reactor& loop() { return reactor_; }
   socket_set& sockets() { return sockets_; }
 
+  // Name lookup for hosts that are not IP literals: the shard's resolver, typically
+  //   client.set_lookup([&res](std::string_view host, uint16_t port, lookup_done done) {
+  //     res.resolve(host, port, std::move(done));
+  //   });
+  // `done` gets the addresses (port set; tried in order) or an error and a message, never from
+  // inside the lookup call. Without one, only IP literals and "localhost" (127.0.0.1) connect.
+  using lookup_done =
+      unique_function<void(std::vector<sockaddr_storage> addrs, int error, std::string_view why)>;
+  using lookup_fn = unique_function<void(std::string_view host, uint16_t port, lookup_done done)>;
+  void set_lookup(lookup_fn fn) { lookup_ = std::move(fn); }
+
  private:
   friend class client_pool;
   friend class client_request;
   reactor& reactor_;
   socket_set& sockets_;
   std::unique_ptr<connector> connector_;
+  lookup_fn lookup_;
   std::vector<std::unique_ptr<client_pool>> pools_;
 };
 

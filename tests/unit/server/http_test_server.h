@@ -177,6 +177,26 @@ class script_server {
   std::vector<std::thread> threads_;
 };
 
+inline http_request get(std::string target = "/") {
+  http_request r;
+  r.method = "GET";
+  r.target = std::move(target);
+  return r;
+}
+
+inline http_request post(std::string_view body) {
+  http_request r;
+  r.method = "POST";
+  r.target = "/v1/chat/completions";
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = shared_buffer::copy_of(body);
+  return r;
+}
+
+inline std::string ok(std::string_view body) {
+  return cat("HTTP/1.1 200 OK\r\nContent-Length: ", std::to_string(body.size()), "\r\n\r\n", body);
+}
+
 // Records what a request hears, as text the tests compare.
 class recording_sink final : public response_sink {
  public:
