@@ -22,11 +22,12 @@ uint16_t default_port(url::scheme s) {
   return s == url::scheme::https || s == url::scheme::wss ? 443 : 80;
 }
 
-// A connector with connects in flight cannot be destroyed (the kernel still references it):
-// keep it until they have answered cancel_all(). When the loop is stopping, the process is
-// going away and nothing will answer; the connector is then left to the exit.
-void reap(reactor& r, std::unique_ptr<connector> c) {
-  if (c->idle()) return;
+// A connector (or resolver) with operations in flight cannot be destroyed (the kernel still
+// references it): keep it until they have answered the cancel. When the loop is stopping, the
+// process is going away and nothing will answer; the object is then left to the exit.
+template <class T>
+void reap(reactor& r, std::unique_ptr<T> c) {
+  if (!c || c->idle()) return;
   if (r.stopping()) {
     (void)c.release();
     return;
@@ -226,12 +227,24 @@ http_client::http_client(reactor& r, socket_set& sockets, const client_options& 
   co.in_flight_max = opts.connects_in_flight_max;
   co.timeout_ms = opts.connect_attempt_ms_max;
   connector_ = std::make_unique<connector>(r, co);
+  resolver* names = opts.shared_resolver;
+  if (!names) {
+    own_resolver_ = std::make_unique<resolver>(r, opts.resolver_options);
+    names = own_resolver_.get();
+  }
+  lookup_ = [names](std::string_view host, uint16_t port, lookup_done done) {
+    names->resolve(host, port, std::move(done));
+  };
 }
 
 http_client::~http_client() {
   pools_.clear();
   connector_->cancel_all();
   reap(reactor_, std::move(connector_));
+  if (own_resolver_) {
+    own_resolver_->cancel_all();
+    reap(reactor_, std::move(own_resolver_));
+  }
 }
 
 client_pool& http_client::pool(const url::endpoint& ep, const pool_options& opts) {

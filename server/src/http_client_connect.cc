@@ -74,12 +74,7 @@ void client_pool::connect_one() {
         });
     return;
   }
-  if (endpoint_.host == "localhost" && literal_address("127.0.0.1", endpoint_.port, (*addrs)[0])) {
-    connect_to(std::move(addrs), 0);
-    return;
-  }
-  fail_connect_later(EHOSTUNREACH, "cannot resolve host \"" + endpoint_.host +
-                                       "\" (no resolver: IP literals and localhost only)");
+  fail_connect_later(EHOSTUNREACH, "no name lookup for \"" + endpoint_.host + "\"");
 }
 
 void client_pool::fail_connect_later(int error, std::string why) {

@@ -62,10 +62,11 @@
 // hostname mismatch". The handshake runs after connect_ms (TCP connected) and counts toward
 // first_byte_ms. A close-delimited body must end with close_notify, else it is `reset`.
 //
-// Host names: IP literals are connected directly; names go through the lookup installed with
-// set_lookup() (the shard's resolver), each address tried in turn until one accepts; a name that
-// does not resolve is connect_failed with the resolver's reason. Without a lookup, "localhost"
-// means 127.0.0.1 and other names fail.
+// Host names: IP literals are connected directly; names (also "localhost", from /etc/hosts) go
+// through the resolver (server/resolver.h: hosts file, then DNS on the ring, cached), each
+// address tried in turn until one accepts; a name that does not resolve is connect_failed with
+// the resolver's reason ("cannot resolve host \"x\": no such name"). set_lookup() replaces the
+// resolver (tests).
 //
 // Thread-safety: everything belongs to the shard whose reactor the client was built on.
 // Lifetime: the client may be destroyed with requests in flight (they are aborted silently);
@@ -88,6 +89,7 @@
 #include "proto/http1_response.h"
 #include "proto/tls.h"
 #include "proto/url.h"
+#include "server/resolver.h"
 
 namespace rc {
 class connector;
@@ -290,6 +292,10 @@ class request_handle {
 };
 
 struct client_options {
+  // Name lookups: the shard's resolver when given (shared cache), else one of the client's own
+  // made with `resolver_options`.
+  resolver* shared_resolver = nullptr;
+  rc::resolver_options resolver_options;
   uint32_t connects_in_flight_max = 256;
   // Connects are also bounded per request by timeouts.connect_ms; this is the connector's own
   // ceiling for an attempt nobody waits for any more.
@@ -312,12 +318,8 @@ class http_client {
   reactor& loop() { return reactor_; }
   socket_set& sockets() { return sockets_; }
 
-  // Name lookup for hosts that are not IP literals: the shard's resolver, typically
-  //   client.set_lookup([&res](std::string_view host, uint16_t port, lookup_done done) {
-  //     res.resolve(host, port, std::move(done));
-  //   });
-  // `done` gets the addresses (port set; tried in order) or an error and a message, never from
-  // inside the lookup call. Without one, only IP literals and "localhost" (127.0.0.1) connect.
+  // Replaces the resolver for hosts that are not IP literals. `done` gets the addresses (port
+  // set; tried in order) or an error and a message, never from inside the lookup call.
   using lookup_done =
       unique_function<void(std::vector<sockaddr_storage> addrs, int error, std::string_view why)>;
   using lookup_fn = unique_function<void(std::string_view host, uint16_t port, lookup_done done)>;
@@ -329,6 +331,7 @@ class http_client {
   reactor& reactor_;
   socket_set& sockets_;
   std::unique_ptr<connector> connector_;
+  std::unique_ptr<resolver> own_resolver_;
   lookup_fn lookup_;
   std::vector<std::unique_ptr<client_pool>> pools_;
 };

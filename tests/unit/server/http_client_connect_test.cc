@@ -2,9 +2,13 @@
 // waiting for a pool slot, and the hand-off of upgraded (101) connections.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -61,19 +65,76 @@ TEST(HttpClient, ConnectRefused) {
   EXPECT_NE(s.error_message.find("Connection refused"), std::string::npos) << s.error_message;
 }
 
+// A resolver that reads hosts and resolv.conf from a temporary directory, and whose only
+// nameserver is a closed UDP port on loopback (it refuses at once).
+struct private_resolver {
+  std::string dir;
+  client_options opts;
+  private_resolver() {
+    char tmpl[] = "/tmp/rc-http-client-XXXXXX";
+    dir = mkdtemp(tmpl);
+    write(dir + "/hosts", "127.0.0.1 localhost upstream.local\n");
+    write(dir + "/resolv.conf", "nameserver 127.0.0.1\noptions timeout:1 attempts:1\n");
+    int udp = socket(AF_INET, SOCK_DGRAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(udp, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    getsockname(udp, reinterpret_cast<sockaddr*>(&a), &len);
+    close(udp);
+    opts.resolver_options.hosts_path = dir + "/hosts";
+    opts.resolver_options.resolv_conf_path = dir + "/resolv.conf";
+    opts.resolver_options.nameserver_port = ntohs(a.sin_port);
+  }
+  ~private_resolver() { std::filesystem::remove_all(dir); }
+  static void write(const std::string& path, const std::string& text) {
+    std::ofstream(path) << text;
+  }
+};
+
+TEST(HttpClient, NamesResolveThroughTheResolversHostsFile) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  private_resolver names;
+  std::string request;
+  script_server server([&](peer& p, int) {
+    request = p.read_request();
+    p.write(ok("by name"));
+    p.wait_closed();
+  });
+  recording_sink s;
+  request_handle h;
+  run_client(
+      [&](client_run& run) {
+        url::endpoint ep;
+        ep.host = "upstream.local";
+        ep.port = server.port();
+        s.on_end_hook = [&] { run.done(); };
+        h = run.client->start(run.client->pool(ep), get(), s);
+      },
+      20000, names.opts);
+  EXPECT_EQ(s.body, "by name") << s.error_message;
+  EXPECT_NE(request.find(test::cat("Host: upstream.local:", std::to_string(server.port()))),
+            std::string::npos);
+}
+
 TEST(HttpClient, UnresolvableHostFailsClearly) {
   if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  private_resolver names;
   url::endpoint ep;
   ep.host = "upstream.invalid";
   ep.port = 80;
   recording_sink s;
   request_handle h;
-  run_client([&](client_run& run) {
-    s.on_end_hook = [&] { run.done(); };
-    h = run.client->start(run.client->pool(ep), get(), s);
-  });
+  run_client(
+      [&](client_run& run) {
+        s.on_end_hook = [&] { run.done(); };
+        h = run.client->start(run.client->pool(ep), get(), s);
+      },
+      20000, names.opts);
   EXPECT_EQ(s.error, client_error::connect_failed);
-  EXPECT_NE(s.error_message.find("cannot resolve host"), std::string::npos) << s.error_message;
+  EXPECT_NE(s.error_message.find("cannot resolve host \"upstream.invalid\": "), std::string::npos)
+      << s.error_message;
 }
 
 TEST(HttpClient, TimeoutConnectWhileWaitingForAPoolSlot) {

@@ -272,7 +272,8 @@ struct client_run {
   }
 };
 
-inline void run_client(const std::function<void(client_run&)>& body, uint32_t limit_ms = 20000) {
+inline void run_client(const std::function<void(client_run&)>& body, uint32_t limit_ms = 20000,
+                       const client_options& client_opts = {}) {
   shard_group_options o;
   o.shards = 1;
   o.reactor.ring.sq_entries = 256;
@@ -282,7 +283,7 @@ inline void run_client(const std::function<void(client_run&)>& body, uint32_t li
   bool finished = false;
   auto err = run_shards(o, [&](reactor& r) {
     socket_set sockets(r);
-    auto client = std::make_unique<http_client>(r, sockets);
+    auto client = std::make_unique<http_client>(r, sockets, client_opts);
     timer stop_timer;
     timer limit;
     stop_timer.set_callback([](timer&, void* c) { static_cast<reactor*>(c)->stop(); }, &r);
