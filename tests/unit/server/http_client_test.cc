@@ -294,5 +294,36 @@ TEST(HttpClient, ResendsOnceWhenAReusedConnectionWasClosed) {
   EXPECT_EQ(server.accepted(), 2);
 }
 
+TEST(HttpClient, IdleConnectionsExpireAndCloseDroppedOnes) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  std::atomic<int> closed_by_client{0};
+  script_server server([&](peer& p, int) {
+    p.read_request();
+    p.write(ok("x"));
+    if (p.wait_closed()) ++closed_by_client;
+  });
+  recording_sink a;
+  request_handle h;
+  pool_stats right_after, later;
+  run_client([&](client_run& run) {
+    pool_options o;
+    o.idle_keepalive_ms = 50;
+    client_pool& pool = run.client->pool(server.endpoint(), o);
+    a.on_end_hook = [&] {
+      right_after = pool.stats();
+      run.later(300, [&] {
+        later = pool.stats();
+        run.done();
+      });
+    };
+    h = run.client->start(pool, get(), a);
+  });
+  EXPECT_EQ(right_after.idle, 1u);
+  EXPECT_EQ(later.idle, 0u);
+  for (int i = 0; i < 500 && closed_by_client.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(closed_by_client.load(), 1);
+}
+
 }  // namespace
 }  // namespace rc::server
