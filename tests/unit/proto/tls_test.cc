@@ -381,7 +381,7 @@ TEST_F(TlsTest, GarbageIsAnErrorNotACrash) {
   // A plaintext HTTP server answering a TLS client.
   auto c = session::client(*cctx, "localhost");
   EXPECT_EQ(c->feed("HTTP/1.1 400 Bad Request\r\n\r\n"), status::error);
-  EXPECT_NE(c->error().find("TLS handshake: "), std::string_view::npos) << c->error();
+  EXPECT_EQ(c->error(), "TLS handshake: wrong version number");
   byte_buffer alert;
   c->take_output(alert);
   EXPECT_FALSE(alert.empty());
