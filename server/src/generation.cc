@@ -294,8 +294,19 @@ void append_turns(const std::vector<openai::input_item>& items, std::vector<turn
         t.text = item.name + "(" + item.arguments + ")";
         break;
       case openai::input_item_type::function_call_output:
+      case openai::input_item_type::custom_tool_call_output:
         t.role = openai::message_role::tool;
         t.text = item.output;
+        break;
+      case openai::input_item_type::custom_tool_call:
+        t.role = openai::message_role::assistant;
+        t.text = item.name + "(" + item.arguments + ")";
+        break;
+      case openai::input_item_type::other:
+        // Reasoning, hosted tool calls, references: nothing a text-only engine can use.
+        if (item.text.empty()) continue;
+        t.role = item.role;
+        t.text = item.text;
         break;
     }
     out.push_back(std::move(t));
