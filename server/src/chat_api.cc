@@ -50,6 +50,51 @@ openai::api_error abort_error(std::string_view code, std::string_view message) {
   return err;
 }
 
+openai::api_error engine_error(const engine_event& e) {
+  openai::api_error err = abort_error(e.error_code, e.error_message);
+  if (e.http_status != 0) {  // an upstream's answer: its words, not a generic 500's
+    err.status = e.http_status;
+    err.message = std::string(e.error_message);
+  }
+  if (!e.error_type.empty()) err.type = std::string(e.error_type);
+  if (!e.error_param.empty()) err.param = std::string(e.error_param);
+  return err;
+}
+
+void respond_engine_error(connection& c, const engine_event& e, uint64_t default_retry_ms) {
+  openai::api_error err = engine_error(e);
+  uint64_t retry_ms = e.retry_after_ms;
+  if (retry_ms == 0 && (err.status == 429 || err.status == 503)) retry_ms = default_retry_ms;
+  if (e.raw.empty() && (retry_ms == 0 || err.status == 429 || err.status == 503)) {
+    respond_api_error(c, err, retry_ms);
+    return;
+  }
+  byte_buffer built;
+  std::string_view body = e.raw;
+  if (body.empty()) {
+    openai::write_error(built, err);
+    body = built.view();
+  }
+  if (retry_ms == 0) {
+    c.respond(err.status, "application/json", body);
+    return;
+  }
+  std::string seconds = std::to_string((retry_ms + 999) / 1000);
+  std::string ms = std::to_string(retry_ms);
+  c.respond(err.status, "application/json", body, {{"Retry-After", seconds}, {"retry-after-ms", ms}});
+}
+
+original_request original_of(connection& conn, api_kind api, std::string body, bool stream,
+                             bool passthrough) {
+  original_request o;
+  o.api = api;
+  o.body = std::make_shared<const std::string>(std::move(body));
+  o.stream = stream;
+  o.passthrough = passthrough;
+  o.request_id = std::string(conn.request_id());
+  return o;
+}
+
 namespace {
 
 // On the budget's home shard the stream cap is checked now (429 at once); elsewhere the slot is
@@ -162,12 +207,39 @@ void topic_mirror::error(std::string_view code, std::string_view message) {
 namespace {
 
 // data: {"error":{...}} — how a chat stream reports a failure after it has started.
-void write_stream_error(byte_buffer& frame, std::string_view code, std::string_view message) {
-  openai::api_error e = openai::internal_error(message);
-  e.code = std::string(code);
+void write_stream_error(byte_buffer& frame, std::string_view code, std::string_view message,
+                        std::string_view envelope = {}) {
   frame.append("data: ");
-  openai::write_error(frame, e);
+  if (!envelope.empty()) {  // the upstream's own {"error":{…}}
+    frame.append(envelope);
+  } else {
+    openai::api_error e = openai::internal_error(message);
+    e.code = std::string(code);
+    openai::write_error(frame, e);
+  }
   frame.append("\n\n");
+}
+
+// The text of each choice of a chat chunk (choices[].delta.content) or completion
+// (choices[].message.content), for the topic mirror of a passed-through stream.
+template <class Fn>
+void for_each_choice_text(json::parser& parser, std::string_view raw, bool chunk, Fn&& fn) {
+  json::parse_result r = parser.parse(raw);
+  if (!r.ok() || !r.root.is_object()) return;
+  json::value choices = r.root.find("choices");
+  if (!choices || !choices.is_array()) return;
+  for (json::value c : choices.elements()) {
+    if (!c.is_object()) continue;
+    json::value index = c.find("index");
+    json::value holder = c.find(chunk ? "delta" : "message");
+    if (!holder || !holder.is_object()) continue;
+    json::value content = holder.find("content");
+    if (!content || !content.is_string() || content.get_string().empty()) continue;
+    uint32_t i = index && (index.kind() == json::kind::int64 || index.kind() == json::kind::uint64)
+                     ? static_cast<uint32_t>(index.get_uint64())
+                     : 0;
+    fn(i, content.get_string());
+  }
 }
 
 // ---- SSE ----
@@ -186,6 +258,7 @@ class chat_sse_task final : public generation_task {
   bool on_start() override {
     if (!conn_) return false;
     conn_->begin_sse();
+    if (starts_with_raw()) return true;  // the upstream's chunks carry their own role chunks
     // The role chunk of every choice leaves at once, before the first token.
     for (uint32_t i = 0; i < choices_; ++i) {
       byte_buffer json;
@@ -223,17 +296,33 @@ class chat_sse_task final : public generation_task {
         return push(json);
       case event_type::usage:
         if (mirror_) mirror_->done(e.usage);
-        if (include_usage_) {
+        // Passed through, the usage chunk (if the client asked for one) came raw.
+        if (include_usage_ && !raw_seen_) {
           writer_.usage(json, e.usage);
           if (!push(json)) return false;
         }
         if (!conn_ || !conn_->stream_push_sse("data: [DONE]\n\n")) return false;
         release_connection()->end_sse();
         return true;
-      case event_type::raw:  // only sent when the front asked for passthrough
-        return true;
+      case event_type::raw: {  // a chat.completion.chunk, written unchanged
+        raw_seen_ = true;
+        if (mirror_) {
+          for_each_choice_text(shard_.json_parser(), e.raw, true,
+                               [&](uint32_t c, std::string_view t) { mirror_->delta(c, t); });
+        }
+        frame_.clear();
+        frame_.append("data: ");
+        frame_.append(e.raw);
+        frame_.append("\n\n");
+        return conn_ && conn_->stream_push_sse(frame_.view());
+      }
       case event_type::error:
-        fail(e.error_code, e.error_message);
+        if (!started()) {  // a lazy engine refused the request: a plain HTTP error
+          if (mirror_) mirror_->error(e.error_code, e.error_message);
+          if (conn_) respond_engine_error(*conn_, e, shard_.scheduler().retry_after_ms());
+          return true;
+        }
+        fail(e.error_code, e.error_message, e.raw);
         return true;
     }
     return false;
@@ -249,16 +338,17 @@ class chat_sse_task final : public generation_task {
   }
 
   // A visible end, never a silent truncation: the error as data, then the connection closes.
-  void fail(std::string_view code, std::string_view message) {
+  void fail(std::string_view code, std::string_view message, std::string_view envelope = {}) {
     if (mirror_) mirror_->error(code, message);
     if (!conn_) return;
     byte_buffer frame;
-    write_stream_error(frame, code, message);
+    write_stream_error(frame, code, message, envelope);
     conn_->stream_push_sse(frame.view());
     release_connection()->end_sse_and_close();
   }
 
   openai::chat_chunk_writer writer_;
+  bool raw_seen_ = false;
   bool include_usage_;
   uint32_t choices_;
   std::optional<topic_mirror> mirror_;
@@ -299,6 +389,10 @@ class chat_json_task final : public generation_task {
         return true;
       case event_type::usage: {
         if (mirror_) mirror_->done(e.usage);
+        if (!raw_.empty()) {  // passed through: the upstream's completion, unchanged
+          conn_->respond(200, "application/json", raw_);
+          return true;
+        }
         std::vector<openai::chat_choice> out;
         for (uint32_t i = 0; i < choices_.size(); ++i)
           out.push_back({i, choices_[i].text, choices_[i].calls, choices_[i].finish});
@@ -307,10 +401,16 @@ class chat_json_task final : public generation_task {
         conn_->respond(200, "application/json", body.view());
         return true;
       }
-      case event_type::raw:  // only sent when the front asked for passthrough
+      case event_type::raw:  // the whole chat.completion, answered when the usage follows
+        raw_.assign(e.raw);
+        if (mirror_) {
+          for_each_choice_text(shard_.json_parser(), raw_, false,
+                               [&](uint32_t c, std::string_view t) { mirror_->delta(c, t); });
+        }
         return true;
       case event_type::error:
-        fail(e.error_code, e.error_message);
+        if (mirror_) mirror_->error(e.error_code, e.error_message);
+        respond_engine_error(*conn_, e, shard_.scheduler().retry_after_ms());
         return true;
     }
     return false;
@@ -326,6 +426,7 @@ class chat_json_task final : public generation_task {
     respond_api_error(*conn_, abort_error(code, message), shard_.scheduler().retry_after_ms());
   }
 
+  std::string raw_;
   openai::completion_header header_;
   std::vector<choice_acc> choices_;
   std::optional<topic_mirror> mirror_;
@@ -383,9 +484,13 @@ handler_result handle_chat_completions(request_context& ctx) {
   } else {
     t = new chat_json_task(ctx.shard, ctx.conn, h, req.n, std::move(mirror));
   }
+  generation_request g = chat_generation(req);
+  g.original = original_of(ctx.conn, api_kind::chat, std::string(ctx.body.data(), ctx.body.size()),
+                           req.stream, true);
+  g.original.include_usage = req.include_usage;
   t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
-  t->start(*e, chat_generation(req));
+  t->start(*e, std::move(g));
   return handler_result::async;
 }
 
@@ -539,9 +644,13 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
   }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
   t->log_ws_request("chat.completion", request_id);
+  generation_request g = chat_generation(req);
+  // The action's payload is the chat request; its events stream, rendered from typed events.
+  g.original = original_of(ws.conn(), api_kind::chat, payload.to_json(), true, false);
+  g.original.include_usage = req.include_usage;
   t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(shard, {}));
-  t->start(*e, chat_generation(req));
+  t->start(*e, std::move(g));
   return t;
 }
 

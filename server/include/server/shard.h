@@ -107,6 +107,8 @@ class shard_server {
   // The engine serving `model`, or nullptr (404 model_not_found).
   engine* engine_for(std::string_view model);
   engine* default_engine() { return engine_.get(); }
+  // Tests: the shard's default engine becomes `e` (it serves e->models()). Call before run().
+  void replace_engine_for_testing(std::unique_ptr<engine> e) { engine_ = std::move(e); }
   // Wall-clock second the shard started (the `created` of /v1/models entries).
   int64_t started_wall_s() const { return started_wall_s_; }
   // The shard's JSON parser (one per shard; results live until its next parse).

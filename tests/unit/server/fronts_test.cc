@@ -1,0 +1,398 @@
+// The fronts' side of the engine interface (engine.h, "Fidelity" and "Lazy start"), with a
+// scripted engine in a real shard: each front fills generation_request::original; a lazy engine's
+// first event decides what is rendered (an error becomes a plain HTTP error with the engine's
+// status, envelope and Retry-After); `raw` events are written unchanged by the HTTP fronts of
+// their API.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/listener.h"
+#include "core/shard_group.h"
+#include "server/config.h"
+#include "server/engine.h"
+#include "server/rules.h"
+#include "server/shard.h"
+
+namespace rc::server {
+namespace {
+
+// One event of a script, owning its strings.
+struct scripted {
+  event_type type = event_type::delta;
+  std::string text, raw, raw_name, code, message, error_type, error_param;
+  api_kind raw_api = api_kind::none;
+  uint16_t http_status = 0;
+  uint32_t retry_after_ms = 0;
+};
+
+scripted raw_event(api_kind api, std::string raw, std::string name = {}) {
+  scripted s;
+  s.type = event_type::raw;
+  s.raw_api = api;
+  s.raw = std::move(raw);
+  s.raw_name = std::move(name);
+  return s;
+}
+scripted delta(std::string text) {
+  scripted s;
+  s.text = std::move(text);
+  return s;
+}
+scripted done() {
+  scripted s;
+  s.type = event_type::done;
+  return s;
+}
+scripted usage() {
+  scripted s;
+  s.type = event_type::usage;
+  return s;
+}
+
+// What the test engine does and what it saw. Shared between the test thread and the shard.
+struct script {
+  std::mutex mu;
+  bool lazy = true;
+  std::vector<scripted> events;
+  std::vector<original_request> seen;  // each request's `original`
+};
+
+class scripted_stream final : public engine_stream {
+ public:
+  scripted_stream(reactor& r, std::vector<scripted> events, engine_sink& sink)
+      : reactor_(r), events_(std::move(events)), sink_(sink),
+        alive_(std::make_shared<bool>(true)) {
+    schedule();
+  }
+  ~scripted_stream() override { *alive_ = false; }
+  void resume() override { schedule(); }
+
+ private:
+  void schedule() {
+    reactor_.post(reactor_.shard_id(), [this, alive = alive_] {
+      if (*alive) run();
+    });
+  }
+  void run() {
+    while (next_ < events_.size()) {
+      const scripted& s = events_[next_++];
+      engine_event e;
+      e.type = s.type;
+      e.text = s.text;
+      e.raw = s.raw;
+      e.raw_name = s.raw_name;
+      e.raw_api = s.raw_api;
+      e.error_code = s.code;
+      e.error_message = s.message;
+      e.error_type = s.error_type;
+      e.error_param = s.error_param;
+      e.http_status = s.http_status;
+      e.retry_after_ms = s.retry_after_ms;
+      e.usage.input_tokens = 3;
+      e.usage.output_tokens = 2;
+      bool terminal = s.type == event_type::usage || s.type == event_type::error;
+      auto alive = alive_;
+      bool more = sink_.on_event(e);
+      if (!*alive || terminal || !more) return;  // destroyed, over, or paused until resume()
+    }
+  }
+
+  reactor& reactor_;
+  std::vector<scripted> events_;
+  engine_sink& sink_;
+  std::shared_ptr<bool> alive_;
+  size_t next_ = 0;
+};
+
+class scripted_engine final : public engine {
+ public:
+  scripted_engine(reactor& r, script& s) : reactor_(r), script_(s) {}
+  std::string_view name() const override { return "scripted"; }
+  const std::vector<std::string>& models() const override { return models_; }
+  uint64_t completion_tokens_max(std::string_view) const override { return 4096; }
+  uint32_t embedding_dimensions(std::string_view) const override { return 8; }
+  bool ready() const override { return true; }
+  bool starts_lazily() const override {
+    std::lock_guard lock(script_.mu);
+    return script_.lazy;
+  }
+  std::unique_ptr<engine_stream> generate(const generation_request& req,
+                                          engine_sink& sink) override {
+    std::lock_guard lock(script_.mu);
+    script_.seen.push_back(req.original);
+    return std::make_unique<scripted_stream>(reactor_, script_.events, sink);
+  }
+  void embed(const embedding_request&, unique_function<void(embedding_result&&)>) override {}
+  void invoke_tool(std::string_view, std::string_view,
+                   unique_function<void(tool_result&&)>) override {}
+
+ private:
+  reactor& reactor_;
+  script& script_;
+  std::vector<std::string> models_ = {"up"};
+};
+
+struct http_reply {
+  int status = 0;
+  std::string head;  // status line and fields
+  std::string body;  // de-chunked
+  std::string header(std::string_view name) const {
+    std::string needle = "\r\n" + std::string(name) + ": ";
+    size_t at = head.find(needle);
+    if (at == std::string::npos) return {};
+    at += needle.size();
+    return head.substr(at, head.find("\r\n", at) - at);
+  }
+};
+
+std::string dechunk(std::string_view s) {
+  std::string out;
+  while (!s.empty()) {
+    size_t eol = s.find("\r\n");
+    if (eol == std::string_view::npos) break;
+    size_t n = std::stoul(std::string(s.substr(0, eol)), nullptr, 16);
+    if (n == 0) break;
+    out.append(s.substr(eol + 2, n));
+    s.remove_prefix(std::min(s.size(), eol + 2 + n + 2));
+  }
+  return out;
+}
+
+// One ringcast shard on 127.0.0.1 with the scripted engine, stopped by SIGTERM.
+class FrontsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    block_process_signals();
+    server_config cfg;
+    cfg.drain_grace_ms = 0;
+    cfg.drain_timeout_ms = 2000;
+    std::vector<std::string> notes;
+    std::string error;
+    process_.initial = make_rules(cfg, nullptr, notes, error);
+    ASSERT_TRUE(process_.initial) << error;
+    socket_address addr;
+    ASSERT_EQ(parse_socket_address("127.0.0.1:0", addr), "");
+    listen_fd_ = open_listener(addr, 64, error);
+    ASSERT_GE(listen_fd_, 0) << error;
+    sockaddr_in bound{};
+    socklen_t len = sizeof bound;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &len);
+    port_ = ntohs(bound.sin_port);
+    thread_ = std::thread([this] {
+      shard_group_options opts;
+      run_shards(opts, [this](reactor& r) {
+        shard_server shard(r, process_, listen_fd_);
+        shard.replace_engine_for_testing(std::make_unique<scripted_engine>(r, script_));
+        shard.run();
+      });
+    });
+  }
+  void TearDown() override {
+    if (!thread_.joinable()) return;
+    kill(getpid(), SIGTERM);
+    thread_.join();
+  }
+
+  void set_script(bool lazy, std::vector<scripted> events) {
+    std::lock_guard lock(script_.mu);
+    script_.lazy = lazy;
+    script_.events = std::move(events);
+  }
+  original_request last_original() {
+    std::lock_guard lock(script_.mu);
+    return script_.seen.empty() ? original_request{} : script_.seen.back();
+  }
+
+  http_reply post(std::string_view path, std::string_view body,
+                  std::string_view extra_headers = {}) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    http_reply reply;
+    // The shard may still be starting: retry the connect for a while.
+    bool connected = false;
+    for (int i = 0; i < 200 && !connected; ++i) {
+      connected = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      if (!connected) usleep(10000);
+    }
+    EXPECT_TRUE(connected);
+    std::string req = "POST " + std::string(path) + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
+                      "Content-Type: application/json\r\n" + std::string(extra_headers) +
+                      "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                      std::string(body);
+    EXPECT_EQ(send(fd, req.data(), req.size(), MSG_NOSIGNAL), static_cast<ssize_t>(req.size()));
+    std::string raw;
+    char buf[4096];
+    for (;;) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      raw.append(buf, static_cast<size_t>(n));
+    }
+    close(fd);
+    size_t end = raw.find("\r\n\r\n");
+    if (end == std::string::npos) {
+      ADD_FAILURE() << "no response head: " << raw;
+      return reply;
+    }
+    reply.head = raw.substr(0, end + 2);
+    reply.status = std::stoi(raw.substr(9, 3));
+    std::string body_bytes = raw.substr(end + 4);
+    reply.body = reply.header("Transfer-Encoding") == "chunked" ? dechunk(body_bytes) : body_bytes;
+    return reply;
+  }
+
+  process_state process_;
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  script script_;
+  std::thread thread_;
+};
+
+const std::string chat_body =
+    R"({"model":"up","messages":[{"role":"user","content":"hi"}],"logprobs":true,"x_future":[1]})";
+
+TEST_F(FrontsTest, ChatFillsTheOriginalRequest) {
+  set_script(false, {delta("a"), done(), usage()});
+  std::string body = R"({"model":"up","stream":true,"stream_options":{"include_usage":true},)"
+                     R"("messages":[{"role":"user","content":"hi"}],"x_future":{"k":[1,2]}})";
+  http_reply r = post("/v1/chat/completions", body, "x-request-id: req-42\r\n");
+  EXPECT_EQ(r.status, 200);
+  original_request o = last_original();
+  EXPECT_EQ(o.api, api_kind::chat);
+  ASSERT_TRUE(o.body);
+  EXPECT_EQ(*o.body, body);  // byte for byte, unknown members included
+  EXPECT_TRUE(o.stream);
+  EXPECT_TRUE(o.include_usage);
+  EXPECT_TRUE(o.passthrough);
+  EXPECT_EQ(o.request_id, "req-42");
+}
+
+TEST_F(FrontsTest, ResponsesFillTheOriginalRequestAndForwardForeignIds) {
+  set_script(true, {delta("a"), done(), usage()});
+  // An id ringcast did not mint is the upstream's to resolve, not a 400.
+  std::string body = R"({"model":"up","input":"hi","previous_response_id":"resp_upstream1"})";
+  http_reply r = post("/v1/responses", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  original_request o = last_original();
+  EXPECT_EQ(o.api, api_kind::responses);
+  ASSERT_TRUE(o.body);
+  EXPECT_EQ(*o.body, body);
+  EXPECT_FALSE(o.stream);
+  EXPECT_TRUE(o.passthrough);
+  EXPECT_EQ(o.previous_response_id, "resp_upstream1");
+}
+
+TEST_F(FrontsTest, LazyErrorFirstIsAPlainHttpErrorWithTheUpstreamEnvelope) {
+  scripted e;
+  e.type = event_type::error;
+  e.code = "rate_limit_exceeded";
+  e.message = "slow down";
+  e.http_status = 429;
+  e.retry_after_ms = 2500;
+  e.raw = R"({"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
+  set_script(true, {e});
+  for (std::string_view path : {"/v1/chat/completions", "/v1/responses"}) {
+    std::string body = path == "/v1/responses" ? R"({"model":"up","input":"hi","stream":true})"
+                                               : R"({"model":"up","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+    http_reply r = post(path, body);
+    EXPECT_EQ(r.status, 429) << path << r.head;
+    EXPECT_EQ(r.header("Content-Type"), "application/json");
+    EXPECT_EQ(r.header("Retry-After"), "3");
+    EXPECT_EQ(r.header("retry-after-ms"), "2500");
+    EXPECT_EQ(r.body, e.raw);
+  }
+}
+
+TEST_F(FrontsTest, LazyErrorWithoutEnvelopeUsesTheEventsFields) {
+  scripted e;
+  e.type = event_type::error;
+  e.code = "upstream_unavailable";
+  e.message = "no endpoint answered";
+  e.http_status = 503;
+  e.error_type = "server_error";
+  set_script(true, {e});
+  http_reply r = post("/v1/chat/completions", chat_body);
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.header("Retry-After"), "");
+  EXPECT_EQ(r.body, R"({"error":{"message":"no endpoint answered","type":"server_error",)"
+                    R"("param":null,"code":"upstream_unavailable"}})");
+}
+
+TEST_F(FrontsTest, ChatSsePassesRawChunksThrough) {
+  std::string c1 = R"({"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null}]})";
+  std::string c2 = R"({"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"logprobs":{"content":[]}}]})";
+  set_script(true, {raw_event(api_kind::chat, c1), raw_event(api_kind::chat, c2), usage()});
+  http_reply r = post("/v1/chat/completions",
+                      R"({"model":"up","stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Content-Type").rfind("text/event-stream", 0), 0u);
+  // Only the upstream's chunks (no role chunk of ringcast's own), then [DONE].
+  std::string events;
+  for (size_t at = 0; (at = r.body.find("data: ", at)) != std::string::npos; ++at)
+    events += r.body.substr(at, r.body.find("\n\n", at) + 2 - at);
+  EXPECT_EQ(events, "data: " + c1 + "\n\ndata: " + c2 + "\n\ndata: [DONE]\n\n");
+}
+
+TEST_F(FrontsTest, ChatJsonPassesTheCompletionThrough) {
+  std::string completion = R"({"id":"x","object":"chat.completion","model":"up","choices":[{"index":0,"message":{"role":"assistant","content":"Hi","refusal":null},"logprobs":{"content":[]},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}})";
+  set_script(true, {raw_event(api_kind::chat, completion), usage()});
+  http_reply r = post("/v1/chat/completions", chat_body);
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, completion);
+}
+
+TEST_F(FrontsTest, ResponsesSsePassesEventsThrough) {
+  std::string created = R"({"type":"response.created","sequence_number":0,"response":{"id":"resp_up","status":"in_progress"}})";
+  std::string delta_ev = R"({"type":"response.output_text.delta","sequence_number":1,"delta":"Hi","logprobs":[]})";
+  std::string completed = R"({"type":"response.completed","sequence_number":2,"response":{"id":"resp_up","status":"completed","output":[]}})";
+  set_script(true, {raw_event(api_kind::responses, created, "response.created"),
+                    raw_event(api_kind::responses, delta_ev, "response.output_text.delta"),
+                    raw_event(api_kind::responses, completed, "response.completed"), usage()});
+  http_reply r = post("/v1/responses", R"({"model":"up","input":"hi","stream":true})");
+  EXPECT_EQ(r.status, 200);
+  std::string events;
+  for (size_t at = 0; (at = r.body.find("event: ", at)) != std::string::npos; ++at)
+    events += r.body.substr(at, r.body.find("\n\n", at) + 2 - at);
+  EXPECT_EQ(events, "event: response.created\ndata: " + created +
+                        "\n\nevent: response.output_text.delta\ndata: " + delta_ev +
+                        "\n\nevent: response.completed\ndata: " + completed + "\n\n");
+}
+
+TEST_F(FrontsTest, ResponsesJsonPassesTheObjectThrough) {
+  std::string object = R"({"id":"resp_up","object":"response","status":"completed","output":[{"type":"message","role":"assistant","content":[{"type":"output_text","text":"Hi","annotations":[],"logprobs":[]}]}]})";
+  set_script(true, {raw_event(api_kind::responses, object), usage()});
+  http_reply r = post("/v1/responses", R"({"model":"up","input":"hi"})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, object);
+}
+
+TEST_F(FrontsTest, LazyTypedEventsRenderTheUsualStream) {
+  // A lazy engine that translates (typed events): the front's own beginning, at the first event.
+  set_script(true, {delta("Hel"), delta("lo"), done(), usage()});
+  http_reply r = post("/v1/chat/completions",
+                      R"({"model":"up","stream":true,"messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find(R"("delta":{"role":"assistant")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find(R"("content":"Hel")"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("data: [DONE]"), std::string::npos);
+  http_reply rr = post("/v1/responses", R"({"model":"up","input":"hi","stream":true})");
+  EXPECT_NE(rr.body.find("event: response.created"), std::string::npos) << rr.body;
+  EXPECT_NE(rr.body.find("event: response.completed"), std::string::npos) << rr.body;
+}
+
+}  // namespace
+}  // namespace rc::server
