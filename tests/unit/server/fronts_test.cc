@@ -11,6 +11,7 @@
 
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -215,21 +216,8 @@ class FrontsTest : public ::testing::Test {
 
   http_reply post(std::string_view path, std::string_view body,
                   std::string_view extra_headers = {}) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    timeval tv{10, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port_);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = connect_fd();  // (the shard may still be starting: it retries for a while)
     http_reply reply;
-    // The shard may still be starting: retry the connect for a while.
-    bool connected = false;
-    for (int i = 0; i < 200 && !connected; ++i) {
-      connected = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-      if (!connected) usleep(10000);
-    }
-    EXPECT_TRUE(connected);
     std::string req = "POST " + std::string(path) + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n" +
                       "Content-Type: application/json\r\n" + std::string(extra_headers) +
                       "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
@@ -253,6 +241,104 @@ class FrontsTest : public ::testing::Test {
     std::string body_bytes = raw.substr(end + 4);
     reply.body = reply.header("Transfer-Encoding") == "chunked" ? dechunk(body_bytes) : body_bytes;
     return reply;
+  }
+
+  // A WebSocket client on `path` (blocking, 10 s timeouts): open, send text, read text.
+  struct ws_client {
+    int fd = -1;
+    std::string in;
+    bool fill(size_t n) {
+      char buf[4096];
+      while (in.size() < n) {
+        ssize_t got = recv(fd, buf, sizeof buf, 0);
+        if (got <= 0) return false;
+        in.append(buf, static_cast<size_t>(got));
+      }
+      return true;
+    }
+    void send_text(std::string_view message) {  // one masked frame (mask 0: payload as is)
+      std::string frame = {'\x81'};
+      if (message.size() < 126) {
+        frame += static_cast<char>(0x80 | message.size());
+      } else {
+        frame += static_cast<char>(0x80 | 126);
+        frame += static_cast<char>(message.size() >> 8);
+        frame += static_cast<char>(message.size() & 0xff);
+      }
+      frame.append(4, '\0');
+      frame.append(message);
+      ::send(fd, frame.data(), frame.size(), MSG_NOSIGNAL);
+    }
+    std::string read_text() {  // one whole text message (fragments joined); "" at the end
+      std::string message;
+      for (;;) {
+        if (!fill(2)) return {};
+        bool fin = (static_cast<uint8_t>(in[0]) & 0x80) != 0;
+        uint8_t op = static_cast<uint8_t>(in[0]) & 0x0f;
+        size_t len = static_cast<uint8_t>(in[1]) & 0x7f, head = 2;
+        if (len == 126) {
+          if (!fill(4)) return {};
+          len = (static_cast<uint8_t>(in[2]) << 8) | static_cast<uint8_t>(in[3]);
+          head = 4;
+        } else if (len == 127) {
+          if (!fill(10)) return {};
+          len = 0;
+          for (int i = 2; i < 10; ++i) len = (len << 8) | static_cast<uint8_t>(in[i]);
+          head = 10;
+        }
+        if (!fill(head + len)) return {};
+        if (op == 1 || op == 0) message += in.substr(head, len);
+        in.erase(0, head + len);
+        if ((op == 1 || op == 0) && fin) return message;
+      }
+    }
+    ~ws_client() {
+      if (fd >= 0) close(fd);
+    }
+  };
+
+  std::unique_ptr<ws_client> ws_open(std::string_view path) {
+    auto c = std::make_unique<ws_client>();
+    c->fd = connect_fd();
+    std::string req = "GET " + std::string(path) +
+                      " HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                      "Sec-WebSocket-Version: 13\r\nx-request-id: ws-7\r\n\r\n";
+    send(c->fd, req.data(), req.size(), MSG_NOSIGNAL);
+    while (c->in.find("\r\n\r\n") == std::string::npos && c->fill(c->in.size() + 1)) {}
+    EXPECT_EQ(c->in.substr(0, 12), "HTTP/1.1 101") << c->in;
+    c->in.erase(0, c->in.find("\r\n\r\n") + 4);
+    return c;
+  }
+
+  std::vector<std::string> ws_exchange(std::string_view path, std::string_view message,
+                                       size_t count) {
+    auto c = ws_open(path);
+    c->send_text(message);
+    std::vector<std::string> out;
+    while (out.size() < count) {
+      std::string m = c->read_text();
+      if (m.empty()) break;
+      out.push_back(std::move(m));
+    }
+    return out;
+  }
+
+  int connect_fd() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool connected = false;
+    for (int i = 0; i < 200 && !connected; ++i) {
+      connected = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+      if (!connected) usleep(10000);
+    }
+    EXPECT_TRUE(connected);
+    return fd;
   }
 
   process_state process_;
@@ -392,6 +478,85 @@ TEST_F(FrontsTest, LazyTypedEventsRenderTheUsualStream) {
   http_reply rr = post("/v1/responses", R"({"model":"up","input":"hi","stream":true})");
   EXPECT_NE(rr.body.find("event: response.created"), std::string::npos) << rr.body;
   EXPECT_NE(rr.body.find("event: response.completed"), std::string::npos) << rr.body;
+}
+
+scripted refusal() {
+  scripted e;
+  e.type = event_type::error;
+  e.code = "rate_limit_exceeded";
+  e.message = "slow down";
+  e.http_status = 429;
+  e.error_type = "requests";
+  e.retry_after_ms = 2500;
+  e.raw = R"({"error":{"message":"slow down","type":"requests","param":null,"code":"rate_limit_exceeded"}})";
+  return e;
+}
+
+TEST_F(FrontsTest, ResponsesWebSocketModeGetsAnErrorEventAndTheRequestInHttpShape) {
+  set_script(true, {refusal()});
+  auto msgs = ws_exchange("/v1/responses",
+                          R"({"type":"response.create","stream_id":"s","model":"up","input":"hi"})", 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0], R"({"type":"error","status":429,"error":{"type":"requests",)"
+                     R"("code":"rate_limit_exceeded","message":"slow down","param":null}})");
+  original_request o = last_original();
+  EXPECT_EQ(o.api, api_kind::responses);
+  ASSERT_TRUE(o.body);
+  EXPECT_EQ(*o.body, R"({"model":"up","input":"hi"})");
+  EXPECT_TRUE(o.stream);
+  EXPECT_FALSE(o.passthrough);  // WebSocket fronts render typed events
+  EXPECT_EQ(o.request_id, "ws-7");
+}
+
+TEST_F(FrontsTest, WsChatActionGetsAnErrorEventAndItsPayload) {
+  set_script(true, {refusal()});
+  auto msgs = ws_exchange("/ws", R"({"id":"r1","action":"chat.completion","payload":)"
+                                 R"({"model":"up","messages":[{"role":"user","content":"hi"}]}})", 1);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_NE(msgs[0].find(R"("event":"error")"), std::string::npos) << msgs[0];
+  EXPECT_NE(msgs[0].find(R"("code":"rate_limit_exceeded")"), std::string::npos) << msgs[0];
+  original_request o = last_original();
+  EXPECT_EQ(o.api, api_kind::chat);
+  ASSERT_TRUE(o.body);
+  EXPECT_EQ(*o.body, R"({"model":"up","messages":[{"role":"user","content":"hi"}]})");
+  EXPECT_FALSE(o.passthrough);
+}
+
+TEST_F(FrontsTest, BrokerMessagesCarryAChatRequest) {
+  set_script(true, {delta("a"), done(), usage()});
+  http_reply r = post("/api/v1/message", R"({"user_id":"u1","message":"Hello","model":"up",)"
+                                         R"("system":"Be brief.","max_tokens":5,"seed":7})");
+  EXPECT_EQ(r.status, 202) << r.body;
+  original_request o;
+  for (int i = 0; i < 500 && o.api == api_kind::none; ++i) {  // the worker starts in a later turn
+    o = last_original();
+    if (o.api == api_kind::none) usleep(10000);
+  }
+  EXPECT_EQ(o.api, api_kind::chat);
+  ASSERT_TRUE(o.body);
+  EXPECT_EQ(*o.body, R"({"model":"up","messages":[{"role":"system","content":"Be brief."},)"
+                     R"({"role":"user","content":"Hello"}],"max_tokens":5,"seed":7,"stream":true})");
+  EXPECT_TRUE(o.stream);
+  EXPECT_FALSE(o.passthrough);
+}
+
+TEST_F(FrontsTest, TopicMirrorFollowsAPassedThroughChatStream) {
+  std::string c1 = R"({"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":"Hel"}}]})";
+  std::string c2 = R"({"id":"x","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"lo"}}]})";
+  set_script(true, {raw_event(api_kind::chat, c1), raw_event(api_kind::chat, c2), usage()});
+  auto watcher = ws_open("/ws");
+  watcher->send_text(R"({"id":"s","action":"subscribe","payload":{"topic":"gen"}})");
+  EXPECT_NE(watcher->read_text().find("subscribed"), std::string::npos);
+  http_reply r = post("/v1/chat/completions",
+                      R"({"model":"up","stream":true,"messages":[{"role":"user","content":"hi"}]})",
+                      "x-ringcast-topic: gen\r\n");
+  EXPECT_EQ(r.status, 200);
+  std::string seen;
+  for (int i = 0; i < 3; ++i) seen += watcher->read_text() + "\n";
+  EXPECT_NE(seen.find(R"("type":"delta")"), std::string::npos) << seen;
+  EXPECT_NE(seen.find(R"("delta":"Hel")"), std::string::npos) << seen;
+  EXPECT_NE(seen.find(R"("delta":"lo")"), std::string::npos) << seen;
+  EXPECT_NE(seen.find(R"("type":"done")"), std::string::npos) << seen;
 }
 
 }  // namespace
