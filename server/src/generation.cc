@@ -100,6 +100,7 @@ void generation_task::count_stream() {
 
 void generation_task::start(engine& e, generation_request req, bool bypass_queue_limit) {
   engine_ = &e;
+  engine_ref_ = shard_.share_engine(e);
   request_ = std::move(req);
   bypass_queue_limit_ = bypass_queue_limit;
   started_ns_ = shard_.loop().now_ns();

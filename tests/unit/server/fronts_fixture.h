@@ -1,6 +1,7 @@
 // Test support for the fronts: a scripted engine (each request's `original` recorded, its events
-// delivered from the shard's loop, lazily or not) serving model "up" in a real one-shard ringcast
-// on 127.0.0.1, and blocking HTTP/1.1 and WebSocket clients. The shard runs on its own thread and
+// delivered from the shard's loop, lazily or not), registered as the upstream kind "scripted" and
+// routed as model "up", in a real one-shard ringcast on 127.0.0.1, and blocking HTTP/1.1 and
+// WebSocket clients. The shard runs on its own thread and
 // stops on SIGTERM (blocked in every thread, read by the shard's signalfd).
 #pragma once
 
@@ -20,10 +21,13 @@
 
 #include "core/listener.h"
 #include "core/shard_group.h"
+#include "proto/url.h"
 #include "server/config.h"
 #include "server/engine.h"
 #include "server/rules.h"
 #include "server/shard.h"
+#include "server/upstream_kinds.h"
+#include "server/upstreams.h"
 
 namespace rc::server::test {
 
@@ -169,14 +173,39 @@ inline std::string dechunk(std::string_view s) {
   return out;
 }
 
+inline script*& current_script() {
+  static script* s = nullptr;
+  return s;
+}
+
 // One ringcast shard on 127.0.0.1 with the scripted engine, stopped by SIGTERM.
 class FrontsTest : public ::testing::Test {
  protected:
   void SetUp() override {
     block_process_signals();
+    // The kind's factory reaches this test's script through a pointer (registries are global).
+    current_script() = &script_;
+    register_upstream_kind("scripted", endpoint_family::http,
+                           [](shard_server& shard, std::shared_ptr<const upstream_config>) {
+                             return std::make_shared<scripted_engine>(shard.loop(),
+                                                                      *current_script());
+                           });
     server_config cfg;
     cfg.drain_grace_ms = 0;
     cfg.drain_timeout_ms = 2000;
+    upstream_config up;
+    up.name = "scripted";
+    up.kind = "scripted";
+    std::string url_error;
+    auto endpoint = url::parse("http://127.0.0.1:9/v1", url_error);
+    ASSERT_TRUE(endpoint) << url_error;
+    up.endpoints.push_back(*endpoint);
+    cfg.upstream.upstreams.push_back(up);
+    model_route route;
+    route.name = "up";
+    route.upstream = "scripted";
+    route.upstream_model = "up";
+    cfg.upstream.routes.push_back(route);
     std::vector<std::string> notes;
     std::string error;
     process_.initial = make_rules(cfg, nullptr, notes, error);
@@ -193,7 +222,6 @@ class FrontsTest : public ::testing::Test {
       shard_group_options opts;
       run_shards(opts, [this](reactor& r) {
         shard_server shard(r, process_, listen_fd_);
-        shard.replace_engine_for_testing(std::make_unique<scripted_engine>(r, script_));
         shard.run();
       });
     });
