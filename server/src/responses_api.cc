@@ -409,6 +409,14 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
         if (on_finished) on_finished();
         return;
       }
+      // An id shaped like ours that this ringcast never stored may be an upstream ringcast's,
+      // passed through: an upstream resolves it (or answers not-found itself).
+      engine* e = here.engine_for(req.settings.model);
+      if (status == responses_store::take_status::not_found && e && e->starts_lazily()) {
+        launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+               std::move(on_finished), deadline_ms);
+        return;
+      }
       if (status != responses_store::take_status::ok) {
         report(*c, mode, request_id,
                status == responses_store::take_status::busy

@@ -129,6 +129,17 @@ class RelayToRingcast(unittest.TestCase):
             # The upstream saw the whole conversation: more input tokens than the question alone.
             self.assertGreater(summary["usage"]["input_tokens"], r1["usage"]["input_tokens"])
 
+    def test_responses_follow_up_on_an_upstream_that_keeps_them(self):
+        with Server() as up, Front(up.url("/v1")) as front:
+            first = post_json(front.port, "/v1/responses", {"model": "relay", "input": "first"})
+            self.assertEqual(first.status, 200, first.body)
+            r1 = first.json()
+            follow = post_json(front.port, "/v1/responses", {"model": "relay", "input": "next",
+                                                             "previous_response_id": r1["id"]})
+            self.assertEqual(follow.status, 200, follow.body)
+            self.assertEqual(follow.json()["previous_response_id"], r1["id"])
+            self.assertGreater(follow.json()["usage"]["input_tokens"], r1["usage"]["input_tokens"])
+
     def test_chat_over_a_responses_only_upstream(self):
         with Server() as up, Front(up.url("/v1"), api="responses") as front:
             r = post_json(front.port, "/v1/chat/completions", chat(max_tokens=20))
@@ -185,6 +196,30 @@ def sse_script(chunks, status=200):
 
 class Faults(unittest.TestCase):
     """Front -> a scripted fake upstream."""
+
+    def test_what_comes_back_reaches_the_client_unchanged(self):
+        logprobs = {"content": [{"token": "hi", "logprob": -0.25, "bytes": [104, 105], "top_logprobs": []}]}
+        first = dict(chat_chunk("hi"), system_fingerprint="fp_up", x_vendor={"a": 1})
+        first["choices"][0]["logprobs"] = logprobs
+        with FakeUpstream(sse_script([first, chat_chunk(finish="stop"), usage_chunk()])) as fake, \
+                Front(fake.url(), upstream_model="up-model") as front:
+            r = post_json(front.port, "/v1/chat/completions", chat(stream=True, logprobs=True))
+            self.assertEqual(r.status, 200, r.body)
+            chunks = [json.loads(d) for _, d in sse_events(r.body) if d != "[DONE]"]
+            self.assertEqual(chunks[0], dict(first, model="relay"))
+            self.assertEqual(len(chunks), 2)  # the usage chunk was ringcast's idea, not the client's
+
+        whole = {"id": "chatcmpl-up", "object": "chat.completion", "created": 1, "model": "up-model",
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": None, "refusal": "I can't"},
+                              "logprobs": None, "finish_reason": "stop"}],
+                 "usage": {"prompt_tokens": 2, "completion_tokens": 3, "total_tokens": 5}, "x_vendor": [1]}
+
+        def answer(req, ex, index):
+            ex.json_answer(200, whole)
+        with FakeUpstream(answer) as fake, Front(fake.url(), upstream_model="up-model") as front:
+            r = post_json(front.port, "/v1/chat/completions", chat())
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json(), dict(whole, model="relay"))
 
     def test_rate_limit_is_retried_after_the_upstreams_delay(self):
         def script(req, ex, index):
