@@ -252,6 +252,25 @@ class Faults(unittest.TestCase):
             r = post_json(front.port, "/v1/chat/completions", chat(stream=True))
             self.assertEqual(error_of_stream(r.body)["code"], "upstream_protocol_error")
 
+    def test_a_slow_reader_gets_everything_while_the_upstream_is_held_back(self):
+        # Small watermarks: the client's backlog pauses the engine, which stops reading the
+        # upstream (TCP flow control holds it back) and resumes when the client catches up.
+        pieces = [f"{i:05d}" + "x" * 995 for i in range(6000)]  # more than the kernel buffers hold
+        with FakeUpstream(sse_script([chat_chunk(p) for p in pieces] + [chat_chunk(finish="stop")])) as fake, \
+                Front(fake.url(), "--stream-low-bytes", "4096", "--stream-high-bytes", "16384") as front:
+            from harness import ResponseReader, connect
+            raw = json.dumps(chat(stream=True)).encode()
+            with connect(front.port, timeout=30) as s:
+                s.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                           f"Content-Length: {len(raw)}\r\n\r\n").encode() + raw)
+                time.sleep(1.0)  # let the backlog build up before reading anything
+                r = ResponseReader(s, 30).read()
+            self.assertEqual(r.status, 200)
+            self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "".join(pieces))
+            m = metrics(front.port)
+            self.assertGreater(metric(m, "ringcast_backpressure_pauses_total", shard="all") or 0, 0)
+            self.assertEqual(fake.errors, [])
+
     def test_a_client_leaving_aborts_the_upstream_request(self):
         gone = []
 
