@@ -424,6 +424,20 @@ void openai_call::push_raw(std::string_view data, std::string_view name) {
     fail(protocol_failure("The upstream sent a value that is not a JSON object."), upstream_error_kind::protocol);
     return;
   }
+  if (queue_.empty() && !paused_ && !starting_) {
+    // The relay's hot path: handed to the sink straight from the scratch buffer, no copy.
+    note_event(event_type::raw);
+    engine_event e;
+    e.type = event_type::raw;
+    e.raw = scratch_.view();
+    e.raw_name = name;
+    e.raw_api = body_.wire;
+    if (!sink_.on_event(e)) {
+      paused_ = true;
+      handle_.pause_reading();
+    }
+    return;
+  }
   out_event e{.type = event_type::raw};
   e.raw.assign(scratch_.view());
   e.raw_name.assign(name);
@@ -431,13 +445,17 @@ void openai_call::push_raw(std::string_view data, std::string_view name) {
   push(std::move(e));
 }
 
-void openai_call::push(out_event&& e) {
-  if (e.type != event_type::error) committed_ = true;
-  if (!first_token_seen_ && (e.type == event_type::delta || e.type == event_type::tool_call ||
-                             e.type == event_type::raw)) {
+void openai_call::note_event(event_type type) {
+  if (type != event_type::error) committed_ = true;
+  if (!first_token_seen_ &&
+      (type == event_type::delta || type == event_type::tool_call || type == event_type::raw)) {
     first_token_seen_ = true;
     engine_.metrics().first_token.observe_us((engine_.shard().loop().now_ms() - start_ms_) * 1000);
   }
+}
+
+void openai_call::push(out_event&& e) {
+  note_event(e.type);
   queue_.push_back(std::move(e));
 }
 

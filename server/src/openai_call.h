@@ -87,6 +87,8 @@ class openai_call final : public engine_stream, public response_sink {
   bool push_decoded(std::vector<openai::stream_event>& events);
   void push_raw(std::string_view data, std::string_view name);
   void push(out_event&& e);
+  // Bookkeeping of an event on its way to the sink: commitment and the first-token time.
+  void note_event(event_type type);
   // Delivers queued events while the sink accepts them. False if the call is over.
   void drain();
 
