@@ -149,6 +149,35 @@ class RelayToRingcast(unittest.TestCase):
             self.assertEqual(got["choices"][0]["finish"], "length")
             self.assertGreater(got["usage"]["completion_tokens"], 0)
 
+    def test_tool_calls_survive_translation_both_ways(self):
+        chat_tools = [{"type": "function", "function": {"name": "lookup", "description": "find",
+                       "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}}]
+        resp_tools = [{"type": "function", "name": "lookup", "description": "find",
+                       "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]
+        with Server() as up:
+            direct = post_json(up.port, "/v1/chat/completions",
+                               chat("use lookup", model=MOCK, tools=chat_tools, tool_choice="required")).json()
+            want = chat_from_json(direct)["choices"][0]["tool_calls"]
+            self.assertTrue(want)
+            with Front(up.url("/v1"), api="chat") as front:  # Responses -> chat
+                r = post_json(front.port, "/v1/responses", {"model": "relay", "input": "use lookup",
+                                                            "tools": resp_tools, "tool_choice": "required"})
+                self.assertEqual(r.status, 200, r.body)
+                calls = [(i["name"], i["arguments"]) for i in r.json()["output"] if i["type"] == "function_call"]
+                self.assertEqual(calls, want)
+                call_id = next(i["call_id"] for i in r.json()["output"] if i["type"] == "function_call")
+                follow = post_json(front.port, "/v1/responses", {
+                    "model": "relay", "previous_response_id": r.json()["id"], "tools": resp_tools,
+                    "input": [{"type": "function_call_output", "call_id": call_id, "output": "42"}]})
+                self.assertEqual(follow.status, 200, follow.body)
+            with Front(up.url("/v1"), api="responses") as front:  # chat -> Responses
+                r = post_json(front.port, "/v1/chat/completions",
+                              chat("use lookup", tools=chat_tools, tool_choice="required", stream=True))
+                self.assertEqual(r.status, 200, r.body)
+                got = chat_from_sse(r.body)["choices"][0]
+                self.assertEqual(got["tool_calls"], want)
+                self.assertEqual(got["finish"], "tool_calls")
+
     def test_ws_fronts_get_typed_events(self):
         with Server() as up, Front(up.url("/v1")) as front:
             direct = chat_from_json(post_json(up.port, "/v1/chat/completions", chat(model=MOCK, max_tokens=9)).json())
