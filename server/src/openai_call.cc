@@ -261,9 +261,16 @@ void openai_call::on_responses_value(std::string_view data, std::string_view nam
   bool failed = std::any_of(decoded_.begin(), decoded_.end(), [](const openai::stream_event& e) {
     return e.type == openai::stream_event_type::error;
   });
-  if (!body_.passthrough || failed) {
+  // An upstream error before anything reached the client becomes the client's HTTP error
+  // (lazy start); after that a passed-through stream relays the upstream's own `error` or
+  // `response.failed` event and ends with it.
+  if (!body_.passthrough || (failed && !committed_)) {
     push_decoded(decoded_);
     return;
+  }
+  if (failed) {
+    engine_.count_error(upstream_error_kind::stream);
+    upstream_done_ = true;
   }
   json::value type = root.is_object() ? root.find("type") : json::value();
   if (type && type.is_string()) name = type.get_string();
@@ -403,8 +410,12 @@ bool openai_call::push_decoded(std::vector<openai::stream_event>& events) {
         e.finish = d.finish;
         break;
       case openai::stream_event_type::error: {
+        // An error inside a 200 stream: the client's fault if the upstream says so, else the
+        // upstream's (502). Only used as a status if nothing was sent yet (lazy start).
         upstream_failure f;
-        f.http_status = 502;
+        f.http_status = d.error_type == "invalid_request_error"   ? 400
+                        : d.error_code == "rate_limit_exceeded" ? 429
+                                                                : 502;
         f.code = std::move(d.error_code);
         f.message = std::move(d.error_message);
         f.type = d.error_type.empty() ? "server_error" : std::move(d.error_type);

@@ -300,6 +300,34 @@ class Faults(unittest.TestCase):
             self.assertGreater(metric(m, "ringcast_backpressure_pauses_total", shard="all") or 0, 0)
             self.assertEqual(fake.errors, [])
 
+    def test_responses_errors_before_and_after_the_first_event(self):
+        created = {"type": "response.created", "sequence_number": 0,
+                   "response": {"id": "resp_up", "object": "response", "model": "up-model", "status": "in_progress", "output": []}}
+        delta = {"type": "response.output_text.delta", "sequence_number": 1, "item_id": "msg_1",
+                 "output_index": 0, "content_index": 0, "delta": "par"}
+        failed = {"type": "response.failed", "sequence_number": 2,
+                  "response": {"id": "resp_up", "object": "response", "model": "up-model", "status": "failed", "output": [],
+                               "error": {"code": "server_error", "message": "the model crashed"}}}
+        early_error = {"type": "error", "sequence_number": 0, "code": "server_is_sad", "message": "sad", "param": None}
+
+        def script(req, ex, index):
+            ex.head(200)
+            for e in ([early_error] if index == 0 else [created, delta, failed]):
+                ex.sse(e, event=e["type"])
+            ex.end()
+
+        with FakeUpstream(script) as fake, Front(fake.url(), api="responses") as front:
+            body = {"model": "relay", "input": "x", "stream": True}
+            first = post_json(front.port, "/v1/responses", body)
+            self.assertEqual(first.status, 502, first.body)  # nothing was sent yet: an HTTP error
+            self.assertEqual(first.json()["error"]["code"], "server_is_sad")
+            second = post_json(front.port, "/v1/responses", body)
+            self.assertEqual(second.status, 200)
+            events = [(t, json.loads(d)) for t, d in sse_events(second.body)]
+            self.assertEqual([t for t, _ in events], ["response.created", "response.output_text.delta", "response.failed"])
+            self.assertEqual(events[2][1]["response"]["model"], "relay")
+            self.assertEqual(events[2][1]["response"]["error"]["message"], "the model crashed")
+
     def test_a_client_leaving_aborts_the_upstream_request(self):
         gone = []
 
