@@ -35,8 +35,9 @@
 // one set of queries (coalescing).
 //
 // Thread-safety: a resolver belongs to one shard. Callbacks may call resolve() and cancel_all()
-// but must not destroy the resolver; it must be idle() when destroyed (cancel_all(), then let
-// the reactor run until the cancelled queries' completions have arrived).
+// but must not destroy the resolver. It may be destroyed at any other time: callbacks not yet run
+// are then dropped without being called, and queries still in the kernel are cancelled and free
+// themselves when their completions arrive.
 #pragma once
 
 #include <sys/socket.h>
@@ -99,6 +100,7 @@ class resolver {
   // are cancelled (the resolver is idle() once their completions have arrived).
   void cancel_all();
 
+  // No lookup has operations in the kernel and no callback is waiting.
   bool idle() const { return lookups_.empty() && ready_.empty(); }
   const resolver_stats& stats() const { return stats_; }
   const resolv_conf& config() const { return conf_; }
