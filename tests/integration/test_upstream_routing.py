@@ -76,10 +76,11 @@ class UpstreamFlag(unittest.TestCase):
                 self.assertEqual(r.status, 200, r.body)
                 self.assertEqual(r.json()["model"], "beta")
                 self.assertEqual(completion_tokens(r), 3)
-                # A name the upstream does not serve goes there too (and fails there).
-                r = post_json(front.port, "/v1/chat/completions", chat("gamma"))
-                self.assertNotEqual(r.status, 200, r.body)
-                self.assertIn(b"gamma", r.body)
+                # A name the upstream does not serve goes there too: its 404 reaches the client.
+                for stream in (False, True):
+                    r = post_json(front.port, "/v1/chat/completions", chat("gamma", stream))
+                    self.assertEqual(r.status, 404, r.body)
+                    self.assertEqual(r.json()["error"]["code"], "model_not_found")
 
     def test_an_explicit_model_keeps_the_mock_beside_the_upstream(self):
         with Server("--model", "alpha", "--mock-tokens", "3") as up:
