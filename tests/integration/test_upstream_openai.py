@@ -328,6 +328,21 @@ class Faults(unittest.TestCase):
             self.assertEqual(events[2][1]["response"]["model"], "relay")
             self.assertEqual(events[2][1]["response"]["error"]["message"], "the model crashed")
 
+    def test_the_model_list_is_asked_again_after_a_failure(self):
+        with FakeUpstream(sse_script([chat_chunk("x"), chat_chunk(finish="stop")]), models_failures=1) as fake, \
+                Server("--upstream", fake.url()) as front:
+            from harness import get
+            self.assertEqual(get(front.port, "/v1/models").json()["data"], [])
+            time.sleep(5.5)  # the engine asks again, at a request, 5 s after a failed list
+            self.assertEqual(post_json(front.port, "/v1/chat/completions", chat(model="up-model")).status, 200)
+            deadline = time.monotonic() + 10
+            ids = []
+            while time.monotonic() < deadline and not ids:
+                ids = [m["id"] for m in get(front.port, "/v1/models").json()["data"]]
+                time.sleep(0.05)
+            self.assertEqual(ids, ["up-model"])
+            self.assertEqual(fake.model_requests, 2)
+
     def test_a_client_leaving_aborts_the_upstream_request(self):
         gone = []
 

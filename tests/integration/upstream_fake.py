@@ -70,9 +70,10 @@ class FakeUpstream:
     .../models, which ringcast asks once per shard at start-up: answered with `models`, counted
     in model_requests, not in requests)."""
 
-    def __init__(self, script, models=("up-model",)):
+    def __init__(self, script, models=("up-model",), models_failures=0):
         self.script = script
         self.models = list(models)
+        self.models_failures = models_failures  # the first model lists answered 503
         self.model_requests = 0
         self.requests = []
         self.aborted = []  # indexes of requests whose client left before the script finished
@@ -124,6 +125,11 @@ class FakeUpstream:
                 if method == "GET" and target.endswith("/models"):
                     with self._lock:
                         self.model_requests += 1
+                        failing = self.model_requests <= self.models_failures
+                    if failing:
+                        Exchange(conn).json_answer(503, {"error": {"message": "starting", "type": "server_error",
+                                                                   "param": None, "code": None}})
+                        return
                     Exchange(conn).json_answer(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]})
                     return
