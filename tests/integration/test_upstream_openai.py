@@ -186,6 +186,15 @@ class RelayToRingcast(unittest.TestCase):
                                             lambda ev: ev and ev[-1]["event"] in ("chat.complete", "error")))
             self.assertEqual(chat_from_ws(events), direct)
 
+    def test_responses_websocket_mode_decodes_the_upstreams_events(self):
+        with Server() as up, Front(up.url("/v1")) as front:
+            body = {"model": "relay", "input": "over a socket", "max_output_tokens": 20}
+            direct = responses_summary(post_json(up.port, "/v1/responses", dict(body, model=MOCK)).json())
+            events = asyncio.run(ws_collect(f"ws://127.0.0.1:{front.port}/v1/responses",
+                                            [dict(body, type="response.create")],
+                                            lambda ev: ev and ev[-1]["type"] in ("response.completed", "response.incomplete", "error")))
+            self.assertEqual(responses_from_events([(e["type"], e) for e in events]), direct)
+
     def test_embeddings_are_forwarded(self):
         with Server() as up, Front(up.url("/v1")) as front:
             body = {"model": "relay", "input": ["one text", "another"], "encoding_format": "float"}
