@@ -22,11 +22,12 @@ def config_text(url, api="both", upstream_model=MOCK, key_env=None, settings=Non
     values = {"retries_max": 2, "backoff_base_ms": 10, "backoff_cap_ms": 50, "breaker_failures": 100}
     values.update(settings or {})
     lines = "\n".join(f"{k} = {v}" for k, v in values.items())
+    urls = ", ".join(f'"{u}"' for u in (url if isinstance(url, list) else [url]))
     return f"""
 [[upstreams]]
 name = "u"
 kind = "openai"
-endpoints = ["{url}"]
+endpoints = [{urls}]
 api = "{api}"
 {lines}
 {f'api_key_env = "{key_env}"' if key_env else ''}
@@ -336,6 +337,23 @@ class Faults(unittest.TestCase):
             self.assertEqual([t for t, _ in events], ["response.created", "response.output_text.delta", "response.failed"])
             self.assertEqual(events[2][1]["response"]["model"], "relay")
             self.assertEqual(events[2][1]["response"]["error"]["message"], "the model crashed")
+
+    def test_a_dead_endpoint_is_retried_elsewhere_and_its_breaker_opens(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+        s.close()
+        with FakeUpstream(sse_script([chat_chunk("ok"), chat_chunk(finish="stop")])) as fake, \
+                Front([dead, fake.url()], settings={"breaker_failures": 2, "breaker_cooldown_ms": 60000}) as front:
+            for _ in range(6):
+                r = post_json(front.port, "/v1/chat/completions", chat(stream=True))
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "ok")
+            self.assertEqual(len(fake.requests), 6)
+            m = metrics(front.port)
+            self.assertEqual(metric(m, "ringcast_upstream_endpoint_breaker_open", upstream="u", endpoint=dead), 1)
+            self.assertEqual(metric(m, "ringcast_upstream_endpoint_breaker_open", upstream="u", endpoint=fake.url()), 0)
+            self.assertLessEqual(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="connect_failed"), 2)
 
     def test_the_model_list_is_asked_again_after_a_failure(self):
         with FakeUpstream(sse_script([chat_chunk("x"), chat_chunk(finish="stop")]), models_failures=1) as fake, \
