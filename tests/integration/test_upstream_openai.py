@@ -13,7 +13,7 @@ import unittest
 from harness import Server, assert_error_envelope, metric, metrics
 from openai_client import (chat_from_json, chat_from_sse, chat_from_ws, post_json, responses_from_events,
                            responses_summary, sse_events, ws_collect)
-from upstream_fake import FakeUpstream, chat_chunk, usage_chunk
+from upstream_fake import FakeUpstream, chat_chunk, make_test_ca, usage_chunk
 
 MOCK = "ringcast-mock"
 
@@ -354,6 +354,22 @@ class Faults(unittest.TestCase):
             self.assertEqual(metric(m, "ringcast_upstream_endpoint_breaker_open", upstream="u", endpoint=dead), 1)
             self.assertEqual(metric(m, "ringcast_upstream_endpoint_breaker_open", upstream="u", endpoint=fake.url()), 0)
             self.assertLessEqual(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="connect_failed"), 2)
+
+    def test_https_upstream_with_the_configured_ca(self):
+        with tempfile.TemporaryDirectory() as d:
+            ca, cert, key = make_test_ca(d)
+            with FakeUpstream(sse_script([chat_chunk("secure"), chat_chunk(finish="stop")]), tls=(cert, key)) as fake:
+                for host in ("localhost", "127.0.0.1"):  # a name (SNI, DNS SAN) and an IP literal (IP SAN)
+                    with Front(fake.url(host=host), settings={"ca_file": f'"{ca}"'}) as front:
+                        r = post_json(front.port, "/v1/chat/completions", chat(stream=True))
+                        self.assertEqual(r.status, 200, r.body)
+                        self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "secure")
+                with Front(fake.url(host="localhost"), settings={"retries_max": 0}) as front:  # the system store
+                    r = post_json(front.port, "/v1/chat/completions", chat())
+                    err = assert_error_envelope(self, r, 502)
+                    self.assertEqual(err["code"], "upstream_tls_error")
+                with Front(fake.url(host="localhost"), settings={"tls_verify": "false"}) as front:
+                    self.assertEqual(post_json(front.port, "/v1/chat/completions", chat(stream=True)).status, 200)
 
     def test_the_model_list_is_asked_again_after_a_failure(self):
         with FakeUpstream(sse_script([chat_chunk("x"), chat_chunk(finish="stop")]), models_failures=1) as fake, \
