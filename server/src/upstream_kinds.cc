@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/openai_engine.h"
+
 namespace rc::server {
 namespace {
 
@@ -27,7 +29,8 @@ void register_upstream_kind(std::string name, endpoint_family endpoints,
 void register_builtin_upstream_kinds() {
   // One line per kind. A kind registered without a factory is known to the configuration (its
   // tables are checked) but refused at start-up until its engine is built in.
-  if (!find_upstream_kind("openai")) register_upstream_kind("openai", endpoint_family::http, {});
+  if (!find_upstream_kind("openai"))
+    register_upstream_kind("openai", endpoint_family::http, make_openai_engine);
   if (!find_upstream_kind("responses-ws"))
     register_upstream_kind("responses-ws", endpoint_family::websocket, {});
 }
