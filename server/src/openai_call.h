@@ -1,7 +1,7 @@
 // Private to the openai engine: one generation against the upstream (see openai_engine.h for
 // the contract). The request body is prepared once (openai_call_body.cc) and shared by the
-// attempts; the answer is decoded as it arrives (openai_call.cc) into a queue of events that
-// is drained into the sink while the sink accepts them.
+// attempts; the answer is decoded as it arrives (openai_call.cc) into events delivered to the
+// sink while it accepts them, queued while it is paused (openai_call_events.cc).
 //
 // Thread-safety: a call belongs to its engine's shard.
 #pragma once

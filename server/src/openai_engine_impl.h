@@ -1,5 +1,5 @@
-// Private to the openai engine (openai_engine.cc, openai_call*.cc): the engine class, its
-// endpoints with their circuit breakers, and what a stream needs from it.
+// Private to the openai engine (openai_engine.cc, openai_call*.cc): the engine class, and what a
+// stream needs from it (endpoints and breakers, the retry policy, the pools, metrics).
 //
 // Thread-safety: everything belongs to the engine's shard.
 #pragma once
