@@ -213,8 +213,11 @@ class RelayToRingcast(unittest.TestCase):
 
     def test_metrics_per_upstream(self):
         with Server() as up, Front(up.url("/v1")) as front:
-            for _ in range(3):
-                self.assertEqual(post_json(front.port, "/v1/chat/completions", chat(max_tokens=3)).status, 200)
+            for stream in (False, True, False):
+                self.assertEqual(post_json(front.port, "/v1/chat/completions", chat(max_tokens=3, stream=stream)).status, 200)
+            # Finished requests leave their connection in the pool: one connection served the model
+            # list and the three requests (the other one is this /metrics request's).
+            self.assertEqual(metric(metrics(up.port), "ringcast_connections_accepted_total", shard="all"), 2)
             m = metrics(front.port)
             self.assertEqual(metric(m, "ringcast_upstream_requests_total", upstream="u"), 3)
             self.assertEqual(metric(m, "ringcast_upstream_first_token_seconds_count", upstream="u"), 3)
