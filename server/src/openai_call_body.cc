@@ -84,16 +84,36 @@ void write_typed_chat(const generation_request& req, std::string_view model, byt
   w.end_object();
 }
 
+// How many turns the front made of the request's input items (generation.cc, append_turns):
+// one per message, function or custom tool call and output, local shell call and (non-empty)
+// output; none for the items a text-only engine cannot use (reasoning, references, hosted tools).
+size_t turns_of_input(const json::value& input) {
+  if (!input) return 0;
+  if (!input.is_array()) return 1;
+  size_t n = 0;
+  for (json::value item : input.elements()) {
+    json::value type = item.is_object() ? item.find("type") : json::value();
+    std::string_view t = type && type.is_string() ? type.get_string() : std::string_view("message");
+    if (t == "local_shell_call_output") {
+      json::value out = item.find("output");
+      n += out && out.is_string() && !out.get_string().empty();
+      continue;
+    }
+    n += t == "message" || t == "function_call" || t == "function_call_output" ||
+         t == "custom_tool_call" || t == "custom_tool_call_output" || t == "local_shell_call";
+  }
+  return n;
+}
+
 // The turns of a Responses conversation before the current request: the front put the stored
-// history first, the instructions (if any) in front of it, and one turn per input item last.
+// history first, the instructions (if any) in front of it, and the input's turns last.
 std::vector<openai::history_message> history_of(const generation_request& req,
                                                 const json::value& root) {
   std::vector<openai::history_message> out;
   if (req.original.previous_response_id.empty()) return out;
   json::value instructions = root.find("instructions");
   size_t first = instructions && instructions.is_string() ? 1 : 0;
-  json::value input = root.find("input");
-  size_t current = !input ? 0 : input.is_array() ? input.size() : 1;
+  size_t current = turns_of_input(root.find("input"));
   size_t end = req.conversation.size() > current ? req.conversation.size() - current : 0;
   for (size_t i = first; i < end; ++i)
     out.push_back({req.conversation[i].role, req.conversation[i].text});
