@@ -196,6 +196,27 @@ class RelayToRingcast(unittest.TestCase):
                                             lambda ev: ev and ev[-1]["type"] in ("response.completed", "response.incomplete", "error")))
             self.assertEqual(responses_from_events([(e["type"], e) for e in events]), direct)
 
+    def test_follow_ups_of_responses_ringcast_minted_on_a_responses_upstream(self):
+        # The WebSocket mode renders typed events: ringcast mints the ids and keeps the
+        # conversation; a follow-up replays it to the upstream, which never saw that id.
+        async def conversation(port):
+            url = f"ws://127.0.0.1:{port}/v1/responses"
+            done = lambda ev: ev and ev[-1]["type"] in ("response.completed", "response.incomplete", "error")
+            first = await ws_collect(url, [{"type": "response.create", "model": "relay", "input": "first"}], done)
+            r1 = first[-1]["response"]
+            second = await ws_collect(url, [{"type": "response.create", "model": "relay", "input": "second",
+                                             "previous_response_id": r1["id"]}], done)
+            return r1, second[-1]
+
+        with Server() as up, Front(up.url("/v1"), api="responses") as front:
+            r1, last = asyncio.run(conversation(front.port))
+            self.assertEqual(last["type"], "response.completed", last)
+            self.assertGreater(last["response"]["usage"]["input_tokens"], r1["usage"]["input_tokens"])
+            # And over HTTP (passed through) the same follow-up works too.
+            r = post_json(front.port, "/v1/responses", {"model": "relay", "input": "third",
+                                                        "previous_response_id": r1["id"]})
+            self.assertEqual(r.status, 200, r.body)
+
     def test_embeddings_are_forwarded(self):
         with Server() as up, Front(up.url("/v1")) as front:
             body = {"model": "relay", "input": ["one text", "another"], "encoding_format": "float"}

@@ -95,6 +95,26 @@ TEST(OpenaiCallBody, AConversationRingcastDidNotKeepCannotContinueOnAChatUpstrea
   EXPECT_EQ(f->param, "previous_response_id");
 }
 
+TEST(OpenaiCallBody, AResponseRingcastMintedIsReplayedToAResponsesUpstream) {
+  // A typed front (WebSocket mode) answered the first response: its id is ringcast's, and the
+  // front found its conversation in the store.
+  generation_request g = with_body(
+      api_kind::responses,
+      R"({"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"now"}]}],)"
+      R"("previous_response_id":"resp_0_1","tools":[]})",
+      false);
+  g.original.previous_response_id = "resp_0_1";
+  g.conversation = {{openai::message_role::user, "before"},
+                    {openai::message_role::assistant, "answer"},
+                    {openai::message_role::user, "now"}};
+  upstream_body b = prepare(g, upstream_api::both);
+  EXPECT_EQ(b.wire, api_kind::responses);
+  EXPECT_EQ(b.text,
+            R"({"model":"up","input":[{"role":"user","content":"before"},{"role":"assistant","content":"answer"},)"
+            R"({"role":"user","content":[{"type":"input_text","text":"now"}]}],)"
+            R"("previous_response_id":null,"tools":[],"stream":true})");
+}
+
 TEST(OpenaiCallBody, ChatOnAResponsesUpstreamIsTranslated) {
   generation_request g = with_body(api_kind::chat, R"({"model":"m","messages":[{"role":"user","content":"q"}]})", true);
   upstream_body b = prepare(g, upstream_api::responses);
