@@ -71,6 +71,25 @@ class UpstreamErrors(unittest.TestCase):
             m = metrics(front.port)
             self.assertEqual(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="connect_failed"), 3)
 
+    def test_every_breaker_open_is_503_without_trying(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()
+        with Front(f"http://127.0.0.1:{port}/v1", settings={"breaker_failures": 1, "breaker_cooldown_ms": 60000,
+                                                             "retries_max": 0}) as front:
+            for _ in range(3):
+                r = post_json(front.port, "/v1/chat/completions", chat())
+                assert_error_envelope(self, r, 503)
+                self.assertGreaterEqual(int(r.header("retry-after")), 1)
+            m = metrics(front.port)
+            # One failure opens the breaker (the start-up model list's, or the first request's):
+            # after it, requests are refused without being tried.
+            tried = metric(m, "ringcast_upstream_errors_total", upstream="u", kind="connect_failed") or 0
+            refused = metric(m, "ringcast_upstream_errors_total", upstream="u", kind="no_endpoint") or 0
+            self.assertLessEqual(tried, 1)
+            self.assertEqual(tried + refused, 3)
+
     def test_first_byte_timeout_is_504(self):
         def script(req, ex, index):
             ex.client_gone(10)  # never answers
