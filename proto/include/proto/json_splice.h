@@ -54,5 +54,8 @@ struct member_edit {
 // edit.value; an edit whose key is absent is appended as the last member (if append_if_absent).
 // False (nothing appended) if `text` is not an object.
 bool rewrite_object(std::string_view text, std::span<const member_edit> edits, byte_buffer& out);
+// The same for an object already scanned (`members` and `close` from scan_object(text, …)).
+void rewrite_scanned(std::string_view text, std::span<const member_span> members, size_t close,
+                     std::span<const member_edit> edits, byte_buffer& out);
 
 }  // namespace rc::json
