@@ -63,6 +63,8 @@ pool_options pools_of(const upstream_config& cfg) {
   pool_options po;
   po.max_connections = cfg.connections_max == 0 ? UINT32_MAX : cfg.connections_max;
   po.max_idle = cfg.pool_idle_max;
+  po.tls.verify = cfg.tls_verify;
+  po.tls.ca_file = cfg.ca_file;
   return po;
 }
 
