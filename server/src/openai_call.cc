@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <ctime>
 
+#include "proto/json_splice.h"
 #include "proto/openai_upstream.h"
 #include "server/shard.h"
 
@@ -241,6 +242,11 @@ void openai_call::on_chat_value(std::string_view data, const json::value& root) 
   }
   // The usage chunk (no choices) goes to clients that asked for it; ringcast asked for itself.
   if (!chat_.last_had_choices() && root.find("usage") && !body_.client_include_usage) return;
+  // So do the "usage": null members of the other chunks: without them, as from the upstream.
+  if (!body_.client_include_usage && data.find("\"usage\"") != std::string_view::npos) {
+    unasked_.clear();
+    if (json::remove_member(data, "usage", "null", unasked_)) data = unasked_.view();
+  }
   push_raw(data, {});
 }
 

@@ -116,6 +116,7 @@ class openai_call final : public engine_stream, public response_sink {
   openai::responses_decoder responses_;
   std::vector<openai::stream_event> decoded_;
   byte_buffer scratch_;
+  byte_buffer unasked_;  // a chunk without the "usage": null the client did not ask for
   std::deque<out_event> queue_;
   bool committed_ = false;      // an event other than an error was queued: no more retries
   bool upstream_done_ = false;  // [DONE] or a terminal Responses event was seen
