@@ -184,6 +184,7 @@ void openai_engine::call_json(std::string target, std::string method, std::strin
         } else {
           endpoints_.on_failure(ep, shard_.loop().now_ms());
         }
+        update_gauges();
         done(status, response);
       });
   call->handle = client_.start(endpoints_.pool(ep), std::move(req), *call);

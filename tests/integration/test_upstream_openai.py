@@ -234,6 +234,12 @@ class RelayToRingcast(unittest.TestCase):
 
     def test_metrics_per_upstream(self):
         with Server() as up, Front(up.url("/v1")) as front:
+            endpoint = f"http://127.0.0.1:{up.port}/v1"
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and metric(  # the start-up model list is done
+                    metrics(front.port), "ringcast_upstream_endpoint_connections", upstream="u",
+                    endpoint=endpoint, state="idle") != 1:
+                time.sleep(0.01)
             for stream in (False, True, False):
                 self.assertEqual(post_json(front.port, "/v1/chat/completions", chat(max_tokens=3, stream=stream)).status, 200)
             # Finished requests leave their connection in the pool: one connection served the model
@@ -244,7 +250,7 @@ class RelayToRingcast(unittest.TestCase):
             self.assertEqual(metric(m, "ringcast_upstream_first_token_seconds_count", upstream="u"), 3)
             # The endpoint also served the model list the engine asked for at start-up.
             self.assertEqual(metric(m, "ringcast_upstream_endpoint_requests_total", upstream="u",
-                                    endpoint=f"http://127.0.0.1:{up.port}/v1"), 4)
+                                    endpoint=endpoint), 4)
 
 
 def sse_script(chunks, status=200):
