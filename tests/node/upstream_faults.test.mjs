@@ -51,11 +51,16 @@ test('upstream faults before the first byte: statuses, envelopes, Retry-After an
     assert.equal(r.status, 429);
     assert.ok(r.headers.get('retry-after'));
     assert.equal(attempts(), 8);
-    // 500s after the retries: 502.
-    fake.script({ status: 500 }, { status: 500 }, { status: 500 });
+    // 502s after the retries: 502.
+    fake.script({ status: 502 }, { status: 502 }, { status: 502 });
     r = await post(srv, '/v1/chat/completions', chat);
     assert.equal(r.status, 502);
     assert.equal(attempts(), 11);
+    // A 500 is not retried (an engine that failed on a request usually fails again): 502 at once.
+    fake.script({ status: 500 });
+    r = await post(srv, '/v1/chat/completions', chat);
+    assert.equal(r.status, 502);
+    assert.equal(attempts(), 12);
     // The upstream never answers: 504 once the first-byte timeout passes, also for a stream.
     fake.script({ stall: 'before_head' });
     r = await post(srv, '/v1/chat/completions', { ...chat, stream: true });
