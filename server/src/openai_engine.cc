@@ -68,12 +68,19 @@ pool_options pools_of(const upstream_config& cfg) {
   return po;
 }
 
+// The client looks names up through the shard's resolver, whose cache every engine shares.
+client_options shard_client_options(shard_server& shard) {
+  client_options o;
+  o.shared_resolver = &shard.names();
+  return o;
+}
+
 }  // namespace
 
 openai_engine::openai_engine(shard_server& shard, std::shared_ptr<const upstream_config> cfg)
     : shard_(shard),
       cfg_(std::move(cfg)),
-      client_(shard.loop(), shard.sockets()),
+      client_(shard.loop(), shard.sockets(), shard_client_options(shard)),
       endpoints_(client_, cfg_->endpoints, pools_of(*cfg_),
                  breaker_options{.failures_to_open = cfg_->breaker_failures,
                                  .cool_down_ms = cfg_->breaker_cooldown_ms}),

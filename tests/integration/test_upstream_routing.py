@@ -63,6 +63,20 @@ def wait_until(what, check, timeout=15.0):
 
 
 @unittest.skipUnless(openai_kind_available(), "no engine for the openai kind in this build")
+class UpstreamByName(unittest.TestCase):
+    def test_a_host_name_goes_through_the_shards_resolver(self):
+        # "localhost" comes from the hosts file (127.0.0.1 and ::1; the upstream listens on the
+        # first): the shard's resolver answers, and /metrics counts the lookup.
+        with Server("--mock-tokens", "3") as up:
+            with Server("--upstream", f"http://localhost:{up.port}/v1") as front:
+                r = post_json(front.port, "/v1/chat/completions", chat("ringcast-mock"))
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(completion_tokens(r), 3)
+                samples = metrics(front.port)
+                self.assertGreaterEqual(metric(samples, "ringcast_resolver_lookups_total", shard="all"), 1)
+                self.assertEqual(metric(samples, "ringcast_resolver_failures_total", shard="all"), 0)
+
+
 class UpstreamFlag(unittest.TestCase):
     def test_every_model_goes_upstream_and_models_lists_the_upstreams(self):
         with Server("--model", "alpha", "--model", "beta", "--mock-tokens", "3") as up:
