@@ -47,7 +47,8 @@ openai_call::openai_call(openai_engine& e, const generation_request& req, engine
     : engine_(e),
       sink_(sink),
       client_model_(req.model),
-      request_id_(req.original.request_id) {
+      request_id_(req.original.request_id),
+      choices_(std::max<uint32_t>(req.choices, 1)) {
   timer_.bind<openai_call, &openai_call::on_timer>(this);
   const upstream_config& cfg = e.config();
   start_ms_ = e.shard().loop().now_ms();
@@ -229,6 +230,7 @@ void openai_call::on_sse_event(std::string_view name, std::string_view data) {
 void openai_call::on_chat_value(std::string_view data, const json::value& root) {
   decoded_.clear();
   chat_.decode(root, decoded_);
+  if (bad_choice(decoded_)) return;
   for (const auto& e : decoded_) saw_finish_ |= e.type == openai::stream_event_type::done;
   if (!body_.passthrough) {
     push_decoded(decoded_);
@@ -318,6 +320,7 @@ void openai_call::on_whole_body() {
   } else {
     responses_.decode_response(r.root, decoded_);
   }
+  if (bad_choice(decoded_)) return;
   bool failed = std::any_of(decoded_.begin(), decoded_.end(), [](const openai::stream_event& e) {
     return e.type == openai::stream_event_type::error;
   });

@@ -8,7 +8,20 @@
 
 namespace rc::server {
 
+bool openai_call::bad_choice(const std::vector<openai::stream_event>& events) {
+  for (const openai::stream_event& d : events) {
+    if (d.type == openai::stream_event_type::error || d.choice < choices_) continue;
+    // The fronts keep one slot per requested choice: an index past them is malformed.
+    fail(protocol_failure("The upstream answered choice " + std::to_string(d.choice) + " of " +
+                          std::to_string(choices_) + "."),
+         upstream_error_kind::protocol);
+    return true;
+  }
+  return false;
+}
+
 bool openai_call::push_decoded(std::vector<openai::stream_event>& events) {
+  if (bad_choice(events)) return true;
   for (openai::stream_event& d : events) {
     out_event e;
     e.choice = d.choice;

@@ -1,0 +1,43 @@
+"""The openai engine against upstreams that misbehave in ways a healthy one never does: choice
+indexes past n, event names and data that would break the client's SSE framing, embeddings
+that fail or outlive their engine (scripted with upstream_fake.py)."""
+
+import asyncio
+import unittest
+
+from harness import assert_error_envelope
+from openai_client import post_json, ws_collect
+from test_upstream_openai import Front, chat, sse_script
+from upstream_fake import FakeUpstream, chat_chunk
+
+
+def ws_chat(port, body):
+    return asyncio.run(ws_collect(f"ws://127.0.0.1:{port}/ws",
+                                  [{"id": "c1", "action": "chat.completion", "payload": body}],
+                                  lambda ev: ev and ev[-1]["event"] in ("chat.complete", "error")))
+
+
+class ChoiceIndexes(unittest.TestCase):
+    def test_a_choice_past_n_is_a_protocol_error(self):
+        chunks = [chat_chunk("a", index=1), chat_chunk(finish="stop", index=1)]
+        with FakeUpstream(sse_script(chunks)) as fake, Front(fake.url(), api="chat") as front:
+            events = ws_chat(front.port, chat())
+            self.assertEqual(events[-1]["event"], "error", events)
+            self.assertEqual(events[-1]["error"]["code"], "upstream_protocol_error")
+            # Over HTTP too (passed through), a chunk for a choice nobody asked for ends the stream.
+            r = post_json(front.port, "/v1/chat/completions", chat(stream=True))
+            self.assertIn(b"upstream_protocol_error", r.body)
+
+    def test_a_whole_completion_with_a_choice_past_n_is_refused(self):
+        whole = {"id": "c", "object": "chat.completion", "created": 1, "model": "up-model",
+                 "choices": [{"index": 0, "message": {"role": "assistant", "content": "a"}, "finish_reason": "stop"},
+                             {"index": 5, "message": {"role": "assistant", "content": "b"}, "finish_reason": "stop"}],
+                 "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+        with FakeUpstream(lambda req, ex, i: ex.json_answer(200, whole)) as fake, \
+                Front(fake.url(), api="chat") as front:
+            err = assert_error_envelope(self, post_json(front.port, "/v1/chat/completions", chat()), 502)
+            self.assertEqual(err["code"], "upstream_protocol_error")
+
+
+if __name__ == "__main__":
+    unittest.main()
