@@ -68,6 +68,22 @@ pool_options pools_of(const upstream_config& cfg) {
   return po;
 }
 
+// Holds an engine while a call outside a stream waits on it (a reload may replace the engine
+// meanwhile), and lets it go on a later turn: never destroyed inside one of its own callbacks.
+class engine_hold {
+ public:
+  engine_hold(std::shared_ptr<engine> e, reactor& loop) : engine_(std::move(e)), loop_(&loop) {}
+  engine_hold(engine_hold&& o) noexcept : engine_(std::move(o.engine_)), loop_(o.loop_) {}
+  engine_hold& operator=(engine_hold&&) = delete;
+  ~engine_hold() {
+    if (engine_) loop_->post(loop_->shard_id(), [e = std::move(engine_)]() mutable { e.reset(); });
+  }
+
+ private:
+  std::shared_ptr<engine> engine_;
+  reactor* loop_;
+};
+
 // The client looks names up through the shard's resolver, whose cache every engine shares.
 client_options shard_client_options(shard_server& shard) {
   client_options o;
@@ -235,8 +251,10 @@ void openai_engine::embed(const embedding_request& req,
   w.end_object();
   ++metrics().requests;
   size_t expected = req.texts.size();
+  engine_hold hold(shard_.share_engine(*this), shard_.loop());
   call_json("/embeddings", "POST", std::string(body.view()),
-            [this, expected, done = std::move(done)](int status, std::string_view response) mutable {
+            [this, expected, hold = std::move(hold), done = std::move(done)](
+                int status, std::string_view response) mutable {
               embedding_result out;
               if (status < 200 || status >= 300) {
                 count_error(status == 0 ? upstream_error_kind::reset : upstream_error_kind::http_5xx);

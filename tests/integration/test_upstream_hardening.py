@@ -3,11 +3,14 @@ indexes past n, event names and data that would break the client's SSE framing, 
 that fail or outlive their engine (scripted with upstream_fake.py)."""
 
 import asyncio
+import signal
+import threading
 import unittest
 
 from harness import assert_error_envelope
 from openai_client import post_json, ws_collect
-from test_upstream_openai import Front, chat, sse_script
+from test_upstream_openai import Front, chat, config_text, sse_script
+from test_upstream_routing import wait_until
 from upstream_fake import FakeUpstream, chat_chunk
 
 
@@ -37,6 +40,38 @@ class ChoiceIndexes(unittest.TestCase):
                 Front(fake.url(), api="chat") as front:
             err = assert_error_envelope(self, post_json(front.port, "/v1/chat/completions", chat()), 502)
             self.assertEqual(err["code"], "upstream_protocol_error")
+
+
+EMBEDDING = {"object": "list", "model": "up-model",
+             "data": [{"object": "embedding", "index": 0, "embedding": [0.6, 0.8]}],
+             "usage": {"prompt_tokens": 2, "total_tokens": 2}}
+
+
+class Embeddings(unittest.TestCase):
+    def test_an_embedding_in_flight_during_a_reload_is_answered(self):
+        release = threading.Event()
+
+        def script(req, ex, index):
+            release.wait(20)
+            ex.json_answer(200, EMBEDDING)
+        with FakeUpstream(script) as fake:
+            front_cfg = Front(fake.url())
+            with front_cfg as front:
+                result = {}
+                t = threading.Thread(target=lambda: result.update(r=post_json(
+                    front.port, "/v1/embeddings", {"model": "relay", "input": "x"}, timeout=15)))
+                t.start()
+                self.assertTrue(fake.wait_requests(1))
+                # The upstream's settings change: its engine is replaced while the call waits.
+                with open(front_cfg.file.name, "w") as f:
+                    f.write(config_text(fake.url(), settings={"retries_max": 1}))
+                front.send_signal(signal.SIGHUP)
+                wait_until("the reload", lambda: "configuration reloaded" in front.log())
+                release.set()
+                t.join(20)
+                self.assertFalse(t.is_alive())
+                self.assertEqual(result["r"].status, 200, result["r"].body)
+                self.assertEqual(result["r"].json()["data"][0]["embedding"], [0.6, 0.8])
 
 
 if __name__ == "__main__":
