@@ -20,7 +20,9 @@ constexpr size_t whole_body_bytes_max = 16u << 20;
 // finishes anyway (the connection is then closed rather than reused).
 constexpr uint64_t end_grace_ms = 200;
 
-upstream_error_kind kind_of(client_error e) {
+}  // namespace
+
+upstream_error_kind error_kind_of(client_error e) {
   switch (e) {
     case client_error::connect_failed: return upstream_error_kind::connect_failed;
     case client_error::reset: return upstream_error_kind::reset;
@@ -35,13 +37,11 @@ upstream_error_kind kind_of(client_error e) {
   return upstream_error_kind::protocol;
 }
 
-upstream_error_kind kind_of_status(int status) {
+upstream_error_kind error_kind_of_status(int status) {
   if (status == 401 || status == 403) return upstream_error_kind::auth;
   if (status == 429) return upstream_error_kind::http_429;
   return status >= 500 ? upstream_error_kind::http_5xx : upstream_error_kind::http_4xx;
 }
-
-}  // namespace
 
 openai_call::openai_call(openai_engine& e, const generation_request& req, engine_sink& sink)
     : engine_(e),
@@ -285,7 +285,7 @@ void openai_call::on_response_end() {
       upstream_failure f = failure_from_status(status_, error_body_, wait);
       // A 5xx counts against the endpoint's breaker; a 4xx or 429 is an answer, not an outage.
       verdict(status_ < 500);
-      engine_.count_error(kind_of_status(status_));
+      engine_.count_error(error_kind_of_status(status_));
       attempt_result r;
       r.status = status_;
       r.retry_after_ms = retry_after_ms_;
@@ -339,7 +339,7 @@ void openai_call::on_response_error(client_error kind, std::string_view message)
     finish_ok();
     return;
   }
-  engine_.count_error(kind_of(kind));
+  engine_.count_error(error_kind_of(kind));
   verdict(false);
   attempt_result r;
   r.error = kind;

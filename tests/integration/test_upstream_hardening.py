@@ -7,7 +7,7 @@ import signal
 import threading
 import unittest
 
-from harness import assert_error_envelope
+from harness import assert_error_envelope, metric, metrics
 from openai_client import post_json, ws_collect
 from test_upstream_openai import Front, chat, config_text, sse_script
 from test_upstream_routing import wait_until
@@ -72,6 +72,52 @@ class Embeddings(unittest.TestCase):
                 self.assertFalse(t.is_alive())
                 self.assertEqual(result["r"].status, 200, result["r"].body)
                 self.assertEqual(result["r"].json()["data"][0]["embedding"], [0.6, 0.8])
+
+
+    def test_embedding_failures_map_like_generations_and_are_retried(self):
+        def embed(body):
+            return {"model": "relay", "input": body}
+
+        def rate_limited(req, ex, index):
+            ex.json_answer(429, {"error": {"message": "slow down", "type": "requests", "param": None,
+                                           "code": "rate_limit_exceeded"}}, {"Retry-After": "0"})
+        with FakeUpstream(rate_limited) as fake, Front(fake.url()) as front:
+            r = post_json(front.port, "/v1/embeddings", embed("x"))
+            err = assert_error_envelope(self, r, 429)
+            self.assertEqual(err["message"], "slow down")
+            self.assertIsNotNone(r.header("retry-after"))
+            self.assertEqual(len(fake.requests), 3)  # 1 + retries_max
+
+        def refused(req, ex, index):
+            ex.json_answer(400, {"error": {"message": "bad dims", "type": "invalid_request_error",
+                                           "param": "dimensions", "code": None}})
+        with FakeUpstream(refused) as fake, Front(fake.url()) as front:
+            err = assert_error_envelope(self, post_json(front.port, "/v1/embeddings", embed("x")), 400)
+            self.assertEqual(err["message"], "bad dims")
+            self.assertEqual(len(fake.requests), 1)
+            m = metrics(front.port)
+            self.assertEqual(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="http_4xx"), 1)
+            self.assertFalse(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="http_5xx"))
+
+        with FakeUpstream(lambda req, ex, i: ex.json_answer(401, {"error": {"message": "no", "type": "x"}})) as fake, \
+                Front(fake.url()) as front:
+            err = assert_error_envelope(self, post_json(front.port, "/v1/embeddings", embed("x")), 502)
+            self.assertEqual(err["code"], "upstream_auth_failed")
+
+        def flaky(req, ex, index):
+            if index == 0:
+                ex.json_answer(503, {"error": {"message": "busy", "type": "server_error"}})
+            else:
+                ex.json_answer(200, EMBEDDING)
+        with FakeUpstream(flaky) as fake, Front(fake.url()) as front:
+            r = post_json(front.port, "/v1/embeddings", embed("x"))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(len(fake.requests), 2)
+
+        with FakeUpstream(lambda req, ex, i: ex.client_gone(10)) as fake, \
+                Front(fake.url(), settings={"first_byte_timeout_ms": 300, "retries_max": 0}) as front:
+            err = assert_error_envelope(self, post_json(front.port, "/v1/embeddings", embed("x")), 504)
+            self.assertEqual(err["code"], "upstream_timeout")
 
 
 if __name__ == "__main__":
