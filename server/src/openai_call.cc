@@ -273,6 +273,14 @@ void openai_call::on_responses_value(std::string_view data, std::string_view nam
   }
   json::value type = root.is_object() ? root.find("type") : json::value();
   if (type && type.is_string()) name = type.get_string();
+  // The name goes out as the client's `event:` line: a CR or LF in it would forge events.
+  if (!std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+      })) {
+    fail(protocol_failure("The upstream sent an event type that is not a name."), upstream_error_kind::protocol);
+    return;
+  }
   push_raw(data, name);
 }
 

@@ -3,6 +3,8 @@
 // paused, and delivery in order (see openai_call.h).
 #include "openai_call.h"
 
+#include <algorithm>
+
 #include "proto/openai_upstream.h"
 #include "server/shard.h"
 
@@ -66,6 +68,16 @@ void openai_call::push_raw(std::string_view data, std::string_view name) {
   if (!openai::rewrite_model(data, client_model_, scratch_)) {
     fail(protocol_failure("The upstream sent a value that is not a JSON object."), upstream_error_kind::protocol);
     return;
+  }
+  // An event's data may have come in several data: lines (joined with LF): relayed under one
+  // data: prefix, each line break must go. Outside strings (where JSON escapes them) a CR or LF
+  // is whitespace, so a space means the same.
+  std::string_view out = scratch_.view();
+  if (out.find_first_of("\r\n") != std::string_view::npos) {
+    std::string flat(out);
+    std::replace_if(flat.begin(), flat.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+    scratch_.clear();
+    scratch_.append(flat);
   }
   if (queue_.empty() && !paused_ && !starting_) {
     // The relay's hot path: handed to the sink straight from the scratch buffer, no copy.

@@ -3,12 +3,13 @@ indexes past n, event names and data that would break the client's SSE framing, 
 that fail or outlive their engine (scripted with upstream_fake.py)."""
 
 import asyncio
+import json
 import signal
 import threading
 import unittest
 
 from harness import assert_error_envelope, metric, metrics
-from openai_client import post_json, ws_collect
+from openai_client import chat_from_sse, post_json, sse_events, ws_collect
 from test_upstream_openai import Front, chat, config_text, sse_script
 from test_upstream_routing import wait_until
 from upstream_fake import FakeUpstream, chat_chunk
@@ -40,6 +41,42 @@ class ChoiceIndexes(unittest.TestCase):
                 Front(fake.url(), api="chat") as front:
             err = assert_error_envelope(self, post_json(front.port, "/v1/chat/completions", chat()), 502)
             self.assertEqual(err["code"], "upstream_protocol_error")
+
+
+class SseFraming(unittest.TestCase):
+    def test_multi_line_data_is_relayed_as_one_event(self):
+        def script(req, ex, index):
+            ex.head(200)
+            for c in (chat_chunk("hi"), chat_chunk(finish="stop")):
+                # One event in several data: lines, one of them empty (valid JSON whitespace).
+                lines = json.dumps(c, indent=1).split("\n")
+                lines.insert(1, "")
+                ex.chunk("".join(f"data: {line}\n" for line in lines) + "\n")
+            ex.sse("[DONE]")
+            ex.end()
+        with FakeUpstream(script) as fake, Front(fake.url(), api="chat") as front:
+            r = post_json(front.port, "/v1/chat/completions", chat(stream=True))
+            self.assertEqual(r.status, 200, r.body)
+            datas = [d for _, d in sse_events(r.body)]
+            self.assertEqual(datas[-1], "[DONE]")
+            self.assertEqual(len(datas), 3, r.body)
+            for d in datas[:-1]:
+                json.loads(d)
+            self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "hi")
+
+    def test_an_event_type_that_is_not_a_token_is_a_protocol_error(self):
+        created = {"type": "response.created\n\nevent: injected", "sequence_number": 0,
+                   "response": {"id": "resp_up", "object": "response", "model": "up-model",
+                                "status": "in_progress", "output": []}}
+
+        def script(req, ex, index):
+            ex.head(200)
+            ex.sse(created, event="response.created")
+            ex.end()
+        with FakeUpstream(script) as fake, Front(fake.url(), api="responses") as front:
+            r = post_json(front.port, "/v1/responses", {"model": "relay", "input": "x", "stream": True})
+            self.assertNotIn(b"event: injected", r.body)
+            self.assertIn(b"upstream_protocol_error", r.body)
 
 
 EMBEDDING = {"object": "list", "model": "up-model",
