@@ -148,6 +148,7 @@ void openai_call::start_attempt() {
   whole_.clear();
   sse_.restart();
   got_response_bytes_ = false;
+  grace_armed_ = false;
   handle_ = engine_.client().start(engine_.endpoints().pool(ep), std::move(req), *this);
   engine_.update_gauges();
 }
@@ -172,6 +173,11 @@ void openai_call::on_response_body(std::string_view bytes) {
   switch (phase_) {
     case phase::error_body:
       error_body_.append(bytes.substr(0, error_body_bytes_max - std::min(error_body_bytes_max, error_body_.size())));
+      if (error_body_.size() >= error_body_bytes_max) {
+        // The rest is not wanted: decide from what was kept (the connection is closed).
+        handle_.reset();
+        on_response_end();
+      }
       return;
     case phase::whole:
       if (whole_.size() + bytes.size() > whole_body_bytes_max) {
@@ -202,7 +208,10 @@ void openai_call::on_response_body(std::string_view bytes) {
     on_sse_event(sse_.current().type, sse_.current().data);
   }
   if (phase_ == phase::over) return;
-  if (upstream_done_ && phase_ == phase::sse) arm(timer_use::grace, end_grace_ms);
+  if (upstream_done_ && phase_ == phase::sse && !grace_armed_) {  // once: later bytes don't extend it
+    grace_armed_ = true;
+    arm(timer_use::grace, end_grace_ms);
+  }
   if (any) {
     drain();
     engine_.metrics().added_latency.observe_us((engine_.shard().loop().now_ns() - t0) / 1000);

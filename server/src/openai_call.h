@@ -124,6 +124,7 @@ class openai_call final : public engine_stream, public response_sink {
   bool committed_ = false;      // an event other than an error was queued: no more retries
   bool upstream_done_ = false;  // [DONE] or a terminal Responses event was seen
   bool saw_finish_ = false;     // a choice finished (chat streams without [DONE])
+  bool grace_armed_ = false;    // the end-of-stream grace timer runs
   bool paused_ = false;
   bool starting_ = false;  // inside the constructor (generate())
   bool terminal_queued_ = false;

@@ -31,8 +31,10 @@ class openai_engine::json_call final : public response_sink {
   }
   void on_response_body(std::string_view bytes) override {
     // A model list or an embedding answer: bounded like a request body.
-    if (body_.size() + bytes.size() > body_bytes_max)
+    if (body_.size() + bytes.size() > body_bytes_max) {
+      handle.reset();  // the rest is not read
       return fail(client_error::protocol, "The upstream's answer is too large.");
+    }
     body_.append(bytes);
   }
   void on_response_end() override { finish(); }

@@ -6,6 +6,7 @@ import asyncio
 import json
 import signal
 import threading
+import time
 import unittest
 
 from harness import assert_error_envelope, metric, metrics
@@ -77,6 +78,44 @@ class SseFraming(unittest.TestCase):
             r = post_json(front.port, "/v1/responses", {"model": "relay", "input": "x", "stream": True})
             self.assertNotIn(b"event: injected", r.body)
             self.assertIn(b"upstream_protocol_error", r.body)
+
+
+def trickle(ex, piece, seconds=25):
+    """Sends `piece` as a chunk every 20 ms for up to `seconds`, until the client leaves."""
+    for _ in range(int(seconds / 0.02)):
+        try:
+            ex.chunk(piece)
+        except (BrokenPipeError, ConnectionResetError):
+            return
+        time.sleep(0.02)
+
+
+class EndlessBodies(unittest.TestCase):
+    def test_an_endless_error_body_is_cut_at_its_cap(self):
+        def script(req, ex, index):
+            ex.head(503, "application/json")
+            ex.chunk('{"error":{"message":"overloaded","type":"server_error"}}')
+            trickle(ex, " " * 65536)
+        with FakeUpstream(script) as fake, Front(fake.url(), settings={"retries_max": 0}) as front:
+            started = time.monotonic()
+            r = post_json(front.port, "/v1/chat/completions", chat(), timeout=20)
+            err = assert_error_envelope(self, r, 502)
+            self.assertIn("overloaded", err["message"])
+            self.assertLess(time.monotonic() - started, 15)  # not held until the upstream stops
+
+    def test_the_grace_after_done_is_not_postponed_by_later_bytes(self):
+        def script(req, ex, index):
+            ex.head(200)
+            ex.sse(chat_chunk("hi"))
+            ex.sse(chat_chunk(finish="stop"))
+            ex.sse("[DONE]")
+            trickle(ex, ": keep-alive\n\n")
+        with FakeUpstream(script) as fake, Front(fake.url(), api="chat") as front:
+            started = time.monotonic()
+            r = post_json(front.port, "/v1/chat/completions", chat(stream=True), timeout=20)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "hi")
+            self.assertLess(time.monotonic() - started, 15)
 
 
 EMBEDDING = {"object": "list", "model": "up-model",
