@@ -112,7 +112,7 @@ void openai_call::verdict(bool ok) {
 void openai_call::start_attempt() {
   int ep = engine_.pick(endpoint_);
   if (ep < 0) {
-    upstream_failure f = failure_from_transport(client_error::connect_failed,
+    upstream_failure f = failure_from_transport(client_error::connect_failed, engine_.config().name,
                                                 "every endpoint's circuit breaker is open");
     uint64_t wait = engine_.endpoints().retry_after_ms(engine_.shard().loop().now_ms());
     f.retry_after_ms = static_cast<uint32_t>(std::clamp<uint64_t>(wait, 1000, UINT32_MAX));
@@ -361,7 +361,7 @@ void openai_call::on_response_error(client_error kind, std::string_view message)
   attempt_result r;
   r.error = kind;
   r.got_response_bytes = got_response_bytes_;
-  attempt_failed(failure_from_transport(kind, message), r);
+  attempt_failed(engine_.transport_failure(kind, message), r);
 }
 
 // ---- retries and endings ----

@@ -131,6 +131,15 @@ std::shared_ptr<engine> make_openai_engine(shard_server& shard,
   return std::make_shared<openai_engine>(shard, std::move(cfg));
 }
 
+upstream_failure openai_engine::transport_failure(client_error kind, std::string_view detail) {
+  uint64_t now = shard_.loop().now_ms();
+  if (!detail.empty() && now >= failure_logged_ms_ + 1000) {
+    failure_logged_ms_ = now;
+    RC_WARN("upstream %s: %.*s", cfg_->name.c_str(), static_cast<int>(detail.size()), detail.data());
+  }
+  return failure_from_transport(kind, cfg_->name, detail);
+}
+
 upstream_metrics& openai_engine::metrics() { return shard_.metrics().upstreams[metrics_index_]; }
 
 std::string openai_engine::upstream_model(std::string_view model) const {

@@ -97,14 +97,14 @@ void openai_engine::embed_answered(std::unique_ptr<embed_call> call, const json_
     r.retry_after_ms = o.retry_after_ms;
     if (o.no_endpoint) {
       count_error(upstream_error_kind::no_endpoint);
-      f = failure_from_transport(client_error::connect_failed, o.message);
+      f = failure_from_transport(client_error::connect_failed, cfg_->name, o.message);
       uint64_t wait = endpoints_.retry_after_ms(shard_.loop().now_ms());
       f.retry_after_ms = static_cast<uint32_t>(std::clamp<uint64_t>(wait, 1000, UINT32_MAX));
       return fail(std::move(f));
     }
     if (o.status == 0) {
       count_error(error_kind_of(o.error));
-      f = failure_from_transport(o.error, o.message);
+      f = transport_failure(o.error, o.message);
       r.error = o.error;
     } else {
       count_error(error_kind_of_status(o.status));

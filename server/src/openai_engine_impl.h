@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "proto/json_reader.h"
+#include "openai_failure.h"
 #include "server/engine.h"
 #include "server/http_client.h"
 #include "server/retry_policy.h"
@@ -60,6 +61,9 @@ class openai_engine final : public engine {
 
   upstream_metrics& metrics();
   void count_error(upstream_error_kind k) { ++metrics().errors[static_cast<size_t>(k)]; }
+  // The failure a client gets for a transport error; its detail goes to the log (once a second
+  // at most per engine), not to the client.
+  upstream_failure transport_failure(client_error kind, std::string_view detail);
   // Copies pool gauges and breaker states into the shard's metrics.
   void update_gauges();
 
@@ -103,6 +107,7 @@ class openai_engine final : public engine {
   static constexpr uint64_t models_retry_interval_ms = 5000;
   uint64_t models_retry_ms_ = 0;
   size_t metrics_index_ = 0;
+  uint64_t failure_logged_ms_ = 0;
   std::vector<std::unique_ptr<json_call>> calls_;
 };
 

@@ -5,6 +5,7 @@ that fail or outlive their engine (scripted with upstream_fake.py)."""
 import asyncio
 import json
 import signal
+import socket
 import threading
 import time
 import unittest
@@ -116,6 +117,20 @@ class EndlessBodies(unittest.TestCase):
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(chat_from_sse(r.body)["choices"][0]["text"], "hi")
             self.assertLess(time.monotonic() - started, 15)
+
+
+class ErrorMessages(unittest.TestCase):
+    def test_errors_name_the_upstream_not_its_address(self):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        s.close()  # nothing listens there now: connections are refused
+        with Front(f"http://127.0.0.1:{port}/v1", settings={"retries_max": 0}) as front:
+            err = assert_error_envelope(self, post_json(front.port, "/v1/chat/completions", chat()), 503)
+            self.assertEqual(err["code"], "upstream_unavailable")
+            self.assertIn("'u'", err["message"])
+            self.assertNotIn("127.0.0.1", err["message"])
+            self.assertNotIn(str(port), err["message"])
 
 
 EMBEDDING = {"object": "list", "model": "up-model",
