@@ -148,6 +148,12 @@ bool rewrite_object(std::string_view text, std::span<const member_edit> edits, b
   std::vector<member_span> members;
   size_t close = 0;
   if (!scan_object(text, members, close)) return false;
+  rewrite_scanned(text, members, close, edits, out);
+  return true;
+}
+
+void rewrite_scanned(std::string_view text, std::span<const member_span> members, size_t close,
+                     std::span<const member_edit> edits, byte_buffer& out) {
   // Edits are few (one to three): a bitmask of the ones that matched an existing member.
   uint64_t seen = 0;
   size_t copied = 0;
@@ -173,7 +179,6 @@ bool rewrite_object(std::string_view text, std::span<const member_edit> edits, b
     out.append(edits[e].value);
   }
   out.append(text.substr(close));
-  return true;
 }
 
 }  // namespace rc::json

@@ -1,7 +1,7 @@
 // Private to the openai engine: one generation against the upstream (see openai_engine.h for
 // the contract). The request body is prepared once (openai_call_body.cc) and shared by the
-// attempts; the answer is decoded as it arrives (openai_call.cc) into a queue of events that
-// is drained into the sink while the sink accepts them.
+// attempts; the answer is decoded as it arrives (openai_call.cc) into events delivered to the
+// sink while it accepts them, queued while it is paused (openai_call_events.cc).
 //
 // Thread-safety: a call belongs to its engine's shard.
 #pragma once
@@ -87,6 +87,8 @@ class openai_call final : public engine_stream, public response_sink {
   bool push_decoded(std::vector<openai::stream_event>& events);
   void push_raw(std::string_view data, std::string_view name);
   void push(out_event&& e);
+  // Bookkeeping of an event on its way to the sink: commitment and the first-token time.
+  void note_event(event_type type);
   // Delivers queued events while the sink accepts them. False if the call is over.
   void drain();
 

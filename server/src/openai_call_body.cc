@@ -2,6 +2,7 @@
 // request without one) a chat request built from the typed generation_request.
 #include "openai_call.h"
 
+#include "proto/json_splice.h"
 #include "proto/json_writer.h"
 #include "proto/openai_upstream.h"
 
@@ -84,20 +85,84 @@ void write_typed_chat(const generation_request& req, std::string_view model, byt
   w.end_object();
 }
 
+// How many turns the front made of the request's input items (generation.cc, append_turns):
+// one per message, function or custom tool call and output, local shell call and (non-empty)
+// output; none for the items a text-only engine cannot use (reasoning, references, hosted tools).
+size_t turns_of_input(const json::value& input) {
+  if (!input) return 0;
+  if (!input.is_array()) return 1;
+  size_t n = 0;
+  for (json::value item : input.elements()) {
+    json::value type = item.is_object() ? item.find("type") : json::value();
+    std::string_view t = type && type.is_string() ? type.get_string() : std::string_view("message");
+    if (t == "local_shell_call_output") {
+      json::value out = item.find("output");
+      n += out && out.is_string() && !out.get_string().empty();
+      continue;
+    }
+    n += t == "message" || t == "function_call" || t == "function_call_output" ||
+         t == "custom_tool_call" || t == "custom_tool_call_output" || t == "local_shell_call";
+  }
+  return n;
+}
+
 // The turns of a Responses conversation before the current request: the front put the stored
-// history first, the instructions (if any) in front of it, and one turn per input item last.
+// history first, the instructions (if any) in front of it, and the input's turns last.
 std::vector<openai::history_message> history_of(const generation_request& req,
                                                 const json::value& root) {
   std::vector<openai::history_message> out;
   if (req.original.previous_response_id.empty()) return out;
   json::value instructions = root.find("instructions");
   size_t first = instructions && instructions.is_string() ? 1 : 0;
-  json::value input = root.find("input");
-  size_t current = !input ? 0 : input.is_array() ? input.size() : 1;
+  size_t current = turns_of_input(root.find("input"));
   size_t end = req.conversation.size() > current ? req.conversation.size() - current : 0;
   for (size_t i = first; i < end; ++i)
     out.push_back({req.conversation[i].role, req.conversation[i].text});
   return out;
+}
+
+// A Responses request continuing a response ringcast minted (the front found its conversation in
+// ringcast's store: a typed front answered it, so the upstream never saw that id): the body
+// without previous_response_id, the stored turns put in front of its input. "" when the front
+// resolved nothing (the id is the upstream's own: it is forwarded as is).
+std::string with_stored_history(const generation_request& req, json::parser& parser) {
+  json::parse_result r = parser.parse(*req.original.body);
+  if (!r.ok() || !r.root.is_object()) return {};
+  std::vector<openai::history_message> history = history_of(req, r.root);
+  if (history.empty()) return {};
+  byte_buffer items;
+  json::writer w(items);
+  w.begin_array();
+  for (const openai::history_message& h : history) {
+    w.begin_object();
+    bool text_role = h.role == openai::message_role::system || h.role == openai::message_role::developer ||
+                     h.role == openai::message_role::assistant;
+    // Tool outputs were kept as text, without their call ids: they read as user turns.
+    w.string_member("role", text_role ? openai::to_string(h.role) : "user");
+    w.string_member("content", h.text);
+    w.end_object();
+  }
+  json::value input = r.root.find("input");
+  byte_buffer one;
+  if (input && input.is_string()) {
+    w.begin_object();
+    w.string_member("role", "user");
+    w.string_member("content", input.get_string());
+    w.end_object();
+  } else if (input && input.is_array()) {
+    for (json::value item : input.elements()) {
+      one.clear();
+      item.write_to(one);
+      w.raw(one.view());
+    }
+  }
+  w.end_array();
+  json::member_edit edits[] = {
+      {.key = "input", .value = items.view()},
+      {.key = "previous_response_id", .value = "null", .append_if_absent = false}};
+  byte_buffer body;
+  if (!json::rewrite_object(*req.original.body, edits, body)) return {};
+  return std::string(body.view());
 }
 
 upstream_failure bad_request(const openai::api_error& e) {
@@ -142,9 +207,15 @@ std::optional<upstream_failure> prepare_upstream_body(const generation_request& 
   if (same) {
     openai::forward_info info;
     auto mode = out.passthrough ? openai::forward_stream::as_sent : openai::forward_stream::always;
+    std::string_view body = *o.body;
+    std::string replayed;
+    if (client == api_kind::responses && !o.previous_response_id.empty()) {
+      replayed = with_stored_history(req, parser);
+      if (!replayed.empty()) body = replayed;
+    }
     bool ok = client == api_kind::chat
-                  ? openai::build_chat_forward(*o.body, upstream_model, b, info, mode)
-                  : openai::build_responses_forward(*o.body, upstream_model, b, info, mode);
+                  ? openai::build_chat_forward(body, upstream_model, b, info, mode)
+                  : openai::build_responses_forward(body, upstream_model, b, info, mode);
     if (!ok) return bad_request(openai::invalid_request("The request body must be a JSON object."));
     out.client_include_usage = o.include_usage || info.include_usage;
     out.text.assign(b.view());

@@ -192,6 +192,7 @@ void openai_engine::call_json(std::string target, std::string method, std::strin
 
 // GET {base}/models: the upstream's model names, for /v1/models when it is the fallback route.
 void openai_engine::fetch_models() {
+  models_retry_ms_ = shard_.loop().now_ms() + models_retry_interval_ms;
   call_json("/models", "GET", {}, [this](int status, std::string_view body) {
     if (status != 200) {
       if (status != 0)
@@ -266,6 +267,8 @@ void openai_engine::embed(const embedding_request& req,
 
 std::unique_ptr<engine_stream> openai_engine::generate(const generation_request& req,
                                                       engine_sink& sink) {
+  // An upstream that was down at start-up gets its model list asked again, now and then.
+  if (models_.empty() && shard_.loop().now_ms() >= models_retry_ms_) fetch_models();
   return std::make_unique<openai_call>(*this, req, sink);
 }
 

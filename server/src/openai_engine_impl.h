@@ -1,5 +1,5 @@
-// Private to the openai engine (openai_engine.cc, openai_call*.cc): the engine class, its
-// endpoints with their circuit breakers, and what a stream needs from it.
+// Private to the openai engine (openai_engine.cc, openai_call*.cc): the engine class, and what a
+// stream needs from it (endpoints and breakers, the retry policy, the pools, metrics).
 //
 // Thread-safety: everything belongs to the engine's shard.
 #pragma once
@@ -83,6 +83,9 @@ class openai_engine final : public engine {
   std::vector<std::string> labels_;  // url::to_string of each endpoint
   std::vector<std::pair<std::string, std::string>> headers_;
   std::vector<std::string> models_;
+  // When the model list may be asked for again while it is empty.
+  static constexpr uint64_t models_retry_interval_ms = 5000;
+  uint64_t models_retry_ms_ = 0;
   size_t metrics_index_ = 0;
   std::vector<std::unique_ptr<json_call>> calls_;
 };

@@ -65,6 +65,10 @@ upstream_failure failure_from_status(int status, std::string_view body,
   return f;
 }
 
+upstream_failure protocol_failure(std::string message) {
+  return make(502, "upstream_protocol_error", "server_error", std::move(message));
+}
+
 upstream_failure failure_from_transport(client_error kind, std::string_view message) {
   std::string detail = message.empty() ? std::string() : " (" + std::string(message) + ")";
   switch (kind) {

@@ -41,5 +41,7 @@ upstream_failure failure_from_status(int status, std::string_view body,
                                      std::optional<uint32_t> retry_after_ms);
 // The failure for a transport error.
 upstream_failure failure_from_transport(client_error kind, std::string_view message);
+// 502 upstream_protocol_error: a malformed answer (not JSON, broken SSE, an oversized line).
+upstream_failure protocol_failure(std::string message);
 
 }  // namespace rc::server

@@ -107,7 +107,7 @@ void resolver::resolve(std::string_view host, uint16_t port, done_fn done) {
     it->second->waiters().push_back({port, std::move(done)});
     return;
   }
-  auto l = std::make_unique<lookup>(*this, key, name, candidates(name, absolute, conf_));
+  auto l = std::make_unique<lookup>(*this, key, candidates(name, absolute, conf_));
   lookup* raw = l.get();
   lookups_.emplace(raw, std::move(l));
   by_name_.emplace(std::move(key), raw);

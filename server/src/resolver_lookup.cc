@@ -11,12 +11,10 @@
 
 namespace rc {
 
-resolver::lookup::lookup(resolver& owner, std::string key, std::string display_name,
-                         std::vector<std::string> candidates)
+resolver::lookup::lookup(resolver& owner, std::string key, std::vector<std::string> candidates)
     : owner_(&owner),
       reactor_(owner.reactor_),
       key_(std::move(key)),
-      display_name_(std::move(display_name)),
       candidates_(std::move(candidates)) {
   RC_ASSERT(!candidates_.empty());
   v4_.wanted = owner_->opts_.family != address_family::ipv6;
@@ -258,15 +256,11 @@ void resolver::lookup::finish_candidate() {
       start_candidate();
       return;
     }
-    result r =
-        result::failed(ENOENT, nxdomain_ ? "no such host \"" + display_name_ + "\" (NXDOMAIN)"
-                                         : "host \"" + display_name_ + "\" has no addresses");
+    result r = result::failed(ENOENT, nxdomain_ ? "no such name (NXDOMAIN)" : "no addresses");
     owner_->finished(*this, std::move(r), negative_ttl_s_.value_or(UINT32_MAX));
     return;
   }
-  owner_->finished(*this,
-                   result::failed(error_, "resolving \"" + display_name_ + "\": " + message_),
-                   UINT32_MAX);
+  owner_->finished(*this, result::failed(error_, message_), UINT32_MAX);
 }
 
 }  // namespace rc

@@ -28,8 +28,7 @@ namespace rc {
 class resolver::lookup final : public io_handler {
  public:
   // REQUIRES: `candidates` is not empty and each is a valid query name.
-  lookup(resolver& owner, std::string key, std::string display_name,
-         std::vector<std::string> candidates);
+  lookup(resolver& owner, std::string key, std::vector<std::string> candidates);
   lookup(const lookup&) = delete;
   lookup& operator=(const lookup&) = delete;
 
@@ -77,7 +76,6 @@ class resolver::lookup final : public io_handler {
   resolver* owner_;  // null once orphaned
   reactor& reactor_;
   std::string key_;
-  std::string display_name_;
   std::vector<std::string> candidates_;
   size_t candidate_ = 0;
   std::vector<waiter> waiters_;

@@ -305,6 +305,13 @@ std::optional<openai::api_error> check_engine_limits(shard_server& shard,
                                  "max_output_tokens");
 }
 
+// Whether a previous_response_id that is not in ringcast's store goes to the model's engine:
+// engines that start lazily are upstreams, which keep their own responses.
+bool upstream_resolves(shard_server& shard, const openai::responses_request& req) {
+  engine* e = shard.engine_for(req.settings.model);
+  return e && e->starts_lazily();
+}
+
 void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
             original_request&& original, std::string request_id, std::vector<turn> history,
             std::string previous, unique_function<void()> on_finished, uint64_t deadline_ms) {
@@ -368,10 +375,10 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
     return;
   }
   std::string previous = req.settings.previous_response_id;
-  // An id ringcast did not mint belongs to an upstream that passed its response through: the
-  // upstream resolves it (engines that start lazily are upstreams); the mock cannot.
+  // An id ringcast did not mint (or did not store) belongs to an upstream that passed its
+  // response through: the upstream resolves it; the mock cannot.
   int home = previous.empty() ? -1 : shard_of_id(previous, "resp_", shard.shard_count());
-  if (previous.empty() || (home < 0 && shard.engine_for(req.settings.model)->starts_lazily())) {
+  if (previous.empty() || (home < 0 && upstream_resolves(shard, req))) {
     launch(conn, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
            std::move(on_finished), deadline_ms);
     return;
@@ -407,6 +414,12 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
           });
         }
         if (on_finished) on_finished();
+        return;
+      }
+      if (status == responses_store::take_status::not_found && upstream_resolves(here, req)) {
+        // Not ours after all (another ringcast upstream mints ids of the same shape).
+        launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+               std::move(on_finished), deadline_ms);
         return;
       }
       if (status != responses_store::take_status::ok) {

@@ -129,6 +129,13 @@ void shard_server::on_turn_end() {
     }
   }
   if (!stop_requested_ || !log_settled) return;  // a reopen (SIGHUP) may be in flight
+  // Upstream connections (kept alive in the engines' pools) are closed before the loop stops:
+  // their close completions must still be reaped, or they would be left half-done at exit.
+  if (!upstreams_released_) {
+    upstreams_released_ = true;
+    engines_.release_upstreams();
+  }
+  if (sockets_.open_sockets() != 0) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
     return;

@@ -11,6 +11,7 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
 
 from harness import RINGCAST_BIN, Server, get, metric, metrics
 from openai_client import post_json, sse_events
@@ -76,10 +77,11 @@ class UpstreamFlag(unittest.TestCase):
                 self.assertEqual(r.status, 200, r.body)
                 self.assertEqual(r.json()["model"], "beta")
                 self.assertEqual(completion_tokens(r), 3)
-                # A name the upstream does not serve goes there too (and fails there).
-                r = post_json(front.port, "/v1/chat/completions", chat("gamma"))
-                self.assertNotEqual(r.status, 200, r.body)
-                self.assertIn(b"gamma", r.body)
+                # A name the upstream does not serve goes there too: its 404 reaches the client.
+                for stream in (False, True):
+                    r = post_json(front.port, "/v1/chat/completions", chat("gamma", stream))
+                    self.assertEqual(r.status, 404, r.body)
+                    self.assertEqual(r.json()["error"]["code"], "model_not_found")
 
     def test_an_explicit_model_keeps_the_mock_beside_the_upstream(self):
         with Server("--model", "alpha", "--mock-tokens", "3") as up:
@@ -163,6 +165,79 @@ class ReloadRoutes(unittest.TestCase):
                 wait_until("the refusal", lambda: "keeping the running configuration" in front.log())
                 self.assertIn(f"{self.config}:17: model 'x': unknown upstream 'nope'", front.log())
                 self.assertEqual(listed(front.port), [("m", "b")])
+
+
+BROKER_CONFIG = """
+[[upstreams]]
+name = "a"
+kind = "openai"
+endpoints = ["http://127.0.0.1:{a}/v1"]
+
+[[models]]
+name = "{name}"
+upstream = "a"
+upstream_model = "alpha"
+"""
+
+
+def broker_log(port, user, message_id):
+    """The (event, data) pairs of a broker message, once it has ended."""
+    query = urllib.parse.urlencode({"user_id": user, "message_id": message_id})
+    r = get(port, "/api/v1/stream?" + query, timeout=30)
+    assert r.status == 200, r.body
+    return [(e, json.loads(d)) for e, d in sse_events(r.body)]
+
+
+@unittest.skipUnless(openai_kind_available(), "no engine for the openai kind in this build")
+class BrokerAcrossReload(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.config = os.path.join(self.dir.name, "ringcast.toml")
+
+    def tearDown(self):
+        self.dir.cleanup()
+
+    def test_a_queued_message_whose_route_a_reload_removed_ends_with_an_error(self):
+        # Each message streams 60 tokens at 20/s (about 3 s) from the upstream.
+        with Server("--model", "alpha", "--mock-tokens", "60", "--mock-tokens-per-s", "20") as a:
+            with open(self.config, "w") as f:
+                f.write(BROKER_CONFIG.format(a=a.port, name="m"))
+            with Server("--config", self.config) as front:
+                # Without `model`, a message gets the first route.
+                first = post_json(front.port, "/api/v1/message", {"user_id": "u", "message": "x"})
+                self.assertEqual(first.status, 202, first.body)
+                queued = post_json(front.port, "/api/v1/message",
+                                   {"user_id": "u", "message": "y", "model": "m"})
+                self.assertEqual(queued.status, 202, queued.body)
+                with open(self.config, "w") as f:
+                    f.write(BROKER_CONFIG.format(a=a.port, name="other"))
+                front.send_signal(signal.SIGHUP)
+                wait_until("the reload", lambda: "configuration reloaded" in front.log())
+                log = broker_log(front.port, "u", first.json()["message_id"])
+                self.assertEqual(log[-1][0], "done", log[-1])
+                self.assertEqual(log[-1][1]["usage"]["completion_tokens"], 60)
+                log = broker_log(front.port, "u", queued.json()["message_id"])
+                self.assertEqual(log[-1][0], "error", log[-1])
+                self.assertEqual(log[-1][1]["code"], "model_not_found")
+                # The server is fine, and the default model follows the routes.
+                r = post_json(front.port, "/api/v1/message",
+                              {"user_id": "v", "message": "z", "max_tokens": 2})
+                self.assertEqual(r.status, 202, r.body)
+                log = broker_log(front.port, "v", r.json()["message_id"])
+                self.assertEqual(log[-1][0], "done", log[-1])
+
+    def test_without_a_default_model_a_message_must_name_one(self):
+        with Server("--model", "alpha") as a:
+            with Server("--upstream", f"http://127.0.0.1:{a.port}/v1") as front:
+                r = post_json(front.port, "/api/v1/message", {"user_id": "u", "message": "x"})
+                self.assertEqual(r.status, 400, r.body)
+                self.assertEqual(r.json()["error"]["message"],
+                                 "'model' is required (no default model is configured)")
+                r = post_json(front.port, "/api/v1/message",
+                              {"user_id": "u", "message": "x", "model": "alpha", "max_tokens": 2})
+                self.assertEqual(r.status, 202, r.body)
+                log = broker_log(front.port, "u", r.json()["message_id"])
+                self.assertEqual(log[-1][0], "done", log[-1])
 
 
 if __name__ == "__main__":

@@ -4,9 +4,31 @@ writes raw bytes. It records every request (method, target, headers, body) and n
 client closed a connection before the answer was complete (aborted)."""
 
 import json
+import os
 import socket
+import ssl
+import subprocess
+import tempfile
 import threading
 import time
+
+
+def make_test_ca(directory):
+    """A CA and a leaf for localhost/127.0.0.1 signed by it, made with the openssl CLI in
+    `directory`. Returns (ca_file, cert_file, key_file)."""
+    def run(*args):
+        subprocess.run(["openssl", *args], cwd=directory, check=True, capture_output=True)
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=ringcast test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-keyout", "leaf.key", "-out", "leaf.csr", "-subj", "/CN=localhost")
+    with open(os.path.join(directory, "leaf.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n"
+                "basicConstraints=critical,CA:FALSE\n")
+    run("x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "leaf.pem", "-days", "2", "-extfile", "leaf.ext")
+    return tuple(os.path.join(directory, n) for n in ("ca.pem", "leaf.pem", "leaf.key"))
 
 
 class Request:
@@ -70,9 +92,15 @@ class FakeUpstream:
     .../models, which ringcast asks once per shard at start-up: answered with `models`, counted
     in model_requests, not in requests)."""
 
-    def __init__(self, script, models=("up-model",)):
+    def __init__(self, script, models=("up-model",), models_failures=0, tls=None):
+        """`tls`: (cert_file, key_file) to serve HTTPS."""
         self.script = script
+        self.tls = None
+        if tls:
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(*tls)
         self.models = list(models)
+        self.models_failures = models_failures  # the first model lists answered 503
         self.model_requests = 0
         self.requests = []
         self.aborted = []  # indexes of requests whose client left before the script finished
@@ -86,8 +114,8 @@ class FakeUpstream:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def url(self, path="/v1"):
-        return f"http://127.0.0.1:{self.port}{path}"
+    def url(self, path="/v1", host="127.0.0.1"):
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}{path}"
 
     def _run(self):
         while not self._stop:
@@ -98,6 +126,15 @@ class FakeUpstream:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn):
+        if self.tls:
+            try:
+                conn.settimeout(10)
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except (ssl.SSLError, OSError) as e:
+                with self._lock:
+                    self.errors.append("tls: " + repr(e))
+                conn.close()
+                return
         with conn:
             buf = b""
             conn.settimeout(10)
@@ -124,6 +161,11 @@ class FakeUpstream:
                 if method == "GET" and target.endswith("/models"):
                     with self._lock:
                         self.model_requests += 1
+                        failing = self.model_requests <= self.models_failures
+                    if failing:
+                        Exchange(conn).json_answer(503, {"error": {"message": "starting", "type": "server_error",
+                                                                   "param": None, "code": None}})
+                        return
                     Exchange(conn).json_answer(200, {"object": "list", "data": [
                         {"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]})
                     return

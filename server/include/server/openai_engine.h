@@ -18,10 +18,11 @@
 // decoded into typed events. starts_lazily() is true: nothing reaches the client before the
 // upstream's first event, so a refusal is answered with its own status.
 //
-// Failures (openai_failure.h has the mapping). Before the first event reached the client, connect
-// failures, resets and 429/502/503/504 answers are retried (retries_max, jittered exponential
-// backoff from backoff_base_ms to backoff_cap_ms, the upstream's Retry-After up to
-// retry_after_cap_ms, within the request's retry window), on another endpoint when there is one.
+// Failures (openai_failure.h has the mapping). Before the first event reached the client, what
+// retry_policy.h calls retryable (connect failures, resets before an answer, first-byte
+// timeouts, 408/409/429/5xx) is retried (retries_max, jittered exponential backoff from
+// backoff_base_ms to backoff_cap_ms, the upstream's Retry-After up to retry_after_cap_ms, within
+// the request's retry window), on another endpoint when there is one.
 // After it, never: the stream ends with an error event (upstream_disconnected, upstream_timeout,
 // upstream_protocol_error). Endpoints are chosen by fewest outstanding requests among those whose
 // circuit breaker is closed (it opens after breaker_failures consecutive failures; after

@@ -20,7 +20,9 @@
 //      as is first); only "no such name" and "no addresses" move on to the next candidate.
 // The callback always runs in a later turn (never inside resolve()), exactly once per call, with
 // the addresses (port set; IPv4 before IPv6, each in the server's order) and error 0, or no
-// addresses and an errno-like error with a message for logs and error bodies:
+// addresses and an errno-like error with the reason, for logs and error bodies (without the
+// name, which the caller knows: "no such name (NXDOMAIN)", "nameserver 10.0.0.2:53 answered
+// SERVFAIL"):
 //   EINVAL     not a host name ("bad name!");
 //   ENOENT     no such name (NXDOMAIN) or no A/AAAA records;
 //   ETIMEDOUT  no nameserver answered;

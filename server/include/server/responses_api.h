@@ -43,8 +43,9 @@ enum class responses_mode : uint8_t {
 // request id (ws_broker) and `on_finished` runs when the response is over (also when it never
 // started); both may be empty. `deadline_ms`: see generation_deadline_ms (0: none).
 // `original`: the request as the engine may forward it (openai_api.h, original_of); its
-// previous_response_id is filled here. A previous_response_id ringcast did not mint is left to
-// an upstream engine (one that starts lazily) to resolve; on the mock it is not found.
+// previous_response_id is filled here. A previous_response_id that is not in ringcast's store
+// (not minted here, or minted by another ringcast upstream) is left to an upstream engine (one
+// that starts lazily) to resolve; on the mock it is not found.
 // Passed-through responses (raw events, HTTP fronts) carry the upstream's id and are not kept
 // in ringcast's store.
 void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,

@@ -186,6 +186,7 @@ class shard_server {
   uint64_t started_ms_;
   bool draining_ = false;
   bool counted_idle_ = false;    // added to process_state::shards_idle
+  bool upstreams_released_ = false;  // at the stop: upstream engines let go of their pools
   bool stop_requested_ = false;  // every shard is idle: stop the loop
   bool drain_deadline_passed_ = false;
   timer drain_grace_;

@@ -350,10 +350,12 @@ TEST_F(TlsTest, CloseNotifyEndsTheStreamAfterTheData) {
   EXPECT_EQ(client_.s->feed("ignored"), status::closed);
   EXPECT_EQ(client_.s->write("too late"), status::closed);
   EXPECT_EQ(client_.s->error(), "");
-  // The client's own close_notify reaches the server.
+  // The client's own close_notify reaches the server; nothing written after it is sent.
   client_.s->shutdown();
+  EXPECT_EQ(client_.s->write("after close_notify"), status::closed);
   pump(client_, server_);
   EXPECT_EQ(server_.s->state(), status::closed);
+  EXPECT_EQ(server_.text(), "");
 }
 
 TEST_F(TlsTest, ShutdownBeforeHandshakeSendsBufferedDataFirst) {
@@ -363,6 +365,7 @@ TEST_F(TlsTest, ShutdownBeforeHandshakeSendsBufferedDataFirst) {
   server_ = {session::server(*sctx), {}};
   client_.s->write("bye");
   client_.s->shutdown();
+  EXPECT_EQ(client_.s->write("not sent"), status::closed);
   pump(client_, server_);
   EXPECT_EQ(server_.text(), "bye");
   EXPECT_EQ(server_.s->state(), status::closed);

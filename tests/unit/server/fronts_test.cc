@@ -48,6 +48,21 @@ TEST_F(FrontsTest, ResponsesFillTheOriginalRequestAndForwardForeignIds) {
   EXPECT_EQ(o.previous_response_id, "resp_upstream1");
 }
 
+TEST_F(FrontsTest, UnstoredIdsOfOurShapeGoToTheUpstream) {
+  // Another ringcast upstream mints ids shaped like ours; one this ringcast did not store is
+  // the upstream's to resolve.
+  set_script(true, {delta("a"), done(), usage()});
+  std::string body = R"({"model":"up","input":"hi","previous_response_id":"resp_0_0123456789abcdef"})";
+  http_reply r = post("/v1/responses", body);
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(last_original().previous_response_id, "resp_0_0123456789abcdef");
+  // A non-lazy engine (no upstream) keeps the 400.
+  set_script(false, {delta("a"), done(), usage()});
+  r = post("/v1/responses", body);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("previous_response_not_found"), std::string::npos) << r.body;
+}
+
 TEST_F(FrontsTest, LazyErrorFirstIsAPlainHttpErrorWithTheUpstreamEnvelope) {
   scripted e;
   e.type = event_type::error;

@@ -65,6 +65,23 @@ TEST(OpenaiCallBody, ResponsesOnAChatUpstreamReplaysTheStoredConversation) {
             R"({"role":"user","content":"now"}],"stream":true,"stream_options":{"include_usage":true}})");
 }
 
+TEST(OpenaiCallBody, InputItemsWithoutATurnDoNotHideHistory) {
+  generation_request g = with_body(
+      api_kind::responses,
+      R"({"model":"m","input":[{"type":"reasoning","summary":[]},{"role":"user","content":"now"},)"
+      R"({"type":"item_reference","id":"x"}],"previous_response_id":"resp_1"})",
+      true);
+  g.original.previous_response_id = "resp_1";
+  g.conversation = {{openai::message_role::user, "before"},
+                    {openai::message_role::assistant, "answer"},
+                    {openai::message_role::user, "now"}};
+  upstream_body b = prepare(g, upstream_api::chat);
+  EXPECT_EQ(b.text,
+            R"({"model":"up","messages":[{"role":"user","content":"before"},)"
+            R"({"role":"assistant","content":"answer"},{"role":"user","content":"now"}],)"
+            R"("stream":true,"stream_options":{"include_usage":true}})");
+}
+
 TEST(OpenaiCallBody, AConversationRingcastDidNotKeepCannotContinueOnAChatUpstream) {
   generation_request g = with_body(api_kind::responses, R"({"model":"m","input":"now"})", true);
   g.original.previous_response_id = "resp_upstream";
@@ -76,6 +93,26 @@ TEST(OpenaiCallBody, AConversationRingcastDidNotKeepCannotContinueOnAChatUpstrea
   EXPECT_EQ(f->http_status, 400);
   EXPECT_EQ(f->code, "previous_response_not_found");
   EXPECT_EQ(f->param, "previous_response_id");
+}
+
+TEST(OpenaiCallBody, AResponseRingcastMintedIsReplayedToAResponsesUpstream) {
+  // A typed front (WebSocket mode) answered the first response: its id is ringcast's, and the
+  // front found its conversation in the store.
+  generation_request g = with_body(
+      api_kind::responses,
+      R"({"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":"now"}]}],)"
+      R"("previous_response_id":"resp_0_1","tools":[]})",
+      false);
+  g.original.previous_response_id = "resp_0_1";
+  g.conversation = {{openai::message_role::user, "before"},
+                    {openai::message_role::assistant, "answer"},
+                    {openai::message_role::user, "now"}};
+  upstream_body b = prepare(g, upstream_api::both);
+  EXPECT_EQ(b.wire, api_kind::responses);
+  EXPECT_EQ(b.text,
+            R"({"model":"up","input":[{"role":"user","content":"before"},{"role":"assistant","content":"answer"},)"
+            R"({"role":"user","content":[{"type":"input_text","text":"now"}]}],)"
+            R"("previous_response_id":null,"tools":[],"stream":true})");
 }
 
 TEST(OpenaiCallBody, ChatOnAResponsesUpstreamIsTranslated) {
