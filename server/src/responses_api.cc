@@ -285,8 +285,19 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   g.temperature = req.settings.temperature;
   g.top_p = req.settings.top_p;
 
+  // An engine that keeps the conversation continues it on the previous response's home shard:
+  // the new id names that shard, so the next follow-up goes there too.
+  std::string_view previous_id = req.settings.previous_response_id;
+  int state_home = e->keeps_state() && !previous_id.empty()
+                       ? shard_of_id(previous_id, "resp_", shard.shard_count())
+                       : -1;
   openai::response_object r;
-  r.id = mint_id(shard, "resp_");
+  r.id = state_home >= 0 ? mint_id_for(shard, "resp_", static_cast<unsigned>(state_home))
+                         : mint_id(shard, "resp_");
+  g.original.api = api_kind::responses;
+  g.original.stream = mode != responses_mode::json;
+  g.original.previous_response_id = req.settings.previous_response_id;
+  g.original.response_id = r.id;
   r.created_at = wall_time_s();
   r.status = openai::response_status::in_progress;
   r.settings = std::move(req.settings);
@@ -319,7 +330,8 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
     return;
   }
   std::string previous = req.settings.previous_response_id;
-  if (previous.empty()) {
+  engine* e = shard.engine_for(req.settings.model);
+  if (previous.empty() || (e && e->keeps_state())) {  // such an engine resolves `previous` itself
     launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished),
            deadline_ms);
     return;

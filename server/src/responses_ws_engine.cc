@@ -1,0 +1,349 @@
+// The responses-ws engine: runs on upstream sockets, the store of retained sessions, and the
+// engine registry that lets a follow-up find its session's shard (responses_ws_engine.h).
+#include "server/responses_ws_engine.h"
+
+#include <deque>
+
+#include "core/connector.h"
+#include "proto/json_reader.h"
+#include "server/generation.h"
+#include "server/responses_ws_events.h"
+#include "server/responses_ws_internal.h"
+#include "server/session_store.h"
+#include "server/shard.h"
+#include "server/ws_upstream.h"
+
+namespace rc::server {
+namespace {
+
+thread_local std::unordered_map<std::string, ws_engine*> registry;
+
+// A socket with what the upstream knows on it: the id of its last response.
+struct ws_session final : retained_session, ws_upstream_handler {
+  std::unique_ptr<ws_upstream> conn;
+  std::string upstream_id;
+  bool dead = false;  // failed or said something while idle
+
+  void on_open() override {}
+  void on_text(std::string_view) override { dead = true; }
+  void on_failure(ws_failure, std::string_view) override { dead = true; }
+};
+
+}  // namespace
+
+// One response on one upstream socket. It is the engine_stream of a local request, or runs under
+// a remote_stream's forwarder on the session's shard.
+class ws_run final : public engine_stream, public ws_upstream_handler {
+ public:
+  ws_run(ws_engine& e, const generation_request& req, engine_sink& sink)
+      : engine_(e),
+        sink_(sink),
+        translator_(translate_options{
+            req.original.passthrough && req.original.api == api_kind::responses,
+            req.original.stream || req.original.api != api_kind::responses, req.model,
+            req.original.response_id, req.original.previous_response_id}) {
+    kick_.bind<ws_run, &ws_run::drain>(this);
+  }
+
+  ~ws_run() override {
+    engine_.shard().loop().cancel_timer(kick_);
+    if (!finished_) fail_session();
+  }
+
+  // Starts: answers `early` if set, else sends the request on `session` (a fresh one if null).
+  void start(const generation_request& req, std::unique_ptr<ws_session> session,
+             std::string held_key, std::optional<owned_event> early) {
+    held_key_ = std::move(held_key);
+    if (early) {
+      finished_ = true;
+      queue_.push_back(std::move(*early));
+      engine_.shard().loop().arm_after_us(kick_, 0);
+      return;
+    }
+    new_key_ = req.original.response_id;
+    byte_buffer msg;
+    build_response_create(engine_.parser(), req, engine_.upstream_model(req.model),
+                          session ? session->upstream_id : std::string(), msg);
+    request_ = std::string(msg.view());
+    if (session) {
+      session_ = std::move(session);
+      session_->conn->set_handler(this);
+      if (!session_->conn->send_text(request_)) fail(502, "upstream_unavailable", "the retained upstream socket is closed");
+      return;
+    }
+    session_ = std::make_unique<ws_session>();
+    session_->conn = engine_.connect(this);
+  }
+
+  void resume() override {
+    paused_ = false;
+    drain();
+  }
+
+  // ws_upstream_handler
+  void on_open() override {
+    if (!session_->conn->send_text(request_))
+      fail(502, "upstream_unavailable", "the upstream socket closed");
+  }
+  void on_text(std::string_view message) override {
+    if (finished_) return;
+    std::vector<owned_event> events;
+    auto outcome = translator_.on_message(engine_.parser(), message, events);
+    for (owned_event& e : events) queue_.push_back(std::move(e));
+    switch (outcome) {
+      case responses_ws_translator::outcome::more:
+        break;
+      case responses_ws_translator::outcome::completed:
+        finish_well();
+        break;
+      case responses_ws_translator::outcome::failed:
+        finished_ = true;
+        fail_session();
+        break;
+      case responses_ws_translator::outcome::protocol_error:
+        fail(502, "upstream_protocol_error", translator_.problem());
+        return;
+    }
+    drain();
+  }
+  void on_failure(ws_failure kind, std::string_view detail) override {
+    if (finished_) return;
+    uint16_t status = kind == ws_failure::connect ? 503 : kind == ws_failure::timeout ? 504 : 502;
+    std::string_view code = kind == ws_failure::connect   ? "upstream_unavailable"
+                            : kind == ws_failure::timeout ? "upstream_timeout"
+                            : kind == ws_failure::protocol || kind == ws_failure::handshake
+                                ? "upstream_protocol_error"
+                                : "upstream_connection_closed";
+    fail(status, code, detail);
+  }
+
+ private:
+  void fail(uint16_t status, std::string_view code, std::string_view message) {
+    owned_event e = error_event(std::string(code), std::string(message), status, "server_error",
+                                {}, status == 503 ? engine_.options().retry_after_ms : 0);
+    finished_ = true;
+    fail_session();
+    queue_.push_back(std::move(e));
+    drain();
+  }
+
+  // The session is in an unknown state: close it, forget its key.
+  void fail_session() {
+    session_.reset();
+    if (!held_key_.empty()) engine_.store().drop(held_key_);
+    held_key_.clear();
+  }
+
+  void finish_well() {
+    finished_ = true;
+    if (held_key_.empty() || !session_ || !session_->conn) {
+      session_.reset();
+      return;
+    }
+    session_->upstream_id = translator_.upstream_id();
+    session_->conn->set_handler(session_.get());
+    session_->conn->resume();
+    engine_.store().put(held_key_, new_key_, std::move(session_));
+    held_key_.clear();
+  }
+
+  void drain() {
+    if (in_drain_) return;
+    in_drain_ = true;
+    while (!paused_ && !queue_.empty()) {
+      owned_event e = std::move(queue_.front());
+      queue_.pop_front();
+      bool terminal = e.base.type == event_type::usage || e.base.type == event_type::error;
+      bool more = sink_.on_event(e.view());
+      if (terminal) {
+        queue_.clear();
+        break;  // the front may delete this stream from now on (in a later turn)
+      }
+      if (!more) paused_ = true;
+    }
+    in_drain_ = false;
+    // Inbound backpressure: while the client is behind, stop reading the upstream.
+    if (session_ && session_->conn && !finished_) {
+      if (paused_) {
+        session_->conn->pause();
+      } else {
+        session_->conn->resume();
+      }
+    }
+  }
+
+  ws_engine& engine_;
+  engine_sink& sink_;
+  responses_ws_translator translator_;
+  std::unique_ptr<ws_session> session_;
+  std::string request_;
+  std::string held_key_;  // the store key this response holds busy ("" if none)
+  std::string new_key_;   // the key it retains its session under
+  std::deque<owned_event> queue_;
+  timer kick_;
+  bool paused_ = false;
+  bool finished_ = false;
+  bool in_drain_ = false;
+};
+
+ws_engine::ws_engine(shard_server& shard, responses_ws_options options)
+    : shard_(shard),
+      options_(std::move(options)),
+      connector_(std::make_shared<connector>(
+          shard.loop(), connector_options{.timeout_ms = static_cast<uint32_t>(options_.connect_timeout_ms)})),
+      store_(shard.loop().timers(),
+             session_store_options{options_.max_retained_sessions, options_.session_idle_ms,
+                                   1'000'000 / reactor::tick_ns}) {
+  registry[options_.name] = this;
+  resolve_literal(options_.host, options_.port, target_.addr, target_.addr_len);
+  target_.host_header = options_.host + ":" + std::to_string(options_.port);
+  target_.path = options_.path;
+  if (!options_.api_key.empty())
+    target_.extra_header_lines = "Authorization: Bearer " + options_.api_key + "\r\n";
+  target_.handshake_timeout_ms = options_.connect_timeout_ms;
+}
+
+ws_engine::~ws_engine() {
+  auto it = registry.find(options_.name);
+  if (it != registry.end() && it->second == this) registry.erase(it);
+  store_.clear();
+  connector_->cancel_all();
+  if (!connector_->idle()) {
+    // Connects in flight are referenced by the kernel: keep the connector until they answer.
+    retire(shard_.loop(), std::move(connector_));
+  }
+}
+
+void ws_engine::retire(reactor& r, std::shared_ptr<connector> c) {
+  r.post(r.shard_id(), [&r, c = std::move(c)]() mutable {
+    if (!c->idle()) retire(r, std::move(c));
+  });
+}
+
+ws_engine* ws_engine::on_this_shard(const std::string& name) {
+  auto it = registry.find(name);
+  return it == registry.end() ? nullptr : it->second;
+}
+
+std::unique_ptr<ws_upstream> ws_engine::connect(ws_upstream_handler* h) {
+  return std::make_unique<ws_upstream>(shard_.sockets(), *connector_, target_, h);
+}
+
+std::string_view ws_engine::upstream_model(const std::string& model) const {
+  auto it = options_.upstream_models.find(model);
+  return it == options_.upstream_models.end() ? std::string_view(model) : it->second;
+}
+
+uint64_t ws_engine::completion_tokens_max(std::string_view) const {
+  return options_.completion_tokens_max;
+}
+
+std::unique_ptr<engine_stream> ws_engine::run_here(const generation_request& req,
+                                                   engine_sink& sink) {
+  auto run = std::make_unique<ws_run>(*this, req, sink);
+  bool stateful = options_.stateful && req.original.api == api_kind::responses &&
+                  !req.original.response_id.empty();
+  const std::string& previous = req.original.previous_response_id;
+  if (!stateful) {
+    run->start(req, nullptr, {}, std::nullopt);
+    return run;
+  }
+  if (previous.empty()) {
+    switch (store_.begin(req.original.response_id)) {
+      case session_store::begin_status::ok:
+        run->start(req, nullptr, req.original.response_id, std::nullopt);
+        break;
+      case session_store::begin_status::no_capacity:
+        run->start(req, nullptr, {}, no_capacity());
+        break;
+      case session_store::begin_status::duplicate:
+        run->start(req, nullptr, {}, error_event("invalid_request", "duplicate response id", 400,
+                                                 "invalid_request_error"));
+        break;
+    }
+    return run;
+  }
+  std::unique_ptr<retained_session> taken;
+  switch (store_.take(previous, taken)) {
+    case session_store::take_status::ok: {
+      std::unique_ptr<ws_session> s(static_cast<ws_session*>(taken.release()));
+      if (s->dead || !s->conn || !s->conn->open()) {  // it died while idle: as if evicted
+        s.reset();
+        store_.drop(previous);
+        run->start(req, nullptr, {}, not_found(previous));
+        break;
+      }
+      run->start(req, std::move(s), previous, std::nullopt);
+      break;
+    }
+    case session_store::take_status::busy:
+      run->start(req, nullptr, {}, in_progress(previous));
+      break;
+    case session_store::take_status::not_found:
+      run->start(req, nullptr, {}, not_found(previous));
+      break;
+  }
+  return run;
+}
+
+std::unique_ptr<engine_stream> ws_engine::generate(const generation_request& req,
+                                                   engine_sink& sink) {
+  const std::string& previous = req.original.previous_response_id;
+  bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
+                   !req.original.response_id.empty() && !previous.empty();
+  if (follow_up) {
+    int home = shard_of_id(previous, "resp_", shard_.shard_count());
+    if (home < 0) {
+      auto run = std::make_unique<ws_run>(*this, req, sink);
+      run->start(req, nullptr, {}, not_found(previous));
+      return run;
+    }
+    if (static_cast<unsigned>(home) != shard_.id())
+      return start_remote(shard_, options_.name, static_cast<unsigned>(home), req, sink);
+  }
+  return run_here(req, sink);
+}
+
+owned_event ws_engine::not_found(const std::string& id) const {
+  return error_event("previous_response_not_found",
+                     "Previous response with id '" + id + "' not found.", 400,
+                     "invalid_request_error", "previous_response_id");
+}
+
+owned_event ws_engine::in_progress(const std::string& id) const {
+  return error_event("previous_response_in_progress",
+                     "Previous response with id '" + id +
+                         "' is still in progress. Wait for it to finish and try again.",
+                     409, "invalid_request_error", "previous_response_id");
+}
+
+owned_event ws_engine::no_capacity() const {
+  return error_event("upstream_sessions_exhausted",
+                     "Every upstream session of this server is busy. Retry shortly.", 503,
+                     "server_error", {}, options_.retry_after_ms);
+}
+
+void ws_engine::embed(const embedding_request&, unique_function<void(embedding_result&&)> done) {
+  shard_.loop().post(shard_.id(), [done = std::move(done)]() mutable {
+    embedding_result r;
+    r.error_code = "unsupported";
+    r.error_message = "a responses-ws upstream has no embeddings";
+    done(std::move(r));
+  });
+}
+
+void ws_engine::invoke_tool(std::string_view, std::string_view,
+                            unique_function<void(tool_result&&)> done) {
+  shard_.loop().post(shard_.id(), [done = std::move(done)]() mutable {
+    tool_result r;
+    r.error_code = "unsupported";
+    r.error_message = "a responses-ws upstream has no built-in tools";
+    done(std::move(r));
+  });
+}
+
+std::unique_ptr<engine> make_responses_ws_engine(shard_server& shard, responses_ws_options options) {
+  return std::make_unique<ws_engine>(shard, std::move(options));
+}
+
+}  // namespace rc::server
