@@ -1,0 +1,81 @@
+// Forwarded upstream requests (byte-preserving splices) and model names mapped back.
+#include <vector>
+
+#include "proto/json_splice.h"
+#include "proto/json_writer.h"
+#include "proto/openai_upstream.h"
+
+namespace rc::openai {
+namespace {
+
+bool is_true(std::optional<std::string_view> v) { return v && *v == "true"; }
+
+std::string quoted(std::string_view s) {
+  byte_buffer b;
+  json::write_string(b, s);
+  return std::string(b.view());
+}
+
+}  // namespace
+
+bool build_chat_forward(std::string_view body, std::string_view upstream_model, byte_buffer& out,
+                        forward_info& info) {
+  std::vector<json::member_span> members;
+  size_t close = 0;
+  if (!json::scan_object(body, members, close)) return false;
+  info = {};
+  std::optional<std::string_view> options;
+  for (const json::member_span& m : members) {
+    std::string_view v = body.substr(m.value_begin, m.value_end - m.value_begin);
+    if (json::key_equals(m.key, "stream")) info.stream = v == "true";
+    if (json::key_equals(m.key, "stream_options")) options = v;
+  }
+  std::string model = quoted(upstream_model);
+  std::vector<json::member_edit> edits{{.key = "model", .value = model}};
+  byte_buffer new_options;
+  if (info.stream) {
+    bool is_object = options && !options->empty() && options->front() == '{';
+    if (is_object) {
+      info.include_usage = is_true(json::find_member(*options, "include_usage"));
+      json::member_edit usage{.key = "include_usage", .value = "true"};
+      json::rewrite_object(*options, {&usage, 1}, new_options);
+    } else {
+      new_options.append(R"({"include_usage":true})");
+    }
+    edits.push_back({.key = "stream_options", .value = new_options.view()});
+  }
+  return json::rewrite_object(body, edits, out);
+}
+
+bool build_responses_forward(std::string_view body, std::string_view upstream_model,
+                             byte_buffer& out, forward_info& info) {
+  info = {};
+  info.stream = is_true(json::find_member(body, "stream"));
+  std::string model = quoted(upstream_model);
+  json::member_edit edit{.key = "model", .value = model};
+  return json::rewrite_object(body, {&edit, 1}, out);
+}
+
+bool rewrite_model(std::string_view text, std::string_view client_model, byte_buffer& out) {
+  std::vector<json::member_span> members;
+  size_t close = 0;
+  if (!json::scan_object(text, members, close)) return false;
+  std::string model = quoted(client_model);
+  std::vector<json::member_edit> edits{{.key = "model", .value = model, .append_if_absent = false}};
+  // A Responses event carries the response object (with its model) in `response` (the last
+  // duplicate's rewritten text replaces every duplicate).
+  std::optional<std::string_view> response;
+  for (const json::member_span& m : members) {
+    if (json::key_equals(m.key, "response"))
+      response = text.substr(m.value_begin, m.value_end - m.value_begin);
+  }
+  byte_buffer nested;
+  if (response && !response->empty() && response->front() == '{') {
+    json::member_edit inner{.key = "model", .value = model, .append_if_absent = false};
+    if (json::rewrite_object(*response, {&inner, 1}, nested))
+      edits.push_back({.key = "response", .value = nested.view(), .append_if_absent = false});
+  }
+  return json::rewrite_object(text, edits, out);
+}
+
+}  // namespace rc::openai
