@@ -1,5 +1,9 @@
 #include "server/responses_ws_events.h"
 
+#include <optional>
+#include <span>
+
+#include "proto/json_splice.h"
 #include "proto/json_writer.h"
 
 namespace rc::server {
@@ -60,26 +64,6 @@ void write_typed_request(const generation_request& req, json::writer& w) {
   if (req.top_p != 1.0) w.float64_member("top_p", req.top_p);
 }
 
-uint64_t count(const json::value& obj, std::string_view key) {
-  json::value v = obj ? obj.find(key) : json::value();
-  return v && (v.kind() == json::kind::int64 || v.kind() == json::kind::uint64) && v.get_int64() > 0
-             ? static_cast<uint64_t>(v.get_int64())
-             : 0;
-}
-
-openai::usage_counts usage_of(const json::value& response) {
-  openai::usage_counts u;
-  json::value usage = response.find("usage");
-  if (!usage || !usage.is_object()) return u;
-  u.input_tokens = count(usage, "input_tokens");
-  u.output_tokens = count(usage, "output_tokens");
-  json::value in = usage.find("input_tokens_details");
-  if (in && in.is_object()) u.cached_tokens = count(in, "cached_tokens");
-  json::value out = usage.find("output_tokens_details");
-  if (out && out.is_object()) u.reasoning_tokens = count(out, "reasoning_tokens");
-  return u;
-}
-
 std::string_view string_of(const json::value& obj, std::string_view key) {
   json::value v = obj ? obj.find(key) : json::value();
   return v && v.is_string() ? v.get_string() : std::string_view();
@@ -87,239 +71,190 @@ std::string_view string_of(const json::value& obj, std::string_view key) {
 
 }  // namespace
 
-void build_response_create(json::parser& parser, const generation_request& req,
+void build_response_create(json::parser&, const generation_request& req,
                            std::string_view upstream_model, std::string_view previous_upstream_id,
                            byte_buffer& out) {
+  std::vector<json::member_span> members;
+  size_t close = 0;
+  // A previous response the upstream does not know (stateless mode) was resolved by the front
+  // into the conversation: only the typed request carries it.
+  bool history = !req.original.previous_response_id.empty() && previous_upstream_id.empty();
+  bool forward = req.original.api == api_kind::responses && req.original.body && !history &&
+                 json::scan_object(*req.original.body, members, close);
   json::writer w(out);
   w.begin_object();
   w.string_member("type", "response.create");
   w.string_member("model", upstream_model);
   if (!previous_upstream_id.empty()) w.string_member("previous_response_id", previous_upstream_id);
-  json::value root;
-  if (req.original.api == api_kind::responses && req.original.body) {
-    json::parse_result r = parser.parse(*req.original.body);
-    if (r.ok() && r.root.is_object()) root = r.root;
-  }
-  if (!root) {
+  if (!forward) {
     write_typed_request(req, w);
-  } else {
-    for (const json::member& m : root.members()) {
-      if (m.key == "model" || m.key == "previous_response_id" || m.key == "stream" ||
-          m.key == "type")
-        continue;
-      w.key(m.key);
-      byte_buffer v;
-      m.value.write_to(v);
-      w.raw(v.view());
-    }
+    w.end_object();
+    return;
   }
-  w.end_object();
+  // The client's members follow, byte for byte, but those ringcast sets (above) or that a
+  // WebSocket has no use for (`stream`); the writer has written the object's opening only.
+  std::string_view body = *req.original.body;
+  for (const json::member_span& m : members) {
+    if (json::key_equals(m.key, "model") || json::key_equals(m.key, "previous_response_id") ||
+        json::key_equals(m.key, "stream") || json::key_equals(m.key, "type"))
+      continue;
+    size_t begin = static_cast<size_t>(m.key.data() - body.data()) - 1;  // the key's quote
+    out.append(",");
+    out.append(body.substr(begin, m.value_end - begin));
+  }
+  out.append("}");
 }
 
-void responses_ws_translator::write_response(const json::value& response, byte_buffer& out,
-                                             bool backfill) {
-  json::writer w(out);
-  w.begin_object();
-  for (const json::member& m : response.members()) {
-    if (m.key == "id" && !options_.response_id.empty()) {
-      w.string_member("id", options_.response_id);
-    } else if (m.key == "model" && !options_.client_model.empty()) {
-      w.string_member("model", options_.client_model);
-    } else if (m.key == "previous_response_id" && m.value.is_string()) {
-      w.string_member("previous_response_id", options_.previous_response_id);
-    } else if (m.key == "output" && backfill) {
-      continue;  // written below
-    } else {
-      w.key(m.key);
-      byte_buffer v;
-      m.value.write_to(v);
-      w.raw(v.view());
-    }
-  }
+bool responses_ws_translator::rewrite_response(std::string_view response, bool backfill,
+                                               byte_buffer& out) {
+  std::string output;
   if (backfill) {
-    w.key("output");
-    w.begin_array();
-    for (const auto& [index, item] : done_items_) w.raw(item);
-    w.end_array();
+    output = "[";
+    for (const auto& [index, item] : done_items_) {
+      if (output.size() > 1) output += ',';
+      output += item;
+    }
+    output += ']';
   }
-  w.end_object();
+  byte_buffer id, model, previous;
+  json::write_string(id, options_.response_id);
+  json::write_string(model, options_.client_model);
+  json::write_string(previous, options_.previous_response_id);
+  json::member_edit edits[4];
+  size_t n = 0;
+  if (!options_.response_id.empty()) edits[n++] = {"id", id.view(), false};
+  if (!options_.client_model.empty()) edits[n++] = {"model", model.view(), false};
+  // A previous_response_id the upstream echoes is its own id: show the client's (or null).
+  edits[n++] = {"previous_response_id",
+                options_.previous_response_id.empty() ? std::string_view("null") : previous.view(),
+                false};
+  if (backfill) edits[n++] = {"output", output, true};
+  return json::rewrite_object(response, std::span(edits, n), out);
 }
 
-void responses_ws_translator::emit_raw(std::string_view type, std::string_view json,
+bool responses_ws_translator::emit_raw(std::string_view type, std::string_view message,
+                                       bool terminal, bool backfill,
                                        std::vector<owned_event>& emit) {
   owned_event o;
   o.base.type = event_type::raw;
   o.base.raw_api = api_kind::responses;
-  o.raw = std::string(json);
   o.raw_name = std::string(type);
+  std::optional<std::string_view> response = json::find_member(message, "response");
+  byte_buffer obj;
+  if (response && !rewrite_response(*response, backfill, obj)) return false;
+  if (!options_.stream) {  // a non-stream request: only the final object
+    if (!terminal || !response) return true;
+    o.raw = std::string(obj.view());
+  } else if (response) {
+    byte_buffer event;
+    json::member_edit edit{"response", obj.view(), false};
+    if (!json::rewrite_object(message, std::span(&edit, 1), event)) return false;
+    o.raw = std::string(event.view());
+  } else {
+    o.raw = std::string(message);
+  }
   emit.push_back(std::move(o));
+  return true;
 }
 
-responses_ws_translator::outcome responses_ws_translator::on_message(json::parser& parser,
-                                                                     std::string_view message,
-                                                                     std::vector<owned_event>& emit) {
+responses_ws_translator::outcome responses_ws_translator::protocol_error(std::string problem) {
+  problem_ = std::move(problem);
+  return outcome::protocol_error;
+}
+
+responses_ws_translator::outcome responses_ws_translator::on_message(
+    json::parser& parser, std::string_view message, std::vector<owned_event>& emit) {
   json::parse_result r = parser.parse(message);
-  if (!r.ok() || !r.root.is_object()) {
-    problem_ = "the upstream sent a message that is not a JSON object";
-    return outcome::protocol_error;
-  }
+  if (!r.ok() || !r.root.is_object())
+    return protocol_error("the upstream sent a message that is not a JSON object");
   json::value root = r.root;
   std::string_view type = string_of(root, "type");
-  if (type.empty()) {
-    problem_ = "the upstream sent an event without a type";
-    return outcome::protocol_error;
-  }
-  if (type == "error") {
-    json::value err = root.find("error");
-    json::value src = err && err.is_object() ? err : root;
-    owned_event o = error_event(std::string(string_of(src, "code")),
-                                std::string(string_of(src, "message")), 0,
-                                std::string(string_of(src, "type")),
-                                std::string(string_of(src, "param")));
-    if (o.error_code.empty()) o.error_code = "upstream_error";
-    if (o.error_message.empty()) o.error_message = "the upstream reported an error";
-    if (o.error_type.empty()) o.error_type = "server_error";
-    // The envelope as the HTTP API would have answered it.
-    byte_buffer env;
-    json::writer w(env);
-    w.begin_object();
-    w.key("error");
-    byte_buffer v;
-    src.write_to(v);
-    w.raw(v.view());
-    w.end_object();
-    o.raw = std::string(env.view());
-    // An upstream refusal before anything was produced is a client error when it names a param.
-    o.base.http_status = o.error_type == "invalid_request_error" ? 400 : 502;
-    emit.push_back(std::move(o));
-    return outcome::failed;
-  }
-  if (type == "response.completed" || type == "response.incomplete" || type == "response.failed")
-    return terminal(type, root, message, emit);
-
+  std::vector<openai::stream_event> typed;
+  decoder_.decode_event(root, typed);
+  for (const openai::stream_event& e : typed)
+    if (e.type == openai::stream_event_type::error && e.error_code == "upstream_protocol_error")
+      return protocol_error(e.error_message);
+  bool terminal =
+      type == "response.completed" || type == "response.incomplete" || type == "response.failed";
   json::value response = root.find("response");
   if (response && response.is_object()) {
-    if (upstream_id_.empty()) upstream_id_ = std::string(string_of(response, "id"));
-    if (options_.raw && options_.stream) {
-      byte_buffer b;
-      json::writer w(b);
-      w.begin_object();
-      for (const json::member& m : root.members()) {
-        w.key(m.key);
-        if (m.key == "response") {
-          byte_buffer obj;
-          write_response(m.value, obj, false);
-          w.raw(obj.view());
-        } else {
-          byte_buffer v;
-          m.value.write_to(v);
-          w.raw(v.view());
-        }
-      }
-      w.end_object();
-      emit_raw(type, b.view(), emit);
-    }
-    return outcome::more;
+    if (std::string_view id = string_of(response, "id"); !id.empty()) upstream_id_ = std::string(id);
   }
   if (type == "response.output_item.done") {
     json::value item = root.find("item");
     json::value index = root.find("output_index");
     if (item && item.is_object()) {
-      int64_t i = index && index.kind() == json::kind::int64 ? index.get_int64()
-                                                            : static_cast<int64_t>(done_items_.size());
-      done_items_[i] = item.to_json();
+      int64_t i = index && index.kind() == json::kind::int64
+                      ? index.get_int64()
+                      : static_cast<int64_t>(done_items_.size());
+      if (auto text = json::find_member(message, "item")) done_items_[i] = std::string(*text);
     }
   }
-  if (options_.raw) {
-    if (options_.stream) emit_raw(type, message, emit);
-    return outcome::more;
+  if (options_.raw && type != "error") {
+    bool backfill = false;
+    if (terminal) {
+      json::value output = response.find("output");
+      backfill = (!output || !output.is_array() || output.size() == 0) && !done_items_.empty();
+    }
+    if (!emit_raw(type, message, terminal, backfill, emit))
+      return protocol_error("the upstream sent an event that is not a JSON object");
   }
-  owned_event o;
-  if (type == "response.output_text.delta") {
-    o.base.type = event_type::delta;
-    o.text = std::string(string_of(root, "delta"));
+  for (openai::stream_event& e : typed) {
+    if (e.type == openai::stream_event_type::error) {
+      emit.push_back(upstream_error(type, root, std::move(e)));
+      return outcome::failed;
+    }
+    if (options_.raw) continue;
+    owned_event o;
+    o.base.choice = e.choice;
+    switch (e.type) {
+      case openai::stream_event_type::delta:
+        o.base.type = event_type::delta;
+        break;
+      case openai::stream_event_type::tool_call:
+        o.base.type = event_type::tool_call;
+        o.base.tool_index = e.tool_index;
+        o.tool_call_id = std::move(e.tool_call_id);
+        o.tool_name = std::move(e.tool_name);
+        break;
+      case openai::stream_event_type::done:
+        o.base.type = event_type::done;
+        o.base.finish = e.finish;
+        break;
+      case openai::stream_event_type::error:
+        break;
+    }
+    o.text = std::move(e.text);
     emit.push_back(std::move(o));
-  } else if (type == "response.output_item.added") {
-    json::value item = root.find("item");
-    if (item && item.is_object() && string_of(item, "type") == "function_call") {
-      call_index_[std::string(string_of(item, "id"))] = calls_;
-      o.base.type = event_type::tool_call;
-      o.base.tool_index = calls_++;
-      o.tool_call_id = std::string(string_of(item, "call_id"));
-      o.tool_name = std::string(string_of(item, "name"));
-      if (o.tool_call_id.empty()) o.tool_call_id = std::string(string_of(item, "id"));
-      emit.push_back(std::move(o));
-    }
-  } else if (type == "response.function_call_arguments.delta") {
-    auto it = call_index_.find(std::string(string_of(root, "item_id")));
-    if (it != call_index_.end()) {
-      o.base.type = event_type::tool_call;
-      o.base.tool_index = it->second;
-      o.text = std::string(string_of(root, "delta"));
-      emit.push_back(std::move(o));
-    }
   }
-  return outcome::more;
-}
-
-responses_ws_translator::outcome responses_ws_translator::terminal(std::string_view type,
-                                                                   const json::value& root,
-                                                                   std::string_view,
-                                                                   std::vector<owned_event>& emit) {
-  json::value response = root.find("response");
-  if (!response || !response.is_object()) {
-    problem_ = std::string("the upstream's ") + std::string(type) + " has no response object";
-    return outcome::protocol_error;
-  }
-  if (std::string_view id = string_of(response, "id"); !id.empty()) upstream_id_ = std::string(id);
-  json::value output = response.find("output");
-  bool thin = !output || !output.is_array() || output.size() == 0;
-  bool backfill = thin && !done_items_.empty();
-  if (options_.raw) {
-    byte_buffer obj;
-    write_response(response, obj, backfill);
-    if (options_.stream) {
-      byte_buffer b;
-      json::writer w(b);
-      w.begin_object();
-      for (const json::member& m : root.members()) {
-        w.key(m.key);
-        if (m.key == "response") {
-          w.raw(obj.view());
-        } else {
-          byte_buffer v;
-          m.value.write_to(v);
-          w.raw(v.view());
-        }
-      }
-      w.end_object();
-      emit_raw(type, b.view(), emit);
-    } else {
-      emit_raw(type, obj.view(), emit);  // a non-stream request: the whole object
-    }
-  }
-  if (type == "response.failed") {
-    json::value err = response.find("error");
-    owned_event o = error_event(std::string(string_of(err, "code")),
-                                std::string(string_of(err, "message")), 502);
-    if (o.error_code.empty()) o.error_code = "upstream_error";
-    if (o.error_message.empty()) o.error_message = "the upstream response failed";
-    emit.push_back(std::move(o));
-    return outcome::failed;
-  }
-  if (!options_.raw) {
-    owned_event done;
-    done.base.type = event_type::done;
-    done.base.finish = type == "response.incomplete" ? openai::finish_reason::length
-                       : calls_ > 0                  ? openai::finish_reason::tool_calls
-                                                     : openai::finish_reason::stop;
-    emit.push_back(std::move(done));
-  }
+  if (!decoder_.finished()) return outcome::more;
   owned_event u;
   u.base.type = event_type::usage;
-  u.base.usage = usage_of(response);
+  u.base.usage = decoder_.usage();
   emit.push_back(std::move(u));
   return outcome::completed;
+}
+
+owned_event responses_ws_translator::upstream_error(std::string_view type, const json::value& root,
+                                                    openai::stream_event&& e) {
+  owned_event o = error_event(std::move(e.error_code), std::move(e.error_message), 502,
+                              e.error_type.empty() ? "server_error" : std::move(e.error_type),
+                              std::move(e.error_param));
+  if (type != "error") return o;  // response.failed: a failure of the upstream's
+  // An `error` event: the envelope as the HTTP API would have answered it; a refusal of the
+  // request itself is the client's error.
+  json::value err = root.find("error");
+  byte_buffer env;
+  json::writer w(env);
+  w.begin_object();
+  w.key("error");
+  byte_buffer v;
+  (err && err.is_object() ? err : root).write_to(v);
+  w.raw(v.view());
+  w.end_object();
+  o.raw = std::string(env.view());
+  if (o.error_type == "invalid_request_error") o.base.http_status = 400;
+  return o;
 }
 
 }  // namespace rc::server

@@ -2,27 +2,27 @@
 // ringcast says to it.
 //
 // Request. build_response_create() wraps the client's Responses request as the upstream's
-// `{"type":"response.create",…}` message: every member of the client's body is kept (re-encoded
-// compactly) except `model` (the upstream's name), `previous_response_id` (the upstream's own id
-// of the retained session's last response, or absent) and `stream` (a WebSocket always streams).
-// Requests from other fronts (chat completions, the mock-shaped typed request) are built from
-// the typed generation_request: the conversation as input messages, function tools, tool_choice,
+// `{"type":"response.create",…}` message: the client's members byte for byte (json_splice.h)
+// except `model` (the upstream's name), `previous_response_id` (the upstream's own id of the
+// retained session's last response, or absent) and `stream` (a WebSocket always streams).
+// Requests from other fronts, and a follow-up the upstream cannot know (stateless mode: the front
+// resolved the previous response into the conversation), are built from the typed
+// generation_request: the conversation as input messages, function tools, tool_choice,
 // max_output_tokens, temperature, top_p.
 //
-// Events. A translator follows one response. Each upstream message is parsed and becomes:
-//  * raw mode (the front passes Responses events through): the event itself, with the response
-//    object's `id` replaced by the id ringcast gave the client, `model` by the client's model name
-//    and `previous_response_id` by the client's; for a non-stream request only the final
-//    response object, once. A `response.completed` whose `output` is missing or empty gets the
-//    items of the `response.output_item.done` events seen (backfill), in output_index order.
-//  * typed mode: output_text.delta → delta, output_item.added of a function call and
-//    function_call_arguments.delta → tool_call fragments, completed → done (stop, or tool_calls
-//    when calls were made) + usage, incomplete → done (length) + usage, failed or an `error`
-//    event → error.
-// A terminal raw event is still followed by the typed usage (or error), as engine.h requires.
-// A message that is not a JSON object with a string `type`, or a terminal event without a
-// response object, is a protocol error: the caller fails the stream with upstream_protocol_error
-// and drops the socket.
+// Events. A translator follows one response. Each upstream message is parsed, checked and
+// decoded by openai::responses_decoder (proto/openai_upstream_decode.h), and becomes:
+//  * raw mode (the front passes Responses events through): the event itself, byte for byte, but
+//    for its response object's `id` (the id ringcast gave the client), `model` (the client's name)
+//    and `previous_response_id` (the client's); for a non-stream request only the final response
+//    object, once. A terminal event whose `output` is missing or empty gets the items of the
+//    `response.output_item.done` events seen (backfill), in output_index order.
+//  * typed mode: the decoder's text deltas (refusals too), tool call fragments, finish reason.
+// Both end with the typed usage (or error), as engine.h requires. An `error` event, or a
+// response.failed, is an error event (the `error` event's envelope kept for the HTTP answer). A
+// message that is not what the API sends (not a JSON object, no type, a terminal event without
+// a response object, …) is a protocol error: the caller fails the stream with
+// upstream_protocol_error and drops the socket.
 //
 // Thread-safety: one translator per response, on its shard.
 #pragma once
@@ -31,11 +31,11 @@
 #include <map>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "base/byte_buffer.h"
 #include "proto/json_reader.h"
+#include "proto/openai_upstream_decode.h"
 #include "server/engine.h"
 #include "server/owned_event.h"
 
@@ -68,17 +68,18 @@ class responses_ws_translator {
   const std::string& problem() const { return problem_; }
 
  private:
-  void write_response(const json::value& response, byte_buffer& out, bool backfill);
-  outcome terminal(std::string_view type, const json::value& root, std::string_view message,
-                   std::vector<owned_event>& emit);
-  void emit_raw(std::string_view type, std::string_view json, std::vector<owned_event>& emit);
+  bool rewrite_response(std::string_view response, bool backfill, byte_buffer& out);
+  bool emit_raw(std::string_view type, std::string_view message, bool terminal, bool backfill,
+                std::vector<owned_event>& emit);
+  outcome protocol_error(std::string problem);
+  owned_event upstream_error(std::string_view type, const json::value& root,
+                             openai::stream_event&& e);
 
   translate_options options_;
   std::string upstream_id_;
   std::string problem_;
   std::map<int64_t, std::string> done_items_;            // output_index → item JSON
-  std::unordered_map<std::string, uint32_t> call_index_;  // function call item id → tool index
-  uint32_t calls_ = 0;
+  openai::responses_decoder decoder_;  // typed events, and what a valid event looks like
 };
 
 }  // namespace rc::server

@@ -188,3 +188,40 @@ TEST(ResponseCreate, TypedRequestWithoutABody) {
 
 }  // namespace
 }  // namespace rc::server
+
+namespace rc::server {
+namespace {
+
+TEST(ResponseCreate, ClientMembersAreForwardedByteForByte) {
+  json::parser parser;
+  generation_request req;
+  req.original.api = api_kind::responses;
+  req.original.body = std::make_shared<const std::string>(
+      R"({ "model" : "c", "temperature": 1.50, "input": [ {"role":"user", "content":"\u00e9"} ] })");
+  byte_buffer out;
+  build_response_create(parser, req, "u", "", out);
+  EXPECT_EQ(out.view(),
+            R"({"type":"response.create","model":"u","temperature": 1.50,)"
+            R"("input": [ {"role":"user", "content":"\u00e9"} ]})");
+}
+
+TEST(ResponseCreate, StatelessFollowUpSendsTheResolvedConversation) {
+  json::parser parser;
+  generation_request req;
+  req.original.api = api_kind::responses;
+  req.original.previous_response_id = "resp_0_0123456789abcdef";
+  req.original.body = std::make_shared<const std::string>(
+      R"({"model":"c","input":"and now?","previous_response_id":"resp_0_0123456789abcdef"})");
+  req.conversation = {turn{openai::message_role::user, "hi"},
+                      turn{openai::message_role::assistant, "hello"},
+                      turn{openai::message_role::user, "and now?"}};
+  byte_buffer out;
+  build_response_create(parser, req, "u", "", out);
+  auto r = parser.parse(out.view());
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r.root.find("previous_response_id"));  // the upstream never saw ringcast's id
+  EXPECT_EQ(r.root.find("input").size(), 3u);
+}
+
+}  // namespace
+}  // namespace rc::server
