@@ -195,6 +195,7 @@ ws_engine::ws_engine(shard_server& shard, responses_ws_options options)
              session_store_options{options_.max_retained_sessions, options_.session_idle_ms,
                                    1'000'000 / reactor::tick_ns}) {
   registry[options_.name] = this;
+  store_.count_into(&shard.metrics().upstream_sessions, &shard.metrics().upstream_sessions_idle);
   resolve_literal(options_.host, options_.port, target_.addr, target_.addr_len);
   target_.host_header = options_.host + ":" + std::to_string(options_.port);
   target_.path = options_.path;

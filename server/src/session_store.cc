@@ -9,6 +9,16 @@ session_store::session_store(timer_wheel& wheel, session_store_options options)
 
 session_store::~session_store() { clear(); }
 
+void session_store::count_into(session_store_stats* totals, int64_t* idle_gauge) {
+  totals_ = totals;
+  idle_gauge_ = idle_gauge;
+}
+
+void session_store::bump(uint64_t session_store_stats::*field) {
+  ++(stats_.*field);
+  if (totals_) ++(totals_->*field);
+}
+
 session_store::entry& session_store::insert(const std::string& id) {
   auto [it, inserted] = entries_.try_emplace(id);
   RC_ASSERT(inserted);
@@ -26,13 +36,17 @@ void session_store::make_idle(entry& e, std::unique_ptr<retained_session> sessio
   e.lru = lru_.begin();
   // +1: the wheel's current tick is already processed; a timer never fires early.
   wheel_.arm_after(e.expiry, options_.idle_ms * options_.ticks_per_ms + 1);
-  ++stats_.retained;
+  if (idle_gauge_) ++*idle_gauge_;
+  bump(&session_store_stats::retained);
 }
 
 void session_store::erase(map::iterator it) {
   entry& e = it->second;
   std::unique_ptr<retained_session> session = std::move(e.session);
-  if (!e.busy) lru_.erase(e.lru);
+  if (!e.busy) {
+    lru_.erase(e.lru);
+    if (idle_gauge_) --*idle_gauge_;
+  }
   wheel_.cancel(e.expiry);
   entries_.erase(it);
   session.reset();  // may call back into the engine; the store is consistent again
@@ -41,7 +55,7 @@ void session_store::erase(map::iterator it) {
 bool session_store::make_room() {
   if (entries_.size() < options_.sessions_max) return true;
   if (lru_.empty() || options_.sessions_max == 0) return false;
-  ++stats_.evicted_lru;
+  bump(&session_store_stats::evicted_lru);
   erase(entries_.find(*lru_.back()->key));
   return true;
 }
@@ -49,7 +63,7 @@ bool session_store::make_room() {
 session_store::begin_status session_store::begin(const std::string& id) {
   if (entries_.count(id)) return begin_status::duplicate;
   if (!make_room()) {
-    ++stats_.no_capacity;
+    bump(&session_store_stats::no_capacity);
     return begin_status::no_capacity;
   }
   insert(id);
@@ -60,19 +74,20 @@ session_store::take_status session_store::take(const std::string& id,
                                                std::unique_ptr<retained_session>& out) {
   auto it = entries_.find(id);
   if (it == entries_.end()) {
-    ++stats_.not_found;
+    bump(&session_store_stats::not_found);
     return take_status::not_found;
   }
   entry& e = it->second;
   if (e.busy) {
-    ++stats_.conflicts;
+    bump(&session_store_stats::conflicts);
     return take_status::busy;
   }
   lru_.erase(e.lru);
+  if (idle_gauge_) --*idle_gauge_;
   wheel_.cancel(e.expiry);
   e.busy = true;
   out = std::move(e.session);
-  ++stats_.reused;
+  bump(&session_store_stats::reused);
   return take_status::ok;
 }
 
@@ -88,7 +103,7 @@ void session_store::put(const std::string& held, const std::string& id,
   }
   if (auto old = entries_.find(id); old != entries_.end()) {
     // An id is minted once; a session already under it can only be a stale copy.
-    ++stats_.dropped;
+    bump(&session_store_stats::dropped);
     erase(old);
   }
   if (!make_room()) return;  // `session` is destroyed on return
@@ -98,7 +113,7 @@ void session_store::put(const std::string& held, const std::string& id,
 void session_store::drop(const std::string& held) {
   auto it = entries_.find(held);
   if (it == entries_.end() || !it->second.busy) return;
-  ++stats_.dropped;
+  bump(&session_store_stats::dropped);
   erase(it);
 }
 
@@ -109,7 +124,7 @@ void session_store::clear() {
 void session_store::on_expiry(timer&, void* ctx) {
   entry& e = *static_cast<entry*>(ctx);
   session_store& s = *e.owner;
-  ++s.stats_.expired;
+  s.bump(&session_store_stats::expired);
   s.erase(s.entries_.find(*e.key));
 }
 

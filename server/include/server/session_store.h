@@ -92,6 +92,9 @@ class session_store {
   size_t busy() const { return entries_.size() - lru_.size(); }
   bool has_room() const { return entries_.size() < options_.sessions_max || !lru_.empty(); }
   const session_store_stats& stats() const { return stats_; }
+  // Also counts into `totals` (the shard's metrics, summed over its engines) and keeps
+  // `idle_gauge` at the number of idle sessions (added to, not set). Either may be null.
+  void count_into(session_store_stats* totals, int64_t* idle_gauge);
   const session_store_options& options() const { return options_; }
 
   // Checks the invariants (every idle entry owns a session, is in the LRU list and has its timer
@@ -116,12 +119,15 @@ class session_store {
   void erase(map::iterator it);
   bool make_room();
   static void on_expiry(timer& t, void* ctx);
+  void bump(uint64_t session_store_stats::*field);
 
   timer_wheel& wheel_;
   session_store_options options_;
   map entries_;
   std::list<entry*> lru_;  // idle entries, most recently used first
   session_store_stats stats_;
+  session_store_stats* totals_ = nullptr;
+  int64_t* idle_gauge_ = nullptr;
 };
 
 }  // namespace rc::server

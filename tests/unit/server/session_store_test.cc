@@ -211,3 +211,36 @@ TEST_F(SessionStore, ClearClosesEverythingAndCancelsTimers) {
 
 }  // namespace
 }  // namespace rc::server
+
+namespace rc::server {
+namespace {
+
+TEST(SessionStoreTotals, CountsIntoTheShardsMetrics) {
+  timer_wheel wheel(0);
+  std::set<std::string> closed;
+  session_store_stats totals;
+  int64_t idle = 0;
+  {
+    session_store a(wheel, {2, 100, 10}), b(wheel, {2, 100, 10});
+    a.count_into(&totals, &idle);
+    b.count_into(&totals, &idle);
+    ASSERT_EQ(a.begin("x"), session_store::begin_status::ok);
+    a.put("x", "x", std::make_unique<fake_session>(closed, "x"));
+    ASSERT_EQ(b.begin("y"), session_store::begin_status::ok);
+    b.put("y", "y", std::make_unique<fake_session>(closed, "y"));
+    EXPECT_EQ(idle, 2);
+    std::unique_ptr<retained_session> out;
+    ASSERT_EQ(a.take("x", out), session_store::take_status::ok);
+    EXPECT_EQ(idle, 1);
+    EXPECT_EQ(a.take("x", out), session_store::take_status::busy);
+    EXPECT_EQ(b.take("z", out), session_store::take_status::not_found);
+    EXPECT_EQ(totals.retained, 2u);
+    EXPECT_EQ(totals.reused, 1u);
+    EXPECT_EQ(totals.conflicts, 1u);
+    EXPECT_EQ(totals.not_found, 1u);
+  }
+  EXPECT_EQ(idle, 0);  // the engines' stores are gone: nothing idle is left
+}
+
+}  // namespace
+}  // namespace rc::server
