@@ -18,15 +18,28 @@ namespace {
 
 thread_local std::unordered_map<std::string, ws_engine*> registry;
 
-// A socket with what the upstream knows on it: the id of its last response.
+// A socket with what the upstream knows on it: the id of its last response. While it is idle in
+// the store it is its socket's handler: a socket that fails (or speaks unasked) is evicted at
+// once, so it neither holds a slot nor is handed to a follow-up.
 struct ws_session final : retained_session, ws_upstream_handler {
   std::unique_ptr<ws_upstream> conn;
   std::string upstream_id;
-  bool dead = false;  // failed or said something while idle
+  session_store* store = nullptr;  // while idle
+  std::string key;                 // while idle
+  bool dead = false;
 
   void on_open() override {}
-  void on_text(std::string_view) override { dead = true; }
-  void on_failure(ws_failure, std::string_view) override { dead = true; }
+  void on_text(std::string_view) override { die(); }
+  void on_failure(ws_failure, std::string_view) override { die(); }
+
+ private:
+  void die() {
+    dead = true;
+    if (session_store* s = store) {
+      store = nullptr;
+      s->evict(key);  // destroys this session: nothing may follow
+    }
+  }
 };
 
 }  // namespace
@@ -43,10 +56,12 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
             req.original.stream || req.original.api != api_kind::responses, req.model,
             req.original.response_id, req.original.previous_response_id}) {
     kick_.bind<ws_run, &ws_run::drain>(this);
+    silence_.bind<ws_run, &ws_run::on_silence>(this);
   }
 
   ~ws_run() override {
     engine_.shard().loop().cancel_timer(kick_);
+    engine_.shard().loop().cancel_timer(silence_);
     if (!finished_) fail_session();
   }
 
@@ -61,6 +76,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
       return;
     }
     new_key_ = req.original.response_id;
+    watch(engine_.options().first_event_timeout_ms);
     byte_buffer msg;
     build_response_create(engine_.parser(), req, engine_.upstream_model(req.model),
                           session ? session->upstream_id : std::string(), msg);
@@ -87,6 +103,8 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   }
   void on_text(std::string_view message) override {
     if (finished_) return;
+    seen_event_ = true;
+    watch(engine_.options().idle_timeout_ms);
     std::vector<owned_event> events;
     auto outcome = translator_.on_message(engine_.parser(), message, events);
     for (owned_event& e : events) queue_.push_back(std::move(e));
@@ -98,6 +116,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
         break;
       case responses_ws_translator::outcome::failed:
         finished_ = true;
+        engine_.shard().loop().cancel_timer(silence_);
         fail_session();
         break;
       case responses_ws_translator::outcome::protocol_error:
@@ -118,10 +137,25 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   }
 
  private:
+  // (Re)arms the upstream's silence deadline (0: none).
+  void watch(uint64_t ms) {
+    if (ms == 0) {
+      engine_.shard().loop().cancel_timer(silence_);
+    } else {
+      engine_.shard().loop().arm_after_ms(silence_, ms);
+    }
+  }
+  void on_silence() {
+    if (finished_) return;
+    fail(504, "upstream_timeout",
+         seen_event_ ? "the upstream stopped sending events" : "the upstream did not answer in time");
+  }
+
   void fail(uint16_t status, std::string_view code, std::string_view message) {
     owned_event e = error_event(std::string(code), std::string(message), status, "server_error",
                                 {}, status == 503 ? engine_.options().retry_after_ms : 0);
     finished_ = true;
+    engine_.shard().loop().cancel_timer(silence_);
     fail_session();
     queue_.push_back(std::move(e));
     drain();
@@ -136,6 +170,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
 
   void finish_well() {
     finished_ = true;
+    engine_.shard().loop().cancel_timer(silence_);
     if (held_key_.empty() || !session_ || !session_->conn) {
       session_.reset();
       return;
@@ -143,6 +178,8 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
     session_->upstream_id = translator_.upstream_id();
     session_->conn->set_handler(session_.get());
     session_->conn->resume();
+    session_->store = &engine_.store();
+    session_->key = new_key_;
     engine_.store().put(held_key_, new_key_, std::move(session_));
     held_key_.clear();
   }
@@ -163,11 +200,16 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
     }
     in_drain_ = false;
     // Inbound backpressure: while the client is behind, stop reading the upstream.
-    if (session_ && session_->conn && !finished_) {
+    // The upstream's silence is not timed while ringcast itself holds it back.
+    if (session_ && session_->conn && !finished_ && paused_ != upstream_paused_) {
+      upstream_paused_ = paused_;
       if (paused_) {
         session_->conn->pause();
+        engine_.shard().loop().cancel_timer(silence_);
       } else {
         session_->conn->resume();
+        watch(seen_event_ ? engine_.options().idle_timeout_ms
+                          : engine_.options().first_event_timeout_ms);
       }
     }
   }
@@ -181,6 +223,9 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   std::string new_key_;   // the key it retains its session under
   std::deque<owned_event> queue_;
   timer kick_;
+  timer silence_;  // the upstream's first event, then the gap between two, must come in time
+  bool seen_event_ = false;
+  bool upstream_paused_ = false;
   bool paused_ = false;
   bool finished_ = false;
   bool in_drain_ = false;
@@ -268,6 +313,7 @@ std::unique_ptr<engine_stream> ws_engine::run_here(const generation_request& req
   switch (store_.take(previous, taken)) {
     case session_store::take_status::ok: {
       std::unique_ptr<ws_session> s(static_cast<ws_session*>(taken.release()));
+      s->store = nullptr;
       if (s->dead || !s->conn || !s->conn->open()) {  // it died while idle: as if evicted
         s.reset();
         store_.drop(previous);

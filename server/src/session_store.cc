@@ -117,6 +117,13 @@ void session_store::drop(const std::string& held) {
   erase(it);
 }
 
+void session_store::evict(const std::string& id) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.busy) return;
+  bump(&session_store_stats::dropped);
+  erase(it);
+}
+
 void session_store::clear() {
   while (!entries_.empty()) erase(entries_.begin());
 }

@@ -48,6 +48,8 @@ struct responses_ws_options {
   uint32_t max_retained_sessions = 64;  // per shard
   uint64_t session_idle_ms = 300000;
   uint64_t connect_timeout_ms = 10000;  // connect and upgrade
+  uint64_t first_event_timeout_ms = 60000;  // request sent → first event (0: none)
+  uint64_t idle_timeout_ms = 60000;         // between two events (0: none)
   uint32_t retry_after_ms = 1000;       // told to clients when no session is free
   uint64_t completion_tokens_max = 128000;
 };

@@ -84,6 +84,11 @@ class session_store {
   // destroys its session). Nothing happens if it was not held.
   void drop(const std::string& held);
 
+  // An idle session failed (its socket closed while it waited): it is destroyed and its key
+  // forgotten. Nothing happens if `id` is not idle. The session may call this from its own
+  // failure callback as its last act.
+  void evict(const std::string& id);
+
   // Destroys every idle session and forgets every key (engine shutdown).
   void clear();
 

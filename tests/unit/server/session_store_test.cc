@@ -244,3 +244,24 @@ TEST(SessionStoreTotals, CountsIntoTheShardsMetrics) {
 
 }  // namespace
 }  // namespace rc::server
+
+namespace rc::server {
+namespace {
+
+TEST_F(SessionStore, IdleSessionThatFailsIsEvicted) {
+  auto s = make(2);
+  finish_new(*s, "resp_a");
+  ASSERT_EQ(s->begin("resp_b"), session_store::begin_status::ok);
+  s->evict("resp_b");  // busy: its stream decides, not the store
+  EXPECT_EQ(s->busy(), 1u);
+  s->evict("resp_a");
+  EXPECT_EQ(closed, std::set<std::string>{"resp_a"});
+  std::unique_ptr<retained_session> out;
+  EXPECT_EQ(s->take("resp_a", out), session_store::take_status::not_found);
+  EXPECT_EQ(s->stats().dropped, 1u);
+  EXPECT_EQ(wheel.count(), 0u);
+  EXPECT_TRUE(s->validate());
+}
+
+}  // namespace
+}  // namespace rc::server
