@@ -69,6 +69,11 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   void start(const generation_request& req, std::unique_ptr<ws_session> session,
              std::string held_key, std::optional<owned_event> early) {
     held_key_ = std::move(held_key);
+    starting_ = true;  // nothing reaches the sink from inside generate()
+    struct end_start {
+      ws_run* r;
+      ~end_start() { r->starting_ = false; }
+    } guard{this};
     if (early) {
       finished_ = true;
       queue_.push_back(std::move(*early));
@@ -185,6 +190,10 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   }
 
   void drain() {
+    if (starting_) {
+      engine_.shard().loop().arm_after_us(kick_, 0);
+      return;
+    }
     if (in_drain_) return;
     in_drain_ = true;
     while (!paused_ && !queue_.empty()) {
@@ -229,6 +238,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   bool paused_ = false;
   bool finished_ = false;
   bool in_drain_ = false;
+  bool starting_ = false;
 };
 
 ws_engine::ws_engine(shard_server& shard, responses_ws_options options)
