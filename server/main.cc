@@ -19,6 +19,7 @@
 #include "server/authentication.h"
 #include "server/config.h"
 #include "server/shard.h"
+#include "server/upstream_kinds.h"
 
 namespace {
 
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
   // Signals are read through a signalfd once the shards run; until then they wait (blocked), so
   // a SIGHUP during start-up neither kills the process nor is lost.
   rc::block_process_signals();
+  rc::server::register_builtin_upstream_kinds();  // before the config names them
   rc::server::server_config cfg;
   if (int code = rc::server::parse_command_line(argc, argv, cfg); code >= 0) return code;
   rc::log::set_level(parse_level(cfg.log_level));

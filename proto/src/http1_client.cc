@@ -23,8 +23,7 @@ limits chunk_limits(const response_limits& lim) {
 body_decoder::body_decoder(const response& head, const response_limits& lim)
     : kind_(head.body), body_bytes_max_(lim.body_bytes_max), chunked_(chunk_limits(lim)) {
   if (kind_ == response_body::content_length) left_ = head.content_length;
-  done_ = kind_ == response_body::none ||
-          (kind_ == response_body::content_length && left_ == 0);
+  done_ = kind_ == response_body::none || (kind_ == response_body::content_length && left_ == 0);
 }
 
 response_result body_decoder::feed(const char* data, size_t len, byte_buffer& body) {
@@ -82,9 +81,8 @@ bool field_text_ok(std::string_view s) {
 
 void request_writer::start(std::string_view method, std::string_view target) {
   RC_ASSERT(field_name_ok(method) && !target.empty());
-  RC_ASSERT(std::none_of(target.begin(), target.end(), [](char c) {
-    return c == ' ' || c == '\r' || c == '\n' || c == 0;
-  }));
+  RC_ASSERT(std::none_of(target.begin(), target.end(),
+                         [](char c) { return c == ' ' || c == '\r' || c == '\n' || c == 0; }));
   out_.append(method);
   out_.push_back(' ');
   out_.append(target);

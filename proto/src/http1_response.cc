@@ -147,8 +147,8 @@ response_error parse_field(std::string_view s, const response_limits& lim, facts
   return apply(h, f, out);
 }
 
-response_error decide_body(const facts& f, const response_limits& lim,
-                           request_method_kind method, response& out) {
+response_error decide_body(const facts& f, const response_limits& lim, request_method_kind method,
+                           response& out) {
   const bool http_1_0 = out.version == version::http_1_0;
   out.keep_alive = http_1_0 ? f.keep_alive && !f.close : !f.close;
   if (out.status == 101) {
@@ -191,20 +191,34 @@ void reset(response& r) {
 
 std::string_view name_of(response_error e) {
   switch (e) {
-    case response_error::none: return "none";
-    case response_error::bad_status_line: return "bad_status_line";
-    case response_error::version_not_supported: return "version_not_supported";
-    case response_error::header_section_too_large: return "header_section_too_large";
-    case response_error::too_many_headers: return "too_many_headers";
-    case response_error::bad_header_name: return "bad_header_name";
-    case response_error::space_before_colon: return "space_before_colon";
-    case response_error::obs_fold: return "obs_fold";
-    case response_error::bad_header_value: return "bad_header_value";
-    case response_error::bare_cr: return "bare_cr";
-    case response_error::bad_content_length: return "bad_content_length";
-    case response_error::bad_transfer_encoding: return "bad_transfer_encoding";
-    case response_error::bad_chunk: return "bad_chunk";
-    case response_error::body_too_large: return "body_too_large";
+    case response_error::none:
+      return "none";
+    case response_error::bad_status_line:
+      return "bad_status_line";
+    case response_error::version_not_supported:
+      return "version_not_supported";
+    case response_error::header_section_too_large:
+      return "header_section_too_large";
+    case response_error::too_many_headers:
+      return "too_many_headers";
+    case response_error::bad_header_name:
+      return "bad_header_name";
+    case response_error::space_before_colon:
+      return "space_before_colon";
+    case response_error::obs_fold:
+      return "obs_fold";
+    case response_error::bad_header_value:
+      return "bad_header_value";
+    case response_error::bare_cr:
+      return "bare_cr";
+    case response_error::bad_content_length:
+      return "bad_content_length";
+    case response_error::bad_transfer_encoding:
+      return "bad_transfer_encoding";
+    case response_error::bad_chunk:
+      return "bad_chunk";
+    case response_error::body_too_large:
+      return "body_too_large";
   }
   return "unknown";
 }

@@ -102,15 +102,18 @@ maybe_error read_tool_calls(const value& v, const path& p, chat_message& out) {
     if (auto e = read_string(s[0], cp.key("id"), tc.id)) return e;
     if (absent(s[1])) return missing(cp.key("type"));
     size_t type = 0;
-    if (auto e = read_enum(s[1], cp.key("type"), {"function"}, type)) return e;
-    path fp = cp.key("function");
-    if (absent(s[2])) return missing(fp);
-    if (auto e = expect_object(s[2], fp)) return e;
-    value name = s[2].find("name"), args = s[2].find("arguments");
+    if (auto e = read_enum(s[1], cp.key("type"), {"function", "custom"}, type)) return e;
+    // {"function":{name, arguments}} or, for a custom tool, {"custom":{name, input}}.
+    path fp = cp.key(type == 0 ? "function" : "custom");
+    value holder = type == 0 ? s[2] : call.find("custom");
+    if (absent(holder)) return missing(fp);
+    if (auto e = expect_object(holder, fp)) return e;
+    std::string_view args_key = type == 0 ? "arguments" : "input";
+    value name = holder.find("name"), args = holder.find(args_key);
     if (absent(name)) return missing(fp.key("name"));
     if (auto e = read_string(name, fp.key("name"), tc.name)) return e;
-    if (absent(args)) return missing(fp.key("arguments"));
-    if (auto e = read_string(args, fp.key("arguments"), tc.arguments)) return e;
+    if (absent(args)) return missing(fp.key(args_key));
+    if (auto e = read_string(args, fp.key(args_key), tc.arguments)) return e;
     out.tool_calls.push_back(std::move(tc));
   }
   if (i == 0) return empty_array(p);
@@ -192,19 +195,6 @@ maybe_error read_stop(const value& v, chat_request& out) {
     std::string str;
     if (auto e = read_string(s, p.index(i++), str)) return e;
     out.stop.push_back(std::move(str));
-  }
-  return std::nullopt;
-}
-
-maybe_error read_tools(const value& v, chat_request& out) {
-  path p("tools");
-  if (auto e = expect_array(v, p)) return e;
-  if (size_t n = v.size(); n > tools_max) return array_too_long(p, tools_max, n);
-  size_t i = 0;
-  for (value t : v.elements()) {
-    function_tool tool;
-    if (auto e = read_chat_tool(t, p.index(i++), tool)) return e;
-    out.tools.push_back(std::move(tool));
   }
   return std::nullopt;
 }
@@ -378,14 +368,17 @@ maybe_error read_sampling(const value (&s)[m_count], chat_request& out) {
 
 maybe_error read_tooling(const value (&s)[m_count], chat_request& out) {
   if (!absent(s[m_tools])) {
-    if (auto e = read_tools(s[m_tools], out)) return e;
+    if (auto e = read_chat_tools(s[m_tools], path("tools"), tools_max, out.tools)) return e;
   }
   if (!absent(s[m_tool_choice])) {
-    if (auto e = read_tool_choice(s[m_tool_choice], path("tool_choice"), tool_shape::chat,
-                                  out.tool_choice)) {
+    if (auto e = read_chat_tool_choice(s[m_tool_choice], path("tool_choice"), out.tool_choice)) {
       return e;
     }
-    if (auto e = check_tool_choice(out.tool_choice, out.tools)) return e;
+    // Custom tools satisfy "required" too (they are not in out.tools).
+    bool custom_only = out.tools.empty() && !absent(s[m_tools]) && s[m_tools].size() > 0;
+    if (!(custom_only && out.tool_choice.mode == tool_choice_mode::required)) {
+      if (auto e = check_tool_choice(out.tool_choice, out.tools)) return e;
+    }
   }
   if (auto e = read_optional_bool(s[m_parallel_tool_calls], "parallel_tool_calls",
                                   out.parallel_tool_calls)) {

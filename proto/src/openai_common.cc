@@ -134,6 +134,83 @@ maybe_error read_responses_tool(const value& v, const path& p, function_tool& ou
   return read_function_fields(s[1], s[2], s[3], s[4], p, out);
 }
 
+maybe_error read_custom_tool(const value& v, const path& p) {
+  value name = v.find("name");
+  if (absent(name)) return missing(p.key("name"));
+  std::string ignored;
+  if (auto e = read_function_name(name, p.key("name"), ignored)) return e;
+  if (value d = v.find("description"); !absent(d) && !d.is_string()) {
+    return wrong_type(p.key("description"), "a string", d);
+  }
+  value format = v.find("format");
+  if (absent(format)) return std::nullopt;
+  path fp = p.key("format");
+  if (auto e = expect_object(format, fp)) return e;
+  value type = format.find("type");
+  if (absent(type)) return missing(fp.key("type"));
+  size_t i = 0;
+  return read_enum(type, fp.key("type"), {"text", "grammar"}, i);
+}
+
+maybe_error read_chat_tools(const value& v, const path& p, size_t max,
+                            std::vector<function_tool>& out) {
+  if (auto e = expect_array(v, p)) return e;
+  if (size_t n = v.size(); n > max) return array_too_long(p, max, n);
+  size_t i = 0;
+  for (value t : v.elements()) {
+    path tp = p.index(i++);
+    if (t.is_object()) {
+      if (value type = t.find("type"); type && type.is_string() && type.get_string() == "custom") {
+        path cp = tp.key("custom");
+        value custom = t.find("custom");
+        if (absent(custom)) return missing(cp);
+        if (auto e = expect_object(custom, cp)) return e;
+        if (auto e = read_custom_tool(custom, cp)) return e;
+        continue;
+      }
+    }
+    function_tool tool;
+    if (auto e = read_chat_tool(t, tp, tool)) return e;
+    out.push_back(std::move(tool));
+  }
+  return std::nullopt;
+}
+
+maybe_error read_chat_tool_choice(const value& v, const path& p, tool_choice_spec& out) {
+  value type = v.is_object() ? v.find("type") : value();
+  if (!type || !type.is_string() || type.get_string() == "function") {
+    return read_tool_choice(v, p, tool_shape::chat, out);
+  }
+  std::string_view t = type.get_string();
+  if (t == "custom") {  // {"type":"custom","custom":{"name"}}
+    path cp = p.key("custom");
+    value custom = v.find("custom");
+    if (absent(custom)) return missing(cp);
+    if (auto e = expect_object(custom, cp)) return e;
+    value name = custom.find("name");
+    if (absent(name)) return missing(cp.key("name"));
+    if (!name.is_string()) return wrong_type(cp.key("name"), "a string", name);
+  } else if (t == "allowed_tools") {  // {"type":"allowed_tools","allowed_tools":{mode, tools}}
+    path ap = p.key("allowed_tools");
+    value allowed = v.find("allowed_tools");
+    if (absent(allowed)) return missing(ap);
+    if (auto e = expect_object(allowed, ap)) return e;
+    value mode = allowed.find("mode");
+    if (absent(mode)) return missing(ap.key("mode"));
+    size_t i = 0;
+    if (auto e = read_enum(mode, ap.key("mode"), {"auto", "required"}, i)) return e;
+    value tools = allowed.find("tools");
+    if (absent(tools)) return missing(ap.key("tools"));
+    if (auto e = expect_array(tools, ap.key("tools"))) return e;
+  } else {
+    size_t i = 0;
+    return read_enum(type, p.key("type"), {"function", "custom", "allowed_tools"}, i);
+  }
+  out.mode = tool_choice_mode::auto_;
+  out.raw_json = v.to_json();
+  return std::nullopt;
+}
+
 maybe_error read_tool_choice(const value& v, const path& p, tool_shape shape,
                              tool_choice_spec& out) {
   if (v.is_string()) {

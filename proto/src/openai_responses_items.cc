@@ -10,6 +10,10 @@ namespace rc::openai {
 namespace {
 
 void write_input_item(json::writer& w, const input_item& item) {
+  if (item.type == input_item_type::other) {
+    w.raw(item.raw_json);
+    return;
+  }
   w.begin_object();
   w.string_member("id", item.id);
   switch (item.type) {
@@ -35,6 +39,7 @@ void write_input_item(json::writer& w, const input_item& item) {
     case input_item_type::function_call:
       w.string_member("type", "function_call");
       w.string_member("call_id", item.call_id);
+      if (!item.tool_namespace.empty()) w.string_member("namespace", item.tool_namespace);
       w.string_member("name", item.name);
       w.string_member("arguments", item.arguments);
       break;
@@ -43,12 +48,38 @@ void write_input_item(json::writer& w, const input_item& item) {
       w.string_member("call_id", item.call_id);
       w.string_member("output", item.output);
       break;
+    case input_item_type::custom_tool_call:
+      w.string_member("type", "custom_tool_call");
+      w.string_member("call_id", item.call_id);
+      w.string_member("name", item.name);
+      w.string_member("input", item.arguments);
+      break;
+    case input_item_type::custom_tool_call_output:
+      w.string_member("type", "custom_tool_call_output");
+      w.string_member("call_id", item.call_id);
+      w.string_member("output", item.output);
+      break;
+    case input_item_type::other:  // written above
+      break;
   }
   w.string_member("status", "completed");
   w.end_object();
 }
 
 }  // namespace
+
+void set_item_id(input_item& item, std::string id) {
+  if (item.type == input_item_type::other && item.raw_json.size() > 1 && item.raw_json[0] == '{') {
+    byte_buffer b;
+    json::write_string(b, id);
+    std::string spliced = "{\"id\":";
+    spliced.append(b.view());
+    if (item.raw_json.size() > 2) spliced += ',';
+    spliced.append(item.raw_json, 1);
+    item.raw_json = std::move(spliced);
+  }
+  item.id = std::move(id);
+}
 
 std::optional<api_error> parse_item_page_request(std::optional<std::string_view> after,
                                                  std::optional<std::string_view> limit,

@@ -46,6 +46,10 @@ void write_optional_string(json::writer& w, std::string_view key, std::string_vi
 }
 
 void write_tool_choice(json::writer& w, const tool_choice_spec& c) {
+  if (!c.raw_json.empty()) {
+    w.raw_member("tool_choice", c.raw_json);
+    return;
+  }
   w.key("tool_choice");
   switch (c.mode) {
     case tool_choice_mode::none:
@@ -67,10 +71,7 @@ void write_tool_choice(json::writer& w, const tool_choice_spec& c) {
   }
 }
 
-void write_tools(json::writer& w, const std::vector<function_tool>& tools) {
-  w.key("tools");
-  w.begin_array();
-  for (const function_tool& t : tools) {
+void write_function_tool(json::writer& w, const function_tool& t) {
     w.begin_object();
     w.string_member("type", "function");
     write_optional_string(w, "description", t.description);
@@ -83,16 +84,36 @@ void write_tools(json::writer& w, const std::vector<function_tool>& tools) {
     // The Responses API makes function tools strict unless the client says otherwise.
     w.boolean_member("strict", t.strict.value_or(true));
     w.end_object();
+}
+
+// Every tool in the client's order: function tools normalized as the API returns them, the
+// other types as sent. (A response built without tool_entries has function tools only.)
+void write_tools(json::writer& w, const response_settings& s) {
+  w.key("tools");
+  w.begin_array();
+  size_t next_function = 0;
+  for (const std::string& entry : s.tool_entries) {
+    if (!entry.empty()) {
+      w.raw(entry);
+    } else if (next_function < s.tools.size()) {
+      write_function_tool(w, s.tools[next_function++]);
+    }
+  }
+  if (s.tool_entries.empty()) {
+    for (const function_tool& t : s.tools) write_function_tool(w, t);
   }
   w.end_array();
 }
 
 void write_settings_tail(json::writer& w, const response_settings& s) {
+  write_optional_string(w, "prompt_cache_key", s.prompt_cache_key);
   w.key("reasoning");
   w.begin_object();
-  w.null_member("effort");
-  w.null_member("summary");
+  write_optional_string(w, "effort", s.reasoning_effort);
+  write_optional_string(w, "summary", s.reasoning_summary);
   w.end_object();
+  write_optional_string(w, "safety_identifier", s.safety_identifier);
+  w.string_member("service_tier", s.service_tier.empty() ? "default" : s.service_tier);
   w.boolean_member("store", s.store);
   w.float64_member("temperature", s.temperature);
   w.key("text");
@@ -105,9 +126,10 @@ void write_settings_tail(json::writer& w, const response_settings& s) {
   } else {
     w.raw_member("format", s.text_format.raw_json);
   }
+  w.string_member("verbosity", s.text_verbosity.empty() ? "medium" : s.text_verbosity);
   w.end_object();
   write_tool_choice(w, s.tool_choice);
-  write_tools(w, s.tools);
+  write_tools(w, s);
   w.float64_member("top_p", s.top_p);
   w.string_member("truncation", s.truncation == truncation_mode::auto_ ? "auto" : "disabled");
 }

@@ -1,6 +1,7 @@
 // Responses API request validation; see openai_responses.h for the policies.
 #include <string>
 
+#include "openai_responses_detail.h"
 #include "openai_validate.h"
 #include "proto/openai_responses.h"
 
@@ -13,130 +14,6 @@ namespace {
 constexpr size_t tools_max = responses_tools_max;
 constexpr int64_t max_output_tokens_min = 16;
 
-// Content parts of a message item. Text-bearing parts are concatenated; media parts counted.
-maybe_error read_input_part(const value& part, const path& p, input_item& out) {
-  if (auto e = expect_object(part, p)) return e;
-  value type = part.find("type");
-  path tp = p.key("type");
-  if (absent(type)) return missing(tp);
-  size_t i = 0;
-  if (auto e = read_enum(
-          type, tp,
-          {"input_text", "output_text", "refusal", "input_image", "input_file", "input_audio"},
-          i)) {
-    return e;
-  }
-  if (i <= 2) {
-    std::string_view member = i == 2 ? "refusal" : "text";
-    value text = part.find(member);
-    if (absent(text)) return missing(p.key(member));
-    std::string_view s;
-    if (auto e = read_string_view(text, p.key(member), s)) return e;
-    if (i != 2) out.text.append(s);
-    return std::nullopt;
-  }
-  ++out.media_parts;
-  return std::nullopt;
-}
-
-maybe_error read_message_item(const value& v, const path& p, input_item& out) {
-  out.type = input_item_type::message;
-  value role = v.find("role");
-  if (absent(role)) return missing(p.key("role"));
-  size_t r = 0;
-  if (auto e = read_enum(role, p.key("role"), {"user", "assistant", "system", "developer"}, r)) {
-    return e;
-  }
-  static constexpr message_role roles[] = {message_role::user, message_role::assistant,
-                                           message_role::system, message_role::developer};
-  out.role = roles[r];
-  value content = v.find("content");
-  path cp = p.key("content");
-  if (absent(content)) return missing(cp);
-  if (content.is_string()) {
-    out.text.assign(content.get_string());
-    return std::nullopt;
-  }
-  if (!content.is_array()) return wrong_type(cp, "one of a string or array of objects", content);
-  size_t i = 0;
-  for (value part : content.elements()) {
-    if (auto e = read_input_part(part, cp.index(i++), out)) return e;
-  }
-  return std::nullopt;
-}
-
-maybe_error read_required_string(const value& obj, const path& p, std::string_view name,
-                                 std::string& out) {
-  value v = obj.find(name);
-  if (absent(v)) return missing(p.key(name));
-  return read_string(v, p.key(name), out);
-}
-
-// function_call_output.output: a string, or (newer clients) an array of input_text parts.
-maybe_error read_call_output(const value& obj, const path& p, input_item& out) {
-  value v = obj.find("output");
-  path op = p.key("output");
-  if (absent(v)) return missing(op);
-  if (v.is_string()) {
-    out.output.assign(v.get_string());
-    return std::nullopt;
-  }
-  if (!v.is_array()) return wrong_type(op, "one of a string or array of objects", v);
-  input_item parts;
-  size_t i = 0;
-  for (value part : v.elements()) {
-    if (auto e = read_input_part(part, op.index(i++), parts)) return e;
-  }
-  out.output = std::move(parts.text);
-  return std::nullopt;
-}
-
-maybe_error read_input_item(const value& v, const path& p, input_item& out) {
-  if (auto e = expect_object(v, p)) return e;
-  value type = v.find("type");
-  if (absent(type)) return read_message_item(v, p, out);  // EasyInputMessage: {role, content}
-  size_t t = 0;
-  if (auto e =
-          read_enum(type, p.key("type"), {"message", "function_call", "function_call_output"}, t)) {
-    return e;
-  }
-  value id = v.find("id");
-  if (!absent(id)) {
-    if (auto e = read_string(id, p.key("id"), out.id)) return e;
-  }
-  if (t == 0) return read_message_item(v, p, out);
-  if (auto e = read_required_string(v, p, "call_id", out.call_id)) return e;
-  if (t == 1) {
-    out.type = input_item_type::function_call;
-    if (auto e = read_required_string(v, p, "name", out.name)) return e;
-    return read_required_string(v, p, "arguments", out.arguments);
-  }
-  out.type = input_item_type::function_call_output;
-  return read_call_output(v, p, out);
-}
-
-maybe_error read_input(const value& v, responses_request& out) {
-  path p("input");
-  if (v.is_string()) {
-    input_item item;
-    item.text.assign(v.get_string());
-    out.input.push_back(std::move(item));
-    out.input_was_string = true;
-    return std::nullopt;
-  }
-  if (!v.is_array()) return wrong_type(p, "one of a string or array of objects", v);
-  if (size_t n = v.size(); n > responses_input_items_max) {
-    return array_too_long(p, responses_input_items_max, n);
-  }
-  size_t i = 0;
-  for (value item : v.elements()) {
-    input_item parsed;
-    if (auto e = read_input_item(item, p.index(i++), parsed)) return e;
-    out.input.push_back(std::move(parsed));
-  }
-  return std::nullopt;
-}
-
 constexpr std::string_view member_names[] = {
     "model",        "input",
     "instructions", "previous_response_id",
@@ -146,6 +23,11 @@ constexpr std::string_view member_names[] = {
     "store",        "metadata",
     "user",         "parallel_tool_calls",
     "text",         "truncation",
+    "reasoning",    "include",
+    "client_metadata", "prompt_cache_key",
+    "service_tier", "safety_identifier",
+    "background",   "max_tool_calls",
+    "top_logprobs", "stream_options",
 };
 enum member_slot {
   m_model,
@@ -164,6 +46,16 @@ enum member_slot {
   m_parallel_tool_calls,
   m_text,
   m_truncation,
+  m_reasoning,
+  m_include,
+  m_client_metadata,
+  m_prompt_cache_key,
+  m_service_tier,
+  m_safety_identifier,
+  m_background,
+  m_max_tool_calls,
+  m_top_logprobs,
+  m_stream_options,
   m_count
 };
 static_assert(std::size(member_names) == m_count);
@@ -212,17 +104,25 @@ maybe_error read_tooling(const value (&s)[m_count], response_settings& st) {
     if (size_t n = s[m_tools].size(); n > tools_max) return array_too_long(p, tools_max, n);
     size_t i = 0;
     for (value t : s[m_tools].elements()) {
-      function_tool tool;
-      if (auto e = read_responses_tool(t, p.index(i++), tool)) return e;
-      st.tools.push_back(std::move(tool));
+      if (auto e = read_responses_tool_entry(t, p.index(i++), st)) return e;
     }
   }
   if (!absent(s[m_tool_choice])) {
-    if (auto e = read_tool_choice(s[m_tool_choice], path("tool_choice"), tool_shape::responses,
-                                  st.tool_choice)) {
+    if (auto e = read_responses_tool_choice(s[m_tool_choice], path("tool_choice"),
+                                            st.tool_choice)) {
       return e;
     }
-    if (auto e = check_tool_choice(st.tool_choice, st.tools)) return e;
+    // "required" is satisfied by any tool; a named function must be one of the functions.
+    bool only_other_tools = st.tools.empty() && !st.tool_entries.empty();
+    if (only_other_tools && st.tool_choice.mode == tool_choice_mode::function) {
+      return invalid_request("Invalid value for 'tool_choice': function '" +
+                                 st.tool_choice.function_name +
+                                 "' is not one of the functions declared in 'tools'.",
+                             "tool_choice", "invalid_value");
+    }
+    if (!only_other_tools) {
+      if (auto e = check_tool_choice(st.tool_choice, st.tools)) return e;
+    }
   }
   if (!absent(s[m_parallel_tool_calls])) {
     if (auto e = read_bool(s[m_parallel_tool_calls], path("parallel_tool_calls"),
@@ -235,8 +135,83 @@ maybe_error read_tooling(const value (&s)[m_count], response_settings& st) {
     if (auto e = expect_object(s[m_text], p)) return e;
     value format = s[m_text].find("format");
     if (!absent(format)) {
-      return read_format(format, p.key("format"), tool_shape::responses, st.text_format);
+      if (auto e = read_format(format, p.key("format"), tool_shape::responses, st.text_format))
+        return e;
     }
+    value verbosity = s[m_text].find("verbosity");
+    if (!absent(verbosity)) {
+      size_t i = 0;
+      if (auto e = read_enum(verbosity, p.key("verbosity"), {"low", "medium", "high"}, i)) return e;
+      st.text_verbosity.assign(verbosity.get_string());
+    }
+  }
+  return std::nullopt;
+}
+
+// Members the mock cannot use but the API accepts (and upstreams receive unchanged): checked
+// for their types and values, some echoed in the response object.
+maybe_error read_agent_members(const value (&s)[m_count], response_settings& st) {
+  if (!absent(s[m_reasoning])) {
+    path p("reasoning");
+    if (auto e = expect_object(s[m_reasoning], p)) return e;
+    value effort = s[m_reasoning].find("effort");
+    size_t i = 0;
+    if (!absent(effort)) {
+      if (auto e = read_enum(effort, p.key("effort"),
+                             {"none", "minimal", "low", "medium", "high", "xhigh"}, i))
+        return e;
+      st.reasoning_effort.assign(effort.get_string());
+    }
+    for (std::string_view key : {"summary", "generate_summary"}) {
+      value summary = s[m_reasoning].find(key);
+      if (absent(summary)) continue;
+      if (auto e = read_enum(summary, p.key(key), {"auto", "concise", "detailed"}, i)) return e;
+      st.reasoning_summary.assign(summary.get_string());
+    }
+  }
+  if (!absent(s[m_include])) {
+    path p("include");
+    if (auto e = expect_array(s[m_include], p)) return e;
+    size_t i = 0;
+    for (value v : s[m_include].elements()) {
+      std::string_view ignored;
+      if (auto e = read_string_view(v, p.index(i++), ignored)) return e;
+    }
+  }
+  if (!absent(s[m_client_metadata])) {
+    if (auto e = expect_object(s[m_client_metadata], path("client_metadata"))) return e;
+  }
+  if (!absent(s[m_prompt_cache_key])) {
+    if (auto e = read_string(s[m_prompt_cache_key], path("prompt_cache_key"), st.prompt_cache_key))
+      return e;
+  }
+  if (!absent(s[m_safety_identifier])) {
+    if (auto e = read_string(s[m_safety_identifier], path("safety_identifier"),
+                             st.safety_identifier))
+      return e;
+  }
+  if (!absent(s[m_service_tier])) {
+    size_t i = 0;
+    if (auto e = read_enum(s[m_service_tier], path("service_tier"),
+                           {"auto", "default", "flex", "scale", "priority"}, i))
+      return e;
+    st.service_tier.assign(s[m_service_tier].get_string());
+  }
+  if (!absent(s[m_background])) {
+    bool ignored = false;
+    if (auto e = read_bool(s[m_background], path("background"), ignored)) return e;
+  }
+  if (!absent(s[m_max_tool_calls])) {
+    int64_t ignored = 0;
+    if (auto e = read_int(s[m_max_tool_calls], path("max_tool_calls"), 1, INT64_MAX, ignored))
+      return e;
+  }
+  if (!absent(s[m_top_logprobs])) {
+    int64_t ignored = 0;
+    if (auto e = read_int(s[m_top_logprobs], path("top_logprobs"), 0, 20, ignored)) return e;
+  }
+  if (!absent(s[m_stream_options])) {
+    if (auto e = expect_object(s[m_stream_options], path("stream_options"))) return e;
   }
   return std::nullopt;
 }
@@ -259,6 +234,7 @@ std::optional<api_error> parse_responses_request(const json::value& root, respon
   }
   if (auto e = read_generation(s, out)) return e;
   if (auto e = read_tooling(s, st)) return e;
+  if (auto e = read_agent_members(s, st)) return e;
   if (!absent(s[m_store])) {
     if (auto e = read_bool(s[m_store], path("store"), st.store)) return e;
   }

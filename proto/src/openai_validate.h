@@ -84,6 +84,15 @@ maybe_error read_metadata(const value& v, const path& p, metadata_pairs& out);
 maybe_error read_function_name(const value& v, const path& p, std::string& out);
 // Chat's {"type":"function","function":{name, description, parameters, strict}}.
 maybe_error read_chat_tool(const value& v, const path& p, function_tool& out);
+// {name, description?, format?}: a custom tool (free-text input); flat in Responses, nested in
+// `custom` in chat.
+maybe_error read_custom_tool(const value& v, const path& p);
+// Chat's `tools`: function tools go to `out`; custom tools are validated only.
+maybe_error read_chat_tools(const value& v, const path& p, size_t max,
+                            std::vector<function_tool>& out);
+// Chat's tool_choice: also {"type":"custom","custom":{name}} and
+// {"type":"allowed_tools","allowed_tools":{mode, tools}} (kept in raw_json, mode auto_).
+maybe_error read_chat_tool_choice(const value& v, const path& p, tool_choice_spec& out);
 // Responses' flat {"type":"function", name, description, parameters, strict}.
 maybe_error read_responses_tool(const value& v, const path& p, function_tool& out);
 // "none" | "auto" | "required" | {"type":"function", ...}: chat nests the name in

@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <mutex>
 #include <string>
 
 #include "proto/tls.h"
@@ -41,6 +42,27 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* outlen, const un
   return SSL_TLSEXT_ERR_OK;
 }
 
+// The system store, loaded once per process and shared by every context that uses it: parsing
+// Debian's ~150 roots takes tens of milliseconds, too long to repeat per upstream and per shard
+// on a reactor thread. X509_STORE is reference counted and locks its own cache, so sessions on
+// different threads may verify against it at once. nullptr (and `error`) if it cannot be loaded.
+X509_STORE* system_store(std::string& error) {
+  static std::once_flag once;
+  static X509_STORE* store = nullptr;
+  static std::string load_error;
+  std::call_once(once, [] {
+    X509_STORE* s = X509_STORE_new();
+    if (s && X509_STORE_set_default_paths(s) == 1) {
+      store = s;
+      return;
+    }
+    X509_STORE_free(s);
+    load_error = openssl_error_text("cannot load the system CA store");
+  });
+  if (!store) error = load_error;
+  return store;
+}
+
 }  // namespace
 
 std::string openssl_error_text(const char* what) {
@@ -75,9 +97,10 @@ std::unique_ptr<client_context> client_context::create(const client_options& opt
       error = openssl_error_text(("cannot load ca_file " + opts.ca_file).c_str());
       return nullptr;
     }
-  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
-    error = openssl_error_text("cannot load the system CA store");
-    return nullptr;
+  } else {
+    X509_STORE* store = system_store(error);
+    if (!store) return nullptr;
+    SSL_CTX_set1_cert_store(ctx, store);  // takes a reference
   }
   SSL_CTX_set_verify(ctx, opts.verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   return out;

@@ -23,6 +23,23 @@ namespace {
 // Bytes asked of SSL_read at a time: one full TLS record's plaintext.
 constexpr size_t read_chunk_bytes = 16384;
 
+// A memory BIO keeps the capacity of the largest burst it ever held (a 1 MiB request body leaves
+// a 1 MiB output buffer behind), which an idle pooled session would hold forever. Once drained,
+// a BIO larger than this is replaced by a fresh one.
+constexpr size_t bio_keep_bytes = 64 * 1024;
+
+bool oversized(BIO* bio) {
+  BUF_MEM* mem = nullptr;
+  BIO_get_mem_ptr(bio, &mem);
+  return mem && mem->max > bio_keep_bytes;
+}
+
+BIO* new_input_bio() {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (bio) BIO_set_mem_eof_return(bio, -1);  // empty = "retry", not EOF
+  return bio;
+}
+
 bool is_ip_literal(const std::string& host) {
   in6_addr v6;
   in_addr v4;
@@ -48,7 +65,7 @@ bool session::init(ssl_ctx_st* ctx) {
     fail(openssl_error_text("cannot create a TLS session"));
     return false;
   }
-  in_ = BIO_new(BIO_s_mem());
+  in_ = new_input_bio();
   out_ = BIO_new(BIO_s_mem());
   if (!in_ || !out_) {
     BIO_free(in_);
@@ -57,7 +74,6 @@ bool session::init(ssl_ctx_st* ctx) {
     fail("cannot create TLS buffers");
     return false;
   }
-  BIO_set_mem_eof_return(in_, -1);
   SSL_set_bio(ssl_, in_, out_);  // ssl_ owns both now
   return true;
 }
@@ -147,6 +163,19 @@ status session::read(byte_buffer& plaintext_out) {
     }
     return fail_from_openssl(e, handshake_done_ ? "TLS read" : "TLS handshake");
   }
+  // RELEASE_BUFFERS (tls_context.cc) frees the 16 KiB read buffer after application data, but
+  // OpenSSL 3.0 keeps it after TLS 1.3 post-handshake messages (the server's session tickets):
+  // every idle pooled session would hold it. Free it whenever the input is drained; OpenSSL
+  // refuses (and keeps it) while a partial record is in it.
+  if (handshake_done_ && BIO_ctrl_pending(in_) == 0) {
+    SSL_free_buffers(ssl_);
+    if (oversized(in_)) {
+      if (BIO* fresh = new_input_bio()) {
+        SSL_set0_rbio(ssl_, fresh);  // frees the old one
+        in_ = fresh;
+      }
+    }
+  }
   // SSL_read runs the handshake too (and a TLS 1.2 server finishes inside it).
   if (!handshake_done_ && SSL_is_init_finished(ssl_)) {
     handshake_done_ = true;
@@ -204,6 +233,12 @@ void session::take_output(byte_buffer& ciphertext_out) {
   size_t n = 0;
   char* p = ciphertext_out.prepare(pending);
   if (BIO_read_ex(out_, p, pending, &n) == 1) ciphertext_out.commit(n);
+  if (BIO_ctrl_pending(out_) == 0 && oversized(out_)) {
+    if (BIO* fresh = BIO_new(BIO_s_mem())) {
+      SSL_set0_wbio(ssl_, fresh);  // frees the old one
+      out_ = fresh;
+    }
+  }
 }
 
 size_t session::pending_output_bytes() const {
@@ -250,6 +285,8 @@ status session::fail_from_openssl(int ssl_error, const char* during) {
     ERR_clear_error();
   } else if (e != 0) {
     message = openssl_error_text(during);
+  } else if (ssl_error == SSL_ERROR_ZERO_RETURN) {
+    message = std::string(during) + ": the peer closed the connection (close_notify)";
   } else if (ssl_error == SSL_ERROR_SYSCALL) {
     message = std::string(during) + ": unexpected end of input";
   } else {

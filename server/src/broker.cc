@@ -19,6 +19,7 @@ struct broker::worker final : public engine_sink, public engine_ticket {
 
   broker& broker_;
   message& message_;
+  std::shared_ptr<engine> engine_ref;  // before `stream`: a reload must not free it under the stream
   std::unique_ptr<engine_stream> stream;
   bool holds_slot = false;
   bool in_callback = false;
@@ -207,7 +208,15 @@ void broker::start_processing(message& m) {
 void broker::worker::on_admitted() {
   holds_slot = true;
   engine* e = broker_.shard_.engine_for(message_.generation.model);
-  RC_ASSERT(e != nullptr);  // checked at enqueue
+  if (!e) {  // checked at enqueue, but a reload may have removed the route since
+    engine_event err;
+    err.type = event_type::error;
+    err.error_code = "model_not_found";
+    err.error_message = "the message's model is no longer routed (the configuration changed)";
+    on_event(err);
+    return;
+  }
+  engine_ref = broker_.shard_.share_engine(*e);
   stream = e->generate(message_.generation, *this);
 }
 

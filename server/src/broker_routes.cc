@@ -32,11 +32,13 @@ std::optional<openai::api_error> parse_broker_request(shard_server& shard, const
   out.user_id = std::string(user.get_string());
   out.text = std::string(text.get_string());
   generation_request& g = out.generation;
-  g.model = shard.config().models.front();
+  g.model = std::string(shard.default_model());
   if (json::value model = root.find("model"); model && !model.is_null()) {
     if (!model.is_string()) return openai::invalid_request("'model' must be a string", "model");
     g.model = std::string(model.get_string());
   }
+  if (g.model.empty())  // only upstreams, routed by "*": there is no default model
+    return openai::invalid_request("'model' is required (no default model is configured)", "model");
   engine* e = shard.engine_for(g.model);
   if (!e) return openai::model_not_found(g.model);
   if (json::value mt = root.find("max_tokens"); mt && !mt.is_null()) {

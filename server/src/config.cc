@@ -8,13 +8,15 @@
 #include <unordered_map>
 
 #include "core/cpu.h"
+#include "upstreams_toml.h"
 
 namespace rc::server {
 namespace {
 
 // CLI11 config parser backed by toml++: file keys are the long flag names with '_' for '-'.
 // Keys are checked here, where the line is known, so an unknown key is reported with its line.
-// There are no sections: a table is an error.
+// There are no sections: a table is an error, except the arrays of tables [[upstreams]] and
+// [[models]] (upstreams_toml.h).
 class toml_config final : public CLI::Config {
  public:
   explicit toml_config(const CLI::App& app) : app_(app) {}
@@ -34,6 +36,11 @@ class toml_config final : public CLI::Config {
     }
     std::vector<CLI::ConfigItem> parsed;
     add_table(table, {}, parsed);
+    try {
+      check_upstream_tables(upstreams, routes);
+    } catch (const upstream_table_error& e) {
+      fail(e.line, e.reason);
+    }
     return parsed;
   }
 
@@ -56,6 +63,10 @@ class toml_config final : public CLI::Config {
       const toml::node& node = entry.second;
       std::string name(entry.first.str());
       int line = static_cast<int>(node.source().begin.line);
+      if (parents.empty() && (name == "upstreams" || name == "models")) {
+        add_upstream_tables(name, node);
+        continue;
+      }
       if (node.is_table()) fail(line, "sections are not supported ('" + name + "')");
       std::string flag = name;
       for (char& ch : flag)
@@ -76,6 +87,21 @@ class toml_config final : public CLI::Config {
     }
   }
 
+  void add_upstream_tables(const std::string& name, const toml::node& node) const {
+    std::string path;
+    if (const CLI::Option* opt = app_.get_config_ptr(); opt && !opt->results().empty())
+      path = opt->results().front();
+    try {
+      if (name == "upstreams") {
+        read_upstream_tables(node, path, upstreams);
+      } else {
+        read_model_tables(node, path, routes);
+      }
+    } catch (const upstream_table_error& e) {
+      fail(e.line, e.reason);
+    }
+  }
+
   [[noreturn]] void fail(int line, std::string reason) const {
     error_line = line;
     error_reason = std::move(reason);
@@ -89,6 +115,9 @@ class toml_config final : public CLI::Config {
   mutable std::unordered_map<std::string, int> key_lines;
   mutable int error_line = 0;
   mutable std::string error_reason;
+  // [[upstreams]] and [[models]], checked.
+  mutable std::vector<upstream_config> upstreams;
+  mutable std::vector<model_route> routes;
 
  private:
   const CLI::App& app_;
@@ -248,7 +277,9 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
 
   auto* eng = "Engines (the built-in mock)";
   app.add_option("--model", c.models,
-                 "A model to serve (repeatable); unknown models get 404 model_not_found")
+                 "A model the built-in mock serves (repeatable); unknown models get 404 "
+                 "model_not_found. With upstreams configured the mock serves only models given "
+                 "explicitly")
       ->capture_default_str()->group(eng);
   app.add_option("--mock-first-token-ms", c.mock_first_token_ms,
                  "Mock engine: delay before the first token")
@@ -269,6 +300,15 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Stored responses per shard, for previous_response_id and GET/DELETE "
                  "/v1/responses/{id} (least recently used are forgotten beyond)")
       ->capture_default_str()->check(CLI::Range(1u, 1u << 26))->group(eng);
+
+  auto* ups = "Upstreams (more in the --config file: [[upstreams]] and [[models]])";
+  app.add_option("--upstream", c.upstream.upstream_urls,
+                 "Route every model the mock does not serve to this OpenAI-compatible base URL, "
+                 "e.g. http://127.0.0.1:8000/v1 (an upstream named 'default' speaking chat "
+                 "completions; ws:// or wss:// for Responses over WebSocket). Repeat for more "
+                 "endpoints of the same upstream. /v1/models then lists the upstream's models. "
+                 "Without --model, the mock serves nothing")
+      ->group(ups);
 
   auto* adm =
       "Admission (per-key and per-address limits are exact across shards; engine and queue "
@@ -374,6 +414,10 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
     std::cerr << what << "\nRun with --help for more information.\n";
     return e.get_exit_code();
   }
+
+  c.upstream.upstreams = std::move(file->upstreams);
+  c.upstream.routes = std::move(file->routes);
+  c.upstream.models_explicit = app.get_option("--model")->count() > 0;
 
   if (c.stream_low_bytes >= c.stream_high_bytes || c.stream_high_bytes > c.stream_max_bytes) {
     return fail("stream watermarks must satisfy --stream-low-bytes < --stream-high-bytes <= "

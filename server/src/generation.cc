@@ -100,6 +100,7 @@ void generation_task::count_stream() {
 
 void generation_task::start(engine& e, generation_request req, bool bypass_queue_limit) {
   engine_ = &e;
+  engine_ref_ = shard_.share_engine(e);
   request_ = std::move(req);
   bypass_queue_limit_ = bypass_queue_limit;
   started_ns_ = shard_.loop().now_ns();
@@ -293,8 +294,19 @@ void append_turns(const std::vector<openai::input_item>& items, std::vector<turn
         t.text = item.name + "(" + item.arguments + ")";
         break;
       case openai::input_item_type::function_call_output:
+      case openai::input_item_type::custom_tool_call_output:
         t.role = openai::message_role::tool;
         t.text = item.output;
+        break;
+      case openai::input_item_type::custom_tool_call:
+        t.role = openai::message_role::assistant;
+        t.text = item.name + "(" + item.arguments + ")";
+        break;
+      case openai::input_item_type::other:
+        // Reasoning, hosted tool calls, references: nothing a text-only engine can use.
+        if (item.text.empty()) continue;
+        t.role = item.role;
+        t.text = item.text;
         break;
     }
     out.push_back(std::move(t));

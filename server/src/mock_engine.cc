@@ -156,7 +156,11 @@ std::vector<size_t> planned_tools(const generation_request& req) {
       if (req.tools[i].name == choice.function_name) out.push_back(i);
     return out;
   }
-  for (size_t i = 0; i < req.tools.size(); ++i) {
+  // An agent loop: once the user's request has been answered by tool results (the last turn is
+  // not the user's), the mock answers in text, so the loop ends.
+  bool answered = !req.conversation.empty() &&
+                  req.conversation.back().role != openai::message_role::user;
+  for (size_t i = 0; i < req.tools.size() && !answered; ++i) {
     if (prompt.find(req.tools[i].name) != std::string_view::npos) {
       out.push_back(i);
       if (!req.parallel_tool_calls) break;

@@ -133,8 +133,8 @@ handler_result handle_embeddings(request_context& ctx) {
 
 handler_result handle_models(request_context& ctx) {
   std::vector<openai::model_entry> entries;
-  for (const std::string& m : ctx.shard.config().models)
-    entries.push_back({m, ctx.shard.started_wall_s(), "ringcast"});
+  for (const engine_table::entry& m : ctx.shard.engines().list())
+    entries.push_back({m.id, ctx.shard.started_wall_s(), m.owned_by});
   byte_buffer body;
   openai::write_model_list(body, entries);
   ctx.conn.respond(200, "application/json", body.view());

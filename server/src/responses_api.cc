@@ -3,6 +3,7 @@
 #include "core/clock.h"
 #include "proto/json_writer.h"
 #include "proto/openai_errors.h"
+#include "proto/openai_responses_items.h"
 #include "server/connection.h"
 #include "server/generation.h"
 #include "server/handlers.h"
@@ -15,6 +16,25 @@ namespace {
 
 void report(connection& conn, responses_mode mode, std::string_view request_id,
             const openai::api_error& err);
+
+// The prefix of the id an input item sent without one gets when stored.
+std::string_view item_id_prefix(openai::input_item_type t) {
+  switch (t) {
+    case openai::input_item_type::message:
+      return "msg_";
+    case openai::input_item_type::function_call:
+      return "fc_";
+    case openai::input_item_type::function_call_output:
+      return "fco_";
+    case openai::input_item_type::custom_tool_call:
+      return "ctc_";
+    case openai::input_item_type::custom_tool_call_output:
+      return "ctco_";
+    case openai::input_item_type::other:
+      break;
+  }
+  return "item_";
+}
 
 // ---- the renderer ----
 
@@ -179,9 +199,7 @@ class responses_task final : public generation_task {
     // Input items get ids as the API gives them, if the client sent none.
     for (openai::input_item& item : input_) {
       if (!item.id.empty()) continue;
-      item.id = mint_id(shard_, item.type == openai::input_item_type::message         ? "msg_"
-                                : item.type == openai::input_item_type::function_call ? "fc_"
-                                                                                      : "fco_");
+      openai::set_item_id(item, mint_id(shard_, item_id_prefix(item.type)));
     }
     shard_.responses().put(r.id, std::move(conversation), r, std::move(input_));
   }

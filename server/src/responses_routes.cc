@@ -123,10 +123,9 @@ handler_result handle_response_input_items(request_context& ctx) {
 handler_result handle_model(request_context& ctx) {
   std::string id =
       path_segment_decode(ctx.route.params[0]).value_or(std::string(ctx.route.params[0]));
-  for (const std::string& m : ctx.shard.config().models) {
-    if (m != id) continue;
+  if (auto m = ctx.shard.engines().describe(id)) {  // what /v1/models lists
     byte_buffer body;
-    openai::write_model(body, {m, ctx.shard.started_wall_s(), "ringcast"});
+    openai::write_model(body, {m->id, ctx.shard.started_wall_s(), m->owned_by});
     ctx.conn.respond(200, "application/json", body.view());
     return handler_result::done;
   }

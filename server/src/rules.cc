@@ -61,6 +61,9 @@ void keep_restart_only(const server_config& running, server_config& next,
   }
   RC_RESTART_ONLY_SETTINGS(RC_KEEP)
 #undef RC_KEEP
+  // Whether --model was explicit decides whether the mock serves beside upstreams: part of the
+  // restart-only mock settings.
+  next.upstream.models_explicit = running.upstream.models_explicit;
   next.shard_cpus = running.shard_cpus;
 }
 
@@ -80,6 +83,8 @@ std::shared_ptr<const shared_rules> make_rules(server_config cfg, const shared_r
   if (previous) rules->keys.carry_indexes(previous->keys);
   if (error = load_token_keys(cfg, rules->tokens); !error.empty()) return nullptr;
   rules->cors = cors_policy(cfg.cors_origins);
+  rules->routing = make_routing_table(cfg.upstream, cfg.models, error);
+  if (!rules->routing) return nullptr;
   rules->config = std::move(cfg);
   return rules;
 }
@@ -116,9 +121,11 @@ std::shared_ptr<const shared_rules> reload_rules(int argc, char** argv,
     return nullptr;
   }
   for (const std::string& note : notes) RC_WARN("SIGHUP: %s", note.c_str());
-  RC_INFO("SIGHUP: configuration reloaded (%zu API key%s%s)", rules->keys.size(),
-          rules->keys.size() == 1 ? "" : "s",
-          rules->keys.empty() ? ": /v1 and /api routes are open to anyone who can connect" : "");
+  RC_INFO("SIGHUP: configuration reloaded (%zu API key%s, %zu upstream%s, %zu model route%s%s)",
+          rules->keys.size(), rules->keys.size() == 1 ? "" : "s", rules->routing->upstreams.size(),
+          rules->routing->upstreams.size() == 1 ? "" : "s", rules->routing->routes.size(),
+          rules->routing->routes.size() == 1 ? "" : "s",
+          rules->keys.empty() ? "; /v1 and /api routes are open to anyone who can connect" : "");
   return rules;
 }
 

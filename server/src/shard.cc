@@ -73,12 +73,14 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   mock.default_tokens = cfg.mock_tokens;
   mock.max_tokens = cfg.mock_max_tokens;
   mock.embedding_dim = cfg.mock_embedding_dim;
-  engine_ = std::make_unique<mock_engine>(r, std::move(mock));
+  engines_.set_mock(std::make_shared<mock_engine>(r, std::move(mock)));
   date_.refresh(wall_time_s());
   drain_grace_.bind<shard_server, &shard_server::on_drain_grace>(this);
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
   drain_flushed_.bind<shard_server, &shard_server::on_drain_flushed>(this);
   r.add_turn_hook([this] { on_turn_end(); });
+  // Last: engine factories may use any member of the shard.
+  rebuild_engines();
 }
 
 shard_server::~shard_server() {
@@ -178,12 +180,6 @@ uint32_t shard_server::share_of(uint32_t total) const {
 connection* shard_server::live_connection(uint64_t id) {
   connection* c = find_connection(id);
   return c && !c->closing() ? c : nullptr;
-}
-
-engine* shard_server::engine_for(std::string_view model) {
-  for (const std::string& m : engine_->models())
-    if (m == model) return engine_.get();
-  return nullptr;
 }
 
 void shard_server::on_connection_closed(connection& c) {
@@ -413,13 +409,22 @@ void shard_server::on_reload_signal() {
 }
 
 void shard_server::apply_rules(std::shared_ptr<const shared_rules> next) {
+  bool routing_changed = next->routing != rules_->routing;
   rules_ = rules_ref(std::move(next));
   apply_config();
+  if (routing_changed) rebuild_engines();
+}
+
+void shard_server::rebuild_engines() {
+  engines_.rebuild(rules_->routing,
+                   [this](const upstream_kind& kind, std::shared_ptr<const upstream_config> cfg) {
+                     return kind.factory(*this, std::move(cfg));
+                   });
 }
 
 // What the shard derives from the settings and caches; everything else is read from config() where
 // it is used. Restart-only settings (rules.cc) are never changed by a reload, so what was built
-// from them at start-up (the engine, the stores) stays right.
+// from them at start-up (the mock engine, the stores) stays right.
 void shard_server::apply_config() {
   const server_config& cfg = config();
   limits_.request_line_bytes_max = cfg.request_line_bytes_max;

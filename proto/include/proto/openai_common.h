@@ -52,6 +52,10 @@ enum class tool_choice_mode : uint8_t { unset, none, auto_, required, function }
 struct tool_choice_spec {
   tool_choice_mode mode = tool_choice_mode::unset;
   std::string function_name;  // when mode == function
+  // A choice of another kind (custom, allowed_tools, mcp, a hosted tool such as web_search),
+  // re-encoded as sent: mode is then auto_ (engines that cannot honour it choose freely), and
+  // the Responses object echoes it.
+  std::string raw_json;
 };
 
 // response_format (chat) / text.format (responses).

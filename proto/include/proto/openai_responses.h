@@ -43,7 +43,14 @@ namespace rc::openai {
 
 // ---- request ----
 
-enum class input_item_type : uint8_t { message, function_call, function_call_output };
+enum class input_item_type : uint8_t {
+  message,
+  function_call,
+  function_call_output,
+  custom_tool_call,         // call_id, name, input (kept in `arguments`)
+  custom_tool_call_output,  // call_id, output
+  other,                    // any other item type: `type_name` and `raw_json`
+};
 
 struct input_item {
   input_item_type type = input_item_type::message;
@@ -54,9 +61,15 @@ struct input_item {
   uint32_t media_parts = 0;                // input_image / input_file parts, counted only
   // function_call and function_call_output
   std::string call_id;
-  std::string name;       // function_call
-  std::string arguments;  // function_call
-  std::string output;     // function_call_output
+  std::string name;       // function_call, custom_tool_call
+  std::string arguments;  // function_call; custom_tool_call: its input
+  std::string output;     // function_call_output, custom_tool_call_output
+  std::string tool_namespace;  // function_call: the namespace tool it belongs to (may be empty)
+  // other: the item's type and the item as sent, re-encoded (listed back unchanged). Items that
+  // carry something a text-only engine can use fold it into role/text (a local shell call and
+  // its output); the others (reasoning, hosted tool calls, references) leave `text` empty.
+  std::string type_name;
+  std::string raw_json;
 };
 
 enum class truncation_mode : uint8_t { disabled, auto_ };
@@ -72,8 +85,17 @@ struct response_settings {
   double top_p = 1.0;        // [0, 1]
   bool parallel_tool_calls = true;
   tool_choice_spec tool_choice;  // unset: "auto"
-  std::vector<function_tool> tools;
+  std::vector<function_tool> tools;  // the function tools, which engines may call
+  // Every tool in the client's order: empty for a function tool (written from `tools`), the
+  // tool as sent (re-encoded) for any other type (namespace, custom, web_search, mcp, …).
+  std::vector<std::string> tool_entries;
   format_spec text_format;  // text.format
+  std::string text_verbosity;  // text.verbosity: low | medium | high (empty: not given)
+  std::string reasoning_effort;   // reasoning.effort (empty: not given)
+  std::string reasoning_summary;  // reasoning.summary (empty: not given)
+  std::string service_tier;       // empty: not given
+  std::string prompt_cache_key;
+  std::string safety_identifier;
   truncation_mode truncation = truncation_mode::disabled;
   std::string user;
   metadata_pairs metadata;

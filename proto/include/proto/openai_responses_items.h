@@ -6,7 +6,9 @@
 // "content":[{"type":"input_text"|"output_text","text"}],"status":"completed"} (a message's text
 // parts were concatenated when parsed, so it has one part; assistant messages use output_text),
 // function calls {"id","type":"function_call","call_id","name","arguments","status"} and their
-// outputs {"id","type":"function_call_output","call_id","output","status"}.
+// outputs {"id","type":"function_call_output","call_id","output","status"}, custom tool calls and
+// outputs likewise; items of other types (reasoning, local shell calls, …) as the client sent
+// them.
 //
 // Thread-safety: pure functions.
 #pragma once
@@ -42,6 +44,10 @@ std::optional<api_error> parse_item_page_request(std::optional<std::string_view>
 // request order); an `after` that is not one of the items is a 400 naming `after`.
 std::optional<api_error> write_input_item_page(byte_buffer& out, std::span<const input_item> items,
                                                const item_page_request& p);
+
+// Gives an item the client sent without an id the id ringcast assigned (also in the kept JSON
+// of an `other` item). REQUIRES: item.id is empty.
+void set_item_id(input_item& item, std::string id);
 
 // {"id","object":"response","deleted":true}
 void write_response_deleted(byte_buffer& out, std::string_view id);

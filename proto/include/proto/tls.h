@@ -30,10 +30,14 @@
 // SNI. TLS 1.2 is the minimum version; the client offers ALPN "http/1.1" (also right for WebSocket
 // upgrades), and alpn() says what the server chose ("" when it ignored ALPN).
 //
-// Thread-safety: a context may be shared by the sessions of one thread (one per upstream per
-// shard); it is immutable after create() and must outlive its sessions. A session belongs to
-// the thread that owns its connection. OpenSSL's error queue is per thread; every call here
-// clears it first, so errors never leak between sessions.
+// Cost: the system store is parsed once per process, by the first create() that needs it (tens
+// of milliseconds for ~150 roots), and shared by every later context; a ca_file is parsed by each
+// create(). Create contexts at start-up or reload, never on a request's path.
+//
+// Thread-safety: a context is immutable after create(), must outlive its sessions, and may make
+// sessions on any thread (OpenSSL locks what it shares; one per upstream per shard avoids even
+// that). A session belongs to the thread that owns its connection. OpenSSL's error queue is
+// per thread; every call here clears it first, so errors never leak between sessions.
 #pragma once
 
 #include <cstddef>

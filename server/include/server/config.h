@@ -15,6 +15,8 @@
 #include <string>
 #include <vector>
 
+#include "server/upstreams.h"
+
 namespace rc::server {
 
 struct server_config {
@@ -73,6 +75,10 @@ struct server_config {
   uint32_t mock_tokens = 16;            // completion length without max_tokens
   uint64_t mock_max_tokens = 4096;      // largest max_tokens accepted
   uint32_t mock_embedding_dim = 256;    // the model's embedding length (dimensions <= this)
+
+  // Upstreams: --upstream, [[upstreams]] and [[models]] (checked; routing_table built by
+  // make_rules).
+  upstream_settings upstream;
 
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable

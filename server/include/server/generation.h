@@ -115,6 +115,9 @@ class generation_task : public engine_sink, public stream_producer, public engin
   int end_status_ = 0;
 
   engine* engine_ = nullptr;
+  // Keeps engine_ alive across a reload that replaces it (declared before stream_, which must go
+  // first).
+  std::shared_ptr<engine> engine_ref_;
   generation_request request_;
   std::unique_ptr<engine_stream> stream_;
   timer deadline_;

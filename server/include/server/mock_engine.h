@@ -12,7 +12,8 @@
 //   marks, plus 3 per turn for the message framing); completion tokens are what was emitted,
 //   over all choices; tool-call arguments count one token per 4 bytes.
 // * tool calls: when tools are given and tool_choice is "required" or names a function, or is
-//   "auto" and the last user turn mentions a tool by name. Arguments are valid JSON built from
+//   "auto" and the last user turn mentions a tool by name and is the conversation's last turn
+//   (once tool results follow it, the mock answers in text: an agent's loop ends). Arguments are valid JSON built from
 //   the tool's parameter schema (required properties first), streamed in 8-byte fragments; the
 //   choice finishes with "tool_calls".
 // * embeddings: unit vectors of mock_embedding_dim (or the request's dimensions), derived from a

@@ -28,6 +28,7 @@
 #include "proto/jwt.h"
 #include "server/admission.h"
 #include "server/config.h"
+#include "server/upstreams.h"
 
 namespace rc::server {
 
@@ -36,6 +37,8 @@ struct shared_rules {
   api_keys keys;
   jwt::verifier tokens;  // subscription tokens (--jwt-hs256-secret-file, ...)
   cors_policy cors{{}};
+  // Upstreams and model routes (never null once made); shards build their engine tables from it.
+  std::shared_ptr<const routing_table> routing;
 };
 
 class rules_ref {

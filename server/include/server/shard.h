@@ -18,7 +18,8 @@
 //
 // Reloading (SIGHUP, read on shard 0): shard 0 builds a new shared_rules snapshot (rules.h) and
 // posts it to every shard; apply_rules swaps it in between turns and re-derives what the shard
-// caches from it. Work in progress keeps the snapshot it started with (a rules_ref).
+// caches from it, the engine table included. Work in progress keeps the snapshot it started with
+// (a rules_ref) and its engine (share_engine).
 //
 // Thread-safety: owned by its shard thread.
 #pragma once
@@ -44,6 +45,7 @@
 #include "server/config.h"
 #include "server/connection.h"
 #include "server/engine.h"
+#include "server/engine_table.h"
 #include "server/inbound_budget.h"
 #include "server/limits.h"
 #include "server/metrics.h"
@@ -104,9 +106,21 @@ class shard_server {
   // This shard's share of a process-wide limit (at least 1 when the limit is non-zero).
   uint32_t share_of(uint32_t total) const;
   responses_store& responses() { return responses_; }
-  // The engine serving `model`, or nullptr (404 model_not_found).
-  engine* engine_for(std::string_view model);
-  engine* default_engine() { return engine_.get(); }
+  // The engine serving `model`, or nullptr (404 model_not_found): the mock for its models, else
+  // the upstream the running routing table names (engine_table.h). The pointer is good for this
+  // turn; work that outlives the turn holds share_engine(*e).
+  engine* engine_for(std::string_view model) { return engines_.find(model); }
+  // The owning handle of an engine engine_for returned this turn: a generation holds it so that a
+  // reload replacing the engine lets it finish.
+  std::shared_ptr<engine> share_engine(const engine& e) const { return engines_.share(e); }
+  // The built-in mock (its tools serve WS tool.invoke whatever the routing).
+  engine* default_engine() { return engines_.mock(); }
+  // The model a request that names none gets (the broker queue); empty: none, ask for one.
+  std::string_view default_model() const { return engines_.default_model(); }
+  // The running upstreams and model routes: engines map a client's model to the upstream's name
+  // with routes().find(model).
+  const routing_table& routes() const { return *rules_->routing; }
+  const engine_table& engines() const { return engines_; }
   // Wall-clock second the shard started (the `created` of /v1/models entries).
   int64_t started_wall_s() const { return started_wall_s_; }
   // The shard's JSON parser (one per shard; results live until its next parse).
@@ -142,6 +156,7 @@ class shard_server {
   void on_signal(int signo);
   void on_reload_signal();
   void apply_config();
+  void rebuild_engines();
   void on_turn_end();
   void on_drain_grace();
   void on_drain_deadline();
@@ -184,7 +199,7 @@ class shard_server {
   outbound_ring_options ring_options_;
   // Engines first: everything below may hold streams of theirs, and members are destroyed in
   // reverse order.
-  std::unique_ptr<engine> engine_;
+  engine_table engines_;
   topic_registry topics_;
   responses_store responses_;
   engine_scheduler scheduler_;

@@ -42,8 +42,8 @@ std::string run_stream(std::string_view s, size_t piece) {
       pos += n;
     }
     if (!have_head) {
-      response_result r = parse_response_head(buf.data(), buf.size(), lim,
-                                              request_method_kind::other, head);
+      response_result r =
+          parse_response_head(buf.data(), buf.size(), lim, request_method_kind::other, head);
       if (r.status == status::error) return std::string("error|") + std::string(name_of(r.error));
       if (r.status == status::incomplete) {
         if (pos == s.size()) return "incomplete";
@@ -54,7 +54,8 @@ std::string run_stream(std::string_view s, size_t piece) {
       dec = std::make_unique<body_decoder>(head, lim);
     }
     response_result r = dec->feed(buf.data(), buf.size(), body);
-    if (r.status == status::error) return std::string("body_error|") + std::string(name_of(r.error));
+    if (r.status == status::error)
+      return std::string("body_error|") + std::string(name_of(r.error));
     buf.erase(0, r.consumed);
     if (r.status == status::complete) {
       buf.append(s.substr(pos));

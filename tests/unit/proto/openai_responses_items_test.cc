@@ -41,7 +41,7 @@ TEST(OpenaiResponsesItems, ItemShapes) {
   items[3].type = input_item_type::function_call_output;
   items[3].id = "fco_1";
   items[3].call_id = "call_1";
-  items[3].output = "2";
+  items[3].output = std::string(1, '2');  // (a literal trips GCC 12 -Wrestrict)
   item_page_request asc;
   asc.ascending = true;
   EXPECT_EQ(

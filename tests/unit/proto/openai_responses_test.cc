@@ -106,10 +106,14 @@ TEST(OpenaiResponsesRequest, Errors) {
                "Invalid value: 'tool'. Supported values are: 'user', 'assistant', 'system', and "
                "'developer'.",
                "input[0].role", "invalid_value");
-  expect_error(parse(with_input(R"([{"type":"reasoning"}])")),
-               "Invalid value: 'reasoning'. Supported values are: 'message', 'function_call', and "
-               "'function_call_output'.",
+  expect_error(parse(with_input(R"([{"type":"wizardry"}])")),
+               "Invalid value: 'wizardry'. Supported values are: 'message', 'function_call', "
+               "'function_call_output', 'custom_tool_call', 'custom_tool_call_output', "
+               "'reasoning', 'local_shell_call', 'local_shell_call_output', and 'item_reference'.",
                "input[0].type", "invalid_value");
+  expect_error(parse(with_input(R"([{"type":"reasoning"}])")),
+               "Missing required parameter: 'input[0].summary'.", "input[0].summary",
+               "missing_required_parameter");
   expect_error(parse(with_input(R"([{"type":"message","role":"user"}])")),
                "Missing required parameter: 'input[0].content'.", "input[0].content",
                "missing_required_parameter");
@@ -133,9 +137,9 @@ TEST(OpenaiResponsesRequest, Errors) {
   expect_error(parse(with(R"("truncation":"sometimes")")),
                "Invalid value: 'sometimes'. Supported values are: 'auto' and 'disabled'.",
                "truncation", "invalid_value");
-  expect_error(parse(with(R"("tools":[{"type":"web_search"}])")),
-               "Invalid value: 'web_search'. Supported values are: 'function'.", "tools[0].type",
-               "invalid_value");
+  expect_error(parse(with(R"("tools":[{"type":7}])")),
+               "Invalid type for 'tools[0].type': expected a string, but got an integer instead.",
+               "tools[0].type", "invalid_type");
   expect_error(parse(with(R"("tools":[{"type":"function","function":{"name":"f"}}])")),
                "Missing required parameter: 'tools[0].name'.", "tools[0].name",
                "missing_required_parameter");
@@ -192,8 +196,10 @@ response_object fresh() {
 
 const std::string settings_tail =
     R"("parallel_tool_calls":true,"previous_response_id":null,)"
-    R"("reasoning":{"effort":null,"summary":null},"store":true,"temperature":1.0,)"
-    R"("text":{"format":{"type":"text"}},"tool_choice":"auto","tools":[],"top_p":1.0,)"
+    R"("prompt_cache_key":null,"reasoning":{"effort":null,"summary":null},)"
+    R"("safety_identifier":null,"service_tier":"default","store":true,"temperature":1.0,)"
+    R"("text":{"format":{"type":"text"},"verbosity":"medium"},"tool_choice":"auto","tools":[],)"
+    R"("top_p":1.0,)"
     R"("truncation":"disabled",)";
 
 TEST(OpenaiResponsesEncode, NonStreamingResponse) {
@@ -239,7 +245,7 @@ TEST(OpenaiResponsesEncode, EchoesToolsToolChoiceAndFormat) {
             std::string::npos)
       << s;
   EXPECT_NE(s.find(R"("tool_choice":"required")"), std::string::npos);
-  EXPECT_NE(s.find(R"("text":{"format":{"type":"json_object"}})"), std::string::npos);
+  EXPECT_NE(s.find(R"("text":{"format":{"type":"json_object"},)"), std::string::npos);
   EXPECT_NE(s.find(R"("max_output_tokens":100)"), std::string::npos);
   EXPECT_NE(s.find(R"("previous_response_id":"resp_0")"), std::string::npos);
   EXPECT_NE(s.find(R"("user":"u1")"), std::string::npos);

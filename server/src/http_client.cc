@@ -1,0 +1,348 @@
+// http_client and client_pool (server/http_client.h): who gets which connection, when to connect,
+// and tearing down with work in flight.
+#include "server/http_client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "base/assert.h"
+#include "core/connector.h"
+#include "http_client_request.h"
+#include "http_connection.h"
+
+namespace rc::server {
+namespace {
+
+// Until the shard resolver is wired in: IP literals, and "localhost" as 127.0.0.1.
+bool address_of(const url::endpoint& ep, sockaddr_storage& out, socklen_t& len) {
+  std::string host = ep.host == "localhost" ? "127.0.0.1" : ep.host;
+  out = {};
+  auto* a4 = reinterpret_cast<sockaddr_in*>(&out);
+  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(ep.port);
+    len = sizeof(sockaddr_in);
+    return true;
+  }
+  auto* a6 = reinterpret_cast<sockaddr_in6*>(&out);
+  if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(ep.port);
+    len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+uint16_t default_port(url::scheme s) {
+  return s == url::scheme::https || s == url::scheme::wss ? 443 : 80;
+}
+
+// A connector with connects in flight cannot be destroyed (the kernel still references it):
+// keep it until they have answered cancel_all(). When the loop is stopping, the process is
+// going away and nothing will answer; the connector is then left to the exit.
+void reap(reactor& r, std::unique_ptr<connector> c) {
+  if (c->idle()) return;
+  if (r.stopping()) {
+    (void)c.release();
+    return;
+  }
+  r.post(r.shard_id(), [&r, c = std::move(c)]() mutable { reap(r, std::move(c)); });
+}
+
+}  // namespace
+
+std::string_view name_of(client_error e) {
+  switch (e) {
+    case client_error::none:
+      return "none";
+    case client_error::connect_failed:
+      return "connect_failed";
+    case client_error::reset:
+      return "reset";
+    case client_error::timeout_connect:
+      return "timeout_connect";
+    case client_error::timeout_first_byte:
+      return "timeout_first_byte";
+    case client_error::timeout_idle:
+      return "timeout_idle";
+    case client_error::timeout_total:
+      return "timeout_total";
+    case client_error::protocol:
+      return "protocol";
+    case client_error::tls:
+      return "tls";
+  }
+  return "unknown";
+}
+
+void response_sink::on_upgraded(std::unique_ptr<upgraded_connection> conn, const http1::response&) {
+  conn->close();
+}
+
+// ---- client_pool ----
+
+client_pool::client_pool(http_client& client, url::endpoint ep, const pool_options& o)
+    : client_(client), endpoint_(std::move(ep)), options_(o), alive_(std::make_shared<bool>(true)) {
+  // (Built with append(): GCC 12's -Wrestrict misfires on chains of operator+.)
+  std::string host;
+  bool v6 = endpoint_.host.find(':') != std::string::npos;
+  if (v6) host.append("[");
+  host.append(endpoint_.host);
+  if (v6) host.append("]");
+  std::string port = std::to_string(endpoint_.port);
+  host_field_ = host;
+  if (endpoint_.port != default_port(endpoint_.kind)) host_field_.append(":").append(port);
+  label_.append(endpoint_.tls() ? "https://" : "http://").append(host).append(":").append(port);
+}
+
+client_pool::~client_pool() {
+  *alive_ = false;
+  std::vector<client_request*> waiting = std::move(waiting_);
+  for (client_request* r : waiting) r->orphan();
+  std::vector<http_connection*> conns = std::move(all_);
+  for (http_connection* c : conns) {
+    client_request* r = nullptr;
+    if (c->current_mode() == http_connection::mode::busy) r = c->attached();
+    c->shut_down();
+    if (r) r->orphan();
+  }
+}
+
+pool_stats client_pool::stats() const {
+  pool_stats s = stats_;
+  s.idle = static_cast<uint32_t>(idle_.size());
+  s.busy = busy_;
+  s.connecting = connecting_;
+  s.waiting = static_cast<uint32_t>(waiting_.size());
+  return s;
+}
+
+void client_pool::acquire(client_request& r) {
+  if (!idle_.empty()) {
+    // Most recently used first: it is the least likely to have been closed by the upstream.
+    http_connection* c = idle_.back();
+    idle_.pop_back();
+    ++busy_;
+    r.attach(*c, true);
+    return;
+  }
+  waiting_.push_back(&r);
+  serve_waiters();
+}
+
+void client_pool::withdraw(client_request& r) {
+  auto it = std::find(waiting_.begin(), waiting_.end(), &r);
+  if (it != waiting_.end()) waiting_.erase(it);
+}
+
+void client_pool::serve_waiters() {
+  while (waiting_.size() > connecting_ && open_connections() < options_.max_connections)
+    connect_one();
+}
+
+void client_pool::connect_one() {
+  ++connecting_;
+  ++stats_.connects;
+  sockaddr_storage addr;
+  socklen_t len = 0;
+  reactor& loop = client_.reactor_;
+  int early_error = 0;
+  if (endpoint_.tls() && !tls_context_ && tls_setup_error_.empty()) {
+    tls_context_ = tls::client_context::create(options_.tls, tls_setup_error_);
+    if (!tls_context_ && tls_setup_error_.empty()) tls_setup_error_ = "TLS setup failed";
+  }
+  if (endpoint_.tls() && !tls_context_) {
+    early_error = EPROTO;
+  } else if (!address_of(endpoint_, addr, len)) {
+    early_error = EHOSTUNREACH;
+  }
+  if (early_error != 0) {
+    loop.post(loop.shard_id(), [alive = alive_, this, early_error] {
+      if (*alive) on_connected(-1, early_error);
+    });
+    return;
+  }
+  client_.connector_->connect(reinterpret_cast<sockaddr*>(&addr), len, nullptr, 0,
+                              [alive = alive_, this](int fd, int error) {
+                                if (!*alive) {
+                                  if (fd >= 0) ::close(fd);
+                                  return;
+                                }
+                                on_connected(fd, error);
+                              });
+}
+
+void client_pool::on_connected(int fd, int error) {
+  RC_ASSERT(connecting_ > 0);
+  --connecting_;
+  if (fd < 0) {
+    std::string why = "connect to " + label_ + ": ";
+    sockaddr_storage unused;
+    socklen_t unused_len = 0;
+    if (error == EHOSTUNREACH && !address_of(endpoint_, unused, unused_len)) {
+      why += "cannot resolve host \"" + endpoint_.host + "\"";
+    } else {
+      why += std::strerror(error);
+    }
+    client_error kind =
+        error == ETIMEDOUT ? client_error::timeout_connect : client_error::connect_failed;
+    if (error == EPROTO && !tls_context_) {
+      kind = client_error::tls;
+      why = "TLS setup for " + label_ + ": " + tls_setup_error_;
+    }
+    fail_first_waiter(kind, why);
+    serve_waiters();
+    return;
+  }
+  auto* c = new http_connection(client_.sockets_, fd, this, tls_context_.get(), endpoint_.host);
+  all_.push_back(c);
+  if (!waiting_.empty()) {
+    client_request* r = waiting_.front();
+    waiting_.erase(waiting_.begin());
+    ++busy_;
+    r->attach(*c, false);
+  } else if (idle_.size() < options_.max_idle) {
+    idle_.push_back(c);
+    c->make_idle(options_.idle_keepalive_ms);
+  } else {
+    c->close_idle();
+  }
+  serve_waiters();
+}
+
+void client_pool::fail_first_waiter(client_error kind, const std::string& message) {
+  if (waiting_.empty()) return;
+  client_request* r = waiting_.front();
+  waiting_.erase(waiting_.begin());
+  r->deliver_error(kind, message);
+}
+
+void client_pool::release(http_connection& c, bool reusable) {
+  RC_ASSERT(busy_ > 0);
+  --busy_;
+  if (reusable) {
+    if (!waiting_.empty()) {
+      client_request* r = waiting_.front();
+      waiting_.erase(waiting_.begin());
+      ++busy_;
+      c.make_idle(0);
+      r->attach(c, true);
+    } else if (idle_.size() < options_.max_idle) {
+      idle_.push_back(&c);
+      c.make_idle(options_.idle_keepalive_ms);
+    } else {
+      c.close_idle();
+    }
+  }
+  serve_waiters();
+}
+
+void client_pool::forget(http_connection& c) {
+  auto it = std::find(idle_.begin(), idle_.end(), &c);
+  if (it != idle_.end()) idle_.erase(it);
+}
+
+void client_pool::on_connection_closed(http_connection& c) {
+  forget(c);
+  auto it = std::find(all_.begin(), all_.end(), &c);
+  if (it != all_.end()) all_.erase(it);
+}
+
+// ---- request_handle ----
+
+request_handle& request_handle::operator=(request_handle&& o) noexcept {
+  if (this != &o) {
+    reset();
+    r_ = std::exchange(o.r_, nullptr);
+  }
+  return *this;
+}
+
+void request_handle::reset() {
+  if (client_request* r = std::exchange(r_, nullptr)) r->release_handle();
+}
+
+void request_handle::pause_reading() {
+  if (r_) r_->pause();
+}
+
+void request_handle::resume_reading() {
+  if (r_) r_->resume();
+}
+
+bool request_handle::active() const {
+  return r_ && r_->active();
+}
+
+// ---- upgraded_connection ----
+
+upgraded_connection::upgraded_connection(http_connection* c, std::string leftover)
+    : conn_(c), leftover_(std::move(leftover)) {}
+
+upgraded_connection::~upgraded_connection() {
+  if (conn_) std::exchange(conn_, nullptr)->close_upgraded(false);
+}
+
+void upgraded_connection::set_handler(stream_handler& h) {
+  if (conn_) conn_->set_stream_handler(&h);
+}
+
+void upgraded_connection::send(std::string_view bytes) {
+  if (conn_) conn_->send_raw(bytes);
+}
+
+void upgraded_connection::pause_reading() {
+  if (conn_) conn_->pause_stream();
+}
+
+void upgraded_connection::resume_reading() {
+  if (conn_) conn_->resume_stream();
+}
+
+void upgraded_connection::close() {
+  if (conn_) std::exchange(conn_, nullptr)->close_upgraded(true);
+}
+
+// ---- http_client ----
+
+http_client::http_client(reactor& r, socket_set& sockets, const client_options& opts)
+    : reactor_(r), sockets_(sockets) {
+  connector_options co;
+  co.in_flight_max = opts.connects_in_flight_max;
+  co.timeout_ms = opts.connect_attempt_ms_max;
+  connector_ = std::make_unique<connector>(r, co);
+}
+
+http_client::~http_client() {
+  pools_.clear();
+  connector_->cancel_all();
+  reap(reactor_, std::move(connector_));
+}
+
+client_pool& http_client::pool(const url::endpoint& ep, const pool_options& opts) {
+  for (auto& p : pools_) {
+    const url::endpoint& e = p->endpoint_;
+    const tls::client_options& t = p->options_.tls;
+    if (e.host == ep.host && e.port == ep.port && e.tls() == ep.tls() &&
+        (!ep.tls() || (t.verify == opts.tls.verify && t.ca_file == opts.tls.ca_file)))
+      return *p;
+  }
+  pools_.push_back(std::unique_ptr<client_pool>(new client_pool(*this, ep, opts)));
+  return *pools_.back();
+}
+
+request_handle http_client::start(client_pool& p, http_request req, response_sink& sink) {
+  auto* r = new client_request(p, std::move(req), sink);
+  ++p.stats_.requests;
+  ++p.outstanding_;
+  if (r->begin()) p.acquire(*r);
+  return request_handle(r);
+}
+
+}  // namespace rc::server

@@ -1,0 +1,48 @@
+#include "server/upstream_kinds.h"
+
+#include <algorithm>
+
+namespace rc::server {
+namespace {
+
+std::vector<upstream_kind>& registry() {
+  static std::vector<upstream_kind> kinds;
+  return kinds;
+}
+
+}  // namespace
+
+void register_upstream_kind(std::string name, endpoint_family endpoints,
+                            upstream_engine_factory factory) {
+  for (upstream_kind& k : registry()) {
+    if (k.name == name) {
+      k.endpoints = endpoints;
+      k.factory = std::move(factory);
+      return;
+    }
+  }
+  registry().push_back({std::move(name), endpoints, std::move(factory)});
+}
+
+void register_builtin_upstream_kinds() {
+  // One line per kind. A kind registered without a factory is known to the configuration (its
+  // tables are checked) but refused at start-up until its engine is built in.
+  if (!find_upstream_kind("openai")) register_upstream_kind("openai", endpoint_family::http, {});
+  if (!find_upstream_kind("responses-ws"))
+    register_upstream_kind("responses-ws", endpoint_family::websocket, {});
+}
+
+const upstream_kind* find_upstream_kind(std::string_view name) {
+  for (const upstream_kind& k : registry())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+std::vector<std::string> upstream_kind_names() {
+  std::vector<std::string> names;
+  for (const upstream_kind& k : registry()) names.push_back(k.name);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace rc::server
