@@ -4,7 +4,6 @@
 
 #include <deque>
 
-#include "core/connector.h"
 #include "proto/json_reader.h"
 #include "server/generation.h"
 #include "server/responses_ws_events.h"
@@ -244,36 +243,29 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
 ws_engine::ws_engine(shard_server& shard, responses_ws_options options)
     : shard_(shard),
       options_(std::move(options)),
-      connector_(std::make_shared<connector>(
-          shard.loop(), connector_options{.timeout_ms = static_cast<uint32_t>(options_.connect_timeout_ms)})),
+      client_(std::make_unique<http_client>(shard.loop(), shard.sockets())),
       store_(shard.loop().timers(),
              session_store_options{options_.max_retained_sessions, options_.session_idle_ms,
                                    1'000'000 / reactor::tick_ns}) {
   registry[options_.name] = this;
   store_.count_into(&shard.metrics().upstream_sessions, &shard.metrics().upstream_sessions_idle);
-  resolve_literal(options_.host, options_.port, target_.addr, target_.addr_len);
-  target_.host_header = options_.host + ":" + std::to_string(options_.port);
+  pool_options po;
+  po.max_connections = options_.connections_max;
+  po.max_idle = 0;  // upgraded connections never come back to the pool
+  po.tls = options_.tls;
+  pool_ = &client_->pool(options_.endpoint, po);
   target_.path = options_.path;
   if (!options_.api_key.empty())
-    target_.extra_header_lines = "Authorization: Bearer " + options_.api_key + "\r\n";
+    target_.headers.emplace_back("Authorization", "Bearer " + options_.api_key);
+  for (const auto& h : options_.headers) target_.headers.push_back(h);
+  target_.connect_timeout_ms = options_.connect_timeout_ms;
   target_.handshake_timeout_ms = options_.connect_timeout_ms;
 }
 
 ws_engine::~ws_engine() {
   auto it = registry.find(options_.name);
   if (it != registry.end() && it->second == this) registry.erase(it);
-  store_.clear();
-  connector_->cancel_all();
-  if (!connector_->idle()) {
-    // Connects in flight are referenced by the kernel: keep the connector until they answer.
-    retire(shard_.loop(), std::move(connector_));
-  }
-}
-
-void ws_engine::retire(reactor& r, std::shared_ptr<connector> c) {
-  r.post(r.shard_id(), [&r, c = std::move(c)]() mutable {
-    if (!c->idle()) retire(r, std::move(c));
-  });
+  store_.clear();  // its sockets go before the client they came from
 }
 
 ws_engine* ws_engine::on_this_shard(const std::string& name) {
@@ -282,15 +274,17 @@ ws_engine* ws_engine::on_this_shard(const std::string& name) {
 }
 
 std::unique_ptr<ws_upstream> ws_engine::connect(ws_upstream_handler* h) {
-  return std::make_unique<ws_upstream>(shard_.sockets(), *connector_, target_, h);
+  return std::make_unique<ws_upstream>(*client_, *pool_, target_, h);
 }
 
-std::string_view ws_engine::upstream_model(const std::string& model) const {
-  auto it = options_.upstream_models.find(model);
-  return it == options_.upstream_models.end() ? std::string_view(model) : it->second;
+std::string ws_engine::upstream_model(const std::string& model) const {
+  if (options_.upstream_model) return options_.upstream_model(model);
+  return model;
 }
 
-uint64_t ws_engine::completion_tokens_max(std::string_view) const {
+uint64_t ws_engine::completion_tokens_max(std::string_view model) const {
+  if (options_.max_output_tokens)
+    if (auto limit = options_.max_output_tokens(model)) return *limit;
   return options_.completion_tokens_max;
 }
 
@@ -401,6 +395,43 @@ void ws_engine::invoke_tool(std::string_view, std::string_view,
 
 std::unique_ptr<engine> make_responses_ws_engine(shard_server& shard, responses_ws_options options) {
   return std::make_unique<ws_engine>(shard, std::move(options));
+}
+
+std::shared_ptr<engine> make_responses_ws_upstream(shard_server& shard,
+                                                   std::shared_ptr<const upstream_config> cfg) {
+  responses_ws_options o;
+  o.name = cfg->name;
+  o.endpoint = cfg->endpoints.front();
+  // The endpoint is the API's base ("ws://host:port/v1", like an OpenAI base URL) or the
+  // Responses URL itself.
+  const std::string& base = o.endpoint.base_path;
+  o.path = base.size() >= 10 && base.compare(base.size() - 10, 10, "/responses") == 0
+               ? base
+               : base + "/responses";
+  o.api_key = cfg->api_key;
+  o.headers = cfg->headers;
+  o.tls.ca_file = cfg->ca_file;
+  o.tls.verify = cfg->tls_verify;
+  o.stateful = cfg->stateful;
+  o.max_retained_sessions = cfg->max_retained_sessions;
+  o.session_idle_ms = cfg->session_idle_ms;
+  o.connect_timeout_ms = cfg->connect_timeout_ms;
+  o.first_event_timeout_ms = cfg->first_byte_timeout_ms;
+  o.idle_timeout_ms = cfg->idle_timeout_ms;
+  o.connections_max = cfg->connections_max;
+  // Routes are read when a request comes (the snapshot a reload installs), on the engine's shard.
+  o.upstream_model = [&shard](std::string_view model) {
+    auto target = shard.routes().find(model);
+    return target && !target->upstream_model.empty() ? std::string(target->upstream_model)
+                                                     : std::string(model);
+  };
+  o.max_output_tokens = [&shard](std::string_view model) -> std::optional<uint64_t> {
+    auto target = shard.routes().find(model);
+    return target ? target->max_output_tokens : std::nullopt;
+  };
+  for (const model_route& r : shard.routes().routes)
+    if (r.upstream == cfg->name) o.models.push_back(r.name);
+  return std::make_shared<ws_engine>(shard, std::move(o));
 }
 
 }  // namespace rc::server

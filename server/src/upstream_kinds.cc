@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "server/responses_ws_engine.h"
+
 namespace rc::server {
 namespace {
 
@@ -29,7 +31,7 @@ void register_builtin_upstream_kinds() {
   // tables are checked) but refused at start-up until its engine is built in.
   if (!find_upstream_kind("openai")) register_upstream_kind("openai", endpoint_family::http, {});
   if (!find_upstream_kind("responses-ws"))
-    register_upstream_kind("responses-ws", endpoint_family::websocket, {});
+    register_upstream_kind("responses-ws", endpoint_family::websocket, make_responses_ws_upstream);
 }
 
 const upstream_kind* find_upstream_kind(std::string_view name) {

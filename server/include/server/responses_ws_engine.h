@@ -25,12 +25,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "proto/tls.h"
+#include "proto/url.h"
 #include "server/engine.h"
+#include "server/upstreams.h"
 
 namespace rc::server {
 
@@ -38,22 +43,32 @@ class shard_server;
 
 struct responses_ws_options {
   std::string name = "responses-ws";  // the upstream's name (registry key, logs)
-  std::string host = "127.0.0.1";     // an IP literal or localhost
-  uint16_t port = 0;
+  url::endpoint endpoint;             // ws:// or wss://
   std::string path = "/v1/responses";
   std::string api_key;  // sent as Bearer; empty: no Authorization
-  std::vector<std::string> models;                                // client names routed here
-  std::unordered_map<std::string, std::string> upstream_models;   // client name → upstream's
+  std::vector<std::pair<std::string, std::string>> headers;  // sent on the upgrade request
+  tls::client_options tls;
+  std::vector<std::string> models;  // what models() answers
+  // The upstream's name for a client's model name, and the completion limit (the config's
+  // routing table). Unset: the client's name, completion_tokens_max.
+  std::function<std::string(std::string_view model)> upstream_model;
+  std::function<std::optional<uint64_t>(std::string_view model)> max_output_tokens;
   bool stateful = false;
   uint32_t max_retained_sessions = 64;  // per shard
   uint64_t session_idle_ms = 300000;
-  uint64_t connect_timeout_ms = 10000;  // connect and upgrade
+  uint32_t connect_timeout_ms = 10000;      // connect and upgrade
   uint64_t first_event_timeout_ms = 60000;  // request sent → first event (0: none)
   uint64_t idle_timeout_ms = 60000;         // between two events (0: none)
-  uint32_t retry_after_ms = 1000;       // told to clients when no session is free
+  uint32_t retry_after_ms = 1000;           // told to clients when no session is free
+  uint32_t connections_max = 1024;          // upstream sockets open at once, per shard
   uint64_t completion_tokens_max = 128000;
 };
 
 std::unique_ptr<engine> make_responses_ws_engine(shard_server& shard, responses_ws_options options);
+
+// The factory of the upstream kind "responses-ws" (upstream_kinds.h): options from the
+// upstream's config, models mapped through the shard's routing table.
+std::shared_ptr<engine> make_responses_ws_upstream(shard_server& shard,
+                                                   std::shared_ptr<const upstream_config> cfg);
 
 }  // namespace rc::server

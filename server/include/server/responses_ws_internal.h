@@ -9,11 +9,11 @@
 #include <string>
 #include <string_view>
 
-#include "core/connector.h"
 #include "proto/json_reader.h"
 #include "server/engine.h"
 #include "server/owned_event.h"
 #include "server/responses_ws_engine.h"
+#include "server/http_client.h"
 #include "server/session_store.h"
 #include "server/ws_upstream.h"
 
@@ -48,7 +48,7 @@ class ws_engine final : public engine {
   json::parser& parser() { return parser_; }
   session_store& store() { return store_; }
   const responses_ws_options& options() const { return options_; }
-  std::string_view upstream_model(const std::string& model) const;
+  std::string upstream_model(const std::string& model) const;
   std::unique_ptr<ws_upstream> connect(ws_upstream_handler* h);
 
   owned_event not_found(const std::string& id) const;
@@ -56,11 +56,10 @@ class ws_engine final : public engine {
   owned_event no_capacity() const;
 
  private:
-  static void retire(reactor& r, std::shared_ptr<connector> c);
-
   shard_server& shard_;
   responses_ws_options options_;
-  std::shared_ptr<connector> connector_;
+  std::unique_ptr<http_client> client_;  // before the store: retained sockets come from it
+  client_pool* pool_ = nullptr;
   session_store store_;
   json::parser parser_;
   ws_target target_;

@@ -1,30 +1,26 @@
 // ws_upstream: one client WebSocket connection to an upstream (the `responses-ws` engine's
-// socket): connect, the HTTP/1.1 upgrade, then text messages both ways through ws::session's
-// client role.
-//
-// Plain `ws://` to an IP literal or `localhost` only, through the engine's connector. When the
-// shared outbound stack (server/http_client.h: name resolution, TLS, the upgrade hand-off) is
-// available, the engine connects through it instead and this class keeps only the framing.
+// socket): the HTTP/1.1 upgrade through http_client (connect, TLS for wss://, pools' connect
+// limits and timeouts), then text messages both ways through ws::session's client role.
 //
 // Events reach the handler on the shard's loop, never from inside a call made by the handler
-// (connect() answers on a later turn): on_open once the upgrade succeeded, on_text per message,
-// on_failure exactly once when the connection can no longer be used (connect refused or timed
-// out, the upgrade refused, a protocol error in the frames — a close frame is sent —, the peer
-// closed, the connect or handshake deadline passed). After on_failure nothing more is delivered.
-// Destroying the object closes the connection at once (no more callbacks).
+// (the constructor answers on a later turn): on_open once the upgrade succeeded, on_text per
+// message, on_failure exactly once when the connection can no longer be used (connect refused or
+// timed out, TLS failed, the upgrade refused or its Sec-WebSocket-Accept wrong, a protocol error
+// in the frames — a close frame is sent —, a binary message, the peer closed). After on_failure
+// nothing more is delivered. Destroying the object closes the connection at once (no more
+// callbacks); the handler may destroy it from inside any of its callbacks.
 //
 // Thread-safety: owned by one shard.
 #pragma once
-
-#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 
-#include "core/connector.h"
-#include "core/stream_socket.h"
+#include "base/byte_buffer.h"
+#include "proto/ws_session.h"
+#include "server/http_client.h"
 
 namespace rc::server {
 
@@ -47,44 +43,58 @@ class ws_upstream_handler {
 };
 
 struct ws_target {
-  sockaddr_storage addr{};
-  socklen_t addr_len = 0;
-  std::string host_header;  // "host:port"
-  std::string path;         // request target, e.g. "/v1/responses"
-  std::string extra_header_lines;  // complete "Name: value\r\n" lines (Authorization, …)
-  uint64_t handshake_timeout_ms = 10000;
+  std::string path;  // request target, e.g. "/v1/responses"
+  std::vector<std::pair<std::string, std::string>> headers;  // Authorization, extra headers
+  uint32_t connect_timeout_ms = 10000;
+  uint32_t handshake_timeout_ms = 10000;  // connected → the 101 head
   size_t message_bytes_max = 16 << 20;
 };
 
-// Fills `addr` for an IPv4/IPv6 literal or "localhost". False for anything else.
-bool resolve_literal(std::string_view host, uint16_t port, sockaddr_storage& addr,
-                     socklen_t& addr_len);
-
-class ws_upstream {
+class ws_upstream final : response_sink, stream_handler {
  public:
-  // Starts connecting. REQUIRES: the handler outlives this object or is replaced first.
-  ws_upstream(socket_set& sockets, connector& c, const ws_target& target,
+  // Starts connecting on `pool`. REQUIRES: the handler outlives this object or is replaced
+  // first; the client outlives it.
+  ws_upstream(http_client& client, client_pool& pool, const ws_target& target,
               ws_upstream_handler* handler);
   ~ws_upstream();
   ws_upstream(const ws_upstream&) = delete;
   ws_upstream& operator=(const ws_upstream&) = delete;
 
   // Retained sessions change hands between streams.
-  void set_handler(ws_upstream_handler* h);
+  void set_handler(ws_upstream_handler* h) { handler_ = h; }
   // Queues a text message. False if the connection is not open.
   bool send_text(std::string_view message);
   // Inbound backpressure: stop reading the socket (TCP then holds the upstream back).
   void pause();
   void resume();
-  bool open() const;
+  bool open() const { return conn_ && !failed_; }
 
  private:
-  class link;
-  std::shared_ptr<ws_upstream*> self_;  // cleared on destruction: late connects close their fd
-  link* link_ = nullptr;
+  // response_sink (the upgrade request)
+  void on_response_head(const http1::response& head) override;
+  void on_response_body(std::string_view) override {}
+  void on_response_end() override;
+  void on_response_error(client_error kind, std::string_view message) override;
+  void on_upgraded(std::unique_ptr<upgraded_connection> conn, const http1::response& head) override;
+  // stream_handler (after the upgrade)
+  void on_stream_data(std::string_view bytes) override;
+  void on_stream_closed(int error) override;
+
+  void on_message(ws::message_kind kind, std::string_view payload);
+  void feed(std::string_view bytes);
+  void pump_output();
+  void fail(ws_failure kind, std::string detail);
+
   ws_upstream_handler* handler_;
-  friend class link;
-  void on_connected(int fd, int error, const ws_target& target, socket_set& sockets);
+  request_handle request_;
+  std::unique_ptr<upgraded_connection> conn_;
+  byte_buffer out_;
+  std::unique_ptr<ws::session> session_;
+  char accept_[28];
+  int refused_status_ = 0;
+  bool failed_ = false;
+  // Expires with this object: the handler may destroy it from inside a callback.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace rc::server

@@ -15,6 +15,8 @@
 
 #include "core/listener.h"
 #include "core/shard_group.h"
+#include "proto/url.h"
+#include "server/http_client.h"
 #include "proto/ws.h"
 
 namespace rc::server {
@@ -95,17 +97,23 @@ void run_client(uint16_t port, recorder& rec, std::unique_ptr<ws_upstream>& up, 
   o.shards = 1;
   auto err = run_shards(o, [&](reactor& r) {
     socket_set sockets(r);
-    connector c(r, connector_options{.timeout_ms = 5000});
+    http_client client(r, sockets);
+    url::endpoint ep;
+    ep.kind = url::scheme::ws;
+    ep.host = "127.0.0.1";
+    ep.port = port;
+    ep.host_is_literal = true;
+    client_pool& pool = client.pool(ep);
     ws_target t;
-    ASSERT_TRUE(resolve_literal("localhost", port, t.addr, t.addr_len));
-    t.host_header = "127.0.0.1:" + std::to_string(port);
     t.path = "/v1/responses";
+    t.headers = {{"Authorization", "Bearer k"}};
+    t.connect_timeout_ms = 5000;
     t.handshake_timeout_ms = 5000;
-    up = std::make_unique<ws_upstream>(sockets, c, t, &rec);
+    up = std::make_unique<ws_upstream>(client, pool, t, &rec);
     r.add_turn_hook([&] {
       if (done) {
         up.reset();
-        if (c.idle() && sockets.open_sockets() == 0) r.stop();
+        if (sockets.open_sockets() == 0) r.stop();
       }
     });
     r.run();
@@ -120,13 +128,14 @@ TEST(WsUpstream, UpgradesAndExchangesText) {
   std::thread server([&] {
     int fd = accept(l.fd, nullptr, nullptr);
     std::string head = read_head(fd);
+    if (head.find("Authorization: Bearer k\r\n") == std::string::npos) server_got = "no key";
     std::string resp = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Accept: " +
                        accept_for(head) + "\r\n\r\n";
     // The first message rides in the same packet as the head.
     resp += std::string("\x81\x05world", 7);
     (void)!write(fd, resp.data(), resp.size());
-    server_got = read_client_text(fd);
+    if (server_got.empty()) server_got = read_client_text(fd);
     char c;
     while (read(fd, &c, 1) > 0) {
     }
