@@ -97,6 +97,7 @@ bool write_chat_parts(const json::value& content, std::string& out) {
 }
 
 void add_item(const json::value& item, std::vector<chat_msg>& msgs) {
+  if (!item.is_object()) return;  // the front validated the request; translation never trusts it
   std::string_view type = string_member(item, "type");
   if (type.empty() || type == "message") {
     std::string_view role = string_member(item, "role");

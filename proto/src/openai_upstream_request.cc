@@ -19,7 +19,7 @@ std::string quoted(std::string_view s) {
 }  // namespace
 
 bool build_chat_forward(std::string_view body, std::string_view upstream_model, byte_buffer& out,
-                        forward_info& info) {
+                        forward_info& info, forward_stream mode) {
   std::vector<json::member_span> members;
   size_t close = 0;
   if (!json::scan_object(body, members, close)) return false;
@@ -33,10 +33,13 @@ bool build_chat_forward(std::string_view body, std::string_view upstream_model, 
   std::string model = quoted(upstream_model);
   std::vector<json::member_edit> edits{{.key = "model", .value = model}};
   byte_buffer new_options;
-  if (info.stream) {
+  bool forced = mode == forward_stream::always && !info.stream;
+  if (forced) edits.push_back({.key = "stream", .value = "true"});
+  if (info.stream || forced) {
     bool is_object = options && !options->empty() && options->front() == '{';
     if (is_object) {
-      info.include_usage = is_true(json::find_member(*options, "include_usage"));
+      // A client that did not ask for a stream gets no usage chunk whatever its stream_options.
+      if (info.stream) info.include_usage = is_true(json::find_member(*options, "include_usage"));
       json::member_edit usage{.key = "include_usage", .value = "true"};
       json::rewrite_object(*options, {&usage, 1}, new_options);
     } else {
@@ -48,12 +51,13 @@ bool build_chat_forward(std::string_view body, std::string_view upstream_model, 
 }
 
 bool build_responses_forward(std::string_view body, std::string_view upstream_model,
-                             byte_buffer& out, forward_info& info) {
+                             byte_buffer& out, forward_info& info, forward_stream mode) {
   info = {};
   info.stream = is_true(json::find_member(body, "stream"));
   std::string model = quoted(upstream_model);
-  json::member_edit edit{.key = "model", .value = model};
-  return json::rewrite_object(body, {&edit, 1}, out);
+  std::vector<json::member_edit> edits{{.key = "model", .value = model}};
+  if (mode == forward_stream::always && !info.stream) edits.push_back({.key = "stream", .value = "true"});
+  return json::rewrite_object(body, edits, out);
 }
 
 bool rewrite_model(std::string_view text, std::string_view client_model, byte_buffer& out) {

@@ -88,6 +88,7 @@ void shard_metrics::merge(const shard_metrics& o) {
   active_users += o.active_users;
   broker_enqueued += o.broker_enqueued;
   broker_wait.merge(o.broker_wait);
+  for (const upstream_metrics& u : o.upstreams) upstreams[upstream_metrics_index(upstreams, u.name)].merge(u);
   reactor.loop_turns += o.reactor.loop_turns;
   access_log.lines += o.access_log.lines;
   access_log.dropped += o.access_log.dropped;
@@ -435,6 +436,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_errors(w);
   render_streams(w);
   render_reactor(w);
+  render_upstream_metrics(shards, out);
 }
 
 }  // namespace rc::server

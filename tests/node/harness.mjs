@@ -5,12 +5,12 @@ import net from 'node:net';
 
 const BIN = process.env.RINGCAST_BIN;
 
-export async function startServer(args = [], { shards = 1 } = {}) {
+export async function startServer(args = [], { shards = 1, env = null } = {}) {
   if (!BIN) throw new Error('RINGCAST_BIN is not set (run through ctest)');
   // No load balancer to tell: stop without the drain grace period unless a test asks for one.
   const grace = args.includes('--drain-grace-ms') ? [] : ['--drain-grace-ms', '0'];
   const proc = spawn(BIN, ['--listen', '127.0.0.1:0', '--shards', String(shards), '--no-pin', ...grace, ...args],
-                     { stdio: ['ignore', 'ignore', 'pipe'] });
+                     { stdio: ['ignore', 'ignore', 'pipe'], env: env ? { ...process.env, ...env } : process.env });
   let log = '';
   const port = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('ringcast did not start:\n' + log)), 15000);

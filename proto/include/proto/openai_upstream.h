@@ -47,14 +47,19 @@ struct forward_info {
   bool include_usage = false;  // chat: the client itself asked for stream_options.include_usage
 };
 
+// Whether the forwarded request streams as the client asked, or always (the engine decodes the
+// stream into typed events for a front that renders something else).
+enum class forward_stream : uint8_t { as_sent, always };
+
 // Appends the chat request for the upstream: `body` (a JSON object, already validated) with
 // `model` = upstream_model and, when streamed, stream_options.include_usage = true. False if
-// `body` is not an object (nothing appended).
+// `body` is not an object (nothing appended). `info` describes the client's body.
 bool build_chat_forward(std::string_view body, std::string_view upstream_model, byte_buffer& out,
-                        forward_info& info);
-// The same for a Responses request (only `model` mapped).
+                        forward_info& info, forward_stream mode = forward_stream::as_sent);
+// The same for a Responses request (only `model` mapped, and `stream` when forced).
 bool build_responses_forward(std::string_view body, std::string_view upstream_model,
-                             byte_buffer& out, forward_info& info);
+                             byte_buffer& out, forward_info& info,
+                             forward_stream mode = forward_stream::as_sent);
 
 // One earlier turn of a conversation, as ringcast's response store keeps it (text only).
 struct history_message {

@@ -19,32 +19,11 @@
 #include "base/byte_buffer.h"
 #include "core/reactor.h"
 #include "server/access_log.h"
+#include "server/latency_histogram.h"
 #include "server/session_store.h"
+#include "server/upstream_metrics.h"
 
 namespace rc::server {
-
-// Latency histogram with Prometheus-style cumulative buckets, in seconds.
-struct latency_histogram {
-  static constexpr std::array<uint64_t, 16> bounds_us = {
-      50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-      1000000, 2500000, 10000000};
-  std::array<uint64_t, bounds_us.size() + 1> buckets{};  // last: +Inf (not cumulative here)
-  uint64_t count = 0;
-  uint64_t sum_us = 0;
-
-  void observe_us(uint64_t us) {
-    size_t i = 0;
-    while (i < bounds_us.size() && us > bounds_us[i]) ++i;
-    ++buckets[i];
-    ++count;
-    sum_us += us;
-  }
-  void merge(const latency_histogram& o) {
-    for (size_t i = 0; i < buckets.size(); ++i) buckets[i] += o.buckets[i];
-    count += o.count;
-    sum_us += o.sum_us;
-  }
-};
 
 // Status codes get their own series; anything else is counted as "other".
 inline constexpr std::array<uint16_t, 27> tracked_statuses = {
@@ -124,6 +103,9 @@ struct shard_metrics {
   int64_t active_users = 0;          // users with messages waiting or processing (gauge)
   uint64_t broker_enqueued = 0;
   latency_histogram broker_wait;     // enqueue to processing
+
+  // Upstream engines, by upstream name (upstream_metrics.h).
+  std::vector<upstream_metrics> upstreams;
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   access_log_stats access_log{};  // copied from the shard's access log likewise

@@ -55,6 +55,24 @@ TEST(OpenaiUpstream, ChatStreamAsksForUsageAndRemembersWhetherTheClientDid) {
             R"({"model":"up/model","stream":true,"stream_options":{"include_usage":true}})");
 }
 
+TEST(OpenaiUpstream, ForwardCanForceAStream) {
+  forward_info info;
+  byte_buffer b;
+  ASSERT_TRUE(build_chat_forward(R"({"model":"m","stream":false,"stream_options":{"include_usage":true}})",
+                                 "up", b, info, forward_stream::always));
+  EXPECT_EQ(b.view(), R"({"model":"up","stream":true,"stream_options":{"include_usage":true}})");
+  EXPECT_FALSE(info.stream);
+  EXPECT_FALSE(info.include_usage);
+  b.clear();
+  ASSERT_TRUE(build_responses_forward(R"({"model":"m","input":"x"})", "up", b, info,
+                                      forward_stream::always));
+  EXPECT_EQ(b.view(), R"({"model":"up","input":"x","stream":true})");
+  b.clear();
+  ASSERT_TRUE(build_responses_forward(R"({"model":"m","stream":true})", "up", b, info,
+                                      forward_stream::always));
+  EXPECT_EQ(b.view(), R"({"model":"up","stream":true})");
+}
+
 TEST(OpenaiUpstream, ResponsesForwardMapsOnlyTheModel) {
   forward_info info;
   byte_buffer b;
@@ -137,6 +155,13 @@ TEST(OpenaiUpstream, ResponsesToChatSettingsToolsAndMedia) {
             R"("max_completion_tokens":100,"temperature":0.5,"top_p":0.9,"user":"u",)"
             R"("reasoning_effort":"low","response_format":{"type":"json_schema",)"
             R"("json_schema":{"name":"s","schema":{"type":"object"},"strict":true}}})");
+}
+
+TEST(OpenaiUpstream, ResponsesToChatSkipsWhatIsNotAnItem) {
+  // Found by fuzz_openai_stream: an input element that is not an object.
+  EXPECT_EQ(to_chat(R"({"model":"m","input":["x",1,{"role":"user","content":"hi"}]})"),
+            R"({"model":"up","messages":[{"role":"user","content":"hi"}],"stream":true,)"
+            R"("stream_options":{"include_usage":true}})");
 }
 
 TEST(OpenaiUpstream, ResponsesToChatStringInput) {
