@@ -230,8 +230,12 @@ void http_connection::hand_off() {
   client_request* r = req_;
   req_ = nullptr;
   mode_ = mode::upgraded;
-  // No longer the pool's: it counts neither as busy nor as idle.
-  if (pool_) pool_->release(*this, false);
+  // No longer the pool's: it counts neither as busy nor as idle, and leaves the pool's list of
+  // connections (which it would otherwise never leave: on_closed only tells its pool).
+  if (pool_) {
+    pool_->release(*this, false);
+    pool_->on_connection_closed(*this);
+  }
   pool_ = nullptr;
   std::string leftover(in_.view());
   in_.clear();
