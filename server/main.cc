@@ -85,6 +85,7 @@ int main(int argc, char** argv) {
     return next;
   };
   const rc::server::shared_rules& rules = *process.initial;
+  rc::server::log_routing(*rules.routing, "");
 
   if (!cfg.access_log.empty() && cfg.access_log != "-") {
     // Each shard opens the path itself; a path that can't be opened is a start-up error here.

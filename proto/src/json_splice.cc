@@ -1,7 +1,9 @@
 // JSON splicing: a token scan of one object level, and text rewriting by member.
 #include "proto/json_splice.h"
 
+#include <array>
 #include <cstdint>
+#include <cstring>
 
 namespace rc::json {
 namespace {
@@ -13,17 +15,30 @@ size_t skip_space(std::string_view s, size_t i) {
   return i;
 }
 
-// `i` is at an opening quote; returns the offset just past the closing quote, or npos.
+// `i` is at an opening quote; returns the offset just past the closing quote, or npos. Jumps
+// from quote to quote (memchr); a quote preceded by an odd run of backslashes is escaped.
 size_t skip_string(std::string_view s, size_t i) {
-  for (++i; i < s.size(); ++i) {
-    if (s[i] == '\\') {
-      ++i;
-    } else if (s[i] == '"') {
-      return i + 1;
-    }
+  size_t from = i + 1;
+  while (from < s.size()) {
+    const void* q = std::memchr(s.data() + from, '"', s.size() - from);
+    if (!q) break;
+    size_t k = static_cast<size_t>(static_cast<const char*>(q) - s.data());
+    size_t backslashes = 0;
+    while (k - backslashes > i + 1 && s[k - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return k + 1;
+    from = k + 1;
   }
   return std::string_view::npos;
 }
+
+// What skip_value stops at inside a container: 1 a quote, 2 an opener, 3 a closer.
+constexpr std::array<uint8_t, 256> container_bytes = [] {
+  std::array<uint8_t, 256> t{};
+  t['"'] = 1;
+  t['{'] = t['['] = 2;
+  t['}'] = t[']'] = 3;
+  return t;
+}();
 
 // `i` is at the first byte of a value; returns the offset just past it, or npos. Containers are
 // skipped by counting brackets (strings inside them skipped whole), without recursion.
@@ -34,16 +49,18 @@ size_t skip_value(std::string_view s, size_t i) {
   if (c == '{' || c == '[') {
     size_t depth = 0;
     while (i < s.size()) {
-      char d = s[i];
-      if (d == '"') {
+      uint8_t k = container_bytes[static_cast<uint8_t>(s[i])];
+      if (k == 0) {
+        ++i;
+        continue;
+      }
+      if (k == 1) {
         i = skip_string(s, i);
         if (i == std::string_view::npos) return i;
         continue;
       }
-      if (d == '{' || d == '[') ++depth;
-      if (d == '}' || d == ']') {
-        if (--depth == 0) return i + 1;
-      }
+      if (k == 2) ++depth;
+      if (k == 3 && --depth == 0) return i + 1;
       ++i;
     }
     return std::string_view::npos;
@@ -148,6 +165,12 @@ bool rewrite_object(std::string_view text, std::span<const member_edit> edits, b
   std::vector<member_span> members;
   size_t close = 0;
   if (!scan_object(text, members, close)) return false;
+  rewrite_scanned(text, members, close, edits, out);
+  return true;
+}
+
+void rewrite_scanned(std::string_view text, std::span<const member_span> members, size_t close,
+                     std::span<const member_edit> edits, byte_buffer& out) {
   // Edits are few (one to three): a bitmask of the ones that matched an existing member.
   uint64_t seen = 0;
   size_t copied = 0;
@@ -173,7 +196,6 @@ bool rewrite_object(std::string_view text, std::span<const member_edit> edits, b
     out.append(edits[e].value);
   }
   out.append(text.substr(close));
-  return true;
 }
 
 }  // namespace rc::json

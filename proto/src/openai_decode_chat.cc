@@ -1,5 +1,6 @@
 // Chat chunks and completions from an upstream -> typed stream events.
 #include <algorithm>
+#include <array>
 
 #include "openai_translate_detail.h"
 #include "proto/openai_upstream_decode.h"
@@ -25,6 +26,23 @@ void protocol_error(std::string_view message, std::vector<stream_event>& out) {
   e.error_message = message;
   e.error_type = "server_error";
   out.push_back(std::move(e));
+}
+
+// The members named `keys` of object `v` in one pass over it (a chunk is decoded per relayed
+// token: one walk instead of a lookup per member). The last duplicate wins, null counts as absent.
+template <size_t N>
+std::array<json::value, N> pick(const json::value& v, const std::array<std::string_view, N>& keys) {
+  std::array<json::value, N> out{};
+  if (!v || !v.is_object()) return out;
+  for (json::member m : v.members()) {
+    for (size_t i = 0; i < N; ++i) {
+      if (m.key == keys[i]) {
+        out[i] = m.value.is_null() ? json::value() : m.value;
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 finish_reason parse_finish(std::string_view s) {
@@ -59,7 +77,9 @@ usage_counts parse_chat_usage(const json::value& u) {
 void chat_decoder::decode(const json::value& chunk, std::vector<stream_event>& out) {
   last_had_choices_ = false;
   if (!chunk || !chunk.is_object()) return protocol_error("upstream chunk is not an object", out);
-  if (json::value err = present(chunk, "error")) {
+  auto [err, usage, choices, object] =
+      pick<4>(chunk, {"error", "usage", "choices", "object"});
+  if (err) {
     stream_event e;
     e.type = stream_event_type::error;
     e.error_message = std::string(err.is_string() ? err.get_string() : string_member(err, "message"));
@@ -71,14 +91,13 @@ void chat_decoder::decode(const json::value& chunk, std::vector<stream_event>& o
     out.push_back(std::move(e));
     return;
   }
-  if (json::value u = present(chunk, "usage"); u && u.is_object()) {
-    usage_ = parse_chat_usage(u);
+  if (usage && usage.is_object()) {
+    usage_ = parse_chat_usage(usage);
     has_usage_ = true;
   }
-  json::value choices = present(chunk, "choices");
   if (!choices) return;
   if (!choices.is_array()) return protocol_error("upstream chunk's choices is not an array", out);
-  bool whole = string_member(chunk, "object") == "chat.completion";
+  bool whole = object && object.is_string() && object.get_string() == "chat.completion";
   for (json::value c : choices.elements()) {
     last_had_choices_ = true;
     decode_choice(c, whole, out);
@@ -86,14 +105,18 @@ void chat_decoder::decode(const json::value& chunk, std::vector<stream_event>& o
 }
 
 void chat_decoder::decode_choice(const json::value& c, bool whole, std::vector<stream_event>& out) {
-  uint32_t choice = index_of(c);
-  if (!c.is_object() || choice == bad_index)
-    return protocol_error("upstream choice is not an object with an index", out);
-  json::value delta = present(c, whole ? "message" : "delta");
+  if (!c.is_object()) return protocol_error("upstream choice is not an object with an index", out);
+  auto [index, delta, reason] = pick<3>(c, {"index", whole ? "message" : "delta", "finish_reason"});
+  uint32_t choice = 0;  // some servers omit the index of a single choice
+  if (index) {
+    if (index.kind() != json::kind::int64 || index.get_int64() < 0 || index.get_int64() >= 1 << 20)
+      return protocol_error("upstream choice is not an object with an index", out);
+    choice = static_cast<uint32_t>(index.get_int64());
+  }
   if (delta && !delta.is_object())
     return protocol_error("upstream delta is not an object", out);
-  for (std::string_view key : {"content", "refusal"}) {
-    json::value text = present(delta, key);
+  auto [content, refusal, calls] = pick<3>(delta, {"content", "refusal", "tool_calls"});
+  for (const json::value& text : {content, refusal}) {
     if (!text) continue;
     if (!text.is_string()) {
       // A whole message's content may be an array of parts.
@@ -108,11 +131,11 @@ void chat_decoder::decode_choice(const json::value& c, bool whole, std::vector<s
                                .choice = choice,
                                .text = std::string(text.get_string())});
   }
-  if (json::value calls = present(delta, "tool_calls")) {
+  if (calls) {
     if (!calls.is_array()) return protocol_error("upstream tool_calls is not an array", out);
     decode_tool_calls(choice, calls, out);
   }
-  if (json::value reason = present(c, "finish_reason")) {
+  if (reason) {
     if (!reason.is_string()) return protocol_error("upstream finish_reason is not a string", out);
     out.push_back(stream_event{.type = stream_event_type::done,
                                .choice = choice,

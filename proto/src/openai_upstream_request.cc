@@ -61,25 +61,31 @@ bool build_responses_forward(std::string_view body, std::string_view upstream_mo
 }
 
 bool rewrite_model(std::string_view text, std::string_view client_model, byte_buffer& out) {
-  std::vector<json::member_span> members;
+  // Once per relayed chunk: the scans reuse per-thread buffers instead of allocating.
+  thread_local std::vector<json::member_span> top, inner;
+  thread_local byte_buffer model, nested;
   size_t close = 0;
-  if (!json::scan_object(text, members, close)) return false;
-  std::string model = quoted(client_model);
-  std::vector<json::member_edit> edits{{.key = "model", .value = model, .append_if_absent = false}};
+  if (!json::scan_object(text, top, close)) return false;
+  model.clear();
+  json::write_string(model, client_model);
+  json::member_edit edits[2] = {{.key = "model", .value = model.view(), .append_if_absent = false}};
+  size_t n = 1;
   // A Responses event carries the response object (with its model) in `response` (the last
   // duplicate's rewritten text replaces every duplicate).
   std::optional<std::string_view> response;
-  for (const json::member_span& m : members) {
+  for (const json::member_span& m : top) {
     if (json::key_equals(m.key, "response"))
       response = text.substr(m.value_begin, m.value_end - m.value_begin);
   }
-  byte_buffer nested;
-  if (response && !response->empty() && response->front() == '{') {
-    json::member_edit inner{.key = "model", .value = model, .append_if_absent = false};
-    if (json::rewrite_object(*response, {&inner, 1}, nested))
-      edits.push_back({.key = "response", .value = nested.view(), .append_if_absent = false});
+  size_t inner_close = 0;
+  if (response && !response->empty() && response->front() == '{' &&
+      json::scan_object(*response, inner, inner_close)) {
+    nested.clear();
+    json::rewrite_scanned(*response, inner, inner_close, {edits, 1}, nested);
+    edits[n++] = {.key = "response", .value = nested.view(), .append_if_absent = false};
   }
-  return json::rewrite_object(text, edits, out);
+  json::rewrite_scanned(text, top, close, {edits, n}, out);
+  return true;
 }
 
 }  // namespace rc::openai

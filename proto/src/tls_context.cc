@@ -3,6 +3,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include <cstring>
 #include <mutex>
 #include <string>
 
@@ -66,12 +67,17 @@ X509_STORE* system_store(std::string& error) {
 }  // namespace
 
 std::string openssl_error_text(const char* what) {
-  unsigned long e = ERR_peek_error();
   std::string out = what;
-  if (e != 0) {
-    const char* reason = ERR_reason_error_string(e);
-    out += ": ";
-    out += reason ? reason : "unknown OpenSSL error";
+  // The first queued error that has words: a system error (errno, e.g. a missing file) or a
+  // library reason. Codes without a string are skipped.
+  while (unsigned long e = ERR_get_error()) {
+    const char* reason =
+        ERR_SYSTEM_ERROR(e) ? std::strerror(ERR_GET_REASON(e)) : ERR_reason_error_string(e);
+    if (reason) {
+      out += ": ";
+      out += reason;
+      break;
+    }
   }
   ERR_clear_error();
   return out;

@@ -185,8 +185,8 @@ status session::read(byte_buffer& plaintext_out) {
 }
 
 status session::write(const uint8_t* data, size_t len) {
-  RC_ASSERT(!shutdown_requested_);
   if (state_ != status::ok) return state_;
+  if (shutdown_requested_) return status::closed;  // after our close_notify nothing may follow
   if (len == 0) return state_;
   if (!handshake_done_) {
     pending_.append(reinterpret_cast<const char*>(data), len);

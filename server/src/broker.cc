@@ -150,11 +150,14 @@ broker::enqueue_result broker::home_enqueue(broker_request&& req) {
 
 // ---- processing ----
 
-void broker::try_start(const std::string& user_id) {
-  auto it = users_.find(user_id);
-  if (it == users_.end()) return;
-  user_queue& u = it->second;
-  while (!u.active && !u.waiting.empty()) {
+void broker::try_start(const std::string& user_id_ref) {
+  // Looked up on every round: starting a message may finish it at once (its route was removed by
+  // a reload), and a finished message can take this user's queue (and the string the caller
+  // passed, a message's member) with it.
+  const std::string user_id = user_id_ref;
+  for (auto it = users_.find(user_id); it != users_.end(); it = users_.find(user_id)) {
+    user_queue& u = it->second;
+    if (u.active || u.waiting.empty()) return;
     if (processing_ >= shard_.share_of(shard_.config().broker_concurrency_max)) {
       if (!u.in_ready_list) {
         u.in_ready_list = true;

@@ -73,6 +73,30 @@ std::optional<openai::api_error> parse_broker_request(shard_server& shard, const
     g.conversation.push_back({openai::message_role::system, std::string(sys.get_string())});
   }
   g.conversation.push_back({openai::message_role::user, out.text});
+  // For engines that forward requests: the message as a streamed chat request.
+  byte_buffer body;
+  json::writer w(body);
+  w.begin_object();
+  w.string_member("model", g.model);
+  w.key("messages");
+  w.begin_array();
+  for (const turn& t : g.conversation) {
+    w.begin_object();
+    w.string_member("role", openai::to_string(t.role));
+    w.string_member("content", t.text);
+    w.end_object();
+  }
+  w.end_array();
+  if (g.max_tokens) w.uint64_member("max_tokens", *g.max_tokens);
+  if (g.seed) w.int64_member("seed", *g.seed);
+  if (root.find("temperature") && !root.find("temperature").is_null())
+    w.float64_member("temperature", g.temperature);
+  if (root.find("top_p") && !root.find("top_p").is_null()) w.float64_member("top_p", g.top_p);
+  w.boolean_member("stream", true);
+  w.end_object();
+  g.original.api = api_kind::chat;
+  g.original.body = std::make_shared<const std::string>(body.view());
+  g.original.stream = true;
   return std::nullopt;
 }
 

@@ -1,6 +1,4 @@
 // POST /v1/chat/completions (JSON and SSE) and the WebSocket broker's chat.completion.
-#include <algorithm>
-#include <charconv>
 #include <optional>
 #include <vector>
 
@@ -17,157 +15,42 @@
 
 namespace rc::server {
 
-void respond_api_error(connection& c, const openai::api_error& e, uint64_t retry_after_ms) {
-  byte_buffer body;
-  openai::write_error(body, e);
-  if (e.status != 429 && e.status != 503) {
-    c.respond(e.status, "application/json", body.view());
-    return;
-  }
-  if (retry_after_ms == 0) retry_after_ms = 1000;
-  std::string seconds = std::to_string((retry_after_ms + 999) / 1000);
-  std::string ms = std::to_string(retry_after_ms);
-  c.respond(e.status, "application/json", body.view(),
-            {{"Retry-After", seconds}, {"retry-after-ms", ms}});
-}
-
-openai::api_error abort_error(std::string_view code, std::string_view message) {
-  openai::api_error err;
-  if (code == "shed" || code == "queue_full" || code == "draining") {
-    err = openai::overloaded();
-    err.message = std::string(message);
-  } else if (code == "deadline_exceeded") {
-    err = openai::upstream_timeout();
-    err.message = std::string(message);
-  } else if (code == "cancelled") {
-    err = openai::cancelled();
-  } else if (code == "too_many_streams") {
-    err = openai::rate_limited(std::string(message));
-  } else {
-    err = openai::internal_error(message);
-  }
-  err.code = std::string(code);
-  return err;
-}
-
-namespace {
-
-// On the budget's home shard the stream cap is checked now (429 at once); elsewhere the slot is
-// asked of the home when the task starts (generation_task::count_stream) and a refusal ends the
-// task with too_many_streams.
-bool stream_cap_reached(shard_server& shard, const connection& conn) {
-  const limit_rule& r = conn.budget_rule();
-  if (r.streams_max == 0) return false;
-  shard_limits& limits = shard.budgets();
-  return limits.is_home(conn.budget()) && limits.streams_open(conn.budget()) >= r.streams_max;
-}
-
-openai::api_error too_many_streams() {
-  openai::api_error e = openai::rate_limited("Too many concurrent streams for this API key");
-  e.code = "too_many_streams";
-  return e;
-}
-
-}  // namespace
-
-bool admit_generation(connection& conn) {
-  shard_server& shard = *shard_server::current();
-  auto& m = shard.metrics();
-  if (!shard.scheduler().has_room()) {
-    ++m.rejected[static_cast<size_t>(reject_reason::queue_full)];
-    openai::api_error e = openai::overloaded();
-    e.code = "queue_full";
-    respond_api_error(conn, e, shard.scheduler().retry_after_ms());
-    return false;
-  }
-  if (stream_cap_reached(shard, conn)) {
-    ++m.rejected[static_cast<size_t>(reject_reason::streams)];
-    respond_api_error(conn, too_many_streams(), 1000);
-    return false;
-  }
-  return true;
-}
-
-std::optional<openai::api_error> admit_ws_generation(ws_endpoint& ws, uint64_t& retry_after_ms) {
-  shard_server& shard = ws.shard();
-  auto& m = shard.metrics();
-  if (!shard.scheduler().has_room()) {
-    ++m.rejected[static_cast<size_t>(reject_reason::queue_full)];
-    retry_after_ms = shard.scheduler().retry_after_ms();
-    openai::api_error e = openai::overloaded();
-    e.code = "queue_full";
-    return e;
-  }
-  if (stream_cap_reached(shard, ws.conn())) {
-    ++m.rejected[static_cast<size_t>(reject_reason::streams)];
-    retry_after_ms = 1000;
-    return too_many_streams();
-  }
-  return std::nullopt;
-}
-
-uint64_t generation_deadline_ms(const shard_server& shard, std::string_view header) {
-  const auto& cfg = shard.config();
-  uint64_t ms = cfg.request_timeout_ms;
-  if (!header.empty()) {
-    uint64_t asked = 0;
-    auto [p, ec] = std::from_chars(header.data(), header.data() + header.size(), asked);
-    if (ec == std::errc() && p == header.data() + header.size() && asked > 0) ms = asked;
-  }
-  return std::min<uint64_t>(ms, cfg.request_timeout_max_ms);
-}
-
-// ---- topic mirroring ----
-
-void topic_mirror::publish(std::string json) {
-  shard_.topics().publish(topic_, std::move(json), [](topic_registry::publish_result&&) {});
-}
-
-void topic_mirror::delta(uint32_t choice, std::string_view text) {
-  byte_buffer out;
-  json::writer w(out);
-  w.begin_object();
-  w.string_member("type", "delta");
-  w.string_member("id", id_);
-  w.uint64_member("choice", choice);
-  w.string_member("delta", text);
-  w.end_object();
-  publish(std::string(out.view()));
-}
-
-void topic_mirror::done(const openai::usage_counts& usage) {
-  byte_buffer out;
-  json::writer w(out);
-  w.begin_object();
-  w.string_member("type", "done");
-  w.string_member("id", id_);
-  w.key("usage");
-  openai::write_chat_usage(w, usage);
-  w.end_object();
-  publish(std::string(out.view()));
-}
-
-void topic_mirror::error(std::string_view code, std::string_view message) {
-  byte_buffer out;
-  json::writer w(out);
-  w.begin_object();
-  w.string_member("type", "error");
-  w.string_member("id", id_);
-  w.string_member("code", code);
-  w.string_member("message", message);
-  w.end_object();
-  publish(std::string(out.view()));
-}
-
 namespace {
 
 // data: {"error":{...}} — how a chat stream reports a failure after it has started.
-void write_stream_error(byte_buffer& frame, std::string_view code, std::string_view message) {
-  openai::api_error e = openai::internal_error(message);
-  e.code = std::string(code);
+void write_stream_error(byte_buffer& frame, std::string_view code, std::string_view message,
+                        std::string_view envelope = {}) {
   frame.append("data: ");
-  openai::write_error(frame, e);
+  if (!envelope.empty()) {  // the upstream's own {"error":{…}}
+    frame.append(envelope);
+  } else {
+    openai::api_error e = openai::internal_error(message);
+    e.code = std::string(code);
+    openai::write_error(frame, e);
+  }
   frame.append("\n\n");
+}
+
+// The text of each choice of a chat chunk (choices[].delta.content) or completion
+// (choices[].message.content), for the topic mirror of a passed-through stream.
+template <class Fn>
+void for_each_choice_text(json::parser& parser, std::string_view raw, bool chunk, Fn&& fn) {
+  json::parse_result r = parser.parse(raw);
+  if (!r.ok() || !r.root.is_object()) return;
+  json::value choices = r.root.find("choices");
+  if (!choices || !choices.is_array()) return;
+  for (json::value c : choices.elements()) {
+    if (!c.is_object()) continue;
+    json::value index = c.find("index");
+    json::value holder = c.find(chunk ? "delta" : "message");
+    if (!holder || !holder.is_object()) continue;
+    json::value content = holder.find("content");
+    if (!content || !content.is_string() || content.get_string().empty()) continue;
+    uint32_t i = index && (index.kind() == json::kind::int64 || index.kind() == json::kind::uint64)
+                     ? static_cast<uint32_t>(index.get_uint64())
+                     : 0;
+    fn(i, content.get_string());
+  }
 }
 
 // ---- SSE ----
@@ -186,6 +69,7 @@ class chat_sse_task final : public generation_task {
   bool on_start() override {
     if (!conn_) return false;
     conn_->begin_sse();
+    if (starts_with_raw()) return true;  // the upstream's chunks carry their own role chunks
     // The role chunk of every choice leaves at once, before the first token.
     for (uint32_t i = 0; i < choices_; ++i) {
       byte_buffer json;
@@ -223,17 +107,33 @@ class chat_sse_task final : public generation_task {
         return push(json);
       case event_type::usage:
         if (mirror_) mirror_->done(e.usage);
-        if (include_usage_) {
+        // Passed through, the usage chunk (if the client asked for one) came raw.
+        if (include_usage_ && !raw_seen_) {
           writer_.usage(json, e.usage);
           if (!push(json)) return false;
         }
         if (!conn_ || !conn_->stream_push_sse("data: [DONE]\n\n")) return false;
         release_connection()->end_sse();
         return true;
-      case event_type::raw:  // only sent when the front asked for passthrough
-        return true;
+      case event_type::raw: {  // a chat.completion.chunk, written unchanged
+        raw_seen_ = true;
+        if (mirror_) {
+          for_each_choice_text(shard_.json_parser(), e.raw, true,
+                               [&](uint32_t c, std::string_view t) { mirror_->delta(c, t); });
+        }
+        frame_.clear();
+        frame_.append("data: ");
+        frame_.append(e.raw);
+        frame_.append("\n\n");
+        return conn_ && conn_->stream_push_sse(frame_.view());
+      }
       case event_type::error:
-        fail(e.error_code, e.error_message);
+        if (!started()) {  // a lazy engine refused the request: a plain HTTP error
+          if (mirror_) mirror_->error(e.error_code, e.error_message);
+          if (conn_) respond_engine_error(*conn_, e, shard_.scheduler().retry_after_ms());
+          return true;
+        }
+        fail(e.error_code, e.error_message, e.raw);
         return true;
     }
     return false;
@@ -249,16 +149,17 @@ class chat_sse_task final : public generation_task {
   }
 
   // A visible end, never a silent truncation: the error as data, then the connection closes.
-  void fail(std::string_view code, std::string_view message) {
+  void fail(std::string_view code, std::string_view message, std::string_view envelope = {}) {
     if (mirror_) mirror_->error(code, message);
     if (!conn_) return;
     byte_buffer frame;
-    write_stream_error(frame, code, message);
+    write_stream_error(frame, code, message, envelope);
     conn_->stream_push_sse(frame.view());
     release_connection()->end_sse_and_close();
   }
 
   openai::chat_chunk_writer writer_;
+  bool raw_seen_ = false;
   bool include_usage_;
   uint32_t choices_;
   std::optional<topic_mirror> mirror_;
@@ -299,6 +200,10 @@ class chat_json_task final : public generation_task {
         return true;
       case event_type::usage: {
         if (mirror_) mirror_->done(e.usage);
+        if (!raw_.empty()) {  // passed through: the upstream's completion, unchanged
+          conn_->respond(200, "application/json", raw_);
+          return true;
+        }
         std::vector<openai::chat_choice> out;
         for (uint32_t i = 0; i < choices_.size(); ++i)
           out.push_back({i, choices_[i].text, choices_[i].calls, choices_[i].finish});
@@ -307,10 +212,16 @@ class chat_json_task final : public generation_task {
         conn_->respond(200, "application/json", body.view());
         return true;
       }
-      case event_type::raw:  // only sent when the front asked for passthrough
+      case event_type::raw:  // the whole chat.completion, answered when the usage follows
+        raw_.assign(e.raw);
+        if (mirror_) {
+          for_each_choice_text(shard_.json_parser(), raw_, false,
+                               [&](uint32_t c, std::string_view t) { mirror_->delta(c, t); });
+        }
         return true;
       case event_type::error:
-        fail(e.error_code, e.error_message);
+        if (mirror_) mirror_->error(e.error_code, e.error_message);
+        respond_engine_error(*conn_, e, shard_.scheduler().retry_after_ms());
         return true;
     }
     return false;
@@ -326,6 +237,7 @@ class chat_json_task final : public generation_task {
     respond_api_error(*conn_, abort_error(code, message), shard_.scheduler().retry_after_ms());
   }
 
+  std::string raw_;
   openai::completion_header header_;
   std::vector<choice_acc> choices_;
   std::optional<topic_mirror> mirror_;
@@ -383,9 +295,13 @@ handler_result handle_chat_completions(request_context& ctx) {
   } else {
     t = new chat_json_task(ctx.shard, ctx.conn, h, req.n, std::move(mirror));
   }
+  generation_request g = chat_generation(req);
+  g.original = original_of(ctx.conn, api_kind::chat, std::string(ctx.body.data(), ctx.body.size()),
+                           req.stream, true);
+  g.original.include_usage = req.include_usage;
   t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
-  t->start(*e, chat_generation(req));
+  t->start(*e, std::move(g));
   return handler_result::async;
 }
 
@@ -539,9 +455,13 @@ generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,
   }
   auto* t = new chat_ws_task(shard, ws, std::string(request_id), req.n);
   t->log_ws_request("chat.completion", request_id);
+  generation_request g = chat_generation(req);
+  // The action's payload is the chat request; its events stream, rendered from typed events.
+  g.original = original_of(ws.conn(), api_kind::chat, payload.to_json(), true, false);
+  g.original.include_usage = req.include_usage;
   t->count_stream();
   t->set_deadline_ms(generation_deadline_ms(shard, {}));
-  t->start(*e, chat_generation(req));
+  t->start(*e, std::move(g));
   return t;
 }
 

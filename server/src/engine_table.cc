@@ -4,6 +4,12 @@
 
 namespace rc::server {
 
+void engine_table::release_upstreams() {
+  routes_.clear();
+  fallback_ = nullptr;
+  upstreams_.clear();
+}
+
 void engine_table::rebuild(std::shared_ptr<const routing_table> routing,
                            const engine_maker& make) {
   std::vector<slot> next;

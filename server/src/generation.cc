@@ -142,10 +142,13 @@ void generation_task::on_stream_slot(bool granted) {
 void generation_task::on_admitted() {
   holds_slot_ = true;
   if (finished_) return;
-  started_ = true;
-  if (!on_start()) {
-    finish();
-    return;
+  // A lazy engine may still refuse the request: nothing is rendered until its first event.
+  if (!engine_->starts_lazily()) {
+    started_ = true;
+    if (!on_start()) {
+      finish();
+      return;
+    }
   }
   stream_ = engine_->generate(request_, *this);
 }
@@ -185,10 +188,18 @@ bool generation_task::on_event(const engine_event& e) {
   }
   if (e.type == event_type::error) {
     ++shard_.metrics().engine_streams_failed;
-    end_as(close_reason::error, 500);
+    end_as(close_reason::error, e.http_status != 0 ? e.http_status : 500);
   }
   in_callback_ = true;
-  bool ok = render(e);
+  bool ok = true;
+  // Lazy start: the first event decides. An error is rendered with started() still false (a
+  // plain HTTP error); anything else begins the output first.
+  if (!started_ && e.type != event_type::error) {
+    started_ = true;
+    first_raw_ = e.type == event_type::raw;
+    ok = on_start();
+  }
+  if (ok) ok = render(e);
   if (terminal || !ok) {
     if (!ok && !terminal) ++shard_.metrics().engine_streams_cancelled;
     finish();

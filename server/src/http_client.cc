@@ -18,36 +18,16 @@
 namespace rc::server {
 namespace {
 
-// Until the shard resolver is wired in: IP literals, and "localhost" as 127.0.0.1.
-bool address_of(const url::endpoint& ep, sockaddr_storage& out, socklen_t& len) {
-  std::string host = ep.host == "localhost" ? "127.0.0.1" : ep.host;
-  out = {};
-  auto* a4 = reinterpret_cast<sockaddr_in*>(&out);
-  if (inet_pton(AF_INET, host.c_str(), &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons(ep.port);
-    len = sizeof(sockaddr_in);
-    return true;
-  }
-  auto* a6 = reinterpret_cast<sockaddr_in6*>(&out);
-  if (inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons(ep.port);
-    len = sizeof(sockaddr_in6);
-    return true;
-  }
-  return false;
-}
-
 uint16_t default_port(url::scheme s) {
   return s == url::scheme::https || s == url::scheme::wss ? 443 : 80;
 }
 
-// A connector with connects in flight cannot be destroyed (the kernel still references it):
-// keep it until they have answered cancel_all(). When the loop is stopping, the process is
-// going away and nothing will answer; the connector is then left to the exit.
-void reap(reactor& r, std::unique_ptr<connector> c) {
-  if (c->idle()) return;
+// A connector (or resolver) with operations in flight cannot be destroyed (the kernel still
+// references it): keep it until they have answered the cancel. When the loop is stopping, the
+// process is going away and nothing will answer; the object is then left to the exit.
+template <class T>
+void reap(reactor& r, std::unique_ptr<T> c) {
+  if (!c || c->idle()) return;
   if (r.stopping()) {
     (void)c.release();
     return;
@@ -144,76 +124,6 @@ void client_pool::withdraw(client_request& r) {
 void client_pool::serve_waiters() {
   while (waiting_.size() > connecting_ && open_connections() < options_.max_connections)
     connect_one();
-}
-
-void client_pool::connect_one() {
-  ++connecting_;
-  ++stats_.connects;
-  sockaddr_storage addr;
-  socklen_t len = 0;
-  reactor& loop = client_.reactor_;
-  int early_error = 0;
-  if (endpoint_.tls() && !tls_context_ && tls_setup_error_.empty()) {
-    tls_context_ = tls::client_context::create(options_.tls, tls_setup_error_);
-    if (!tls_context_ && tls_setup_error_.empty()) tls_setup_error_ = "TLS setup failed";
-  }
-  if (endpoint_.tls() && !tls_context_) {
-    early_error = EPROTO;
-  } else if (!address_of(endpoint_, addr, len)) {
-    early_error = EHOSTUNREACH;
-  }
-  if (early_error != 0) {
-    loop.post(loop.shard_id(), [alive = alive_, this, early_error] {
-      if (*alive) on_connected(-1, early_error);
-    });
-    return;
-  }
-  client_.connector_->connect(reinterpret_cast<sockaddr*>(&addr), len, nullptr, 0,
-                              [alive = alive_, this](int fd, int error) {
-                                if (!*alive) {
-                                  if (fd >= 0) ::close(fd);
-                                  return;
-                                }
-                                on_connected(fd, error);
-                              });
-}
-
-void client_pool::on_connected(int fd, int error) {
-  RC_ASSERT(connecting_ > 0);
-  --connecting_;
-  if (fd < 0) {
-    std::string why = "connect to " + label_ + ": ";
-    sockaddr_storage unused;
-    socklen_t unused_len = 0;
-    if (error == EHOSTUNREACH && !address_of(endpoint_, unused, unused_len)) {
-      why += "cannot resolve host \"" + endpoint_.host + "\"";
-    } else {
-      why += std::strerror(error);
-    }
-    client_error kind =
-        error == ETIMEDOUT ? client_error::timeout_connect : client_error::connect_failed;
-    if (error == EPROTO && !tls_context_) {
-      kind = client_error::tls;
-      why = "TLS setup for " + label_ + ": " + tls_setup_error_;
-    }
-    fail_first_waiter(kind, why);
-    serve_waiters();
-    return;
-  }
-  auto* c = new http_connection(client_.sockets_, fd, this, tls_context_.get(), endpoint_.host);
-  all_.push_back(c);
-  if (!waiting_.empty()) {
-    client_request* r = waiting_.front();
-    waiting_.erase(waiting_.begin());
-    ++busy_;
-    r->attach(*c, false);
-  } else if (idle_.size() < options_.max_idle) {
-    idle_.push_back(c);
-    c->make_idle(options_.idle_keepalive_ms);
-  } else {
-    c->close_idle();
-  }
-  serve_waiters();
 }
 
 void client_pool::fail_first_waiter(client_error kind, const std::string& message) {
@@ -317,12 +227,24 @@ http_client::http_client(reactor& r, socket_set& sockets, const client_options& 
   co.in_flight_max = opts.connects_in_flight_max;
   co.timeout_ms = opts.connect_attempt_ms_max;
   connector_ = std::make_unique<connector>(r, co);
+  resolver* names = opts.shared_resolver;
+  if (!names) {
+    own_resolver_ = std::make_unique<resolver>(r, opts.resolver_options);
+    names = own_resolver_.get();
+  }
+  lookup_ = [names](std::string_view host, uint16_t port, lookup_done done) {
+    names->resolve(host, port, std::move(done));
+  };
 }
 
 http_client::~http_client() {
   pools_.clear();
   connector_->cancel_all();
   reap(reactor_, std::move(connector_));
+  if (own_resolver_) {
+    own_resolver_->cancel_all();
+    reap(reactor_, std::move(own_resolver_));
+  }
 }
 
 client_pool& http_client::pool(const url::endpoint& ep, const pool_options& opts) {

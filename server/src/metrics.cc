@@ -94,6 +94,11 @@ void shard_metrics::merge(const shard_metrics& o) {
   access_log.dropped += o.access_log.dropped;
   access_log.write_errors += o.access_log.write_errors;
   access_log.reopens += o.access_log.reopens;
+  resolver.lookups += o.resolver.lookups;
+  resolver.cache_hits += o.resolver.cache_hits;
+  resolver.queries_sent += o.resolver.queries_sent;
+  resolver.query_timeouts += o.resolver.query_timeouts;
+  resolver.failures += o.resolver.failures;
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
   reactor.messages_received += o.reactor.messages_received;
@@ -398,6 +403,18 @@ void render_reactor(prom_writer& w) {
             [](const shard_metrics& m) { return double(m.access_log.write_errors); });
   w.counter("ringcast_access_log_reopens_total", "Access log reopens (SIGUSR1).",
             [](const shard_metrics& m) { return double(m.access_log.reopens); });
+  w.counter("ringcast_resolver_lookups_total", "Upstream host name lookups.",
+            [](const shard_metrics& m) { return double(m.resolver.lookups); });
+  w.counter("ringcast_resolver_cache_hits_total",
+            "Lookups answered from the resolver's cache (answers and cached failures).",
+            [](const shard_metrics& m) { return double(m.resolver.cache_hits); });
+  w.counter("ringcast_resolver_queries_total", "DNS queries sent.",
+            [](const shard_metrics& m) { return double(m.resolver.queries_sent); });
+  w.counter("ringcast_resolver_query_timeouts_total",
+            "DNS tries that ended without all their answers.",
+            [](const shard_metrics& m) { return double(m.resolver.query_timeouts); });
+  w.counter("ringcast_resolver_failures_total", "Lookups that failed.",
+            [](const shard_metrics& m) { return double(m.resolver.failures); });
 }
 
 }  // namespace

@@ -11,18 +11,17 @@
 
 namespace rc {
 
-resolver::lookup::lookup(resolver& owner, std::string key, std::string display_name,
-                         std::vector<std::string> candidates)
-    : owner_(owner),
+resolver::lookup::lookup(resolver& owner, std::string key, std::vector<std::string> candidates)
+    : owner_(&owner),
+      reactor_(owner.reactor_),
       key_(std::move(key)),
-      display_name_(std::move(display_name)),
       candidates_(std::move(candidates)) {
   RC_ASSERT(!candidates_.empty());
-  v4_.wanted = owner_.opts_.family != address_family::ipv6;
-  v6_.wanted = owner_.opts_.family != address_family::ipv4;
+  v4_.wanted = owner_->opts_.family != address_family::ipv6;
+  v6_.wanted = owner_->opts_.family != address_family::ipv4;
   deadline_.bind<lookup, &lookup::on_timeout>(this);
-  const auto& servers = owner_.conf_.nameservers;
-  first_server_ = owner_.conf_.rotate ? owner_.rotation_++ % servers.size() : 0;
+  const auto& servers = owner_->conf_.nameservers;
+  first_server_ = owner_->conf_.rotate ? owner_->rotation_++ % servers.size() : 0;
 }
 
 void resolver::lookup::start() {
@@ -36,7 +35,7 @@ void resolver::lookup::cancel() {
   if (fd_ >= 0) {
     end_try(0, {});
   } else {
-    owner_.retire(*this);
+    owner_->retire(*this);
   }
 }
 
@@ -52,12 +51,12 @@ void resolver::lookup::start_candidate() {
 }
 
 std::string resolver::lookup::server_name() const {
-  return to_string(server_, owner_.opts_.nameserver_port);
+  return to_string(server_, owner_->opts_.nameserver_port);
 }
 
 bool resolver::lookup::open_socket() {
   socklen_t len = 0;
-  sockaddr_storage ss = to_sockaddr(server_, owner_.opts_.nameserver_port, &len);
+  sockaddr_storage ss = to_sockaddr(server_, owner_->opts_.nameserver_port, &len);
   // Connected: the kernel drops datagrams from anyone but the server, and reports its port
   // unreachable as ECONNREFUSED. A new socket per try gets a new random source port.
   fd_ = ::socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -70,8 +69,8 @@ bool resolver::lookup::open_socket() {
 }
 
 void resolver::lookup::start_try() {
-  const auto& servers = owner_.conf_.nameservers;
-  const size_t tries = servers.size() * owner_.attempts_;
+  const auto& servers = owner_->conf_.nameservers;
+  const size_t tries = servers.size() * owner_->attempts_;
   for (; try_ < tries; ++try_) {
     server_ = servers[(first_server_ + try_) % servers.size()];
     if (open_socket()) break;
@@ -83,25 +82,25 @@ void resolver::lookup::start_try() {
   const std::string& name = candidates_[candidate_];
   for (family* f : {&v4_, &v6_}) {
     if (f->settled) continue;
-    f->id = owner_.random_id();
-    bool built = dns::build_query(name, f->type, f->id, owner_.conf_.edns0, f->query);
+    f->id = owner_->random_id();
+    bool built = dns::build_query(name, f->type, f->id, owner_->conf_.edns0, f->query);
     RC_ASSERT(built);  // the resolver only makes candidates that are valid names
     submit_send(*f, f == &v4_ ? op_send_v4 : op_send_v6);
   }
   submit_recv();
-  owner_.reactor_.arm_after_ms(deadline_, owner_.timeout_ms_);
+  reactor_.arm_after_ms(deadline_, owner_->timeout_ms_);
 }
 
 void resolver::lookup::submit_send(family& f, uint8_t op) {
-  io_uring_sqe* sqe = owner_.reactor_.ring().get_sqe();
+  io_uring_sqe* sqe = reactor_.ring().get_sqe();
   io_uring_prep_send(sqe, fd_, f.query.data(), f.query.size(), 0);
   io_uring_sqe_set_data64(sqe, make_user_data(this, op));
   in_flight_ |= 1u << op;
-  ++owner_.stats_.queries_sent;
+  ++owner_->stats_.queries_sent;
 }
 
 void resolver::lookup::submit_recv() {
-  io_uring_sqe* sqe = owner_.reactor_.ring().get_sqe();
+  io_uring_sqe* sqe = reactor_.ring().get_sqe();
   io_uring_prep_recv(sqe, fd_, buf_.data(), buf_.size(), 0);
   io_uring_sqe_set_data64(sqe, make_user_data(this, op_recv));
   in_flight_ |= 1u << op_recv;
@@ -109,6 +108,14 @@ void resolver::lookup::submit_recv() {
 
 void resolver::lookup::on_completion(uint8_t op, int32_t res, uint32_t) {
   in_flight_ &= static_cast<uint8_t>(~(1u << op));
+  if (!owner_) {
+    // Orphaned by the resolver's destructor: only the kernel still knew this lookup.
+    if (in_flight_ == 0) {
+      ::close(fd_);
+      delete this;
+    }
+    return;
+  }
   if (ending_) {
     if (in_flight_ == 0) after_try();
     return;
@@ -162,7 +169,7 @@ void resolver::lookup::on_datagram(size_t bytes) {
       negative_ttl_s_ = std::min(negative_ttl_s_.value_or(UINT32_MAX), *a.negative_ttl_s);
     break;
   }
-  if (!ours) ++owner_.stats_.ignored_datagrams;
+  if (!ours) ++owner_->stats_.ignored_datagrams;
   if (v4_.settled && v6_.settled) {
     end_try(0, {});
     return;
@@ -171,13 +178,13 @@ void resolver::lookup::on_datagram(size_t bytes) {
 }
 
 void resolver::lookup::on_timeout() {
-  ++owner_.stats_.query_timeouts;
+  ++owner_->stats_.query_timeouts;
   end_try(ETIMEDOUT, "no answer from nameserver " + server_name() + " within " +
-                         std::to_string(owner_.timeout_ms_) + " ms");
+                         std::to_string(owner_->timeout_ms_) + " ms");
 }
 
 void resolver::lookup::end_try(int error, std::string text) {
-  owner_.reactor_.cancel_timer(deadline_);
+  reactor_.cancel_timer(deadline_);
   if (error != 0) {
     error_ = error;
     message_ = std::move(text);
@@ -187,13 +194,31 @@ void resolver::lookup::end_try(int error, std::string text) {
     after_try();
     return;
   }
+  cancel_ops();
+}
+
+void resolver::lookup::cancel_ops() {
   for (uint8_t op : {op_send_v4, op_send_v6, op_recv}) {
     if (!(in_flight_ & (1u << op))) continue;
-    io_uring_sqe* sqe = owner_.reactor_.ring().get_sqe();
+    io_uring_sqe* sqe = reactor_.ring().get_sqe();
     io_uring_prep_cancel64(sqe, make_user_data(this, op), 0);
     sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
     io_uring_sqe_set_data64(sqe, ignored_user_data);
   }
+}
+
+bool resolver::lookup::orphan() {
+  reactor_.cancel_timer(deadline_);
+  owner_ = nullptr;
+  waiters_.clear();
+  if (in_flight_ == 0) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    return false;
+  }
+  if (!ending_) cancel_ops();
+  ending_ = true;
+  return true;
 }
 
 void resolver::lookup::after_try() {
@@ -201,7 +226,7 @@ void resolver::lookup::after_try() {
   ::close(fd_);
   fd_ = -1;
   if (cancelled_) {
-    owner_.retire(*this);
+    owner_->retire(*this);
     return;
   }
   // A family that answered with addresses is enough: the other one's failure is not worth
@@ -222,7 +247,7 @@ void resolver::lookup::finish_candidate() {
     uint32_t ttl = UINT32_MAX;
     for (const family* f : {&v4_, &v6_})
       if (!f->addrs.empty()) ttl = std::min(ttl, f->ttl_s);
-    owner_.finished(*this, std::move(r), ttl);
+    owner_->finished(*this, std::move(r), ttl);
     return;
   }
   if (v4_.settled && v6_.settled) {
@@ -231,14 +256,11 @@ void resolver::lookup::finish_candidate() {
       start_candidate();
       return;
     }
-    result r =
-        result::failed(ENOENT, nxdomain_ ? "no such host \"" + display_name_ + "\" (NXDOMAIN)"
-                                         : "host \"" + display_name_ + "\" has no addresses");
-    owner_.finished(*this, std::move(r), negative_ttl_s_.value_or(UINT32_MAX));
+    result r = result::failed(ENOENT, nxdomain_ ? "no such name (NXDOMAIN)" : "no addresses");
+    owner_->finished(*this, std::move(r), negative_ttl_s_.value_or(UINT32_MAX));
     return;
   }
-  owner_.finished(*this, result::failed(error_, "resolving \"" + display_name_ + "\": " + message_),
-                  UINT32_MAX);
+  owner_->finished(*this, result::failed(error_, message_), UINT32_MAX);
 }
 
 }  // namespace rc

@@ -7,6 +7,10 @@
 // kernel holds this object's address until then), the socket is closed and the next step runs:
 // another try, the next search candidate, or the end of the lookup.
 //
+// A lookup outlives its resolver when the resolver is destroyed with operations in flight
+// (orphan()); it then only waits for their completions and frees itself. If the reactor goes
+// first (the process is exiting), it is never freed.
+//
 // Thread-safety: the resolver's shard only.
 #pragma once
 
@@ -24,8 +28,7 @@ namespace rc {
 class resolver::lookup final : public io_handler {
  public:
   // REQUIRES: `candidates` is not empty and each is a valid query name.
-  lookup(resolver& owner, std::string key, std::string display_name,
-         std::vector<std::string> candidates);
+  lookup(resolver& owner, std::string key, std::vector<std::string> candidates);
   lookup(const lookup&) = delete;
   lookup& operator=(const lookup&) = delete;
 
@@ -36,6 +39,10 @@ class resolver::lookup final : public io_handler {
   void start();
   // The waiters have been answered: stops the try; the lookup retires once the kernel is done.
   void cancel();
+
+  // The resolver is being destroyed: stops the try. Returns true if operations are still in
+  // the kernel; the lookup then deletes itself when the last one completes.
+  bool orphan();
 
   void on_completion(uint8_t op, int32_t res, uint32_t flags) override;
 
@@ -61,13 +68,14 @@ class resolver::lookup final : public io_handler {
   void on_datagram(size_t bytes);
   void on_timeout();
   void end_try(int error, std::string text);
+  void cancel_ops();
   void after_try();
   void finish_candidate();
   std::string server_name() const;
 
-  resolver& owner_;
+  resolver* owner_;  // null once orphaned
+  reactor& reactor_;
   std::string key_;
-  std::string display_name_;
   std::vector<std::string> candidates_;
   size_t candidate_ = 0;
   std::vector<waiter> waiters_;

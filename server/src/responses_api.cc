@@ -52,6 +52,7 @@ class responses_task final : public generation_task {
   bool on_start() override {
     if (!conn_) return false;
     if (mode_ == responses_mode::sse) conn_->begin_sse();
+    if (starts_with_raw()) return true;  // the upstream's own response.created comes raw
     byte_buffer b;
     writer_.created(b);
     if (!emit(openai::response_event::created, b)) return false;
@@ -75,7 +76,8 @@ class responses_task final : public generation_task {
   }
 
  private:
-  bool emit(std::string_view type, const byte_buffer& json) {
+  bool emit(std::string_view type, const byte_buffer& json) { return emit(type, json.view()); }
+  bool emit(std::string_view type, std::string_view json) {
     if (!conn_) return false;
     switch (mode_) {
       case responses_mode::json:
@@ -85,15 +87,15 @@ class responses_task final : public generation_task {
         frame.append("event: ");
         frame.append(type);
         frame.append("\ndata: ");
-        frame.append(json.view());
+        frame.append(json);
         frame.append("\n\n");
         return conn_->stream_push_sse(frame.view());
       }
       case responses_mode::ws:
-        return conn_->websocket() && conn_->websocket()->send_text(json.view());
+        return conn_->websocket() && conn_->websocket()->send_text(json);
       case responses_mode::ws_broker:
         if (!conn_->websocket()) return false;
-        broker_ws_handler::send_event(*conn_->websocket(), request_id_, type, json.view());
+        broker_ws_handler::send_event(*conn_->websocket(), request_id_, type, json);
         return true;
     }
     return false;
@@ -152,14 +154,34 @@ class responses_task final : public generation_task {
         finish_ = e.finish;
         return close_open_item();
       case event_type::usage:
-        return complete(e.usage);
-      case event_type::raw:  // only sent when the front asked for passthrough
-        return true;
+        return raw_seen_ ? complete_raw() : complete(e.usage);
+      case event_type::raw:
+        // Passthrough: one Responses event (SSE), or the whole response object (JSON, answered
+        // when the usage follows), unchanged.
+        raw_seen_ = true;
+        if (mode_ == responses_mode::json) {
+          raw_.assign(e.raw);
+          return true;
+        }
+        return emit(e.raw_name, e.raw);
       case event_type::error:
-        fail(e.error_code, e.error_message);
+        fail(engine_error(e), &e);
         return true;
     }
     return false;
+  }
+
+  // The end of a passed-through response. The upstream minted its id and keeps it (if it
+  // stores responses): ringcast's store keeps only the responses it minted ids for, so a
+  // follow-up naming this id is forwarded to the upstream (start_response).
+  bool complete_raw() {
+    if (!conn_) return true;
+    if (mode_ == responses_mode::json) {
+      conn_->respond(200, "application/json", raw_);
+    } else if (mode_ == responses_mode::sse) {
+      release_connection()->end_sse();
+    }
+    return true;
   }
 
   bool complete(const openai::usage_counts& usage) {
@@ -204,9 +226,14 @@ class responses_task final : public generation_task {
     shard_.responses().put(r.id, std::move(conversation), r, std::move(input_));
   }
 
-  void fail(std::string_view code, std::string_view message) {
+  // `e`: the engine's error event, if the failure is one (its status, envelope, Retry-After).
+  void fail(const openai::api_error& err, const engine_event* e = nullptr) {
     if (!conn_) return;
-    openai::api_error err = abort_error(code, message);
+    bool http = mode_ == responses_mode::json || mode_ == responses_mode::sse;
+    if (e && http && (!started() || mode_ == responses_mode::json)) {
+      respond_engine_error(*conn_, *e, shard_.scheduler().retry_after_ms());
+      return;
+    }
     if (!started()) {  // nothing sent yet: the mode's plain error
       report(*conn_, mode_, request_id_, err);
       return;
@@ -222,7 +249,7 @@ class responses_task final : public generation_task {
   }
 
   void on_abort(std::string_view code, std::string_view message, bool alive) override {
-    if (alive) fail(code, message);
+    if (alive) fail(abort_error(code, message));
   }
 
   static constexpr size_t npos = static_cast<size_t>(-1);
@@ -236,6 +263,8 @@ class responses_task final : public generation_task {
   openai::finish_reason finish_ = openai::finish_reason::stop;
   size_t message_ = npos;
   size_t call_ = npos;
+  bool raw_seen_ = false;
+  std::string raw_;  // JSON passthrough: the upstream's response object
 };
 
 // Reports a failure before any event was sent, in the mode's own shape.
@@ -276,9 +305,16 @@ std::optional<openai::api_error> check_engine_limits(shard_server& shard,
                                  "max_output_tokens");
 }
 
+// Whether a previous_response_id that is not in ringcast's store goes to the model's engine:
+// engines that start lazily are upstreams, which keep their own responses.
+bool upstream_resolves(shard_server& shard, const openai::responses_request& req) {
+  engine* e = shard.engine_for(req.settings.model);
+  return e && e->starts_lazily();
+}
+
 void launch(connection& conn, responses_mode mode, openai::responses_request&& req,
-            std::string request_id, std::vector<turn> history, std::string previous,
-            unique_function<void()> on_finished, uint64_t deadline_ms) {
+            original_request&& original, std::string request_id, std::vector<turn> history,
+            std::string previous, unique_function<void()> on_finished, uint64_t deadline_ms) {
   shard_server& shard = *shard_server::current();
   engine* e = shard.engine_for(req.settings.model);
   if (!e) {
@@ -288,6 +324,8 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   }
   generation_request g;
   g.model = req.settings.model;
+  g.original = std::move(original);
+  g.original.previous_response_id = req.settings.previous_response_id;
   g.conversation = history;
   if (req.settings.instructions) {
     // Instructions apply to this request only; they are not carried into the stored history.
@@ -312,9 +350,6 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   openai::response_object r;
   r.id = state_home >= 0 ? mint_id_for(shard, "resp_", static_cast<unsigned>(state_home))
                          : mint_id(shard, "resp_");
-  g.original.api = api_kind::responses;
-  g.original.stream = mode != responses_mode::json;
-  g.original.previous_response_id = req.settings.previous_response_id;
   g.original.response_id = r.id;
   r.created_at = wall_time_s();
   r.status = openai::response_status::in_progress;
@@ -339,7 +374,7 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
 
 void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
                     std::string request_id, unique_function<void()> on_finished,
-                    uint64_t deadline_ms) {
+                    uint64_t deadline_ms, original_request original) {
   shard_server& shard = *shard_server::current();
   // Checked before a previous response is taken, so that a refusal leaves it free.
   if (auto err = check_engine_limits(shard, req.settings)) {
@@ -348,13 +383,16 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
     return;
   }
   std::string previous = req.settings.previous_response_id;
+  // An id ringcast did not mint (or did not store) belongs to an upstream that passed its
+  // response through: the upstream resolves it; the mock cannot. An engine that keeps state
+  // resolves every id itself (not found, conflicts).
+  int home = previous.empty() ? -1 : shard_of_id(previous, "resp_", shard.shard_count());
   engine* e = shard.engine_for(req.settings.model);
-  if (previous.empty() || (e && e->keeps_state())) {  // such an engine resolves `previous` itself
-    launch(conn, mode, std::move(req), std::move(request_id), {}, {}, std::move(on_finished),
-           deadline_ms);
+  if (previous.empty() || (e && e->keeps_state()) || (home < 0 && upstream_resolves(shard, req))) {
+    launch(conn, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+           std::move(on_finished), deadline_ms);
     return;
   }
-  int home = shard_of_id(previous, "resp_", shard.shard_count());
   if (home < 0) {
     report(conn, mode, request_id, openai::previous_response_not_found(previous));
     if (on_finished) on_finished();
@@ -366,6 +404,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
   shard.loop().post(static_cast<unsigned>(home), [me, home, conn_id, mode, deadline_ms,
                                                   previous = std::move(previous),
                                                   req = std::move(req),
+                                                  original = std::move(original),
                                                   request_id = std::move(request_id),
                                                   on_finished = std::move(on_finished)]() mutable {
     std::vector<turn> history;
@@ -373,6 +412,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
     shard_server::current()->loop().post(me, [status, home, conn_id, mode, deadline_ms,
                                               history = std::move(history),
                                               previous = std::move(previous), req = std::move(req),
+                                              original = std::move(original),
                                               request_id = std::move(request_id),
                                               on_finished = std::move(on_finished)]() mutable {
       shard_server& here = *shard_server::current();
@@ -386,6 +426,12 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
         if (on_finished) on_finished();
         return;
       }
+      if (status == responses_store::take_status::not_found && upstream_resolves(here, req)) {
+        // Not ours after all (another ringcast upstream mints ids of the same shape).
+        launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+               std::move(on_finished), deadline_ms);
+        return;
+      }
       if (status != responses_store::take_status::ok) {
         report(*c, mode, request_id,
                status == responses_store::take_status::busy
@@ -394,8 +440,8 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
         if (on_finished) on_finished();
         return;
       }
-      launch(*c, mode, std::move(req), std::move(request_id), std::move(history),
-             std::move(previous), std::move(on_finished), deadline_ms);
+      launch(*c, mode, std::move(req), std::move(original), std::move(request_id),
+             std::move(history), std::move(previous), std::move(on_finished), deadline_ms);
     });
   });
 }
@@ -417,106 +463,13 @@ handler_result handle_responses(request_context& ctx) {
   }
   if (!admit_generation(ctx.conn)) return handler_result::done;
   responses_mode mode = req.stream ? responses_mode::sse : responses_mode::json;
+  original_request original = original_of(ctx.conn, api_kind::responses,
+                                          std::string(ctx.body.data(), ctx.body.size()),
+                                          req.stream, true);
   start_response(ctx.conn, mode, std::move(req), {}, {},
-                 generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")));
+                 generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms")),
+                 std::move(original));
   return handler_result::async;
-}
-
-// ---- Responses WebSocket mode ----
-
-void responses_ws_handler::send_error(ws_endpoint& ws, const openai::api_error& e) {
-  byte_buffer b;
-  openai::write_responses_ws_error(b, e);
-  ws.send_text(b.view());
-}
-
-void responses_ws_handler::on_message(ws_endpoint& ws, ws::message_kind kind,
-                                      std::string_view payload) {
-  if (closed_) return;
-  if (ws.shard().draining()) {  // what runs may finish; nothing new starts
-    send_error(ws,
-               abort_error("draining", "the server is shutting down; retry on a new connection"));
-    return;
-  }
-  if (kind != ws::message_kind::text) {
-    send_error(ws, openai::invalid_request("messages must be JSON text frames"));
-    return;
-  }
-  json::value root;
-  if (auto err = openai::parse_json_body(ws.shard().json_parser(), payload.data(), payload.size(),
-                                         payload.size(), root)) {
-    send_error(ws, *err);
-    return;
-  }
-  json::value type = root.find("type");
-  if (!type || !type.is_string() || type.get_string() != "response.create") {
-    send_error(ws, openai::invalid_request("expected {\"type\":\"response.create\", ...}", "type"));
-    return;
-  }
-  std::string stream_id;
-  if (json::value sid = root.find("stream_id"); sid && sid.is_string()) stream_id = sid.get_string();
-  openai::responses_request req;
-  if (auto err = openai::parse_responses_request(root, req)) {
-    send_error(ws, *err);
-    return;
-  }
-  uint32_t max = ws.shard().config().ws_inflight_max;
-  if (inflight_ >= max) {
-    openai::api_error e = openai::overloaded();
-    e.message = "too many responses in progress on this connection (" + std::to_string(max) + ")";
-    send_error(ws, e);
-    return;
-  }
-  uint64_t retry_ms = 0;
-  if (!ws.conn().admit_ws_action(retry_ms)) {
-    openai::api_error e = openai::rate_limited("Rate limit reached for requests");
-    e.code = "rate_limited";
-    send_error(ws, e);
-    return;
-  }
-  if (auto refused = admit_ws_generation(ws, retry_ms)) {
-    send_error(ws, *refused);
-    if (refused->code == "queue_full") ws.pause_flow_for(retry_ms);
-    return;
-  }
-  ++inflight_;
-  lane& l = lanes_[stream_id];
-  l.waiting.push_back(std::move(req));
-  if (!l.running) run_next(ws, stream_id);
-}
-
-void responses_ws_handler::run_next(ws_endpoint& ws, const std::string& stream_id) {
-  auto it = lanes_.find(stream_id);
-  if (it == lanes_.end() || it->second.waiting.empty()) return;
-  lane& l = it->second;
-  openai::responses_request req = std::move(l.waiting.front());
-  l.waiting.pop_front();
-  l.running = true;
-  uint64_t conn_id = ws.connection_id();
-  start_response(ws.conn(), responses_mode::ws, std::move(req), {}, [conn_id, stream_id] {
-    connection* c = shard_server::current()->live_connection(conn_id);
-    if (!c || !c->websocket()) return;
-    auto& self = static_cast<responses_ws_handler&>(c->websocket()->handler());
-    if (self.closed_) return;
-    --self.inflight_;
-    auto lane_it = self.lanes_.find(stream_id);
-    if (lane_it == self.lanes_.end()) return;
-    lane_it->second.running = false;
-    if (lane_it->second.waiting.empty()) {
-      self.lanes_.erase(lane_it);
-    } else {
-      self.run_next(*c->websocket(), stream_id);
-    }
-  }, generation_deadline_ms(ws.shard(), {}));
-}
-
-void responses_ws_handler::on_close(ws_endpoint&) {
-  closed_ = true;
-  lanes_.clear();
-}
-
-handler_result handle_responses_ws(request_context& ctx) {
-  return upgrade_websocket(ctx, std::make_unique<responses_ws_handler>());
 }
 
 }  // namespace rc::server

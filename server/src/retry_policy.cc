@@ -25,12 +25,11 @@ bool retry_policy::retryable(const attempt_result& r) {
   switch (r.error) {
     case client_error::connect_failed:
     case client_error::timeout_connect:
-    case client_error::timeout_first_byte:
       return true;
     case client_error::reset:
       return !r.got_response_bytes;
     case client_error::none:
-      return r.status == 408 || r.status == 409 || r.status == 429 || r.status >= 500;
+      return r.status == 429 || r.status == 502 || r.status == 503 || r.status == 504;
     default:
       return false;
   }

@@ -121,6 +121,7 @@ std::shared_ptr<const shared_rules> reload_rules(int argc, char** argv,
     return nullptr;
   }
   for (const std::string& note : notes) RC_WARN("SIGHUP: %s", note.c_str());
+  log_routing(*rules->routing, "SIGHUP: ");
   RC_INFO("SIGHUP: configuration reloaded (%zu API key%s, %zu upstream%s, %zu model route%s%s)",
           rules->keys.size(), rules->keys.size() == 1 ? "" : "s", rules->routing->upstreams.size(),
           rules->routing->upstreams.size() == 1 ? "" : "s", rules->routing->routes.size(),

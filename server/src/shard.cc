@@ -74,6 +74,7 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   mock.max_tokens = cfg.mock_max_tokens;
   mock.embedding_dim = cfg.mock_embedding_dim;
   engines_.set_mock(std::make_shared<mock_engine>(r, std::move(mock)));
+  names_ = std::make_unique<resolver>(r);
   date_.refresh(wall_time_s());
   drain_grace_.bind<shard_server, &shard_server::on_drain_grace>(this);
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
@@ -129,6 +130,13 @@ void shard_server::on_turn_end() {
     }
   }
   if (!stop_requested_ || !log_settled) return;  // a reopen (SIGHUP) may be in flight
+  // Upstream connections (kept alive in the engines' pools) are closed before the loop stops:
+  // their close completions must still be reaped, or they would be left half-done at exit.
+  if (!upstreams_released_) {
+    upstreams_released_ = true;
+    engines_.release_upstreams();
+  }
+  if (sockets_.open_sockets() != 0) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
     return;
@@ -262,6 +270,7 @@ shard_metrics shard_server::snapshot_metrics() const {
   s.reactor = reactor_.stats();
   s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
   s.access_log = access_log_.stats();
+  s.resolver = names_->stats();
   // metrics_ counts the bytes of closed connections; add those still open.
   for_each_connection_bytes(s.bytes_in, s.bytes_out);
   return s;

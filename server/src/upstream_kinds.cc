@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "server/openai_engine.h"
 #include "server/responses_ws_engine.h"
 
 namespace rc::server {
@@ -29,7 +30,8 @@ void register_upstream_kind(std::string name, endpoint_family endpoints,
 void register_builtin_upstream_kinds() {
   // One line per kind. A kind registered without a factory is known to the configuration (its
   // tables are checked) but refused at start-up until its engine is built in.
-  if (!find_upstream_kind("openai")) register_upstream_kind("openai", endpoint_family::http, {});
+  if (!find_upstream_kind("openai"))
+    register_upstream_kind("openai", endpoint_family::http, make_openai_engine);
   if (!find_upstream_kind("responses-ws"))
     register_upstream_kind("responses-ws", endpoint_family::websocket, make_responses_ws_upstream);
 }

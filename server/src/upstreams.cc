@@ -1,5 +1,6 @@
 #include "server/upstreams.h"
 
+#include "core/log.h"
 #include "server/upstream_kinds.h"
 
 namespace rc::server {
@@ -49,6 +50,27 @@ std::optional<model_target> routing_table::find(std::string_view model) const {
   }
   if (fallback.empty()) return std::nullopt;
   return model_target{upstream(fallback), model, std::nullopt};
+}
+
+void log_routing(const routing_table& t, const char* prefix) {
+  for (const auto& u : t.upstreams) {
+    std::string endpoints;
+    bool tls = false;
+    for (const url::endpoint& e : u->endpoints) {
+      endpoints += (endpoints.empty() ? "" : ", ") + url::to_string(e);
+      tls = tls || e.tls();
+    }
+    RC_INFO("%supstream '%s': %s (%s), %s%s", prefix, u->name.c_str(), u->kind.c_str(),
+            std::string(to_string(u->api)).c_str(), endpoints.c_str(),
+            u->api_key_env.empty() ? "" : (", key from " + u->api_key_env).c_str());
+    if (tls && !u->tls_verify)
+      RC_WARN("%supstream '%s': tls_verify = false: its certificates are not checked (%s)",
+              prefix, u->name.c_str(), u->origin.c_str());
+  }
+  std::string routes;
+  for (const model_route& r : t.routes) routes += (routes.empty() ? "" : ", ") + r.name + " -> " + r.upstream;
+  if (!t.fallback.empty()) routes += (routes.empty() ? "" : ", ") + std::string("* -> ") + t.fallback;
+  if (!routes.empty()) RC_INFO("%smodels: %s", prefix, routes.c_str());
 }
 
 namespace {

@@ -333,7 +333,8 @@ void broker_ws_handler::start_stream(ws_endpoint& ws, std::string_view id, std::
     // The task exists only once a previous response was fetched (if any): it is not cancellable
     // before that, and finisher() runs either way.
     start_response(ws.conn(), responses_mode::ws_broker, std::move(req), key,
-                   finisher(conn_id, key), generation_deadline_ms(ws.shard(), {}));
+                   finisher(conn_id, key), generation_deadline_ms(ws.shard(), {}),
+                   original_of(ws.conn(), api_kind::responses, payload.to_json(), true, false));
     return;
   }
   bool started = action == "embedding.query"

@@ -54,5 +54,14 @@ struct member_edit {
 // edit.value; an edit whose key is absent is appended as the last member (if append_if_absent).
 // False (nothing appended) if `text` is not an object.
 bool rewrite_object(std::string_view text, std::span<const member_edit> edits, byte_buffer& out);
+// The same for an object already scanned (`members` and `close` from scan_object(text, …)).
+void rewrite_scanned(std::string_view text, std::span<const member_span> members, size_t close,
+                     std::span<const member_edit> edits, byte_buffer& out);
+
+// Appends to `out` the object `text` without its members named `key` whose value text is exactly
+// `value` (e.g. "null"), each with its separating comma; the rest byte for byte. False (nothing
+// appended) if `text` is not an object.
+bool remove_member(std::string_view text, std::string_view key, std::string_view value,
+                   byte_buffer& out);
 
 }  // namespace rc::json

@@ -125,8 +125,8 @@ class session {
   }
   // Appends all plaintext that can be decrypted from what was fed so far.
   status read(byte_buffer& plaintext_out);
-  // Plaintext to send; buffered until the handshake completes. Once the peer has closed: `closed`
-  // (nothing is sent). REQUIRES: shutdown() not called.
+  // Plaintext to send; buffered until the handshake completes. Once the peer has closed, or after
+  // shutdown(): `closed`, and nothing is sent.
   status write(const uint8_t* data, size_t len);
   status write(std::string_view bytes) {
     return write(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());

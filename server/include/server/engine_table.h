@@ -44,6 +44,11 @@ class engine_table {
       const upstream_kind& kind, std::shared_ptr<const upstream_config> cfg)>;
   void rebuild(std::shared_ptr<const routing_table> routing, const engine_maker& make);
 
+  // Drops the table's references to the upstream engines (at shutdown, once no connection is
+  // left): an engine nothing else holds closes its pooled connections now, so that they are
+  // closed before the loop stops. Models of upstreams are not routable afterwards.
+  void release_upstreams();
+
   // The engine serving `model`, or nullptr.
   engine* find(std::string_view model) const;
   // The owning handle of an engine find() returned this turn (nullptr for one it does not know).

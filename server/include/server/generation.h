@@ -9,7 +9,10 @@
 // Admission: start() asks the shard's engine_scheduler for a slot; the task may wait in its
 // queue (nothing is sent meanwhile, so a shed request still gets a proper 503). Once admitted,
 // on_start() renders the beginning (SSE headers, role chunks, response.created) and the engine
-// starts. A deadline (x-ringcast-timeout-ms, bounded by the server's maximum) covers the wait and
+// starts. An engine that starts lazily (engine.h, "Lazy start") starts first: on_start() runs
+// when its first event arrives, unless that event is an error, which render() then gets with
+// started() still false, so the front answers it as a plain error (HTTP status, envelope,
+// Retry-After: respond_engine_error) instead of a stream that ends in an error. A deadline (x-ringcast-timeout-ms, bounded by the server's maximum) covers the wait and
 // the generation: on expiry the task ends with deadline_exceeded (504, or an error event).
 //
 // Lifetime: a task deletes itself once its stream is over — after the terminal event (usage or
@@ -86,6 +89,10 @@ class generation_task : public engine_sink, public stream_producer, public engin
   // ran (if not, nothing was sent yet and a plain HTTP error can still be answered).
   virtual void on_abort(std::string_view code, std::string_view message, bool connection_alive);
   bool started() const { return started_; }
+  // Within on_start(): the output begins with a `raw` event (a lazy engine passing the
+  // upstream's own events through), so the renderer writes only the transport's beginning (the
+  // SSE head), not its own first events.
+  bool starts_with_raw() const { return first_raw_; }
 
   // Detaches from the connection and returns it, for a renderer about to end the response (an
   // SSE end closes the stream's producers, which must not be this task any more).
@@ -131,6 +138,7 @@ class generation_task : public engine_sink, public stream_producer, public engin
   void on_stream_slot(bool granted);
   void run_start();
   bool started_ = false;
+  bool first_raw_ = false;
   unique_function<void()> on_finished_;
   uint64_t started_ns_ = 0;
   bool first_event_seen_ = false;

@@ -38,14 +38,15 @@
 // Errors (client_error): connect_failed (refused, unreachable, no address for the name),
 // reset (the connection closed or failed before the response was complete), timeout_connect,
 // timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls.
-// Which of them may be retried is the retry policy's business (upstream_endpoints.h): nothing
+// Which of them may be retried is the retry policy's business (retry_policy.h): nothing
 // here retries, except one transparent re-send when a *reused* keep-alive connection turns out
 // to have been closed by the upstream before it answered a single byte (the classic keep-alive
 // race; the request never reached the upstream's application).
 //
 // Timeouts (http_request::timeouts, 0 = none): connect_ms from start() until the request has a
-// connection (waiting for a pool slot, connecting, TLS handshake); first_byte_ms from then until
-// the first response byte; idle_ms between response bytes; total_ms from start() to the end.
+// connection (waiting for a pool slot, resolving, connecting); first_byte_ms from then until the
+// first response byte (a TLS handshake runs in this phase); idle_ms between response bytes (not
+// counted while paused); total_ms from start() to the end.
 //
 // Pools (client_pool): per endpoint, keep-alive connections (LIFO reuse; an idle connection that
 // receives anything or is closed by the upstream is dropped; idle ones expire after
@@ -61,13 +62,18 @@
 // hostname mismatch". The handshake runs after connect_ms (TCP connected) and counts toward
 // first_byte_ms. A close-delimited body must end with close_notify, else it is `reset`.
 //
-// Host names: IP literals and "localhost" (127.0.0.1) are connected directly; other names fail
-// with connect_failed until the shard resolver is wired in.
+// Host names: IP literals are connected directly; names (also "localhost", from /etc/hosts) go
+// through the resolver (server/resolver.h: hosts file, then DNS on the ring, cached), each
+// address tried in turn until one accepts; a name that does not resolve is connect_failed with
+// the resolver's reason ("cannot resolve host \"x\": no such name"). set_lookup() replaces the
+// resolver (tests).
 //
 // Thread-safety: everything belongs to the shard whose reactor the client was built on.
 // Lifetime: the client may be destroyed with requests in flight (they are aborted silently);
 // handles must not outlive their client.
 #pragma once
+
+#include <sys/socket.h>
 
 #include <cstdint>
 #include <memory>
@@ -79,9 +85,11 @@
 #include "core/reactor.h"
 #include "core/shared_buffer.h"
 #include "core/stream_socket.h"
+#include "core/unique_function.h"
 #include "proto/http1_response.h"
 #include "proto/tls.h"
 #include "proto/url.h"
+#include "server/resolver.h"
 
 namespace rc {
 class connector;
@@ -228,7 +236,10 @@ class client_pool {
   void acquire(client_request& r);
   void withdraw(client_request& r);  // a waiting request cancelled or timed out
   void connect_one();
-  void on_connected(int fd, int error);
+  void connect_to(std::shared_ptr<std::vector<sockaddr_storage>> addrs, size_t i);
+  void fail_connect_later(int error, std::string why);
+  // `why` replaces strerror(error) in the message when not empty.
+  void on_connected(int fd, int error, std::string why);
   // A busy connection is done with its request: reusable ones serve a waiter or go idle.
   void release(http_connection& c, bool reusable);
   // An idle connection became unusable (closed by the upstream, expired).
@@ -281,6 +292,10 @@ class request_handle {
 };
 
 struct client_options {
+  // Name lookups: the shard's resolver when given (shared cache), else one of the client's own
+  // made with `resolver_options`.
+  resolver* shared_resolver = nullptr;
+  rc::resolver_options resolver_options;
   uint32_t connects_in_flight_max = 256;
   // Connects are also bounded per request by timeouts.connect_ms; this is the connector's own
   // ceiling for an attempt nobody waits for any more.
@@ -303,12 +318,21 @@ class http_client {
   reactor& loop() { return reactor_; }
   socket_set& sockets() { return sockets_; }
 
+  // Replaces the resolver for hosts that are not IP literals. `done` gets the addresses (port
+  // set; tried in order) or an error and a message, never from inside the lookup call.
+  using lookup_done =
+      unique_function<void(std::vector<sockaddr_storage> addrs, int error, std::string_view why)>;
+  using lookup_fn = unique_function<void(std::string_view host, uint16_t port, lookup_done done)>;
+  void set_lookup(lookup_fn fn) { lookup_ = std::move(fn); }
+
  private:
   friend class client_pool;
   friend class client_request;
   reactor& reactor_;
   socket_set& sockets_;
   std::unique_ptr<connector> connector_;
+  std::unique_ptr<resolver> own_resolver_;
+  lookup_fn lookup_;
   std::vector<std::unique_ptr<client_pool>> pools_;
 };
 

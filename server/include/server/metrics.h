@@ -20,6 +20,7 @@
 #include "core/reactor.h"
 #include "server/access_log.h"
 #include "server/latency_histogram.h"
+#include "server/resolver.h"
 #include "server/session_store.h"
 #include "server/upstream_metrics.h"
 
@@ -109,6 +110,7 @@ struct shard_metrics {
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   access_log_stats access_log{};  // copied from the shard's access log likewise
+  resolver_stats resolver{};      // and from the shard's resolver
   uint64_t uptime_s = 0;
 
   void merge(const shard_metrics& o);

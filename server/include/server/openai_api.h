@@ -30,6 +30,20 @@ void respond_api_error(connection& c, const openai::api_error& e, uint64_t retry
 // a cancel 499-like "cancelled" (400 class), anything else 500.
 openai::api_error abort_error(std::string_view code, std::string_view message);
 
+// The error an engine's error event reports: abort_error's mapping of its code, with the event's
+// HTTP status, envelope type and param when it gives them.
+openai::api_error engine_error(const engine_event& e);
+// Answers the current HTTP request with an engine's error event (nothing was sent yet): the
+// upstream's own envelope (`raw`) when there is one, else engine_error()'s envelope, with the
+// event's status and a Retry-After (and retry-after-ms) from retry_after_ms; a 429 or 503
+// without one gets `default_retry_ms`.
+void respond_engine_error(connection& c, const engine_event& e, uint64_t default_retry_ms);
+// generation_request::original for a front: the request body as the API's JSON, whether the
+// client asked for a stream, whether the front renders raw events of `api`, and the request's
+// x-request-id.
+original_request original_of(connection& conn, api_kind api, std::string body, bool stream,
+                             bool passthrough);
+
 // A chat completion for the WebSocket broker: events chat.delta, chat.tool_call, chat.complete,
 // each carrying the request id. Returns the task (null after an error was already sent).
 generation_task* start_chat_ws(ws_endpoint& ws, std::string_view request_id,

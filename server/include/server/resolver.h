@@ -20,7 +20,9 @@
 //      as is first); only "no such name" and "no addresses" move on to the next candidate.
 // The callback always runs in a later turn (never inside resolve()), exactly once per call, with
 // the addresses (port set; IPv4 before IPv6, each in the server's order) and error 0, or no
-// addresses and an errno-like error with a message for logs and error bodies:
+// addresses and an errno-like error with the reason, for logs and error bodies (without the
+// name, which the caller knows: "no such name (NXDOMAIN)", "nameserver 10.0.0.2:53 answered
+// SERVFAIL"):
 //   EINVAL     not a host name ("bad name!");
 //   ENOENT     no such name (NXDOMAIN) or no A/AAAA records;
 //   ETIMEDOUT  no nameserver answered;
@@ -35,8 +37,9 @@
 // one set of queries (coalescing).
 //
 // Thread-safety: a resolver belongs to one shard. Callbacks may call resolve() and cancel_all()
-// but must not destroy the resolver; it must be idle() when destroyed (cancel_all(), then let
-// the reactor run until the cancelled queries' completions have arrived).
+// but must not destroy the resolver. It may be destroyed at any other time: callbacks not yet run
+// are then dropped without being called, and queries still in the kernel are cancelled and free
+// themselves when their completions arrive.
 #pragma once
 
 #include <sys/socket.h>
@@ -99,6 +102,7 @@ class resolver {
   // are cancelled (the resolver is idle() once their completions have arrived).
   void cancel_all();
 
+  // No lookup has operations in the kernel and no callback is waiting.
   bool idle() const { return lookups_.empty() && ready_.empty(); }
   const resolver_stats& stats() const { return stats_; }
   const resolv_conf& config() const { return conf_; }

@@ -24,6 +24,7 @@
 #include "core/unique_function.h"
 #include "proto/json_reader.h"
 #include "proto/openai_responses.h"
+#include "server/engine.h"
 #include "server/ws_endpoint.h"
 
 namespace rc::server {
@@ -41,9 +42,15 @@ enum class responses_mode : uint8_t {
 // Starts a response for `req` on `conn` (admission already done). `request_id` is the broker
 // request id (ws_broker) and `on_finished` runs when the response is over (also when it never
 // started); both may be empty. `deadline_ms`: see generation_deadline_ms (0: none).
+// `original`: the request as the engine may forward it (openai_api.h, original_of); its
+// previous_response_id is filled here. A previous_response_id that is not in ringcast's store
+// (not minted here, or minted by another ringcast upstream) is left to an upstream engine (one
+// that starts lazily) to resolve; on the mock it is not found.
+// Passed-through responses (raw events, HTTP fronts) carry the upstream's id and are not kept
+// in ringcast's store.
 void start_response(connection& conn, responses_mode mode, openai::responses_request&& req,
                     std::string request_id, unique_function<void()> on_finished,
-                    uint64_t deadline_ms);
+                    uint64_t deadline_ms, original_request original);
 
 // GET /v1/responses after the upgrade: {"type":"response.create", ...} messages. Requests with
 // the same stream_id run one after another (FIFO), different stream_ids concurrently. Requests
@@ -57,8 +64,12 @@ class responses_ws_handler final : public ws_handler {
   void on_close(ws_endpoint& ws) override;
 
  private:
+  struct queued {
+    openai::responses_request req;
+    original_request original;
+  };
   struct lane {
-    std::deque<openai::responses_request> waiting;
+    std::deque<queued> waiting;
     bool running = false;
   };
   void run_next(ws_endpoint& ws, const std::string& stream_id);

@@ -3,10 +3,12 @@
 // Only before the first byte reached the client: once anything was relayed, a retry would
 // duplicate output, so the caller reports `relayed` and gets "no". Retryable outcomes are the
 // ones where trying again (preferably elsewhere) can help and the upstream most likely did no
-// visible work: connect_failed, timeout_connect, reset before any response byte, and
-// timeout_first_byte; and the HTTP answers the OpenAI SDKs retry: 408, 409, 429 and 5xx. Never
-// retried: protocol and tls errors (a broken or misconfigured upstream stays so), timeout_idle
-// and timeout_total, other statuses, a reset after the response started.
+// work: connect_failed, timeout_connect, a reset before any response byte, and the answers that
+// say "not now" — 429, 502, 503, 504. Never retried: timeout_first_byte (the upstream may be
+// generating: a retry would run the request twice and double the load that made it slow; the
+// client gets 504), 500 (an engine that crashed on a request usually crashes again), protocol and
+// tls errors (a broken or misconfigured upstream stays so), timeout_idle and timeout_total, other
+// statuses, a reset after the response started.
 //
 // When: jittered exponential backoff ("equal jitter": half of base·2^(n-1), capped, plus a random
 // part of the same size, so synchronized clients spread out); a Retry-After (or the OpenAI

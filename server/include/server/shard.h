@@ -49,6 +49,7 @@
 #include "server/inbound_budget.h"
 #include "server/limits.h"
 #include "server/metrics.h"
+#include "server/resolver.h"
 #include "server/responses_store.h"
 #include "server/rules.h"
 #include "server/scheduler.h"
@@ -82,6 +83,8 @@ class shard_server {
   inbound_budget& inbound() { return inbound_; }
   // This shard's access log writer (enabled() is false without --access-log).
   access_log& access_logger() { return access_log_; }
+  // The shard's resolver for upstream host names (hosts file, then DNS on the ring; cached).
+  resolver& names() { return *names_; }
   // Reopens the access log on every shard (log rotation). Shard 0 calls it on SIGUSR1; SIGHUP
   // (config reload) should call it too.
   void reopen_logs_on_all_shards();
@@ -186,6 +189,7 @@ class shard_server {
   uint64_t started_ms_;
   bool draining_ = false;
   bool counted_idle_ = false;    // added to process_state::shards_idle
+  bool upstreams_released_ = false;  // at the stop: upstream engines let go of their pools
   bool stop_requested_ = false;  // every shard is idle: stop the loop
   bool drain_deadline_passed_ = false;
   timer drain_grace_;
@@ -197,6 +201,9 @@ class shard_server {
   json::parser json_parser_;
   std::vector<std::shared_ptr<outbound_ring>> ring_pool_;
   outbound_ring_options ring_options_;
+  // Host names of upstreams, shared by every engine's client on this shard (one cache). Before
+  // the engines: they use it until they are destroyed.
+  std::unique_ptr<resolver> names_;
   // Engines first: everything below may hold streams of theirs, and members are destroyed in
   // reverse order.
   engine_table engines_;

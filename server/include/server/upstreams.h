@@ -126,6 +126,10 @@ struct upstream_settings {
 // Checks what only the whole picture shows (--upstream against the file, a model the mock also
 // serves, kinds without an engine in this build) and builds the table. Returns nullptr with
 // `error` set ("FILE:LINE: reason" or "--upstream: reason").
+// Logs the upstreams (name, kind, API, endpoints; never the key) and routes at info level, and
+// a warning for each upstream with tls_verify = false. `prefix`: "" or "SIGHUP: ".
+void log_routing(const routing_table& t, const char* prefix);
+
 std::shared_ptr<const routing_table> make_routing_table(const upstream_settings& s,
                                                         const std::vector<std::string>& mock_models,
                                                         std::string& error);

@@ -29,6 +29,19 @@ TEST(JsonSplice, ScansMembersWithNestedValuesAndEscapes) {
   EXPECT_EQ(text[close], '}');
 }
 
+TEST(JsonSplice, BackslashRunsBeforeQuotes) {
+  // An even run of backslashes leaves the quote closing the string; an odd run escapes it.
+  std::string_view text = R"({"a":"x\\","b":"y\\\"}","c":[{"d":"\\"}],"e":1})";
+  std::vector<member_span> m;
+  size_t close = 0;
+  ASSERT_TRUE(scan_object(text, m, close));
+  ASSERT_EQ(m.size(), 4u);
+  EXPECT_EQ(text.substr(m[0].value_begin, m[0].value_end - m[0].value_begin), R"("x\\")");
+  EXPECT_EQ(text.substr(m[1].value_begin, m[1].value_end - m[1].value_begin), R"("y\\\"}")");
+  EXPECT_EQ(text.substr(m[2].value_begin, m[2].value_end - m[2].value_begin), R"([{"d":"\\"}])");
+  EXPECT_EQ(m[3].key, "e");
+}
+
 TEST(JsonSplice, RejectsWhatIsNotAnObject) {
   std::vector<member_span> m;
   size_t close = 0;

@@ -350,10 +350,12 @@ TEST_F(TlsTest, CloseNotifyEndsTheStreamAfterTheData) {
   EXPECT_EQ(client_.s->feed("ignored"), status::closed);
   EXPECT_EQ(client_.s->write("too late"), status::closed);
   EXPECT_EQ(client_.s->error(), "");
-  // The client's own close_notify reaches the server.
+  // The client's own close_notify reaches the server; nothing written after it is sent.
   client_.s->shutdown();
+  EXPECT_EQ(client_.s->write("after close_notify"), status::closed);
   pump(client_, server_);
   EXPECT_EQ(server_.s->state(), status::closed);
+  EXPECT_EQ(server_.text(), "");
 }
 
 TEST_F(TlsTest, ShutdownBeforeHandshakeSendsBufferedDataFirst) {
@@ -363,6 +365,7 @@ TEST_F(TlsTest, ShutdownBeforeHandshakeSendsBufferedDataFirst) {
   server_ = {session::server(*sctx), {}};
   client_.s->write("bye");
   client_.s->shutdown();
+  EXPECT_EQ(client_.s->write("not sent"), status::closed);
   pump(client_, server_);
   EXPECT_EQ(server_.text(), "bye");
   EXPECT_EQ(server_.s->state(), status::closed);
@@ -381,7 +384,7 @@ TEST_F(TlsTest, GarbageIsAnErrorNotACrash) {
   // A plaintext HTTP server answering a TLS client.
   auto c = session::client(*cctx, "localhost");
   EXPECT_EQ(c->feed("HTTP/1.1 400 Bad Request\r\n\r\n"), status::error);
-  EXPECT_NE(c->error().find("TLS handshake: "), std::string_view::npos) << c->error();
+  EXPECT_EQ(c->error(), "TLS handshake: wrong version number");
   byte_buffer alert;
   c->take_output(alert);
   EXPECT_FALSE(alert.empty());
@@ -456,21 +459,19 @@ TEST_F(TlsTest, IdleSessionAfterLargeTransfersGivesTheMemoryBack) {
 TEST_F(TlsTest, ContextErrorsNameTheFile) {
   std::string error;
   EXPECT_FALSE(client_context::create({.ca_file = certs_->dir() + "/missing.pem"}, error));
-  EXPECT_NE(error.find("cannot load ca_file " + certs_->dir() + "/missing.pem"), std::string::npos)
-      << error;
+  EXPECT_EQ(error,
+            "cannot load ca_file " + certs_->dir() + "/missing.pem: No such file or directory");
   std::string not_pem = certs_->write_file("not.pem", "hello\n");
   error.clear();
   EXPECT_FALSE(client_context::create({.ca_file = not_pem}, error));
-  EXPECT_NE(error.find("cannot load ca_file"), std::string::npos) << error;
+  EXPECT_EQ(error, "cannot load ca_file " + not_pem + ": no certificate or crl found");
   error.clear();
   EXPECT_FALSE(server_context::create({.cert_file = not_pem, .key_file = leaf_->key_file}, error));
-  EXPECT_NE(error.find("cannot load cert_file"), std::string::npos) << error;
+  EXPECT_NE(error.find("cannot load cert_file " + not_pem + ": "), std::string::npos) << error;
   error.clear();
   EXPECT_FALSE(
       server_context::create({.cert_file = leaf_->cert_file, .key_file = ca_->key_file}, error));
-  EXPECT_NE(error.find("cannot load key_file " + ca_->key_file + ": key values mismatch"),
-            std::string::npos)
-      << error;
+  EXPECT_EQ(error, "cannot load key_file " + ca_->key_file + ": key values mismatch");
 }
 
 }  // namespace

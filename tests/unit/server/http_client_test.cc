@@ -9,37 +9,18 @@
 #include <thread>
 
 #include "http_test_server.h"
-#include "proto/ws.h"
 
 namespace rc::server {
 namespace {
 
 using test::client_run;
+using test::get;
+using test::ok;
 using test::peer;
+using test::post;
 using test::recording_sink;
 using test::run_client;
 using test::script_server;
-
-http_request get(std::string target = "/") {
-  http_request r;
-  r.method = "GET";
-  r.target = std::move(target);
-  return r;
-}
-
-http_request post(std::string_view body) {
-  http_request r;
-  r.method = "POST";
-  r.target = "/v1/chat/completions";
-  r.headers = {{"Content-Type", "application/json"}};
-  r.body = shared_buffer::copy_of(body);
-  return r;
-}
-
-std::string ok(std::string_view body) {
-  return test::cat("HTTP/1.1 200 OK\r\nContent-Length: ", std::to_string(body.size()), "\r\n\r\n",
-                   body);
-}
 
 TEST(HttpClient, ReusesKeptAliveConnection) {
   if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
@@ -146,38 +127,6 @@ TEST(HttpClient, CancelAbortsTheConnectionAndNeverReusesIt) {
   EXPECT_TRUE(first_closed.load());
 }
 
-TEST(HttpClient, ConnectRefused) {
-  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
-  url::endpoint ep;
-  {
-    script_server gone([](peer&, int) {});
-    ep = gone.endpoint();
-  }
-  recording_sink s;
-  request_handle h;
-  run_client([&](client_run& run) {
-    s.on_end_hook = [&] { run.done(); };
-    h = run.client->start(run.client->pool(ep), get(), s);
-  });
-  EXPECT_EQ(s.error, client_error::connect_failed);
-  EXPECT_NE(s.error_message.find("Connection refused"), std::string::npos) << s.error_message;
-}
-
-TEST(HttpClient, UnresolvableHostFailsClearly) {
-  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
-  url::endpoint ep;
-  ep.host = "upstream.invalid";
-  ep.port = 80;
-  recording_sink s;
-  request_handle h;
-  run_client([&](client_run& run) {
-    s.on_end_hook = [&] { run.done(); };
-    h = run.client->start(run.client->pool(ep), get(), s);
-  });
-  EXPECT_EQ(s.error, client_error::connect_failed);
-  EXPECT_NE(s.error_message.find("cannot resolve host"), std::string::npos) << s.error_message;
-}
-
 TEST(HttpClient, TimeoutFirstByte) {
   if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   script_server server([&](peer& p, int) {
@@ -237,29 +186,6 @@ TEST(HttpClient, TimeoutTotalWhileBytesKeepComing) {
   stop = true;
   EXPECT_EQ(s.error, client_error::timeout_total);
   EXPECT_FALSE(s.body.empty());
-}
-
-TEST(HttpClient, TimeoutConnectWhileWaitingForAPoolSlot) {
-  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
-  script_server server([&](peer& p, int) {
-    p.read_request();
-    p.wait_closed();
-  });
-  recording_sink a, b;
-  request_handle ha, hb;
-  run_client([&](client_run& run) {
-    pool_options o;
-    o.max_connections = 1;
-    client_pool& pool = run.client->pool(server.endpoint(), o);
-    b.on_end_hook = [&] { run.done(); };
-    ha = run.client->start(pool, get(), a);
-    http_request r = get();
-    r.timeouts.connect_ms = 100;
-    hb = run.client->start(pool, std::move(r), b);
-  });
-  EXPECT_EQ(b.error, client_error::timeout_connect);
-  EXPECT_FALSE(a.finished());
-  EXPECT_EQ(server.accepted(), 1);
 }
 
 TEST(HttpClient, ResetBeforeTheBodyIsComplete) {
@@ -368,108 +294,35 @@ TEST(HttpClient, ResendsOnceWhenAReusedConnectionWasClosed) {
   EXPECT_EQ(server.accepted(), 2);
 }
 
-TEST(HttpClient, RequestsBeyondMaxConnectionsWaitTheirTurn) {
+TEST(HttpClient, IdleConnectionsExpireAndCloseDroppedOnes) {
   if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
-  script_server server([&](peer& p, int) {
-    for (int i = 0; i < 3; ++i) {
-      if (p.read_request().empty()) return;
-      p.write(ok(test::cat("r", std::to_string(i))));
-    }
-    p.wait_closed();
-  });
-  recording_sink s[3];
-  request_handle h[3];
-  int ended = 0;
-  run_client([&](client_run& run) {
-    pool_options o;
-    o.max_connections = 1;
-    client_pool& pool = run.client->pool(server.endpoint(), o);
-    for (int i = 0; i < 3; ++i) {
-      s[i].on_end_hook = [&] {
-        if (++ended == 3) run.done();
-      };
-      h[i] = run.client->start(pool, get(), s[i]);
-    }
-  });
-  EXPECT_EQ(s[0].body, "r0");
-  EXPECT_EQ(s[1].body, "r1");
-  EXPECT_EQ(s[2].body, "r2");
-  EXPECT_EQ(server.accepted(), 1);
-}
-
-// A 101 answer hands the connection over with the bytes that came with the head; the new owner
-// then talks raw bytes both ways and hears the close.
-TEST(HttpClient, UpgradeHandsOffTheConnectionWithLeftoverBytes) {
-  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
-  const std::string key = "dGhlIHNhbXBsZSBub25jZQ==";
-  std::string upgrade_request, from_client;
-  script_server server([&](peer& p, int) {
-    upgrade_request = p.read_request();
-    char accept[28];
-    ws::compute_accept(key, accept);
-    p.write(test::cat("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n",
-                      "Connection: Upgrade\r\nSec-WebSocket-Accept: ", std::string_view(accept, 28),
-                      "\r\n\r\n\x81\x05hello"));
-    from_client = p.read_bytes(4);
-    p.write("pong");
-  });
-  struct collector final : stream_handler {
-    std::string data;
-    int closed = -1;
-    std::function<void()> on_close;
-    void on_stream_data(std::string_view bytes) override { data.append(bytes); }
-    void on_stream_closed(int error) override {
-      closed = error;
-      on_close();
-    }
-  } got;
-  recording_sink s;
-  request_handle h;
-  pool_stats stats;
-  run_client([&](client_run& run) {
-    client_pool& pool = run.client->pool(server.endpoint());
-    s.on_end_hook = [&] {
-      ASSERT_TRUE(s.upgraded);
-      got.on_close = [&] {
-        stats = pool.stats();
-        run.done();
-      };
-      s.upgraded->set_handler(got);
-      s.upgraded->send("ping");
-    };
-    http_request r = get("/v1/responses");
-    r.upgrade = true;
-    r.headers = {{"Upgrade", "websocket"},
-                 {"Connection", "Upgrade"},
-                 {"Sec-WebSocket-Key", key},
-                 {"Sec-WebSocket-Version", "13"}};
-    h = run.client->start(pool, std::move(r), s);
-  });
-  EXPECT_EQ(s.events, (std::vector<std::string>{"upgraded"}));
-  EXPECT_EQ(s.status, 101);
-  EXPECT_EQ(s.upgraded_leftover, "\x81\x05hello");
-  EXPECT_EQ(from_client, "ping");
-  EXPECT_EQ(got.data, "pong");
-  EXPECT_EQ(got.closed, 0);
-  EXPECT_EQ(upgrade_request.find("Content-Length"), std::string::npos);
-  EXPECT_EQ(stats.busy, 0u);
-  EXPECT_EQ(stats.idle, 0u);
-}
-
-TEST(HttpClient, UnaskedUpgradeIsAProtocolError) {
-  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  std::atomic<int> closed_by_client{0};
   script_server server([&](peer& p, int) {
     p.read_request();
-    p.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n");
-    p.wait_closed();
+    p.write(ok("x"));
+    if (p.wait_closed()) ++closed_by_client;
   });
-  recording_sink s;
+  recording_sink a;
   request_handle h;
+  pool_stats right_after, later;
   run_client([&](client_run& run) {
-    s.on_end_hook = [&] { run.done(); };
-    h = run.client->start(run.client->pool(server.endpoint()), get(), s);
+    pool_options o;
+    o.idle_keepalive_ms = 50;
+    client_pool& pool = run.client->pool(server.endpoint(), o);
+    a.on_end_hook = [&] {
+      right_after = pool.stats();
+      run.later(300, [&] {
+        later = pool.stats();
+        run.done();
+      });
+    };
+    h = run.client->start(pool, get(), a);
   });
-  EXPECT_EQ(s.error, client_error::protocol);
+  EXPECT_EQ(right_after.idle, 1u);
+  EXPECT_EQ(later.idle, 0u);
+  for (int i = 0; i < 500 && closed_by_client.load() == 0; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(closed_by_client.load(), 1);
 }
 
 }  // namespace

@@ -177,6 +177,26 @@ class script_server {
   std::vector<std::thread> threads_;
 };
 
+inline http_request get(std::string target = "/") {
+  http_request r;
+  r.method = "GET";
+  r.target = std::move(target);
+  return r;
+}
+
+inline http_request post(std::string_view body) {
+  http_request r;
+  r.method = "POST";
+  r.target = "/v1/chat/completions";
+  r.headers = {{"Content-Type", "application/json"}};
+  r.body = shared_buffer::copy_of(body);
+  return r;
+}
+
+inline std::string ok(std::string_view body) {
+  return cat("HTTP/1.1 200 OK\r\nContent-Length: ", std::to_string(body.size()), "\r\n\r\n", body);
+}
+
 // Records what a request hears, as text the tests compare.
 class recording_sink final : public response_sink {
  public:
@@ -252,7 +272,8 @@ struct client_run {
   }
 };
 
-inline void run_client(const std::function<void(client_run&)>& body, uint32_t limit_ms = 20000) {
+inline void run_client(const std::function<void(client_run&)>& body, uint32_t limit_ms = 20000,
+                       const client_options& client_opts = {}) {
   shard_group_options o;
   o.shards = 1;
   o.reactor.ring.sq_entries = 256;
@@ -262,7 +283,7 @@ inline void run_client(const std::function<void(client_run&)>& body, uint32_t li
   bool finished = false;
   auto err = run_shards(o, [&](reactor& r) {
     socket_set sockets(r);
-    auto client = std::make_unique<http_client>(r, sockets);
+    auto client = std::make_unique<http_client>(r, sockets, client_opts);
     timer stop_timer;
     timer limit;
     stop_timer.set_callback([](timer&, void* c) { static_cast<reactor*>(c)->stop(); }, &r);

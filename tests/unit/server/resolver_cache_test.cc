@@ -216,6 +216,38 @@ TEST(Resolver, CancelAllAnswersEveryoneAtOnce) {
   EXPECT_EQ(out.size(), 2u);
 }
 
+TEST(Resolver, MayBeDestroyedWithQueriesInFlight) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  fake_dns dns("127.0.0.1", 0,
+               [](const dns_query_view&, size_t) { return std::vector<std::string>{}; });
+  setup s("nameserver 127.0.0.1\n");
+  s.opts.nameserver_port = dns.port();
+  s.opts.timeout_ms = 10000;
+  size_t calls = 0;
+  shard_group_options o;
+  o.shards = 1;
+  o.reactor.ring.sq_entries = 64;
+  o.reactor.ring.cq_entries = 256;
+  o.reactor.buffers.count = 16;
+  auto err = run_shards(o, [&](reactor& r) {
+    auto res = std::make_unique<resolver>(r, s.opts);
+    res->resolve("silent.test", 80, [&](auto, int, std::string_view) { ++calls; });
+    uint64_t stop_ms = 0;
+    r.add_turn_hook([&] {
+      if (res && dns.queries() == 2) {
+        res->resolve("10.0.0.1", 80, [&](auto, int, std::string_view) { ++calls; });
+        res.reset();  // the receive is in the kernel; its completion must find a live handler
+        stop_ms = monotonic_ms() + 100;
+      }
+      if (!res && monotonic_ms() > stop_ms) r.stop();
+      r.request_turn();  // spin: nothing else would wake the loop
+    });
+    r.run();
+  });
+  EXPECT_EQ(err, "");
+  EXPECT_EQ(calls, 0u);
+}
+
 TEST(ResolverFiles, ResolvConf) {
   resolv_conf c = parse_resolv_conf(
       "# comment\n"

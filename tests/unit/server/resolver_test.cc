@@ -204,5 +204,53 @@ TEST(Resolver, IgnoresAnswersWithAnotherId) {
   EXPECT_GE(stats.ignored_datagrams, 1u);
 }
 
+TEST(Resolver, RotateStartsEachLookupAtTheNextServer) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  two_servers servers(both_addresses, both_addresses);
+  ASSERT_TRUE(servers.second && servers.second->ok());
+  setup s("nameserver 127.0.0.1\nnameserver 127.0.0.2\noptions rotate edns0\n");
+  s.opts.nameserver_port = servers.first->port();
+  auto out = run(
+      s.opts,
+      [](context& c) {
+        c.res.resolve("one.test", 80, c.record());
+        c.res.resolve("two.test", 80, c.record());
+      },
+      2);
+  ASSERT_EQ(out.size(), 2u);
+  auto first = servers.first->log(), second = servers.second->log();
+  ASSERT_EQ(first.size(), 2u);
+  ASSERT_EQ(second.size(), 2u);
+  EXPECT_EQ(first[0].name, "one.test");
+  EXPECT_EQ(second[0].name, "two.test");
+  EXPECT_TRUE(first[0].edns);  // options edns0
+}
+
+TEST(Resolver, CachedAnswersExpireWithTheirTtl) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  fake_dns dns("127.0.0.1", 0, [](const dns_query_view& q, size_t) {
+    return std::vector{address_answer(q, q.type == 28 ? 6 : 4, 1)};
+  });
+  setup s("nameserver 127.0.0.1\n");
+  s.opts.nameserver_port = dns.port();
+  timer later;
+  auto out = run(
+      s.opts,
+      [&](context& c) {
+        c.res.resolve("short.test", 80, c.record());
+        later.set_callback(
+            [](timer&, void* ctx) {
+              auto* cc = static_cast<context*>(ctx);
+              cc->res.resolve("short.test", 80, cc->record());
+            },
+            &c);
+        c.r.arm_after_ms(later, 1100);  // past the 1 s TTL
+      },
+      2);
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[1].error, 0);
+  EXPECT_EQ(dns.queries(), 4u);
+}
+
 }  // namespace
 }  // namespace rc::test

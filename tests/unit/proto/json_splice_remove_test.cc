@@ -1,0 +1,40 @@
+// JSON splicing: removing members by key and value, byte for byte otherwise.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "proto/json_splice.h"
+
+namespace rc::json {
+namespace {
+
+std::string remove(std::string_view text, std::string_view key, std::string_view value) {
+  byte_buffer b;
+  if (!remove_member(text, key, value, b)) return "<not an object>";
+  return std::string(b.view());
+}
+
+TEST(JsonSpliceRemove, RemovesAMemberWithItsSeparatorWherever) {
+  EXPECT_EQ(remove(R"({"id":"c1","usage":null,"x":[1]})", "usage", "null"), R"({"id":"c1","x":[1]})");
+  EXPECT_EQ(remove(R"({"id":"c1", "x":[1], "usage": null})", "usage", "null"), R"({"id":"c1", "x":[1]})");
+  EXPECT_EQ(remove(R"({"usage":null,"id":"c1"})", "usage", "null"), R"({"id":"c1"})");
+  EXPECT_EQ(remove(R"( { "usage" : null } )", "usage", "null"), R"( {  } )");
+  EXPECT_EQ(remove(R"({"usage":null,"usage":null,"a":1})", "usage", "null"), R"({"a":1})");
+  EXPECT_EQ(remove(R"({"a":1,"usage":null,"usage":null})", "usage", "null"), R"({"a":1})");
+}
+
+TEST(JsonSpliceRemove, KeepsOtherValuesNestedMembersAndBytes) {
+  std::string_view usage = R"({"choices":[],"usage":{"total_tokens":3}})";
+  EXPECT_EQ(remove(usage, "usage", "null"), usage);
+  std::string_view nested = R"({"a":{"usage":null},"b":"usage:null", "c" : 1.50e0})";
+  EXPECT_EQ(remove(nested, "usage", "null"), nested);
+  EXPECT_EQ(remove(R"({"us\u0061ge":null,"b":2})", "usage", "null"), R"({"b":2})");
+}
+
+TEST(JsonSpliceRemove, RefusesWhatIsNotAnObject) {
+  EXPECT_EQ(remove("[1,2]", "usage", "null"), "<not an object>");
+  EXPECT_EQ(remove(R"({"a":1)", "usage", "null"), "<not an object>");
+}
+
+}  // namespace
+}  // namespace rc::json
