@@ -81,6 +81,10 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
     }
     new_key_ = req.original.response_id;
     watch(engine_.options().first_event_timeout_ms);
+    started_ns_ = engine_.shard().loop().now_ns();
+    upstream_metrics& m = engine_.metrics();
+    ++m.requests;
+    ++m.endpoint(engine_.endpoint_label()).requests;
     byte_buffer msg;
     build_response_create(engine_.parser(), req, engine_.upstream_model(req.model),
                           session ? session->upstream_id : std::string(), msg);
@@ -107,6 +111,8 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   }
   void on_text(std::string_view message) override {
     if (finished_) return;
+    if (!seen_event_)
+      engine_.metrics().first_token.observe_us((engine_.shard().loop().now_ns() - started_ns_) / 1000);
     seen_event_ = true;
     watch(engine_.options().idle_timeout_ms);
     std::vector<owned_event> events;
@@ -119,11 +125,15 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
         finish_well();
         break;
       case responses_ws_translator::outcome::failed:
+        count_error(events.empty() || events.back().base.http_status / 100 != 4
+                        ? upstream_error_kind::stream
+                        : upstream_error_kind::http_4xx);
         finished_ = true;
         engine_.shard().loop().cancel_timer(silence_);
         fail_session();
         break;
       case responses_ws_translator::outcome::protocol_error:
+        count_error(upstream_error_kind::stream);
         fail(502, "upstream_protocol_error", translator_.problem());
         return;
     }
@@ -132,6 +142,10 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   void on_failure(ws_failure kind, std::string_view detail) override {
     if (finished_) return;
     uint16_t status = kind == ws_failure::connect ? 503 : kind == ws_failure::timeout ? 504 : 502;
+    count_error(kind == ws_failure::connect   ? upstream_error_kind::connect_failed
+                : kind == ws_failure::timeout ? upstream_error_kind::timeout_first_byte
+                : kind == ws_failure::closed  ? upstream_error_kind::reset
+                                              : upstream_error_kind::protocol);
     std::string_view code = kind == ws_failure::connect   ? "upstream_unavailable"
                             : kind == ws_failure::timeout ? "upstream_timeout"
                             : kind == ws_failure::protocol || kind == ws_failure::handshake
@@ -151,8 +165,14 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   }
   void on_silence() {
     if (finished_) return;
+    count_error(seen_event_ ? upstream_error_kind::timeout_idle
+                            : upstream_error_kind::timeout_first_byte);
     fail(504, "upstream_timeout",
          seen_event_ ? "the upstream stopped sending events" : "the upstream did not answer in time");
+  }
+
+  void count_error(upstream_error_kind kind) {
+    ++engine_.metrics().errors[static_cast<size_t>(kind)];
   }
 
   void fail(uint16_t status, std::string_view code, std::string_view message) {
@@ -174,6 +194,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
 
   void finish_well() {
     finished_ = true;
+    engine_.metrics().duration.observe_us((engine_.shard().loop().now_ns() - started_ns_) / 1000);
     engine_.shard().loop().cancel_timer(silence_);
     if (held_key_.empty() || !session_ || !session_->conn) {
       session_.reset();
@@ -233,6 +254,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   timer kick_;
   timer silence_;  // the upstream's first event, then the gap between two, must come in time
   bool seen_event_ = false;
+  uint64_t started_ns_ = 0;
   bool upstream_paused_ = false;
   bool paused_ = false;
   bool finished_ = false;
@@ -248,6 +270,8 @@ ws_engine::ws_engine(shard_server& shard, responses_ws_options options)
              session_store_options{options_.max_retained_sessions, options_.session_idle_ms,
                                    1'000'000 / reactor::tick_ns}) {
   registry[options_.name] = this;
+  metrics_index_ = upstream_metrics_index(shard.metrics().upstreams, options_.name);
+  endpoint_label_ = url::to_string(options_.endpoint);
   store_.count_into(&shard.metrics().upstream_sessions, &shard.metrics().upstream_sessions_idle);
   pool_options po;
   po.max_connections = options_.connections_max;
@@ -267,6 +291,8 @@ ws_engine::~ws_engine() {
   if (it != registry.end() && it->second == this) registry.erase(it);
   store_.clear();  // its sockets go before the client they came from
 }
+
+upstream_metrics& ws_engine::metrics() { return shard_.metrics().upstreams[metrics_index_]; }
 
 ws_engine* ws_engine::on_this_shard(const std::string& name) {
   auto it = registry.find(name);

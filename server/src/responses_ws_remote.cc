@@ -97,7 +97,11 @@ class forwarder final : public engine_sink {
  public:
   forwarder(unsigned client, uint64_t key) : client_(client), key_(key) {}
 
-  void start(ws_engine& e, const generation_request& req) { run_ = e.run_here(req, *this); }
+  void start(ws_engine& e, const generation_request& req) {
+    // A reload may replace the engine while this runs: the run keeps it, as a generation would.
+    keep_ = shard_server::current()->share_engine(e);
+    run_ = e.run_here(req, *this);
+  }
 
   bool on_event(const engine_event& ev) override {
     bool terminal = ev.type == event_type::usage || ev.type == event_type::error;
@@ -132,6 +136,7 @@ class forwarder final : public engine_sink {
   uint64_t key_;
   uint32_t unacked_ = 0;
   bool paused_ = false;
+  std::shared_ptr<engine> keep_;  // declared first: outlives the run
   std::unique_ptr<engine_stream> run_;
 };
 

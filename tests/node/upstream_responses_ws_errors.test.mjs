@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startResponsesWsFake } from './fakes/responses-ws-fake.mjs';
 import { startRingcast } from './fakes/ringcast.mjs';
-import { metrics, metricSum, responsesWs, wsAction } from './fakes/upstream-setup.mjs';
+import { metrics, metricSum } from './fakes/upstream-setup.mjs';
 
 const KEY = 'ws-upstream-key';
 
@@ -117,6 +117,9 @@ test('responses-ws stateful: malformed upstream events end the stream with upstr
     assert.equal(r.status, 502);
     assert.equal((await r.json()).error.code, 'upstream_protocol_error');
     await fake.waitFor((f) => f.openSockets() === 0, 10000, 'the socket dropped');
+    const m = await metrics(srv);
+    assert.equal(metricSum(m, 'ringcast_upstream_errors_total', { upstream: 'ws-up', kind: 'stream' }), 1);
+    assert.equal(metricSum(m, 'ringcast_upstream_session_evictions_total', { reason: 'failed', shard: 'all' }), 1);
   });
 });
 

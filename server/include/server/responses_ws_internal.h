@@ -15,6 +15,7 @@
 #include "server/responses_ws_engine.h"
 #include "server/http_client.h"
 #include "server/session_store.h"
+#include "server/upstream_metrics.h"
 #include "server/ws_upstream.h"
 
 namespace rc::server {
@@ -50,6 +51,9 @@ class ws_engine final : public engine {
   const responses_ws_options& options() const { return options_; }
   std::string upstream_model(const std::string& model) const;
   std::unique_ptr<ws_upstream> connect(ws_upstream_handler* h);
+  // The upstream's series of the shared upstream metrics (upstream_metrics.h).
+  upstream_metrics& metrics();
+  const std::string& endpoint_label() const { return endpoint_label_; }
 
   owned_event not_found(const std::string& id) const;
   owned_event in_progress(const std::string& id) const;
@@ -63,6 +67,8 @@ class ws_engine final : public engine {
   session_store store_;
   json::parser parser_;
   ws_target target_;
+  size_t metrics_index_ = 0;
+  std::string endpoint_label_;
 };
 
 // A follow-up whose session lives on shard `home`: runs `req` there on the engine of upstream
