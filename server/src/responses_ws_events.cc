@@ -253,7 +253,22 @@ owned_event responses_ws_translator::upstream_error(std::string_view type, const
   w.raw(v.view());
   w.end_object();
   o.raw = std::string(env.view());
-  if (o.error_type == "invalid_request_error") o.base.http_status = 400;
+  // The status the upstream gives its error event (as its HTTP API would answer), mapped as for
+  // HTTP upstreams: a 4xx passes through with its envelope, except 401/403 (ringcast's key was
+  // refused: the client can do nothing about it); 429 stays 429; 5xx is the upstream's failure.
+  json::value st = root.find("status");
+  int64_t status = st && st.kind() == json::kind::int64 ? st.get_int64() : 0;
+  if (status == 0 && o.error_type == "invalid_request_error") status = 400;
+  if (status == 401 || status == 403) {
+    o.base.http_status = 502;
+    o.error_code = "upstream_auth_failed";
+    o.error_message = "the upstream refused ringcast's credentials";
+    o.error_type = "server_error";
+    o.error_param.clear();
+    o.raw.clear();
+  } else if (status >= 400 && status < 500) {
+    o.base.http_status = static_cast<uint16_t>(status);
+  }
   return o;
 }
 

@@ -225,3 +225,34 @@ TEST(ResponseCreate, StatelessFollowUpSendsTheResolvedConversation) {
 
 }  // namespace
 }  // namespace rc::server
+
+namespace rc::server {
+namespace {
+
+TEST_F(Translator, ErrorEventStatusesAreMappedLikeHttpUpstreams) {
+  struct {
+    std::string_view event;
+    uint16_t status;
+    std::string_view code;
+  } cases[] = {
+      {R"({"type":"error","status":429,"error":{"type":"rate_limit_error","code":"rate_limit_exceeded","message":"slow down"}})",
+       429, "rate_limit_exceeded"},
+      {R"({"type":"error","status":401,"error":{"type":"invalid_request_error","code":"invalid_api_key","message":"bad key"}})",
+       502, "upstream_auth_failed"},
+      {R"({"type":"error","status":500,"error":{"type":"server_error","code":null,"message":"boom"}})",
+       502, "upstream_error"},
+      {R"({"type":"error","status":404,"error":{"type":"invalid_request_error","code":"model_not_found","message":"no"}})",
+       404, "model_not_found"},
+  };
+  for (const auto& c : cases) {
+    events.clear();
+    responses_ws_translator t({false, true, "m", "", ""});
+    EXPECT_EQ(feed(t, c.event), outcome::failed) << c.event;
+    ASSERT_EQ(events.size(), 1u);
+    EXPECT_EQ(events[0].base.http_status, c.status) << c.event;
+    EXPECT_EQ(events[0].error_code, c.code) << c.event;
+  }
+}
+
+}  // namespace
+}  // namespace rc::server
