@@ -17,6 +17,13 @@ namespace rc::server {
 
 namespace {
 
+// Whether a typed event names a choice the request asked for (the fronts keep one slot each).
+bool choice_in_range(const engine_event& e, size_t choices) {
+  bool per_choice = e.type == event_type::delta || e.type == event_type::tool_call ||
+                    e.type == event_type::done;
+  return !per_choice || e.choice < choices;
+}
+
 // data: {"error":{...}} — how a chat stream reports a failure after it has started.
 void write_stream_error(byte_buffer& frame, std::string_view code, std::string_view message,
                         std::string_view envelope = {}) {
@@ -182,6 +189,7 @@ class chat_json_task final : public generation_task {
   };
 
   bool render(const engine_event& e) override {
+    if (!choice_in_range(e, choices_.size())) return true;  // the engine rejects these first
     if (!conn_) return false;
     switch (e.type) {
       case event_type::delta:
@@ -358,6 +366,7 @@ class chat_ws_task final : public generation_task {
   }
 
   bool render(const engine_event& e) override {
+    if (!choice_in_range(e, choices_.size())) return true;  // the engine rejects these first
     switch (e.type) {
       case event_type::delta: {
         choices_[e.choice].text.append(e.text);

@@ -20,7 +20,9 @@ constexpr size_t whole_body_bytes_max = 16u << 20;
 // finishes anyway (the connection is then closed rather than reused).
 constexpr uint64_t end_grace_ms = 200;
 
-upstream_error_kind kind_of(client_error e) {
+}  // namespace
+
+upstream_error_kind error_kind_of(client_error e) {
   switch (e) {
     case client_error::connect_failed: return upstream_error_kind::connect_failed;
     case client_error::reset: return upstream_error_kind::reset;
@@ -35,19 +37,18 @@ upstream_error_kind kind_of(client_error e) {
   return upstream_error_kind::protocol;
 }
 
-upstream_error_kind kind_of_status(int status) {
+upstream_error_kind error_kind_of_status(int status) {
   if (status == 401 || status == 403) return upstream_error_kind::auth;
   if (status == 429) return upstream_error_kind::http_429;
   return status >= 500 ? upstream_error_kind::http_5xx : upstream_error_kind::http_4xx;
 }
 
-}  // namespace
-
 openai_call::openai_call(openai_engine& e, const generation_request& req, engine_sink& sink)
     : engine_(e),
       sink_(sink),
       client_model_(req.model),
-      request_id_(req.original.request_id) {
+      request_id_(req.original.request_id),
+      choices_(std::max<uint32_t>(req.choices, 1)) {
   timer_.bind<openai_call, &openai_call::on_timer>(this);
   const upstream_config& cfg = e.config();
   start_ms_ = e.shard().loop().now_ms();
@@ -111,7 +112,7 @@ void openai_call::verdict(bool ok) {
 void openai_call::start_attempt() {
   int ep = engine_.pick(endpoint_);
   if (ep < 0) {
-    upstream_failure f = failure_from_transport(client_error::connect_failed,
+    upstream_failure f = failure_from_transport(client_error::connect_failed, engine_.config().name,
                                                 "every endpoint's circuit breaker is open");
     uint64_t wait = engine_.endpoints().retry_after_ms(engine_.shard().loop().now_ms());
     f.retry_after_ms = static_cast<uint32_t>(std::clamp<uint64_t>(wait, 1000, UINT32_MAX));
@@ -147,6 +148,7 @@ void openai_call::start_attempt() {
   whole_.clear();
   sse_.restart();
   got_response_bytes_ = false;
+  grace_armed_ = false;
   handle_ = engine_.client().start(engine_.endpoints().pool(ep), std::move(req), *this);
   engine_.update_gauges();
 }
@@ -171,6 +173,11 @@ void openai_call::on_response_body(std::string_view bytes) {
   switch (phase_) {
     case phase::error_body:
       error_body_.append(bytes.substr(0, error_body_bytes_max - std::min(error_body_bytes_max, error_body_.size())));
+      if (error_body_.size() >= error_body_bytes_max) {
+        // The rest is not wanted: decide from what was kept (the connection is closed).
+        handle_.reset();
+        on_response_end();
+      }
       return;
     case phase::whole:
       if (whole_.size() + bytes.size() > whole_body_bytes_max) {
@@ -201,7 +208,10 @@ void openai_call::on_response_body(std::string_view bytes) {
     on_sse_event(sse_.current().type, sse_.current().data);
   }
   if (phase_ == phase::over) return;
-  if (upstream_done_ && phase_ == phase::sse) arm(timer_use::grace, end_grace_ms);
+  if (upstream_done_ && phase_ == phase::sse && !grace_armed_) {  // once: later bytes don't extend it
+    grace_armed_ = true;
+    arm(timer_use::grace, end_grace_ms);
+  }
   if (any) {
     drain();
     engine_.metrics().added_latency.observe_us((engine_.shard().loop().now_ns() - t0) / 1000);
@@ -229,6 +239,7 @@ void openai_call::on_sse_event(std::string_view name, std::string_view data) {
 void openai_call::on_chat_value(std::string_view data, const json::value& root) {
   decoded_.clear();
   chat_.decode(root, decoded_);
+  if (bad_choice(decoded_)) return;
   for (const auto& e : decoded_) saw_finish_ |= e.type == openai::stream_event_type::done;
   if (!body_.passthrough) {
     push_decoded(decoded_);
@@ -271,6 +282,14 @@ void openai_call::on_responses_value(std::string_view data, std::string_view nam
   }
   json::value type = root.is_object() ? root.find("type") : json::value();
   if (type && type.is_string()) name = type.get_string();
+  // The name goes out as the client's `event:` line: a CR or LF in it would forge events.
+  if (!std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+      })) {
+    fail(protocol_failure("The upstream sent an event type that is not a name."), upstream_error_kind::protocol);
+    return;
+  }
   push_raw(data, name);
 }
 
@@ -283,7 +302,7 @@ void openai_call::on_response_end() {
       upstream_failure f = failure_from_status(status_, error_body_, wait);
       // A 5xx counts against the endpoint's breaker; a 4xx or 429 is an answer, not an outage.
       verdict(status_ < 500);
-      engine_.count_error(kind_of_status(status_));
+      engine_.count_error(error_kind_of_status(status_));
       attempt_result r;
       r.status = status_;
       r.retry_after_ms = retry_after_ms_;
@@ -318,6 +337,7 @@ void openai_call::on_whole_body() {
   } else {
     responses_.decode_response(r.root, decoded_);
   }
+  if (bad_choice(decoded_)) return;
   bool failed = std::any_of(decoded_.begin(), decoded_.end(), [](const openai::stream_event& e) {
     return e.type == openai::stream_event_type::error;
   });
@@ -336,12 +356,12 @@ void openai_call::on_response_error(client_error kind, std::string_view message)
     finish_ok();
     return;
   }
-  engine_.count_error(kind_of(kind));
+  engine_.count_error(error_kind_of(kind));
   verdict(false);
   attempt_result r;
   r.error = kind;
   r.got_response_bytes = got_response_bytes_;
-  attempt_failed(failure_from_transport(kind, message), r);
+  attempt_failed(engine_.transport_failure(kind, message), r);
 }
 
 // ---- retries and endings ----

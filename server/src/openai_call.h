@@ -85,6 +85,8 @@ class openai_call final : public engine_stream, public response_sink {
   void on_responses_value(std::string_view data, std::string_view name, const json::value& root);
   // Typed events from a decoder; true if one was an error (the call is then over).
   bool push_decoded(std::vector<openai::stream_event>& events);
+  // Fails the call if an event names a choice at or past n (true then).
+  bool bad_choice(const std::vector<openai::stream_event>& events);
   void push_raw(std::string_view data, std::string_view name);
   void push(out_event&& e);
   // Bookkeeping of an event on its way to the sink: commitment and the first-token time.
@@ -98,6 +100,7 @@ class openai_call final : public engine_stream, public response_sink {
   upstream_body body_;
   shared_buffer body_bytes_;
   std::string request_id_;
+  uint32_t choices_ = 1;  // n: an upstream's choice index at or past it is a protocol error
   request_handle handle_;
   int endpoint_ = -1;            // of the current (or last) attempt
   bool verdict_pending_ = false;  // the attempt was admitted through a breaker, no outcome yet
@@ -121,6 +124,7 @@ class openai_call final : public engine_stream, public response_sink {
   bool committed_ = false;      // an event other than an error was queued: no more retries
   bool upstream_done_ = false;  // [DONE] or a terminal Responses event was seen
   bool saw_finish_ = false;     // a choice finished (chat streams without [DONE])
+  bool grace_armed_ = false;    // the end-of-stream grace timer runs
   bool paused_ = false;
   bool starting_ = false;  // inside the constructor (generate())
   bool terminal_queued_ = false;

@@ -3,12 +3,27 @@
 // paused, and delivery in order (see openai_call.h).
 #include "openai_call.h"
 
+#include <algorithm>
+
 #include "proto/openai_upstream.h"
 #include "server/shard.h"
 
 namespace rc::server {
 
+bool openai_call::bad_choice(const std::vector<openai::stream_event>& events) {
+  for (const openai::stream_event& d : events) {
+    if (d.type == openai::stream_event_type::error || d.choice < choices_) continue;
+    // The fronts keep one slot per requested choice: an index past them is malformed.
+    fail(protocol_failure("The upstream answered choice " + std::to_string(d.choice) + " of " +
+                          std::to_string(choices_) + "."),
+         upstream_error_kind::protocol);
+    return true;
+  }
+  return false;
+}
+
 bool openai_call::push_decoded(std::vector<openai::stream_event>& events) {
+  if (bad_choice(events)) return true;
   for (openai::stream_event& d : events) {
     out_event e;
     e.choice = d.choice;
@@ -53,6 +68,16 @@ void openai_call::push_raw(std::string_view data, std::string_view name) {
   if (!openai::rewrite_model(data, client_model_, scratch_)) {
     fail(protocol_failure("The upstream sent a value that is not a JSON object."), upstream_error_kind::protocol);
     return;
+  }
+  // An event's data may have come in several data: lines (joined with LF): relayed under one
+  // data: prefix, each line break must go. Outside strings (where JSON escapes them) a CR or LF
+  // is whitespace, so a space means the same.
+  std::string_view out = scratch_.view();
+  if (out.find_first_of("\r\n") != std::string_view::npos) {
+    std::string flat(out);
+    std::replace_if(flat.begin(), flat.end(), [](char c) { return c == '\r' || c == '\n'; }, ' ');
+    scratch_.clear();
+    scratch_.append(flat);
   }
   if (queue_.empty() && !paused_ && !starting_) {
     // The relay's hot path: handed to the sink straight from the scratch buffer, no copy.

@@ -5,6 +5,7 @@
 #include "openai_call.h"
 
 #include <algorithm>
+#include <ctime>
 #include <limits>
 
 #include "core/log.h"
@@ -19,19 +20,28 @@ namespace rc::server {
 
 class openai_engine::json_call final : public response_sink {
  public:
-  json_call(unique_function<void(int, std::string_view)> done) : done_(std::move(done)) {}
+  json_call(unique_function<void(const json_outcome&)> done) : done_(std::move(done)) {}
   request_handle handle;
   bool over = false;
 
-  void on_response_head(const http1::response& head) override { status_ = head.status; }
+  void on_response_head(const http1::response& head) override {
+    out_.status = head.status;
+    out_.got_response_bytes = true;
+    out_.retry_after_ms = retry_after_of(head, std::time(nullptr));
+  }
   void on_response_body(std::string_view bytes) override {
     // A model list or an embedding answer: bounded like a request body.
-    if (body_.size() + bytes.size() > body_bytes_max) return finish(0);
+    if (body_.size() + bytes.size() > body_bytes_max) {
+      handle.reset();  // the rest is not read
+      return fail(client_error::protocol, "The upstream's answer is too large.");
+    }
     body_.append(bytes);
   }
-  void on_response_end() override { finish(status_); }
-  void on_response_error(client_error, std::string_view) override { finish(0); }
-  // Ends the call as a transport failure on a later turn (never inside call_json).
+  void on_response_end() override { finish(); }
+  void on_response_error(client_error kind, std::string_view message) override {
+    fail(kind, message);
+  }
+  // Ends the call as "no endpoint" on a later turn (never inside call_json).
   void fail_later(reactor& loop) {
     later_.bind<json_call, &json_call::on_later>(this);
     loop_ = &loop;
@@ -43,18 +53,30 @@ class openai_engine::json_call final : public response_sink {
 
  private:
   static constexpr size_t body_bytes_max = 64u << 20;
-  void finish(int status) {
+  void fail(client_error kind, std::string_view message) {
+    out_.status = 0;
+    out_.error = kind;
+    message_.assign(message);
+    finish();
+  }
+  void finish() {
     if (over) return;
     over = true;
+    out_.message = message_;
+    out_.body = body_;
     auto done = std::move(done_);
-    done(status, body_);
+    done(out_);
   }
-  void on_later() { finish(0); }
-  unique_function<void(int, std::string_view)> done_;
+  void on_later() {
+    out_.no_endpoint = true;
+    fail(client_error::connect_failed, "every endpoint's circuit breaker is open");
+  }
+  unique_function<void(const json_outcome&)> done_;
   timer later_;
   reactor* loop_ = nullptr;
+  json_outcome out_;
+  std::string message_;
   std::string body_;
-  int status_ = 0;
 };
 
 namespace {
@@ -109,6 +131,15 @@ std::shared_ptr<engine> make_openai_engine(shard_server& shard,
   return std::make_shared<openai_engine>(shard, std::move(cfg));
 }
 
+upstream_failure openai_engine::transport_failure(client_error kind, std::string_view detail) {
+  uint64_t now = shard_.loop().now_ms();
+  if (!detail.empty() && now >= failure_logged_ms_ + 1000) {
+    failure_logged_ms_ = now;
+    RC_WARN("upstream %s: %.*s", cfg_->name.c_str(), static_cast<int>(detail.size()), detail.data());
+  }
+  return failure_from_transport(kind, cfg_->name, detail);
+}
+
 upstream_metrics& openai_engine::metrics() { return shard_.metrics().upstreams[metrics_index_]; }
 
 std::string openai_engine::upstream_model(std::string_view model) const {
@@ -160,7 +191,7 @@ void openai_engine::update_gauges() {
 // ---- calls outside a stream ----
 
 void openai_engine::call_json(std::string target, std::string method, std::string body,
-                              unique_function<void(int, std::string_view)> done) {
+                              unique_function<void(const json_outcome&)> done) {
   std::erase_if(calls_, [](const std::unique_ptr<json_call>& c) { return c->over; });
   int ep = pick(-1);
   if (ep < 0) {
@@ -185,14 +216,14 @@ void openai_engine::call_json(std::string target, std::string method, std::strin
                   .idle_ms = cfg_->idle_timeout_ms,
                   .total_ms = cfg_->total_timeout_ms};
   auto call = std::make_unique<json_call>(
-      [this, ep, done = std::move(done)](int status, std::string_view response) mutable {
-        if (status != 0 && status < 500) {
+      [this, ep, done = std::move(done)](const json_outcome& o) mutable {
+        if (o.status != 0 && o.status < 500) {
           endpoints_.on_success(ep);
         } else {
           endpoints_.on_failure(ep, shard_.loop().now_ms());
         }
         update_gauges();
-        done(status, response);
+        done(o);
       });
   call->handle = client_.start(endpoints_.pool(ep), std::move(req), *call);
   calls_.push_back(std::move(call));
@@ -201,7 +232,9 @@ void openai_engine::call_json(std::string target, std::string method, std::strin
 // GET {base}/models: the upstream's model names, for /v1/models when it is the fallback route.
 void openai_engine::fetch_models() {
   models_retry_ms_ = shard_.loop().now_ms() + models_retry_interval_ms;
-  call_json("/models", "GET", {}, [this](int status, std::string_view body) {
+  call_json("/models", "GET", {}, [this](const json_outcome& o) {
+    int status = o.status;
+    std::string_view body = o.body;
     if (status != 200) {
       if (status != 0)
         RC_INFO("upstream %s: GET /models answered %d; its models are not listed", cfg_->name.c_str(), status);
@@ -218,59 +251,6 @@ void openai_engine::fetch_models() {
       if (id && id.is_string()) models_.emplace_back(id.get_string());
     }
   });
-}
-
-void openai_engine::embed(const embedding_request& req,
-                          unique_function<void(embedding_result&&)> done) {
-  byte_buffer body;
-  json::writer w(body);
-  w.begin_object();
-  w.string_member("model", upstream_model(req.model));
-  w.key("input");
-  w.begin_array();
-  for (const std::string& t : req.texts) w.string(t);
-  w.end_array();
-  if (req.dimensions) w.uint64_member("dimensions", *req.dimensions);
-  w.string_member("encoding_format", "float");
-  w.end_object();
-  ++metrics().requests;
-  size_t expected = req.texts.size();
-  call_json("/embeddings", "POST", std::string(body.view()),
-            [this, expected, done = std::move(done)](int status, std::string_view response) mutable {
-              embedding_result out;
-              if (status < 200 || status >= 300) {
-                count_error(status == 0 ? upstream_error_kind::reset : upstream_error_kind::http_5xx);
-                out.error_code = "upstream_error";
-                out.error_message = "The upstream failed the embedding request" +
-                                    (status ? " (HTTP " + std::to_string(status) + ")." : std::string("."));
-                return done(std::move(out));
-              }
-              json::parser p;
-              json::parse_result r = p.parse(response);
-              json::value data = r.ok() && r.root.is_object() ? r.root.find("data") : json::value();
-              if (!data || !data.is_array() || data.size() != expected) {
-                count_error(upstream_error_kind::protocol);
-                out.error_code = "upstream_protocol_error";
-                out.error_message = "The upstream's embedding answer is malformed.";
-                return done(std::move(out));
-              }
-              for (json::value row : data.elements()) {
-                json::value v = row.is_object() ? row.find("embedding") : json::value();
-                if (!v || !v.is_array() || (out.dimensions && v.size() != out.dimensions)) {
-                  out = {};
-                  out.error_code = "upstream_protocol_error";
-                  out.error_message = "The upstream's embedding answer is malformed.";
-                  return done(std::move(out));
-                }
-                out.dimensions = static_cast<uint32_t>(v.size());
-                for (json::value x : v.elements())
-                  out.vectors.push_back(x.is_number() ? static_cast<float>(x.get_double()) : 0.0f);
-              }
-              json::value usage = r.root.find("usage");
-              json::value prompt = usage && usage.is_object() ? usage.find("prompt_tokens") : json::value();
-              if (prompt && prompt.kind() == json::kind::int64) out.prompt_tokens = uint64_t(prompt.get_int64());
-              done(std::move(out));
-            });
 }
 
 std::unique_ptr<engine_stream> openai_engine::generate(const generation_request& req,

@@ -6,11 +6,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "proto/json_reader.h"
+#include "openai_failure.h"
 #include "server/engine.h"
 #include "server/http_client.h"
 #include "server/retry_policy.h"
@@ -59,20 +61,38 @@ class openai_engine final : public engine {
 
   upstream_metrics& metrics();
   void count_error(upstream_error_kind k) { ++metrics().errors[static_cast<size_t>(k)]; }
+  // The failure a client gets for a transport error; its detail goes to the log (once a second
+  // at most per engine), not to the client.
+  upstream_failure transport_failure(client_error kind, std::string_view detail);
   // Copies pool gauges and breaker states into the shard's metrics.
   void update_gauges();
 
   // Request headers every call sends (authorization, extra headers), in order.
   const std::vector<std::pair<std::string, std::string>>& base_headers() const { return headers_; }
 
+  // How a JSON request outside any stream ended: the upstream's status (0: it did not answer;
+  // `error` says why, with `message`, or `no_endpoint` when every breaker was open).
+  struct json_outcome {
+    int status = 0;
+    client_error error = client_error::none;
+    bool no_endpoint = false;
+    bool got_response_bytes = false;
+    std::optional<uint64_t> retry_after_ms;  // the answer's Retry-After
+    std::string_view message;
+    std::string_view body;
+  };
   // A JSON request to `target` (relative to the endpoint's base path) outside any stream: the
-  // model list, embeddings. `done` gets the status (0 on a transport error) and the body.
+  // model list, embeddings. `done` runs on a later turn, never inside call_json.
   void call_json(std::string target, std::string method, std::string body,
-                 unique_function<void(int status, std::string_view body)> done);
+                 unique_function<void(const json_outcome&)> done);
 
  private:
   class json_call;
+  struct embed_call;
   void fetch_models();
+  // One attempt of an embedding request; retried per the retry policy (openai_engine_embed.cc).
+  void embed_attempt(std::unique_ptr<embed_call> call);
+  void embed_answered(std::unique_ptr<embed_call> call, const json_outcome& o);
 
   shard_server& shard_;
   std::shared_ptr<const upstream_config> cfg_;
@@ -87,7 +107,12 @@ class openai_engine final : public engine {
   static constexpr uint64_t models_retry_interval_ms = 5000;
   uint64_t models_retry_ms_ = 0;
   size_t metrics_index_ = 0;
+  uint64_t failure_logged_ms_ = 0;
   std::vector<std::unique_ptr<json_call>> calls_;
 };
+
+// The metrics' kind of a transport error, and of a non-2xx status.
+upstream_error_kind error_kind_of(client_error e);
+upstream_error_kind error_kind_of_status(int status);
 
 }  // namespace rc::server

@@ -69,12 +69,26 @@ upstream_failure protocol_failure(std::string message) {
   return make(502, "upstream_protocol_error", "server_error", std::move(message));
 }
 
-upstream_failure failure_from_transport(client_error kind, std::string_view message) {
-  std::string detail = message.empty() ? std::string() : " (" + std::string(message) + ")";
+namespace {
+
+// What a client may learn of a TLS failure: its kind, never names, addresses or certificates.
+std::string_view tls_reason(std::string_view detail) {
+  if (detail.find("hostname mismatch") != std::string_view::npos) return "hostname mismatch";
+  if (detail.find("expired") != std::string_view::npos) return "certificate expired";
+  if (detail.find("verify failed") != std::string_view::npos) return "certificate verify failed";
+  return "handshake failed";
+}
+
+}  // namespace
+
+upstream_failure failure_from_transport(client_error kind, std::string_view upstream,
+                                        std::string_view detail) {
+  // The detail (URLs, addresses, resolver and certificate text) is the operator's, for the log.
+  std::string who = "The upstream '" + std::string(upstream) + "'";
   switch (kind) {
     case client_error::connect_failed: {
       upstream_failure f = make(503, "upstream_unavailable", "server_error",
-                                "The upstream cannot be reached" + detail + ". Try again later.");
+                                who + " cannot be reached. Try again later.");
       f.retry_after_ms = default_retry_after_ms;
       return f;
     }
@@ -82,20 +96,18 @@ upstream_failure failure_from_transport(client_error kind, std::string_view mess
     case client_error::timeout_first_byte:
     case client_error::timeout_idle:
     case client_error::timeout_total:
-      return make(504, "upstream_timeout", "server_error",
-                  "The upstream did not answer in time" + detail + ".");
+      return make(504, "upstream_timeout", "server_error", who + " did not answer in time.");
     case client_error::reset:
-      return make(502, "upstream_disconnected", "server_error",
-                  "The upstream closed the connection" + detail + ".");
+      return make(502, "upstream_disconnected", "server_error", who + " closed the connection.");
     case client_error::tls:
       return make(502, "upstream_tls_error", "server_error",
-                  "The upstream's TLS failed" + detail + ".");
+                  "TLS with the upstream '" + std::string(upstream) + "' failed (" +
+                      std::string(tls_reason(detail)) + ").");
     case client_error::protocol:
     case client_error::none:
       break;
   }
-  return make(502, "upstream_protocol_error", "server_error",
-              "The upstream sent a malformed response" + detail + ".");
+  return make(502, "upstream_protocol_error", "server_error", who + " sent a malformed response.");
 }
 
 }  // namespace rc::server

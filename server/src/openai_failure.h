@@ -39,8 +39,10 @@ struct upstream_failure {
 // The failure for an upstream answer with a non-2xx status and this body.
 upstream_failure failure_from_status(int status, std::string_view body,
                                      std::optional<uint32_t> retry_after_ms);
-// The failure for a transport error.
-upstream_failure failure_from_transport(client_error kind, std::string_view message);
+// The failure for a transport error of the upstream configured as `upstream`: the message names
+// only that and the kind of failure; `detail` (the client's own text) is never sent on.
+upstream_failure failure_from_transport(client_error kind, std::string_view upstream,
+                                        std::string_view detail);
 // 502 upstream_protocol_error: a malformed answer (not JSON, broken SSE, an oversized line).
 upstream_failure protocol_failure(std::string message);
 

@@ -117,10 +117,17 @@ handler_result handle_embeddings(request_context& ctx) {
                                     embedding_result&& res) {
     connection* c = shard_server::current()->live_connection(conn_id);
     if (!c) return;
-    if (!res.error_code.empty()) {
-      openai::api_error err = openai::internal_error(res.error_message);
-      err.code = res.error_code;
-      respond_api_error(*c, err);
+    if (!res.error_code.empty()) {  // answered as a generation's error would be
+      engine_event ev;
+      ev.type = event_type::error;
+      ev.error_code = res.error_code;
+      ev.error_message = res.error_message;
+      ev.error_type = res.error_type;
+      ev.error_param = res.error_param;
+      ev.http_status = res.http_status;
+      ev.retry_after_ms = res.retry_after_ms;
+      ev.raw = res.envelope;
+      respond_engine_error(*c, ev, shard_server::current()->scheduler().retry_after_ms());
       return;
     }
     serialize_embeddings(conn_id, std::move(res), model, encoding,

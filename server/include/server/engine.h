@@ -153,6 +153,12 @@ struct embedding_result {
   uint32_t dimensions = 0;
   uint64_t prompt_tokens = 0;
   std::string error_code, error_message;  // set on failure
+  // On failure, as engine_event's: the HTTP status to answer (0: the front's own mapping), the
+  // envelope's type and param, Retry-After (0: none), the upstream's envelope to pass unchanged.
+  uint16_t http_status = 0;
+  std::string error_type, error_param;
+  uint32_t retry_after_ms = 0;
+  std::string envelope;
 };
 
 struct tool_result {

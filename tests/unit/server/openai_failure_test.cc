@@ -48,18 +48,24 @@ TEST(OpenaiFailure, ServerErrorsAndEnvelopeless4xxBecome502) {
 }
 
 TEST(OpenaiFailure, TransportErrors) {
-  upstream_failure f = failure_from_transport(client_error::connect_failed, "connection refused");
+  upstream_failure f = failure_from_transport(client_error::connect_failed, "u",
+                                              "connect to https://10.0.0.5:8000: Connection refused");
   EXPECT_EQ(f.http_status, 503);
   EXPECT_EQ(f.code, "upstream_unavailable");
   EXPECT_GT(f.retry_after_ms, 0u);
+  // Only the upstream's configured name reaches the client, never its addresses.
+  EXPECT_EQ(f.message, "The upstream 'u' cannot be reached. Try again later.");
+  upstream_failure t = failure_from_transport(client_error::tls, "u",
+                                              "TLS handshake with 10.0.0.5: certificate verify failed (CN=internal.corp)");
+  EXPECT_EQ(t.message, "TLS with the upstream 'u' failed (certificate verify failed).");
   for (client_error e : {client_error::timeout_connect, client_error::timeout_first_byte,
                          client_error::timeout_idle, client_error::timeout_total}) {
-    EXPECT_EQ(failure_from_transport(e, "").http_status, 504);
-    EXPECT_EQ(failure_from_transport(e, "").code, "upstream_timeout");
+    EXPECT_EQ(failure_from_transport(e, "u", "").http_status, 504);
+    EXPECT_EQ(failure_from_transport(e, "u", "").code, "upstream_timeout");
   }
-  EXPECT_EQ(failure_from_transport(client_error::reset, "").code, "upstream_disconnected");
-  EXPECT_EQ(failure_from_transport(client_error::protocol, "").code, "upstream_protocol_error");
-  EXPECT_EQ(failure_from_transport(client_error::tls, "").code, "upstream_tls_error");
+  EXPECT_EQ(failure_from_transport(client_error::reset, "u", "").code, "upstream_disconnected");
+  EXPECT_EQ(failure_from_transport(client_error::protocol, "u", "").code, "upstream_protocol_error");
+  EXPECT_EQ(failure_from_transport(client_error::tls, "u", "").code, "upstream_tls_error");
 }
 
 }  // namespace
