@@ -41,12 +41,15 @@
 // Which of them may be retried is the retry policy's business (retry_policy.h): nothing
 // here retries, except one transparent re-send when a *reused* keep-alive connection turns out
 // to have been closed by the upstream before it answered a single byte (the classic keep-alive
-// race; the request never reached the upstream's application).
+// race; the request never reached the upstream's application) -- only when the close came while
+// the request was still being written or within a few ms after (Go's rule); a later close is
+// `reset` (the upstream may have acted on the request). The re-sent request gets a fresh
+// connect_ms deadline.
 //
-// Timeouts (http_request::timeouts, 0 = none): connect_ms from start() until the request has a
-// connection (waiting for a pool slot, resolving, connecting); first_byte_ms from then until the
-// first response byte (a TLS handshake runs in this phase); idle_ms between response bytes (not
-// counted while paused); total_ms from start() to the end.
+// Timeouts (http_request::timeouts, 0 = none): connect_ms from start() (or a stale re-send)
+// until the request has a connection (waiting for a pool slot, resolving, connecting);
+// first_byte_ms from then until the first response byte (a TLS handshake runs in this phase);
+// idle_ms between response bytes (not counted while paused); total_ms from start() to the end.
 //
 // Pools (client_pool): per endpoint, keep-alive connections (LIFO reuse; an idle connection that
 // receives anything or is closed by the upstream is dropped; idle ones expire after
