@@ -57,6 +57,8 @@ std::string_view name_of(client_error e) {
       return "protocol";
     case client_error::tls:
       return "tls";
+    case client_error::pool_exhausted:
+      return "pool_exhausted";
   }
   return "unknown";
 }

@@ -140,8 +140,14 @@ void client_request::on_timer() {
     kind = client_error::timeout_total;
     why = "the exchange took longer than " + std::to_string(t.total_ms) + " ms";
   } else if (phase_ == phase::waiting && t.connect_ms && now >= connect_start_ms_ + t.connect_ms) {
-    kind = client_error::timeout_connect;
-    why = "no connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) + " ms";
+    if (waiting_for_slot()) {
+      kind = client_error::pool_exhausted;
+      why = "no free connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) +
+            " ms: all " + std::to_string(pool_.options_.max_connections) + " connections in use";
+    } else {
+      kind = client_error::timeout_connect;
+      why = "no connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) + " ms";
+    }
   } else if (phase_ == phase::sent && t.first_byte_ms && now >= attach_ms_ + t.first_byte_ms) {
     kind = client_error::timeout_first_byte;
     why = "no response within " + std::to_string(t.first_byte_ms) + " ms";
@@ -161,6 +167,16 @@ void client_request::on_timer() {
     pool_.withdraw(*this);
   }
   deliver_error(kind, why);
+}
+
+// The pool serves its waiters in order, the first `connecting_` of them from the connects in
+// progress; a waiter behind those, in a pool at max_connections, waits for a slot.
+bool client_request::waiting_for_slot() const {
+  const auto& w = pool_.waiting_;
+  auto it = std::find(w.begin(), w.end(), this);
+  if (it == w.end()) return false;
+  return static_cast<uint32_t>(it - w.begin()) >= pool_.connecting_ &&
+         pool_.open_connections() >= pool_.options_.max_connections;
 }
 
 void client_request::deliver_head(const http1::response& head) {

@@ -65,6 +65,7 @@ class client_request {
  private:
   void arm();
   void on_timer();
+  bool waiting_for_slot() const;
   void end();
   void maybe_free();
 

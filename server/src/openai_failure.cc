@@ -90,6 +90,13 @@ upstream_failure failure_from_transport(client_error kind, std::string_view mess
     case client_error::tls:
       return make(502, "upstream_tls_error", "server_error",
                   "The upstream's TLS failed" + detail + ".");
+    case client_error::pool_exhausted: {
+      upstream_failure f = make(503, "upstream_busy", "server_error",
+                                "Every connection to the upstream is in use" + detail +
+                                    ". Try again later.");
+      f.retry_after_ms = default_retry_after_ms;
+      return f;
+    }
     case client_error::protocol:
     case client_error::none:
       break;

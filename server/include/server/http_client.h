@@ -37,7 +37,10 @@
 //
 // Errors (client_error): connect_failed (refused, unreachable, no address for the name),
 // reset (the connection closed or failed before the response was complete), timeout_connect,
-// timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls.
+// timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls,
+// pool_exhausted (connect_ms passed while every one of the pool's max_connections was in use and
+// the request was not among those a connect in progress would serve: the endpoint is busy, not
+// failing).
 // Which of them may be retried is the retry policy's business (retry_policy.h): nothing
 // here retries, except one transparent re-send when a *reused* keep-alive connection turns out
 // to have been closed by the upstream before it answered a single byte (the classic keep-alive
@@ -110,8 +113,9 @@ enum class client_error : uint8_t {
   timeout_total,
   protocol,
   tls,
+  pool_exhausted,
 };
-inline constexpr size_t client_error_count = static_cast<size_t>(client_error::tls) + 1;
+inline constexpr size_t client_error_count = static_cast<size_t>(client_error::pool_exhausted) + 1;
 // "connect_failed", "timeout_idle", ...: for metrics labels and logs.
 std::string_view name_of(client_error e);
 

@@ -62,5 +62,12 @@ TEST(OpenaiFailure, TransportErrors) {
   EXPECT_EQ(failure_from_transport(client_error::tls, "").code, "upstream_tls_error");
 }
 
+TEST(OpenaiFailure, PoolExhaustedIs503WithRetryAfter) {
+  upstream_failure f = failure_from_transport(client_error::pool_exhausted, "");
+  EXPECT_EQ(f.http_status, 503);
+  EXPECT_EQ(f.code, "upstream_busy");
+  EXPECT_GT(f.retry_after_ms, 0u);
+}
+
 }  // namespace
 }  // namespace rc::server
