@@ -61,7 +61,10 @@
 // ended cleanly with keep-alive and nothing followed it. pool.stats() are the metrics hooks:
 // requests, errors by kind, connects, reuses, and gauges of idle/busy/connecting/waiting.
 //
-// TLS (https://, wss://): each connection runs a tls::session (proto/tls.h) over the socket: SNI
+// TLS (https://, wss://): the pool builds its TLS context (trusted roots: ca_file or the system
+// store) when it is created, so an engine pays for it when it is made, not at its first request;
+// a ca_file that cannot be loaded fails each connect with `tls` ("TLS setup: ...").
+// Each connection runs a tls::session (proto/tls.h) over the socket: SNI
 // for host names (never for IP literals), certificate verification against the system store or
 // pool_options::tls.ca_file (or none with verify = false), ALPN http/1.1. A failed handshake or
 // certificate ends the request with `tls` and a message such as "TLS: certificate verify failed:
@@ -225,7 +228,8 @@ class client_pool {
   pool_stats stats() const;
   // Requests started and not finished: for least-outstanding balancing.
   uint32_t outstanding() const { return outstanding_; }
-  void set_options(const pool_options& o) { options_ = o; }
+  // New TLS options make a new TLS context (for the connections opened from now on).
+  void set_options(const pool_options& o);
   const pool_options& options() const { return options_; }
   // "http://127.0.0.1:8000" (for logs and labels).
   const std::string& label() const { return label_; }
@@ -243,6 +247,7 @@ class client_pool {
   void acquire(client_request& r);
   void withdraw(client_request& r);  // a waiting request cancelled or timed out
   void connect_one();
+  void make_tls_context();
   void connect_to(std::shared_ptr<std::vector<sockaddr_storage>> addrs, size_t i);
   void fail_connect_later(int error, std::string why);
   // `why` replaces strerror(error) in the message when not empty.
@@ -272,8 +277,10 @@ class client_pool {
   uint32_t outstanding_ = 0;
   pool_stats stats_;
   std::shared_ptr<bool> alive_;  // connect callbacks check it: the pool may be gone
-  std::unique_ptr<tls::client_context> tls_context_;  // made on the first TLS connect
-  std::string tls_setup_error_;                       // why it could not be made (bad ca_file)
+  // TLS endpoints: made with the pool (reading ca_file or the system store is not done on the
+  // request path); when it could not be made, every connect fails with tls_setup_error_.
+  std::unique_ptr<tls::client_context> tls_context_;
+  std::string tls_setup_error_;
 };
 
 class request_handle {
