@@ -343,10 +343,14 @@ generation_request chat_generation(const openai::chat_request& req) {
 // ---- ids ----
 
 std::string mint_id(shard_server& shard, std::string_view prefix) {
+  return mint_id_for(shard, prefix, shard.id());
+}
+
+std::string mint_id_for(shard_server& shard, std::string_view prefix, unsigned home) {
   char hex[16];
   shard.make_token(hex);
   std::string id(prefix);
-  id += std::to_string(shard.id());
+  id += std::to_string(home);
   id += '_';
   id.append(hex, 16);
   return id;

@@ -243,9 +243,11 @@ void http_connection::hand_off() {
   client_request* r = req_;
   req_ = nullptr;
   mode_ = mode::upgraded;
-  // No longer the pool's: it counts neither as busy nor as idle.
+  // No longer the pool's: it counts neither as busy nor as idle. It stays in the pool's list of
+  // connections (pool_ is kept) until it closes, so that on_closed takes it off the list and a
+  // pool destroyed first shuts it down: an upgraded connection is used only in mode::upgraded
+  // and mode::closed, where nothing else touches the pool.
   if (pool_) pool_->release(*this, false);
-  pool_ = nullptr;
   std::string leftover(in_.view());
   in_.clear();
   stream_paused_ = true;  // until the new owner sets a handler

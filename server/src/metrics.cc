@@ -70,6 +70,15 @@ void shard_metrics::merge(const shard_metrics& o) {
   engine_streams_cancelled += o.engine_streams_cancelled;
   engine_events += o.engine_events;
   first_event_latency.merge(o.first_event_latency);
+  upstream_sessions_idle += o.upstream_sessions_idle;
+  upstream_sessions.retained += o.upstream_sessions.retained;
+  upstream_sessions.reused += o.upstream_sessions.reused;
+  upstream_sessions.evicted_lru += o.upstream_sessions.evicted_lru;
+  upstream_sessions.expired += o.upstream_sessions.expired;
+  upstream_sessions.dropped += o.upstream_sessions.dropped;
+  upstream_sessions.conflicts += o.upstream_sessions.conflicts;
+  upstream_sessions.not_found += o.upstream_sessions.not_found;
+  upstream_sessions.no_capacity += o.upstream_sessions.no_capacity;
   admitted += o.admitted;
   for (size_t i = 0; i < rejected.size(); ++i) rejected[i] += o.rejected[i];
   queue_wait.merge(o.queue_wait);
@@ -206,6 +215,35 @@ void render_histogram(prom_writer& w, const std::vector<shard_metrics>& shards,
   emit(w.total().*field, "all");
 }
 
+// Retained upstream sessions of stateful responses-ws upstreams (session_store.h).
+void render_upstream_sessions(prom_writer& w) {
+  w.gauge("ringcast_upstream_sessions_idle", "Retained upstream sessions waiting for a follow-up.",
+          [](const shard_metrics& m) { return double(m.upstream_sessions_idle); });
+  struct counted {
+    std::string_view name, label_name, label;
+    uint64_t session_store_stats::*field;
+  };
+  static constexpr counted counts[] = {
+      {"ringcast_upstream_session_evictions_total", "reason", "lru", &session_store_stats::evicted_lru},
+      {"ringcast_upstream_session_evictions_total", "reason", "expired", &session_store_stats::expired},
+      {"ringcast_upstream_session_evictions_total", "reason", "failed", &session_store_stats::dropped},
+      {"ringcast_upstream_session_followups_total", "outcome", "reused", &session_store_stats::reused},
+      {"ringcast_upstream_session_followups_total", "outcome", "conflict", &session_store_stats::conflicts},
+      {"ringcast_upstream_session_followups_total", "outcome", "not_found", &session_store_stats::not_found},
+      {"ringcast_upstream_session_refusals_total", "reason", "no_capacity", &session_store_stats::no_capacity},
+  };
+  w.family("ringcast_upstream_session_evictions_total", "counter",
+           "Retained upstream sessions closed, by reason (lru, expired, failed).");
+  for (const auto& c : counts) {
+    if (c.name == "ringcast_upstream_session_followups_total" && c.label == "reused")
+      w.family(c.name, "counter", "Follow-ups (previous_response_id) on retained sessions, by outcome.");
+    if (c.name == "ringcast_upstream_session_refusals_total")
+      w.family(c.name, "counter", "New sessions refused: every retained session busy.");
+    w.per_shard(c.name, label(c.label_name, c.label),
+                [f = c.field](const shard_metrics& m) { return double(m.upstream_sessions.*f); });
+  }
+}
+
 void render_engines(prom_writer& w, const std::vector<shard_metrics>& shards) {
   w.gauge("ringcast_engine_streams", "Generations in progress.",
           [](const shard_metrics& m) { return double(m.engine_streams_active); });
@@ -227,6 +265,7 @@ void render_engines(prom_writer& w, const std::vector<shard_metrics>& shards) {
   render_histogram(w, shards, "ringcast_first_token_seconds",
                    "Time from a generation's start to its first engine event.",
                    &shard_metrics::first_event_latency);
+  render_upstream_sessions(w);
 }
 
 void render_connections(prom_writer& w) {

@@ -341,8 +341,16 @@ void launch(connection& conn, responses_mode mode, openai::responses_request&& r
   g.temperature = req.settings.temperature;
   g.top_p = req.settings.top_p;
 
+  // An engine that keeps the conversation continues it on the previous response's home shard:
+  // the new id names that shard, so the next follow-up goes there too.
+  std::string_view previous_id = req.settings.previous_response_id;
+  int state_home = e->keeps_state() && !previous_id.empty()
+                       ? shard_of_id(previous_id, "resp_", shard.shard_count())
+                       : -1;
   openai::response_object r;
-  r.id = mint_id(shard, "resp_");
+  r.id = state_home >= 0 ? mint_id_for(shard, "resp_", static_cast<unsigned>(state_home))
+                         : mint_id(shard, "resp_");
+  g.original.response_id = r.id;
   r.created_at = wall_time_s();
   r.status = openai::response_status::in_progress;
   r.settings = std::move(req.settings);
@@ -376,9 +384,11 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
   }
   std::string previous = req.settings.previous_response_id;
   // An id ringcast did not mint (or did not store) belongs to an upstream that passed its
-  // response through: the upstream resolves it; the mock cannot.
+  // response through: the upstream resolves it; the mock cannot. An engine that keeps state
+  // resolves every id itself (not found, conflicts).
   int home = previous.empty() ? -1 : shard_of_id(previous, "resp_", shard.shard_count());
-  if (previous.empty() || (home < 0 && upstream_resolves(shard, req))) {
+  engine* e = shard.engine_for(req.settings.model);
+  if (previous.empty() || (e && e->keeps_state()) || (home < 0 && upstream_resolves(shard, req))) {
     launch(conn, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
            std::move(on_finished), deadline_ms);
     return;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "server/openai_engine.h"
+#include "server/responses_ws_engine.h"
 
 namespace rc::server {
 namespace {
@@ -32,7 +33,7 @@ void register_builtin_upstream_kinds() {
   if (!find_upstream_kind("openai"))
     register_upstream_kind("openai", endpoint_family::http, make_openai_engine);
   if (!find_upstream_kind("responses-ws"))
-    register_upstream_kind("responses-ws", endpoint_family::websocket, {});
+    register_upstream_kind("responses-ws", endpoint_family::websocket, make_responses_ws_upstream);
 }
 
 const upstream_kind* find_upstream_kind(std::string_view name) {

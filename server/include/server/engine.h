@@ -75,6 +75,10 @@ struct original_request {
   // Responses: the previous response the client named (already resolved by the front into
   // `conversation` for engines that keep no state; stateful upstreams use the id).
   std::string previous_response_id;
+  // Responses: the id the front gave this response, which the client sees. An engine that keeps
+  // state (engine::keeps_state) keys what it retains by it and shows it in place of the upstream's
+  // own id; the front mints it on the shard that holds the previous response's state.
+  std::string response_id;
 };
 
 struct generation_request {
@@ -169,6 +173,11 @@ class engine {
   virtual bool ready() const = 0;
   // Whether fronts wait for the first event before rendering anything (see "Lazy start").
   virtual bool starts_lazily() const { return false; }
+  // Whether the engine keeps conversations itself (a stateful responses-ws upstream): fronts then
+  // pass previous_response_id on in `original` instead of resolving it from their response store
+  // (the engine answers not-found and conflicts), and mint the new response's id on the home
+  // shard of the previous one (mint_id_for), where the engine continues it.
+  virtual bool keeps_state() const { return false; }
 
   virtual std::unique_ptr<engine_stream> generate(const generation_request& req,
                                                   engine_sink& sink) = 0;

@@ -154,6 +154,8 @@ generation_request chat_generation(const openai::chat_request& req);
 
 // Ids we mint encode the shard that minted them: "<prefix><shard>_<16 hex>".
 std::string mint_id(shard_server& shard, std::string_view prefix);
+// The same, encoding shard `home` instead of the caller's (an id whose state another shard keeps).
+std::string mint_id_for(shard_server& shard, std::string_view prefix, unsigned home);
 // The shard encoded in an id minted by mint_id, or -1 if `id` isn't one of ours.
 int shard_of_id(std::string_view id, std::string_view prefix, unsigned shard_count);
 

@@ -21,6 +21,7 @@
 #include "server/access_log.h"
 #include "server/latency_histogram.h"
 #include "server/resolver.h"
+#include "server/session_store.h"
 #include "server/upstream_metrics.h"
 
 namespace rc::server {
@@ -86,6 +87,9 @@ struct shard_metrics {
   uint64_t engine_streams_cancelled = 0;  // client gone, cancel action, deadline
   uint64_t engine_events = 0;             // deltas and tool-call fragments delivered
   latency_histogram first_event_latency;  // request start to the engine's first event
+  // Retained upstream sessions (stateful responses-ws upstreams, session_store.h).
+  session_store_stats upstream_sessions{};
+  int64_t upstream_sessions_idle = 0;  // gauge
 
   // Admission.
   uint64_t admitted = 0;             // API requests and WebSocket actions that passed admission

@@ -31,6 +31,17 @@ TEST(JsonSpliceRemove, KeepsOtherValuesNestedMembersAndBytes) {
   EXPECT_EQ(remove(R"({"us\u0061ge":null,"b":2})", "usage", "null"), R"({"b":2})");
 }
 
+TEST(JsonSpliceRemove, TheLastCompactMemberTakesTheShortPathWithTheSameResult) {
+  // What a relay sees on every chunk: the member last, compact, trailing whitespace kept.
+  EXPECT_EQ(remove("{\"id\":\"c\",\"choices\":[{\"delta\":{}}],\"usage\":null}\n", "usage", "null"),
+            "{\"id\":\"c\",\"choices\":[{\"delta\":{}}]}\n");
+  // Not taken when the key appears again, nested or as a string: the scan decides.
+  EXPECT_EQ(remove(R"({"a":{"usage":null},"usage":null})", "usage", "null"), R"({"a":{"usage":null}})");
+  EXPECT_EQ(remove(R"({"a":"usage","usage":null})", "usage", "null"), R"({"a":"usage"})");
+  EXPECT_EQ(remove(R"({"a":{"b":1,"usage":null}})", "usage", "null"), R"({"a":{"b":1,"usage":null}})");
+  EXPECT_EQ(remove(R"({"a":"x\",\"usage\":null"})", "usage", "null"), R"({"a":"x\",\"usage\":null"})");
+}
+
 TEST(JsonSpliceRemove, RefusesWhatIsNotAnObject) {
   EXPECT_EQ(remove("[1,2]", "usage", "null"), "<not an object>");
   EXPECT_EQ(remove(R"({"a":1)", "usage", "null"), "<not an object>");
