@@ -102,17 +102,18 @@ class UpstreamErrors(unittest.TestCase):
                     "breaker_cooldown_ms": 60000, "retries_max": 0}
         with FakeUpstream(script) as fake, Front(fake.url(), settings=settings) as front:
             held = connect(front.port)
-            self.addCleanup(held.close)  # also when an assertion fails: lets ringcast drain
-            raw = '{"model":"relay","messages":[{"role":"user","content":"x"}],"stream":true}'
-            held.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                          f"Content-Length: {len(raw)}\r\n\r\n").encode() + raw.encode())
-            self.assertEqual(ResponseReader(held, 10).read(head_only=True).status, 200)
-            for _ in range(3):  # more than breaker_failures
-                r = post_json(front.port, "/v1/chat/completions", chat())
-                err = assert_error_envelope(self, r, 503)
-                self.assertEqual(err["code"], "upstream_busy")
-                self.assertIsNotNone(r.header("retry-after"))
-            held.close()
+            try:
+                raw = '{"model":"relay","messages":[{"role":"user","content":"x"}],"stream":true}'
+                held.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              f"Content-Length: {len(raw)}\r\n\r\n").encode() + raw.encode())
+                self.assertEqual(ResponseReader(held, 10).read(head_only=True).status, 200)
+                for _ in range(3):  # more than breaker_failures
+                    r = post_json(front.port, "/v1/chat/completions", chat())
+                    err = assert_error_envelope(self, r, 503)
+                    self.assertEqual(err["code"], "upstream_busy")
+                    self.assertIsNotNone(r.header("retry-after"))
+            finally:  # also when an assertion fails: lets ringcast drain
+                held.close()
             self.assertTrue(fake.wait_requests(1))
             # The endpoint was busy, not failing: its breaker stayed closed.
             for _ in range(50):
