@@ -57,6 +57,8 @@ std::string_view name_of(client_error e) {
       return "protocol";
     case client_error::tls:
       return "tls";
+    case client_error::pool_exhausted:
+      return "pool_exhausted";
   }
   return "unknown";
 }
@@ -79,6 +81,19 @@ client_pool::client_pool(http_client& client, url::endpoint ep, const pool_optio
   host_field_ = host;
   if (endpoint_.port != default_port(endpoint_.kind)) host_field_.append(":").append(port);
   label_.append(endpoint_.tls() ? "https://" : "http://").append(host).append(":").append(port);
+  if (endpoint_.tls()) make_tls_context();
+}
+
+void client_pool::make_tls_context() {
+  tls_setup_error_.clear();
+  tls_context_ = tls::client_context::create(options_.tls, tls_setup_error_);
+  if (!tls_context_ && tls_setup_error_.empty()) tls_setup_error_ = "TLS setup failed";
+}
+
+void client_pool::set_options(const pool_options& o) {
+  bool tls_changed = o.tls.verify != options_.tls.verify || o.tls.ca_file != options_.tls.ca_file;
+  options_ = o;
+  if (endpoint_.tls() && tls_changed) make_tls_context();
 }
 
 client_pool::~client_pool() {

@@ -45,14 +45,8 @@ void client_pool::connect_one() {
   ++connecting_;
   ++stats_.connects;
   if (endpoint_.tls() && !tls_context_) {
-    if (tls_setup_error_.empty()) {
-      tls_context_ = tls::client_context::create(options_.tls, tls_setup_error_);
-      if (!tls_context_ && tls_setup_error_.empty()) tls_setup_error_ = "TLS setup failed";
-    }
-    if (!tls_context_) {
-      fail_connect_later(EPROTO, "TLS setup: " + tls_setup_error_);
-      return;
-    }
+    fail_connect_later(EPROTO, "TLS setup: " + tls_setup_error_);
+    return;
   }
   auto addrs = std::make_shared<std::vector<sockaddr_storage>>(1);
   if (literal_address(endpoint_.host, endpoint_.port, (*addrs)[0])) {

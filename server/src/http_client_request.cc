@@ -36,6 +36,7 @@ client_request::~client_request() {
 bool client_request::begin() {
   reactor& loop = pool_.client_.reactor_;
   start_ms_ = loop.now_ms();
+  connect_start_ms_ = start_ms_;
   head_ok_ = http1::field_name_ok(req_.method) && target_ok(req_.target);
   for (const auto& [name, value] : req_.headers)
     head_ok_ = head_ok_ && http1::field_name_ok(name) && http1::field_text_ok(value);
@@ -84,6 +85,8 @@ void client_request::retry_stale() {
   conn_ = nullptr;
   phase_ = phase::waiting;
   ++pool_.stats_.stale_resends;
+  // A fresh connect deadline: the time spent on the dead connection was not the new one's.
+  connect_start_ms_ = pool_.client_.reactor_.now_ms();
   arm();
   pool_.acquire(*this);
 }
@@ -104,7 +107,7 @@ void client_request::arm() {
   if (t.total_ms) deadline = start_ms_ + t.total_ms;
   switch (phase_) {
     case phase::waiting:
-      if (t.connect_ms) deadline = std::min<uint64_t>(deadline, start_ms_ + t.connect_ms);
+      if (t.connect_ms) deadline = std::min<uint64_t>(deadline, connect_start_ms_ + t.connect_ms);
       break;
     case phase::sent:
       if (t.first_byte_ms) deadline = std::min<uint64_t>(deadline, attach_ms_ + t.first_byte_ms);
@@ -136,9 +139,15 @@ void client_request::on_timer() {
   if (t.total_ms && now >= start_ms_ + t.total_ms) {
     kind = client_error::timeout_total;
     why = "the exchange took longer than " + std::to_string(t.total_ms) + " ms";
-  } else if (phase_ == phase::waiting && t.connect_ms && now >= start_ms_ + t.connect_ms) {
-    kind = client_error::timeout_connect;
-    why = "no connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) + " ms";
+  } else if (phase_ == phase::waiting && t.connect_ms && now >= connect_start_ms_ + t.connect_ms) {
+    if (waiting_for_slot()) {
+      kind = client_error::pool_exhausted;
+      why = "no free connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) +
+            " ms: all " + std::to_string(pool_.options_.max_connections) + " connections in use";
+    } else {
+      kind = client_error::timeout_connect;
+      why = "no connection to " + pool_.label_ + " within " + std::to_string(t.connect_ms) + " ms";
+    }
   } else if (phase_ == phase::sent && t.first_byte_ms && now >= attach_ms_ + t.first_byte_ms) {
     kind = client_error::timeout_first_byte;
     why = "no response within " + std::to_string(t.first_byte_ms) + " ms";
@@ -158,6 +167,16 @@ void client_request::on_timer() {
     pool_.withdraw(*this);
   }
   deliver_error(kind, why);
+}
+
+// The pool serves its waiters in order, the first `connecting_` of them from the connects in
+// progress; a waiter behind those, in a pool at max_connections, waits for a slot.
+bool client_request::waiting_for_slot() const {
+  const auto& w = pool_.waiting_;
+  auto it = std::find(w.begin(), w.end(), this);
+  if (it == w.end()) return false;
+  return static_cast<uint32_t>(it - w.begin()) >= pool_.connecting_ &&
+         pool_.open_connections() >= pool_.options_.max_connections;
 }
 
 void client_request::deliver_head(const http1::response& head) {

@@ -65,6 +65,7 @@ class client_request {
  private:
   void arm();
   void on_timer();
+  bool waiting_for_slot() const;
   void end();
   void maybe_free();
 
@@ -75,6 +76,7 @@ class client_request {
   byte_buffer head_;  // the serialized request head (kept for a re-send)
   timer timer_;
   uint64_t start_ms_ = 0;
+  uint64_t connect_start_ms_ = 0;  // start_ms_, or when a stale re-send went back to the pool
   uint64_t attach_ms_ = 0;
   uint64_t last_byte_ms_ = 0;
   phase phase_ = phase::waiting;

@@ -8,6 +8,12 @@
 #include "http_client_request.h"
 
 namespace rc::server {
+namespace {
+
+// How long after the request was written a close still counts as the keep-alive race.
+constexpr uint64_t stale_window_ms = 5;
+
+}  // namespace
 
 http_connection::http_connection(socket_set& set, int fd, client_pool* pool,
                                  tls::client_context* tls_context, std::string_view host)
@@ -42,9 +48,14 @@ void http_connection::attach(client_request& r, const byte_buffer& head,
   if (!receiving()) resume_receiving();
 }
 
+void http_connection::on_drained() {
+  if (mode_ == mode::busy && req_ && written_ms_ == 0) written_ms_ = owner().now_ms();
+}
+
 void http_connection::reset_response() {
   body_.reset();
   got_byte_ = false;
+  written_ms_ = 0;
   in_.clear();
 }
 
@@ -178,7 +189,9 @@ void http_connection::finish_eof() {
     complete();
     return;
   }
-  if (!got_byte_ && reused() && pool_ && req_->can_retry_stale()) {
+  bool in_race_window = written_ms_ == 0 || queued_bytes() > 0 ||
+                        owner().now_ms() <= written_ms_ + stale_window_ms;
+  if (!got_byte_ && reused() && pool_ && in_race_window && req_->can_retry_stale()) {
     // The request goes back to the pool for a fresh connection; this one is dead.
     client_request* r = std::exchange(req_, nullptr);
     mode_ = mode::closed;

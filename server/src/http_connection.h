@@ -70,6 +70,7 @@ class http_connection final : public stream_socket {
  private:
   void on_data(const char* data, size_t len) override;
   void on_eof(int err) override;
+  void on_drained() override;
   void on_closed() override;
   void on_plaintext(const char* data, size_t len);
   void on_tls_error();
@@ -97,6 +98,11 @@ class http_connection final : public stream_socket {
   http1::response head_;
   std::optional<http1::body_decoder> body_;
   bool got_byte_ = false;
+  // When the attached request's bytes had all been sent (0: still being written). A reused
+  // connection's close is the keep-alive race, and the request is re-sent, only while the request
+  // is being written or within stale_window_ms after (Go's rule); later the upstream may have
+  // acted on it.
+  uint64_t written_ms_ = 0;
   bool eof_ = false;
   int eof_error_ = 0;
   bool processing_ = false;

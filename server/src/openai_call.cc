@@ -31,6 +31,7 @@ upstream_error_kind error_kind_of(client_error e) {
     case client_error::timeout_idle: return upstream_error_kind::timeout_idle;
     case client_error::timeout_total: return upstream_error_kind::timeout_total;
     case client_error::tls: return upstream_error_kind::tls;
+    case client_error::pool_exhausted: return upstream_error_kind::pool_exhausted;
     case client_error::protocol:
     case client_error::none: break;
   }
@@ -357,7 +358,12 @@ void openai_call::on_response_error(client_error kind, std::string_view message)
     return;
   }
   engine_.count_error(error_kind_of(kind));
-  verdict(false);
+  if (kind == client_error::pool_exhausted) {
+    // Our own pool was full: says nothing about the endpoint's health (no breaker verdict).
+    if (std::exchange(verdict_pending_, false)) engine_.endpoints().on_abandoned(endpoint_);
+  } else {
+    verdict(false);
+  }
   attempt_result r;
   r.error = kind;
   r.got_response_bytes = got_response_bytes_;

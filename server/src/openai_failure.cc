@@ -103,6 +103,13 @@ upstream_failure failure_from_transport(client_error kind, std::string_view upst
       return make(502, "upstream_tls_error", "server_error",
                   "TLS with the upstream '" + std::string(upstream) + "' failed (" +
                       std::string(tls_reason(detail)) + ").");
+    case client_error::pool_exhausted: {
+      upstream_failure f = make(503, "upstream_busy", "server_error",
+                                "All connections to the upstream '" + std::string(upstream) +
+                                    "' are in use. Try again later.");
+      f.retry_after_ms = default_retry_after_ms;
+      return f;
+    }
     case client_error::protocol:
     case client_error::none:
       break;

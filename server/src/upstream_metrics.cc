@@ -11,7 +11,8 @@ std::string_view to_string(upstream_error_kind k) {
   static constexpr std::string_view names[] = {
       "connect_failed", "reset",    "timeout_connect", "timeout_first_byte", "timeout_idle",
       "timeout_total",  "protocol", "tls",             "http_4xx",           "http_429",
-      "http_5xx",       "auth",     "no_endpoint",     "stream"};
+      "http_5xx",       "auth",     "no_endpoint",     "stream",
+      "pool_exhausted"};
   static_assert(std::size(names) == static_cast<size_t>(upstream_error_kind::count));
   return names[static_cast<size_t>(k)];
 }

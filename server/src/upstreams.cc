@@ -25,6 +25,7 @@ bool upstream_config::same_settings(const upstream_config& o) const {
   }
   return name == o.name && kind == o.kind && api_key_env == o.api_key_env &&
          api_key == o.api_key && api == o.api && ca_file == o.ca_file &&
+         ca_file_size == o.ca_file_size && ca_file_mtime_ns == o.ca_file_mtime_ns &&
          tls_verify == o.tls_verify && connect_timeout_ms == o.connect_timeout_ms &&
          first_byte_timeout_ms == o.first_byte_timeout_ms &&
          idle_timeout_ms == o.idle_timeout_ms && total_timeout_ms == o.total_timeout_ms &&

@@ -1,6 +1,7 @@
 #include "upstreams_toml.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -188,6 +189,12 @@ void read_tls(table_reader& r, upstream_config& u) {
     if (!s || s->get().empty()) fail(line_of(*n), "ca_file must be a file path");
     int fd = open(s->get().c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) fail(line_of(*n), "ca_file: cannot open " + s->get() + ": " + std::strerror(errno));
+    struct stat st {};
+    if (fstat(fd, &st) == 0) {
+      u.ca_file_size = static_cast<uint64_t>(st.st_size);
+      u.ca_file_mtime_ns =
+          static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    }
     close(fd);
     u.ca_file = s->get();
   }

@@ -83,6 +83,7 @@ void ws_upstream::on_response_error(client_error kind, std::string_view message)
   switch (kind) {
     case client_error::connect_failed:
     case client_error::timeout_connect:
+    case client_error::pool_exhausted:  // every pooled connection busy: 503 like unreachable
       f = ws_failure::connect;
       break;
     case client_error::timeout_first_byte:

@@ -90,6 +90,41 @@ class UpstreamErrors(unittest.TestCase):
             self.assertLessEqual(tried, 1)
             self.assertEqual(tried + refused, 3)
 
+    def test_no_free_pooled_connection_is_503_busy_and_leaves_the_breaker_closed(self):
+        def script(req, ex, index):
+            if index == 0:  # a long stream holds the only pooled connection
+                ex.head()
+                ex.sse(chat_chunk("held"))
+                ex.client_gone(20)
+                return
+            sse_script([chat_chunk("ok"), chat_chunk(finish="stop"), usage_chunk()])(req, ex, index)
+        settings = {"connections_max": 1, "connect_timeout_ms": 300, "breaker_failures": 2,
+                    "breaker_cooldown_ms": 60000, "retries_max": 0}
+        with FakeUpstream(script) as fake, Front(fake.url(), settings=settings) as front:
+            held = connect(front.port)
+            try:
+                raw = '{"model":"relay","messages":[{"role":"user","content":"x"}],"stream":true}'
+                held.sendall((f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                              f"Content-Length: {len(raw)}\r\n\r\n").encode() + raw.encode())
+                self.assertEqual(ResponseReader(held, 10).read(head_only=True).status, 200)
+                for _ in range(3):  # more than breaker_failures
+                    r = post_json(front.port, "/v1/chat/completions", chat())
+                    err = assert_error_envelope(self, r, 503)
+                    self.assertEqual(err["code"], "upstream_busy")
+                    self.assertIsNotNone(r.header("retry-after"))
+            finally:  # also when an assertion fails: lets ringcast drain
+                held.close()
+            self.assertTrue(fake.wait_requests(1))
+            # The endpoint was busy, not failing: its breaker stayed closed.
+            for _ in range(50):
+                r = post_json(front.port, "/v1/chat/completions", chat())
+                if r.status == 200:
+                    break
+            self.assertEqual(r.status, 200, r.body)
+            m = metrics(front.port)
+            self.assertEqual(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="pool_exhausted"), 3)
+            self.assertFalse(metric(m, "ringcast_upstream_errors_total", upstream="u", kind="no_endpoint"))
+
     def test_first_byte_timeout_is_504(self):
         def script(req, ex, index):
             ex.client_gone(10)  # never answers

@@ -37,16 +37,22 @@
 //
 // Errors (client_error): connect_failed (refused, unreachable, no address for the name),
 // reset (the connection closed or failed before the response was complete), timeout_connect,
-// timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls.
+// timeout_first_byte, timeout_idle, timeout_total, protocol (a malformed response), tls,
+// pool_exhausted (connect_ms passed while every one of the pool's max_connections was in use and
+// the request was not among those a connect in progress would serve: the endpoint is busy, not
+// failing).
 // Which of them may be retried is the retry policy's business (retry_policy.h): nothing
 // here retries, except one transparent re-send when a *reused* keep-alive connection turns out
 // to have been closed by the upstream before it answered a single byte (the classic keep-alive
-// race; the request never reached the upstream's application).
+// race; the request never reached the upstream's application) -- only when the close came while
+// the request was still being written or within a few ms after (Go's rule); a later close is
+// `reset` (the upstream may have acted on the request). The re-sent request gets a fresh
+// connect_ms deadline.
 //
-// Timeouts (http_request::timeouts, 0 = none): connect_ms from start() until the request has a
-// connection (waiting for a pool slot, resolving, connecting); first_byte_ms from then until the
-// first response byte (a TLS handshake runs in this phase); idle_ms between response bytes (not
-// counted while paused); total_ms from start() to the end.
+// Timeouts (http_request::timeouts, 0 = none): connect_ms from start() (or a stale re-send)
+// until the request has a connection (waiting for a pool slot, resolving, connecting);
+// first_byte_ms from then until the first response byte (a TLS handshake runs in this phase);
+// idle_ms between response bytes (not counted while paused); total_ms from start() to the end.
 //
 // Pools (client_pool): per endpoint, keep-alive connections (LIFO reuse; an idle connection that
 // receives anything or is closed by the upstream is dropped; idle ones expire after
@@ -55,7 +61,10 @@
 // ended cleanly with keep-alive and nothing followed it. pool.stats() are the metrics hooks:
 // requests, errors by kind, connects, reuses, and gauges of idle/busy/connecting/waiting.
 //
-// TLS (https://, wss://): each connection runs a tls::session (proto/tls.h) over the socket: SNI
+// TLS (https://, wss://): the pool builds its TLS context (trusted roots: ca_file or the system
+// store) when it is created, so an engine pays for it when it is made, not at its first request;
+// a ca_file that cannot be loaded fails each connect with `tls` ("TLS setup: ...").
+// Each connection runs a tls::session (proto/tls.h) over the socket: SNI
 // for host names (never for IP literals), certificate verification against the system store or
 // pool_options::tls.ca_file (or none with verify = false), ALPN http/1.1. A failed handshake or
 // certificate ends the request with `tls` and a message such as "TLS: certificate verify failed:
@@ -107,8 +116,9 @@ enum class client_error : uint8_t {
   timeout_total,
   protocol,
   tls,
+  pool_exhausted,
 };
-inline constexpr size_t client_error_count = static_cast<size_t>(client_error::tls) + 1;
+inline constexpr size_t client_error_count = static_cast<size_t>(client_error::pool_exhausted) + 1;
 // "connect_failed", "timeout_idle", ...: for metrics labels and logs.
 std::string_view name_of(client_error e);
 
@@ -218,7 +228,8 @@ class client_pool {
   pool_stats stats() const;
   // Requests started and not finished: for least-outstanding balancing.
   uint32_t outstanding() const { return outstanding_; }
-  void set_options(const pool_options& o) { options_ = o; }
+  // New TLS options make a new TLS context (for the connections opened from now on).
+  void set_options(const pool_options& o);
   const pool_options& options() const { return options_; }
   // "http://127.0.0.1:8000" (for logs and labels).
   const std::string& label() const { return label_; }
@@ -236,6 +247,7 @@ class client_pool {
   void acquire(client_request& r);
   void withdraw(client_request& r);  // a waiting request cancelled or timed out
   void connect_one();
+  void make_tls_context();
   void connect_to(std::shared_ptr<std::vector<sockaddr_storage>> addrs, size_t i);
   void fail_connect_later(int error, std::string why);
   // `why` replaces strerror(error) in the message when not empty.
@@ -265,8 +277,10 @@ class client_pool {
   uint32_t outstanding_ = 0;
   pool_stats stats_;
   std::shared_ptr<bool> alive_;  // connect callbacks check it: the pool may be gone
-  std::unique_ptr<tls::client_context> tls_context_;  // made on the first TLS connect
-  std::string tls_setup_error_;                       // why it could not be made (bad ca_file)
+  // TLS endpoints: made with the pool (reading ca_file or the system store is not done on the
+  // request path); when it could not be made, every connect fails with tls_setup_error_.
+  std::unique_ptr<tls::client_context> tls_context_;
+  std::string tls_setup_error_;
 };
 
 class request_handle {

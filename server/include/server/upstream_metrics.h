@@ -50,6 +50,7 @@ enum class upstream_error_kind : uint8_t {
   auth,
   no_endpoint,
   stream,  // an error event inside a 200 stream, or a malformed event
+  pool_exhausted,  // no free connection in the pool within connect_ms
   count
 };
 std::string_view to_string(upstream_error_kind k);

@@ -43,6 +43,9 @@ struct upstream_config {
   upstream_api api = upstream_api::chat;
   // TLS (https://, wss://): the system CA store unless ca_file; tls_verify = false only when set.
   std::string ca_file;
+  // The file as loaded (size, mtime): a rotated CA under the same path is a changed setting.
+  uint64_t ca_file_size = 0;
+  int64_t ca_file_mtime_ns = 0;
   bool tls_verify = true;
   // Timeouts. first_byte: request sent → first response byte; idle: between two reads of a
   // response; total: the whole exchange (0: none; the client's deadline still applies).

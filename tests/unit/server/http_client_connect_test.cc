@@ -8,8 +8,11 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "http_test_server.h"
@@ -137,7 +140,9 @@ TEST(HttpClient, UnresolvableHostFailsClearly) {
       << s.error_message;
 }
 
-TEST(HttpClient, TimeoutConnectWhileWaitingForAPoolSlot) {
+// Waiting for a pool slot is not the endpoint failing to connect: its own kind (no breaker verdict
+// upstream of here).
+TEST(HttpClient, PoolExhaustedWhileWaitingForAPoolSlot) {
   if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   script_server server([&](peer& p, int) {
     p.read_request();
@@ -155,7 +160,8 @@ TEST(HttpClient, TimeoutConnectWhileWaitingForAPoolSlot) {
     r.timeouts.connect_ms = 100;
     hb = run.client->start(pool, std::move(r), b);
   });
-  EXPECT_EQ(b.error, client_error::timeout_connect);
+  EXPECT_EQ(b.error, client_error::pool_exhausted) << name_of(b.error);
+  EXPECT_NE(b.error_message.find("all 1 connections"), std::string::npos) << b.error_message;
   EXPECT_FALSE(a.finished());
   EXPECT_EQ(server.accepted(), 1);
 }
@@ -214,6 +220,57 @@ TEST(HttpClient, NamesResolveThroughTheLookupAndEachAddressIsTried) {
   });
   EXPECT_EQ(s.body, "resolved") << s.error_message;
   EXPECT_NE(request.find("Host: upstream.test:8080\r\n"), std::string::npos) << request;
+}
+
+// A request that waited for a pool slot, then met the keep-alive race, goes back to the pool with
+// a fresh connect deadline: the time it spent waiting and on the dead connection is not charged
+// to the new connect (here a slow lookup).
+TEST(HttpClient, StaleResendGetsAFreshConnectDeadline) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  script_server server([&](peer& p, int index) {
+    p.read_request();
+    if (index == 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(700));
+      p.write(ok("first"));
+      return;  // closes the kept-alive connection as the second request goes out
+    }
+    p.write(ok("second"));
+    p.wait_closed();
+  });
+  recording_sink a, b;
+  request_handle ha, hb;
+  int lookups = 0;
+  pool_stats stats;
+  run_client([&](client_run& run) {
+    // The first lookup answers at once, the next ones after 600 ms.
+    run.client->set_lookup([&](std::string_view, uint16_t, http_client::lookup_done done) {
+      auto answer = std::make_shared<http_client::lookup_done>(std::move(done));
+      uint64_t delay = lookups++ == 0 ? 0 : 600;
+      run.later(delay, [answer, port = server.port()] {
+        (*answer)({loopback(port)}, 0, {});
+      });
+    });
+    url::endpoint ep;
+    ep.host = "upstream.test";
+    ep.port = server.port();
+    pool_options o;
+    o.max_connections = 1;
+    client_pool& pool = run.client->pool(ep, o);
+    b.on_end_hook = [&] {
+      stats = pool.stats();
+      run.done();
+    };
+    http_request first = get();
+    first.timeouts.connect_ms = 1000;
+    http_request second = get();
+    second.timeouts.connect_ms = 1000;  // waits ~700 ms for the slot, then 600 ms for a lookup
+    ha = run.client->start(pool, std::move(first), a);
+    hb = run.client->start(pool, std::move(second), b);
+  });
+  EXPECT_EQ(a.body, "first") << a.error_message;
+  EXPECT_EQ(b.body, "second") << name_of(b.error) << ": " << b.error_message;
+  EXPECT_EQ(stats.stale_resends, 1u);
+  EXPECT_EQ(lookups, 2);
 }
 
 TEST(HttpClient, LookupFailureIsConnectFailedWithTheReason) {

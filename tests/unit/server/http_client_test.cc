@@ -271,8 +271,7 @@ TEST(HttpClient, ResendsOnceWhenAReusedConnectionWasClosed) {
     p.read_request();
     if (index == 0) {
       p.write(ok("first"));
-      p.read_request();  // the second request arrives on the kept-alive connection...
-      return;            // ...and the upstream closes it without an answer
+      return;  // the upstream closes the kept-alive connection as the second request goes out
     }
     p.write(ok("second"));
     p.wait_closed();
@@ -292,6 +291,42 @@ TEST(HttpClient, ResendsOnceWhenAReusedConnectionWasClosed) {
   EXPECT_EQ(b.body, "second") << b.error_message;
   EXPECT_EQ(stats.stale_resends, 1u);
   EXPECT_EQ(server.accepted(), 2);
+}
+
+// The upstream worked on the request for a while, then closed: it may have acted on it, so it is
+// not re-sent behind the caller's back; the caller hears `reset` (its retry policy decides).
+TEST(HttpClient, NoResendWhenAReusedConnectionClosesLongAfterTheWrite) {
+  if (!test::uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  std::atomic<int> posts{0};
+  script_server server([&](peer& p, int index) {
+    p.read_request();
+    if (index == 0) {
+      p.write(ok("first"));
+      if (!p.read_request().empty()) ++posts;
+      std::this_thread::sleep_for(std::chrono::milliseconds(300));  // "prefill", then a crash
+      return;
+    }
+    ++posts;
+    p.write(ok("second"));
+    p.wait_closed();
+  });
+  recording_sink a, b;
+  request_handle ha, hb;
+  pool_stats stats;
+  run_client([&](client_run& run) {
+    client_pool& pool = run.client->pool(server.endpoint());
+    a.on_end_hook = [&] { hb = run.client->start(pool, post("{\"gen\":1}"), b); };
+    b.on_end_hook = [&] {
+      stats = pool.stats();
+      run.done();
+    };
+    ha = run.client->start(pool, get(), a);
+  });
+  EXPECT_FALSE(b.ended);
+  EXPECT_EQ(b.error, client_error::reset) << b.body;
+  EXPECT_EQ(stats.stale_resends, 0u);
+  EXPECT_EQ(posts.load(), 1);
+  EXPECT_EQ(server.accepted(), 1);
 }
 
 TEST(HttpClient, IdleConnectionsExpireAndCloseDroppedOnes) {

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <fstream>
 #include <string>
 
 #include "../proto/tls_test_certs.h"
@@ -203,6 +204,32 @@ TEST_F(HttpClientTls, UnreadableCaFileFailsClearly) {
   auto got = fetch(https("127.0.0.1", 1), o, {"/"});
   EXPECT_EQ(got[0].error, client_error::tls);
   EXPECT_NE(got[0].error_message.find("TLS setup"), std::string::npos) << got[0].error_message;
+}
+
+// The pool reads its CA file when it is made, not at its first connect on the request path.
+TEST_F(HttpClientTls, TheTlsContextIsMadeWithThePool) {
+  node_https server(script_, leaf_->cert_file, leaf_->key_file);
+  ASSERT_NE(server.port(), 0);
+  std::string ca_copy = certs_.dir() + "/ca-copy.pem";
+  {
+    std::ifstream in(ca_->cert_file);
+    std::ofstream out(ca_copy);
+    out << in.rdbuf();
+  }
+  pool_options o;
+  o.tls.ca_file = ca_copy;
+  recording_sink s;
+  request_handle h;
+  run_client([&](client_run& run) {
+    client_pool& pool = run.client->pool(https("localhost", server.port()), o);
+    std::remove(ca_copy.c_str());  // gone before the first request
+    s.on_end_hook = [&] { run.done(); };
+    http_request r;
+    r.target = "/after";
+    h = run.client->start(pool, std::move(r), s);
+  });
+  EXPECT_TRUE(s.ended) << s.error_message;
+  EXPECT_EQ(s.body, R"({"path":"/after","sni":"localhost","connection":1})");
 }
 
 TEST_F(HttpClientTls, UpgradeHandsOverTheEncryptedConnection) {

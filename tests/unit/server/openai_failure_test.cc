@@ -68,5 +68,14 @@ TEST(OpenaiFailure, TransportErrors) {
   EXPECT_EQ(failure_from_transport(client_error::tls, "u", "").code, "upstream_tls_error");
 }
 
+TEST(OpenaiFailure, PoolExhaustedIs503WithRetryAfter) {
+  upstream_failure f = failure_from_transport(client_error::pool_exhausted, "u",
+                                              "no free connection to http://10.0.0.5:8000");
+  EXPECT_EQ(f.http_status, 503);
+  EXPECT_EQ(f.message.find("10.0.0.5"), std::string::npos) << f.message;
+  EXPECT_EQ(f.code, "upstream_busy");
+  EXPECT_GT(f.retry_after_ms, 0u);
+}
+
 }  // namespace
 }  // namespace rc::server

@@ -321,6 +321,28 @@ max_retained_sessions = 7
   EXPECT_EQ(g_engines_alive, before + 1);
 }
 
+// A rotated CA file (same path, new contents) is a changed setting: a reload rebuilds the engine,
+// whose TLS context then reads the new roots.
+TEST_F(Upstreams, ARotatedCaFileIsAChangedSetting) {
+  std::string ca = dir_ + "/ca.pem";
+  std::string toml = "[[upstreams]]\nname = \"a\"\nkind = \"openai\"\n"
+                     "endpoints = [\"https://api.example.com/v1\"]\nca_file = \"" + ca + "\"\n";
+  auto load = [&] {
+    server_config cfg;
+    EXPECT_EQ(parse(toml, cfg), "");
+    EXPECT_EQ(cfg.upstream.upstreams.size(), 1u);
+    return cfg.upstream.upstreams.empty() ? upstream_config{} : cfg.upstream.upstreams[0];
+  };
+  std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\nold\n-----END CERTIFICATE-----\n";
+  upstream_config first = load();
+  upstream_config again = load();
+  EXPECT_TRUE(first.same_settings(again));
+  std::ofstream(ca) << "-----BEGIN CERTIFICATE-----\nrotated, longer\n-----END CERTIFICATE-----\n";
+  upstream_config rotated = load();
+  EXPECT_FALSE(first.same_settings(rotated));
+  unlink(ca.c_str());
+}
+
 TEST_F(Upstreams, AFailedFactoryLeavesItsModelsUnroutable) {
   auto r = rules(kExample);
   engine_table t;
