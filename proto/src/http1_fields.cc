@@ -160,15 +160,16 @@ bool equals_ignore_case(std::string_view a, std::string_view b) {
   return true;
 }
 
-std::string_view request::find(std::string_view name) const {
-  for (uint32_t i = 0; i < header_count; ++i) {
+std::string_view find_field(const header* headers, uint32_t count, std::string_view name) {
+  for (uint32_t i = 0; i < count; ++i) {
     if (equals_ignore_case(headers[i].name, name)) return headers[i].value;
   }
   return {};
 }
 
-bool request::has_token(std::string_view name, std::string_view token) const {
-  for (uint32_t i = 0; i < header_count; ++i) {
+bool fields_have_token(const header* headers, uint32_t count, std::string_view name,
+                       std::string_view token) {
+  for (uint32_t i = 0; i < count; ++i) {
     if (!equals_ignore_case(headers[i].name, name)) continue;
     bool found = false;
     for_each_element(headers[i].value, [&](std::string_view e) {
@@ -178,6 +179,14 @@ bool request::has_token(std::string_view name, std::string_view token) const {
     if (found) return true;
   }
   return false;
+}
+
+std::string_view request::find(std::string_view name) const {
+  return find_field(headers, header_count, name);
+}
+
+bool request::has_token(std::string_view name, std::string_view token) const {
+  return fields_have_token(headers, header_count, name, token);
 }
 
 }  // namespace rc::http1

@@ -57,6 +57,13 @@ error finish_fields(const field_facts& facts, const limits& lim, request& out);
 
 bool equals_ignore_case(std::string_view a, std::string_view b);
 
+// The value of the first of `count` fields named `name` (case-insensitive), or empty: request and
+// response heads alike.
+std::string_view find_field(const header* headers, uint32_t count, std::string_view name);
+// Whether a list-valued field named `name` holds `token` (case-insensitive), in any of its lines.
+bool fields_have_token(const header* headers, uint32_t count, std::string_view name,
+                       std::string_view token);
+
 // Calls fn(element) for each comma-separated element of a list-valued field, trimmed of OWS and
 // including empty ones, until fn returns false.
 template <typename Fn>

@@ -265,23 +265,11 @@ response_result parse_response_head(const char* data, size_t len, const response
 }
 
 std::string_view response::find(std::string_view name) const {
-  for (uint32_t i = 0; i < header_count; ++i) {
-    if (equals_ignore_case(headers[i].name, name)) return headers[i].value;
-  }
-  return {};
+  return find_field(headers, header_count, name);
 }
 
 bool response::has_token(std::string_view name, std::string_view token) const {
-  for (uint32_t i = 0; i < header_count; ++i) {
-    if (!equals_ignore_case(headers[i].name, name)) continue;
-    bool found = false;
-    for_each_element(headers[i].value, [&](std::string_view e) {
-      found = found || equals_ignore_case(e, token);
-      return true;
-    });
-    if (found) return true;
-  }
-  return false;
+  return fields_have_token(headers, header_count, name, token);
 }
 
 }  // namespace rc::http1
