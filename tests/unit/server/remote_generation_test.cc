@@ -304,10 +304,11 @@ TEST_F(RemoteGenerationTest, APausedSinkStopsTheProducerAtTheWindow) {
   run([&](shard_server& shard, client_side& c) {
     c.hook = [](const engine_event&) { return false; };  // pause after every event
     c.stream = generate_on_shard(shard, home_shard, producing(count), c);
-    c.when([&] { return probe_.produced == remote_window; }, [&] {
-      // Give the home time to (wrongly) go on: it must stay at the window.
+    c.when([&] { return probe_.produced >= remote_window; }, [&] {
+      // Give the home time to (wrongly) go on: it must stop at the window. (The one event the
+      // client delivered is acknowledged: if that arrives before the window fills, one more.)
       c.after_ms(100, [&] {
-        EXPECT_EQ(probe_.produced.load(), remote_window);
+        EXPECT_LE(probe_.produced.load(), remote_window + 1);
         EXPECT_EQ(c.events.size(), 1u);
         c.hook = nullptr;
         c.stream->resume();
@@ -442,7 +443,7 @@ TEST_F(RemoteGenerationTest, ShardsStoppingWithStreamsAliveFreeEverything) {
   run([&](shard_server& shard, client_side& c) {
     c.hook = [](const engine_event&) { return false; };
     c.stream = generate_on_shard(shard, home_shard, producing(uint64_t{1} << 40), c);
-    c.when([&] { return probe_.produced == remote_window; }, [&] { c.stop(); });
+    c.when([&] { return probe_.produced >= remote_window; }, [&] { c.stop(); });
   });
   EXPECT_EQ(events_.size(), 1u);
   EXPECT_TRUE(probe_.destroyed);
