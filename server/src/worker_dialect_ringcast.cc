@@ -157,7 +157,10 @@ class embed_call final : public worker_call {
     id_ = ctx.next_id();
     ctx.expect_response(id_);
     std::string out;
-    jsonrpc::write_request(out, id_, "embed", params_);
+    // The engine's embed has no request id of its own: the worker sees one per call.
+    std::string params =
+        "{\"request_id\":\"embed-" + std::to_string(id_) + "\"," + params_.substr(1);
+    jsonrpc::write_request(out, id_, "embed", params);
     params_ = std::string();
     ctx.send(out);
   }
