@@ -49,15 +49,9 @@ namespace {
 
 using namespace ringcast_wire;
 
-// `framing` joins upstream_config with issue 10's config part; until then, lines.
-template <class Config>
-jsonrpc::framing framing_of(const Config& c) {
-  if constexpr (requires { c.framing; }) {
-    return c.framing == "content-length" ? jsonrpc::framing::content_length
-                                         : jsonrpc::framing::lines;
-  } else {
-    return jsonrpc::framing::lines;
-  }
+jsonrpc::framing framing_of(const upstream_config& c) {
+  return c.framing == "content-length" ? jsonrpc::framing::content_length
+                                       : jsonrpc::framing::lines;
 }
 
 class handshake_call final : public worker_call {

@@ -22,6 +22,9 @@ TEST(WorkerRingcastDialect, Basics) {
   auto d = dialect();
   EXPECT_EQ(d->framing(), jsonrpc::framing::lines);
   EXPECT_TRUE(d->with_jsonrpc_member());
+  auto cfg = std::make_shared<upstream_config>();
+  cfg->framing = "content-length";
+  EXPECT_EQ(make_ringcast_dialect(cfg)->framing(), jsonrpc::framing::content_length);
   std::string ping;
   d->write_ping(ping, 12);
   EXPECT_EQ(ping, R"({"jsonrpc":"2.0","id":12,"method":"ping","params":{}})");
