@@ -167,15 +167,18 @@ TEST(WorkerRingcastDialect, GenerateParams) {
 TEST(WorkerRingcastDialect, GenerateParamsDefaultsAndNoBody) {
   generation_request r;  // the broker: no client body
   r.conversation = {{openai::message_role::developer, "d"}};
+  r.model = "";
   auto call = dialect()->make_call({.request = &r, .upstream_model = "m", .request_id = "x"});
   recording_context ctx;
   call->start(ctx);
-  EXPECT_EQ(ctx.sent[0],
-            R"({"jsonrpc":"2.0","id":7,"method":"generate","params":{"request_id":"x",)"
-            R"("model":"m","deadline_ms":null,"api":"chat","stream":false,)"
-            R"("messages":[{"role":"developer","content":"d"}],"tools":[],"tool_choice":"auto",)"
-            R"("parallel_tool_calls":true,"n":1,"max_tokens":null,"stop":[],"seed":null,)"
-            R"("temperature":1.0,"top_p":1.0}})");
+  EXPECT_EQ(
+      ctx.sent[0],
+      R"({"jsonrpc":"2.0","id":7,"method":"generate","params":{"request_id":"x",)"
+      R"("model":"m","deadline_ms":null,"api":"chat","stream":false,)"
+      R"("messages":[{"role":"developer","content":"d"}],"tools":[],"tool_choice":"auto",)"
+      R"("parallel_tool_calls":true,"n":1,"max_tokens":null,"stop":[],"seed":null,)"
+      R"("temperature":1.0,"top_p":1.0,"request":{"model":"","messages":[{"role":"developer",)"
+      R"("content":"d"}],"stream":false}}})");
   for (auto [mode, text] : {std::pair{openai::tool_choice_mode::none, "\"none\""},
                             std::pair{openai::tool_choice_mode::required, "\"required\""},
                             std::pair{openai::tool_choice_mode::auto_, "\"auto\""}}) {
@@ -185,6 +188,18 @@ TEST(WorkerRingcastDialect, GenerateParamsDefaultsAndNoBody) {
     c->start(x);
     EXPECT_NE(x.sent[0].find(std::string("\"tool_choice\":") + text), std::string::npos) << text;
   }
+  // Tools appear in the rebuilt body in chat form.
+  r.model = "local";
+  r.tools.push_back({"f", "does f", R"({"type":"object"})", std::nullopt});
+  auto c = dialect()->make_call({.request = &r, .upstream_model = "m", .request_id = "x"});
+  recording_context x;
+  c->start(x);
+  EXPECT_NE(x.sent[0].find(R"("request":{"model":"local","messages":[{"role":"developer",)"
+                           R"("content":"d"}],"tools":[{"type":"function","function":{"name":"f",)"
+                           R"("description":"does f","parameters":{"type":"object"}}}],)"
+                           R"("stream":false}}})"),
+            std::string::npos)
+      << x.sent[0];
 }
 
 TEST(WorkerRingcastDialect, Embed) {

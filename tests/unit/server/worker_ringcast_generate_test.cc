@@ -1,6 +1,8 @@
 // The ringcast dialect's generate call: notifications and results into typed events.
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -187,6 +189,48 @@ TEST(WorkerRingcastGenerate, EmptyDeltaIsNotEmitted) {
   f.feed(R"({"method":"generate/delta","params":{"id":7,"choice":0,"text":""}})");
   f.feed(R"({"id":7,"result":{"choices":[{"index":0,"text":"ignored: it streamed"}]}})");
   EXPECT_EQ(f.events(), (lines{"done 0 stop", "usage 0 0"}));
+}
+
+}  // namespace
+}  // namespace rc::server
+
+namespace rc::server {
+namespace {
+
+// The examples of docs/schemas/workers/<name>.schema.json, re-encoded compactly.
+std::vector<std::string> schema_examples(std::string_view name) {
+  std::string path = std::string(RINGCAST_SOURCE_DIR) + "/docs/schemas/workers/" +
+                     std::string(name) + ".schema.json";
+  std::ifstream in(path);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  json::parser p;
+  json::parse_result r = p.parse(text);
+  std::vector<std::string> out;
+  if (!r.ok() || !r.root.find("examples")) return out;
+  for (json::value e : r.root.find("examples").elements()) out.push_back(e.to_json());
+  return out;
+}
+
+// What the schemas document as valid, the decoder takes without a protocol error.
+TEST(WorkerRingcastGenerate, AcceptsEveryExampleOfTheSchemas) {
+  for (std::string_view name : {"generate.delta", "generate.tool_call", "generate.done"}) {
+    std::vector<std::string> examples = schema_examples(name);
+    ASSERT_FALSE(examples.empty()) << name;
+    fixture f(2);
+    for (const std::string& e : examples) f.feed(e);
+    for (const std::string& line : f.events())
+      EXPECT_EQ(line.rfind("error", 0), std::string::npos) << name;
+    EXPECT_FALSE(f.ctx.finished) << name;
+  }
+  std::vector<std::string> results = schema_examples("generate.result");
+  ASSERT_FALSE(results.empty());
+  for (const std::string& e : results) {
+    fixture f(2);
+    f.feed(e);
+    ASSERT_FALSE(f.events().empty()) << e;
+    EXPECT_EQ(f.events().back().rfind("usage", 0), 0u) << e;
+    EXPECT_TRUE(f.ctx.finished) << e;
+  }
 }
 
 }  // namespace
