@@ -237,9 +237,10 @@ class ringcast_dialect final : public worker_dialect {
     jsonrpc::write_request(json_out, id, "ping", "{}");
   }
 
-  // params.id, when it is a non-negative integer: the decimal text the call registered.
+  // A notification's params.id, when it is a non-negative integer: the decimal text the call
+  // registered. Requests from the worker belong to no call (the dialect has none: -32601).
   std::string_view routing_key(const jsonrpc::message& m, std::string&) override {
-    if (m.params.empty()) return {};
+    if (m.type != jsonrpc::kind::notification || m.params.empty()) return {};
     std::optional<std::string_view> id = json::find_member(m.params, "id");
     if (!id || id->empty() || id->find_first_not_of("0123456789") != std::string_view::npos) {
       return {};

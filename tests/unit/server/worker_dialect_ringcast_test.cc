@@ -56,6 +56,7 @@ TEST(WorkerRingcastDialect, RoutingKeyIsParamsIdAsText) {
   EXPECT_EQ(key(R"({"method":"generate/delta","params":{"choice":0}})"), "");
   EXPECT_EQ(key(R"({"method":"log","params":[1]})"), "");
   EXPECT_EQ(key(R"({"method":"log"})"), "");
+  EXPECT_EQ(key(R"({"id":1,"method":"generate/delta","params":{"id":7}})"), "");  // a request
 }
 
 TEST(WorkerRingcastDialect, HandshakeSucceeds) {
