@@ -107,3 +107,21 @@ test('worker schemas: check_wire.mjs reports each failing message of a tee log a
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('worker schemas: the messages shown in docs/workers.md validate, and its example is the tested worker', () => {
+  const schemas = loadSchemas();
+  const docPath = new URL('../../docs/workers.md', import.meta.url);
+  const doc = fs.readFileSync(docPath, 'utf8');
+  const blocks = [...doc.matchAll(/<!-- schema: ([\w.]+) -->\n```json\n(.*?)\n```/gs)];
+  assert.ok(blocks.length >= 14, `only ${blocks.length} schema-tagged blocks`);
+  const shown = new Set();
+  for (const [, name, text] of blocks) {
+    assert.ok(schemas[name], `docs/workers.md names an unknown schema ${name}`);
+    const message = JSON.parse(text);
+    assert.ok(schemas[name].validate(message), `docs/workers.md ${name}: ${schemaErrors(schemas[name].validate)}`);
+    shown.add(name);
+  }
+  assert.deepEqual([...shown].sort(), [...MESSAGES].sort(), 'every message of the dialect has an example in the doc');
+  const [, file, listing] = doc.match(/<!-- example: ([\w/.]+) -->\n```python\n(.*?)```/s);
+  assert.equal(listing, fs.readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8'), `docs/workers.md's listing differs from ${file}`);
+});
