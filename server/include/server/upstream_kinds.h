@@ -50,7 +50,7 @@ namespace rc::server {
 class shard_server;
 
 // The URL schemes a kind's endpoints use: http:// and https://, or ws:// and wss://.
-enum class endpoint_family : uint8_t { http, websocket };
+enum class endpoint_family : uint8_t { http, websocket, none };
 
 using upstream_engine_factory =
     std::function<std::shared_ptr<engine>(shard_server&, std::shared_ptr<const upstream_config>)>;
