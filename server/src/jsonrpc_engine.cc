@@ -34,11 +34,8 @@ void jsonrpc_stream_fail_waiting(jsonrpc_stream& s, owned_event e);
 std::shared_ptr<engine> make_jsonrpc_engine(shard_server& shard,
                                             std::shared_ptr<const upstream_config> cfg) {
   std::shared_ptr<worker_dialect> dialect;
-  if (cfg->protocol == "codex-app-server") {
-    dialect = make_codex_dialect(cfg);
-  } else {
-    dialect = make_ringcast_dialect(cfg);
-  }
+  // The codex-app-server dialect joins when its part lands (make_codex_dialect).
+  if (cfg->protocol == "ringcast" || cfg->protocol.empty()) dialect = make_ringcast_dialect(cfg);
   if (!dialect) {
     RC_ERROR("upstream %s: protocol '%s' has no dialect in this build", cfg->name.c_str(),
              cfg->protocol.c_str());

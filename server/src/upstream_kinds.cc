@@ -35,6 +35,7 @@ void register_builtin_upstream_kinds() {
     register_upstream_kind("openai", endpoint_family::http, make_openai_engine);
   if (!find_upstream_kind("responses-ws"))
     register_upstream_kind("responses-ws", endpoint_family::websocket, make_responses_ws_upstream);
+  // Local worker processes (docs/workers.md).
   if (!find_upstream_kind("jsonrpc") || !find_upstream_kind("jsonrpc")->factory)
     register_upstream_kind("jsonrpc", endpoint_family::none, make_jsonrpc_engine);
 }

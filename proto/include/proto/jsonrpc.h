@@ -56,7 +56,7 @@ class framer {
   status fail(status s);
   status next_line(std::string_view& message);
   status next_lsp(std::string_view& message);
-  status parse_headers(size_t end);
+  bool parse_headers(size_t end);
 
   framing framing_;
   size_t max_bytes_;
@@ -65,7 +65,6 @@ class framer {
   size_t scanned_ = 0;      // lines: bytes after pos_ already searched for '\n'
   size_t body_bytes_ = 0;   // content_length: the body length once the headers were read
   bool in_body_ = false;    // content_length: headers read, waiting for the body
-  bool discard_ = false;    // compact buf_ at the next next()/feed()
   status failed_ = status::need_more;  // too_large / bad_header once failed
 };
 
@@ -86,6 +85,8 @@ struct message {
 // Views in `message` stay valid until the next parse().
 class parser {
  public:
+  // Messages are bounded by the framer; nesting deeper than depth_max is rejected.
+  static constexpr uint32_t depth_max = 64;
   parser();
   ~parser();
   parser(const parser&) = delete;

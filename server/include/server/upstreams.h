@@ -37,7 +37,8 @@ std::string_view to_string(upstream_api a);
 struct upstream_config {
   std::string name;
   std::string kind;  // "openai", "responses-ws", ... (a registered kind, upstream_kinds.h)
-  std::vector<url::endpoint> endpoints;  // at least one; http(s) or ws(s) as the kind wants
+  std::vector<url::endpoint> endpoints;  // http(s) or ws(s) as the kind wants; at least one,
+                                         // none for kinds without endpoints (jsonrpc)
   std::string api_key_env;  // the variable the key came from ("" none)
   std::string api_key;      // its value, sent as "Authorization: Bearer"; never log it
   upstream_api api = upstream_api::chat;
