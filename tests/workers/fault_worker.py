@@ -108,7 +108,8 @@ class FaultWorker(worker_io.Worker):
         if fault and "once" in args and not self.first_time(args["once"]):
             fault = None
         self.log("generate", id=msg_id, request_id=p.get("request_id"), fault=fault,
-                 deadline_ms=p.get("deadline_ms"), stream=p.get("stream"), model=p.get("model"))
+                 deadline_ms=p.get("deadline_ms"), stream=p.get("stream"), model=p.get("model"),
+                 prompt=last_user_text(messages)[:200])
         code = int(args.get("code", 3))
         if fault == "crash-before-first":
             self.exit(code, fault)
@@ -197,9 +198,8 @@ class FaultWorker(worker_io.Worker):
 
     def on_eof(self):
         self.log("eof")
-        if self.opts.ignore_eof:
+        while self.opts.ignore_eof:
             signal.pause()
-            return
         self.exit(0, "eof")
 
 
