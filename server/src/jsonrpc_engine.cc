@@ -27,9 +27,6 @@ uint64_t splitmix(uint64_t& x) {
 
 }  // namespace
 
-// jsonrpc_stream.cc
-void wake_jsonrpc_stream(jsonrpc_stream& s);
-void jsonrpc_stream_fail_waiting(jsonrpc_stream& s, owned_event e);
 
 std::shared_ptr<engine> make_jsonrpc_engine(shard_server& shard,
                                             std::shared_ptr<const upstream_config> cfg) {
@@ -263,7 +260,7 @@ owned_event jsonrpc_engine::unavailable_event(bool busy) const {
 
 // ---- the wait queue ----
 
-bool jsonrpc_engine::enqueue(jsonrpc_stream* s) {
+bool jsonrpc_engine::enqueue(jsonrpc_waiter* s) {
   if (queue_.size() >= cfg_->queue_max) return false;
   queue_.push_back(s);
   board_->waiting[shard_.id()].fetch_add(1, std::memory_order_acq_rel);
@@ -272,7 +269,7 @@ bool jsonrpc_engine::enqueue(jsonrpc_stream* s) {
   return true;
 }
 
-void jsonrpc_engine::dequeue(jsonrpc_stream* s) {
+void jsonrpc_engine::dequeue(jsonrpc_waiter* s) {
   auto it = std::find(queue_.begin(), queue_.end(), s);
   if (it == queue_.end()) return;
   queue_.erase(it);
@@ -299,15 +296,15 @@ void jsonrpc_engine::serve_waiters() {
   uint64_t now = shard_.loop().now_ms();
   bool unavailable = board_->unavailable_until_ms.load(std::memory_order_acquire) > now;
   while (!queue_.empty()) {
-    jsonrpc_stream* s = queue_.front();
+    jsonrpc_waiter* s = queue_.front();
     if (unavailable) {
       dequeue(s);
-      jsonrpc_stream_fail_waiting(*s, unavailable_event(false));
+      s->fail_waiting(unavailable_event(false));
       continue;
     }
     if (!board_->any_ready()) break;
     size_t before = queue_.size();
-    wake_jsonrpc_stream(*s);  // starts it (and dequeues it) if a worker has room
+    s->wake();  // starts it (and dequeues it) if a worker has room
     if (queue_.size() == before) break;
   }
   if (!queue_.empty()) shard_.loop().arm_after_ms(poll_, 50);

@@ -23,7 +23,18 @@
 namespace rc::server {
 
 class shard_server;
-class jsonrpc_stream;
+
+// A request in an engine's wait queue (a stream, an embedding).
+class jsonrpc_waiter {
+ public:
+  // A slot may be free: take it (and leave the queue) or stay.
+  virtual void wake() = 0;
+  // The wait is over without a worker (it has left the queue): answer `e`.
+  virtual void fail_waiting(owned_event e) = 0;
+
+ protected:
+  ~jsonrpc_waiter() = default;
+};
 
 class jsonrpc_engine final : public engine,
                              public worker_process::owner,
@@ -64,12 +75,15 @@ class jsonrpc_engine final : public engine,
   // Runs a generation on worker `index` (owned by this shard) for `sink` on this shard.
   std::unique_ptr<engine_stream> run_local(size_t index, slot_ticket ticket,
                                            const generation_request& req, engine_sink& sink);
+  // Runs an embedding on worker w (a slot already reserved).
+  void embed_on(int w, const embedding_request& req,
+                unique_function<void(embedding_result&&)> done);
   void embed_local(size_t index, slot_ticket ticket, const embedding_request& req,
                    std::string upstream_model, unique_function<void(embedding_result&&)> done);
 
   // The wait queue of this shard (requests waiting for a slot).
-  bool enqueue(jsonrpc_stream* s);  // false: full
-  void dequeue(jsonrpc_stream* s);
+  bool enqueue(jsonrpc_waiter* s);  // false: full
+  void dequeue(jsonrpc_waiter* s);
   size_t waiting() const { return queue_.size(); }
   // A slot may have freed up or a worker become ready: waiters are served on a later turn, here
   // and (by message) on the other shards that have waiters.
@@ -105,7 +119,7 @@ class jsonrpc_engine final : public engine,
   std::shared_ptr<worker_board> board_;
   std::vector<std::unique_ptr<owned_worker>> workers_;
   std::vector<std::unique_ptr<worker_process>> dead_;  // exited, destroyed on a later turn
-  std::deque<jsonrpc_stream*> queue_;
+  std::deque<jsonrpc_waiter*> queue_;
   timer serve_, start_, poll_, sweep_;
   uint64_t rng_;
   mutable std::vector<std::string> models_;

@@ -147,7 +147,7 @@ bool retryable(const engine_event& e) {
 
 }  // namespace
 
-class jsonrpc_stream final : public engine_stream, public engine_sink {
+class jsonrpc_stream final : public engine_stream, public engine_sink, public jsonrpc_waiter {
  public:
   jsonrpc_stream(std::shared_ptr<jsonrpc_engine> e, const generation_request& req, engine_sink& sink)
       : engine_(std::move(e)), req_(req), sink_(sink) {
@@ -211,7 +211,7 @@ class jsonrpc_stream final : public engine_stream, public engine_sink {
   }
 
   // A slot may be free: the engine's wait queue calls this for its first waiter.
-  void wake() {
+  void wake() override {
     if (!waiting_) return;
     int w = engine_->reserve(-1);
     if (w < 0) return;
@@ -220,7 +220,7 @@ class jsonrpc_stream final : public engine_stream, public engine_sink {
     run_on(w);
   }
 
-  void fail_waiting(owned_event e) {
+  void fail_waiting(owned_event e) override {
     waiting_ = false;
     deliver_own(std::move(e));
   }
@@ -317,8 +317,6 @@ class jsonrpc_stream final : public engine_stream, public engine_sink {
   timer kick_, deadline_, retry_;
 };
 
-void wake_jsonrpc_stream(jsonrpc_stream& s) { s.wake(); }
-void jsonrpc_stream_fail_waiting(jsonrpc_stream& s, owned_event e) { s.fail_waiting(std::move(e)); }
 
 std::unique_ptr<engine_stream> jsonrpc_engine::generate(const generation_request& req,
                                                        engine_sink& sink) {
@@ -440,14 +438,67 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
   }
 }
 
+namespace {
+
+// An embedding waiting in the queue for a slot (at most the server's request timeout, else
+// init_timeout_ms).
+class embed_wait final : public jsonrpc_waiter {
+ public:
+  embed_wait(std::shared_ptr<jsonrpc_engine> e, const embedding_request& req,
+             unique_function<void(embedding_result&&)> done)
+      : engine_(std::move(e)), req_(req), done_(std::move(done)) {
+    timeout_.bind<embed_wait, &embed_wait::on_timeout>(this);
+  }
+  ~embed_wait() { engine_->shard().loop().cancel_timer(timeout_); }
+
+  void wait(uint64_t ms) { engine_->shard().loop().arm_after_ms(timeout_, ms); }
+  void wake() override {
+    int w = engine_->reserve(-1);
+    if (w < 0) return;
+    engine_->dequeue(this);
+    engine_->embed_on(w, req_, std::move(done_));
+    finish();
+  }
+  void fail_waiting(owned_event e) override {
+    answer_later(engine_->shard().loop(), result_of(e), std::move(done_));
+    finish();
+  }
+
+ private:
+  void on_timeout() {
+    engine_->dequeue(this);
+    fail_waiting(engine_->unavailable_event(false));
+  }
+  // Deleted on a later turn: it may hold the last reference to the engine that called it.
+  void finish() {
+    engine_->shard().loop().cancel_timer(timeout_);
+    embed_wait* self = this;
+    shard_server& shard = engine_->shard();
+    shard.loop().post(shard.id(), [self] { delete self; });
+  }
+  std::shared_ptr<jsonrpc_engine> engine_;
+  embedding_request req_;
+  unique_function<void(embedding_result&&)> done_;
+  timer timeout_;
+};
+
+}  // namespace
+
 void jsonrpc_engine::embed(const embedding_request& req,
                            unique_function<void(embedding_result&&)> done) {
   uint64_t now = shard_.loop().now_ms();
-  int w = board_->unavailable_until_ms.load(std::memory_order_acquire) > now ? -1 : reserve(-1);
-  if (w < 0) {
-    // Embeddings do not wait for a worker: answered now with the reason and a Retry-After.
-    return answer_later(shard_.loop(), result_of(unavailable_event(board_->any_ready())), std::move(done));
-  }
+  if (board_->unavailable_until_ms.load(std::memory_order_acquire) > now)
+    return answer_later(shard_.loop(), result_of(unavailable_event(false)), std::move(done));
+  int w = reserve(-1);
+  if (w >= 0) return embed_on(w, req, std::move(done));
+  auto* waiter = new embed_wait(shared_from_this(), req, std::move(done));
+  if (!enqueue(waiter)) return waiter->fail_waiting(unavailable_event(board_->any_ready()));
+  uint32_t ms = shard_.config().request_timeout_ms;
+  waiter->wait(ms != 0 ? ms : std::max<uint32_t>(cfg_->init_timeout_ms, 1000));
+}
+
+void jsonrpc_engine::embed_on(int w, const embedding_request& req,
+                              unique_function<void(embedding_result&&)> done) {
   size_t index = static_cast<size_t>(w);
   slot_ticket ticket(board_, index);
   std::string model = upstream_model(req.model);
