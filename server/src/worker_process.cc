@@ -100,6 +100,7 @@ worker_process::worker_process(shard_server& shard, std::shared_ptr<worker_board
   ping_timeout_.bind<worker_process, &worker_process::on_ping_timeout>(this);
   init_timeout_.bind<worker_process, &worker_process::on_init_timeout>(this);
   sweep_.bind<worker_process, &worker_process::on_sweep>(this);
+  err_flush_.bind<worker_process, &worker_process::flush_suppressed>(this);
 }
 
 worker_process::~worker_process() {
@@ -108,6 +109,8 @@ worker_process::~worker_process() {
   r.cancel_timer(ping_timeout_);
   r.cancel_timer(init_timeout_);
   r.cancel_timer(sweep_);
+  r.cancel_timer(err_flush_);
+  flush_suppressed();
   // Consumers are gone by now (the engine's runs hold the engine that holds us); drop the
   // calls without emitting.
   for (auto& [h, e] : calls_) {
@@ -463,18 +466,23 @@ void worker_process::on_stderr(std::string_view bytes) {
   }
 }
 
+void worker_process::flush_suppressed() {
+  if (err_suppressed_ == 0) return;
+  RC_WARN("%s: %llu lines suppressed", tag_.c_str(), static_cast<unsigned long long>(err_suppressed_));
+  err_suppressed_ = 0;
+}
+
 void worker_process::log_stderr_line(std::string_view line) {
-  uint64_t second = shard_.loop().now_ms() / 1000;
+  uint64_t now = shard_.loop().now_ms();
+  uint64_t second = now / 1000;
   if (second != err_second_) {
-    if (err_suppressed_ > 0) {
-      RC_WARN("%s: %llu lines suppressed", tag_.c_str(), static_cast<unsigned long long>(err_suppressed_));
-    }
+    flush_suppressed();
     err_second_ = second;
     err_lines_this_second_ = 0;
-    err_suppressed_ = 0;
   }
   if (err_lines_this_second_ >= cfg_->stderr_lines_per_s) {
-    ++err_suppressed_;
+    // Counted, and told when this second is over (even if the worker then falls silent).
+    if (err_suppressed_++ == 0) shard_.loop().arm_after_ms(err_flush_, (second + 1) * 1000 - now);
     return;
   }
   ++err_lines_this_second_;

@@ -18,7 +18,7 @@
 //
 // stderr. Every line goes to ringcast's log as `worker <upstream>#<i> pid N: <line>` (warn
 // level; lines longer than 4 KiB are cut), at most stderr_lines_per_s a second; the lines
-// dropped are counted and logged as one "N lines suppressed" line when the next second begins.
+// dropped are counted and logged as one "N lines suppressed" line when that second is over.
 //
 // Calls. A call's consumer (call_consumer) gets its events as the dialect emits them (it
 // buffers while its client is paused) and hears when the call is over. cancel_call() is for a
@@ -116,6 +116,7 @@ class worker_process {
   void on_init_timeout();
   void on_sweep();
   void log_stderr_line(std::string_view line);
+  void flush_suppressed();
   void fail_calls(std::string_view message);
   void forget(call_entry& e);
   void set_state(worker_state s);
@@ -156,7 +157,7 @@ class worker_process {
   uint64_t handshake_ = 0;
 
   uint64_t ping_id_ = 0;
-  timer ping_tick_, ping_timeout_, init_timeout_, sweep_;
+  timer ping_tick_, ping_timeout_, init_timeout_, sweep_, err_flush_;
 
   std::string err_line_;
   bool err_line_cut_ = false;

@@ -3,6 +3,7 @@ for a worker bounded by the request's deadline, a queued request served when a s
 embeddings that wait for a worker still initializing, the deadline answered as worker_timeout,
 the /readyz reason, a reload that keeps unchanged workers, and the worker metrics."""
 
+import re
 import signal
 import threading
 import unittest
@@ -85,6 +86,20 @@ class Lifecycle(unittest.TestCase):
             r = post_json(env.port, "/v1/chat/completions", chat("still here"))
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(env.starts(), first)
+
+    def test_stderr_lines_over_the_rate_are_counted_in_a_suppressed_line(self):
+        with WorkerServer(FAULT_WORKER, args=["--stderr-spam", "500"],
+                          settings={"stderr_lines_per_s": 10}) as env:
+            pid = wait_until("the worker", env.starts)[0]
+            line = re.compile(rf"worker local#0 pid {pid}: fault worker stderr line \d+")
+            suppressed = re.compile(rf"worker local#0 pid {pid}: (\d+) lines suppressed")
+
+            def accounted():
+                log = env.server.log()
+                return len(line.findall(log)) + sum(int(n) for n in suppressed.findall(log)) == 500
+
+            # The worker falls silent after its spam: the count still comes, when its second ends.
+            wait_until("every line logged or counted", accounted, timeout=15)
 
     def test_workers_on_two_shards_serve_both_and_report_metrics(self):
         with WorkerServer(MOCK_WORKER, settings={"workers": 2}, shards=2) as env:
