@@ -3,8 +3,11 @@ for a worker bounded by the request's deadline, a queued request served when a s
 embeddings that wait for a worker still initializing, the deadline answered as worker_timeout,
 the /readyz reason, a reload that keeps unchanged workers, and the worker metrics."""
 
+import json
 import re
 import signal
+import socket
+import time
 import threading
 import unittest
 
@@ -73,6 +76,34 @@ class Waiting(unittest.TestCase):
             self.assertEqual(r.status, 504, r.body)
             self.assertEqual(error_of(r)["code"], "worker_timeout")
             wait_until("the cancel", lambda: env.events("cancel"))
+
+
+@unittest.skipUnless(jsonrpc_kind_available(), "no engine for kind jsonrpc in this build")
+class SlowClient(unittest.TestCase):
+    def test_a_client_that_does_not_read_stops_the_call_after_4_mib_buffered(self):
+        # A delta of ~200 KB every fourth of 400, one per ms: ~20 MB in all. The client reads nothing until the
+        # worker has seen its cancel, then reads what was kept: it ends with slow_consumer.
+        with WorkerServer(FAULT_WORKER, server_args=["--slow-consumer-ms", "120000"]) as env:
+            big = "x" * 200_000
+            body = json.dumps(chat(f"fault:slow-tokens tokens=400 ms=1 {big}", stream=True)).encode()
+            s = socket.create_connection(("127.0.0.1", env.port), timeout=30)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+            s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: " + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
+            wait_until("the cancel", lambda: env.events("cancel"), timeout=30)
+            data = b""
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                chunk = s.recv(1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            s.close()
+            self.assertIn(b'"code":"slow_consumer"', data[-2000:])
+            self.assertNotIn(b"data: [DONE]", data[-2000:])
+            # The worker stays and serves the next request.
+            r = post_json(env.port, "/v1/chat/completions", chat("next"))
+            self.assertEqual(r.status, 200, r.body)
 
 
 @unittest.skipUnless(jsonrpc_kind_available(), "no engine for kind jsonrpc in this build")
