@@ -69,10 +69,11 @@ class FrontsOnMockWorker(unittest.TestCase):
     def test_responses_json_and_sse_match_the_mock(self):
         tools = [{"type": "function", "name": "get_weather",
                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
-        for body in ({"input": "tell me a story", "max_output_tokens": 12},
+        for body in ({"input": "tell me a story", "max_output_tokens": 17},
                      {"input": [{"role": "user", "content": "get_weather in Paris"}], "tools": tools},
                      {"instructions": "be brief", "input": "hi", "temperature": 0.2}):
             direct = post_json(self.env.port, "/v1/responses", dict(body, model=MOCK))
+            self.assertEqual(direct.status, 200, direct.body)
             via = post_json(self.env.port, "/v1/responses", dict(body, model="w"))
             self.assertEqual(via.status, 200, via.body)
             self.assertEqual(responses_summary(via.json()), responses_summary(direct.json()))
@@ -280,23 +281,29 @@ class Faults(unittest.TestCase):
     def test_busy_when_every_slot_and_the_queue_are_taken(self):
         with self.env(max_concurrency_per_worker=1, queue_max=1) as env:
             wait_until("the worker", lambda: env.events("initialize"))
-            results = []
+            results = {}
 
-            def hang():
-                results.append(post_json(env.port, "/v1/chat/completions", chat("fault:hang"),
-                                         {"x-ringcast-timeout-ms": "4000"}, timeout=30))
+            def hang(name):
+                results[name] = post_json(env.port, "/v1/chat/completions", chat(f"fault:hang {name}"),
+                                          {"x-ringcast-timeout-ms": "4000"}, timeout=30)
 
-            threads = [threading.Thread(target=hang) for _ in range(2)]
-            threads[0].start()
+            first = threading.Thread(target=hang, args=("first",))
+            first.start()
             wait_until("the first call", lambda: env.events("generate"))
-            threads[1].start()
-            r = wait_until("a busy answer", lambda: (lambda r: r if r.status == 503 else None)(
-                post_json(env.port, "/v1/chat/completions", chat("third"))), timeout=10)
-            self.assertEqual(error_of(r)["code"], "worker_busy")
-            self.assertIsNotNone(r.header("retry-after"))
-            for t in threads:
+            # The worker's one slot is taken: of the next two, one waits in the queue (then
+            # meets its deadline), the other finds the queue full.
+            later = [threading.Thread(target=hang, args=(n,)) for n in ("second", "third")]
+            for t in later:
+                t.start()
+            for t in [first] + later:
                 t.join(30)
-            self.assertNotIn("third", [g["prompt"] for g in env.events("generate")])
+            self.assertEqual(results["first"].status, 504)
+            statuses = sorted((results[n].status, results[n]) for n in ("second", "third"))
+            self.assertEqual([st for st, _ in statuses], [503, 504], [r.body for _, r in statuses])
+            busy = statuses[0][1]
+            self.assertEqual(error_of(busy)["code"], "worker_busy")
+            self.assertIsNotNone(busy.header("retry-after"))
+            self.assertLessEqual(len(env.events("generate")), 2)
 
     def test_least_loaded_worker_first(self):
         with self.env(workers=2) as env:
