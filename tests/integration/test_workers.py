@@ -196,7 +196,7 @@ class Faults(unittest.TestCase):
             r = post_json(env.port, "/v1/chat/completions", chat("fault:hang"),
                           {"x-ringcast-timeout-ms": "1000"})
             self.assertEqual(r.status, 504, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_timeout", "deadline_exceeded"))
+            self.assertEqual(error_of(r)["code"], "worker_timeout")
             gen = env.events("generate")[-1]
             self.assertIsNotNone(gen["deadline_ms"])
             cancel = wait_until("the cancel", lambda: env.events("cancel"))
@@ -222,15 +222,24 @@ class Faults(unittest.TestCase):
         with self.env() as env:
             r = post_json(env.port, "/v1/chat/completions", chat("fault:garbage"))
             self.assertEqual(r.status, 502, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_protocol_error", "worker_crashed"))
             self.assert_recovers(env, 1)
 
     def test_a_line_over_max_line_bytes_stops_and_restarts_the_worker(self):
         with self.env(max_line_bytes=65536) as env:
             r = post_json(env.port, "/v1/chat/completions", chat("fault:oversized bytes=200000"))
             self.assertEqual(r.status, 502, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_protocol_error", "worker_crashed"))
             self.assert_recovers(env, 1)
+
+    # The spec's error table: non-JSON output and a line over max_line_bytes are 502
+    # worker_protocol_error. The engine answers worker_crashed (the message names the protocol
+    # error): reported to the supervisor part; remove expectedFailure once it is fixed.
+    @unittest.expectedFailure
+    def test_protocol_errors_are_worker_protocol_error(self):
+        with self.env(max_line_bytes=65536) as env:
+            for fault in ("fault:garbage", "fault:oversized bytes=200000"):
+                r = wait_until("an answer from a worker", lambda: (lambda r: r if r.status != 503 else None)(
+                    post_json(env.port, "/v1/chat/completions", chat(fault))))
+                self.assertEqual((r.status, error_of(r)["code"]), (502, "worker_protocol_error"), fault)
 
     def test_exit_with_a_call_in_flight_restarts_the_worker(self):
         with self.env() as env:
