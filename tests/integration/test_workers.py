@@ -69,10 +69,11 @@ class FrontsOnMockWorker(unittest.TestCase):
     def test_responses_json_and_sse_match_the_mock(self):
         tools = [{"type": "function", "name": "get_weather",
                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
-        for body in ({"input": "tell me a story", "max_output_tokens": 12},
+        for body in ({"input": "tell me a story", "max_output_tokens": 17},
                      {"input": [{"role": "user", "content": "get_weather in Paris"}], "tools": tools},
                      {"instructions": "be brief", "input": "hi", "temperature": 0.2}):
             direct = post_json(self.env.port, "/v1/responses", dict(body, model=MOCK))
+            self.assertEqual(direct.status, 200, direct.body)
             via = post_json(self.env.port, "/v1/responses", dict(body, model="w"))
             self.assertEqual(via.status, 200, via.body)
             self.assertEqual(responses_summary(via.json()), responses_summary(direct.json()))
@@ -195,7 +196,7 @@ class Faults(unittest.TestCase):
             r = post_json(env.port, "/v1/chat/completions", chat("fault:hang"),
                           {"x-ringcast-timeout-ms": "1000"})
             self.assertEqual(r.status, 504, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_timeout", "deadline_exceeded"))
+            self.assertEqual(error_of(r)["code"], "worker_timeout")
             gen = env.events("generate")[-1]
             self.assertIsNotNone(gen["deadline_ms"])
             cancel = wait_until("the cancel", lambda: env.events("cancel"))
@@ -221,15 +222,24 @@ class Faults(unittest.TestCase):
         with self.env() as env:
             r = post_json(env.port, "/v1/chat/completions", chat("fault:garbage"))
             self.assertEqual(r.status, 502, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_protocol_error", "worker_crashed"))
             self.assert_recovers(env, 1)
 
     def test_a_line_over_max_line_bytes_stops_and_restarts_the_worker(self):
         with self.env(max_line_bytes=65536) as env:
             r = post_json(env.port, "/v1/chat/completions", chat("fault:oversized bytes=200000"))
             self.assertEqual(r.status, 502, r.body)
-            self.assertIn(error_of(r)["code"], ("worker_protocol_error", "worker_crashed"))
             self.assert_recovers(env, 1)
+
+    # The spec's error table: non-JSON output and a line over max_line_bytes are 502
+    # worker_protocol_error. The engine answers worker_crashed (the message names the protocol
+    # error): reported to the supervisor part; remove expectedFailure once it is fixed.
+    @unittest.expectedFailure
+    def test_protocol_errors_are_worker_protocol_error(self):
+        with self.env(max_line_bytes=65536) as env:
+            for fault in ("fault:garbage", "fault:oversized bytes=200000"):
+                r = wait_until("an answer from a worker", lambda: (lambda r: r if r.status != 503 else None)(
+                    post_json(env.port, "/v1/chat/completions", chat(fault))))
+                self.assertEqual((r.status, error_of(r)["code"]), (502, "worker_protocol_error"), fault)
 
     def test_exit_with_a_call_in_flight_restarts_the_worker(self):
         with self.env() as env:
@@ -280,23 +290,29 @@ class Faults(unittest.TestCase):
     def test_busy_when_every_slot_and_the_queue_are_taken(self):
         with self.env(max_concurrency_per_worker=1, queue_max=1) as env:
             wait_until("the worker", lambda: env.events("initialize"))
-            results = []
+            results = {}
 
-            def hang():
-                results.append(post_json(env.port, "/v1/chat/completions", chat("fault:hang"),
-                                         {"x-ringcast-timeout-ms": "4000"}, timeout=30))
+            def hang(name):
+                results[name] = post_json(env.port, "/v1/chat/completions", chat(f"fault:hang {name}"),
+                                          {"x-ringcast-timeout-ms": "4000"}, timeout=30)
 
-            threads = [threading.Thread(target=hang) for _ in range(2)]
-            threads[0].start()
+            first = threading.Thread(target=hang, args=("first",))
+            first.start()
             wait_until("the first call", lambda: env.events("generate"))
-            threads[1].start()
-            r = wait_until("a busy answer", lambda: (lambda r: r if r.status == 503 else None)(
-                post_json(env.port, "/v1/chat/completions", chat("third"))), timeout=10)
-            self.assertEqual(error_of(r)["code"], "worker_busy")
-            self.assertIsNotNone(r.header("retry-after"))
-            for t in threads:
+            # The worker's one slot is taken: of the next two, one waits in the queue (then
+            # meets its deadline), the other finds the queue full.
+            later = [threading.Thread(target=hang, args=(n,)) for n in ("second", "third")]
+            for t in later:
+                t.start()
+            for t in [first] + later:
                 t.join(30)
-            self.assertNotIn("third", [g["prompt"] for g in env.events("generate")])
+            self.assertEqual(results["first"].status, 504)
+            statuses = sorted((results[n].status, results[n]) for n in ("second", "third"))
+            self.assertEqual([st for st, _ in statuses], [503, 504], [r.body for _, r in statuses])
+            busy = statuses[0][1]
+            self.assertEqual(error_of(busy)["code"], "worker_busy")
+            self.assertIsNotNone(busy.header("retry-after"))
+            self.assertLessEqual(len(env.events("generate")), 2)
 
     def test_least_loaded_worker_first(self):
         with self.env(workers=2) as env:
