@@ -135,6 +135,7 @@ class codex_call final : public worker_call {
   }
 
   void cancel(call_context& ctx) override {
+    if (phase_ == phase::closing) client_gone_ = true;  // a held done + usage is not sent
     if (cancelled_ || phase_ == phase::closing || phase_ == phase::over) return;
     cancelled_ = true;
     // Waiting for thread/start, inject or turn/start: their answers finish the call (or, for
@@ -148,10 +149,10 @@ class codex_call final : public worker_call {
   void request(call_context& ctx, phase next, std::string_view method, std::string_view params) {
     pending_ = ctx.next_id();
     ctx.expect_response(pending_);
+    phase_ = next;
     std::string out;
     jsonrpc::write_request(out, pending_, method, params, false);
     ctx.send(out);
-    phase_ = next;
   }
 
   void start_thread(call_context& ctx) {
@@ -214,6 +215,10 @@ class codex_call final : public worker_call {
       }
       case phase::closing:  // thread/unsubscribe answered (either way): the call is over
         phase_ = phase::over;
+        if (succeeded_) {  // a retained thread: it now holds the dialogue and the answer
+          store_->put(response_id_, retained_thread{thread_id_, dialogue_.size() + 1});
+          if (!client_gone_) end_well(ctx);
+        }
         ctx.finish();
         return;
       case phase::running:
@@ -314,21 +319,29 @@ class codex_call final : public worker_call {
   void turn_completed(call_context& ctx, const std::string& status) {
     if (cancelled_) return close(ctx);
     if (status == "completed") {
-      engine_event done;
-      done.type = event_type::done;
-      done.finish = openai::finish_reason::stop;
-      ctx.emit(done);
-      engine_event usage;
-      usage.type = event_type::usage;
-      usage.usage = usage_;
-      ctx.emit(usage);
-      if (!response_id_.empty())  // the thread now holds the dialogue and the answer
-        store_->put(response_id_, retained_thread{thread_id_, dialogue_.size() + 1});
+      if (!response_id_.empty()) {
+        // A retained thread is unloaded before the client hears the end of the response, so a
+        // follow-up (maybe on another worker) finds it on disk, complete.
+        succeeded_ = true;
+        return close(ctx);
+      }
+      end_well(ctx);
       return close(ctx);
     }
     if (status == "interrupted")
       return fail(ctx, worker_failure_of("worker_error", "the codex turn was interrupted"));
     fail(ctx, failure_from_turn_error(error_json_));
+  }
+
+  void end_well(call_context& ctx) {
+    engine_event done;
+    done.type = event_type::done;
+    done.finish = openai::finish_reason::stop;
+    ctx.emit(done);
+    engine_event usage;
+    usage.type = event_type::usage;
+    usage.usage = usage_;
+    ctx.emit(usage);
   }
 
   void fail(call_context& ctx, const worker_failure& f) {
@@ -361,6 +374,8 @@ class codex_call final : public worker_call {
   size_t held_ = 0;       // dialogue turns the thread already holds
   bool resumed_ = false;
   bool cancelled_ = false;
+  bool succeeded_ = false;  // the turn completed; done + usage wait for the unsubscribe
+  bool client_gone_ = false;
   std::string text_, last_item_, streamed_item_, error_json_;
   openai::usage_counts usage_;
 };

@@ -116,6 +116,7 @@ class replay final : public call_context {
   void send(std::string_view json) override {
     sent.emplace_back(json);
     outbox_.emplace_back(json);
+    if (on_send) on_send(sent.back());
   }
   bool emit(const engine_event& e) override {
     EXPECT_FALSE(finished) << "emit after finish";
@@ -151,6 +152,7 @@ class replay final : public call_context {
   std::set<std::string> keys;
   std::vector<owned_event> events;
   std::function<void(const owned_event&)> on_emit;
+  std::function<void(const std::string&)> on_send;
   bool finished = false, handshake_ok = false;
   std::string handshake_reason;
   std::map<std::string, std::string> synthetic;  // method → result for requests not recorded

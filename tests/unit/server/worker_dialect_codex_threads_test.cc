@@ -48,7 +48,13 @@ TEST(CodexDialect, RetainedThreadIsResumedByPreviousResponseId) {
   generation_request first = conversation({user("First question")});
   first.original.response_id = "resp_1";
   auto call1 = call_for(*d, first);
+  size_t unsubscribed_at_done = 0;
+  w.on_emit = [&](const owned_event& e) {
+    if (e.base.type == event_type::done) unsubscribed_at_done = w.sent_params("thread/unsubscribe").size();
+  };
   w.run(*call1);
+  EXPECT_EQ(unsubscribed_at_done, 1u);  // the thread is unloaded before the response ends
+  w.on_emit = nullptr;
   EXPECT_TRUE(w.finished);
   std::string answer = w.text();
   EXPECT_EQ(answer, recorded_text(script, 0));
@@ -81,6 +87,24 @@ TEST(CodexDialect, RetainedThreadIsResumedByPreviousResponseId) {
   auto store = codex::store_for(&key, 1);
   EXPECT_FALSE(store->take("resp_1"));
   EXPECT_TRUE(store->take("resp_2"));
+}
+
+TEST(CodexDialect, ClientGoneWhileARetainedThreadUnloadsGetsNoMoreEvents) {
+  codex::settings s;
+  s.retain_threads = true;
+  int key = 0;
+  auto d = codex::make_dialect(&key, s);
+  replay w(*d, load("retained"), "thread/start");
+  w.on_send = [&](const std::string& json) {
+    if (json.find("thread/unsubscribe") != std::string::npos) w.cancel_call();
+  };
+  generation_request r = conversation({user("First question")});
+  r.original.response_id = "resp_1";
+  auto call = call_for(*d, r);
+  w.run(*call);
+  EXPECT_TRUE(w.finished);
+  for (const owned_event& e : w.events) EXPECT_EQ(e.base.type, event_type::delta);
+  EXPECT_TRUE(codex::store_for(&key, 1)->take("resp_1"));  // the thread is still good
 }
 
 TEST(CodexDialect, AResumeThatFailsReplaysTheConversationOnANewThread) {
