@@ -475,7 +475,10 @@ namespace rc::server {
 
 std::unique_ptr<worker_dialect> make_codex_dialect(std::shared_ptr<const upstream_config> cfg) {
   codex::settings s;
-  // TODO(config part): s.thread_params = cfg->thread_params; s.retain_threads = cfg->retain_threads;
+  if (cfg) {
+    s.thread_params = cfg->thread_params;
+    s.retain_threads = cfg->retain_threads;
+  }
   return codex::make_dialect(cfg.get(), std::move(s));
 }
 

@@ -218,6 +218,22 @@ TEST(CodexDialect, FailedTurnErrorsMapOntoWorkerErrors) {
   EXPECT_EQ(f.message, "the codex turn failed");
 }
 
+TEST(CodexDialect, UpstreamConfigSetsThreadParamsAndRetention) {
+  auto cfg = std::make_shared<upstream_config>();
+  cfg->thread_params = R"({"sandbox":"workspace-write"})";
+  cfg->retain_threads = true;
+  auto d = make_codex_dialect(cfg);
+  replay w(*d, {{true, R"({"id":1,"method":"thread/start","params":{}})"}});
+  generation_request r = conversation({user("x")});
+  r.original.response_id = "resp_1";
+  auto call = call_for(*d, r);
+  w.run(*call);
+  auto start = w.sent_params("thread/start");
+  ASSERT_EQ(start.size(), 1u);
+  EXPECT_NE(start[0].find(R"("sandbox":"workspace-write")"), std::string::npos) << start[0];
+  EXPECT_NE(start[0].find(R"("ephemeral":false)"), std::string::npos) << start[0];
+}
+
 TEST(CodexDialect, RetainedThreadsAreBoundedOldestFirst) {
   codex::thread_store store(2);
   store.put("a", {"ta", 2});
