@@ -101,6 +101,9 @@ class codex_call final : public worker_call {
   }
 
   void start(call_context& ctx) override {
+    if (dialogue_.empty()) {  // instructions only: a turn needs input
+      return fail(ctx, failure_from_rpc_error(-32602, "codex needs a user turn to answer", {}));
+    }
     if (!previous_id_.empty()) {
       std::optional<retained_thread> kept = store_->take(previous_id_);
       // The conversation must extend what the thread holds; otherwise replay it on a new one.

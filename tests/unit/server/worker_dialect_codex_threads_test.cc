@@ -133,6 +133,19 @@ TEST(CodexDialect, AResumeThatFailsReplaysTheConversationOnANewThread) {
   EXPECT_TRUE(w.events.empty());
 }
 
+TEST(CodexDialect, AConversationOfOnlyInstructionsIsRefused) {
+  auto d = codex::make_dialect(nullptr, {});
+  replay w(*d, {});
+  generation_request r = conversation({{openai::message_role::system, "Be brief."}});
+  auto call = call_for(*d, r);
+  w.run(*call);
+  EXPECT_TRUE(w.finished);
+  EXPECT_TRUE(w.sent.empty());
+  ASSERT_EQ(w.events.size(), 1u);
+  EXPECT_EQ(w.events[0].base.http_status, 400);
+  EXPECT_EQ(w.events[0].error_code, "invalid_request");
+}
+
 TEST(CodexDialect, WithoutRetainThreadsEveryRequestGetsAnEphemeralThread) {
   auto d = codex::make_dialect(nullptr, {});
   replay w(*d, {{true, R"({"id":1,"method":"thread/start","params":{}})"}});
