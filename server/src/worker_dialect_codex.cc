@@ -48,14 +48,13 @@ class codex_handshake final : public worker_call {
     id_ = ctx.next_id();
     ctx.expect_response(id_);
     // Notifications nobody reads here are switched off (fewer lines to parse per turn).
+    std::string params = R"({"clientInfo":{"name":"ringcast","title":null,"version":")";
+    params += RINGCAST_VERSION_STRING;
+    params += R"("},"capabilities":{"experimentalApi":false,"requestAttestation":false,)"
+              R"("optOutNotificationMethods":["thread/started","thread/status/changed",)"
+              R"("account/rateLimits/updated","remoteControl/status/changed","item/started"]}})";
     std::string out;
-    jsonrpc::write_request(
-        out, id_, "initialize",
-        R"({"clientInfo":{"name":"ringcast","title":null,"version":"1"},)"
-        R"("capabilities":{"experimentalApi":false,"requestAttestation":false,)"
-        R"("optOutNotificationMethods":["thread/started","thread/status/changed",)"
-        R"("account/rateLimits/updated","remoteControl/status/changed","item/started"]}})",
-        false);
+    jsonrpc::write_request(out, id_, "initialize", params, false);
     ctx.send(out);
   }
   void on_message(call_context& ctx, const jsonrpc::message& m) override {
