@@ -1,5 +1,5 @@
 // The `codex-app-server` worker dialect, internals shared by worker_dialect_codex.cc,
-// codex_messages.cc and their unit tests (the public entry is make_codex_dialect in
+// codex_messages.cc, codex_threads.cc and their unit tests (the public entry is make_codex_dialect in
 // server/worker_dialect.h; docs/workers.md "The codex-app-server dialect").
 //
 // Codex's app server speaks JSON-RPC without the "jsonrpc" member, one JSON object per line.
