@@ -376,7 +376,12 @@ void worker_process::fail_calls(std::string_view message) {
   std::vector<uint64_t> handles;
   for (auto& [h, e] : calls_)
     if (!e->handshake_) handles.push_back(h);
-  worker_failure f = worker_failure_of("worker_crashed", std::string(message));
+  // What the worker wrote was not JSON-RPC: worker_protocol_error; it died or stopped
+  // answering: worker_crashed (the one an engine retries).
+  worker_failure f = worker_failure_of(stop_reason_ == worker_restart_reason::protocol_error
+                                           ? "worker_protocol_error"
+                                           : "worker_crashed",
+                                       std::string(message));
   for (uint64_t h : handles) {
     auto it = calls_.find(h);
     if (it != calls_.end()) it->second->fail(f);

@@ -12,8 +12,9 @@
 // Stopping. The worker is stopped — stdin closed, SIGTERM to its process group, SIGKILL after
 // stop_grace_ms — when it fails: its stdout ends, a message is longer than max_line_bytes, it
 // writes something that is not JSON-RPC, the handshake fails or times out, a ping goes
-// unanswered. Its calls in progress then end with `worker_crashed` (the consumer decides whether
-// to retry). When the process has exited (reaped) the owner hears why (on_worker_exit) and the
+// unanswered. Its calls in progress then end with `worker_protocol_error` (what it wrote was not
+// JSON-RPC or too long) or `worker_crashed` (anything else; the consumer decides whether to
+// retry). When the process has exited (reaped) the owner hears why (on_worker_exit) and the
 // object may be destroyed (not from inside that callback: the owner defers it).
 //
 // stderr. Every line goes to ringcast's log as `worker <upstream>#<i> pid N: <line>` (warn
