@@ -134,7 +134,12 @@ class Lifecycle(unittest.TestCase):
 
     def test_workers_on_two_shards_serve_both_and_report_metrics(self):
         with WorkerServer(MOCK_WORKER, settings={"workers": 2}, shards=2) as env:
-            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
+            def both_ready():
+                text = get(env.port, "/metrics").body.decode()
+                return all(f'ringcast_worker_state{{upstream="local",worker="{w}",state="ready"}} 1' in text
+                           for w in ("0", "1"))
+
+            wait_until("both workers ready", both_ready)
             for i in range(6):
                 r = post_json(env.port, "/v1/chat/completions",
                               {"model": "w", "messages": [{"role": "user", "content": f"hi {i}"}]})
