@@ -31,8 +31,11 @@ uint64_t splitmix(uint64_t& x) {
 std::shared_ptr<engine> make_jsonrpc_engine(shard_server& shard,
                                             std::shared_ptr<const upstream_config> cfg) {
   std::shared_ptr<worker_dialect> dialect;
-  // The codex-app-server dialect joins when its part lands (make_codex_dialect).
-  if (cfg->protocol == "ringcast" || cfg->protocol.empty()) dialect = make_ringcast_dialect(cfg);
+  if (cfg->protocol == "codex-app-server") {
+    dialect = make_codex_dialect(cfg);
+  } else if (cfg->protocol == "ringcast" || cfg->protocol.empty()) {
+    dialect = make_ringcast_dialect(cfg);
+  }
   if (!dialect) {
     RC_ERROR("upstream %s: protocol '%s' has no dialect in this build", cfg->name.c_str(),
              cfg->protocol.c_str());
