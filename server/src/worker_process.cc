@@ -96,6 +96,9 @@ worker_process::worker_process(shard_server& shard, std::shared_ptr<worker_board
   tag_ = "worker " + cfg_->name + "#" + std::to_string(index_);
   metrics_index_ = worker_metrics_index(shard_.metrics().workers, cfg_->name,
                                         static_cast<uint32_t>(index_));
+  static thread_local uint64_t tokens = 0;
+  metrics_token_ = ++tokens;
+  metrics().state_owner = metrics_token_;
   ping_tick_.bind<worker_process, &worker_process::on_ping_tick>(this);
   ping_timeout_.bind<worker_process, &worker_process::on_ping_timeout>(this);
   init_timeout_.bind<worker_process, &worker_process::on_init_timeout>(this);
@@ -135,7 +138,9 @@ worker_metrics& worker_process::metrics() { return shard_.metrics().workers[metr
 void worker_process::set_state(worker_state s) {
   state_ = s;
   board_->slots[index_].state.store(s, std::memory_order_release);
-  metrics().state = static_cast<int64_t>(s);
+  // Under the same labels a newer process (a reload's replacement) may show its state: a
+  // retired one no longer writes it.
+  if (metrics().state_owner == metrics_token_) metrics().state = static_cast<int64_t>(s);
 }
 
 bool worker_process::start() {

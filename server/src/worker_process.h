@@ -91,6 +91,7 @@ class worker_process {
   // Who hears of readiness and exit from now on (the graveyard takes retired workers).
   void set_owner(owner* o) { owner_ = o; }
 
+
   // Starts `call` (its start() writes its request); its events go to `consumer`, which also
   // hears when it is over. Returns the call's handle, 0 when
   // the worker is not ready (nothing started).
@@ -136,6 +137,7 @@ class worker_process {
   worker_state state_ = worker_state::stopped;
   worker_restart_reason stop_reason_ = worker_restart_reason::exited;
   bool stop_requested_ = false;
+  uint64_t metrics_token_ = 0;  // the state metric is ours while it holds this
   bool exited_ = false;
   int pid_ = -1;
   std::unique_ptr<child_process> child_;
