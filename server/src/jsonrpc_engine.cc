@@ -96,10 +96,8 @@ jsonrpc_engine::~jsonrpc_engine() {
       w->proc->set_owner(nullptr);
       retire_worker(std::move(w->proc));
     } else {
+      // (Its metrics state is left to a replacement under the same labels, if any.)
       board_->slots[w->index].state.store(worker_state::stopped, std::memory_order_release);
-      shard_.metrics().workers[worker_metrics_index(shard_.metrics().workers, cfg_->name,
-                                                    static_cast<uint32_t>(w->index))]
-          .state = static_cast<int64_t>(worker_state::stopped);
     }
   }
   dead_.clear();
