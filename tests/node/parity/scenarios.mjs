@@ -90,14 +90,17 @@ export const SCENARIOS = [
       : { ...responsesBase, max_output_tokens: 16 }]),
   },
   {
-    // An invalid request (400 naming the field) and an unknown model (404).
+    // An invalid request (400 naming the field), an unknown model (404), and a request only the
+    // engine refuses (more tokens than the mock's --mock-max-tokens: 400 from the engine).
     name: 'errors', fronts: FRONTS,
     run: (c, front) => sequence(c, api(front) === 'chat' ? [
       { ...chatBase, messages: [{ role: 'wizard', content: 'x' }] },
       { ...chatBase, model: 'no-such-model' },
+      { ...chatBase, max_tokens: 100000 },
     ] : [
       { ...responsesBase, temperature: 'hot' },
       { ...responsesBase, model: 'no-such-model' },
+      { ...responsesBase, max_output_tokens: 100000 },
     ]),
   },
   {
