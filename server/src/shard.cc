@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "proto/sha1.h"
 #include "server/mock_engine.h"
+#include "server/remote_generation.h"
 
 namespace rc::server {
 namespace {
@@ -88,6 +89,10 @@ shard_server::~shard_server() {
   RC_ASSERT(connections_.empty());
   // Deferred work posted to ourselves (deletions of finished tasks and workers) runs now, while
   // everything it refers to still exists.
+  reactor_.run_local_messages();
+  // Work run here for other shards is cancelled (its engines still exist), and our streams of
+  // work on other shards unlinked; then what that cancellation deferred.
+  release_remote_generations();
   reactor_.run_local_messages();
   t_shard = nullptr;
 }

@@ -35,7 +35,19 @@ bool upstream_config::same_settings(const upstream_config& o) const {
          breaker_cooldown_ms == o.breaker_cooldown_ms && pool_idle_max == o.pool_idle_max &&
          connections_max == o.connections_max && stateful == o.stateful &&
          max_retained_sessions == o.max_retained_sessions &&
-         session_idle_ms == o.session_idle_ms && headers == o.headers;
+         session_idle_ms == o.session_idle_ms && headers == o.headers &&
+         protocol == o.protocol && command == o.command && env == o.env && cwd == o.cwd &&
+         framing == o.framing && workers == o.workers &&
+         max_concurrency_per_worker == o.max_concurrency_per_worker &&
+         queue_max == o.queue_max && init_timeout_ms == o.init_timeout_ms &&
+         ping_interval_ms == o.ping_interval_ms && ping_timeout_ms == o.ping_timeout_ms &&
+         max_line_bytes == o.max_line_bytes && stop_grace_ms == o.stop_grace_ms &&
+         restart_backoff_base_ms == o.restart_backoff_base_ms &&
+         restart_backoff_cap_ms == o.restart_backoff_cap_ms &&
+         crash_loop_restarts == o.crash_loop_restarts &&
+         crash_loop_window_ms == o.crash_loop_window_ms &&
+         stderr_lines_per_s == o.stderr_lines_per_s && thread_params == o.thread_params &&
+         retain_threads == o.retain_threads;
 }
 
 const upstream_config* routing_table::upstream(std::string_view name) const {
@@ -55,6 +67,12 @@ std::optional<model_target> routing_table::find(std::string_view model) const {
 
 void log_routing(const routing_table& t, const char* prefix) {
   for (const auto& u : t.upstreams) {
+    if (!u->command.empty()) {  // local workers (the env's values may be secret: not logged)
+      RC_INFO("%supstream '%s': %s (protocol %s), %u worker(s) running %s", prefix,
+              u->name.c_str(), u->kind.c_str(), u->protocol.c_str(), u->workers,
+              u->command.front().c_str());
+      continue;
+    }
     std::string endpoints;
     bool tls = false;
     for (const url::endpoint& e : u->endpoints) {

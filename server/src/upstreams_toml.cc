@@ -10,80 +10,15 @@
 #include <set>
 
 #include "server/upstream_kinds.h"
+#include "upstreams_toml_reader.h"
 
 namespace rc::server {
 namespace {
 
-int line_of(const toml::node& n) {
-  return static_cast<int>(n.source().begin.line);
-}
-
-[[noreturn]] void fail(int line, std::string reason) {
-  throw upstream_table_error{line, std::move(reason)};
-}
-
-// One table of an array of tables: every key is read once by name; what is left is unknown.
-class table_reader {
- public:
-  table_reader(const toml::table& t, std::string what) : t_(t), what_(std::move(what)) {}
-
-  int line() const { return line_of(t_); }
-
-  const toml::node* take(std::string_view key) {
-    const toml::node* n = t_.get(key);
-    if (n) taken_.insert(std::string(key));
-    return n;
-  }
-
-  std::optional<std::string> string(std::string_view key) {
-    const toml::node* n = take(key);
-    if (!n) return std::nullopt;
-    const auto* v = n->as_string();
-    if (!v) fail(line_of(*n), std::string(key) + " must be a string");
-    return v->get();
-  }
-
-  std::optional<bool> boolean(std::string_view key) {
-    const toml::node* n = take(key);
-    if (!n) return std::nullopt;
-    const auto* v = n->as_boolean();
-    if (!v) fail(line_of(*n), std::string(key) + " must be true or false");
-    return v->get();
-  }
-
-  // An integer within [lo, hi].
-  std::optional<uint64_t> integer(std::string_view key, uint64_t lo, uint64_t hi) {
-    const toml::node* n = take(key);
-    if (!n) return std::nullopt;
-    const auto* v = n->as_integer();
-    if (!v) fail(line_of(*n), std::string(key) + " must be an integer");
-    int64_t x = v->get();
-    if (x < 0 || static_cast<uint64_t>(x) < lo || static_cast<uint64_t>(x) > hi) {
-      fail(line_of(*n), std::string(key) + " must be between " + std::to_string(lo) + " and " +
-                            std::to_string(hi) + " (got " + std::to_string(x) + ")");
-    }
-    return static_cast<uint64_t>(x);
-  }
-
-  void read_u32(std::string_view key, uint32_t& out, uint32_t lo, uint32_t hi) {
-    if (auto v = integer(key, lo, hi)) out = static_cast<uint32_t>(*v);
-  }
-
-  // Refuses keys nobody took.
-  void finish() const {
-    for (const auto& [key, node] : t_) {
-      if (!taken_.count(std::string(key.str()))) {
-        fail(line_of(node), "unknown key '" + std::string(key.str()) + "' in " + what_ +
-                                " (see docs/operations.md, \"Upstreams and models\")");
-      }
-    }
-  }
-
- private:
-  const toml::table& t_;
-  std::string what_;
-  std::set<std::string> taken_;
-};
+using toml_tables::fail;
+using toml_tables::line_of;
+using toml_tables::read_worker_keys;
+using toml_tables::table_reader;
 
 const toml::array& tables_of(const toml::node& node, std::string_view key) {
   const auto* arr = node.as_array();
@@ -165,6 +100,21 @@ void read_endpoints(table_reader& r, upstream_config& u, const upstream_kind& ki
   }
 }
 
+// A kind without endpoints (local workers) has none of the keys that describe a network peer.
+void refuse_network_keys(table_reader& r, const upstream_config& u) {
+  for (const char* key :
+       {"endpoints", "api_key_env", "api", "ca_file", "tls_verify", "connect_timeout_ms",
+        "first_byte_timeout_ms", "idle_timeout_ms", "total_timeout_ms", "retries_max",
+        "backoff_base_ms", "backoff_cap_ms", "retry_after_cap_ms", "breaker_failures",
+        "breaker_cooldown_ms", "pool_idle_max", "connections_max", "headers", "stateful",
+        "max_retained_sessions", "session_idle_ms"}) {
+    if (const toml::node* n = r.table().get(key)) {
+      fail(line_of(*n), std::string(key) + " does not apply to a " + u.kind +
+                            " upstream: it has no endpoints, it runs `command` (docs/workers.md)");
+    }
+  }
+}
+
 void read_key(table_reader& r, upstream_config& u) {
   const toml::node* n = r.take("api_key_env");
   if (!n) return;
@@ -210,15 +160,18 @@ upstream_config read_upstream(const toml::table& t, const std::string& file) {
   check_name(*name, line_of(*t.get("name")), "upstream name");
   u.name = *name;
   auto kind_name = r.string("kind");
-  if (!kind_name) fail(r.line(), "upstream '" + u.name + "': kind is required (openai or responses-ws)");
+  std::string known;
+  for (const std::string& k : upstream_kind_names()) known += (known.empty() ? "" : ", ") + k;
+  if (!kind_name) fail(r.line(), "upstream '" + u.name + "': kind is required (" + known + ")");
   const upstream_kind* kind = find_upstream_kind(*kind_name);
-  if (!kind) {
-    std::string known;
-    for (const std::string& k : upstream_kind_names()) known += (known.empty() ? "" : ", ") + k;
+  if (!kind)
     fail(line_of(*t.get("kind")), "unknown kind \"" + *kind_name + "\" (known: " + known + ")");
-  }
   u.kind = kind->name;
-  read_endpoints(r, u, *kind);
+  if (kind->endpoints == endpoint_family::none) {
+    refuse_network_keys(r, u);
+  } else {
+    read_endpoints(r, u, *kind);
+  }
   read_key(r, u);
   bool ws = kind->endpoints == endpoint_family::websocket;
   u.api = ws ? upstream_api::responses : upstream_api::chat;
@@ -260,6 +213,7 @@ upstream_config read_upstream(const toml::table& t, const std::string& file) {
   r.read_u32("max_retained_sessions", u.max_retained_sessions, 1, 10'000'000);
   r.read_u32("session_idle_ms", u.session_idle_ms, 1, 24 * hour_ms);
   read_headers(r, u);
+  read_worker_keys(r, u, kind->endpoints == endpoint_family::none);
   r.finish();
   return u;
 }

@@ -59,7 +59,7 @@ CASES = [
     ('[[upstreams]]\nkind = "openai"\nendpoints = ["http://a"]\n', {},
      1, "[[upstreams]]: name is required"),
     ('[[upstreams]]\nname = "gpu"\nendpoints = ["http://a"]\n', {},
-     1, "upstream 'gpu': kind is required (openai or responses-ws)"),
+     1, "upstream 'gpu': kind is required (jsonrpc, openai, responses-ws)"),
     ('[[upstreams]]\nname = "gpu"\nkind = "openai"\n', {},
      1, "upstream 'gpu': endpoints is required (a list of URLs)"),
     (UPSTREAM + '[[models]]\nname = "m"\n', {},
@@ -67,7 +67,7 @@ CASES = [
     (UPSTREAM + '[[models]]\nupstream = "gpu"\n', {},
      5, "[[models]]: name is required"),
     ('[[upstreams]]\nname = "gpu"\nkind = "grpc"\nendpoints = ["http://a"]\n', {},
-     3, 'unknown kind "grpc" (known: openai, responses-ws)'),
+     3, 'unknown kind "grpc" (known: jsonrpc, openai, responses-ws)'),
     (UPSTREAM + 'connect_timeout_ms = "5s"\n', {},
      5, "connect_timeout_ms must be an integer"),
     (UPSTREAM + 'connect_timeout_ms = 0\n', {},
@@ -105,6 +105,139 @@ CASES = [
      1, "upstreams must be an array of tables: write [[upstreams]] sections"),
 ]
 
+# kind = "jsonrpc" (local workers, docs/workers.md). WORKER is lines 1-5.
+WORKER = """[[upstreams]]
+name = "local"
+kind = "jsonrpc"
+protocol = "ringcast"
+command = ["python3", "worker.py"]
+"""
+CODEX = WORKER.replace('"ringcast"', '"codex-app-server"')
+NO_ENDPOINTS = "does not apply to a jsonrpc upstream: it has no endpoints, it runs `command` (docs/workers.md)"
+ONLY_WORKERS = 'applies to upstreams that run workers (kind = "jsonrpc") only'
+WORKER_CASES = [
+    # Endpoints and the other network keys.
+    (WORKER + 'endpoints = ["http://127.0.0.1:8000/v1"]\n', 6, "endpoints " + NO_ENDPOINTS),
+    (WORKER + 'api_key_env = "HOME"\n', 6, "api_key_env " + NO_ENDPOINTS),
+    (WORKER + 'connect_timeout_ms = 100\n', 6, "connect_timeout_ms " + NO_ENDPOINTS),
+    (WORKER + 'headers = { "x-a" = "b" }\n', 6, "headers " + NO_ENDPOINTS),
+    (WORKER + 'url = "http://a"\n', 6,
+     "unknown key 'url' in [[upstreams]] (see docs/operations.md, \"Upstreams and models\")"),
+    (WORKER + 'commands = ["a"]\n', 6,
+     "unknown key 'commands' in [[upstreams]] (see docs/operations.md, \"Upstreams and models\")"),
+    # Worker keys on an upstream with endpoints.
+    (UPSTREAM + 'command = ["python3", "worker.py"]\n', 5, "command " + ONLY_WORKERS),
+    (UPSTREAM + 'workers = 2\n', 5, "workers " + ONLY_WORKERS),
+    # command.
+    ('[[upstreams]]\nname = "local"\nkind = "jsonrpc"\nprotocol = "ringcast"\n', 1,
+     "upstream 'local': command is required for a jsonrpc upstream (the worker's argv, "
+     'e.g. ["python3", "worker.py"])'),
+    (WORKER.replace('["python3", "worker.py"]', "[]"), 5,
+     'command must be a non-empty list of strings (the worker\'s argv), e.g. ["python3", "worker.py"]'),
+    (WORKER.replace('["python3", "worker.py"]', '"python3 worker.py"'), 5,
+     'command must be a non-empty list of strings (the worker\'s argv), e.g. ["python3", "worker.py"]'),
+    (WORKER.replace('["python3", "worker.py"]', '["python3", 3]'), 5, "command[1] must be a string"),
+    (WORKER.replace('["python3", "worker.py"]', '["python3", ["-u"]]'), 5, "command[1] must be a string"),
+    (WORKER.replace('["python3", "worker.py"]', '["", "worker.py"]'), 5,
+     "command[0] (the program) must not be empty"),
+    (WORKER.replace('"worker.py"', '"a\\u0000b"'), 5, "command[1] contains a NUL byte"),
+    # protocol.
+    (WORKER.replace('protocol = "ringcast"\n', ""), 1,
+     "upstream 'local': protocol is required (\"ringcast\" or \"codex-app-server\")"),
+    (WORKER.replace('"ringcast"', '"lsp"'), 4,
+     'protocol must be "ringcast" or "codex-app-server" (got "lsp")'),
+    (WORKER.replace('"ringcast"', "1"), 4, "protocol must be a string"),
+    # framing.
+    (WORKER + 'framing = "lsp"\n', 6, 'framing must be "lines" or "content-length" (got "lsp")'),
+    (WORKER + 'framing = 1\n', 6, "framing must be a string"),
+    (CODEX + 'framing = "content-length"\n', 6,
+     "framing: the codex-app-server protocol is framed by lines only"),
+    # env.
+    (WORKER + 'env = "A=1"\n', 6, 'env must be a table of strings, e.g. env = { MODEL_DIR = "/models" }'),
+    (WORKER + 'env = ["A=1"]\n', 6, 'env must be a table of strings, e.g. env = { MODEL_DIR = "/models" }'),
+    (WORKER + 'env = { A = 1 }\n', 6, "env: the value of A must be a string"),
+    (WORKER + 'env = { A = { B = "c" } }\n', 6, "env: the value of A must be a string"),
+    (WORKER + 'env = { "A=B" = "c" }\n', 6, "env: invalid variable name 'A=B' (empty, or contains '=' or NUL)"),
+    (WORKER + 'env = { "" = "c" }\n', 6, "env: invalid variable name '' (empty, or contains '=' or NUL)"),
+    (WORKER + 'env = { A = "x\\u0000y" }\n', 6, "env: the value of A contains a NUL byte"),
+    # cwd.
+    (WORKER + 'cwd = ""\n', 6, "cwd must be a directory path"),
+    (WORKER + 'cwd = 1\n', 6, "cwd must be a directory path"),
+    (WORKER + 'cwd = "/nonexistent/dir"\n', 6, "cwd: cannot use /nonexistent/dir: No such file or directory"),
+    (WORKER + 'cwd = "/dev/null"\n', 6, "cwd: /dev/null is not a directory"),
+    # codex-app-server only.
+    (CODEX + 'thread_params = "x"\n', 6,
+     'thread_params must be a table (merged into the thread/start params), e.g. thread_params = '
+     '{ approvalPolicy = "never" }'),
+    (CODEX + 'thread_params = [1]\n', 6,
+     'thread_params must be a table (merged into the thread/start params), e.g. thread_params = '
+     '{ approvalPolicy = "never" }'),
+    (WORKER + 'thread_params = { a = 1 }\n', 6, 'thread_params applies to protocol "codex-app-server" only'),
+    (CODEX + 'thread_params = { a = nan }\n', 6, "thread_params: nan and inf have no JSON form"),
+    (WORKER + 'retain_threads = true\n', 6, 'retain_threads applies to protocol "codex-app-server" only'),
+    (CODEX + 'retain_threads = "yes"\n', 6, "retain_threads must be true or false"),
+    # Numbers.
+    (WORKER + 'restart_backoff_base_ms = 500\nrestart_backoff_cap_ms = 100\n', 1,
+     "upstream 'local': restart_backoff_base_ms must not exceed restart_backoff_cap_ms"),
+    (WORKER + 'workers = "2"\n', 6, "workers must be an integer"),
+    (WORKER + 'workers = 2.0\n', 6, "workers must be an integer"),
+    (WORKER + 'workers = -1\n', 6, "workers must be between 1 and 256 (got -1)"),
+]
+# (key, lowest, highest): one case below and one above each range.
+WORKER_RANGES = [
+    ("workers", 1, 256), ("max_concurrency_per_worker", 1, 10000), ("queue_max", 0, 1000000),
+    ("init_timeout_ms", 1, 3600000), ("ping_interval_ms", 0, 3600000),
+    ("ping_timeout_ms", 1, 3600000), ("max_line_bytes", 1024, 268435456),
+    ("stop_grace_ms", 0, 600000), ("restart_backoff_base_ms", 1, 3600000),
+    ("restart_backoff_cap_ms", 1, 3600000), ("crash_loop_restarts", 1, 1000000),
+    ("crash_loop_window_ms", 1, 86400000), ("stderr_lines_per_s", 0, 1000000),
+]
+for key, lo, hi in WORKER_RANGES:
+    for bad in ([lo - 1] if lo > 0 else []) + [hi + 1]:
+        WORKER_CASES.append((WORKER + f"{key} = {bad}\n", 6,
+                             f"{key} must be between {lo} and {hi} (got {bad})"))
+
+# Every worker key, within range: the file is valid.
+GOOD_WORKER = """[[upstreams]]
+name = "local"
+kind = "jsonrpc"
+protocol = "ringcast"
+command = ["python3", "-c", "import sys; sys.stdin.read()"]
+env = { RC_TEST_WORKER = "1" }
+cwd = "/"
+framing = "content-length"
+workers = 2
+max_concurrency_per_worker = 4
+queue_max = 10
+init_timeout_ms = 60000
+ping_interval_ms = 0
+ping_timeout_ms = 1000
+max_line_bytes = 1024
+stop_grace_ms = 100
+restart_backoff_base_ms = 1000
+restart_backoff_cap_ms = 60000
+crash_loop_restarts = 2
+crash_loop_window_ms = 1000
+stderr_lines_per_s = 0
+
+[[upstreams]]
+name = "codex"
+kind = "jsonrpc"
+protocol = "codex-app-server"
+command = ["python3", "-c", "import sys; sys.stdin.read()"]
+retain_threads = true
+thread_params = { approvalPolicy = "never", config = { n = [1, 2.5] } }
+
+[[models]]
+name = "small"
+upstream = "local"
+
+[[models]]
+name = "agent"
+upstream = "codex"
+"""
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
 
 def run_binary(args, env=None, timeout=30):
     return subprocess.run([RINGCAST_BIN, "--listen", "127.0.0.1:0", "--shards", "1", "--no-pin",
@@ -131,6 +264,32 @@ class ConfigErrors(unittest.TestCase):
                 self.assertNotEqual(out.returncode, 0, out.stderr)
                 self.assertIn(f"{self.config}:{line}: {reason}\n", out.stderr)
                 self.assertNotIn(SECRET, out.stderr + out.stdout)
+
+    def test_each_worker_mistake_stops_start_up_with_file_line_and_reason(self):
+        for text, line, reason in WORKER_CASES:
+            with self.subTest(reason=reason):
+                with open(self.config, "w") as f:
+                    f.write(text)
+                out = run_binary(["--config", self.config])
+                self.assertNotEqual(out.returncode, 0, out.stderr)
+                self.assertIn(f"{self.config}:{line}: {reason}\n", out.stderr)
+
+    def test_a_good_worker_config(self):
+        with open(self.config, "w") as f:
+            f.write(GOOD_WORKER)
+        if not os.path.exists(os.path.join(REPO, "server/include/server/jsonrpc_engine.h")):
+            # The kind is known (every key above parsed) but its engine is not in this build.
+            out = run_binary(["--config", self.config])
+            self.assertEqual(out.returncode, 2, out.stderr)
+            self.assertIn(f"ringcast: {self.config}:1: upstream 'local': the \"jsonrpc\" kind has "
+                          "no engine in this build\n", out.stderr)
+            return
+        with Server("--config", self.config) as srv:
+            self.assertEqual(get(srv.port, "/healthz").status, 200)
+            log = srv.log()
+            self.assertIn("upstream 'local': jsonrpc (protocol ringcast), 2 worker(s) running python3", log)
+            self.assertIn("upstream 'codex': jsonrpc (protocol codex-app-server), 1 worker(s) running python3", log)
+            self.assertNotIn("RC_TEST_WORKER", log)
 
     def test_upstream_flag_mistakes(self):
         for args, reason in [
@@ -195,6 +354,8 @@ class ReloadErrors(unittest.TestCase):
                 (UPSTREAM + 'api_key_env = "RC_TEST_MISSING_KEY"\n',
                  "5: api_key_env: environment variable RC_TEST_MISSING_KEY is not set"),
                 (UPSTREAM.replace("8000", "0"), '4: bad URL "http://127.0.0.1:0/v1": port out of range'),
+                (WORKER + 'workers = 0\n', "6: workers must be between 1 and 256 (got 0)"),
+                (WORKER + 'env = { A = 1 }\n', "6: env: the value of A must be a string"),
             ]
             for i, (text, reason) in enumerate(bad, start=1):
                 with open(self.config, "w") as f:

@@ -46,6 +46,17 @@ class alignas(16) io_handler {
   ~io_handler() = default;
 };
 
+// An object that must outlive its owner while operations it submitted are in flight (the kernel
+// still writes to its memory): its owner hands it to reactor::adopt_orphan() and it deletes itself
+// when its last completion arrives. Those still waiting when the reactor is destroyed are deleted
+// after the ring is closed (no completion can arrive any more); their destructors must not touch
+// the reactor.
+struct orphan_tag;
+class orphan : public list_node<orphan_tag> {
+ public:
+  virtual ~orphan() = default;
+};
+
 inline constexpr uint64_t ignored_user_data = 0;
 inline constexpr uint64_t doorbell_user_data = 1;
 
@@ -144,6 +155,14 @@ class reactor {
   // Asks for another turn without blocking (work was left for it).
   void request_turn() { busy_ = true; }
 
+  // Keeps `o` until it deletes itself, or deletes it when the reactor is destroyed (see orphan).
+  void adopt_orphan(orphan& o) { orphans_.list.push_back(o); }
+  size_t orphans() const { return orphans_.list.size(); }
+
+  // Runs one loop turn (blocks until a completion or the next timer when nothing is pending):
+  // for tests that drive the loop step by step instead of run()/stop().
+  void run_turn() { turn(); }
+
   // The reactor running on the calling thread, or nullptr.
   static reactor* current();
 
@@ -157,9 +176,17 @@ class reactor {
   void ring_doorbell(unsigned to);
   bool inbound_pending();
 
+  struct orphan_set {
+    intrusive_list<orphan, orphan_tag> list;
+    ~orphan_set() {
+      while (orphan* o = list.pop_front()) delete o;
+    }
+  };
+
   unsigned shard_id_;
   mailbox_hub& hub_;
   reactor_options opts_;
+  orphan_set orphans_;  // before ring_: destroyed after the ring is closed
   uring ring_;
   buffer_ring buffers_;
   timer_wheel timers_;

@@ -49,8 +49,10 @@ namespace rc::server {
 
 class shard_server;
 
-// The URL schemes a kind's endpoints use: http:// and https://, or ws:// and wss://.
-enum class endpoint_family : uint8_t { http, websocket };
+// The URL schemes a kind's endpoints use: http:// and https://, or ws:// and wss://; `none`:
+// the kind has no endpoints (an `endpoints` key is an error) and runs local worker processes
+// instead (`command` is required; the worker keys of docs/operations.md apply).
+enum class endpoint_family : uint8_t { http, websocket, none };
 
 using upstream_engine_factory =
     std::function<std::shared_ptr<engine>(shard_server&, std::shared_ptr<const upstream_config>)>;
@@ -66,8 +68,8 @@ struct upstream_kind {
 void register_upstream_kind(std::string name, endpoint_family endpoints,
                             upstream_engine_factory factory);
 
-// The kinds this build knows: "openai" and "responses-ws" (each with its engine once that part
-// registers it here). Idempotent; main calls it first thing.
+// The kinds this build knows: "openai", "responses-ws" and "jsonrpc" (each with its engine once
+// that part registers it here). Idempotent; main calls it first thing.
 void register_builtin_upstream_kinds();
 
 // The kind named `name`, or nullptr.

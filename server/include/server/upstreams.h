@@ -37,7 +37,8 @@ std::string_view to_string(upstream_api a);
 struct upstream_config {
   std::string name;
   std::string kind;  // "openai", "responses-ws", ... (a registered kind, upstream_kinds.h)
-  std::vector<url::endpoint> endpoints;  // at least one; http(s) or ws(s) as the kind wants
+  std::vector<url::endpoint> endpoints;  // http(s) or ws(s) as the kind wants; at least one,
+                                         // none for kinds without endpoints (jsonrpc)
   std::string api_key_env;  // the variable the key came from ("" none)
   std::string api_key;      // its value, sent as "Authorization: Bearer"; never log it
   upstream_api api = upstream_api::chat;
@@ -72,7 +73,27 @@ struct upstream_config {
   uint32_t session_idle_ms = 300000;
   // Sent with every request (after ringcast's own fields; names lowercase).
   std::vector<std::pair<std::string, std::string>> headers;
-  // Later kinds (issue 10: local worker processes) add `command` / `workers` here.
+  // kind = "jsonrpc": local worker processes (docs/workers.md).
+  std::string protocol;                     // "ringcast" | "codex-app-server"
+  std::vector<std::string> command;         // argv (command[0] found in PATH)
+  std::vector<std::pair<std::string, std::string>> env;  // added to ringcast's environment
+  std::string cwd;                          // "" ringcast's working directory
+  std::string framing = "lines";            // "lines" | "content-length" (ringcast dialect)
+  uint32_t workers = 1;                     // 1..256
+  uint32_t max_concurrency_per_worker = 8;  // 1..10000
+  uint32_t queue_max = 256;                 // requests waiting for a free worker slot, per shard
+  uint32_t init_timeout_ms = 10000;
+  uint32_t ping_interval_ms = 5000;         // 0: no pings
+  uint32_t ping_timeout_ms = 5000;
+  uint32_t max_line_bytes = 4194304;        // one message from a worker
+  uint32_t stop_grace_ms = 3000;            // SIGTERM → SIGKILL
+  uint32_t restart_backoff_base_ms = 200, restart_backoff_cap_ms = 10000;
+  uint32_t crash_loop_restarts = 5;         // abnormal exits within crash_loop_window_ms that
+  uint32_t crash_loop_window_ms = 60000;    // mark the upstream unavailable (until a backoff cap)
+  uint32_t stderr_lines_per_s = 50;         // worker stderr lines logged per second per worker
+  std::string thread_params;                // codex-app-server: JSON object merged into
+                                            // thread/start params (TOML table → JSON text)
+  bool retain_threads = false;              // codex-app-server: a thread per conversation
 
   // Where it was defined: "FILE:LINE" or "--upstream". Not part of the settings.
   std::string origin;

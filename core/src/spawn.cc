@@ -1,0 +1,252 @@
+// spawn_process(): clone3(CLONE_PIDFD) or fork + pidfd_open, then a child that only makes
+// async-signal-safe calls before execve (see process.h).
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "core/process.h"
+
+extern char** environ;
+
+namespace rc {
+namespace {
+
+// Written by the child to the error pipe when a step fails: which step, and errno.
+struct child_failure {
+  int32_t step;
+  int32_t err;
+};
+enum : int32_t { step_chdir = 1, step_exec = 2, step_dup = 3 };
+
+void close_fd(int& fd) {
+  if (fd >= 0) ::close(fd);
+  fd = -1;
+}
+
+// A pipe whose two ends are at 3 or above (so the child's dup2 onto 0..2 never clobbers one).
+bool make_pipe(int fds[2], std::string& error) {
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    error = std::string("pipe2: ") + std::strerror(errno);
+    return false;
+  }
+  for (int i = 0; i < 2; ++i) {
+    if (fds[i] >= 3) continue;
+    int moved = fcntl(fds[i], F_DUPFD_CLOEXEC, 3);
+    int saved = errno;
+    ::close(fds[i]);
+    fds[i] = moved;
+    if (moved < 0) {
+      close_fd(fds[1 - i]);
+      error = std::string("fcntl: ") + std::strerror(saved);
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string env_value(const std::vector<std::string>& envp, std::string_view key) {
+  for (const auto& e : envp)
+    if (e.size() > key.size() && e.compare(0, key.size(), key) == 0 && e[key.size()] == '=')
+      return e.substr(key.size() + 1);
+  return {};
+}
+
+bool executable_file(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+
+// argv[0] with no '/' is looked up in the child's PATH (as execvp would, but before the clone).
+bool resolve_program(const std::string& name, const std::vector<std::string>& envp,
+                     std::string& path, std::string& error) {
+  if (name.find('/') != std::string::npos) {
+    path = name;
+    return true;
+  }
+  std::string search = env_value(envp, "PATH");
+  if (search.empty()) search = "/usr/local/bin:/usr/bin:/bin";
+  size_t start = 0;
+  while (start <= search.size()) {
+    size_t end = search.find(':', start);
+    if (end == std::string::npos) end = search.size();
+    std::string candidate;
+    if (end == start)
+      candidate.push_back('.');  // an empty PATH entry is the working directory
+    else
+      candidate.append(search, start, end - start);
+    candidate.push_back('/');
+    candidate.append(name);
+    if (executable_file(candidate)) {
+      path = std::move(candidate);
+      return true;
+    }
+    start = end + 1;
+  }
+  error = "command not found in PATH: " + name;
+  return false;
+}
+
+// The child, between the clone and execve: async-signal-safe calls only (no allocation, no
+// locks; errno is per thread and this is the only thread).
+[[noreturn]] void run_child(pid_t parent, int in_r, int out_w, int err_w, int report_w,
+                            const char* cwd, const char* path, char* const* argv,
+                            char* const* envp) {
+  setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);  // the parent died before PDEATHSIG was armed
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, nullptr);
+  struct sigaction dfl;
+  std::memset(&dfl, 0, sizeof dfl);
+  dfl.sa_handler = SIG_DFL;
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
+  // Nothing of ringcast's survives the exec, whatever flags it was opened with.
+  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
+  child_failure f{0, 0};
+  if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) {
+    f = {step_dup, errno};
+  } else if (cwd[0] != '\0' && chdir(cwd) != 0) {
+    f = {step_chdir, errno};
+  } else {
+    execve(path, argv, envp);
+    f = {step_exec, errno};
+  }
+  ssize_t n = write(report_w, &f, sizeof f);
+  (void)n;
+  _exit(127);
+}
+
+pid_t clone_with_pidfd(int& pidfd) {
+  clone_args args;
+  std::memset(&args, 0, sizeof args);
+  args.flags = CLONE_PIDFD;
+  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
+  args.exit_signal = SIGCHLD;
+  return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+}
+
+}  // namespace
+
+int wait_status_of(int code, int status) {
+  switch (code) {
+    case CLD_EXITED:
+      return (status & 0xff) << 8;
+    case CLD_DUMPED:
+      return (status & 0x7f) | 0x80;
+    default:  // CLD_KILLED
+      return status & 0x7f;
+  }
+}
+
+bool spawn_process(const spawn_options& o, spawned_process& out, std::string& error) {
+  out = spawned_process{};
+  if (o.argv.empty() || o.argv[0].empty()) {
+    error = "empty command";
+    return false;
+  }
+  // Everything that allocates happens here, before the clone.
+  std::vector<std::string> env_strings;
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    size_t eq = entry.find('=');
+    std::string_view key = entry.substr(0, eq);
+    bool overridden = false;
+    for (const auto& kv : o.env) overridden = overridden || kv.first == key;
+    if (!overridden) env_strings.emplace_back(entry);
+  }
+  for (const auto& kv : o.env) {
+    std::string entry;
+    entry.append(kv.first).append("=").append(kv.second);
+    env_strings.push_back(std::move(entry));
+  }
+  std::string path;
+  if (!resolve_program(o.argv[0], env_strings, path, error)) return false;
+  std::vector<char*> argv, envp;
+  for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  int in[2] = {-1, -1}, outp[2] = {-1, -1}, errp[2] = {-1, -1}, report[2] = {-1, -1};
+  auto close_all = [&] {
+    for (int* p : {in, outp, errp, report}) {
+      close_fd(p[0]);
+      close_fd(p[1]);
+    }
+  };
+  if (!make_pipe(in, error) || !make_pipe(outp, error) || !make_pipe(errp, error) ||
+      !make_pipe(report, error)) {
+    close_all();
+    return false;
+  }
+
+  pid_t parent = getpid();
+  int pidfd = -1;
+  pid_t pid = clone_with_pidfd(pidfd);
+  bool forked = false;
+  if (pid < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL)) {
+    pid = fork();  // clone3 unavailable (old kernel, seccomp): fork, then pidfd_open
+    forked = true;
+  }
+  if (pid == 0)
+    run_child(parent, in[0], outp[1], errp[1], report[1], o.cwd.c_str(), path.c_str(),
+              argv.data(), envp.data());
+  if (pid < 0) {
+    error = std::string("clone: ") + std::strerror(errno);
+    close_all();
+    return false;
+  }
+  if (forked) pidfd = static_cast<int>(syscall(SYS_pidfd_open, pid, 0));
+  setpgid(pid, pid);  // also from here: the group exists before we may signal it (EACCES after
+                      // the exec is fine, the child did it itself)
+  close_fd(in[0]);
+  close_fd(outp[1]);
+  close_fd(errp[1]);
+  close_fd(report[1]);
+
+  // EOF (the exec closed the CLOEXEC end) means success; a record means it failed.
+  child_failure f{0, 0};
+  size_t got = 0;
+  while (got < sizeof f) {
+    ssize_t n = ::read(report[0], reinterpret_cast<char*>(&f) + got, sizeof f - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  close_fd(report[0]);
+  if (got == sizeof f || pidfd < 0) {
+    if (got == sizeof f) {
+      error = f.step == step_chdir ? "chdir " : f.step == step_exec ? "exec " : "dup2 ";
+      error.append(f.step == step_chdir ? o.cwd : path).append(": ").append(std::strerror(f.err));
+    } else {
+      error = std::string("pidfd_open: ") + std::strerror(errno);
+      ::kill(pid, SIGKILL);
+    }
+    siginfo_t info;
+    while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    close_fd(pidfd);
+    close_all();
+    return false;
+  }
+  out.pid = pid;
+  out.pidfd = pidfd;
+  out.stdin_fd = in[1];
+  out.stdout_fd = outp[0];
+  out.stderr_fd = errp[0];
+  return true;
+}
+
+}  // namespace rc

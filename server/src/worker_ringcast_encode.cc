@@ -1,0 +1,135 @@
+// The `generate` params of the ringcast dialect (docs/workers.md): ringcast's normalized view of
+// the request (messages with roles, tools, tool_choice, sampling) and the client's own body,
+// unchanged, under "request" for workers that want what the view drops.
+#include <cstring>
+#include <string>
+
+#include "base/byte_buffer.h"
+#include "proto/json_writer.h"
+#include "worker_ringcast.h"
+
+namespace rc::server::ringcast_wire {
+
+namespace {
+
+std::string_view role_name(openai::message_role r) {
+  // `function` (the legacy chat role) reaches workers as the tool output it is.
+  return r == openai::message_role::function ? "tool" : openai::to_string(r);
+}
+
+std::string_view api_name(api_kind a) {
+  // The broker's requests (api none) are chat-shaped conversations.
+  return a == api_kind::responses ? "responses" : "chat";
+}
+
+void write_tool_choice(json::writer& w, const openai::tool_choice_spec& c) {
+  switch (c.mode) {
+    case openai::tool_choice_mode::none:
+      w.string("none");
+      return;
+    case openai::tool_choice_mode::required:
+      w.string("required");
+      return;
+    case openai::tool_choice_mode::function:
+      w.begin_object();
+      w.string_member("type", "function");
+      w.string_member("name", c.function_name);
+      w.end_object();
+      return;
+    case openai::tool_choice_mode::unset:
+    case openai::tool_choice_mode::auto_:
+      w.string("auto");  // other kinds of choice (raw_json) cannot be honoured: auto
+      return;
+  }
+}
+
+void write_tools(json::writer& w, const generation_request& r) {
+  w.key("tools");
+  w.begin_array();
+  for (const openai::function_tool& t : r.tools) {
+    w.begin_object();
+    w.string_member("type", "function");
+    w.string_member("name", t.name);
+    w.string_member("description", t.description);
+    w.key("parameters");
+    w.raw(t.parameters_json.empty() ? std::string_view("{}") : t.parameters_json);
+    w.end_object();
+  }
+  w.end_array();
+  w.key("tool_choice");
+  write_tool_choice(w, r.tool_choice);
+  w.key("parallel_tool_calls");
+  w.boolean(r.parallel_tool_calls);
+}
+
+// The client's body, byte for byte except that line breaks become spaces: in valid JSON they
+// can only be whitespace between tokens, and line framing allows none inside a message.
+void write_original(json::writer& w, const std::string& body) {
+  w.key("request");
+  if (body.find_first_of("\r\n") == std::string::npos) {
+    w.raw(body);
+    return;
+  }
+  std::string flat = body;
+  for (char& c : flat) {
+    if (c == '\r' || c == '\n') c = ' ';
+  }
+  w.raw(flat);
+}
+
+}  // namespace
+
+void encode_generate(const call_params& p, std::string& out) {
+  const generation_request& r = *p.request;
+  byte_buffer b;
+  json::writer w(b);
+  w.begin_object();
+  w.string_member("request_id", p.request_id);
+  w.string_member("model", p.upstream_model);
+  w.key("deadline_ms");
+  if (p.deadline_unix_ms != 0) {
+    w.uint64(p.deadline_unix_ms);
+  } else {
+    w.null();
+  }
+  w.string_member("api", api_name(r.original.api));
+  w.key("stream");
+  w.boolean(r.original.stream);
+  w.key("messages");
+  w.begin_array();
+  for (const turn& t : r.conversation) {
+    w.begin_object();
+    w.string_member("role", role_name(t.role));
+    w.string_member("content", t.text);
+    w.end_object();
+  }
+  w.end_array();
+  write_tools(w, r);
+  w.uint64_member("n", r.choices);
+  w.key("max_tokens");
+  if (r.max_tokens) {
+    w.uint64(*r.max_tokens);
+  } else {
+    w.null();
+  }
+  w.key("stop");
+  w.begin_array();
+  for (const std::string& s : r.stop) w.string(s);
+  w.end_array();
+  w.key("seed");
+  if (r.seed) {
+    w.int64(*r.seed);
+  } else {
+    w.null();
+  }
+  w.key("temperature");
+  w.float64(r.temperature);
+  w.key("top_p");
+  w.float64(r.top_p);
+  // The broker has no client body: the view above is all there is.
+  if (r.original.body && !r.original.body->empty()) write_original(w, *r.original.body);
+  w.end_object();
+  out.append(b.view());
+}
+
+}  // namespace rc::server::ringcast_wire
