@@ -34,7 +34,8 @@ std::string_view raw_member(std::string_view text, const std::vector<json::membe
                             std::string_view key) {
   std::string_view found;
   for (const json::member_span& m : spans) {
-    if (json::key_equals(m.key, key)) found = text.substr(m.value_begin, m.value_end - m.value_begin);
+    if (json::key_equals(m.key, key))
+      found = text.substr(m.value_begin, m.value_end - m.value_begin);
   }
   return found;
 }
@@ -144,7 +145,9 @@ void begin(json::writer& w, bool with_jsonrpc) {
   if (with_jsonrpc) w.string_member("jsonrpc", "2.0");
 }
 
-void flush(byte_buffer& b, std::string& out) { out.append(b.view()); }
+void flush(byte_buffer& b, std::string& out) {
+  out.append(b.view());
+}
 
 }  // namespace
 
@@ -187,8 +190,8 @@ void write_result(std::string& out, std::string_view id_json, std::string_view r
   flush(b, out);
 }
 
-void write_error(std::string& out, std::string_view id_json, int64_t code,
-                 std::string_view message, std::string_view data_json, bool with_jsonrpc) {
+void write_error(std::string& out, std::string_view id_json, int64_t code, std::string_view message,
+                 std::string_view data_json, bool with_jsonrpc) {
   byte_buffer b;
   json::writer w(b);
   begin(w, with_jsonrpc);

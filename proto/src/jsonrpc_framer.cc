@@ -62,8 +62,8 @@ framer::status framer::next_line(std::string_view& message) {
   for (;;) {
     size_t avail = buf_.size() - pos_;
     const char* base = buf_.data() + pos_;
-    const void* nl = scanned_ < avail ? std::memchr(base + scanned_, '\n', avail - scanned_)
-                                      : nullptr;
+    const void* nl =
+        scanned_ < avail ? std::memchr(base + scanned_, '\n', avail - scanned_) : nullptr;
     if (nl == nullptr) {
       scanned_ = avail;
       // A partial line already longer than any message (a '\r' may still be dropped).

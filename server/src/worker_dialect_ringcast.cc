@@ -49,15 +49,9 @@ namespace {
 
 using namespace ringcast_wire;
 
-// `framing` joins upstream_config with issue 10's config part; until then, lines.
-template <class Config>
-jsonrpc::framing framing_of(const Config& c) {
-  if constexpr (requires { c.framing; }) {
-    return c.framing == "content-length" ? jsonrpc::framing::content_length
-                                         : jsonrpc::framing::lines;
-  } else {
-    return jsonrpc::framing::lines;
-  }
+jsonrpc::framing framing_of(const upstream_config& c) {
+  return c.framing == "content-length" ? jsonrpc::framing::content_length
+                                       : jsonrpc::framing::lines;
 }
 
 class handshake_call final : public worker_call {
@@ -157,7 +151,10 @@ class embed_call final : public worker_call {
     id_ = ctx.next_id();
     ctx.expect_response(id_);
     std::string out;
-    jsonrpc::write_request(out, id_, "embed", params_);
+    // The engine's embed has no request id of its own: the worker sees one per call.
+    std::string params =
+        "{\"request_id\":\"embed-" + std::to_string(id_) + "\"," + params_.substr(1);
+    jsonrpc::write_request(out, id_, "embed", params);
     params_ = std::string();
     ctx.send(out);
   }
@@ -240,9 +237,10 @@ class ringcast_dialect final : public worker_dialect {
     jsonrpc::write_request(json_out, id, "ping", "{}");
   }
 
-  // params.id, when it is a non-negative integer: the decimal text the call registered.
+  // A notification's params.id, when it is a non-negative integer: the decimal text the call
+  // registered. Requests from the worker belong to no call (the dialect has none: -32601).
   std::string_view routing_key(const jsonrpc::message& m, std::string&) override {
-    if (m.params.empty()) return {};
+    if (m.type != jsonrpc::kind::notification || m.params.empty()) return {};
     std::optional<std::string_view> id = json::find_member(m.params, "id");
     if (!id || id->empty() || id->find_first_not_of("0123456789") != std::string_view::npos) {
       return {};

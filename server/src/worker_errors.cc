@@ -71,8 +71,8 @@ std::string_view code_of_rpc(int64_t code) {
 // Applies the overrides of error.data (an object; anything else is ignored).
 void apply_data(worker_failure& f, std::string_view data_json) {
   if (data_json.empty()) return;
-  thread_local json::parser parser(json::parse_limits{.document_bytes_max = 1u << 20,
-                                                      .depth_max = 32});
+  thread_local json::parser parser(
+      json::parse_limits{.document_bytes_max = 1u << 20, .depth_max = 32});
   json::parse_result r = parser.parse(data_json);
   if (!r.ok() || !r.root.is_object()) return;
   json::value v = r.root.find("status");
@@ -117,7 +117,10 @@ worker_failure failure_from_rpc_error(int64_t code, std::string_view message,
 }
 
 owned_event to_error_event(const worker_failure& f) {
-  return error_event(f.code, f.message, f.http_status, f.type, f.param, f.retry_after_ms);
+  owned_event e = error_event(f.code, f.message, f.http_status, f.type, f.param, f.retry_after_ms);
+  // The engine's retry decision (jsonrpc_engine.h); it clears the mark before the client sees it.
+  if (f.retryable) e.raw_name = "retryable";
+  return e;
 }
 
 }  // namespace rc::server

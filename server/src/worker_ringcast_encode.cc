@@ -77,6 +77,42 @@ void write_original(json::writer& w, const std::string& body) {
   w.raw(flat);
 }
 
+// The broker has no client body: a chat completions body rebuilt from the view stands in (the
+// dialect promises workers an object here).
+void write_rebuilt(json::writer& w, const generation_request& r) {
+  w.key("request");
+  w.begin_object();
+  w.string_member("model", r.model);
+  w.key("messages");
+  w.begin_array();
+  for (const turn& t : r.conversation) {
+    w.begin_object();
+    w.string_member("role", role_name(t.role));
+    w.string_member("content", t.text);
+    w.end_object();
+  }
+  w.end_array();
+  if (!r.tools.empty()) {
+    w.key("tools");
+    w.begin_array();
+    for (const openai::function_tool& t : r.tools) {
+      w.begin_object();
+      w.string_member("type", "function");
+      w.key("function");
+      w.begin_object();
+      w.string_member("name", t.name);
+      if (!t.description.empty()) w.string_member("description", t.description);
+      if (!t.parameters_json.empty()) w.raw_member("parameters", t.parameters_json);
+      w.end_object();
+      w.end_object();
+    }
+    w.end_array();
+  }
+  w.key("stream");
+  w.boolean(r.original.stream);
+  w.end_object();
+}
+
 }  // namespace
 
 void encode_generate(const call_params& p, std::string& out) {
@@ -126,8 +162,11 @@ void encode_generate(const call_params& p, std::string& out) {
   w.float64(r.temperature);
   w.key("top_p");
   w.float64(r.top_p);
-  // The broker has no client body: the view above is all there is.
-  if (r.original.body && !r.original.body->empty()) write_original(w, *r.original.body);
+  if (r.original.body && !r.original.body->empty()) {
+    write_original(w, *r.original.body);
+  } else {
+    write_rebuilt(w, r);
+  }
   w.end_object();
   out.append(b.view());
 }

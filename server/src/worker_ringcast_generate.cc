@@ -40,7 +40,7 @@ bool string_member(json::value obj, std::string_view key, std::string_view& out,
 struct choice_state {
   bool produced = false;  // a delta or tool call arrived by notification
   bool done = false;
-  uint32_t tools = 0;     // tool calls started
+  uint32_t tools = 0;  // tool calls started
 };
 
 class generate_call final : public worker_call {
@@ -107,10 +107,11 @@ class generate_call final : public worker_call {
   }
 
   void protocol_error(call_context& ctx, std::string_view why) {
-    end_with(ctx, worker_failure_of("worker_protocol_error",
-                                    "The worker sent an invalid generate message: " +
-                                        std::string(why) + "."),
-             true);
+    end_with(
+        ctx,
+        worker_failure_of("worker_protocol_error",
+                          "The worker sent an invalid generate message: " + std::string(why) + "."),
+        true);
   }
 
   // The choice a notification names, or nullptr (protocol_error already reported).
@@ -291,7 +292,8 @@ void generate_call::emit_rest(call_context& ctx, uint32_t i, json::value c) {
   e.type = event_type::done;
   e.choice = i;
   e.finish = made_calls ? openai::finish_reason::tool_calls : openai::finish_reason::stop;
-  if (c && string_member(c, "finish_reason", reason, absent) && !absent) e.finish = *finish_of(reason);
+  if (c && string_member(c, "finish_reason", reason, absent) && !absent)
+    e.finish = *finish_of(reason);
   cs.done = true;
   ctx.emit(e);
 }

@@ -113,7 +113,10 @@ def main():
                            close_child_stdin)).start()
     pump(child.stdout, sys.stdout.buffer, opts.framing, log, "from_worker", lambda: None)
     code = child.wait()
-    sys.exit(128 - code if code < 0 else code)
+    sys.stdout.flush()
+    # os._exit: the stdin thread may still be blocked in a read, and a normal interpreter exit
+    # would abort on the lock it holds.
+    os._exit(128 - code if code < 0 else code)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@
 // is handed to the reactor as an orphan (core/reactor.h), freed when the completion arrives or
 // when the reactor is destroyed. Callbacks never run after destruction.
 //
-// Thread-safety: spawn_process() is thread-safe; the classes belong to one reactor's thread.
+// Thread-safety: spawn_process() may run on any thread (it reads environ: no setenv meanwhile);
+// the classes belong to one reactor's thread.
 #pragma once
 
 #include <cstddef>

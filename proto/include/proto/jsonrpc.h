@@ -61,10 +61,10 @@ class framer {
   framing framing_;
   size_t max_bytes_;
   std::string buf_;
-  size_t pos_ = 0;          // start of the unconsumed bytes in buf_
-  size_t scanned_ = 0;      // lines: bytes after pos_ already searched for '\n'
-  size_t body_bytes_ = 0;   // content_length: the body length once the headers were read
-  bool in_body_ = false;    // content_length: headers read, waiting for the body
+  size_t pos_ = 0;                     // start of the unconsumed bytes in buf_
+  size_t scanned_ = 0;                 // lines: bytes after pos_ already searched for '\n'
+  size_t body_bytes_ = 0;              // content_length: the body length once the headers were read
+  bool in_body_ = false;               // content_length: headers read, waiting for the body
   status failed_ = status::need_more;  // too_large / bad_header once failed
 };
 
@@ -75,8 +75,8 @@ enum class kind : uint8_t { request, notification, response, error };
 
 struct message {
   kind type = kind::notification;
-  std::string_view id;                // raw JSON of the id ("" for notifications)
-  std::optional<uint64_t> id_number;  // when the id is a non-negative integer
+  std::string_view id;                      // raw JSON of the id ("" for notifications)
+  std::optional<uint64_t> id_number;        // when the id is a non-negative integer
   std::string_view method, params, result;  // params/result: raw JSON ("" absent)
   int64_t error_code = 0;
   std::string_view error_message, error_data;  // error_data: raw JSON ("" absent)
@@ -107,8 +107,7 @@ void write_notification(std::string& out, std::string_view method, std::string_v
                         bool with_jsonrpc = true);
 void write_result(std::string& out, std::string_view id_json, std::string_view result_json,
                   bool with_jsonrpc = true);
-void write_error(std::string& out, std::string_view id_json, int64_t code,
-                 std::string_view message, std::string_view data_json = {},
-                 bool with_jsonrpc = true);
+void write_error(std::string& out, std::string_view id_json, int64_t code, std::string_view message,
+                 std::string_view data_json = {}, bool with_jsonrpc = true);
 
 }  // namespace rc::jsonrpc

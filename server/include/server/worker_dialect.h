@@ -41,8 +41,8 @@ class call_context {
   virtual void send(std::string_view json) = 0;      // one message (the worker frames it)
   virtual bool emit(const engine_event& e) = 0;      // to the client; false: it is paused (the
                                                      // worker buffers; keep going)
-  virtual void finish() = 0;   // the call is over (after it emitted usage or error, or after a
-                               // cancel was answered); ids and keys are forgotten
+  virtual void finish() = 0;  // the call is over (after it emitted usage or error, or after a
+                              // cancel was answered); ids and keys are forgotten
   // Handshake calls only: the worker is ready (models it announced, may be empty) or failed.
   virtual void handshake_done(bool ok, std::string_view reason,
                               std::vector<std::string> models) = 0;

@@ -3,14 +3,14 @@
 // client sees: HTTP status, error code and type, message, Retry-After. The table is
 // docs/workers.md's "Errors"; one place, so both dialects and the engine agree.
 //
-//   JSON-RPC -32602 invalid params        400 invalid_request (or data.code)   invalid_request_error
-//   -32004 model not found                404 model_not_found                  invalid_request_error
-//   -32001 overloaded                     503 worker_overloaded  server_error  Retry-After: data.retry_after_ms or 1 s
-//   -32002 timeout / deadline passed      504 worker_timeout     server_error
-//   -32603 / any other code               502 worker_error       server_error
-//   -32700 / -32600 / -32601, bad output  502 worker_protocol_error server_error
-//   worker exited / killed / no ping      502 worker_crashed     server_error
-//   no worker ready in time, crash loop   503 worker_unavailable server_error  Retry-After: 1 s (or
+//   JSON-RPC -32602 invalid params        400 invalid_request (or data.code) invalid_request_error
+//   -32004 model not found                404 model_not_found invalid_request_error -32001
+//   overloaded                     503 worker_overloaded  server_error  Retry-After:
+//   data.retry_after_ms or 1 s -32002 timeout / deadline passed      504 worker_timeout
+//   server_error -32603 / any other code               502 worker_error       server_error -32700 /
+//   -32600 / -32601, bad output  502 worker_protocol_error server_error worker exited / killed / no
+//   ping      502 worker_crashed     server_error no worker ready in time, crash loop   503
+//   worker_unavailable server_error  Retry-After: 1 s (or
 //                                                                              the crash loop's)
 //   all workers full, wait queue full     503 worker_busy        server_error  Retry-After: 1 s
 //
@@ -45,7 +45,9 @@ worker_failure failure_from_rpc_error(int64_t code, std::string_view message,
 // worker_protocol_error, worker_unavailable, worker_busy, worker_overloaded, worker_error, ...);
 // an unknown code maps like worker_error (502).
 worker_failure worker_failure_of(std::string_view code, std::string message);
-// event_type::error with every field set.
+// event_type::error with every field set. A retryable failure carries raw_name "retryable"
+// (error events have no raw name otherwise): the jsonrpc engine retries it once before anything
+// reached the client, and clears the mark before the client sees the event.
 owned_event to_error_event(const worker_failure& f);
 
 }  // namespace rc::server

@@ -94,11 +94,11 @@ TEST(JsonrpcFramer, ContentLengthBodyMayHoldNewlines) {
 
 TEST(JsonrpcFramer, ContentLengthBadHeaders) {
   for (std::string_view h : {
-           "Content-Type: x\r\n\r\n{}",              // missing length
+           "Content-Type: x\r\n\r\n{}",                         // missing length
            "Content-Length: 2\r\nContent-Length: 2\r\n\r\n{}",  // duplicated
            "Content-Length: -2\r\n\r\n{}", "Content-Length: 2x\r\n\r\n{}",
            "Content-Length:\r\n\r\n{}", "Content-Length 2\r\n\r\n{}",  // no colon
-           ": 2\r\n\r\n{}", "{\"jsonrpc\":\"2.0\"}\n\n",  // a line-framed message
+           ": 2\r\n\r\n{}", "{\"jsonrpc\":\"2.0\"}\n\n",               // a line-framed message
        }) {
     outcome o = run(framing::content_length, 64, {h});
     EXPECT_TRUE(o.messages.empty()) << h;
@@ -107,8 +107,9 @@ TEST(JsonrpcFramer, ContentLengthBadHeaders) {
 }
 
 TEST(JsonrpcFramer, ContentLengthOversized) {
-  for (std::string_view h : {"Content-Length: 65\r\n\r\n", "Content-Length: 99999999999999999999999\r\n\r\n",
-                             "Content-Length: 18446744073709551616\r\n\r\n"}) {
+  for (std::string_view h :
+       {"Content-Length: 65\r\n\r\n", "Content-Length: 99999999999999999999999\r\n\r\n",
+        "Content-Length: 18446744073709551616\r\n\r\n"}) {
     outcome o = run(framing::content_length, 64, {h});
     EXPECT_EQ(o.last, framer::status::too_large) << h;
   }

@@ -65,9 +65,8 @@ TEST(JsonrpcParser, ResponsesAndIds) {
 
 TEST(JsonrpcParser, ErrorResponse) {
   parser p;
-  parsed r = parse(p,
-                   R"({"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"busy \u00e9",)"
-                   R"("data":{"retry_after_ms":250}}})");
+  parsed r = parse(p, R"({"jsonrpc":"2.0","id":3,"error":{"code":-32001,"message":"busy \u00e9",)"
+                      R"("data":{"retry_after_ms":250}}})");
   ASSERT_TRUE(r.ok) << r.error;
   EXPECT_EQ(r.m.type, kind::error);
   EXPECT_EQ(r.m.id_number, 3u);
@@ -97,16 +96,32 @@ TEST(JsonrpcParser, ViewsOutliveTheInput) {
 TEST(JsonrpcParser, RejectsWhatIsNotJsonRpc) {
   parser p;
   for (std::string_view bad : {
-           "", "garbage", "[1,2]", "\"x\"", "null", "{", R"({"id":1})",  // neither
-           R"({"jsonrpc":"1.0","method":"x"})", R"({"jsonrpc":2,"method":"x"})",
-           R"({"method":3})", R"({"method":"x","params":3})", R"({"method":"x","params":"s"})",
-           R"({"method":"x","id":1.5})", R"({"method":"x","id":true})",
-           R"({"method":"x","id":{}})", R"({"method":"x","id":null})",
-           R"({"method":"x","result":1})", R"({"id":1,"result":1,"error":{"code":1}})",
-           R"({"result":1})", R"({"id":null,"result":1})", R"({"id":1,"error":"bad"})",
-           R"({"id":1,"error":{"message":"no code"}})", R"({"id":1,"error":{"code":1.5}})",
+           "",
+           "garbage",
+           "[1,2]",
+           "\"x\"",
+           "null",
+           "{",
+           R"({"id":1})",  // neither
+           R"({"jsonrpc":"1.0","method":"x"})",
+           R"({"jsonrpc":2,"method":"x"})",
+           R"({"method":3})",
+           R"({"method":"x","params":3})",
+           R"({"method":"x","params":"s"})",
+           R"({"method":"x","id":1.5})",
+           R"({"method":"x","id":true})",
+           R"({"method":"x","id":{}})",
+           R"({"method":"x","id":null})",
+           R"({"method":"x","result":1})",
+           R"({"id":1,"result":1,"error":{"code":1}})",
+           R"({"result":1})",
+           R"({"id":null,"result":1})",
+           R"({"id":1,"error":"bad"})",
+           R"({"id":1,"error":{"message":"no code"}})",
+           R"({"id":1,"error":{"code":1.5}})",
            R"({"id":1,"error":{"code":1,"message":7}})",
-           R"({"id":1,"result":1} trailing)", "{\"id\":1,\"result\":\"\xff\"}",
+           R"({"id":1,"result":1} trailing)",
+           "{\"id\":1,\"result\":\"\xff\"}",
        }) {
     parsed r = parse(p, bad);
     EXPECT_FALSE(r.ok) << bad;
@@ -116,8 +131,8 @@ TEST(JsonrpcParser, RejectsWhatIsNotJsonRpc) {
 
 TEST(JsonrpcParser, HostileNestingIsRejectedNotOverflowed) {
   parser p;
-  std::string deep = R"({"id":1,"result":)" + std::string(100000, '[') +
-                     std::string(100000, ']') + "}";
+  std::string deep =
+      R"({"id":1,"result":)" + std::string(100000, '[') + std::string(100000, ']') + "}";
   parsed r = parse(p, deep);
   EXPECT_FALSE(r.ok);
   std::string fine = R"({"id":1,"result":)" + std::string(parser::depth_max - 2, '[') +

@@ -54,7 +54,8 @@ TEST(WorkerErrors, RpcTimeout) {
 
 TEST(WorkerErrors, RpcInternalAndOtherCodes) {
   for (int64_t code : {-32603, -32000, -32003, 1, 0, 42000}) {
-    expect_row(failure_from_rpc_error(code, "x", ""), {502, "worker_error", "server_error", 0, false});
+    expect_row(failure_from_rpc_error(code, "x", ""),
+               {502, "worker_error", "server_error", 0, false});
   }
 }
 
@@ -82,10 +83,21 @@ TEST(WorkerErrors, DataOverridesEveryField) {
 
 TEST(WorkerErrors, BadDataIsIgnored) {
   for (std::string_view data : {
-           R"({"status":200})", R"({"status":600})", R"({"status":"500"})",
-           R"({"status":429.5})", R"({"retry_after_ms":-1})", R"({"retry_after_ms":1e99})",
-           R"({"retry_after_ms":99999999999})", R"({"retryable":"yes"})", R"({"code":7})",
-           R"({"type":""})", R"({"code":""})", "[1]", "\"s\"", "not json", "{",
+           R"({"status":200})",
+           R"({"status":600})",
+           R"({"status":"500"})",
+           R"({"status":429.5})",
+           R"({"retry_after_ms":-1})",
+           R"({"retry_after_ms":1e99})",
+           R"({"retry_after_ms":99999999999})",
+           R"({"retryable":"yes"})",
+           R"({"code":7})",
+           R"({"type":""})",
+           R"({"code":""})",
+           "[1]",
+           "\"s\"",
+           "not json",
+           "{",
        }) {
     worker_failure f = failure_from_rpc_error(-32603, "m", data);
     expect_row(f, {502, "worker_error", "server_error", 0, false});
@@ -101,10 +113,12 @@ TEST(WorkerErrors, SupervisionRows) {
              {504, "worker_timeout", "server_error", 0, false});
   expect_row(worker_failure_of("worker_unavailable", ""),
              {503, "worker_unavailable", "server_error", 1000, false});
-  expect_row(worker_failure_of("worker_busy", ""), {503, "worker_busy", "server_error", 1000, false});
+  expect_row(worker_failure_of("worker_busy", ""),
+             {503, "worker_busy", "server_error", 1000, false});
   expect_row(worker_failure_of("worker_overloaded", ""),
              {503, "worker_overloaded", "server_error", 1000, true});
-  expect_row(worker_failure_of("worker_error", ""), {502, "worker_error", "server_error", 0, false});
+  expect_row(worker_failure_of("worker_error", ""),
+             {502, "worker_error", "server_error", 0, false});
   // Unknown codes keep their name and map like worker_error.
   expect_row(worker_failure_of("slow_consumer", "too slow"),
              {502, "slow_consumer", "server_error", 0, false});
