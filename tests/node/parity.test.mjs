@@ -23,6 +23,14 @@ test('parity: an openai upstream (ringcast to ringcast on mock) gives the golden
   await check('openai');
 });
 
+test('parity: a jsonrpc upstream (the reference worker mock_worker.py) gives the golden transcripts', async () => {
+  await check('jsonrpc');
+});
+
+test('parity: a jsonrpc upstream on two shards, its worker on shard 0, gives the golden transcripts', async () => {
+  await check('jsonrpc_cross_shard');
+});
+
 test('parity: a difference names the engine, scenario, front and path and shows a diff', () => {
   const goldens = readGoldens();
   const file = 'tool_call.chat_sse.json';
