@@ -37,6 +37,7 @@ class Tee(unittest.TestCase):
         self.assertEqual(sorted(got), sorted([("to_worker", '{"a":1}'), ("to_worker", '{"b":"é"}'),
                                               ("from_worker", '}1:"a"{'), ("from_worker", '}"é":"b"{')]))
         self.assertTrue(all(isinstance(e["t"], float) for e in self.entries()))
+        self.assertEqual(len({e["pid"] for e in self.entries()}), 1)
 
     def test_content_length_frames_pass_through_unchanged(self):
         frames = b'Content-Length: 7\r\n\r\n{"a":1}Content-Length: 11\r\n\r\n{"b":"x\ny"}'

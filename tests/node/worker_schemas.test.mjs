@@ -85,24 +85,29 @@ test('worker schemas: check_wire.mjs reports each failing message of a tee log a
   const path = await import('node:path');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-wire-'));
   const file = path.join(dir, 'wire.jsonl');
-  const entry = (dir_, m) => JSON.stringify({ dir: dir_, t: 1, text: typeof m === 'string' ? m : JSON.stringify(m) });
+  const entry = (dir_, m, pid = 100) => JSON.stringify({ dir: dir_, t: 1, pid, text: typeof m === 'string' ? m : JSON.stringify(m) });
+  // Two workers logging to one file, their ids overlapping: two conversations.
   const good = [entry('to_worker', { jsonrpc: '2.0', id: 3, method: 'ping', params: {} }),
+    entry('to_worker', { jsonrpc: '2.0', id: 3, method: 'ping', params: {} }, 101),
+    entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} }, 101),
     entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} })];
   try {
     fs.writeFileSync(file, `${good.join('\n')}\n`);
     const ok = execFileSync(process.execPath, ['check_wire.mjs', file], { encoding: 'utf8' });
-    assert.match(ok, /ping\.request: 1\nping\.result: 1\nevery message validates/);
+    assert.match(ok, /ping\.request: 2\nping\.result: 2\nevery message validates/);
     fs.writeFileSync(file, `${[...good, entry('from_worker', 'not json'),
-      entry('from_worker', { jsonrpc: '2.0', method: 'generate/delta', params: { id: 3, choice: 0 } })].join('\n')}\n`);
+      entry('from_worker', { jsonrpc: '2.0', method: 'generate/delta', params: { id: 3, choice: 0 } }),
+      entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} }, 101)].join('\n')}\n`);
     const bad = (() => {
       try { execFileSync(process.execPath, ['check_wire.mjs', file], { encoding: 'utf8' }); } catch (e) { return e; }
       return null;
     })();
     assert.ok(bad, 'exit status 0 for a bad log');
     assert.equal(bad.status, 1);
-    assert.match(bad.stdout, /wire\.jsonl:3: from_worker: .*not valid JSON/);
-    assert.match(bad.stdout, /wire\.jsonl:4: from_worker: from_worker generate\.delta: \/params must have required property 'text'/);
-    assert.match(bad.stdout, /2 message\(s\) fail/);
+    assert.match(bad.stdout, /wire\.jsonl:5: from_worker: .*not valid JSON/);
+    assert.match(bad.stdout, /wire\.jsonl:6: from_worker: from_worker generate\.delta: \/params must have required property 'text'/);
+    assert.match(bad.stdout, /wire\.jsonl:7: from_worker: from_worker: a response to no pending request \(id 3\)/);
+    assert.match(bad.stdout, /3 message\(s\) fail/);
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
