@@ -1,8 +1,8 @@
 // The wire between a live ringcast and the reference worker, checked against the schemas of the
 // `ringcast` dialect (docs/schemas/workers/): ringcast runs jsonrpc upstreams whose command is
 // tests/workers/tee.py around tests/workers/mock_worker.py (both framings, two shards, two
-// workers), clients make chat, responses, streamed, tool-call, multi-choice, embeddings and
-// abandoned requests, and every message tee logged, each way, must validate; every message kind
+// workers), clients make chat, responses, streamed, tool-call, multi-choice, embeddings, broker
+// and abandoned requests, and every message tee logged, each way, must validate; every message kind
 // of the dialect must have been seen.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -69,6 +69,10 @@ test('worker wire: every message between a live ringcast and the reference worke
       const emb = await client.embeddings.create({ model, input: ['a', 'b c'], encoding_format: 'float' });
       assert.equal(emb.data.length, 2);
     }
+    // A broker message (no client body: the generate's "request" is rebuilt).
+    const queued = await (await fetch(srv.url('/api/v1/message'), { method: 'POST', body: JSON.stringify({ user_id: 'u1', message: 'Hello', max_tokens: 4, model: 'small' }) })).json();
+    const lifecycle = await (await fetch(srv.url(`/api/v1/stream?user_id=u1&message_id=${queued.message_id}`))).text();
+    assert.match(lifecycle, /event: done/);
     // An abandoned stream: ringcast sends cancel.
     const stream = await client.chat.completions.create({ model: 'slow', messages: [{ role: 'user', content: 'a long story' }], stream: true });
     for await (const chunk of stream) if (chunk.choices[0]?.delta?.content) break;  // the SDK closes the connection
