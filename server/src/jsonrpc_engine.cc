@@ -31,8 +31,11 @@ uint64_t splitmix(uint64_t& x) {
 std::shared_ptr<engine> make_jsonrpc_engine(shard_server& shard,
                                             std::shared_ptr<const upstream_config> cfg) {
   std::shared_ptr<worker_dialect> dialect;
-  // The codex-app-server dialect joins when its part lands (make_codex_dialect).
-  if (cfg->protocol == "ringcast" || cfg->protocol.empty()) dialect = make_ringcast_dialect(cfg);
+  if (cfg->protocol == "codex-app-server") {
+    dialect = make_codex_dialect(cfg);
+  } else if (cfg->protocol == "ringcast" || cfg->protocol.empty()) {
+    dialect = make_ringcast_dialect(cfg);
+  }
   if (!dialect) {
     RC_ERROR("upstream %s: protocol '%s' has no dialect in this build", cfg->name.c_str(),
              cfg->protocol.c_str());
@@ -93,10 +96,8 @@ jsonrpc_engine::~jsonrpc_engine() {
       w->proc->set_owner(nullptr);
       retire_worker(std::move(w->proc));
     } else {
+      // (Its metrics state is left to a replacement under the same labels, if any.)
       board_->slots[w->index].state.store(worker_state::stopped, std::memory_order_release);
-      shard_.metrics().workers[worker_metrics_index(shard_.metrics().workers, cfg_->name,
-                                                    static_cast<uint32_t>(w->index))]
-          .state = static_cast<int64_t>(worker_state::stopped);
     }
   }
   dead_.clear();

@@ -12,8 +12,9 @@
 // Stopping. The worker is stopped — stdin closed, SIGTERM to its process group, SIGKILL after
 // stop_grace_ms — when it fails: its stdout ends, a message is longer than max_line_bytes, it
 // writes something that is not JSON-RPC, the handshake fails or times out, a ping goes
-// unanswered. Its calls in progress then end with `worker_crashed` (the consumer decides whether
-// to retry). When the process has exited (reaped) the owner hears why (on_worker_exit) and the
+// unanswered. Its calls in progress then end with `worker_protocol_error` (what it wrote was not
+// JSON-RPC or too long) or `worker_crashed` (anything else; the consumer decides whether to
+// retry). When the process has exited (reaped) the owner hears why (on_worker_exit) and the
 // object may be destroyed (not from inside that callback: the owner defers it).
 //
 // stderr. Every line goes to ringcast's log as `worker <upstream>#<i> pid N: <line>` (warn
@@ -90,6 +91,7 @@ class worker_process {
   // Who hears of readiness and exit from now on (the graveyard takes retired workers).
   void set_owner(owner* o) { owner_ = o; }
 
+
   // Starts `call` (its start() writes its request); its events go to `consumer`, which also
   // hears when it is over. Returns the call's handle, 0 when
   // the worker is not ready (nothing started).
@@ -135,6 +137,7 @@ class worker_process {
   worker_state state_ = worker_state::stopped;
   worker_restart_reason stop_reason_ = worker_restart_reason::exited;
   bool stop_requested_ = false;
+  uint64_t metrics_token_ = 0;  // the state metric is ours while it holds this
   bool exited_ = false;
   int pid_ = -1;
   std::unique_ptr<child_process> child_;

@@ -8,13 +8,14 @@ import re
 import signal
 import socket
 import time
+import uuid
 import threading
 import unittest
 
 from harness import get
 from openai_client import post_json
 from worker_pipe import FAULT_WORKER, MOCK_WORKER
-from worker_setup import WorkerServer, jsonrpc_kind_available, wait_until
+from worker_setup import WorkerServer, jsonrpc_kind_available, marked_pids, wait_until
 
 
 def chat(text, **kw):
@@ -118,6 +119,28 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(env.starts(), first)
 
+    def test_after_a_reload_replaces_a_worker_its_metrics_show_the_new_one(self):
+        # The old worker ignores EOF and SIGTERM: it is SIGKILLed after its grace, well after its
+        # replacement is ready; its end must not overwrite the replacement's state.
+        with WorkerServer(FAULT_WORKER, args=["--ignore-eof", "--ignore-sigterm"],
+                          settings={"stop_grace_ms": 1500}) as env:
+            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
+            new_marker = "rcw-" + uuid.uuid4().hex[:12]
+            env.write(["--model", "other"], marker=new_marker)
+            env.server.send_signal(signal.SIGHUP)
+            wait_until("the reload", lambda: "configuration reloaded" in env.server.log())
+            ready = 'ringcast_worker_state{upstream="local",worker="0",state="ready"} 1'
+            try:
+                wait_until("the new worker", lambda: marked_pids(new_marker))
+                wait_until("the old worker gone", lambda: not marked_pids(env.marker), timeout=15)
+                time.sleep(0.2)
+                states = [l for l in get(env.port, "/metrics").body.decode().splitlines()
+                          if l.startswith("ringcast_worker_state{")]
+                self.assertIn(ready, states)
+            finally:
+                env.server.stop()
+                wait_until("no new worker left", lambda: not marked_pids(new_marker), timeout=15, fail=False)
+
     def test_stderr_lines_over_the_rate_are_counted_in_a_suppressed_line(self):
         with WorkerServer(FAULT_WORKER, args=["--stderr-spam", "500"],
                           settings={"stderr_lines_per_s": 10}) as env:
@@ -134,7 +157,12 @@ class Lifecycle(unittest.TestCase):
 
     def test_workers_on_two_shards_serve_both_and_report_metrics(self):
         with WorkerServer(MOCK_WORKER, settings={"workers": 2}, shards=2) as env:
-            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
+            def both_ready():
+                text = get(env.port, "/metrics").body.decode()
+                return all(f'ringcast_worker_state{{upstream="local",worker="{w}",state="ready"}} 1' in text
+                           for w in ("0", "1"))
+
+            wait_until("both workers ready", both_ready)
             for i in range(6):
                 r = post_json(env.port, "/v1/chat/completions",
                               {"model": "w", "messages": [{"role": "user", "content": f"hi {i}"}]})

@@ -231,9 +231,7 @@ class Faults(unittest.TestCase):
             self.assert_recovers(env, 1)
 
     # The spec's error table: non-JSON output and a line over max_line_bytes are 502
-    # worker_protocol_error. The engine answers worker_crashed (the message names the protocol
-    # error): reported to the supervisor part; remove expectedFailure once it is fixed.
-    @unittest.expectedFailure
+    # worker_protocol_error.
     def test_protocol_errors_are_worker_protocol_error(self):
         with self.env(max_line_bytes=65536) as env:
             for fault in ("fault:garbage", "fault:oversized bytes=200000"):

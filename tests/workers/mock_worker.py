@@ -377,9 +377,17 @@ class MockWorker(worker_io.Worker):
             return None
         max_tokens = p.get("max_tokens")
         if max_tokens is not None and max_tokens > self.opts.mock_max_tokens:
+            # Worded as ringcast's fronts refuse it for the mock, naming the client's field.
+            request = p.get("request") if isinstance(p.get("request"), dict) else {}
+            if p.get("api") == "responses":
+                param, what = "max_output_tokens", "output"
+            else:
+                param = "max_completion_tokens" if "max_completion_tokens" in request else "max_tokens"
+                what = "completion"
             self.reply_error(msg_id, worker_io.INVALID_PARAMS,
-                             f"max_tokens is above this model's limit of {self.opts.mock_max_tokens}",
-                             {"param": "max_tokens"})
+                             f"{param} is too large: {max_tokens}. This model supports at most "
+                             f"{self.opts.mock_max_tokens} {what} tokens, whereas you provided {max_tokens}.",
+                             {"param": param})
             return None
         g = Generation(self, msg_id, p)
         self.calls[msg_id] = g

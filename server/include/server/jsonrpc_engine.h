@@ -24,7 +24,8 @@
 // `retryable`) before anything reached the client, it is retried once — after a crash on any
 // worker (the crashed one's replacement included, waiting if need be), after a refusal only on
 // another worker with room. Otherwise the error ends the stream (worker_errors.h maps codes to
-// statuses). starts_lazily() is true, so a request refused before its first event gets a plain
+// statuses; a worker stopped for writing something that is not JSON-RPC, or too long, ends its
+// calls with worker_protocol_error, not retried). starts_lazily() is true, so a request refused before its first event gets a plain
 // HTTP error. A millisecond before the request's deadline the engine ends it with 504
 // worker_timeout (503 worker_unavailable if it was still waiting with no worker ready); a
 // stream destroyed early (the client left) is cancelled. Either way the worker gets the

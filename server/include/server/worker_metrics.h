@@ -50,6 +50,7 @@ struct worker_metrics {
   std::array<uint64_t, static_cast<size_t>(worker_method::count)> requests{};
   std::vector<std::pair<std::string, uint64_t>> errors;  // by code
   latency_histogram first_token;
+  uint64_t state_owner = 0;  // which process of this worker writes `state` (not rendered)
 
   void count_error(std::string_view code);
   void merge(const worker_metrics& o);

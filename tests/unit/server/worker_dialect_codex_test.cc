@@ -165,6 +165,28 @@ TEST(CodexDialect, OverloadedThreadStartIsRetryable503) {
   EXPECT_GT(w.events[0].base.retry_after_ms, 0u);
 }
 
+TEST(CodexDialect, AgentMessagesOfOneTurnAreSeparatedAndOneWithoutDeltasIsSentWhole) {
+  // A preamble, a tool Codex runs, then the answer, which (here) comes only in item/completed.
+  auto d = codex::make_dialect(nullptr, {});
+  replay w(*d, {{true, R"({"id":1,"method":"thread/start","params":{}})"},
+                {false, R"({"id":1,"result":{"thread":{"id":"t1"}}})"},
+                {true, R"({"id":2,"method":"turn/start","params":{}})"},
+                {false, R"({"id":2,"result":{"turn":{"id":"u1","status":"inProgress"}}})"},
+                {false, R"({"method":"item/agentMessage/delta","params":{"threadId":"t1","turnId":"u1","itemId":"m1","delta":"Let me look."}})"},
+                {false, R"({"method":"item/completed","params":{"threadId":"t1","turnId":"u1","item":{"type":"agentMessage","id":"m1","text":"Let me look."}}})"},
+                {false, R"({"method":"item/agentMessage/delta","params":{"threadId":"t0","turnId":"u0","itemId":"x","delta":"another thread"}})"},
+                {false, R"({"method":"item/completed","params":{"threadId":"t1","turnId":"u1","item":{"type":"agentMessage","id":"m2","text":"Found it."}}})"},
+                {false, R"({"method":"turn/completed","params":{"threadId":"t1","turn":{"id":"u1","status":"completed","error":null}}})"},
+                {true, R"({"id":3,"method":"thread/unsubscribe","params":{}})"},
+                {false, R"({"id":3,"result":{"status":"unsubscribed"}})"}});
+  generation_request r = conversation({user("Where is it?")});
+  auto call = call_for(*d, r);
+  w.run(*call);
+  EXPECT_TRUE(w.finished);
+  EXPECT_EQ(w.text(), "Let me look.\n\nFound it.");
+  EXPECT_EQ(w.events.back().base.type, event_type::usage);
+}
+
 TEST(CodexDialect, CancelInterruptsTheTurnAndEmitsNothingMore) {
   auto d = codex::make_dialect(nullptr, {});
   std::vector<line> script = load("interrupt");
