@@ -19,7 +19,10 @@
 // child_process waits for the pidfd with an io_uring POLL_ADD, reaps with waitid(P_PIDFD) and
 // reports the wait status once. When the child has exited, the rest of its process group is
 // killed before it is reaped (a worker's leftovers do not outlive it). Destroying a
-// child_process whose child still runs kills the group and reaps synchronously: no zombie.
+// child_process whose child still runs SIGKILLs the group and returns at once (a child stuck in
+// uninterruptible sleep must not freeze the shard): the pidfd poll, now a reactor orphan, reaps
+// it with WNOHANG when it has died; at reactor teardown one still unreaped is waited for. No
+// zombie either way.
 //
 // pipe_reader / pipe_writer read and write one end of a pipe with IORING_OP_READ / WRITE (the
 // descriptor stays blocking; io_uring polls it). Writes go out in order, one operation in flight;
