@@ -395,6 +395,12 @@ class chat_ws_task final : public generation_task {
       case event_type::raw:  // only sent when the front asked for passthrough
         return true;
       case event_type::error:
+        if (e.error_code.empty() && e.http_status != 0) {
+          // An upstream's error without a code ("code": null) is named by its type, as a
+          // refusal before the engine started is.
+          error(engine_error(e).type, e.error_message);
+          return true;
+        }
         error(e.error_code, e.error_message);
         return true;
     }

@@ -105,6 +105,18 @@ std::string_view engine_table::default_model() const {
   return {};
 }
 
+std::string_view engine_table::unready_worker_upstream() const {
+  for (const slot& s : upstreams_) {
+    if (!s.handle) continue;
+    const upstream_kind* kind = find_upstream_kind(s.config->kind);
+    if (!kind || kind->endpoints != endpoint_family::none) continue;
+    bool routed = fallback_ == s.handle.get();
+    for (const auto& [name, e] : routes_) routed = routed || e == s.handle.get();
+    if (routed && !s.handle->ready()) return s.config->name;
+  }
+  return {};
+}
+
 std::shared_ptr<engine> engine_table::upstream_engine(std::string_view upstream) const {
   for (const slot& s : upstreams_)
     if (s.config->name == upstream) return s.handle;

@@ -76,7 +76,9 @@ generation_task::~generation_task() {
 }
 
 void generation_task::set_deadline_ms(uint64_t timeout_ms) {
-  if (timeout_ms > 0) shard_.loop().arm_after_ms(deadline_, timeout_ms);
+  if (timeout_ms == 0) return;
+  shard_.loop().arm_after_ms(deadline_, timeout_ms);
+  deadline_at_ms_ = shard_.loop().now_ms() + timeout_ms;
 }
 
 void generation_task::count_stream() {
@@ -102,6 +104,7 @@ void generation_task::start(engine& e, generation_request req, bool bypass_queue
   engine_ = &e;
   engine_ref_ = shard_.share_engine(e);
   request_ = std::move(req);
+  if (deadline_at_ms_ != 0) request_.deadline_ms = deadline_at_ms_;
   bypass_queue_limit_ = bypass_queue_limit;
   started_ns_ = shard_.loop().now_ns();
   if (stream_ask_ != 0) {

@@ -89,6 +89,8 @@ void shard_metrics::merge(const shard_metrics& o) {
   broker_enqueued += o.broker_enqueued;
   broker_wait.merge(o.broker_wait);
   for (const upstream_metrics& u : o.upstreams) upstreams[upstream_metrics_index(upstreams, u.name)].merge(u);
+  for (const worker_metrics& w : o.workers)
+    workers[worker_metrics_index(workers, w.upstream, w.worker)].merge(w);
   reactor.loop_turns += o.reactor.loop_turns;
   access_log.lines += o.access_log.lines;
   access_log.dropped += o.access_log.dropped;
@@ -454,6 +456,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_streams(w);
   render_reactor(w);
   render_upstream_metrics(shards, out);
+  render_worker_metrics(shards, out);
 }
 
 }  // namespace rc::server

@@ -76,7 +76,10 @@ std::optional<uint64_t> error_directive(std::string_view prompt) {
 }
 
 // A JSON value for one schema node, deterministic in `r`.
-void write_schema_value(json::writer& w, const json::value& schema, rng& r, int depth) {
+// A node that is not an object (`true`, a string: a client's schema may say anything) is an
+// empty schema: a string.
+void write_schema_value(json::writer& w, const json::value& node, rng& r, int depth) {
+  const json::value schema = node && node.is_object() ? node : json::value();
   json::value en = schema ? schema.find("enum") : json::value();
   if (en && en.is_array() && en.size() > 0) {
     byte_buffer first;

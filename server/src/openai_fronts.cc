@@ -52,6 +52,7 @@ openai::api_error engine_error(const engine_event& e) {
     err.status = e.http_status;
     err.message = std::string(e.error_message);
     err.type = e.http_status < 500 ? "invalid_request_error" : "server_error";
+    if (e.error_code.empty()) err.code.reset();  // its envelope's "code": null, as the mock's
   }
   if (!e.error_type.empty()) err.type = std::string(e.error_type);
   if (!e.error_param.empty()) err.param = std::string(e.error_param);

@@ -1,5 +1,6 @@
 // GET /healthz, GET /readyz, GET /metrics.
 #include "server/handlers.h"
+#include "proto/json_writer.h"
 #include "server/connection.h"
 #include "server/shard.h"
 
@@ -15,6 +16,16 @@ handler_result handle_healthz(request_context& ctx) {
 handler_result handle_readyz(request_context& ctx) {
   if (ctx.shard.draining()) {
     ctx.conn.respond(503, "application/json", R"({"status":"draining"})",
+                     {{"Retry-After", "1"}, {"retry-after-ms", "1000"}});
+  } else if (std::string_view u = ctx.shard.engines().unready_worker_upstream(); !u.empty()) {
+    // A routed upstream of local workers has none ready (starting, restarting, crash loop).
+    byte_buffer body;
+    json::writer w(body);
+    w.begin_object();
+    w.string_member("status", "not_ready");
+    w.string_member("reason", "upstream " + std::string(u) + ": no worker ready");
+    w.end_object();
+    ctx.conn.respond(503, "application/json", body.view(),
                      {{"Retry-After", "1"}, {"retry-after-ms", "1000"}});
   } else {
     ctx.conn.respond(200, "application/json", R"({"status":"ready"})");

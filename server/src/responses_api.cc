@@ -148,6 +148,9 @@ class responses_task final : public generation_task {
           if (!emit(openai::response_event::output_item_added, b)) return false;
           b.clear();
         }
+        // An engine may open a call with no arguments yet (a chat upstream's first tool-call
+        // chunk has "arguments": ""): the API sends no empty delta.
+        if (e.text.empty()) return true;
         writer_.arguments_delta(b, call_, e.text);
         return emit(openai::response_event::arguments_delta, b);
       case event_type::done:

@@ -15,6 +15,7 @@
 #include "proto/sha1.h"
 #include "server/mock_engine.h"
 #include "server/remote_generation.h"
+#include "worker_process.h"
 
 namespace rc::server {
 namespace {
@@ -87,6 +88,9 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
 
 shard_server::~shard_server() {
   RC_ASSERT(connections_.empty());
+  // Whatever still holds a worker process is killed and reaped now (never left to the exit).
+  engines_.release_upstreams();
+  kill_retiring_workers();
   // Deferred work posted to ourselves (deletions of finished tasks and workers) runs now, while
   // everything it refers to still exists.
   reactor_.run_local_messages();
@@ -141,6 +145,9 @@ void shard_server::on_turn_end() {
     upstreams_released_ = true;
     engines_.release_upstreams();
   }
+  // Worker processes of released jsonrpc engines are stopping (SIGTERM, SIGKILL after their
+  // grace): the loop reaps them before it stops, so none outlives ringcast.
+  if (retiring_workers() != 0) return;
   if (sockets_.open_sockets() != 0) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "server/jsonrpc_engine.h"
 #include "server/openai_engine.h"
 #include "server/responses_ws_engine.h"
 
@@ -34,8 +35,9 @@ void register_builtin_upstream_kinds() {
     register_upstream_kind("openai", endpoint_family::http, make_openai_engine);
   if (!find_upstream_kind("responses-ws"))
     register_upstream_kind("responses-ws", endpoint_family::websocket, make_responses_ws_upstream);
-  // Local worker processes (docs/workers.md). Known to the configuration; no engine yet.
-  if (!find_upstream_kind("jsonrpc")) register_upstream_kind("jsonrpc", endpoint_family::none, {});
+  // Local worker processes (docs/workers.md).
+  if (!find_upstream_kind("jsonrpc") || !find_upstream_kind("jsonrpc")->factory)
+    register_upstream_kind("jsonrpc", endpoint_family::none, make_jsonrpc_engine);
 }
 
 const upstream_kind* find_upstream_kind(std::string_view name) {

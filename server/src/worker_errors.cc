@@ -117,7 +117,10 @@ worker_failure failure_from_rpc_error(int64_t code, std::string_view message,
 }
 
 owned_event to_error_event(const worker_failure& f) {
-  return error_event(f.code, f.message, f.http_status, f.type, f.param, f.retry_after_ms);
+  owned_event e = error_event(f.code, f.message, f.http_status, f.type, f.param, f.retry_after_ms);
+  // The engine's retry decision (jsonrpc_engine.h); it clears the mark before the client sees it.
+  if (f.retryable) e.raw_name = "retryable";
+  return e;
 }
 
 }  // namespace rc::server

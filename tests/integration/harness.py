@@ -151,7 +151,7 @@ class ResponseReader:
                 continue
             name, _, value = line.partition(":")
             headers.setdefault(name.strip().lower(), []).append(value.strip())
-        body = b""
+        body = bytearray()  # appended per chunk: bytes += would copy the whole body each time
         if head_only or int(status) in (100, 101, 204, 304):
             pass
         elif "chunked" in headers.get("transfer-encoding", [""])[0]:
@@ -165,7 +165,7 @@ class ResponseReader:
                 self._read_exact(2, deadline)
         elif "content-length" in headers:
             body = self._read_exact(int(headers["content-length"][0]), deadline)
-        return Response(int(status), reason, headers, body, head)
+        return Response(int(status), reason, headers, bytes(body), head)
 
     def at_eof(self, timeout=5.0):
         """True if the peer closes without sending anything more."""

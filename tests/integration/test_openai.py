@@ -183,6 +183,25 @@ class Parity(unittest.TestCase):
             self.assertEqual(whole, sse)
             self.assertEqual(whole, ws)
 
+    def test_tool_schemas_that_are_not_objects_are_treated_as_empty(self):
+        # A client's schema may hold anything where a schema is expected ("items": true, a
+        # property that is a string or a number): the mock treats such a node as an empty schema
+        # (a string) instead of failing, and the server keeps answering.
+        odd = [{"type": "function", "function": {"name": "odd", "parameters": {
+            "type": "object", "required": ["a", "b", "c"],
+            "properties": {"a": {"type": "array", "items": True}, "b": "text", "c": 7}}}}]
+        with Server() as srv:
+            whole, sse, ws = self.chat_all_fronts(srv, chat("odd", tools=odd, tool_choice="required"))
+            name, arguments = whole["choices"][0]["tool_calls"][0]
+            self.assertEqual(name, "odd")
+            args = json.loads(arguments)
+            self.assertEqual(set(args), {"a", "b", "c"})
+            self.assertEqual(len(args["a"]), 1)
+            self.assertIsInstance(args["a"][0], str)
+            self.assertIsInstance(args["b"], str)
+            self.assertEqual(whole, sse)
+            self.assertEqual(whole, ws)
+
     def test_responses_everywhere(self):
         body = {"model": MODEL, "input": "parity of responses", "instructions": "be brief"}
         with Server() as srv:

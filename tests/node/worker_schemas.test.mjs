@@ -78,3 +78,55 @@ test('worker schemas: the index routes each example to its own schema', () => {
   say('to_worker', to('ping.request'));
   assert.throws(() => say('from_worker', { jsonrpc: '2.0', id: 12, result: 'pong' }), /ping.result: \/result must be object/);
 });
+
+test('worker schemas: check_wire.mjs reports each failing message of a tee log and exits 1', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rc-wire-'));
+  const file = path.join(dir, 'wire.jsonl');
+  const entry = (dir_, m, pid = 100) => JSON.stringify({ dir: dir_, t: 1, pid, text: typeof m === 'string' ? m : JSON.stringify(m) });
+  // Two workers logging to one file, their ids overlapping: two conversations.
+  const good = [entry('to_worker', { jsonrpc: '2.0', id: 3, method: 'ping', params: {} }),
+    entry('to_worker', { jsonrpc: '2.0', id: 3, method: 'ping', params: {} }, 101),
+    entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} }, 101),
+    entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} })];
+  try {
+    fs.writeFileSync(file, `${good.join('\n')}\n`);
+    const ok = execFileSync(process.execPath, ['check_wire.mjs', file], { encoding: 'utf8' });
+    assert.match(ok, /ping\.request: 2\nping\.result: 2\nevery message validates/);
+    fs.writeFileSync(file, `${[...good, entry('from_worker', 'not json'),
+      entry('from_worker', { jsonrpc: '2.0', method: 'generate/delta', params: { id: 3, choice: 0 } }),
+      entry('from_worker', { jsonrpc: '2.0', id: 3, result: {} }, 101)].join('\n')}\n`);
+    const bad = (() => {
+      try { execFileSync(process.execPath, ['check_wire.mjs', file], { encoding: 'utf8' }); } catch (e) { return e; }
+      return null;
+    })();
+    assert.ok(bad, 'exit status 0 for a bad log');
+    assert.equal(bad.status, 1);
+    assert.match(bad.stdout, /wire\.jsonl:5: from_worker: .*not valid JSON/);
+    assert.match(bad.stdout, /wire\.jsonl:6: from_worker: from_worker generate\.delta: \/params must have required property 'text'/);
+    assert.match(bad.stdout, /wire\.jsonl:7: from_worker: from_worker: a response to no pending request \(id 3\)/);
+    assert.match(bad.stdout, /3 message\(s\) fail/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('worker schemas: the messages shown in docs/workers.md validate, and its example is the tested worker', () => {
+  const schemas = loadSchemas();
+  const docPath = new URL('../../docs/workers.md', import.meta.url);
+  const doc = fs.readFileSync(docPath, 'utf8');
+  const blocks = [...doc.matchAll(/<!-- schema: ([\w.]+) -->\n```json\n(.*?)\n```/gs)];
+  assert.ok(blocks.length >= 14, `only ${blocks.length} schema-tagged blocks`);
+  const shown = new Set();
+  for (const [, name, text] of blocks) {
+    assert.ok(schemas[name], `docs/workers.md names an unknown schema ${name}`);
+    const message = JSON.parse(text);
+    assert.ok(schemas[name].validate(message), `docs/workers.md ${name}: ${schemaErrors(schemas[name].validate)}`);
+    shown.add(name);
+  }
+  assert.deepEqual([...shown].sort(), [...MESSAGES].sort(), 'every message of the dialect has an example in the doc');
+  const [, file, listing] = doc.match(/<!-- example: ([\w/.]+) -->\n```python\n(.*?)```/s);
+  assert.equal(listing, fs.readFileSync(new URL(`../../${file}`, import.meta.url), 'utf8'), `docs/workers.md's listing differs from ${file}`);
+});

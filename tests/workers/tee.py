@@ -6,7 +6,8 @@
 Runs COMMAND, copies this process's stdin to the child's stdin and the child's stdout to this
 process's stdout, message by message (one line, or one Content-Length frame), and appends each
 message to FILE as one JSON line: {"dir": "to_worker" | "from_worker", "t": <unix seconds>,
-"text": "<the message, as sent, without its framing>"}. The child's stderr is inherited. The text
+"pid": <tee's pid>, "text": "<the message, as sent, without its framing>"}. Several workers may
+share a FILE (each write is one append); "pid" tells their conversations apart. The child's stderr is inherited. The text
 is logged as received (not parsed), so a worker writing garbage shows up as such.
 
 When ringcast closes stdin, the child's stdin is closed; when the child closes its stdout, tee
@@ -68,7 +69,8 @@ class Log:
         self.lock = threading.Lock()
 
     def add(self, direction, text):
-        entry = {"dir": direction, "t": time.time(), "text": text.decode("utf-8", "replace")}
+        entry = {"dir": direction, "t": time.time(), "pid": os.getpid(),
+                 "text": text.decode("utf-8", "replace")}
         line = (json.dumps(entry, ensure_ascii=False) + "\n").encode()
         with self.lock:
             self.f.write(line)
@@ -113,7 +115,10 @@ def main():
                            close_child_stdin)).start()
     pump(child.stdout, sys.stdout.buffer, opts.framing, log, "from_worker", lambda: None)
     code = child.wait()
-    sys.exit(128 - code if code < 0 else code)
+    sys.stdout.flush()
+    # os._exit: the stdin thread may still be blocked in a read, and a normal interpreter exit
+    # would abort on the lock it holds.
+    os._exit(128 - code if code < 0 else code)
 
 
 if __name__ == "__main__":

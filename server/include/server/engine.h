@@ -94,6 +94,10 @@ struct generation_request {
   std::optional<int64_t> seed;
   double temperature = 1.0;
   double top_p = 1.0;
+  // When the request's deadline passes (monotonic ms, core/clock.h; 0: none). The front ends
+  // the stream then anyway; an engine may pass it on (a worker's deadline_ms) and end its work
+  // a moment earlier with its own error.
+  uint64_t deadline_ms = 0;
 };
 
 enum class event_type : uint8_t { delta, tool_call, done, usage, error, raw };

@@ -69,6 +69,10 @@ class engine_table {
   // serves, else the first explicit route; empty when there is none.
   std::string_view default_model() const;
 
+  // The first upstream of a local-process kind (endpoint_family::none: jsonrpc workers) that
+  // serves a route and whose engine is not ready (no worker ready), for /readyz; empty if none.
+  std::string_view unready_worker_upstream() const;
+
   // Engines per upstream (for tests and metrics).
   size_t upstream_engines() const { return upstreams_.size(); }
   std::shared_ptr<engine> upstream_engine(std::string_view upstream) const;

@@ -128,6 +128,7 @@ class generation_task : public engine_sink, public stream_producer, public engin
   generation_request request_;
   std::unique_ptr<engine_stream> stream_;
   timer deadline_;
+  uint64_t deadline_at_ms_ = 0;  // monotonic ms (request_.deadline_ms)
   bool holds_slot_ = false;
   // The client's stream slot (limits.h): held, or asked of the home shard (handle != 0).
   bool holds_stream_ = false;

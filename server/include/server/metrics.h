@@ -23,6 +23,7 @@
 #include "server/resolver.h"
 #include "server/session_store.h"
 #include "server/upstream_metrics.h"
+#include "server/worker_metrics.h"
 
 namespace rc::server {
 
@@ -107,6 +108,8 @@ struct shard_metrics {
 
   // Upstream engines, by upstream name (upstream_metrics.h).
   std::vector<upstream_metrics> upstreams;
+  // jsonrpc workers, by upstream and index (worker_metrics.h).
+  std::vector<worker_metrics> workers;
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   access_log_stats access_log{};  // copied from the shard's access log likewise

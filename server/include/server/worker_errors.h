@@ -45,7 +45,9 @@ worker_failure failure_from_rpc_error(int64_t code, std::string_view message,
 // worker_protocol_error, worker_unavailable, worker_busy, worker_overloaded, worker_error, ...);
 // an unknown code maps like worker_error (502).
 worker_failure worker_failure_of(std::string_view code, std::string message);
-// event_type::error with every field set.
+// event_type::error with every field set. A retryable failure carries raw_name "retryable"
+// (error events have no raw name otherwise): the jsonrpc engine retries it once before anything
+// reached the client, and clears the mark before the client sees the event.
 owned_event to_error_event(const worker_failure& f);
 
 }  // namespace rc::server
