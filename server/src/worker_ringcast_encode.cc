@@ -6,6 +6,7 @@
 
 #include "base/byte_buffer.h"
 #include "proto/json_writer.h"
+#include "proto/openai_responses.h"
 #include "worker_ringcast.h"
 
 namespace rc::server::ringcast_wire {
@@ -35,27 +36,6 @@ void write_messages(json::writer& w, const generation_request& r) {
   w.end_array();
 }
 
-void write_tool_choice(json::writer& w, const openai::tool_choice_spec& c) {
-  switch (c.mode) {
-    case openai::tool_choice_mode::none:
-      w.string("none");
-      return;
-    case openai::tool_choice_mode::required:
-      w.string("required");
-      return;
-    case openai::tool_choice_mode::function:
-      w.begin_object();
-      w.string_member("type", "function");
-      w.string_member("name", c.function_name);
-      w.end_object();
-      return;
-    case openai::tool_choice_mode::unset:
-    case openai::tool_choice_mode::auto_:
-      w.string("auto");  // other kinds of choice (raw_json) cannot be honoured: auto
-      return;
-  }
-}
-
 void write_tools(json::writer& w, const generation_request& r) {
   w.key("tools");
   w.begin_array();
@@ -70,7 +50,8 @@ void write_tools(json::writer& w, const generation_request& r) {
   }
   w.end_array();
   w.key("tool_choice");
-  write_tool_choice(w, r.tool_choice);
+  // Other kinds of choice (kept as raw_json, mode auto) cannot be honoured: they are sent as auto.
+  openai::write_responses_tool_choice(w, r.tool_choice);
   w.key("parallel_tool_calls");
   w.boolean(r.parallel_tool_calls);
 }
