@@ -270,12 +270,7 @@ class ringcast_dialect final : public worker_dialect {
     w.begin_array();
     for (const std::string& t : r.texts) w.string(t);
     w.end_array();
-    w.key("dimensions");
-    if (r.dimensions) {
-      w.uint64(*r.dimensions);
-    } else {
-      w.null();
-    }
+    nullable_member(w, "dimensions", r.dimensions);
     w.end_object();
     return std::make_unique<embed_call>(std::string(b.view()), r.texts.size(), std::move(done));
   }
