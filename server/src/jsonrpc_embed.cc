@@ -9,17 +9,22 @@ namespace rc::server {
 namespace {
 
 // Waits for an embedding call's answer; answers worker_crashed if the call ends without one.
+// It is owned by the call (its callback holds it), so it must not own the engine: that would make
+// a cycle (engine → worker → call → waiter → engine) through which a replaced engine could be
+// destroyed from inside its own sweep. It finds the engine through the board instead.
 struct embed_waiter final : call_consumer {
   unique_function<void(embedding_result&&)> done;
   slot_ticket ticket;
-  std::shared_ptr<jsonrpc_engine> engine;
+  std::shared_ptr<worker_board> board;
   bool answered = false;
 
   void answer(embedding_result&& r) {
     if (answered) return;
     answered = true;
-    ticket.reset();
-    engine->capacity_changed();
+    if (ticket) {
+      ticket.reset();
+      if (jsonrpc_engine* e = jsonrpc_engine::on_this_shard(board.get())) e->capacity_changed();
+    }
     auto fn = std::move(done);
     fn(std::move(r));
   }
@@ -90,7 +95,7 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
   auto waiter = std::make_shared<embed_waiter>();
   waiter->done = std::move(done);
   waiter->ticket = std::move(ticket);
-  waiter->engine = shared_from_this();
+  waiter->board = board_;
   std::unique_ptr<worker_call> call =
       dialect_->make_embed_call(req, model, [waiter](embedding_result&& r) { waiter->answer(std::move(r)); });
   if (!call) {
