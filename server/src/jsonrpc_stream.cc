@@ -66,6 +66,7 @@ class worker_run final : public engine_stream, public call_consumer {
       if (call) handle_ = worker_->start_call(std::move(call), this);
     }
     starting_ = false;
+    if (handle_ == 0) worker_ = nullptr;
     if (handle_ == 0 && !done_) {
       release();
       push(to_error_event(worker_failure_of("worker_crashed", "the worker is not running")));
@@ -86,6 +87,7 @@ class worker_run final : public engine_stream, public call_consumer {
         // The client does not read: stop the worker's call rather than buffer without end.
         if (handle_ != 0 && worker_) worker_->cancel_call(handle_);
         handle_ = 0;
+        worker_ = nullptr;
         release();
         push(error_event("slow_consumer",
                          "the client read too slowly; the worker's output exceeded the buffer",
@@ -101,6 +103,7 @@ class worker_run final : public engine_stream, public call_consumer {
 
   void on_call_finished() override {
     handle_ = 0;
+    worker_ = nullptr;  // it may be destroyed from now on
     release();
   }
 
@@ -131,7 +134,7 @@ class worker_run final : public engine_stream, public call_consumer {
   size_t index_;
   slot_ticket ticket_;
   engine_sink& sink_;
-  worker_process* worker_ = nullptr;  // valid while handle_ != 0
+  worker_process* worker_ = nullptr;  // set (and valid) while handle_ != 0
   uint64_t handle_ = 0;
   std::deque<owned_event> queue_;
   size_t queued_bytes_ = 0;

@@ -198,7 +198,8 @@ uint64_t worker_process::start_call(std::unique_ptr<worker_call> call, call_cons
   metrics().inflight = static_cast<int64_t>(active_calls_);
   ++metrics().requests[static_cast<size_t>(method)];
   e->call_->start(*e);
-  return h;
+  // The call may have finished inside start() (its consumer heard on_call_finished): no handle.
+  return calls_.count(h) != 0 ? h : 0;
 }
 
 void worker_process::cancel_call(uint64_t handle) {

@@ -93,8 +93,8 @@ class worker_process {
 
 
   // Starts `call` (its start() writes its request); its events go to `consumer`, which also
-  // hears when it is over. Returns the call's handle, 0 when
-  // the worker is not ready (nothing started).
+  // hears when it is over. Returns the call's handle, 0 when the worker is not ready (nothing
+  // started) or when the call already finished inside its start() (the consumer heard it).
   uint64_t start_call(std::unique_ptr<worker_call> call, call_consumer* consumer,
                       worker_method method = worker_method::generate);
   // The consumer is gone: the call is cancelled (dialect cancel) and forgotten when it answers.
