@@ -142,11 +142,10 @@ class worker_run final : public engine_stream, public call_consumer {
   timer kick_;
 };
 
-// Whether an error that arrives before anything reached the client is worth one more try.
-bool retryable(const engine_event& e) {
-  return e.error_code == "worker_crashed" || e.error_code == "worker_overloaded" ||
-         e.raw_name == "retryable";
-}
+// Whether an error that arrives before anything reached the client is worth one more try: the
+// error table marks worker_crashed and worker_overloaded, and a worker's data.retryable may
+// override the mark either way (worker_errors.h).
+bool retryable(const engine_event& e) { return e.raw_name == "retryable"; }
 
 }  // namespace
 

@@ -11,7 +11,8 @@ Faults chosen by the last user message, `fault:NAME [key=value ...]`:
   hang               never answers (pings still answered); a cancel is answered -32003
   garbage            writes a line that is not JSON
   oversized          writes one valid message of bytes=N (5 MiB) on one line
-  overloaded         answers -32001 with data.retry_after_ms=N (when given)
+  overloaded         answers -32001 with data.retry_after_ms=N (when given), data.retryable
+                     false when retryable=0
   invalid-params     answers -32602 with data.param "messages"
   error              answers code=N (-32603) with data.retryable when retryable=1
   exit-now           exits with code=C (0) as soon as the request arrives
@@ -126,6 +127,8 @@ class FaultWorker(worker_io.Worker):
             return None
         if fault == "overloaded":
             data = {"retry_after_ms": int(args["retry_after_ms"])} if "retry_after_ms" in args else None
+            if args.get("retryable") == "0":
+                data = dict(data or {}, retryable=False)
             self.reply_error(msg_id, worker_io.OVERLOADED, "the worker is overloaded", data)
             return None
         if fault == "invalid-params":

