@@ -192,7 +192,9 @@ class jsonrpc_stream final : public engine_stream, public engine_sink, public js
     if (!delivered_ && e.type == event_type::error && !retried_ && retryable(e)) {
       // Nothing reached the client: once more, on another worker if there is one.
       retrying_ = true;
-      retry_crashed_ = e.error_code == "worker_crashed";
+      // A worker that failed (died, was stopped) is gone: the retry may wait for any worker. One
+      // that refused (overloaded, a retryable error) is avoided.
+      retry_crashed_ = e.error_code == "worker_crashed" || e.error_code == "worker_protocol_error";
       first_failure_ = owned_event(e);
       first_failure_->raw_name.clear();
       engine_->shard().loop().arm_after_ms(retry_, 0);

@@ -41,6 +41,7 @@ class worker_process::call_entry final : public call_context {
   void send(std::string_view json) override { w_.send(json); }
   bool emit(const engine_event& e) override {
     if (over_ || terminal_) return true;
+    emitted_ = true;
     if (!seen_event_ && !handshake_) {
       seen_event_ = true;
       w_.metrics().first_token.observe_us((w_.shard_.loop().now_ns() - started_ns_) / 1000);
@@ -78,6 +79,7 @@ class worker_process::call_entry final : public call_context {
   call_consumer* consumer_;
   bool handshake_;
   bool over_ = false, terminal_ = false, seen_event_ = false, cancelled_ = false;
+  bool emitted_ = false;  // an event went to the consumer (it may have reached the client)
   uint64_t started_ns_ = 0;
   std::vector<uint64_t> ids_;
   std::vector<std::string> keys_;
@@ -383,14 +385,16 @@ void worker_process::fail_calls(std::string_view message) {
   for (auto& [h, e] : calls_)
     if (!e->handshake_) handles.push_back(h);
   // What the worker wrote was not JSON-RPC: worker_protocol_error; it died or stopped
-  // answering: worker_crashed (the one an engine retries).
-  worker_failure f = worker_failure_of(stop_reason_ == worker_restart_reason::protocol_error
-                                           ? "worker_protocol_error"
-                                           : "worker_crashed",
+  // answering: worker_crashed (the one an engine retries). A call that has emitted nothing yet
+  // is retryable either way: like after a crash, it is tried once more on another worker.
+  bool protocol = stop_reason_ == worker_restart_reason::protocol_error;
+  worker_failure f = worker_failure_of(protocol ? "worker_protocol_error" : "worker_crashed",
                                        std::string(message));
+  worker_failure untouched = f;
+  untouched.retryable = true;
   for (uint64_t h : handles) {
     auto it = calls_.find(h);
-    if (it != calls_.end()) it->second->fail(f);
+    if (it != calls_.end()) it->second->fail(it->second->emitted_ ? f : untouched);
   }
   if (auto it = calls_.find(handshake_); it != calls_.end()) forget(*it->second);
 }

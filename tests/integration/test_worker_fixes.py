@@ -33,6 +33,24 @@ class EngineFixes(unittest.TestCase):
             self.assertEqual(error_of(r)["code"], "worker_overloaded")
             self.assertEqual(len(env.events("generate")), 1)
 
+    # The issue: a worker stopped for bad output has its in-flight requests "retried once on
+    # another worker if nothing reached the client yet".
+    def test_bad_output_retries_the_calls_that_delivered_nothing(self):
+        with self.env(workers=2, max_line_bytes=65536) as env:
+            wait_until("two workers", lambda: len(env.events("initialize")) >= 2)
+            for fault in ("fault:garbage once=g", "fault:oversized bytes=200000 once=o"):
+                r = post_json(env.port, "/v1/chat/completions", chat(fault))
+                self.assertEqual(r.status, 200, (fault, r.body))
+
+    def test_bad_output_after_a_delta_is_worker_protocol_error(self):
+        with self.env(workers=2) as env:
+            wait_until("two workers", lambda: len(env.events("initialize")) >= 2)
+            r = post_json(env.port, "/v1/chat/completions",
+                          dict(chat("fault:garbage-mid-stream after=2"), stream=True))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertIn(b"worker_protocol_error", r.body)
+            self.assertEqual(len(env.events("generate")), 1)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -10,6 +10,7 @@ Faults chosen by the last user message, `fault:NAME [key=value ...]`:
   crash-before-first exits with code=C (3) before any event
   hang               never answers (pings still answered); a cancel is answered -32003
   garbage            writes a line that is not JSON
+  garbage-mid-stream after=N deltas (3), then a line that is not JSON
   oversized          writes one valid message of bytes=N (5 MiB) on one line
   overloaded         answers -32001 with data.retry_after_ms=N (when given), data.retryable
                      false when retryable=0
@@ -116,6 +117,14 @@ class FaultWorker(worker_io.Worker):
             self.exit(code, fault)
         if fault == "exit-now":
             self.exit(int(args.get("code", 0)), fault)
+        if fault == "garbage-mid-stream":
+            for i in range(int(args.get("after", 3))):
+                self.notify("generate/delta", {"id": msg_id, "choice": 0, "text": f"part{i} "})
+            self.flush()
+            time.sleep(0.3)  # the deltas reach the client before the garbage
+            self.send_raw(b"this is not JSON {\n")
+            self.calls[msg_id] = True
+            return None
         if fault == "garbage":
             self.send_raw(b"this is not JSON {\n")
             self.calls[msg_id] = True
