@@ -109,7 +109,8 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
     return answer_later(shard_.loop(), std::move(r), std::move(waiter->done));
   }
   // The waiter lives as long as the call (its callback holds it).
-  if (w->start_call(std::move(call), waiter.get(), worker_method::embed) == 0) {
+  // The slot goes with the call: it is freed when the worker is done with it.
+  if (w->start_call(std::move(call), waiter.get(), worker_method::embed, std::move(waiter->ticket)) == 0) {
     waiter->on_call_finished();
   }
 }

@@ -63,7 +63,8 @@ class worker_run final : public engine_stream, public call_consumer {
       p.deadline_unix_ms = unix_ms_of(req.deadline_ms);
       p.request_id = request_id;
       std::unique_ptr<worker_call> call = engine_->dialect().make_call(p);
-      if (call) handle_ = worker_->start_call(std::move(call), this);
+      // The slot goes with the call: it is freed when the worker is done with it.
+      if (call) handle_ = worker_->start_call(std::move(call), this, worker_method::generate, std::move(ticket_));
     }
     starting_ = false;
     if (handle_ == 0) worker_ = nullptr;

@@ -80,6 +80,7 @@ class worker_process::call_entry final : public call_context {
   bool handshake_;
   bool over_ = false, terminal_ = false, seen_event_ = false, cancelled_ = false;
   bool emitted_ = false;  // an event went to the consumer (it may have reached the client)
+  slot_ticket ticket_;    // its board slot, released when the call is over on the worker
   uint64_t started_ns_ = 0;
   std::vector<uint64_t> ids_;
   std::vector<std::string> keys_;
@@ -190,11 +191,12 @@ bool worker_process::start() {
 }
 
 uint64_t worker_process::start_call(std::unique_ptr<worker_call> call, call_consumer* consumer,
-                                    worker_method method) {
+                                    worker_method method, slot_ticket&& ticket) {
   if (state_ != worker_state::ready || !call) return 0;
   uint64_t h = next_handle_++;
   auto entry = std::make_unique<call_entry>(*this, h, std::move(call), consumer, false);
   call_entry* e = entry.get();
+  e->ticket_ = std::move(ticket);
   calls_.emplace(h, std::move(entry));
   ++active_calls_;
   metrics().inflight = static_cast<int64_t>(active_calls_);
@@ -230,6 +232,10 @@ void worker_process::forget(call_entry& e) {
   if (!owned->handshake_) {
     --active_calls_;
     metrics().inflight = static_cast<int64_t>(active_calls_);
+  }
+  if (owned->ticket_) {
+    owned->ticket_.reset();
+    if (owner_) owner_->on_slot_freed();
   }
   call_consumer* consumer = owned->consumer_;
   owned->consumer_ = nullptr;

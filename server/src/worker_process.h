@@ -65,6 +65,8 @@ class worker_process {
     virtual void on_worker_ready(worker_process& w) = 0;
     // The process is gone (reaped). `reason`: why it ended (a stop's reason, or exited/killed).
     virtual void on_worker_exit(worker_process& w, worker_restart_reason reason) = 0;
+    // A call that held a board slot (start_call's ticket) is over on the worker: the slot is free.
+    virtual void on_slot_freed() {}
 
    protected:
     ~owner() = default;
@@ -95,8 +97,11 @@ class worker_process {
   // Starts `call` (its start() writes its request); its events go to `consumer`, which also
   // hears when it is over. Returns the call's handle, 0 when the worker is not ready (nothing
   // started) or when the call already finished inside its start() (the consumer heard it).
+  // `ticket` (the call's board slot; taken only when the call starts) is released when the
+  // worker is done with the call — it answered, failed, or after a cancel answered it or the
+  // cancel grace passed — not when the consumer goes away.
   uint64_t start_call(std::unique_ptr<worker_call> call, call_consumer* consumer,
-                      worker_method method = worker_method::generate);
+                      worker_method method = worker_method::generate, slot_ticket&& ticket = {});
   // The consumer is gone: the call is cancelled (dialect cancel) and forgotten when it answers.
   void cancel_call(uint64_t handle);
 

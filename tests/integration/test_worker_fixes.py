@@ -51,6 +51,24 @@ class EngineFixes(unittest.TestCase):
             self.assertIn(b"worker_protocol_error", r.body)
             self.assertEqual(len(env.events("generate")), 1)
 
+    # A call the client left still runs on the worker until the worker answers the cancel (or
+    # the cancel grace, 5 s, is over): its slot stays taken until then.
+    def test_a_cancelled_call_keeps_its_slot_until_the_worker_is_done(self):
+        with self.env(max_concurrency_per_worker=1) as env:
+            wait_until("the worker", lambda: env.events("initialize"))
+            r = post_json(env.port, "/v1/chat/completions", chat("fault:hang deaf=1"),
+                          {"x-ringcast-timeout-ms": "800"}, timeout=30)
+            self.assertEqual((r.status, error_of(r)["code"]), (504, "worker_timeout"), r.body)
+            wait_until("the cancel", lambda: env.events("cancel"))
+            r = post_json(env.port, "/v1/chat/completions", chat("next"),
+                          {"x-ringcast-timeout-ms": "1500"}, timeout=30)
+            self.assertNotEqual(r.status, 200, r.body)  # the worker still runs the first call
+            self.assertEqual(len(env.events("generate")), 1)
+            # After the grace the slot is free again.
+            r = wait_until("a served request", lambda: (lambda r: r if r.status == 200 else None)(
+                post_json(env.port, "/v1/chat/completions", chat("later"))))
+            self.assertEqual(r.json()["choices"][0]["message"]["content"], "later")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,7 +8,8 @@ whitespace-separated word per delta ("hello world" -> "hello", " world"), finish
 Faults chosen by the last user message, `fault:NAME [key=value ...]`:
   crash-mid-stream   after=N deltas (3), then exits with code=C (3): the client got something
   crash-before-first exits with code=C (3) before any event
-  hang               never answers (pings still answered); a cancel is answered -32003
+  hang               never answers (pings still answered); a cancel is answered -32003, or
+                     never with deaf=1
   garbage            writes a line that is not JSON
   garbage-mid-stream after=N deltas (3), then a line that is not JSON
   oversized          writes one valid message of bytes=N (5 MiB) on one line
@@ -99,6 +100,8 @@ class FaultWorker(worker_io.Worker):
     def handle_cancel(self, msg_id, params):
         gid = params.get("id")
         self.log("cancel", id=gid, known=gid in self.calls)
+        if self.calls.get(gid) == "deaf":
+            return  # hang deaf=1: the call goes on, the cancel is never answered
         if self.calls.pop(gid, None) is not None:
             self.reply_error(gid, worker_io.CANCELLED, "cancelled")
 
@@ -150,7 +153,7 @@ class FaultWorker(worker_io.Worker):
                              "the fault worker failed as asked", data)
             return None
         if fault == "hang":
-            self.calls[msg_id] = True
+            self.calls[msg_id] = "deaf" if args.get("deaf") == "1" else True
             return None
         if fault == "crash-mid-stream":
             for i in range(int(args.get("after", 3))):
