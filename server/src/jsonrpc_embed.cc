@@ -12,11 +12,38 @@ namespace {
 // It is owned by the call (its callback holds it), so it must not own the engine: that would make
 // a cycle (engine → worker → call → waiter → engine) through which a replaced engine could be
 // destroyed from inside its own sweep. It finds the engine through the board instead.
+// The request's deadline: 504 worker_timeout, and the worker gets a cancel for the call.
 struct embed_waiter final : call_consumer {
   unique_function<void(embedding_result&&)> done;
   slot_ticket ticket;
   std::shared_ptr<worker_board> board;
   bool answered = false;
+  reactor* loop = nullptr;
+  timer deadline;
+  worker_process* worker = nullptr;  // set (and valid) while handle != 0
+  uint64_t handle = 0;
+
+  ~embed_waiter() {
+    if (loop) loop->cancel_timer(deadline);
+  }
+  void arm(reactor& r, uint64_t deadline_ms) {
+    loop = &r;
+    deadline.set_callback(
+        [](timer&, void* ctx) { static_cast<embed_waiter*>(ctx)->on_deadline(); }, this);
+    // A millisecond before the front's own deadline, as a generation's.
+    r.arm_at_ms(deadline, deadline_ms > 1 ? deadline_ms - 1 : 0);
+  }
+  void on_deadline() {
+    worker_failure f = worker_failure_of("worker_timeout", "the worker did not answer before the request's deadline");
+    embedding_result r;
+    r.error_code = f.code;
+    r.error_message = f.message;
+    r.http_status = f.http_status;
+    r.error_type = f.type;
+    answer(std::move(r));
+    // The call goes on until the worker answers the cancel (or its grace is over).
+    if (handle != 0 && worker) worker->cancel_call(handle);
+  }
 
   void answer(embedding_result&& r) {
     if (answered) return;
@@ -42,6 +69,9 @@ struct embed_waiter final : call_consumer {
     return true;
   }
   void on_call_finished() override {
+    handle = 0;
+    worker = nullptr;
+    if (loop) loop->cancel_timer(deadline);
     if (!answered) {
       worker_failure f = worker_failure_of("worker_crashed", "the worker ended the call without an answer");
       embedding_result r;
@@ -110,9 +140,11 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
   }
   // The waiter lives as long as the call (its callback holds it).
   // The slot goes with the call: it is freed when the worker is done with it.
-  if (w->start_call(std::move(call), waiter.get(), worker_method::embed, std::move(waiter->ticket)) == 0) {
-    waiter->on_call_finished();
-  }
+  uint64_t h = w->start_call(std::move(call), waiter.get(), worker_method::embed, std::move(waiter->ticket));
+  if (h == 0) return waiter->on_call_finished();
+  waiter->worker = w;
+  waiter->handle = h;
+  if (req.deadline_ms != 0) waiter->arm(shard_.loop(), req.deadline_ms);
 }
 
 namespace {

@@ -69,6 +69,19 @@ class EngineFixes(unittest.TestCase):
                 post_json(env.port, "/v1/chat/completions", chat("later"))))
             self.assertEqual(r.json()["choices"][0]["message"]["content"], "later")
 
+    def test_an_embedding_that_never_answers_ends_at_its_deadline(self):
+        with self.env(max_concurrency_per_worker=1) as env:
+            wait_until("the worker", lambda: env.events("initialize"))
+            r = post_json(env.port, "/v1/embeddings", {"model": "w", "input": "fault:hang"},
+                          {"x-ringcast-timeout-ms": "800"}, timeout=30)
+            self.assertEqual((r.status, error_of(r)["code"]), (504, "worker_timeout"), r.body)
+            embed = env.events("embed")[0]
+            wait_until("the cancel", lambda: [c for c in env.events("cancel") if c["id"] == embed["id"]])
+            # The worker answered the cancel: its one slot serves again.
+            r = wait_until("a served request", lambda: (lambda r: r if r.status == 200 else None)(
+                post_json(env.port, "/v1/chat/completions", chat("again"))))
+            self.assertEqual(r.json()["choices"][0]["message"]["content"], "again")
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -19,6 +19,8 @@ Faults chosen by the last user message, `fault:NAME [key=value ...]`:
   error              answers code=N (-32603) with data.retryable when retryable=1
   exit-now           exits with code=C (0) as soon as the request arrives
   slow-tokens        tokens=N deltas (20), one every ms=M (100) milliseconds
+An embed whose input is `fault:hang` never answers (a cancel is answered -32003); other embeds
+are refused (-32601).
 `once=TAG` (with --state-dir) makes a fault fire only the first time any worker sharing that
 directory sees TAG; afterwards the request is echoed (e.g. crash once, succeed on the retry).
 
@@ -104,6 +106,17 @@ class FaultWorker(worker_io.Worker):
             return  # hang deaf=1: the call goes on, the cancel is never answered
         if self.calls.pop(gid, None) is not None:
             self.reply_error(gid, worker_io.CANCELLED, "cancelled")
+
+    # ---- embed: only the hang fault (a text "fault:hang"); anything else is refused ----
+
+    def handle_embed(self, msg_id, p):
+        texts = p.get("input") or []
+        self.log("embed", id=msg_id, request_id=p.get("request_id"))
+        if any(isinstance(t, str) and t.startswith("fault:hang") for t in texts):
+            self.calls[msg_id] = True  # a cancel is answered -32003
+            return None
+        self.reply_error(msg_id, worker_io.METHOD_NOT_FOUND, "unknown method 'embed'")
+        return None
 
     # ---- generate ----
 
