@@ -196,7 +196,7 @@ class embed_wait final : public jsonrpc_waiter {
 void jsonrpc_engine::embed(const embedding_request& req,
                            unique_function<void(embedding_result&&)> done) {
   uint64_t now = shard_.loop().now_ms();
-  if (board_->unavailable_until_ms.load(std::memory_order_acquire) > now)
+  if (board_->paused(now))
     return answer_later(shard_.loop(), result_of(unavailable_event(false)), std::move(done));
   int w = reserve(-1);
   if (w >= 0) return embed_on(w, req, std::move(done));

@@ -164,7 +164,12 @@ void jsonrpc_engine::on_worker_ready(worker_process& p) {
   owned_worker* w = find(p);
   if (!w) return;
   w->ready_since_ms = shard_.loop().now_ms();
-  board_->unavailable_until_ms.store(0, std::memory_order_release);
+  // Ready after a crash loop's pause: the upstream starts over (history forgotten).
+  uint64_t until = board_->unavailable_until_ms.load(std::memory_order_acquire);
+  if (until != 0 && until <= w->ready_since_ms) {
+    board_->unavailable_until_ms.store(0, std::memory_order_release);
+    board_->clear_crashes();
+  }
   capacity_changed();
 }
 
@@ -240,7 +245,7 @@ int jsonrpc_engine::reserve(int avoid) {
 owned_event jsonrpc_engine::unavailable_event(bool busy) const {
   uint64_t now = shard_.loop().now_ms();
   uint64_t until = board_->unavailable_until_ms.load(std::memory_order_acquire);
-  if (until > now) {
+  if (until > now && !board_->any_ready()) {
     worker_failure f = worker_failure_of(
         "worker_unavailable", "upstream '" + cfg_->name +
                                   "': its workers keep crashing; it is paused until they restart");
@@ -295,7 +300,7 @@ void jsonrpc_engine::capacity_changed() {
 
 void jsonrpc_engine::serve_waiters() {
   uint64_t now = shard_.loop().now_ms();
-  bool unavailable = board_->unavailable_until_ms.load(std::memory_order_acquire) > now;
+  bool unavailable = board_->paused(now);
   while (!queue_.empty()) {
     jsonrpc_waiter* s = queue_.front();
     if (unavailable) {

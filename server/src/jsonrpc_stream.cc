@@ -234,8 +234,7 @@ class jsonrpc_stream final : public engine_stream, public engine_sink, public js
   void try_start() {
     if (over_ || inner_) return;
     uint64_t now = engine_->shard().loop().now_ms();
-    if (engine_->board()->unavailable_until_ms.load(std::memory_order_acquire) > now)
-      return deliver_own(engine_->unavailable_event(false));
+    if (engine_->board()->paused(now)) return deliver_own(engine_->unavailable_event(false));
     int w = engine_->reserve(retried_ && !retry_crashed_ ? failed_worker_ : -1);
     if (w >= 0) return run_on(w);
     if (retried_ && !retry_crashed_) {

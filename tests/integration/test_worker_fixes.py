@@ -4,7 +4,8 @@ a cancelled call keeps its worker slot until the worker is done with it, and the
 breaker forgets its history and lets ready workers serve. Skipped while the build has no engine
 for kind "jsonrpc"."""
 
-import threading
+import re
+import time
 import unittest
 
 from openai_client import post_json
@@ -81,6 +82,25 @@ class EngineFixes(unittest.TestCase):
             r = wait_until("a served request", lambda: (lambda r: r if r.status == 200 else None)(
                 post_json(env.port, "/v1/chat/completions", chat("again"))))
             self.assertEqual(r.json()["choices"][0]["message"]["content"], "again")
+
+    # One worker crashing trips the breaker: the crashed one stays paused (no restart), the
+    # ready one keeps serving.
+    def test_a_crash_loop_pauses_restarts_but_ready_workers_serve(self):
+        with self.env(workers=2, crash_loop_restarts=3, crash_loop_window_ms=60000,
+                      restart_backoff_base_ms=50, restart_backoff_cap_ms=30000) as env:
+            for crashes, tag in enumerate(("a", "b", "c")):
+                # Both workers ready (the crashed ones restarted) before the next crash.
+                wait_until("every worker ready", lambda: len(re.findall(r": ready$", env.server.log(), re.M)) == 2 + crashes)
+                r = post_json(env.port, "/v1/chat/completions", chat(f"fault:exit-now once={tag}"))
+                self.assertEqual(r.status, 200, (tag, r.body))  # retried on the other worker
+            wait_until("the crash loop", lambda: "crash loop" in env.server.log())
+            spawned = len(env.starts())
+            for i in range(5):
+                r = post_json(env.port, "/v1/chat/completions", chat(f"still here {i}"))
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.json()["choices"][0]["message"]["content"], f"still here {i}")
+            time.sleep(1.0)
+            self.assertEqual(len(env.starts()), spawned)  # the crashed worker stays paused
 
 
 if __name__ == "__main__":
