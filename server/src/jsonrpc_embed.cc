@@ -149,8 +149,8 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
 
 namespace {
 
-// An embedding waiting in the queue for a slot (at most the server's request timeout, else
-// init_timeout_ms).
+// An embedding waiting in the queue for a slot (until the request's deadline, else the server's
+// request timeout, else init_timeout_ms).
 class embed_wait final : public jsonrpc_waiter {
  public:
   embed_wait(std::shared_ptr<jsonrpc_engine> e, const embedding_request& req,
@@ -176,6 +176,10 @@ class embed_wait final : public jsonrpc_waiter {
  private:
   void on_timeout() {
     engine_->dequeue(this);
+    if (engine_->board()->any_ready()) {
+      return fail_waiting(to_error_event(worker_failure_of(
+          "worker_timeout", "no worker had room for the embedding before the request's deadline")));
+    }
     fail_waiting(engine_->unavailable_event(false));
   }
   // Deleted on a later turn: it may hold the last reference to the engine that called it.
@@ -202,6 +206,7 @@ void jsonrpc_engine::embed(const embedding_request& req,
   if (w >= 0) return embed_on(w, req, std::move(done));
   auto* waiter = new embed_wait(shared_from_this(), req, std::move(done));
   if (!enqueue(waiter)) return waiter->fail_waiting(unavailable_event(board_->any_ready()));
+  if (req.deadline_ms != 0) return waiter->wait(req.deadline_ms > now + 1 ? req.deadline_ms - 1 - now : 0);
   uint32_t ms = shard_.config().request_timeout_ms;
   waiter->wait(ms != 0 ? ms : std::max<uint32_t>(cfg_->init_timeout_ms, 1000));
 }

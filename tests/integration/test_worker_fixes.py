@@ -8,6 +8,7 @@ import re
 import time
 import unittest
 
+from harness import get
 from openai_client import post_json
 from worker_pipe import FAULT_WORKER
 from worker_setup import WorkerServer, jsonrpc_kind_available, wait_until
@@ -56,7 +57,7 @@ class EngineFixes(unittest.TestCase):
     # the cancel grace, 5 s, is over): its slot stays taken until then.
     def test_a_cancelled_call_keeps_its_slot_until_the_worker_is_done(self):
         with self.env(max_concurrency_per_worker=1) as env:
-            wait_until("the worker", lambda: env.events("initialize"))
+            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
             r = post_json(env.port, "/v1/chat/completions", chat("fault:hang deaf=1"),
                           {"x-ringcast-timeout-ms": "800"}, timeout=30)
             self.assertEqual((r.status, error_of(r)["code"]), (504, "worker_timeout"), r.body)
@@ -72,7 +73,7 @@ class EngineFixes(unittest.TestCase):
 
     def test_an_embedding_that_never_answers_ends_at_its_deadline(self):
         with self.env(max_concurrency_per_worker=1) as env:
-            wait_until("the worker", lambda: env.events("initialize"))
+            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
             r = post_json(env.port, "/v1/embeddings", {"model": "w", "input": "fault:hang"},
                           {"x-ringcast-timeout-ms": "800"}, timeout=30)
             self.assertEqual((r.status, error_of(r)["code"]), (504, "worker_timeout"), r.body)
