@@ -195,12 +195,11 @@ void jsonrpc_engine::on_worker_exit(worker_process& p, worker_restart_reason rea
     }
     delay = std::max<uint64_t>(delay, until - now);
   }
+  // (A replaced engine's worker no longer owns its metric rows: the new one's state stays.)
+  w->proc->show_state(worker_state::backoff);
   dead_.push_back(std::move(w->proc));  // we are inside its callback
   shard_.loop().arm_after_ms(sweep_, 0);
   board_->slots[w->index].state.store(worker_state::backoff, std::memory_order_release);
-  shard_.metrics().workers[worker_metrics_index(shard_.metrics().workers, cfg_->name,
-                                                static_cast<uint32_t>(w->index))]
-      .state = static_cast<int64_t>(worker_state::backoff);
   RC_INFO("worker %s#%zu: restarting in %llu ms", cfg_->name.c_str(), w->index,
           static_cast<unsigned long long>(delay));
   shard_.loop().arm_after_ms(w->restart, delay);

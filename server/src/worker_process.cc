@@ -42,7 +42,8 @@ class worker_process::call_entry final : public call_context {
   bool emit(const engine_event& e) override {
     if (over_ || terminal_) return true;
     emitted_ = true;
-    if (!seen_event_ && !handshake_) {
+    // The first token: an error alone (a refusal) is no sample.
+    if (!seen_event_ && !handshake_ && e.type != event_type::error && e.type != event_type::usage) {
       seen_event_ = true;
       w_.metrics().first_token.observe_us((w_.shard_.loop().now_ns() - started_ns_) / 1000);
     }
@@ -143,7 +144,11 @@ void worker_process::set_state(worker_state s) {
   board_->slots[index_].state.store(s, std::memory_order_release);
   // Under the same labels a newer process (a reload's replacement) may show its state: a
   // retired one no longer writes it.
-  if (metrics().state_owner == metrics_token_) metrics().state = static_cast<int64_t>(s);
+  show_state(s);
+}
+
+void worker_process::show_state(worker_state s) {
+  if (owns_metrics()) metrics().state = static_cast<int64_t>(s);
 }
 
 bool worker_process::start() {
@@ -199,7 +204,7 @@ uint64_t worker_process::start_call(std::unique_ptr<worker_call> call, call_cons
   e->ticket_ = std::move(ticket);
   calls_.emplace(h, std::move(entry));
   ++active_calls_;
-  metrics().inflight = static_cast<int64_t>(active_calls_);
+  if (owns_metrics()) metrics().inflight = static_cast<int64_t>(active_calls_);
   ++metrics().requests[static_cast<size_t>(method)];
   e->call_->start(*e);
   // The call may have finished inside start() (its consumer heard on_call_finished): no handle.
@@ -231,7 +236,7 @@ void worker_process::forget(call_entry& e) {
   calls_.erase(it);
   if (!owned->handshake_) {
     --active_calls_;
-    metrics().inflight = static_cast<int64_t>(active_calls_);
+    if (owns_metrics()) metrics().inflight = static_cast<int64_t>(active_calls_);
   }
   if (owned->ticket_) {
     owned->ticket_.reset();

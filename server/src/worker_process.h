@@ -90,6 +90,10 @@ class worker_process {
   int pid() const { return pid_; }
   bool exited() const { return exited_; }
   size_t calls_in_flight() const { return active_calls_; }
+  // Whether this process still owns its rows of the worker metrics (a newer process under the
+  // same labels, a reload's replacement, takes them over), and a state shown there if so.
+  bool owns_metrics() { return metrics().state_owner == metrics_token_; }
+  void show_state(worker_state s);
   // Who hears of readiness and exit from now on (the graveyard takes retired workers).
   void set_owner(owner* o) { owner_ = o; }
 

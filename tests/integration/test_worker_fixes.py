@@ -103,6 +103,22 @@ class EngineFixes(unittest.TestCase):
             time.sleep(1.0)
             self.assertEqual(len(env.starts()), spawned)  # the crashed worker stays paused
 
+    def test_an_error_only_call_is_no_first_token_sample(self):
+        with self.env() as env:
+            wait_until("ready", lambda: get(env.port, "/readyz").status == 200)
+            count = 'ringcast_worker_first_token_seconds_count{upstream="local",worker="0"} '
+
+            def first_tokens():
+                text = get(env.port, "/metrics").body.decode()
+                return [float(l[len(count):]) for l in text.splitlines() if l.startswith(count)]
+
+            r = post_json(env.port, "/v1/chat/completions", chat("fault:invalid-params"))
+            self.assertEqual(r.status, 400, r.body)
+            self.assertIn(first_tokens(), ([], [0.0]))
+            r = post_json(env.port, "/v1/chat/completions", chat("tokens please"))
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(first_tokens(), [1.0])
+
 
 if __name__ == "__main__":
     unittest.main()
