@@ -77,7 +77,7 @@ class EngineFixes(unittest.TestCase):
             r = post_json(env.port, "/v1/embeddings", {"model": "w", "input": "fault:hang"},
                           {"x-ringcast-timeout-ms": "800"}, timeout=30)
             self.assertEqual((r.status, error_of(r)["code"]), (504, "worker_timeout"), r.body)
-            embed = env.events("embed")[0]
+            embed = wait_until("the embed", lambda: env.events("embed"))[0]
             wait_until("the cancel", lambda: [c for c in env.events("cancel") if c["id"] == embed["id"]])
             # The worker answered the cancel: its one slot serves again.
             r = wait_until("a served request", lambda: (lambda r: r if r.status == 200 else None)(
