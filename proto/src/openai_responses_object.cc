@@ -51,24 +51,7 @@ void write_tool_choice(json::writer& w, const tool_choice_spec& c) {
     return;
   }
   w.key("tool_choice");
-  switch (c.mode) {
-    case tool_choice_mode::none:
-      w.string("none");
-      return;
-    case tool_choice_mode::required:
-      w.string("required");
-      return;
-    case tool_choice_mode::function:
-      w.begin_object();
-      w.string_member("type", "function");
-      w.string_member("name", c.function_name);
-      w.end_object();
-      return;
-    case tool_choice_mode::unset:
-    case tool_choice_mode::auto_:
-      w.string("auto");
-      return;
-  }
+  write_responses_tool_choice(w, c);
 }
 
 void write_function_tool(json::writer& w, const function_tool& t) {
@@ -172,6 +155,27 @@ void write_output_item(json::writer& w, const output_item& item) {
 }
 
 }  // namespace detail
+
+void write_responses_tool_choice(json::writer& w, const tool_choice_spec& c) {
+  switch (c.mode) {
+    case tool_choice_mode::none:
+      w.string("none");
+      return;
+    case tool_choice_mode::required:
+      w.string("required");
+      return;
+    case tool_choice_mode::function:
+      w.begin_object();
+      w.string_member("type", "function");
+      w.string_member("name", c.function_name);
+      w.end_object();
+      return;
+    case tool_choice_mode::unset:
+    case tool_choice_mode::auto_:
+      w.string("auto");
+      return;
+  }
+}
 
 void write_responses_usage(json::writer& w, const usage_counts& u) {
   w.begin_object();

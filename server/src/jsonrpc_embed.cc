@@ -9,17 +9,49 @@ namespace rc::server {
 namespace {
 
 // Waits for an embedding call's answer; answers worker_crashed if the call ends without one.
+// It is owned by the call (its callback holds it), so it must not own the engine: that would make
+// a cycle (engine → worker → call → waiter → engine) through which a replaced engine could be
+// destroyed from inside its own sweep. It finds the engine through the board instead.
+// The request's deadline: 504 worker_timeout, and the worker gets a cancel for the call.
 struct embed_waiter final : call_consumer {
   unique_function<void(embedding_result&&)> done;
   slot_ticket ticket;
-  std::shared_ptr<jsonrpc_engine> engine;
+  std::shared_ptr<worker_board> board;
   bool answered = false;
+  reactor* loop = nullptr;
+  timer deadline;
+  worker_process* worker = nullptr;  // set (and valid) while handle != 0
+  uint64_t handle = 0;
+
+  ~embed_waiter() {
+    if (loop) loop->cancel_timer(deadline);
+  }
+  void arm(reactor& r, uint64_t deadline_ms) {
+    loop = &r;
+    deadline.set_callback(
+        [](timer&, void* ctx) { static_cast<embed_waiter*>(ctx)->on_deadline(); }, this);
+    // A millisecond before the front's own deadline, as a generation's.
+    r.arm_at_ms(deadline, deadline_ms > 1 ? deadline_ms - 1 : 0);
+  }
+  void on_deadline() {
+    worker_failure f = worker_failure_of("worker_timeout", "the worker did not answer before the request's deadline");
+    embedding_result r;
+    r.error_code = f.code;
+    r.error_message = f.message;
+    r.http_status = f.http_status;
+    r.error_type = f.type;
+    answer(std::move(r));
+    // The call goes on until the worker answers the cancel (or its grace is over).
+    if (handle != 0 && worker) worker->cancel_call(handle);
+  }
 
   void answer(embedding_result&& r) {
     if (answered) return;
     answered = true;
-    ticket.reset();
-    engine->capacity_changed();
+    if (ticket) {
+      ticket.reset();
+      if (jsonrpc_engine* e = jsonrpc_engine::on_this_shard(board.get())) e->capacity_changed();
+    }
     auto fn = std::move(done);
     fn(std::move(r));
   }
@@ -37,6 +69,9 @@ struct embed_waiter final : call_consumer {
     return true;
   }
   void on_call_finished() override {
+    handle = 0;
+    worker = nullptr;
+    if (loop) loop->cancel_timer(deadline);
     if (!answered) {
       worker_failure f = worker_failure_of("worker_crashed", "the worker ended the call without an answer");
       embedding_result r;
@@ -90,7 +125,7 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
   auto waiter = std::make_shared<embed_waiter>();
   waiter->done = std::move(done);
   waiter->ticket = std::move(ticket);
-  waiter->engine = shared_from_this();
+  waiter->board = board_;
   std::unique_ptr<worker_call> call =
       dialect_->make_embed_call(req, model, [waiter](embedding_result&& r) { waiter->answer(std::move(r)); });
   if (!call) {
@@ -104,15 +139,18 @@ void jsonrpc_engine::embed_local(size_t index, slot_ticket ticket, const embeddi
     return answer_later(shard_.loop(), std::move(r), std::move(waiter->done));
   }
   // The waiter lives as long as the call (its callback holds it).
-  if (w->start_call(std::move(call), waiter.get(), worker_method::embed) == 0) {
-    waiter->on_call_finished();
-  }
+  // The slot goes with the call: it is freed when the worker is done with it.
+  uint64_t h = w->start_call(std::move(call), waiter.get(), worker_method::embed, std::move(waiter->ticket));
+  if (h == 0) return waiter->on_call_finished();
+  waiter->worker = w;
+  waiter->handle = h;
+  if (req.deadline_ms != 0) waiter->arm(shard_.loop(), req.deadline_ms);
 }
 
 namespace {
 
-// An embedding waiting in the queue for a slot (at most the server's request timeout, else
-// init_timeout_ms).
+// An embedding waiting in the queue for a slot (until the request's deadline, else the server's
+// request timeout, else init_timeout_ms).
 class embed_wait final : public jsonrpc_waiter {
  public:
   embed_wait(std::shared_ptr<jsonrpc_engine> e, const embedding_request& req,
@@ -138,6 +176,10 @@ class embed_wait final : public jsonrpc_waiter {
  private:
   void on_timeout() {
     engine_->dequeue(this);
+    if (engine_->board()->any_ready()) {
+      return fail_waiting(to_error_event(worker_failure_of(
+          "worker_timeout", "no worker had room for the embedding before the request's deadline")));
+    }
     fail_waiting(engine_->unavailable_event(false));
   }
   // Deleted on a later turn: it may hold the last reference to the engine that called it.
@@ -158,12 +200,13 @@ class embed_wait final : public jsonrpc_waiter {
 void jsonrpc_engine::embed(const embedding_request& req,
                            unique_function<void(embedding_result&&)> done) {
   uint64_t now = shard_.loop().now_ms();
-  if (board_->unavailable_until_ms.load(std::memory_order_acquire) > now)
+  if (board_->paused(now))
     return answer_later(shard_.loop(), result_of(unavailable_event(false)), std::move(done));
   int w = reserve(-1);
   if (w >= 0) return embed_on(w, req, std::move(done));
   auto* waiter = new embed_wait(shared_from_this(), req, std::move(done));
   if (!enqueue(waiter)) return waiter->fail_waiting(unavailable_event(board_->any_ready()));
+  if (req.deadline_ms != 0) return waiter->wait(req.deadline_ms > now + 1 ? req.deadline_ms - 1 - now : 0);
   uint32_t ms = shard_.config().request_timeout_ms;
   waiter->wait(ms != 0 ? ms : std::max<uint32_t>(cfg_->init_timeout_ms, 1000));
 }

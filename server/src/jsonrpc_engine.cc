@@ -164,7 +164,12 @@ void jsonrpc_engine::on_worker_ready(worker_process& p) {
   owned_worker* w = find(p);
   if (!w) return;
   w->ready_since_ms = shard_.loop().now_ms();
-  board_->unavailable_until_ms.store(0, std::memory_order_release);
+  // Ready after a crash loop's pause: the upstream starts over (history forgotten).
+  uint64_t until = board_->unavailable_until_ms.load(std::memory_order_acquire);
+  if (until != 0 && until <= w->ready_since_ms) {
+    board_->unavailable_until_ms.store(0, std::memory_order_release);
+    board_->clear_crashes();
+  }
   capacity_changed();
 }
 
@@ -190,12 +195,11 @@ void jsonrpc_engine::on_worker_exit(worker_process& p, worker_restart_reason rea
     }
     delay = std::max<uint64_t>(delay, until - now);
   }
+  // (A replaced engine's worker no longer owns its metric rows: the new one's state stays.)
+  w->proc->show_state(worker_state::backoff);
   dead_.push_back(std::move(w->proc));  // we are inside its callback
   shard_.loop().arm_after_ms(sweep_, 0);
   board_->slots[w->index].state.store(worker_state::backoff, std::memory_order_release);
-  shard_.metrics().workers[worker_metrics_index(shard_.metrics().workers, cfg_->name,
-                                                static_cast<uint32_t>(w->index))]
-      .state = static_cast<int64_t>(worker_state::backoff);
   RC_INFO("worker %s#%zu: restarting in %llu ms", cfg_->name.c_str(), w->index,
           static_cast<unsigned long long>(delay));
   shard_.loop().arm_after_ms(w->restart, delay);
@@ -240,7 +244,7 @@ int jsonrpc_engine::reserve(int avoid) {
 owned_event jsonrpc_engine::unavailable_event(bool busy) const {
   uint64_t now = shard_.loop().now_ms();
   uint64_t until = board_->unavailable_until_ms.load(std::memory_order_acquire);
-  if (until > now) {
+  if (until > now && !board_->any_ready()) {
     worker_failure f = worker_failure_of(
         "worker_unavailable", "upstream '" + cfg_->name +
                                   "': its workers keep crashing; it is paused until they restart");
@@ -295,7 +299,7 @@ void jsonrpc_engine::capacity_changed() {
 
 void jsonrpc_engine::serve_waiters() {
   uint64_t now = shard_.loop().now_ms();
-  bool unavailable = board_->unavailable_until_ms.load(std::memory_order_acquire) > now;
+  bool unavailable = board_->paused(now);
   while (!queue_.empty()) {
     jsonrpc_waiter* s = queue_.front();
     if (unavailable) {

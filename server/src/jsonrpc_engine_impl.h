@@ -97,6 +97,7 @@ class jsonrpc_engine final : public engine,
   // worker_process::owner
   void on_worker_ready(worker_process& w) override;
   void on_worker_exit(worker_process& w, worker_restart_reason reason) override;
+  void on_slot_freed() override { capacity_changed(); }
 
  private:
   struct owned_worker {

@@ -63,9 +63,11 @@ class worker_run final : public engine_stream, public call_consumer {
       p.deadline_unix_ms = unix_ms_of(req.deadline_ms);
       p.request_id = request_id;
       std::unique_ptr<worker_call> call = engine_->dialect().make_call(p);
-      if (call) handle_ = worker_->start_call(std::move(call), this);
+      // The slot goes with the call: it is freed when the worker is done with it.
+      if (call) handle_ = worker_->start_call(std::move(call), this, worker_method::generate, std::move(ticket_));
     }
     starting_ = false;
+    if (handle_ == 0) worker_ = nullptr;
     if (handle_ == 0 && !done_) {
       release();
       push(to_error_event(worker_failure_of("worker_crashed", "the worker is not running")));
@@ -86,6 +88,7 @@ class worker_run final : public engine_stream, public call_consumer {
         // The client does not read: stop the worker's call rather than buffer without end.
         if (handle_ != 0 && worker_) worker_->cancel_call(handle_);
         handle_ = 0;
+        worker_ = nullptr;
         release();
         push(error_event("slow_consumer",
                          "the client read too slowly; the worker's output exceeded the buffer",
@@ -101,6 +104,7 @@ class worker_run final : public engine_stream, public call_consumer {
 
   void on_call_finished() override {
     handle_ = 0;
+    worker_ = nullptr;  // it may be destroyed from now on
     release();
   }
 
@@ -131,7 +135,7 @@ class worker_run final : public engine_stream, public call_consumer {
   size_t index_;
   slot_ticket ticket_;
   engine_sink& sink_;
-  worker_process* worker_ = nullptr;  // valid while handle_ != 0
+  worker_process* worker_ = nullptr;  // set (and valid) while handle_ != 0
   uint64_t handle_ = 0;
   std::deque<owned_event> queue_;
   size_t queued_bytes_ = 0;
@@ -139,11 +143,10 @@ class worker_run final : public engine_stream, public call_consumer {
   timer kick_;
 };
 
-// Whether an error that arrives before anything reached the client is worth one more try.
-bool retryable(const engine_event& e) {
-  return e.error_code == "worker_crashed" || e.error_code == "worker_overloaded" ||
-         e.raw_name == "retryable";
-}
+// Whether an error that arrives before anything reached the client is worth one more try: the
+// error table marks worker_crashed and worker_overloaded, and a worker's data.retryable may
+// override the mark either way (worker_errors.h).
+bool retryable(const engine_event& e) { return e.raw_name == "retryable"; }
 
 }  // namespace
 
@@ -190,7 +193,9 @@ class jsonrpc_stream final : public engine_stream, public engine_sink, public js
     if (!delivered_ && e.type == event_type::error && !retried_ && retryable(e)) {
       // Nothing reached the client: once more, on another worker if there is one.
       retrying_ = true;
-      retry_crashed_ = e.error_code == "worker_crashed";
+      // A worker that failed (died, was stopped) is gone: the retry may wait for any worker. One
+      // that refused (overloaded, a retryable error) is avoided.
+      retry_crashed_ = e.error_code == "worker_crashed" || e.error_code == "worker_protocol_error";
       first_failure_ = owned_event(e);
       first_failure_->raw_name.clear();
       engine_->shard().loop().arm_after_ms(retry_, 0);
@@ -229,8 +234,7 @@ class jsonrpc_stream final : public engine_stream, public engine_sink, public js
   void try_start() {
     if (over_ || inner_) return;
     uint64_t now = engine_->shard().loop().now_ms();
-    if (engine_->board()->unavailable_until_ms.load(std::memory_order_acquire) > now)
-      return deliver_own(engine_->unavailable_event(false));
+    if (engine_->board()->paused(now)) return deliver_own(engine_->unavailable_event(false));
     int w = engine_->reserve(retried_ && !retry_crashed_ ? failed_worker_ : -1);
     if (w >= 0) return run_on(w);
     if (retried_ && !retry_crashed_) {

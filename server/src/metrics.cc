@@ -5,6 +5,7 @@
 
 #include "proto/http1_parser.h"
 #include "proto/json_writer.h"
+#include "server/prom_text.h"
 #include "server/router.h"
 
 namespace rc::server {
@@ -125,15 +126,7 @@ class prom_writer {
   }
 
   void family(std::string_view name, std::string_view type, std::string_view help) {
-    out_.append("# HELP ");
-    out_.append(name);
-    out_.push_back(' ');
-    out_.append(help);
-    out_.append("\n# TYPE ");
-    out_.append(name);
-    out_.push_back(' ');
-    out_.append(type);
-    out_.push_back('\n');
+    prom::family(out_, name, type, help);
   }
 
   // One sample per shard and the total; `get` reads the value from a shard_metrics.
@@ -163,10 +156,7 @@ class prom_writer {
     out_.append("shard=\"");
     out_.append(shard);
     out_.append("\"} ");
-    char num[32];
-    auto [end, ec] = std::to_chars(num, num + sizeof num, value);
-    out_.append(num, static_cast<size_t>(end - num));
-    out_.push_back('\n');
+    prom::value(out_, value);
   }
 
   const shard_metrics& total() const { return total_; }

@@ -113,7 +113,9 @@ handler_result handle_embeddings(request_context& ctx) {
     return handler_result::done;
   }
   uint64_t conn_id = ctx.conn.id();
-  e->embed(engine_request(req), [conn_id, model = req.model, encoding = req.encoding](
+  embedding_request ereq = engine_request(req);
+  ereq.deadline_ms = generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms"));
+  e->embed(ereq, [conn_id, model = req.model, encoding = req.encoding](
                                     embedding_result&& res) {
     connection* c = shard_server::current()->live_connection(conn_id);
     if (!c) return;
@@ -165,7 +167,9 @@ bool start_embedding_ws(ws_endpoint& ws, std::string_view request_id, const json
     return fail(*err);
   }
   uint64_t conn_id = ws.connection_id();
-  e->embed(engine_request(req), [conn_id, id = std::string(request_id), encoding = req.encoding,
+  embedding_request ereq = engine_request(req);
+  ereq.deadline_ms = generation_deadline_ms(ws.shard(), {});
+  e->embed(ereq, [conn_id, id = std::string(request_id), encoding = req.encoding,
                                  model = req.model, on_finished = std::move(on_finished)](
                                     embedding_result&& res) mutable {
     connection* c = shard_server::current()->live_connection(conn_id);

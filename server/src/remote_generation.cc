@@ -107,14 +107,14 @@ class remote_stream final : public engine_stream {
   // An event from the home.
   void receive(owned_event&& e) {
     if (!linked_) return;  // we gave up on it (a refused acknowledgement)
-    queue_.push_back(std::move(e));
+    push(std::move(e));
     drain();
   }
 
   // Ends the stream with `e` after what it holds; the home no longer runs it (or was cancelled).
   void end_with(owned_event e) {
     linked_ = false;
-    queue_.push_back(std::move(e));
+    push(std::move(e));
     drain();
   }
 
@@ -145,8 +145,16 @@ class remote_stream final : public engine_stream {
               static_cast<unsigned long long>(key_), home_);
       send_notice({home_, key_, notice::kind::cancel});
       linked_ = false;
-      queue_.push_back(mailbox_refused_event());
+      push(mailbox_refused_event());
     }
+  }
+
+  // Queues `e` unless the stream's last event (usage or error) is already queued: a refusal
+  // noticed after the home's usage arrived must not add an error after it.
+  void push(owned_event&& e) {
+    if (terminal_queued_) return;
+    terminal_queued_ = is_terminal(e.base.type);
+    queue_.push_back(std::move(e));
   }
 
   static void acknowledge(uint64_t key, uint32_t n);
@@ -158,6 +166,7 @@ class remote_stream final : public engine_stream {
   std::deque<owned_event> queue_;
   bool paused_ = false;
   bool linked_ = true;
+  bool terminal_queued_ = false;
 };
 
 // Lookups for messages that arrive (nothing is created: after a release they find nothing).

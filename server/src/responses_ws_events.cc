@@ -5,6 +5,7 @@
 
 #include "proto/json_splice.h"
 #include "proto/json_writer.h"
+#include "proto/openai_responses.h"
 
 namespace rc::server {
 namespace {
@@ -38,25 +39,9 @@ void write_typed_request(const generation_request& req, json::writer& w) {
     }
     w.end_array();
   }
-  switch (req.tool_choice.mode) {
-    case openai::tool_choice_mode::unset:
-      break;
-    case openai::tool_choice_mode::none:
-      w.string_member("tool_choice", "none");
-      break;
-    case openai::tool_choice_mode::auto_:
-      w.string_member("tool_choice", "auto");
-      break;
-    case openai::tool_choice_mode::required:
-      w.string_member("tool_choice", "required");
-      break;
-    case openai::tool_choice_mode::function:
-      w.key("tool_choice");
-      w.begin_object();
-      w.string_member("type", "function");
-      w.string_member("name", req.tool_choice.function_name);
-      w.end_object();
-      break;
+  if (req.tool_choice.mode != openai::tool_choice_mode::unset) {
+    w.key("tool_choice");
+    openai::write_responses_tool_choice(w, req.tool_choice);
   }
   if (!req.parallel_tool_calls) w.boolean_member("parallel_tool_calls", false);
   if (req.max_tokens) w.uint64_member("max_output_tokens", std::max<uint64_t>(*req.max_tokens, 16));

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "server/metrics.h"
+#include "server/prom_text.h"
 
 namespace rc::server {
 
@@ -55,50 +56,23 @@ size_t upstream_metrics_index(std::vector<upstream_metrics>& all, std::string_vi
 
 namespace {
 
-// Label values are upstream names and URLs from the config: escape what the format requires.
-void append_label_value(byte_buffer& out, std::string_view v) {
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out.append("\\n");
-      continue;
-    }
-    out.push_back(c);
-  }
-}
-
 void sample(byte_buffer& out, std::string_view name, std::string_view upstream,
             std::string_view extra_labels, double value) {
   out.append(name);
   out.append("{upstream=\"");
-  append_label_value(out, upstream);
+  prom::label_value(out, upstream);
   out.push_back('"');
   if (!extra_labels.empty()) {
     out.push_back(',');
     out.append(extra_labels);
   }
   out.append("} ");
-  char num[32];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, value);
-  out.append(num, static_cast<size_t>(end - num));
-  out.push_back('\n');
-}
-
-void family(byte_buffer& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ");
-  out.append(name);
-  out.push_back(' ');
-  out.append(help);
-  out.append("\n# TYPE ");
-  out.append(name);
-  out.push_back(' ');
-  out.append(type);
-  out.push_back('\n');
+  prom::value(out, value);
 }
 
 void histogram(byte_buffer& out, std::string_view name, std::string_view help,
                const std::vector<upstream_metrics>& all, latency_histogram upstream_metrics::*field) {
-  family(out, name, "histogram", help);
+  prom::family(out, name, "histogram", help);
   std::string bucket = std::string(name) + "_bucket";
   for (const upstream_metrics& u : all) {
     const latency_histogram& h = u.*field;
@@ -118,7 +92,7 @@ void histogram(byte_buffer& out, std::string_view name, std::string_view help,
 std::string endpoint_label(std::string_view endpoint) {
   byte_buffer b;
   b.append("endpoint=\"");
-  append_label_value(b, endpoint);
+  prom::label_value(b, endpoint);
   b.push_back('"');
   return std::string(b.view());
 }
@@ -131,11 +105,11 @@ void render_upstream_metrics(const std::vector<shard_metrics>& shards, byte_buff
     for (const upstream_metrics& u : s.upstreams) all[upstream_metrics_index(all, u.name)].merge(u);
   }
   if (all.empty()) return;
-  family(out, "ringcast_upstream_requests_total", "counter", "Upstream requests (attempts included).");
+  prom::family(out, "ringcast_upstream_requests_total", "counter", "Upstream requests (attempts included).");
   for (const auto& u : all) sample(out, "ringcast_upstream_requests_total", u.name, {}, double(u.requests));
-  family(out, "ringcast_upstream_retries_total", "counter", "Upstream attempts after the first.");
+  prom::family(out, "ringcast_upstream_retries_total", "counter", "Upstream attempts after the first.");
   for (const auto& u : all) sample(out, "ringcast_upstream_retries_total", u.name, {}, double(u.retries));
-  family(out, "ringcast_upstream_errors_total", "counter", "Upstream failures, by kind.");
+  prom::family(out, "ringcast_upstream_errors_total", "counter", "Upstream failures, by kind.");
   for (const auto& u : all) {
     for (size_t k = 0; k < u.errors.size(); ++k) {
       if (u.errors[k] == 0) continue;
@@ -150,18 +124,18 @@ void render_upstream_metrics(const std::vector<shard_metrics>& shards, byte_buff
   histogram(out, "ringcast_upstream_added_latency_seconds",
             "Upstream bytes read to their events handed to the client's connection.", all,
             &upstream_metrics::added_latency);
-  family(out, "ringcast_upstream_endpoint_requests_total", "counter", "Upstream requests per endpoint.");
+  prom::family(out, "ringcast_upstream_endpoint_requests_total", "counter", "Upstream requests per endpoint.");
   for (const auto& u : all) {
     for (const auto& e : u.endpoints)
       sample(out, "ringcast_upstream_endpoint_requests_total", u.name, endpoint_label(e.label), double(e.requests));
   }
-  family(out, "ringcast_upstream_endpoint_breaker_open", "gauge",
+  prom::family(out, "ringcast_upstream_endpoint_breaker_open", "gauge",
          "Shards whose circuit breaker for the endpoint is open.");
   for (const auto& u : all) {
     for (const auto& e : u.endpoints)
       sample(out, "ringcast_upstream_endpoint_breaker_open", u.name, endpoint_label(e.label), double(e.breaker_open));
   }
-  family(out, "ringcast_upstream_endpoint_connections", "gauge", "Pooled upstream connections, by state.");
+  prom::family(out, "ringcast_upstream_endpoint_connections", "gauge", "Pooled upstream connections, by state.");
   for (const auto& u : all) {
     for (const auto& e : u.endpoints) {
       std::string l = endpoint_label(e.label);

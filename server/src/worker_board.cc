@@ -48,7 +48,19 @@ bool worker_board::note_crash(uint64_t now_ms) {
   crashes_.push_back(now_ms);
   while (!crashes_.empty() && crashes_.front() + cfg->crash_loop_window_ms < now_ms)
     crashes_.pop_front();
-  return cfg->crash_loop_restarts > 0 && crashes_.size() >= cfg->crash_loop_restarts;
+  if (cfg->crash_loop_restarts == 0 || crashes_.size() < cfg->crash_loop_restarts) return false;
+  // Tripped: the next loop is counted afresh (old exits must not trip it again at once).
+  crashes_.clear();
+  return true;
+}
+
+void worker_board::clear_crashes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  crashes_.clear();
+}
+
+bool worker_board::paused(uint64_t now_ms) const {
+  return unavailable_until_ms.load(std::memory_order_acquire) > now_ms && !any_ready();
 }
 
 void worker_board::set_models(size_t worker, std::vector<std::string> models) {

@@ -7,8 +7,8 @@
 // the owner, and the owner releases it when the call ends (slot_ticket), so no worker is given
 // more than max_concurrency_per_worker calls whatever shard they come from.
 //
-// Upstream-wide: `unavailable_until_ms` (a crash loop, monotonic ms; requests answer 503 until
-// then), the models the workers announced, the crash history (under a mutex: exits are rare),
+// Upstream-wide: `unavailable_until_ms` (a crash loop, monotonic ms; restarts wait until then,
+// and requests answer 503 while no worker is ready), the models the workers announced, the crash history (under a mutex: exits are rare),
 // and per shard the number of requests waiting for a slot, so that the owner of a slot that
 // frees up (or of a worker that became ready) wakes the shards that wait.
 //
@@ -62,7 +62,11 @@ struct worker_board {
 
   // An abnormal exit at `now_ms`: true when it makes a crash loop (crash_loop_restarts exits
   // within crash_loop_window_ms); the caller then sets unavailable_until_ms.
-  bool note_crash(uint64_t now_ms);
+  bool note_crash(uint64_t now_ms);  // a trip clears the history
+  void clear_crashes();
+  // Requests are refused (503 worker_unavailable): a crash loop's pause runs and no worker is
+  // ready (ready workers keep serving while the crashed ones wait).
+  bool paused(uint64_t now_ms) const;
   void set_models(size_t worker, std::vector<std::string> models);
   // The union of the announced models, and a version that changes when it does.
   std::vector<std::string> models() const;

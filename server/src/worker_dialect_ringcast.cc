@@ -140,8 +140,8 @@ class handshake_call final : public worker_call {
   bool over_ = false;
 };
 
-// An `embed` request; its result becomes the embedding_result. After cancel(), `done` is never
-// called (the caller is gone).
+// An `embed` request; its result becomes the embedding_result. After cancel() (the request's
+// deadline passed), `done` is never called and the worker gets a `cancel` for the embed.
 class embed_call final : public worker_call {
  public:
   embed_call(std::string params, size_t texts, unique_function<void(embedding_result&&)> done)
@@ -174,7 +174,13 @@ class embed_call final : public worker_call {
     ctx.finish();
   }
 
-  void cancel(call_context&) override { cancelled_ = true; }  // embed has no cancel on the wire
+  void cancel(call_context& ctx) override {
+    if (over_ || cancelled_) return;
+    cancelled_ = true;
+    std::string params = "{\"id\":" + std::to_string(id_) + "}", out;
+    jsonrpc::write_notification(out, "cancel", params);
+    ctx.send(out);
+  }
 
  private:
   static void fail(embedding_result& res, worker_failure f) {
@@ -270,12 +276,7 @@ class ringcast_dialect final : public worker_dialect {
     w.begin_array();
     for (const std::string& t : r.texts) w.string(t);
     w.end_array();
-    w.key("dimensions");
-    if (r.dimensions) {
-      w.uint64(*r.dimensions);
-    } else {
-      w.null();
-    }
+    nullable_member(w, "dimensions", r.dimensions);
     w.end_object();
     return std::make_unique<embed_call>(std::string(b.view()), r.texts.size(), std::move(done));
   }

@@ -4,6 +4,7 @@
 #include <charconv>
 
 #include "server/metrics.h"
+#include "server/prom_text.h"
 
 namespace rc::server {
 
@@ -65,22 +66,11 @@ size_t worker_metrics_index(std::vector<worker_metrics>& all, std::string_view u
 
 namespace {
 
-void append_label_value(byte_buffer& out, std::string_view v) {
-  for (char c : v) {
-    if (c == '\\' || c == '"') out.push_back('\\');
-    if (c == '\n') {
-      out.append("\\n");
-      continue;
-    }
-    out.push_back(c);
-  }
-}
-
 void sample(byte_buffer& out, std::string_view name, const worker_metrics& w,
             std::string_view extra_name, std::string_view extra_value, double value) {
   out.append(name);
   out.append("{upstream=\"");
-  append_label_value(out, w.upstream);
+  prom::label_value(out, w.upstream);
   out.append("\",worker=\"");
   out.append(std::to_string(w.worker));
   out.push_back('"');
@@ -88,26 +78,11 @@ void sample(byte_buffer& out, std::string_view name, const worker_metrics& w,
     out.push_back(',');
     out.append(extra_name);
     out.append("=\"");
-    append_label_value(out, extra_value);
+    prom::label_value(out, extra_value);
     out.push_back('"');
   }
   out.append("} ");
-  char num[32];
-  auto [end, ec] = std::to_chars(num, num + sizeof num, value);
-  out.append(num, static_cast<size_t>(end - num));
-  out.push_back('\n');
-}
-
-void family(byte_buffer& out, std::string_view name, std::string_view type, std::string_view help) {
-  out.append("# HELP ");
-  out.append(name);
-  out.push_back(' ');
-  out.append(help);
-  out.append("\n# TYPE ");
-  out.append(name);
-  out.push_back(' ');
-  out.append(type);
-  out.push_back('\n');
+  prom::value(out, value);
 }
 
 }  // namespace
@@ -117,25 +92,25 @@ void render_worker_metrics(const std::vector<shard_metrics>& shards, byte_buffer
   for (const shard_metrics& s : shards)
     for (const worker_metrics& w : s.workers) all[worker_metrics_index(all, w.upstream, w.worker)].merge(w);
   if (all.empty()) return;
-  family(out, "ringcast_worker_state", "gauge", "1 for the worker's current state.");
+  prom::family(out, "ringcast_worker_state", "gauge", "1 for the worker's current state.");
   for (const auto& w : all)
     for (size_t s = 0; s < std::size(state_names); ++s)
       sample(out, "ringcast_worker_state", w, "state", state_names[s], w.state == int64_t(s) ? 1 : 0);
-  family(out, "ringcast_worker_restarts_total", "counter", "Worker restarts, by why the process ended.");
+  prom::family(out, "ringcast_worker_restarts_total", "counter", "Worker restarts, by why the process ended.");
   for (const auto& w : all)
     for (size_t r = 0; r < w.restarts.size(); ++r)
       sample(out, "ringcast_worker_restarts_total", w, "reason",
              to_string(static_cast<worker_restart_reason>(r)), double(w.restarts[r]));
-  family(out, "ringcast_worker_inflight", "gauge", "Calls in progress on the worker.");
+  prom::family(out, "ringcast_worker_inflight", "gauge", "Calls in progress on the worker.");
   for (const auto& w : all) sample(out, "ringcast_worker_inflight", w, {}, {}, double(w.inflight));
-  family(out, "ringcast_worker_requests_total", "counter", "Calls started on the worker, by method.");
+  prom::family(out, "ringcast_worker_requests_total", "counter", "Calls started on the worker, by method.");
   for (const auto& w : all)
     for (size_t m = 0; m < w.requests.size(); ++m)
       sample(out, "ringcast_worker_requests_total", w, "method", method_names[m], double(w.requests[m]));
-  family(out, "ringcast_worker_errors_total", "counter", "Worker calls that ended in an error, by code.");
+  prom::family(out, "ringcast_worker_errors_total", "counter", "Worker calls that ended in an error, by code.");
   for (const auto& w : all)
     for (const auto& [c, n] : w.errors) sample(out, "ringcast_worker_errors_total", w, "code", c, double(n));
-  family(out, "ringcast_worker_first_token_seconds", "histogram", "Worker call start to its first event.");
+  prom::family(out, "ringcast_worker_first_token_seconds", "histogram", "Worker call start to its first event.");
   for (const auto& w : all) {
     const latency_histogram& h = w.first_token;
     uint64_t cumulative = 0;

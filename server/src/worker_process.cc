@@ -41,7 +41,9 @@ class worker_process::call_entry final : public call_context {
   void send(std::string_view json) override { w_.send(json); }
   bool emit(const engine_event& e) override {
     if (over_ || terminal_) return true;
-    if (!seen_event_ && !handshake_) {
+    emitted_ = true;
+    // The first token: an error alone (a refusal) is no sample.
+    if (!seen_event_ && !handshake_ && e.type != event_type::error && e.type != event_type::usage) {
       seen_event_ = true;
       w_.metrics().first_token.observe_us((w_.shard_.loop().now_ns() - started_ns_) / 1000);
     }
@@ -78,6 +80,8 @@ class worker_process::call_entry final : public call_context {
   call_consumer* consumer_;
   bool handshake_;
   bool over_ = false, terminal_ = false, seen_event_ = false, cancelled_ = false;
+  bool emitted_ = false;  // an event went to the consumer (it may have reached the client)
+  slot_ticket ticket_;    // its board slot, released when the call is over on the worker
   uint64_t started_ns_ = 0;
   std::vector<uint64_t> ids_;
   std::vector<std::string> keys_;
@@ -140,7 +144,11 @@ void worker_process::set_state(worker_state s) {
   board_->slots[index_].state.store(s, std::memory_order_release);
   // Under the same labels a newer process (a reload's replacement) may show its state: a
   // retired one no longer writes it.
-  if (metrics().state_owner == metrics_token_) metrics().state = static_cast<int64_t>(s);
+  show_state(s);
+}
+
+void worker_process::show_state(worker_state s) {
+  if (owns_metrics()) metrics().state = static_cast<int64_t>(s);
 }
 
 bool worker_process::start() {
@@ -188,17 +196,19 @@ bool worker_process::start() {
 }
 
 uint64_t worker_process::start_call(std::unique_ptr<worker_call> call, call_consumer* consumer,
-                                    worker_method method) {
+                                    worker_method method, slot_ticket&& ticket) {
   if (state_ != worker_state::ready || !call) return 0;
   uint64_t h = next_handle_++;
   auto entry = std::make_unique<call_entry>(*this, h, std::move(call), consumer, false);
   call_entry* e = entry.get();
+  e->ticket_ = std::move(ticket);
   calls_.emplace(h, std::move(entry));
   ++active_calls_;
-  metrics().inflight = static_cast<int64_t>(active_calls_);
+  if (owns_metrics()) metrics().inflight = static_cast<int64_t>(active_calls_);
   ++metrics().requests[static_cast<size_t>(method)];
   e->call_->start(*e);
-  return h;
+  // The call may have finished inside start() (its consumer heard on_call_finished): no handle.
+  return calls_.count(h) != 0 ? h : 0;
 }
 
 void worker_process::cancel_call(uint64_t handle) {
@@ -226,7 +236,11 @@ void worker_process::forget(call_entry& e) {
   calls_.erase(it);
   if (!owned->handshake_) {
     --active_calls_;
-    metrics().inflight = static_cast<int64_t>(active_calls_);
+    if (owns_metrics()) metrics().inflight = static_cast<int64_t>(active_calls_);
+  }
+  if (owned->ticket_) {
+    owned->ticket_.reset();
+    if (owner_) owner_->on_slot_freed();
   }
   call_consumer* consumer = owned->consumer_;
   owned->consumer_ = nullptr;
@@ -382,14 +396,16 @@ void worker_process::fail_calls(std::string_view message) {
   for (auto& [h, e] : calls_)
     if (!e->handshake_) handles.push_back(h);
   // What the worker wrote was not JSON-RPC: worker_protocol_error; it died or stopped
-  // answering: worker_crashed (the one an engine retries).
-  worker_failure f = worker_failure_of(stop_reason_ == worker_restart_reason::protocol_error
-                                           ? "worker_protocol_error"
-                                           : "worker_crashed",
+  // answering: worker_crashed (the one an engine retries). A call that has emitted nothing yet
+  // is retryable either way: like after a crash, it is tried once more on another worker.
+  bool protocol = stop_reason_ == worker_restart_reason::protocol_error;
+  worker_failure f = worker_failure_of(protocol ? "worker_protocol_error" : "worker_crashed",
                                        std::string(message));
+  worker_failure untouched = f;
+  untouched.retryable = true;
   for (uint64_t h : handles) {
     auto it = calls_.find(h);
-    if (it != calls_.end()) it->second->fail(f);
+    if (it != calls_.end()) it->second->fail(it->second->emitted_ ? f : untouched);
   }
   if (auto it = calls_.find(handshake_); it != calls_.end()) forget(*it->second);
 }

@@ -65,6 +65,8 @@ class worker_process {
     virtual void on_worker_ready(worker_process& w) = 0;
     // The process is gone (reaped). `reason`: why it ended (a stop's reason, or exited/killed).
     virtual void on_worker_exit(worker_process& w, worker_restart_reason reason) = 0;
+    // A call that held a board slot (start_call's ticket) is over on the worker: the slot is free.
+    virtual void on_slot_freed() {}
 
    protected:
     ~owner() = default;
@@ -88,15 +90,22 @@ class worker_process {
   int pid() const { return pid_; }
   bool exited() const { return exited_; }
   size_t calls_in_flight() const { return active_calls_; }
+  // Whether this process still owns its rows of the worker metrics (a newer process under the
+  // same labels, a reload's replacement, takes them over), and a state shown there if so.
+  bool owns_metrics() { return metrics().state_owner == metrics_token_; }
+  void show_state(worker_state s);
   // Who hears of readiness and exit from now on (the graveyard takes retired workers).
   void set_owner(owner* o) { owner_ = o; }
 
 
   // Starts `call` (its start() writes its request); its events go to `consumer`, which also
-  // hears when it is over. Returns the call's handle, 0 when
-  // the worker is not ready (nothing started).
+  // hears when it is over. Returns the call's handle, 0 when the worker is not ready (nothing
+  // started) or when the call already finished inside its start() (the consumer heard it).
+  // `ticket` (the call's board slot; taken only when the call starts) is released when the
+  // worker is done with the call — it answered, failed, or after a cancel answered it or the
+  // cancel grace passed — not when the consumer goes away.
   uint64_t start_call(std::unique_ptr<worker_call> call, call_consumer* consumer,
-                      worker_method method = worker_method::generate);
+                      worker_method method = worker_method::generate, slot_ticket&& ticket = {});
   // The consumer is gone: the call is cancelled (dialect cancel) and forgotten when it answers.
   void cancel_call(uint64_t handle);
 

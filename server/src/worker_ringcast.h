@@ -11,8 +11,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include "proto/json_reader.h"
+#include "proto/json_writer.h"
 #include "server/worker_dialect.h"
 
 namespace rc::server::ringcast_wire {
@@ -28,6 +30,19 @@ json::value parse_object(std::string_view text);
 // A member that must be a non-negative integer: nullopt if absent or of any other kind
 // (`bad` says which: true when present but wrong).
 std::optional<uint64_t> uint_member(json::value obj, std::string_view key, bool& bad);
+
+// `key` and its value, or null when there is none: the dialect's params always carry the member.
+template <class Int>
+void nullable_member(json::writer& w, std::string_view key, const std::optional<Int>& v) {
+  w.key(key);
+  if (!v) {
+    w.null();
+  } else if constexpr (std::is_signed_v<Int>) {
+    w.int64(*v);
+  } else {
+    w.uint64(*v);
+  }
+}
 
 // Appends the `generate` params for `p` (ringcast's normalized view + the client's body).
 void encode_generate(const call_params& p, std::string& out);

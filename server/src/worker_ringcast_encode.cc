@@ -6,6 +6,7 @@
 
 #include "base/byte_buffer.h"
 #include "proto/json_writer.h"
+#include "proto/openai_responses.h"
 #include "worker_ringcast.h"
 
 namespace rc::server::ringcast_wire {
@@ -22,25 +23,17 @@ std::string_view api_name(api_kind a) {
   return a == api_kind::responses ? "responses" : "chat";
 }
 
-void write_tool_choice(json::writer& w, const openai::tool_choice_spec& c) {
-  switch (c.mode) {
-    case openai::tool_choice_mode::none:
-      w.string("none");
-      return;
-    case openai::tool_choice_mode::required:
-      w.string("required");
-      return;
-    case openai::tool_choice_mode::function:
-      w.begin_object();
-      w.string_member("type", "function");
-      w.string_member("name", c.function_name);
-      w.end_object();
-      return;
-    case openai::tool_choice_mode::unset:
-    case openai::tool_choice_mode::auto_:
-      w.string("auto");  // other kinds of choice (raw_json) cannot be honoured: auto
-      return;
+// The conversation as role and content pairs: the view's "messages" and the rebuilt body's.
+void write_messages(json::writer& w, const generation_request& r) {
+  w.key("messages");
+  w.begin_array();
+  for (const turn& t : r.conversation) {
+    w.begin_object();
+    w.string_member("role", role_name(t.role));
+    w.string_member("content", t.text);
+    w.end_object();
   }
+  w.end_array();
 }
 
 void write_tools(json::writer& w, const generation_request& r) {
@@ -57,7 +50,8 @@ void write_tools(json::writer& w, const generation_request& r) {
   }
   w.end_array();
   w.key("tool_choice");
-  write_tool_choice(w, r.tool_choice);
+  // Other kinds of choice (kept as raw_json, mode auto) cannot be honoured: they are sent as auto.
+  openai::write_responses_tool_choice(w, r.tool_choice);
   w.key("parallel_tool_calls");
   w.boolean(r.parallel_tool_calls);
 }
@@ -83,15 +77,7 @@ void write_rebuilt(json::writer& w, const generation_request& r) {
   w.key("request");
   w.begin_object();
   w.string_member("model", r.model);
-  w.key("messages");
-  w.begin_array();
-  for (const turn& t : r.conversation) {
-    w.begin_object();
-    w.string_member("role", role_name(t.role));
-    w.string_member("content", t.text);
-    w.end_object();
-  }
-  w.end_array();
+  write_messages(w, r);
   if (!r.tools.empty()) {
     w.key("tools");
     w.begin_array();
@@ -122,42 +108,20 @@ void encode_generate(const call_params& p, std::string& out) {
   w.begin_object();
   w.string_member("request_id", p.request_id);
   w.string_member("model", p.upstream_model);
-  w.key("deadline_ms");
-  if (p.deadline_unix_ms != 0) {
-    w.uint64(p.deadline_unix_ms);
-  } else {
-    w.null();
-  }
+  nullable_member(w, "deadline_ms",
+                  p.deadline_unix_ms != 0 ? std::optional(p.deadline_unix_ms) : std::nullopt);
   w.string_member("api", api_name(r.original.api));
   w.key("stream");
   w.boolean(r.original.stream);
-  w.key("messages");
-  w.begin_array();
-  for (const turn& t : r.conversation) {
-    w.begin_object();
-    w.string_member("role", role_name(t.role));
-    w.string_member("content", t.text);
-    w.end_object();
-  }
-  w.end_array();
+  write_messages(w, r);
   write_tools(w, r);
   w.uint64_member("n", r.choices);
-  w.key("max_tokens");
-  if (r.max_tokens) {
-    w.uint64(*r.max_tokens);
-  } else {
-    w.null();
-  }
+  nullable_member(w, "max_tokens", r.max_tokens);
   w.key("stop");
   w.begin_array();
   for (const std::string& s : r.stop) w.string(s);
   w.end_array();
-  w.key("seed");
-  if (r.seed) {
-    w.int64(*r.seed);
-  } else {
-    w.null();
-  }
+  nullable_member(w, "seed", r.seed);
   w.key("temperature");
   w.float64(r.temperature);
   w.key("top_p");

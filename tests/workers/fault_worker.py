@@ -8,14 +8,19 @@ whitespace-separated word per delta ("hello world" -> "hello", " world"), finish
 Faults chosen by the last user message, `fault:NAME [key=value ...]`:
   crash-mid-stream   after=N deltas (3), then exits with code=C (3): the client got something
   crash-before-first exits with code=C (3) before any event
-  hang               never answers (pings still answered); a cancel is answered -32003
+  hang               never answers (pings still answered); a cancel is answered -32003, or
+                     never with deaf=1
   garbage            writes a line that is not JSON
+  garbage-mid-stream after=N deltas (3), then a line that is not JSON
   oversized          writes one valid message of bytes=N (5 MiB) on one line
-  overloaded         answers -32001 with data.retry_after_ms=N (when given)
+  overloaded         answers -32001 with data.retry_after_ms=N (when given), data.retryable
+                     false when retryable=0
   invalid-params     answers -32602 with data.param "messages"
   error              answers code=N (-32603) with data.retryable when retryable=1
   exit-now           exits with code=C (0) as soon as the request arrives
   slow-tokens        tokens=N deltas (20), one every ms=M (100) milliseconds
+An embed whose input is `fault:hang` never answers (a cancel is answered -32003); other embeds
+are refused (-32601).
 `once=TAG` (with --state-dir) makes a fault fire only the first time any worker sharing that
 directory sees TAG; afterwards the request is echoed (e.g. crash once, succeed on the retry).
 
@@ -97,8 +102,21 @@ class FaultWorker(worker_io.Worker):
     def handle_cancel(self, msg_id, params):
         gid = params.get("id")
         self.log("cancel", id=gid, known=gid in self.calls)
+        if self.calls.get(gid) == "deaf":
+            return  # hang deaf=1: the call goes on, the cancel is never answered
         if self.calls.pop(gid, None) is not None:
             self.reply_error(gid, worker_io.CANCELLED, "cancelled")
+
+    # ---- embed: only the hang fault (a text "fault:hang"); anything else is refused ----
+
+    def handle_embed(self, msg_id, p):
+        texts = p.get("input") or []
+        self.log("embed", id=msg_id, request_id=p.get("request_id"))
+        if any(isinstance(t, str) and t.startswith("fault:hang") for t in texts):
+            self.calls[msg_id] = True  # a cancel is answered -32003
+            return None
+        self.reply_error(msg_id, worker_io.METHOD_NOT_FOUND, "unknown method 'embed'")
+        return None
 
     # ---- generate ----
 
@@ -115,6 +133,14 @@ class FaultWorker(worker_io.Worker):
             self.exit(code, fault)
         if fault == "exit-now":
             self.exit(int(args.get("code", 0)), fault)
+        if fault == "garbage-mid-stream":
+            for i in range(int(args.get("after", 3))):
+                self.notify("generate/delta", {"id": msg_id, "choice": 0, "text": f"part{i} "})
+            self.flush()
+            time.sleep(0.3)  # the deltas reach the client before the garbage
+            self.send_raw(b"this is not JSON {\n")
+            self.calls[msg_id] = True
+            return None
         if fault == "garbage":
             self.send_raw(b"this is not JSON {\n")
             self.calls[msg_id] = True
@@ -126,6 +152,8 @@ class FaultWorker(worker_io.Worker):
             return None
         if fault == "overloaded":
             data = {"retry_after_ms": int(args["retry_after_ms"])} if "retry_after_ms" in args else None
+            if args.get("retryable") == "0":
+                data = dict(data or {}, retryable=False)
             self.reply_error(msg_id, worker_io.OVERLOADED, "the worker is overloaded", data)
             return None
         if fault == "invalid-params":
@@ -138,7 +166,7 @@ class FaultWorker(worker_io.Worker):
                              "the fault worker failed as asked", data)
             return None
         if fault == "hang":
-            self.calls[msg_id] = True
+            self.calls[msg_id] = "deaf" if args.get("deaf") == "1" else True
             return None
         if fault == "crash-mid-stream":
             for i in range(int(args.get("after", 3))):

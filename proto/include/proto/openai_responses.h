@@ -154,6 +154,9 @@ void write_response(byte_buffer& out, const response_object& r);
 void write_response(json::writer& w, const response_object& r);
 // The Responses usage object {input_tokens, input_tokens_details, output_tokens, …}.
 void write_responses_usage(json::writer& w, const usage_counts& u);
+// A tool_choice value in the Responses form: "none", "auto" (also for unset), "required" or
+// {"type":"function","name":…}. raw_json is not looked at: callers that keep it write it.
+void write_responses_tool_choice(json::writer& w, const tool_choice_spec& c);
 // WebSocket mode's error message: {"type":"error","status":…,"error":{type,code,message,param}}.
 void write_responses_ws_error(byte_buffer& out, const api_error& e);
 

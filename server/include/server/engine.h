@@ -150,6 +150,8 @@ struct embedding_request {
   std::string model;
   std::vector<std::string> texts;             // or tokens, rendered as text by the caller
   std::optional<uint32_t> dimensions;
+  // When the request's deadline passes (monotonic ms, as generation_request's; 0: none).
+  uint64_t deadline_ms = 0;
 };
 
 struct embedding_result {

@@ -52,6 +52,7 @@ struct probe {
   std::atomic<bool> destroyed{false};   // the producer (the home's stream) was destroyed
   std::atomic<bool> start_gone{false};  // the start function (and its captures) was destroyed
   std::atomic<bool> release{false};     // lets a spinning shard go
+  std::atomic<bool> blocked{false};     // the shard that must spin is spinning (pops nothing)
 };
 
 // Sets probe::start_gone when destroyed (captured by a start function).
@@ -377,13 +378,19 @@ TEST_F(RemoteGenerationTest, AStartReturningNullWithoutAnErrorEndsWithInternalEr
 TEST_F(RemoteGenerationTest, ARefusedStartEndsWithInternalError) {
   run(
       [&](shard_server& shard, client_side& c) {
-        ASSERT_TRUE(shard.loop().post(home_shard, [&] { spin_until(probe_.release); }));
-        ASSERT_GE(fill_mailbox(shard.loop(), home_shard), 0);
-        c.stream = generate_on_shard(shard, home_shard, producing(10), c);
-        EXPECT_TRUE(probe_.start_gone);  // refused: destroyed here, never run
-        EXPECT_TRUE(c.events.empty());   // answered in a later turn
-        probe_.release = true;
-        c.when([&] { return !c.events.empty(); }, [&] { c.after_ms(20, [&] { c.stop(); }); });
+        ASSERT_TRUE(shard.loop().post(home_shard, [&] {
+          probe_.blocked = true;
+          spin_until(probe_.release);
+        }));
+        // (Waiting in the loop, not spinning: the post's doorbell leaves at the turn's end.)
+        c.when([&] { return probe_.blocked.load(); }, [&] {  // then the mailbox stays full
+          ASSERT_GE(fill_mailbox(shard.loop(), home_shard), 0);
+          c.stream = generate_on_shard(shard, home_shard, producing(10), c);
+          EXPECT_TRUE(probe_.start_gone);  // refused: destroyed here, never run
+          EXPECT_TRUE(c.events.empty());   // answered in a later turn
+          probe_.release = true;
+          c.when([&] { return !c.events.empty(); }, [&] { c.after_ms(20, [&] { c.stop(); }); });
+        });
       },
       4, 0);
   ASSERT_EQ(events_.size(), 1u);
@@ -488,21 +495,27 @@ TEST_F(RemoteGenerationTest, ARefusedEmbeddingRequestAnswersInternalError) {
   bool done = false;
   run(
       [&](shard_server& shard, client_side& c) {
-        ASSERT_TRUE(shard.loop().post(home_shard, [&] { spin_until(probe_.release); }));
-        ASSERT_GE(fill_mailbox(shard.loop(), home_shard), 0);
-        embed_on_shard(shard, home_shard,
-                       [guard = start_guard(probe_)](shard_server& home,
-                                                     unique_function<void(embedding_result&&)> d) {
-                         home.default_engine()->embed(embed_req(), std::move(d));
-                       },
-                       [&](embedding_result&& r) {
-                         got = std::move(r);
-                         done = true;
-                       });
-        EXPECT_TRUE(probe_.start_gone);
-        EXPECT_FALSE(done);
-        probe_.release = true;
-        c.when([&] { return done; }, [&] { c.after_ms(20, [&] { c.stop(); }); });
+        ASSERT_TRUE(shard.loop().post(home_shard, [&] {
+          probe_.blocked = true;
+          spin_until(probe_.release);
+        }));
+        c.when([&] { return probe_.blocked.load(); }, [&] {  // then the mailbox stays full
+          ASSERT_GE(fill_mailbox(shard.loop(), home_shard), 0);
+          embed_on_shard(
+              shard, home_shard,
+              [guard = start_guard(probe_)](shard_server& home,
+                                            unique_function<void(embedding_result&&)> d) {
+                home.default_engine()->embed(embed_req(), std::move(d));
+              },
+              [&](embedding_result&& r) {
+                got = std::move(r);
+                done = true;
+              });
+          EXPECT_TRUE(probe_.start_gone);
+          EXPECT_FALSE(done);
+          probe_.release = true;
+          c.when([&] { return done; }, [&] { c.after_ms(20, [&] { c.stop(); }); });
+        });
       },
       4, 0);
   EXPECT_EQ(got.error_code, "internal_error");
@@ -520,6 +533,7 @@ TEST_F(RemoteGenerationTest, ARefusedEmbeddingResultAnswersInternalError) {
       [&](shard_server& shard, client_side& c) {
         embed_on_shard(shard, home_shard,
                        [this](shard_server& home, unique_function<void(embedding_result&&)> d) {
+                         EXPECT_TRUE(spin_until(probe_.blocked));  // the client pops nothing
                          EXPECT_GE(fill_mailbox(home.loop(), client_shard), 0);
                          embedding_result r;
                          r.dimensions = 1;
@@ -531,7 +545,10 @@ TEST_F(RemoteGenerationTest, ARefusedEmbeddingResultAnswersInternalError) {
                          got = std::move(r);
                          ++calls;
                        });
-        shard.loop().post(client_shard, [&] { EXPECT_TRUE(spin_until(probe_.release)); });
+        shard.loop().post(client_shard, [&] {
+          probe_.blocked = true;
+          EXPECT_TRUE(spin_until(probe_.release));
+        });
         c.when([&] { return calls > 0; }, [&] { c.after_ms(20, [&] { c.stop(); }); });
       },
       4, 0);

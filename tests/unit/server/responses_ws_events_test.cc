@@ -186,6 +186,30 @@ TEST(ResponseCreate, TypedRequestWithoutABody) {
   EXPECT_EQ(r.root.find("max_output_tokens").get_int64(), 16);  // the API's minimum
 }
 
+// The typed request's tool_choice is the Responses form, and absent when the client set none.
+TEST(ResponseCreate, TypedToolChoiceInTheResponsesForm) {
+  json::parser parser;
+  generation_request req;
+  req.model = "m";
+  req.conversation.push_back(turn{openai::message_role::user, "hello"});
+  auto tool_choice_of = [&](openai::tool_choice_mode mode) {
+    req.tool_choice.mode = mode;
+    req.tool_choice.function_name = "get_weather";
+    byte_buffer out;
+    build_response_create(parser, req, "m", "", out);
+    auto r = parser.parse(out.view());
+    EXPECT_TRUE(r.ok()) << out.view();
+    json::value c = r.root.find("tool_choice");
+    return c ? c.to_json() : std::string("absent");
+  };
+  EXPECT_EQ(tool_choice_of(openai::tool_choice_mode::unset), "absent");
+  EXPECT_EQ(tool_choice_of(openai::tool_choice_mode::none), R"("none")");
+  EXPECT_EQ(tool_choice_of(openai::tool_choice_mode::auto_), R"("auto")");
+  EXPECT_EQ(tool_choice_of(openai::tool_choice_mode::required), R"("required")");
+  EXPECT_EQ(tool_choice_of(openai::tool_choice_mode::function),
+            R"({"type":"function","name":"get_weather"})");
+}
+
 }  // namespace
 }  // namespace rc::server
 
