@@ -28,8 +28,17 @@ struct child_process::state final : io_handler, orphan {
     kill_timer.bind<state, &state::on_grace_over>(this);
   }
   ~state() override {
+    // Only at reactor teardown can a child still be unreaped here (its SIGKILL did not end it in
+    // the reactor's grace period): wait for it now, so no zombie is left behind.
+    if (!reaped && pidfd >= 0) {
+      signal_group(SIGKILL);
+      int status = 0;
+      try_reap(0, status);
+    }
     if (pidfd >= 0) ::close(pidfd);
   }
+  // The POLL_ADD in flight references only the pidfd, not this memory.
+  bool free_at_teardown() const override { return true; }
 
   void signal_group(int sig) {
     // The group's leader is not reaped yet, so its pid still names this group.
@@ -65,11 +74,10 @@ struct child_process::state final : io_handler, orphan {
 
   void on_completion(uint8_t, int32_t res, uint32_t) override {
     poll_in_flight = false;
-    if (detached) {
-      delete this;
+    if (reaped) {
+      if (detached) delete this;
       return;
     }
-    if (reaped) return;
     (void)res;  // readable, or an error: either way ask waitid
     siginfo_t peek{};
     // The leader exited: its zombie still pins the group id, so whatever it left behind in its
@@ -84,6 +92,10 @@ struct child_process::state final : io_handler, orphan {
       return;
     }
     r.cancel_timer(kill_timer);
+    if (detached) {  // an orphan: nobody to tell
+      delete this;
+      return;
+    }
     if (!on_exit) return;
     dispatching = true;
     on_exit(status);
@@ -91,15 +103,18 @@ struct child_process::state final : io_handler, orphan {
     if (detached) finish_detached();
   }
 
-  // The child_process is gone and no callback is running: kill and reap the child if it runs,
-  // then free everything now or when the poll completes.
+  // The child_process is gone and no callback is running. A running child is killed (its whole
+  // group) and left to the pidfd poll, which reaps it with WNOHANG when it has died: never a
+  // blocking wait on the shard (SIGKILL does not end a task in uninterruptible sleep at once).
+  // Until then this is an orphan of the reactor; at reactor teardown its destructor reaps.
   void finish_detached() {
     r.cancel_timer(kill_timer);
     on_exit = nullptr;
     if (!reaped) {
       signal_group(SIGKILL);
-      int status = 0;
-      try_reap(0, status);
+      if (!poll_in_flight) arm_poll();
+      r.adopt_orphan(*this);
+      return;
     }
     if (!poll_in_flight) {
       delete this;

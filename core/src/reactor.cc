@@ -25,8 +25,55 @@ reactor::reactor(unsigned shard_id, mailbox_hub& hub, const reactor_options& opt
 }
 
 reactor::~reactor() {
+  drain_orphans();
   hub_.at(shard_id_).ring_fd.store(-1, std::memory_order_release);
   t_current = nullptr;
+}
+
+bool reactor::is_orphan(io_handler* h) {
+  bool found = false;
+  orphans_.list.for_each([&](orphan& o) { found = found || dynamic_cast<io_handler*>(&o) == h; });
+  return found;
+}
+
+void reactor::drain_orphans() {
+  // Bounded: a request the kernel does not let go of (a cancel that cannot interrupt it) must
+  // not hang the shard's teardown.
+  constexpr int64_t budget_ns = 100'000'000;
+  uint64_t deadline = monotonic_ns() + budget_ns;
+  if (ring_.initialised()) {
+    while (!orphans_.list.empty()) {
+      uint64_t now = monotonic_ns();
+      if (now >= deadline) break;
+      // Submits what is queued (cancels queued by destructors after run() returned) and waits.
+      ring_.submit_and_wait(static_cast<int64_t>(deadline - now));
+      io_uring* r = ring_.raw();
+      unsigned head;
+      unsigned seen = 0;
+      io_uring_cqe* cqe;
+      io_uring_for_each_cqe(r, head, cqe) {
+        ++seen;
+        uint64_t ud = cqe->user_data;
+        if (ud == ignored_user_data || ud == doorbell_user_data) continue;
+        auto* h = reinterpret_cast<io_handler*>(ud & ~uint64_t{15});
+        // Only orphans: every other handler's owner is gone by now. An orphan may free itself
+        // here (and its address be reused), so membership is checked per completion.
+        if (is_orphan(h)) h->on_completion(static_cast<uint8_t>(ud & 15), cqe->res, cqe->flags);
+      }
+      io_uring_cq_advance(r, seen);
+    }
+  }
+  while (orphan* o = orphans_.list.pop_front()) {
+    if (o->free_at_teardown()) {
+      delete o;
+      continue;
+    }
+    // Deliberately leaked: its operation may still be in flight after the ring is closed (the
+    // kernel cancels it asynchronously) and would write into freed memory. A leak at exit is
+    // harmless; a use after free is not.
+    RC_WARN("reactor %u: leaking an orphan whose operation did not complete at teardown",
+                shard_id_);
+  }
 }
 
 reactor* reactor::current() {

@@ -1,11 +1,14 @@
-// spawn_process(): clone3(CLONE_PIDFD) or fork + pidfd_open, then a child that only makes
-// async-signal-safe calls before execve (see process.h).
+// spawn_process(): clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) on a dedicated stack (fork +
+// pidfd_open as the fallback), then a child that only makes async-signal-safe calls before
+// execve (see process.h).
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/close_range.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -96,45 +99,94 @@ bool resolve_program(const std::string& name, const std::vector<std::string>& en
   return false;
 }
 
-// The child, between the clone and execve: async-signal-safe calls only (no allocation, no
-// locks; errno is per thread and this is the only thread).
-[[noreturn]] void run_child(pid_t parent, int in_r, int out_w, int err_w, int report_w,
-                            const char* cwd, const char* path, char* const* argv,
-                            char* const* envp) {
-  setpgid(0, 0);
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
-  if (getppid() != parent) _exit(127);  // the parent died before PDEATHSIG was armed
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, nullptr);
-  struct sigaction dfl;
-  std::memset(&dfl, 0, sizeof dfl);
-  dfl.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig)
-    if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, nullptr);
-  // Nothing of ringcast's survives the exec, whatever flags it was opened with.
-  syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-  child_failure f{0, 0};
-  if (dup2(in_r, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) {
-    f = {step_dup, errno};
-  } else if (cwd[0] != '\0' && chdir(cwd) != 0) {
-    f = {step_chdir, errno};
-  } else {
-    execve(path, argv, envp);
-    f = {step_exec, errno};
-  }
-  ssize_t n = write(report_w, &f, sizeof f);
-  (void)n;
-  _exit(127);
+// The child, between the clone and execve. It runs on its own stack but shares the parent's
+// memory (CLONE_VM; the parent is suspended until the exec or _exit, CLONE_VFORK): it makes only
+// thin system-call wrappers (no allocation, no locks, no stdio) and writes nothing but its own
+// locals and the error pipe. errno is the parent thread's slot (same TLS); the parent does not
+// read it before its next call. All signals are blocked on entry (see spawn_process).
+struct child_args {
+  pid_t parent;
+  int in_r, out_w, err_w, report_w;
+  const char* cwd;
+  const char* path;
+  char* const* argv;
+  char* const* envp;
+};
+
+// Raw system calls only: no libc wrapper that a sanitizer intercepts or that keeps state. Not
+// instrumented (ASan's bookkeeping assumes the thread's own stack).
+#define RC_CHILD_CODE __attribute__((no_sanitize("address"), noinline))
+
+RC_CHILD_CODE long sys(long nr, long a = 0, long b = 0, long c = 0, long d = 0) {
+  return syscall(nr, a, b, c, d);
 }
 
-pid_t clone_with_pidfd(int& pidfd) {
-  clone_args args;
-  std::memset(&args, 0, sizeof args);
-  args.flags = CLONE_PIDFD;
-  args.pidfd = reinterpret_cast<uint64_t>(&pidfd);
-  args.exit_signal = SIGCHLD;
-  return static_cast<pid_t>(syscall(SYS_clone3, &args, sizeof args));
+[[noreturn]] RC_CHILD_CODE void child_exit() {
+  for (;;) sys(SYS_exit_group, 127);
+}
+
+[[noreturn]] RC_CHILD_CODE void run_child(const child_args& a) {
+  // Dispositions first, with every signal still blocked: none of the parent's handlers can run
+  // here. Then the documented empty mask. (The kernel's sigaction: handler 0 = SIG_DFL.)
+  struct {
+    unsigned long handler, flags, restorer, mask;
+  } dfl = {0, 0, 0, 0};
+  for (int sig = 1; sig < NSIG; ++sig)
+    if (sig != SIGKILL && sig != SIGSTOP)
+      sys(SYS_rt_sigaction, sig, reinterpret_cast<long>(&dfl), 0, NSIG / 8);
+  unsigned long none = 0;
+  sys(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&none), 0, NSIG / 8);
+  sys(SYS_setpgid, 0, 0);
+  sys(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL);
+  if (sys(SYS_getppid) != a.parent) child_exit();  // the parent died before PDEATHSIG was armed
+  // Nothing of ringcast's survives the exec, whatever flags it was opened with.
+  sys(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC);
+  child_failure f{0, 0};
+  if (sys(SYS_dup3, a.in_r, 0, 0) < 0 || sys(SYS_dup3, a.out_w, 1, 0) < 0 ||
+      sys(SYS_dup3, a.err_w, 2, 0) < 0) {
+    f = {step_dup, errno};
+  } else if (a.cwd[0] != '\0' && sys(SYS_chdir, reinterpret_cast<long>(a.cwd)) != 0) {
+    f = {step_chdir, errno};
+  } else {
+    sys(SYS_execve, reinterpret_cast<long>(a.path), reinterpret_cast<long>(a.argv),
+        reinterpret_cast<long>(a.envp));
+    f = {step_exec, errno};
+  }
+  sys(SYS_write, a.report_w, reinterpret_cast<long>(&f), sizeof f);
+  child_exit();
+}
+
+RC_CHILD_CODE int child_entry(void* arg) {
+  run_child(*static_cast<const child_args*>(arg));
+}
+
+// The child's stack (CLONE_VM: it cannot run on the parent's). execve and the signal loop need
+// little; a guard page below catches an overflow.
+constexpr size_t child_stack_bytes = 64 * 1024;
+constexpr size_t guard_bytes = 4096;
+
+// posix_spawn-style: CLONE_VM | CLONE_VFORK, so no page table is copied (a fork of a large
+// multi-shard process would copy them all and make every shard take copy-on-write faults until
+// the exec); the calling thread is suspended until the child execs or exits. CLONE_PIDFD stores
+// the pidfd in `pidfd` (clone(2) returns it through parent_tid). No CLONE_SIGHAND: the child's
+// sigaction resets do not touch the parent's dispositions. Returns the pid, or -1 with errno.
+pid_t clone_vfork_with_pidfd(child_args& a, int& pidfd) {
+  void* mem = mmap(nullptr, child_stack_bytes + guard_bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+  if (mem == MAP_FAILED) return -1;
+  if (mprotect(mem, guard_bytes, PROT_NONE) != 0) {
+    int saved = errno;
+    munmap(mem, child_stack_bytes + guard_bytes);
+    errno = saved;
+    return -1;
+  }
+  char* top = static_cast<char*>(mem) + guard_bytes + child_stack_bytes;
+  pid_t pid = ::clone(child_entry, top, CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD, &a,
+                      &pidfd);
+  int saved = errno;
+  munmap(mem, child_stack_bytes + guard_bytes);  // the child has exec'd or exited
+  errno = saved;
+  return pid;
 }
 
 }  // namespace
@@ -192,19 +244,25 @@ bool spawn_process(const spawn_options& o, spawned_process& out, std::string& er
     return false;
   }
 
-  pid_t parent = getpid();
+  child_args args{getpid(), in[0],        outp[1],     errp[1],     report[1],
+                  o.cwd.c_str(), path.c_str(), argv.data(), envp.data()};
+  // Every signal blocked around the clone (as posix_spawn does): no handler of ours runs in the
+  // child before it has reset the dispositions. Restored in the parent right after.
+  sigset_t all, old_mask;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old_mask);
   int pidfd = -1;
-  pid_t pid = clone_with_pidfd(pidfd);
+  pid_t pid = clone_vfork_with_pidfd(args, pidfd);
   bool forked = false;
   if (pid < 0 && (errno == ENOSYS || errno == EPERM || errno == EINVAL)) {
-    pid = fork();  // clone3 unavailable (old kernel, seccomp): fork, then pidfd_open
+    pid = fork();  // CLONE_PIDFD unavailable (old kernel, seccomp): fork, then pidfd_open
     forked = true;
+    if (pid == 0) run_child(args);
   }
-  if (pid == 0)
-    run_child(parent, in[0], outp[1], errp[1], report[1], o.cwd.c_str(), path.c_str(),
-              argv.data(), envp.data());
+  int clone_errno = errno;
+  pthread_sigmask(SIG_SETMASK, &old_mask, nullptr);
   if (pid < 0) {
-    error = std::string("clone: ") + std::strerror(errno);
+    error = std::string("clone: ") + std::strerror(clone_errno);
     close_all();
     return false;
   }

@@ -1,13 +1,17 @@
 // process: child processes and their stdio pipes on a shard's reactor (the jsonrpc upstream's
 // workers).
 //
-// spawn_process() starts a program with clone3(CLONE_PIDFD) (fork + pidfd_open where clone3 is
-// unavailable). Everything that allocates (argv, the environment with the overrides applied, the
-// PATH lookup) is done before the clone; the child then only makes async-signal-safe calls: its
-// own process group, PR_SET_PDEATHSIG = SIGKILL (and exits at once if its parent already died),
-// an empty signal mask and default dispositions, every inherited descriptor marked close-on-exec,
-// stdin/stdout/stderr on pipes, chdir, execve. A failed chdir or execve is written to a CLOEXEC
-// error pipe and reported by spawn_process() itself (false + the error text).
+// spawn_process() starts a program posix_spawn-style: clone(CLONE_VM | CLONE_VFORK |
+// CLONE_PIDFD) on a small dedicated stack, so no page table is copied (fork + pidfd_open where
+// that is unavailable); the calling thread waits only until the child execs. Every signal is
+// blocked in the calling thread around the clone. Everything that allocates (argv, the
+// environment with the overrides applied, the PATH lookup) is done before the clone; the child
+// then only makes async-signal-safe calls and writes only its own stack: default dispositions
+// (while everything is still blocked), then an empty signal mask, its own process group,
+// PR_SET_PDEATHSIG = SIGKILL (and exits at once if its parent already died), every inherited
+// descriptor marked close-on-exec, stdin/stdout/stderr on pipes, chdir, execve. A failed chdir
+// or execve is written to a CLOEXEC error pipe and reported by spawn_process() itself (false +
+// the error text).
 //
 // PR_SET_PDEATHSIG fires when the *thread* that created the child exits, not the process: spawn
 // only on a thread that lives as long as the child (the shard threads do).
@@ -15,7 +19,10 @@
 // child_process waits for the pidfd with an io_uring POLL_ADD, reaps with waitid(P_PIDFD) and
 // reports the wait status once. When the child has exited, the rest of its process group is
 // killed before it is reaped (a worker's leftovers do not outlive it). Destroying a
-// child_process whose child still runs kills the group and reaps synchronously: no zombie.
+// child_process whose child still runs SIGKILLs the group and returns at once (a child stuck in
+// uninterruptible sleep must not freeze the shard): the pidfd poll, now a reactor orphan, reaps
+// it with WNOHANG when it has died; at reactor teardown one still unreaped is waited for. No
+// zombie either way.
 //
 // pipe_reader / pipe_writer read and write one end of a pipe with IORING_OP_READ / WRITE (the
 // descriptor stays blocking; io_uring polls it). Writes go out in order, one operation in flight;

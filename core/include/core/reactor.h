@@ -48,13 +48,18 @@ class alignas(16) io_handler {
 
 // An object that must outlive its owner while operations it submitted are in flight (the kernel
 // still writes to its memory): its owner hands it to reactor::adopt_orphan() and it deletes itself
-// when its last completion arrives. Those still waiting when the reactor is destroyed are deleted
-// after the ring is closed (no completion can arrive any more); their destructors must not touch
-// the reactor.
+// when its last completion arrives. An orphan must also be an io_handler (its operations
+// complete to it). When the reactor is destroyed, it submits what is queued (the orphans'
+// cancels) and waits a short, bounded time for their completions, which free them as usual.
+// Closing the ring does not stop the kernel at once (in-flight requests are cancelled later,
+// asynchronously), so those still waiting after that are leaked, not deleted, unless
+// free_at_teardown() says no operation of theirs references their memory; then they are deleted
+// (their destructors must not touch the reactor).
 struct orphan_tag;
 class orphan : public list_node<orphan_tag> {
  public:
   virtual ~orphan() = default;
+  virtual bool free_at_teardown() const { return false; }
 };
 
 inline constexpr uint64_t ignored_user_data = 0;
@@ -178,15 +183,15 @@ class reactor {
 
   struct orphan_set {
     intrusive_list<orphan, orphan_tag> list;
-    ~orphan_set() {
-      while (orphan* o = list.pop_front()) delete o;
-    }
   };
+  // ~reactor: lets the orphans' completions arrive (bounded), then deletes or leaks the rest.
+  void drain_orphans();
+  bool is_orphan(io_handler* h);
 
   unsigned shard_id_;
   mailbox_hub& hub_;
   reactor_options opts_;
-  orphan_set orphans_;  // before ring_: destroyed after the ring is closed
+  orphan_set orphans_;
   uring ring_;
   buffer_ring buffers_;
   timer_wheel timers_;

@@ -38,6 +38,7 @@ class uring {
 
   io_uring* raw() { return &ring_; }
   int fd() const { return ring_.ring_fd; }
+  bool initialised() const { return initialised_; }
   unsigned setup_flags() const { return flags_; }
   bool defer_taskrun() const { return flags_ & IORING_SETUP_DEFER_TASKRUN; }
   // "single_issuer|defer_taskrun|coop_taskrun" style, for start-up logs and /metrics.

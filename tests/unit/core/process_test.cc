@@ -334,16 +334,28 @@ TEST_F(process_test, DestroyWhileRunningKillsAndReaps) {
     ASSERT_NE(proc_state(pid), 0);
     ASSERT_NE(proc_state(pid), 'Z');
     p.child.reset();
-    // Reaped synchronously: no zombie, no process at all.
-    EXPECT_EQ(proc_state(pid), 0);
-    EXPECT_EQ(p.exits, 0);  // never called after destruction
+    // Not waited for on the shard (a child in uninterruptible sleep would freeze it): killed,
+    // and still there (running or a zombie) until the reactor reaps it.
+    EXPECT_NE(proc_state(pid), 0);
+    EXPECT_GT(r_->orphans(), 0u);
   }  // readers and writer destroyed with operations in flight
+  // A bounded number of turns: the pidfd poll reaps the child (no zombie, no process at all),
+  // the cancelled operations complete, and every orphan frees itself.
+  ASSERT_TRUE(run_until([&] { return r_->orphans() == 0; }));
+  EXPECT_EQ(proc_state(pid), 0);
+  // The child is dead, so its child was reparented to us: killed with the group.
   int status = reap_orphan(grandchild);
   ASSERT_TRUE(WIFSIGNALED(status)) << status;
   EXPECT_EQ(WTERMSIG(status), SIGKILL);
-  // The cancelled operations complete and their orphans free themselves.
-  EXPECT_GT(r_->orphans(), 0u);
-  ASSERT_TRUE(run_until([&] { return r_->orphans() == 0; }));
+}
+
+TEST_F(process_test, ExitCallbackNeverRunsAfterDestruction) {
+  proc p;
+  ASSERT_TRUE(p.start(*r_, sh("exec sleep 1000")));
+  int pid = p.child->pid();
+  p.child.reset();
+  ASSERT_TRUE(run_until([&] { return proc_state(pid) == 0; }));
+  EXPECT_EQ(p.exits, 0);
 }
 
 TEST_F(process_test, ReactorDestroyedWithOperationsInFlight) {
@@ -352,13 +364,16 @@ TEST_F(process_test, ReactorDestroyedWithOperationsInFlight) {
   p.in->write(std::string(1 << 20, 'x'));  // blocks: sleep never reads
   run_for(20);
   EXPECT_GT(p.in->queued_bytes(), 0u);
-  // Tear down without running the loop again: TearDown destroys the reactor with the reads,
-  // the write and the pidfd poll still in flight (ASan: no leak, no use after free).
+  // Tear down without running the loop again: the reactor is destroyed with the reads, the
+  // write and the pidfd poll still in flight (ASan: no leak, no use after free).
   p.in.reset();
   p.out_reader.reset();
   p.err_reader.reset();
+  int pid = p.child->pid();
   p.child.reset();
-  EXPECT_GE(r_->orphans(), 3u);
+  EXPECT_GE(r_->orphans(), 4u);  // the child's pidfd poll too: it is not reaped yet
+  r_.reset();
+  EXPECT_EQ(proc_state(pid), 0);  // reaped at teardown: no zombie
 }
 
 TEST_F(process_test, DestroyFromInsideCallbacks) {
