@@ -11,6 +11,7 @@
 #include "server/jsonrpc_engine.h"
 #include "server/remote_generation.h"
 #include "server/shard.h"
+#include "server/upstream_kinds.h"
 
 namespace rc::server {
 namespace {
@@ -319,22 +320,7 @@ void jsonrpc_engine::serve_waiters() {
 
 void jsonrpc_engine::invoke_tool(std::string_view name, std::string_view,
                                  unique_function<void(tool_result&&)> done) {
-  struct later {
-    timer t;
-    tool_result result;
-    unique_function<void(tool_result&&)> done;
-  };
-  auto* l = new later{{}, {}, std::move(done)};
-  l->result.error_code = "tool_not_found";
-  l->result.error_message = "Upstream '" + cfg_->name + "' has no built-in tool '" + std::string(name) + "'.";
-  l->t.set_callback(
-      [](timer&, void* ctx) {
-        auto* self = static_cast<later*>(ctx);
-        self->done(std::move(self->result));
-        delete self;
-      },
-      l);
-  shard_.loop().arm_after_ms(l->t, 0);
+  refuse_builtin_tool(shard_, cfg_->name, name, std::move(done));
 }
 
 }  // namespace rc::server

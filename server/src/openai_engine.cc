@@ -13,6 +13,7 @@
 #include "proto/json_writer.h"
 #include "server/openai_engine.h"
 #include "server/shard.h"
+#include "server/upstream_kinds.h"
 
 namespace rc::server {
 
@@ -262,23 +263,7 @@ std::unique_ptr<engine_stream> openai_engine::generate(const generation_request&
 
 void openai_engine::invoke_tool(std::string_view name, std::string_view,
                                 unique_function<void(tool_result&&)> done) {
-  // Upstreams have no ringcast built-in tools. Answered on a later turn, never from inside.
-  struct later {
-    timer t;
-    tool_result result;
-    unique_function<void(tool_result&&)> done;
-  };
-  auto* l = new later{{}, {}, std::move(done)};
-  l->result.error_code = "tool_not_found";
-  l->result.error_message = "Upstream '" + cfg_->name + "' has no built-in tool '" + std::string(name) + "'.";
-  l->t.set_callback(
-      [](timer&, void* ctx) {
-        auto* self = static_cast<later*>(ctx);
-        self->done(std::move(self->result));
-        delete self;
-      },
-      l);
-  shard_.loop().arm_after_ms(l->t, 0);
+  refuse_builtin_tool(shard_, cfg_->name, name, std::move(done));
 }
 
 }  // namespace rc::server

@@ -5,6 +5,7 @@
 #include "server/jsonrpc_engine.h"
 #include "server/openai_engine.h"
 #include "server/responses_ws_engine.h"
+#include "server/shard.h"
 
 namespace rc::server {
 namespace {
@@ -51,6 +52,17 @@ std::vector<std::string> upstream_kind_names() {
   for (const upstream_kind& k : registry()) names.push_back(k.name);
   std::sort(names.begin(), names.end());
   return names;
+}
+
+void refuse_builtin_tool(shard_server& shard, std::string_view upstream, std::string_view tool,
+                         unique_function<void(tool_result&&)> done) {
+  tool_result r;
+  r.error_code = "tool_not_found";
+  r.error_message = "Upstream '" + std::string(upstream) + "' has no built-in tool '" +
+                    std::string(tool) + "'.";
+  shard.loop().post(shard.id(), [r = std::move(r), done = std::move(done)]() mutable {
+    done(std::move(r));
+  });
 }
 
 }  // namespace rc::server

@@ -75,6 +75,12 @@ void register_builtin_upstream_kinds();
 // The kind named `name`, or nullptr.
 const upstream_kind* find_upstream_kind(std::string_view name);
 
+// What an upstream engine answers to a WS tool.invoke: upstreams have no ringcast built-in
+// tools, so `done` gets tool_not_found ("Upstream '<upstream>' has no built-in tool '<tool>'."),
+// on a later turn of `shard`'s loop, never from inside the call.
+void refuse_builtin_tool(shard_server& shard, std::string_view upstream, std::string_view tool,
+                         unique_function<void(tool_result&&)> done);
+
 // Names of every registered kind, sorted (for error messages).
 std::vector<std::string> upstream_kind_names();
 
