@@ -278,9 +278,13 @@ void jetstream::ordered_check(timer&, void* ctx) {
   js.reactor_.arm_after_ms(o.check_timer, uint64_t(heartbeat_ms) * heartbeats_missed_max);
 }
 
+// A creation failed a while ago: try again (not counted as a recreation).
 void jetstream::ordered_retry(timer&, void* ctx) {
   ordered& o = *static_cast<ordered*>(ctx);
-  if (o.js->nc_.connected()) o.js->ordered_reset(o);
+  jetstream& js = *o.js;
+  if (!js.nc_.connected()) return;  // the reconnect recreates it
+  js.ordered_retire(o);
+  js.ordered_create(o);
 }
 
 }  // namespace rc::server

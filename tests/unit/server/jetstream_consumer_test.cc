@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "jetstream_fixture.h"
+#include "proto/json_reader.h"
 #include "proto/nats.h"
 #include "server/jetstream.h"
 #include "server/nats_client.h"
@@ -279,6 +280,89 @@ TEST(JetstreamOrdered, StoppingFromInsideTheHandlerEndsDelivery) {
   });
   EXPECT_EQ(calls, 3);
   EXPECT_NE(remaining.find("\"consumers\":[]"), std::string::npos) << remaining;
+}
+
+TEST(JetstreamOrdered, KeepsRetryingUntilTheStreamExists) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::vector<js_error> errors;
+  received got;
+  uint64_t recreated = 99;
+  run_js(
+      srv,
+      [&](js_test& t) {
+        jetstream::ordered_handlers h;
+        h.on_error = [&](const js_error& e) {
+          errors.push_back(e);
+          if (errors.size() == 2) {
+            t.js.ensure_stream(test_stream("LATE", "late"), [](js_stream_info&& i) {
+              EXPECT_TRUE(i.err.ok()) << i.err.description;
+            });
+          }
+        };
+        h.on_ready = [&](uint64_t) { publish_range(t.js, "late.a", 0, 3, "m", [] {}); };
+        h.on_msg = [&](const js_delivery& d) {
+          got.add(d);
+          if (got.seqs.size() == 3) {
+            recreated = t.js.counters().consumers_recreated;
+            t.done();
+          }
+        };
+        t.js.consume_ordered("LATE", "late.a", 0, false, std::move(h));
+      },
+      30000);
+  ASSERT_GE(errors.size(), 2u);
+  EXPECT_EQ(errors[0].err_code, js_err_stream_not_found);
+  EXPECT_EQ(errors[0].status, 404);
+  EXPECT_TRUE(got.exactly(1, 3));
+  EXPECT_EQ(recreated, 0u);  // retries of a failed creation are not recreations
+}
+
+TEST(JetstreamOrdered, HeartbeatSequenceMismatchRecreatesFromTheLastStreamSequence) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  received got;
+  uint64_t recreated = 0;
+  run_js(srv, [&](js_test& t) {
+    t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
+      jetstream::ordered_handlers h;
+      uint64_t* id = new uint64_t(0);
+      h.on_ready = [&](uint64_t) {
+        if (got.seqs.empty()) publish_range(t.js, "s.a", 0, 5, "m", [] {});
+      };
+      h.on_msg = [&, id](const js_delivery& d) {
+        got.add(d);
+        if (got.seqs.size() == 5) {
+          // Inject an idle heartbeat saying the consumer sent more than we saw (as if messages
+          // were lost on the way; a server refuses $JS.ACK reply subjects from clients, so a
+          // forged delivery is not possible): it must start over after stream seq 5.
+          std::string name(t.js.consumer_name(*id));
+          t.nc.request("$JS.API.CONSUMER.INFO.S." + name, "", "", 5000, [&, name](nats_reply&& r) {
+            json::parser p;
+            auto doc = p.parse(r.data);
+            ASSERT_TRUE(doc.ok());
+            std::string deliver(doc.root.find("config").find("deliver_subject").get_string());
+            t.nc.publish(deliver, "",
+                         "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: 9\r\n"
+                         "Nats-Last-Stream: 9\r\n\r\n",
+                         "");
+            publish_range(t.js, "s.a", 5, 10, "m", [] {});
+          });
+        }
+        if (got.seqs.size() == 10) {
+          recreated = t.js.counters().consumers_recreated;
+          t.js.stop_consumer(*id);
+          delete id;
+          t.done();
+        }
+      };
+      *id = t.js.consume_ordered("S", "s.a", 0, false, std::move(h));
+    });
+  });
+  EXPECT_TRUE(got.exactly(1, 10));
+  EXPECT_GE(recreated, 1u);
 }
 
 }  // namespace
