@@ -3,6 +3,7 @@
 // after a server restart (file storage) without gap or duplicate, and stopping from a handler.
 #include <gtest/gtest.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -168,7 +169,7 @@ TEST(JetstreamOrdered, RecreatedWithoutGapWhenDeletedOnTheServer) {
       [&](js_test& t) {
         t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
           jetstream::ordered_handlers h;
-          uint64_t* id = new uint64_t(0);  // freed at the end of the test body below
+          auto id = std::make_shared<uint64_t>(0);
           h.on_ready = [&, id](uint64_t f) {
             floors.push_back(f);
             if (floors.size() == 1) {
@@ -190,7 +191,6 @@ TEST(JetstreamOrdered, RecreatedWithoutGapWhenDeletedOnTheServer) {
             if (got.seqs.size() == 20) {
               recreated = t.js.counters().consumers_recreated;
               t.js.stop_consumer(*id);
-              delete id;
               t.done();
             }
           };
@@ -258,13 +258,12 @@ TEST(JetstreamOrdered, StoppingFromInsideTheHandlerEndsDelivery) {
     t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
       publish_range(t.js, "s.a", 0, 20, "m", [&] {
         jetstream::ordered_handlers h;
-        uint64_t* id = new uint64_t(0);
+        auto id = std::make_shared<uint64_t>(0);
         h.on_msg = [&, id](const js_delivery&) {
           ++calls;
           if (calls == 3) {
             t.js.stop_consumer(*id);
             t.js.stop_consumer(*id);  // twice: ignored
-            delete id;
             // The server forgets the consumer (best effort, asynchronously).
             t.run.later(500, [&] {
               t.nc.request("$JS.API.CONSUMER.NAMES.S", "", "", 5000, [&](nats_reply&& r) {
@@ -328,7 +327,7 @@ TEST(JetstreamOrdered, HeartbeatSequenceMismatchRecreatesFromTheLastStreamSequen
   run_js(srv, [&](js_test& t) {
     t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
       jetstream::ordered_handlers h;
-      uint64_t* id = new uint64_t(0);
+      auto id = std::make_shared<uint64_t>(0);
       h.on_ready = [&](uint64_t) {
         if (got.seqs.empty()) publish_range(t.js, "s.a", 0, 5, "m", [] {});
       };
@@ -354,7 +353,6 @@ TEST(JetstreamOrdered, HeartbeatSequenceMismatchRecreatesFromTheLastStreamSequen
         if (got.seqs.size() == 10) {
           recreated = t.js.counters().consumers_recreated;
           t.js.stop_consumer(*id);
-          delete id;
           t.done();
         }
       };
