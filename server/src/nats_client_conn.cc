@@ -214,7 +214,6 @@ void nats_client::on_handshake_done() {
   ever_connected_ = true;
   failures_ = 0;
   connected_url_ = trying_url_;
-  last_error_.clear();
   pings_out_ = 0;
   reactor_.arm_after_ms(ping_timer_, opts_.ping_interval_ms);
   RC_INFO("nats: connected to %s", connected_url_.c_str());

@@ -118,7 +118,8 @@ class nats_client {
   nats_state state() const { return state_; }
   bool connected() const { return state_ == nats_state::connected; }
   const std::string& connected_url() const { return connected_url_; }
-  // Why the last connection try failed or the last connection was dropped ("" if none).
+  // Why the last connection try failed or the last connection was dropped ("" if none yet;
+  // kept after a later success, for logs and /readyz reasons).
   const std::string& last_error() const { return last_error_; }
   const std::string& inbox_prefix() const { return prefix_; }
   // The backoff before the next connection try, as last chosen (ms; for Retry-After hints).
