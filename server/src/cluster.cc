@@ -104,13 +104,17 @@ void cluster::stop(unique_function<void()> done) {
 
 std::string_view cluster::unavailable_reason() const {
   if (stopping_) return "nats: stopping";
-  if (!connected_) return "nats: disconnected";
+  if (!connected_) {
+    reason_ = "nats: disconnected";
+    if (const std::string& why = nats_->last_error(); !why.empty()) reason_ += " (" + why + ")";
+    return reason_;
+  }
   if (!streams_ready_) return streams_reason_;
   return {};
 }
 
 uint32_t cluster::retry_after_ms() const {
-  if (!connected_) return std::max<uint32_t>(1000, options_.reconnect_max_ms);
+  if (!connected_) return std::clamp<uint32_t>(nats_->reconnect_delay_ms(), 1000, 60'000);
   return 1000;
 }
 
@@ -278,7 +282,7 @@ void cluster::snapshot(cluster_metrics& out) const {
   out.pending_bytes = n.pending_bytes;
   out.dropped_publishes = n.dropped_publishes;
   out.pending_acks = js_->publishes_in_flight();
-  const jetstream::stats& j = js_->get_stats();
+  const jetstream::stats& j = js_->counters();
   out.publish_errors = j.publish_errors;
   out.api_errors = j.api_errors;
   out.consumers_recreated = j.consumers_recreated;
