@@ -250,7 +250,8 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
                         const std::string& reason) {
   for (unsigned s = 0; s < shard_.shard_count(); ++s) {
     bool posted = shard_.loop().post(s, [ready, epochs, reason]() mutable {
-      if (cluster* c = shard_server::current()->cluster_link())
+      shard_server* sh = shard_server::current();  // null once a stopping shard is gone
+      if (cluster* c = sh ? sh->cluster_link() : nullptr)
         c->on_streams_state(ready, std::move(epochs), std::move(reason));
     });
     if (!posted) RC_ERROR("cluster: shard %u's mailbox is full; it misses the streams' state", s);
@@ -258,6 +259,7 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
 }
 
 void cluster::on_streams_state(bool ready, std::vector<std::string> epochs, std::string reason) {
+  if (stopping_) return;
   streams_ready_ = ready;
   if (ready) {
     epochs_ = std::move(epochs);
