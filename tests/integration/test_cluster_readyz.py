@@ -97,6 +97,17 @@ class Readiness(unittest.TestCase):
                 self.assertTrue(wait_ready(rc), readyz(rc).body)
 
 
+class SingleNode(unittest.TestCase):
+    def test_without_nats_nothing_of_the_cluster_shows(self):
+        with harness.Server(shards=2) as rc:
+            self.assertEqual(readyz(rc).status, 200)
+            text = metrics(rc)
+            self.assertNotIn("ringcast_nats_", text)
+            self.assertNotIn("ringcast_jetstream_", text)
+            self.assertNotIn("ringcast_cluster_", text)
+            self.assertNotIn("cluster: node", rc.log())
+
+
 class Streams(unittest.TestCase):
     def stream(self, nats, name):
         return json.loads(nats_request(nats.port, f"$JS.API.STREAM.INFO.{name}"))
