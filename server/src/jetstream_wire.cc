@@ -18,7 +18,9 @@ json::parser& wire_parser() {
 
 constexpr int64_t ns_per_ms = 1'000'000;
 
-std::string to_string(const byte_buffer& b) { return std::string(b.view()); }
+std::string to_string(const byte_buffer& b) {
+  return std::string(b.view());
+}
 
 js_error protocol_error(std::string_view what) {
   js_error e;
@@ -57,7 +59,9 @@ json::value parse_answer(std::string_view text, js_error& err) {
   return r.root;
 }
 
-int64_t ns_of_ms(int64_t ms) { return ms > 0 ? ms * ns_per_ms : 0; }
+int64_t ns_of_ms(int64_t ms) {
+  return ms > 0 ? ms * ns_per_ms : 0;
+}
 
 }  // namespace
 
@@ -80,7 +84,8 @@ std::string stream_config_json(const js_stream_config& c) {
   w.string_member("discard", c.discard);
   w.string_member("storage", c.storage);
   w.uint64_member("num_replicas", c.replicas);
-  if (c.duplicate_window_ms > 0) w.int64_member("duplicate_window", ns_of_ms(c.duplicate_window_ms));
+  if (c.duplicate_window_ms > 0)
+    w.int64_member("duplicate_window", ns_of_ms(c.duplicate_window_ms));
   w.boolean_member("allow_rollup_hdrs", c.allow_rollup);
   w.boolean_member("deny_delete", c.deny_delete);
   w.boolean_member("deny_purge", false);
@@ -114,7 +119,8 @@ js_pub_ack parse_pub_ack(std::string_view text) {
   ack.seq = u64_of(root.find("seq"));
   json::value dup = root.find("duplicate");
   ack.duplicate = dup && dup.kind() == json::kind::boolean && dup.get_bool();
-  if (ack.stream.empty() || ack.seq == 0) ack.err = protocol_error("publish ack without stream/seq");
+  if (ack.stream.empty() || ack.seq == 0)
+    ack.err = protocol_error("publish ack without stream/seq");
   return ack;
 }
 
@@ -266,10 +272,9 @@ bool digits(std::string_view s, size_t pos, size_t n, unsigned& out) {
 
 std::optional<uint64_t> parse_rfc3339_ns(std::string_view s) {
   unsigned y, mo, d, h, mi, sec;
-  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) ||
-      s[7] != '-' || !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') ||
-      !digits(s, 11, 2, h) || s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' ||
-      !digits(s, 17, 2, sec)) {
+  if (!digits(s, 0, 4, y) || s.size() < 20 || s[4] != '-' || !digits(s, 5, 2, mo) || s[7] != '-' ||
+      !digits(s, 8, 2, d) || (s[10] != 'T' && s[10] != 't') || !digits(s, 11, 2, h) ||
+      s[13] != ':' || !digits(s, 14, 2, mi) || s[16] != ':' || !digits(s, 17, 2, sec)) {
     return std::nullopt;
   }
   if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) return std::nullopt;
@@ -302,8 +307,8 @@ std::optional<uint64_t> parse_rfc3339_ns(std::string_view s) {
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  int64_t secs = days_from_civil(y, mo, d) * 86400 + int64_t(h) * 3600 + int64_t(mi) * 60 + sec -
-                 offset_s;
+  int64_t secs =
+      days_from_civil(y, mo, d) * 86400 + int64_t(h) * 3600 + int64_t(mi) * 60 + sec - offset_s;
   if (secs < 0) return std::nullopt;
   return uint64_t(secs) * 1'000'000'000 + frac_ns;
 }

@@ -94,7 +94,7 @@ nats_client::~nats_client() {
 uint64_t nats_client::subscribe(std::string subject, std::string queue_group, msg_fn on_msg) {
   RC_ASSERT(nats::valid_subject(subject, true));
   uint64_t sid = next_sid_++;
-  if (state_ == nats_state::connected) {
+  if (live()) {
     scratch_.clear();
     nats::write_sub(scratch_, subject, queue_group, sid);
     send(scratch_);
@@ -107,7 +107,7 @@ void nats_client::unsubscribe(uint64_t sid) {
   auto it = subs_.find(sid);
   if (it == subs_.end() || sid == inbox_sid_) return;
   subs_.erase(it);  // a callback running now was moved out by dispatch() and dies there
-  if (state_ == nats_state::connected) {
+  if (live()) {
     scratch_.clear();
     nats::write_unsub(scratch_, sid);
     send(scratch_);
@@ -122,28 +122,28 @@ bool nats_client::publish(std::string_view subject, std::string_view reply,
     ++stats_.dropped_publishes;
     return false;
   }
-  bool live = state_ == nats_state::connected && sock_ != nullptr &&
-              sock_->queued_bytes() <= opts_.pending_bytes_max;
+  bool now = live();
   size_t bytes = subject.size() + reply.size() + headers.size() + data.size() + 48;
-  if (!live && pending_.size() + bytes > opts_.pending_bytes_max) {
+  uint64_t queued = now ? sock_->queued_bytes() : pending_.size();
+  if (queued + bytes > opts_.pending_bytes_max) {
     ++stats_.dropped_publishes;
     return false;
   }
-  std::string& out = live ? scratch_ : pending_;
-  if (live) scratch_.clear();
+  std::string& out = now ? scratch_ : pending_;
+  if (now) scratch_.clear();
   if (headers.empty()) {
     nats::write_pub(out, subject, reply, data);
   } else {
     nats::write_hpub(out, subject, reply, headers, data);
   }
-  if (live) send(scratch_);
+  if (now) send(scratch_);
   ++stats_.msgs_out;
   return true;
 }
 
 void nats_client::request(std::string_view subject, std::string_view headers, std::string_view data,
                           uint32_t timeout_ms, reply_fn done) {
-  if (state_ != nats_state::connected || sock_ == nullptr) {
+  if (!live()) {
     defer_reply(std::move(done), ENOTCONN);
     return;
   }
@@ -249,7 +249,7 @@ void nats_client::fail_requests(int error) {
 }
 
 void nats_client::flush(unique_function<void(int error)> done) {
-  if (state_ != nats_state::connected || sock_ == nullptr) {
+  if (!live()) {
     deferred_.push_back([done = std::move(done)]() mutable { done(ENOTCONN); });
     if (!deferred_timer_.armed()) reactor_.arm_after_ms(deferred_timer_, 0);
     return;

@@ -35,8 +35,9 @@ void nats_client::try_connect() {
     last_error_ = "no valid NATS URL";
     return;
   }
-  const endpoint& ep = endpoints_[next_endpoint_ % endpoints_.size()];
-  next_endpoint_ = (next_endpoint_ + 1) % endpoints_.size();
+  trying_endpoint_ = next_endpoint_ % endpoints_.size();
+  next_endpoint_ = (trying_endpoint_ + 1) % endpoints_.size();
+  const endpoint& ep = endpoints_[trying_endpoint_];
   trying_url_ = ep.text;
   uint64_t attempt = ++attempt_;
   names_.resolve(ep.url.host, ep.url.port,
@@ -182,7 +183,7 @@ void nats_client::on_info(std::string_view json) {
     drop_reason_ = "the server does not support headers (nats-server >= 2.2 needed)";
     return;
   }
-  const endpoint& ep = endpoints_[(next_endpoint_ + endpoints_.size() - 1) % endpoints_.size()];
+  const endpoint& ep = endpoints_[trying_endpoint_];
   nats::connect_options c;
   c.name = opts_.name;
   c.version = "1";
@@ -213,7 +214,6 @@ void nats_client::on_handshake_done() {
   ever_connected_ = true;
   failures_ = 0;
   connected_url_ = trying_url_;
-  last_error_.clear();
   pings_out_ = 0;
   reactor_.arm_after_ms(ping_timer_, opts_.ping_interval_ms);
   RC_INFO("nats: connected to %s", connected_url_.c_str());

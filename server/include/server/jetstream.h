@@ -40,6 +40,9 @@
 namespace rc {
 class reactor;
 }
+namespace rc::nats {
+struct header_block;
+}
 
 namespace rc::server {
 
@@ -55,8 +58,8 @@ inline constexpr uint32_t js_err_wrong_last_sequence = 10071;
 inline constexpr uint32_t js_err_consumer_not_found = 10014;
 
 struct js_error {
-  int error = 0;          // errno-style transport error (see above), 0 when the request got an answer
-  int status = 0;         // the API error's HTTP-like code (404, 400, 503...), 0 on success
+  int error = 0;   // errno-style transport error (see above), 0 when the request got an answer
+  int status = 0;  // the API error's HTTP-like code (404, 400, 503...), 0 on success
   uint32_t err_code = 0;  // the JetStream API error code (js_err_*), 0 on success
   std::string description;
   bool ok() const { return error == 0 && err_code == 0 && status < 400; }
@@ -77,7 +80,7 @@ struct js_stream_config {
   bool allow_direct = true;
   bool allow_rollup = false;
   bool deny_delete = false;
-  std::string discard = "old";   // old | new
+  std::string discard = "old";      // old | new
   int64_t duplicate_window_ms = 0;  // 0: the server's default (2 min, or max_age if shorter)
 };
 
@@ -179,8 +182,8 @@ class jetstream {
 
   // Key-value buckets (streams KV_<bucket>, subjects $KV.<bucket>.<key>). ttl_ms 0: no expiry;
   // max_value_size -1: unlimited.
-  void ensure_kv(std::string_view bucket, int64_t ttl_ms, int32_t max_value_size,
-                 uint32_t replicas, unique_function<void(js_error&&)> done);
+  void ensure_kv(std::string_view bucket, int64_t ttl_ms, int32_t max_value_size, uint32_t replicas,
+                 unique_function<void(js_error&&)> done);
   // found=false (err ok) when the key is missing, deleted or purged.
   void kv_get(std::string_view bucket, std::string_view key,
               unique_function<void(js_kv_entry&&)> done);
@@ -213,14 +216,30 @@ class jetstream {
                 std::string_view value, unique_function<void(js_kv_entry&&)> done);
 
   // jetstream_ordered.cc
+  uint64_t consume_ordered_impl(std::string_view stream, std::string_view filter_subject,
+                                uint64_t start_seq, bool deliver_last_per_subject,
+                                bool headers_only, ordered_handlers h);
+  ordered* find_ordered(uint64_t id, uint64_t generation);
   void ordered_create(ordered& o);
-  void ordered_on_created(uint64_t id, uint64_t generation, nats_reply&& r);
+  void ordered_on_created(uint64_t id, uint64_t generation, const std::string& stream,
+                          nats_reply&& r);
   void ordered_on_msg(uint64_t id, uint64_t generation, const nats_msg& m);
+  void ordered_on_status(ordered& o, const nats::header_block& h, std::string_view reply);
+  bool ordered_deliver(ordered& o, std::string_view subject, std::string_view reply,
+                       std::string_view headers, std::string_view data);
+  void ordered_caught_up(uint64_t id, uint64_t generation);
   void ordered_reset(ordered& o);
   void ordered_retire(ordered& o);
   void ordered_on_state(bool connected);
   static void ordered_check(timer& t, void* ctx);
   static void ordered_retry(timer& t, void* ctx);
+  // While handlers run, stopped consumers are kept (a handler may stop its own consumer) and
+  // freed when the outermost dispatch returns.
+  struct dispatch_guard {
+    explicit dispatch_guard(jetstream& j) : js(j) { ++js.dispatch_depth_; }
+    ~dispatch_guard();
+    jetstream& js;
+  };
 
   nats_client& nc_;
   reactor& reactor_;
@@ -233,6 +252,9 @@ class jetstream {
   stats stats_;
   uint64_t next_consumer_id_ = 1;
   std::unordered_map<uint64_t, std::unique_ptr<ordered>> consumers_;
+  std::vector<std::unique_ptr<ordered>> retired_;
+  int dispatch_depth_ = 0;
+  std::vector<std::unique_ptr<keys_walk>> walks_;
   uint64_t state_listener_ = 0;
 };
 

@@ -17,10 +17,11 @@
 // dropped (then reconnected). A protocol error, an oversized message (beyond INFO's
 // max_payload), a -ERR other than a permissions violation, or EOF drops the connection too.
 //
-// Publishing: publish() writes at once when connected; otherwise (and while the socket's send
-// queue holds more than pending_bytes_max) it buffers up to pending_bytes_max bytes and refuses
-// beyond (false, counted in dropped_publishes). Bytes handed to a socket that then fails are lost
-// (as in every NATS client: the protocol has no publish acknowledgement; JetStream's is a reply).
+// Publishing: publish() writes at once when connected (refusing while the socket's send queue
+// holds more than pending_bytes_max: the server is not reading); otherwise it buffers up to
+// pending_bytes_max bytes and refuses beyond (false, counted in dropped_publishes). Bytes handed to
+// a socket that then fails are lost (as in every NATS client: the protocol has no publish
+// acknowledgement; JetStream's is a reply).
 //
 // Request/reply: one wildcard subscription "<inbox_prefix>.*" carries every reply; a request
 // publishes with reply "<inbox_prefix>.<n>" and waits for the first answer or timeout_ms. A
@@ -117,7 +118,8 @@ class nats_client {
   nats_state state() const { return state_; }
   bool connected() const { return state_ == nats_state::connected; }
   const std::string& connected_url() const { return connected_url_; }
-  // Why the last connection try failed or the last connection was dropped ("" if none).
+  // Why the last connection try failed or the last connection was dropped ("" if none yet;
+  // kept after a later success, for logs and /readyz reasons).
   const std::string& last_error() const { return last_error_; }
   const std::string& inbox_prefix() const { return prefix_; }
   // The backoff before the next connection try, as last chosen (ms; for Retry-After hints).
@@ -179,6 +181,8 @@ class nats_client {
   void set_state(nats_state s);
   void notify_listeners(nats_state s);
   void send(std::string_view bytes);  // REQUIRES: sock_
+  // Connected, with a socket to write to (false while a lost connection is being torn down).
+  bool live() const { return state_ == nats_state::connected && sock_ != nullptr; }
 
   // nats_client.cc: messages, requests, deferred callbacks.
   void dispatch(const nats::server_op& o);
@@ -204,7 +208,8 @@ class nats_client {
   nats_socket* sock_ = nullptr;
   uint64_t attempt_ = 0;  // identifies the current connection try
   size_t next_endpoint_ = 0;
-  uint32_t failures_ = 0;  // tries since the last established connection
+  size_t trying_endpoint_ = 0;  // the endpoint of the try in progress (or the connection)
+  uint32_t failures_ = 0;       // tries since the last established connection
   uint32_t backoff_ms_ = 0;
   uint32_t pings_out_ = 0;
   bool ever_connected_ = false;

@@ -76,7 +76,8 @@ TEST(JetstreamWire, ApiErrorsMapIntoJsError) {
   EXPECT_EQ(a.err.err_code, js_err_wrong_last_sequence);
   EXPECT_EQ(a.err.status, 400);
 
-  js_error e = parse_success(R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})");
+  js_error e =
+      parse_success(R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})");
   EXPECT_EQ(e.status, 404);
   EXPECT_EQ(e.err_code, js_err_stream_not_found);
 }
@@ -125,11 +126,13 @@ TEST(JetstreamWire, MessageGetBodiesAndAnswer) {
   EXPECT_EQ(m.data, "");
 
   // "no message found" is an answer, not an error.
-  m = parse_stored_msg(R"({"error":{"code":404,"err_code":10037,"description":"no message found"}})");
+  m = parse_stored_msg(
+      R"({"error":{"code":404,"err_code":10037,"description":"no message found"}})");
   EXPECT_TRUE(m.err.ok());
   EXPECT_FALSE(m.found);
   // Another 404 (the stream is missing) stays an error.
-  m = parse_stored_msg(R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})");
+  m = parse_stored_msg(
+      R"({"error":{"code":404,"err_code":10059,"description":"stream not found"}})");
   EXPECT_FALSE(m.err.ok());
   EXPECT_FALSE(m.found);
 }
@@ -223,9 +226,9 @@ TEST(JetstreamWire, Rfc3339) {
   EXPECT_EQ(parse_rfc3339_ns("2026-12-04T23:30:00.1Z"), 1796427000'100000000ull);
   EXPECT_EQ(parse_rfc3339_ns("2026-12-05T00:30:00.1+01:00"), 1796427000'100000000ull);
   EXPECT_EQ(parse_rfc3339_ns("2026-12-04T22:30:00.1-01:00"), 1796427000'100000000ull);
-  for (std::string_view bad : {"", "2026-12-04", "2026-12-04T23:30:00", "2026-13-04T23:30:00Z",
-                               "2026-12-04T23:30:00.Z", "2026-12-04T23:30:00Zx",
-                               "1969-12-31T23:59:59Z", "2026-12-04T23:30:00+0100"}) {
+  for (std::string_view bad :
+       {"", "2026-12-04", "2026-12-04T23:30:00", "2026-13-04T23:30:00Z", "2026-12-04T23:30:00.Z",
+        "2026-12-04T23:30:00Zx", "1969-12-31T23:59:59Z", "2026-12-04T23:30:00+0100"}) {
     EXPECT_FALSE(parse_rfc3339_ns(bad)) << bad;
   }
 }

@@ -3,7 +3,9 @@
 // kill and restart on the same port; and a one-shard loop that runs nats_clients until the test
 // says it is done, then stops them cleanly.
 //
-//   test::nats_server_process srv({.jetstream = true});
+//   test::nats_server_options so;
+//   so.jetstream = true;                      // -js -sd <a temporary directory>
+//   test::nats_server_process srv(so);
 //   ASSERT_TRUE(srv.start()) << srv.log();
 //   test::run_nats([&](test::nats_loop& run) {
 //     nats_client& c = run.client(run.options_for(srv));
