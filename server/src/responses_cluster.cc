@@ -5,6 +5,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "server/cluster.h"
+#include "server/generation.h"
 #include "server/jetstream.h"
 #include "server/metrics.h"
 #include "server/nats_client.h"

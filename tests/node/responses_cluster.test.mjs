@@ -31,22 +31,29 @@ async function startNats() {
     async stop() {
       const exited = new Promise((resolve) => proc.once('exit', resolve));
       proc.kill('SIGTERM');
-      await Promise.race([exited, sleep(10000)]);
+      let timer;
+      await Promise.race([exited, new Promise((resolve) => { timer = setTimeout(resolve, 10000); })]);
+      clearTimeout(timer);
       if (proc.exitCode === null) proc.kill('SIGKILL');
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
 }
 
+// Ready, and every shard can ask the bucket (an unknown id is a 404, not a 503).
 async function waitReady(srv) {
   const deadline = Date.now() + 20000;
-  while (Date.now() < deadline) {
-    try {
-      if ((await fetch(srv.url('/readyz'))).status === 200) return;
-    } catch { /* not yet */ }
-    await sleep(50);
+  const probes = ['/readyz', '/v1/responses/resp_0_0000000000000000', '/v1/responses/resp_1_0000000000000000'];
+  for (const probe of probes) {
+    const want = probe === '/readyz' ? 200 : 404;
+    for (;;) {
+      try {
+        if ((await fetch(srv.url(probe))).status === want) break;
+      } catch { /* not yet */ }
+      if (Date.now() > deadline) throw new Error(`node not ready (${probe}):\n` + srv.log());
+      await sleep(50);
+    }
   }
-  throw new Error('node not ready:\n' + srv.log());
 }
 
 async function bucketWrites(srv) {
