@@ -400,42 +400,42 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
   }
   // Take the conversation from its home shard (which marks it busy), then come back here.
   uint64_t conn_id = conn.id();
-  take_previous(shard, previous, [conn_id, mode, deadline_ms, previous, req = std::move(req),
-                                  original = std::move(original),
-                                  request_id = std::move(request_id),
-                                  on_finished = std::move(on_finished)](
-                                     previous_taken&& taken) mutable {
-    shard_server& here = *shard_server::current();
-    connection* c = here.live_connection(conn_id);
-    if (!c) {
-      if (taken.status == previous_status::ok) release_previous(here, previous);
-      if (on_finished) on_finished();
-      return;
-    }
-    switch (taken.status) {
-      case previous_status::ok:
-        launch(*c, mode, std::move(req), std::move(original), std::move(request_id),
-               std::move(taken.history), std::move(previous), std::move(on_finished),
-               deadline_ms);
-        return;
-      case previous_status::not_found:
-        if (upstream_resolves(here, req)) {
-          // Not ours after all (another ringcast upstream mints ids of the same shape).
-          launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
-                 std::move(on_finished), deadline_ms);
+  take_previous(
+      shard, previous,
+      [conn_id, mode, deadline_ms, previous, req = std::move(req), original = std::move(original),
+       request_id = std::move(request_id),
+       on_finished = std::move(on_finished)](previous_taken&& taken) mutable {
+        shard_server& here = *shard_server::current();
+        connection* c = here.live_connection(conn_id);
+        if (!c) {
+          if (taken.status == previous_status::ok) release_previous(here, previous);
+          if (on_finished) on_finished();
           return;
         }
-        report(*c, mode, request_id, openai::previous_response_not_found(previous));
-        break;
-      case previous_status::busy:
-        report(*c, mode, request_id, openai::conversation_busy(previous));
-        break;
-      case previous_status::unavailable:  // not on this node, and the nodes' bucket unreachable
-        report(*c, mode, request_id, responses_nats_unavailable(), taken.retry_after_ms);
-        break;
-    }
-    if (on_finished) on_finished();
-  });
+        switch (taken.status) {
+          case previous_status::ok:
+            launch(*c, mode, std::move(req), std::move(original), std::move(request_id),
+                   std::move(taken.history), std::move(previous), std::move(on_finished),
+                   deadline_ms);
+            return;
+          case previous_status::not_found:
+            if (upstream_resolves(here, req)) {
+              // Not ours after all (another ringcast upstream mints ids of the same shape).
+              launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+                     std::move(on_finished), deadline_ms);
+              return;
+            }
+            report(*c, mode, request_id, openai::previous_response_not_found(previous));
+            break;
+          case previous_status::busy:
+            report(*c, mode, request_id, openai::conversation_busy(previous));
+            break;
+          case previous_status::unavailable:  // not on this node, and the nodes' bucket unreachable
+            report(*c, mode, request_id, responses_nats_unavailable(), taken.retry_after_ms);
+            break;
+        }
+        if (on_finished) on_finished();
+      });
 }
 
 // ---- HTTP ----

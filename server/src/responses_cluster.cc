@@ -20,7 +20,9 @@ namespace {
 constexpr size_t record_headroom_bytes = 1024;
 constexpr uint64_t warning_interval_ms = 10'000;
 
-responses_kv_stats& stats(shard_server& s) { return s.metrics().responses_kv; }
+responses_kv_stats& stats(shard_server& s) {
+  return s.metrics().responses_kv;
+}
 
 // Logs a bucket failure, at most once per warning_interval_ms per shard (failures are counted).
 void warn(shard_server& s, const char* what, std::string_view id, std::string_view why) {
@@ -61,9 +63,8 @@ void listen_for_deletions(shard_server& s, cluster& c) {
   auto& side = s.responses().cluster();
   if (side.listening) return;
   side.listening = true;
-  c.nats().subscribe(std::string(responses_deleted_subject), {}, [&s](const nats_msg& m) {
-    s.responses().erase(std::string(m.data));
-  });
+  c.nats().subscribe(std::string(responses_deleted_subject), {},
+                     [&s](const nats_msg& m) { s.responses().erase(std::string(m.data)); });
 }
 
 }  // namespace
@@ -95,8 +96,7 @@ void responses_write_through(shard_server& s, const std::string& id,
   auto& side = s.responses().cluster();
   if (!c->available() || side.writes_in_flight >= responses_kv_writes_in_flight_max) {
     ++stats(s).write_errors;
-    warn(s, "storing", id,
-         c->available() ? "too many writes in flight" : c->unavailable_reason());
+    warn(s, "storing", id, c->available() ? "too many writes in flight" : c->unavailable_reason());
     return;
   }
   std::string record;
@@ -138,36 +138,39 @@ void responses_localize(shard_server& s, const std::string& id,
   size_t bytes_max = record_bytes_max(*c);
   c->js().kv_get(responses_bucket, id,
                  [&s, c, id, bytes_max, done = std::move(done)](js_kv_entry&& e) mutable {
-    if (!e.err.ok()) {
-      ++stats(s).lookup_errors;
-      warn(s, "reading", id, describe(e.err));
-      done(kv_lookup::unavailable);
-      return;
-    }
-    if (!e.found) {
-      ++stats(s).misses;
-      done(kv_lookup::not_found);
-      return;
-    }
-    stored_response r;
-    record_error err = decode_response_record(e.value, bytes_max, r);
-    if (err == record_error::none && r.response.id != id) err = record_error::bad_value;
-    if (err != record_error::none) {
-      // Not something a ringcast node wrote (or written by a newer one): as good as absent.
-      ++stats(s).lookup_errors;
-      warn(s, "reading", id, to_string(err));
-      done(kv_lookup::not_found);
-      return;
-    }
-    ++stats(s).hits;
-    listen_for_deletions(s, *c);
-    // Another request may have read it through meanwhile (and may hold it busy): keep that one.
-    if (!s.responses().contains(id)) {
-      s.responses().put(id, std::move(r.conversation), std::move(r.response),
-                        std::move(r.input));
-    }
-    done(kv_lookup::found);
-  });
+                   if (!e.err.ok()) {
+                     ++stats(s).lookup_errors;
+                     warn(s, "reading", id, describe(e.err));
+                     done(kv_lookup::unavailable);
+                     return;
+                   }
+                   if (!e.found) {
+                     ++stats(s).misses;
+                     done(kv_lookup::not_found);
+                     return;
+                   }
+                   stored_response r;
+                   record_error err = decode_response_record(e.value, bytes_max, r);
+                   if (err == record_error::none && r.response.id != id)
+                     err = record_error::bad_value;
+                   if (err != record_error::none) {
+                     // Not something a ringcast node wrote (or written by a newer one): as good as
+                     // absent.
+                     ++stats(s).lookup_errors;
+                     warn(s, "reading", id, to_string(err));
+                     done(kv_lookup::not_found);
+                     return;
+                   }
+                   ++stats(s).hits;
+                   listen_for_deletions(s, *c);
+                   // Another request may have read it through meanwhile (and may hold it busy):
+                   // keep that one.
+                   if (!s.responses().contains(id)) {
+                     s.responses().put(id, std::move(r.conversation), std::move(r.response),
+                                       std::move(r.input));
+                   }
+                   done(kv_lookup::found);
+                 });
 }
 
 void responses_delete(shard_server& s, const std::string& id, unique_function<void(bool)> done) {
@@ -184,19 +187,19 @@ void responses_delete(shard_server& s, const std::string& id, unique_function<vo
   }
   c->js().kv_delete(responses_bucket, id,
                     [&s, c, id, done = std::move(done)](js_error&& e) mutable {
-    if (!e.ok()) {
-      ++stats(s).delete_errors;
-      warn(s, "deleting", id, describe(e));
-      done(false);
-      return;
-    }
-    ++stats(s).deletes;
-    s.responses().erase(id);
-    // Other nodes may hold a copy read through earlier. Best effort: a node cut off from NATS
-    // right now keeps its copy until its store forgets it.
-    c->nats().publish(responses_deleted_subject, {}, {}, id);
-    done(true);
-  });
+                      if (!e.ok()) {
+                        ++stats(s).delete_errors;
+                        warn(s, "deleting", id, describe(e));
+                        done(false);
+                        return;
+                      }
+                      ++stats(s).deletes;
+                      s.responses().erase(id);
+                      // Other nodes may hold a copy read through earlier. Best effort: a node cut
+                      // off from NATS right now keeps its copy until its store forgets it.
+                      c->nats().publish(responses_deleted_subject, {}, {}, id);
+                      done(true);
+                    });
 }
 
 openai::api_error responses_nats_unavailable() {

@@ -14,28 +14,28 @@ void take_previous(shard_server& s, const std::string& id,
   unsigned me = s.id();
   s.loop().post(static_cast<unsigned>(home), [me, id, done = std::move(done)]() mutable {
     shard_server& at_home = *shard_server::current();
-    responses_localize(at_home, id, [&at_home, me, id,
-                                     done = std::move(done)](kv_lookup found) mutable {
-      previous_taken taken;
-      if (found == kv_lookup::found) {
-        switch (at_home.responses().acquire(id, taken.history)) {
-          case responses_store::take_status::ok:
-            taken.status = previous_status::ok;
-            break;
-          case responses_store::take_status::busy:
-            taken.status = previous_status::busy;
-            break;
-          case responses_store::take_status::not_found:
-            break;
-        }
-      } else if (found == kv_lookup::unavailable) {
-        taken.status = previous_status::unavailable;
-        taken.retry_after_ms = responses_retry_after_ms(at_home);
-      }
-      at_home.loop().post(me, [taken = std::move(taken), done = std::move(done)]() mutable {
-        done(std::move(taken));
-      });
-    });
+    responses_localize(
+        at_home, id, [&at_home, me, id, done = std::move(done)](kv_lookup found) mutable {
+          previous_taken taken;
+          if (found == kv_lookup::found) {
+            switch (at_home.responses().acquire(id, taken.history)) {
+              case responses_store::take_status::ok:
+                taken.status = previous_status::ok;
+                break;
+              case responses_store::take_status::busy:
+                taken.status = previous_status::busy;
+                break;
+              case responses_store::take_status::not_found:
+                break;
+            }
+          } else if (found == kv_lookup::unavailable) {
+            taken.status = previous_status::unavailable;
+            taken.retry_after_ms = responses_retry_after_ms(at_home);
+          }
+          at_home.loop().post(me, [taken = std::move(taken), done = std::move(done)]() mutable {
+            done(std::move(taken));
+          });
+        });
   });
 }
 

@@ -337,7 +337,7 @@ record_error decode_response_record(std::string_view in, size_t bytes_max, store
   if (in.size() > bytes_max) return record_error::too_large;
   if (in.size() < magic.size() + 1 || in.substr(0, magic.size()) != magic) {
     return in.size() < magic.size() + 1 && magic.starts_with(in) ? record_error::truncated
-                                                                  : record_error::bad_magic;
+                                                                 : record_error::bad_magic;
   }
   if (static_cast<uint8_t>(in[magic.size()]) != responses_record_version)
     return record_error::bad_version;

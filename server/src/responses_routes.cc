@@ -21,7 +21,7 @@ namespace {
 
 struct home_reply {
   std::optional<openai::api_error> error;
-  std::string body;            // 200: the JSON body
+  std::string body;             // 200: the JSON body
   uint64_t retry_after_ms = 0;  // 503
 };
 
@@ -60,20 +60,21 @@ handler_result ask_home(request_context& ctx, const std::string& id, home_fn fn)
             }
           });
         };
-        responses_localize(at_home, id, [&at_home, id, fn = std::move(fn),
-                                         answer = std::move(answer)](kv_lookup found) mutable {
-          if (found == kv_lookup::found) {
-            fn(at_home, id, std::move(answer));
-            return;
-          }
-          home_reply r;
-          if (found == kv_lookup::unavailable) {
-            r = unavailable(at_home);
-          } else {
-            r.error = openai::response_not_found(id);
-          }
-          answer(std::move(r));
-        });
+        responses_localize(at_home, id,
+                           [&at_home, id, fn = std::move(fn),
+                            answer = std::move(answer)](kv_lookup found) mutable {
+                             if (found == kv_lookup::found) {
+                               fn(at_home, id, std::move(answer));
+                               return;
+                             }
+                             home_reply r;
+                             if (found == kv_lookup::unavailable) {
+                               r = unavailable(at_home);
+                             } else {
+                               r.error = openai::response_not_found(id);
+                             }
+                             answer(std::move(r));
+                           });
       });
   if (!posted) {
     respond_api_error(ctx.conn, openai::overloaded(), 1000);
@@ -138,19 +139,20 @@ handler_result handle_response_input_items(request_context& ctx) {
     return handler_result::done;
   }
   // `include` (extra fields for some item types) is accepted; ringcast's items have none of them.
-  return ask_home(ctx, id, [page = std::move(page)](shard_server& home, const std::string& rid,
-                                                     answer_fn answer) {
-    home_reply r;
-    auto found = home.responses().find(rid);
-    if (!found) {
-      r.error = openai::response_not_found(rid);
-    } else {
-      byte_buffer b;
-      r.error = openai::write_input_item_page(b, found->input, page);
-      r.body = std::string(b.view());
-    }
-    answer(std::move(r));
-  });
+  return ask_home(
+      ctx, id,
+      [page = std::move(page)](shard_server& home, const std::string& rid, answer_fn answer) {
+        home_reply r;
+        auto found = home.responses().find(rid);
+        if (!found) {
+          r.error = openai::response_not_found(rid);
+        } else {
+          byte_buffer b;
+          r.error = openai::write_input_item_page(b, found->input, page);
+          r.body = std::string(b.view());
+        }
+        answer(std::move(r));
+      });
 }
 
 handler_result handle_model(request_context& ctx) {

@@ -58,9 +58,9 @@ class responses_store {
 
   // This shard's side of the cluster bucket (responses_cluster.cc).
   struct cluster_side {
-    bool listening = false;          // subscribed to deletions announced by other nodes
-    uint32_t writes_in_flight = 0;   // bucket writes not answered yet
-    uint64_t last_warning_ms = 0;    // when a bucket failure was last logged
+    bool listening = false;         // subscribed to deletions announced by other nodes
+    uint32_t writes_in_flight = 0;  // bucket writes not answered yet
+    uint64_t last_warning_ms = 0;   // when a bucket failure was last logged
   };
   cluster_side& cluster() { return cluster_; }
 

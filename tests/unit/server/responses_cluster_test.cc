@@ -19,9 +19,9 @@ TEST(ResponsesCluster, HomeIsTheEncodedShardModuloThisNodesShards) {
 }
 
 TEST(ResponsesCluster, IdsOfOtherShapesHaveNoHome) {
-  for (const char* id : {"", "resp_", "resp_1", "resp_1_", "resp_x_0123456789abcdef",
-                         "resp_1_0123456789abcde", "resp_1_0123456789abcdef0",
-                         "msg_1_0123456789abcdef", "resp_99999999_0123456789abcdef"}) {
+  for (const char* id :
+       {"", "resp_", "resp_1", "resp_1_", "resp_x_0123456789abcdef", "resp_1_0123456789abcde",
+        "resp_1_0123456789abcdef0", "msg_1_0123456789abcdef", "resp_99999999_0123456789abcdef"}) {
     EXPECT_EQ(response_home(id, 4), -1) << id;
   }
   EXPECT_EQ(response_home("resp_1_0123456789abcdef", 0), -1);

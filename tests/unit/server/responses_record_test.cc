@@ -221,8 +221,8 @@ TEST(ResponsesRecord, EveryTruncationIsRefused) {
     record_error e = decode_response_record(std::string_view(bytes).substr(0, n), big, out);
     EXPECT_NE(e, record_error::none) << "prefix of " << n << " bytes";
     // A prefix ends inside a field; counts may also look too large for what is left.
-    EXPECT_TRUE(e == record_error::truncated || e == record_error::bad_value) << n << ": "
-                                                                              << to_string(e);
+    EXPECT_TRUE(e == record_error::truncated || e == record_error::bad_value)
+        << n << ": " << to_string(e);
   }
 }
 
