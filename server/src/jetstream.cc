@@ -114,7 +114,8 @@ void jetstream::publish(std::string_view subject, std::string_view headers, std:
                 js_pub_ack ack = parse_reply<js_pub_ack>(r, js_wire::parse_pub_ack);
                 if (ack.err.ok()) {
                   publish_latency_.observe_us((reactor_.now_ns() - start_ns) / 1000);
-                } else {
+                } else if (ack.err.err_code != js_err_wrong_last_sequence) {
+                  // A refused conditional write (a lost KV race) is an answer, not a failure.
                   ++stats_.publish_errors;
                 }
                 done(std::move(ack));

@@ -256,7 +256,11 @@ void jetstream::ordered_on_state(bool connected) {
     if (it == consumers_.end()) continue;
     ordered& o = *it->second;
     if (connected) {
-      ordered_reset(o);
+      if (o.sid == 0) {
+        ordered_create(o);  // never created, or retired while disconnected
+      } else {
+        ordered_reset(o);
+      }
     } else {
       // The incarnation's fate is unknown; a new one starts when the client is back.
       reactor_.cancel_timer(o.check_timer);
@@ -270,7 +274,8 @@ void jetstream::ordered_check(timer&, void* ctx) {
   ordered& o = *static_cast<ordered*>(ctx);
   jetstream& js = *o.js;
   if (!js.nc_.connected()) return;  // the reconnect recreates it
-  if (!o.active) {
+  // While the creation request is out, its answer (or its timeout) decides what comes next.
+  if (!o.active && o.created) {
     js.ordered_reset(o);
     return;
   }

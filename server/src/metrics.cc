@@ -448,6 +448,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_reactor(w);
   render_upstream_metrics(shards, out);
   render_worker_metrics(shards, out);
+  render_cluster_metrics(shards, out);
   render_responses_kv_metrics(shards, out);
 }
 

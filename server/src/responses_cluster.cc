@@ -217,13 +217,10 @@ uint64_t responses_retry_after_ms(shard_server& s) {
   return c ? c->retry_after_ms() : 1000;
 }
 
-void ensure_responses_bucket(jetstream& js, uint64_t ttl_s, uint32_t replicas,
-                             unique_function<void(js_error&&)> done) {
-  int64_t ttl_ms = static_cast<int64_t>(ttl_s) * 1000;
-  js.ensure_kv(responses_bucket, ttl_ms, -1, replicas, std::move(done));
-}
-
 void render_responses_kv_metrics(const std::vector<shard_metrics>& shards, byte_buffer& out) {
+  bool clustered = false;
+  for (const shard_metrics& s : shards) clustered = clustered || s.cluster.enabled;
+  if (!clustered) return;
   struct family {
     std::string_view name, help;
     std::vector<std::pair<std::string_view, uint64_t responses_kv_stats::*>> results;

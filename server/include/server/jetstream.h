@@ -131,6 +131,9 @@ class jetstream {
   static constexpr uint32_t heartbeat_ms = 1000;
   static constexpr uint32_t heartbeats_missed_max = 3;
 
+  // publish_errors: publishes that failed (transport or API) other than a refused conditional
+  // write (js_err_wrong_last_sequence); api_errors: API requests that failed, other than the
+  // expected answers "no message found" and "stream name in use" (ensure_stream updates then).
   struct stats {
     uint64_t publishes = 0, publish_errors = 0, api_requests = 0, api_errors = 0,
              consumers_recreated = 0;

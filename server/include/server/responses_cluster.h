@@ -16,7 +16,8 @@
 // theirs. A follow-up racing another on the same id gets 409 busy only on the same node: the
 // busy mark is per node.
 //
-// Without --nats every function here is a no-op or answers from the local store alone.
+// Without --nats every function here is a no-op or answers from the local store alone. The bucket
+// itself is created by the cluster with the other streams (cluster_streams.cc).
 //
 // Thread-safety: everything runs on the shard that owns the store it touches (the home shard of
 // the id); callbacks come back on it.
@@ -36,17 +37,14 @@
 namespace rc::server {
 
 class shard_server;
-class jetstream;
-struct js_error;
 struct shard_metrics;
 
-inline constexpr std::string_view responses_bucket = "rc_responses";
 // Plain NATS subject announcing a deleted response id (payload: the id).
 inline constexpr std::string_view responses_deleted_subject = "rc.responses.deleted";
 // Writes waiting for the bucket's answer, per shard; past it a write is dropped (and counted).
 inline constexpr uint32_t responses_kv_writes_in_flight_max = 4096;
 
-// Per-shard counters (in shard_metrics), rendered as
+// Per-shard counters (in shard_metrics), rendered with --nats only (like cluster_metrics.h) as
 //   ringcast_responses_kv_lookups_total{shard,result="hit|miss|error"}  read-throughs
 //   ringcast_responses_kv_writes_total{shard,result="ok|error|too_large"}
 //   ringcast_responses_kv_deletes_total{shard,result="ok|error"}
@@ -104,10 +102,5 @@ void responses_delete(shard_server& s, const std::string& id, unique_function<vo
 openai::api_error responses_nats_unavailable();
 // Retry-After for that 503 (the cluster's reconnect estimate; 1000 without a cluster).
 uint64_t responses_retry_after_ms(shard_server& s);
-
-// Creates or updates the bucket (history 1, entries expire after `ttl_s`, 0: never), with
-// `replicas` copies. The cluster's start calls it on shard 0 before "streams ready".
-void ensure_responses_bucket(jetstream& js, uint64_t ttl_s, uint32_t replicas,
-                             unique_function<void(js_error&&)> done);
 
 }  // namespace rc::server

@@ -363,5 +363,39 @@ TEST(JetstreamOrdered, HeartbeatSequenceMismatchRecreatesFromTheLastStreamSequen
   EXPECT_GE(recreated, 1u);
 }
 
+TEST(JetstreamOrdered, StartedWhileDisconnectedIsCreatedOnReconnect) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  received got;
+  uint64_t recreated = 99;
+  run_js(
+      srv,
+      [&](js_test& t) {
+        t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
+          publish_range(t.js, "s.a", 0, 3, "m", [&] {
+            srv.stop();
+            t.run.poll(5, [&] {
+              if (t.nc.connected()) return false;
+              jetstream::ordered_handlers h;
+              h.on_msg = [&](const js_delivery& d) {
+                got.add(d);
+                if (got.seqs.size() == 3) {
+                  recreated = t.js.counters().consumers_recreated;
+                  t.done();
+                }
+              };
+              t.js.consume_ordered("S", "s.a", 1, false, std::move(h));
+              EXPECT_TRUE(srv.start()) << srv.log();
+              return true;
+            });
+          });
+        });
+      },
+      30000);
+  EXPECT_TRUE(got.exactly(1, 3));
+  EXPECT_EQ(recreated, 0u);
+}
+
 }  // namespace
 }  // namespace rc::server

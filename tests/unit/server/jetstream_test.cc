@@ -66,6 +66,7 @@ TEST(Jetstream, PublishAckAndDeduplication) {
   ASSERT_TRUE(srv.start()) << srv.log();
   js_pub_ack a, b, c, none;
   js_stream_info info;
+  jetstream::stats counts;
   run_js(srv, [&](js_test& t) {
     t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&& i) {
       ASSERT_TRUE(i.err.ok()) << i.err.description;
@@ -82,6 +83,7 @@ TEST(Jetstream, PublishAckAndDeduplication) {
                            none = std::move(r4);
                            t.js.stream_info("S", [&](js_stream_info&& i5) {
                              info = std::move(i5);
+                             counts = t.js.counters();
                              t.done();
                            });
                          });
@@ -104,6 +106,10 @@ TEST(Jetstream, PublishAckAndDeduplication) {
   EXPECT_EQ(none.err.error, EHOSTUNREACH);  // no stream listens on that subject
   EXPECT_EQ(info.messages, 2u);
   EXPECT_EQ(info.last_seq, 2u);
+  EXPECT_EQ(counts.publishes, 4u);
+  EXPECT_EQ(counts.publish_errors, 1u);
+  ASSERT_NE(counts.publish_latency, nullptr);
+  EXPECT_EQ(counts.publish_latency->count, 3u);  // acknowledged ones
 }
 
 TEST(Jetstream, ExpectedLastSubjectSequenceIsEnforced) {
@@ -111,6 +117,7 @@ TEST(Jetstream, ExpectedLastSubjectSequenceIsEnforced) {
   nats_server_process srv(test::js_server());
   ASSERT_TRUE(srv.start()) << srv.log();
   js_pub_ack fresh, again, right;
+  uint64_t publish_errors = 99;
   run_js(srv, [&](js_test& t) {
     t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
       std::string expect0 = nats::make_headers({{"Nats-Expected-Last-Subject-Sequence", "0"}});
@@ -122,6 +129,7 @@ TEST(Jetstream, ExpectedLastSubjectSequenceIsEnforced) {
               {{"Nats-Expected-Last-Subject-Sequence", std::to_string(fresh.seq)}});
           t.js.publish("s.k", expect1, "v2", [&](js_pub_ack&& r3) {
             right = std::move(r3);
+            publish_errors = t.js.counters().publish_errors;
             t.done();
           });
         });
@@ -136,6 +144,7 @@ TEST(Jetstream, ExpectedLastSubjectSequenceIsEnforced) {
   EXPECT_FALSE(again.err.description.empty());
   ASSERT_TRUE(right.err.ok()) << right.err.description;
   EXPECT_EQ(right.seq, 2u);
+  EXPECT_EQ(publish_errors, 0u);  // a refused conditional write is not a failure
 }
 
 TEST(Jetstream, GetByLastSubjectBySequenceAndMissing) {

@@ -36,6 +36,10 @@ TEST(ResponsesCluster, NatsUnavailableIsA503ServerError) {
 
 TEST(ResponsesCluster, CountersMergeAndRenderPerShard) {
   std::vector<shard_metrics> shards(2);
+  byte_buffer none;
+  render_responses_kv_metrics(shards, none);
+  EXPECT_EQ(none.view(), "") << "nothing without --nats";
+  for (auto& s : shards) s.cluster.enabled = true;
   shards[0].responses_kv.hits = 3;
   shards[1].responses_kv.write_errors = 2;
   shards[1].responses_kv.writes_too_large = 1;
