@@ -128,13 +128,16 @@ class ResponsesCluster(unittest.TestCase):
             node = Server("--nats", self.nats.url(), "--node-id", name, shards=2)
             self.addCleanup(self._stop, node)
             self.nodes.append(node)
-        for node in self.nodes:
-            wait_until(lambda: ready(node.port), what="node ready")
-            # Every shard can ask the bucket: an unknown id is a 404, not a 503.
-            for shard in range(2):
-                path = f"/v1/responses/resp_{shard}_0000000000000000"
-                wait_until(lambda: get(node.port, path).status == 404, what="bucket reachable")
         self.n1, self.n2 = (n.port for n in self.nodes)
+        for port in (self.n1, self.n2):
+            self.wait_usable(port)
+
+    def wait_usable(self, port):
+        wait_until(lambda: ready(port), timeout=30, what="node ready")
+        # Every shard can ask the bucket: an unknown id is a 404, not a 503.
+        for shard in range(2):
+            path = f"/v1/responses/resp_{shard}_0000000000000000"
+            wait_until(lambda: get(port, path).status == 404, what="bucket reachable")
 
     def _stop(self, node):
         self.assertEqual(node.stop(), 0, node.log())
@@ -229,7 +232,8 @@ class ResponsesCluster(unittest.TestCase):
         create(self.n2, input="more", previous_response_id=shared["id"])
         self.assertEqual(get(self.n2, "/v1/responses/" + shared["id"]).status, 200)
         # n1's write of `local` failed, counted; the response was answered all the same.
-        self.assertGreaterEqual(kv_count(self.n1, "ringcast_responses_kv_writes_total", "error"), 1)
+        wait_until(lambda: kv_count(self.n1, "ringcast_responses_kv_writes_total", "error") >= 1,
+                   what="the failed write counted")
         # Not local and the bucket unreachable: 503 nats_unavailable with Retry-After.
         for r in (get(self.n2, "/v1/responses/" + local["id"]),
                   get(self.n2, "/v1/responses/" + local["id"] + "/input_items"),
@@ -251,7 +255,7 @@ class ResponsesCluster(unittest.TestCase):
         # NATS back (same port, same store): no restart of the nodes.
         self.nats.start()
         for port in (self.n1, self.n2):
-            wait_until(lambda: ready(port), timeout=30, what="node ready again")
+            self.wait_usable(port)
         again = create(self.n1, input="after")
         self.wait_written(self.n1, 2)
         self.assertEqual(create(self.n2, input="more", previous_response_id=again["id"])["previous_response_id"],
