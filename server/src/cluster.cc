@@ -231,11 +231,15 @@ void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
 void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
                           std::string_view what) {
   if (err.ok()) {
+    last_ensure_error_.clear();
     broadcast(true, run->epochs, {});
     return;
   }
   std::string reason = "nats: streams not ready: " + std::string(what) + ": " + describe(err);
-  RC_WARN("cluster: %s; trying again in %u ms", reason.c_str(), ensure_retry_ms);
+  // Logged when the reason changes, not at every retry.
+  if (reason != last_ensure_error_)
+    RC_WARN("cluster: %s; trying again every %u ms", reason.c_str(), ensure_retry_ms);
+  last_ensure_error_ = reason;
   // A lost connection is reported by the connection's state, and the pass starts again when it
   // is back; anything else makes every shard unavailable with the reason.
   if (!transport_error(err) || !streams_ready_) broadcast(false, {}, reason);
@@ -250,7 +254,8 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
                         const std::string& reason) {
   for (unsigned s = 0; s < shard_.shard_count(); ++s) {
     bool posted = shard_.loop().post(s, [ready, epochs, reason]() mutable {
-      if (cluster* c = shard_server::current()->cluster_link())
+      shard_server* sh = shard_server::current();  // null once a stopping shard is gone
+      if (cluster* c = sh ? sh->cluster_link() : nullptr)
         c->on_streams_state(ready, std::move(epochs), std::move(reason));
     });
     if (!posted) RC_ERROR("cluster: shard %u's mailbox is full; it misses the streams' state", s);
@@ -258,6 +263,7 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
 }
 
 void cluster::on_streams_state(bool ready, std::vector<std::string> epochs, std::string reason) {
+  if (stopping_) return;
   streams_ready_ = ready;
   if (ready) {
     epochs_ = std::move(epochs);

@@ -2,6 +2,7 @@
 good ones (flags, the config file, the environment) are accepted."""
 
 import os
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -142,6 +143,25 @@ class GoodSettings(unittest.TestCase):
         with harness.Server("--nats", f"nats://127.0.0.1:{free_port()}") as rc:
             wait_for(lambda: "cluster: node" in rc.log(), 10)
             self.assertRegex(rc.log(), rf"cluster: node [A-Za-z0-9_-]+-{rc.port},")
+
+
+    def test_reload_keeps_cluster_settings_and_never_logs_credentials(self):
+        with tempfile.TemporaryDirectory() as d:
+            config = os.path.join(d, "ringcast.toml")
+            nats = f"nats://127.0.0.1:{free_port()}"
+            with open(config, "w") as f:
+                f.write(f'nats = "{nats}"\nbroker_partitions = 8\nnats_token = "first-secret"\n')
+            with harness.Server("--config", config) as rc:
+                with open(config, "w") as f:
+                    f.write(f'nats = "{nats}"\nbroker_partitions = 16\n'
+                            'nats_token = "second-secret"\n')
+                rc.send_signal(signal.SIGHUP)
+                self.assertTrue(wait_for(lambda: "configuration reloaded" in rc.log(), 15), rc.log())
+                log = rc.log()
+                self.assertIn("--broker-partitions changed from 8 to 16: needs a restart "
+                              "(keeping 8)", log)
+                self.assertIn("NATS credentials changed: need a restart", log)
+                self.assertNotIn("secret", log)
 
 
 if __name__ == "__main__":
