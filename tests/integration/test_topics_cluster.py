@@ -254,7 +254,7 @@ class Delivery(Cluster):
 
 
 class Resume(Cluster):
-    node_args = ("--topic-history", "4")
+    node_args = ("--topic-history", "4", "--topic-retention", "capped.*=per_subject:3")
 
     def test_last_event_id_on_the_other_node_reads_the_stream(self):
         n1, n2 = self.nodes
@@ -286,28 +286,48 @@ class Resume(Cluster):
         sub.close()
         watcher.close()
 
-    def test_reset_beyond_the_bound_or_on_a_foreign_epoch(self):
+    def test_resume_further_back_than_the_history_is_read_from_the_stream(self):
         n1, n2 = self.nodes
-        acks = [self.publish(n1, "b", {"i": i}) for i in range(10)]
-        # Six events after it: more than --topic-history (4) may be replayed.
-        sub = SseReader(n2.port, "/v1/topics/b/events", {"Last-Event-ID": acks[3]["id"]})
+        acks = [self.publish(n1, "far", {"i": i}) for i in range(10)]
+        sub = SseReader(n2.port, "/v1/topics/far/events", {"Last-Event-ID": acks[1]["id"]})
+        self.assertEqual([e["id"] for e in events(sub, 8)], [a["id"] for a in acks[2:]])
+        sub.close()
+
+    def test_reset_with_what_is_retained_when_the_resume_point_is_gone(self):
+        n1, n2 = self.nodes
+        # capped.* keeps 3 events per topic in the stream (--topic-retention).
+        acks = [self.publish(n1, "capped.x", {"i": i}) for i in range(6)]
+        sub = SseReader(n2.port, "/v1/topics/capped.x/events", {"Last-Event-ID": acks[1]["id"]})
         reset = sub.next_event()
         self.assertEqual(reset["event"], "reset")
         self.assertNotIn("id", reset)
-        self.assertEqual(json.loads(reset["data"])["topic"], "b")
+        info = json.loads(reset["data"])
+        self.assertEqual((info["topic"], info["oldest"]), ("capped.x", acks[3]["seq"]))
+        self.assertEqual([e["id"] for e in events(sub, 3)], [a["id"] for a in acks[3:]])
+        live = self.publish(n1, "capped.x", {"i": 6})
+        self.assertEqual(sub.next_event()["id"], live["id"])
         sub.close()
+
+    def test_reset_on_a_foreign_epoch_or_another_topics_id(self):
+        n1, n2 = self.nodes
+        acks = [self.publish(n1, "b", {"i": i}) for i in range(6)]
         epoch = acks[0]["id"].split("-")[0]
         foreign = ("0" if epoch[0] != "0" else "1") + epoch[1:]
         sub = SseReader(n2.port, "/v1/topics/b/events", {"Last-Event-ID": f"{foreign}-5"})
-        self.assertEqual(sub.next_event()["event"], "reset")
+        reset = sub.next_event()
+        self.assertEqual(reset["event"], "reset")
+        self.assertEqual(json.loads(reset["data"])["epoch"], epoch)
+        # Then the newest --topic-history (4) events the stream holds.
+        self.assertEqual([e["id"] for e in events(sub, 4)], [a["id"] for a in acks[2:]])
         sub.close()
         # An id of another topic from before the node's history (n1 has had no subscriber of
         # "b") is no resume point for this one: the stream cannot tell whether "b" lost events
         # after it.
         other = self.publish(n1, "other", {"x": 1})
-        self.publish(n1, "b", {"i": 10})
+        acks.append(self.publish(n1, "b", {"i": 6}))
         sub = SseReader(n1.port, "/v1/topics/b/events", {"Last-Event-ID": other["id"]})
         self.assertEqual(sub.next_event()["event"], "reset")
+        self.assertEqual([e["id"] for e in events(sub, 4)], [a["id"] for a in acks[3:]])
         sub.close()
 
     def test_ws_since_on_the_other_node(self):
