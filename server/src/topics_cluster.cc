@@ -216,9 +216,9 @@ void topic_registry::answer_from_stream(home_topic& t, unsigned shard, uint64_t 
   std::string_view epoch;
   uint64_t after = 0;
   if (!parse_topic_since(since, epoch, after) || (!epoch.empty() && epoch != t.epoch)) {
-    // Unknown format, or another stream's ids (it was created again): start over from what the
-    // stream retains.
-    return start_replay(t, shard, sub_id, 0, true);
+    // Unknown format, or another stream's ids (it was created again): start over from the
+    // history.
+    return send_catch_up(shard, sub_id, stream_catch_up(t, true));
   }
   if (after >= ts.floor && after <= t.seq) {
     catch_up c = stream_catch_up(t, false);

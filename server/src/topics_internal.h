@@ -24,11 +24,6 @@ inline constexpr uint64_t topic_consumer_linger_ms = 2000;
 // How long a resume may take to read the stream before it gives up.
 inline constexpr uint64_t topic_replay_timeout_ms = 10000;
 
-// How far back a resume is read from the stream (at least --topic-history events): further back,
-// the client gets a reset and the newest --topic-history events instead.
-inline constexpr uint64_t topic_replay_events_max = 10000;
-inline constexpr uint64_t topic_replay_bytes_max = 16 << 20;
-
 struct topic_registry::home_topic {
   std::string name;
   std::string epoch;
@@ -77,18 +72,15 @@ enum class replay_end : uint8_t {
 };
 
 // A resume from before the home's history, read from the stream by a temporary ordered consumer.
-// Subscribers resuming from the same point share one. A reset reads the stream too: from its start,
-// keeping the newest --topic-history events, so the client starts over from what is retained (a
-// resume that finds its point lost, or too far back, turns into one on the way).
+// Subscribers resuming from the same point share one.
 struct topic_registry::js_replay {
   stream_origin origin;
   replay_end end = replay_end::running;
-  bool reset = false;             // keeps the newest events only; the answer is a reset
-  std::pair<uint64_t, bool> key;  // in topic_stream::replays
+  bool reset = false;  // the resume point is lost or too far back: the answer is a reset
   uint64_t consumer = 0;
   uint64_t after = 0;  // the resume point: events after it are wanted
   std::vector<topic_waiter> waiters;
-  std::deque<topic_event> events;
+  std::vector<topic_event> events;
   uint64_t bytes = 0;
   uint64_t last = 0;  // the last stream sequence read (the first is `after` itself, when > 0)
   timer deadline;     // topic_replay_timeout_ms
@@ -108,7 +100,7 @@ struct topic_registry::topic_stream {
   uint64_t floor = 0;          // the history holds every event after this sequence
   bool floor_dropped = false;  // `floor` moved because the history dropped an event
   std::vector<std::pair<topic_waiter, std::string>> waiting;  // (subscriber, since) until ready
-  std::map<std::pair<uint64_t, bool>, std::unique_ptr<js_replay>> replays;  // (after, reset)
+  std::map<uint64_t, std::unique_ptr<js_replay>> replays;     // by resume point
   size_t checks = 0;  // resume points being checked (get) before a replay
   timer linger;
 };

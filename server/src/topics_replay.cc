@@ -1,9 +1,9 @@
 // Resumes across nodes from before the home's history (topics.h, "Across nodes"): the resume
 // point is checked against the stream, then the events after it are read by a temporary ordered
-// consumer until they meet the history. Bounded (topic_replay_events_max, topic_replay_bytes_max,
-// at least the history's limits); a resume from further back, from an id the stream no longer
-// holds, or from another epoch gets a reset and the newest --topic-history events the stream and
-// the history hold. Subscribers resuming from the same point share one replay.
+// consumer until they meet the history. Bounded like the history: at most --topic-history events
+// (and --topic-history-bytes-max) are read from the stream; a resume from further back, or from
+// an id the stream no longer holds, gets a reset and the node's history, as on one node.
+// Subscribers resuming from the same point share one replay.
 //
 // Why the history and the replay meet without a gap: the history holds every event of the topic
 // after `floor` (where the home's consumer started, or the newest event the history dropped). The
@@ -28,7 +28,7 @@ namespace rc::server {
 void topic_registry::check_resume_point(home_topic& t, unsigned shard, uint64_t sub_id,
                                         uint64_t after) {
   topic_stream& ts = *t.stream;
-  if (auto it = ts.replays.find({after, false}); it != ts.replays.end()) {
+  if (auto it = ts.replays.find(after); it != ts.replays.end()) {
     it->second->waiters.push_back({shard, sub_id});
     return;
   }
@@ -62,7 +62,7 @@ void topic_registry::on_resume_point(const stream_origin& o, unsigned shard, uin
     send_catch_up(shard, sub_id, std::move(c));
   } else if (!m.found || (after != 0 && m.subject != ts.subject)) {
     // Not an event of this topic, or one the stream's retention has dropped: start over.
-    start_replay(*t, shard, sub_id, 0, true);
+    send_catch_up(shard, sub_id, stream_catch_up(*t, true));
   } else if (after >= ts.floor && after != 0) {
     // Past what this node has seen: the events up to it are on their way and are skipped.
     catch_up c = stream_catch_up(*t, false);
@@ -71,15 +71,14 @@ void topic_registry::on_resume_point(const stream_origin& o, unsigned shard, uin
       if (e.seq > after) c.events.push_back(e);
     send_catch_up(shard, sub_id, std::move(c));
   } else {
-    start_replay(*t, shard, sub_id, after, false);
+    start_replay(*t, shard, sub_id, after);
   }
   check_idle(*t);
 }
 
-void topic_registry::start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after,
-                                  bool reset) {
+void topic_registry::start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after) {
   topic_stream& ts = *t.stream;
-  std::pair<uint64_t, bool> key{after, reset};
+  uint64_t key = after;
   std::unique_ptr<js_replay>& slot = ts.replays[key];
   if (slot) {
     slot->waiters.push_back({shard, sub_id});
@@ -88,9 +87,7 @@ void topic_registry::start_replay(home_topic& t, unsigned shard, uint64_t sub_id
   slot = std::make_unique<js_replay>();
   js_replay& r = *slot;
   r.origin = ts.origin;
-  r.key = key;
   r.after = after;
-  r.reset = reset;
   r.waiters.push_back({shard, sub_id});
   r.deadline.set_callback(
       [](timer&, void* ctx) {
@@ -121,7 +118,7 @@ void topic_registry::start_replay(home_topic& t, unsigned shard, uint64_t sub_id
     if (!rp) return;
     // Not even the resume point came: the stream dropped it (and maybe more) since the check.
     if (rp->after != 0 && rp->last == 0) rp->reset = true;
-    if ((rp->last >= ht->stream->floor || !ht->stream->floor_dropped))
+    if (rp->reset || rp->last >= ht->stream->floor || !ht->stream->floor_dropped)
       shard_server::current()->topics().end_replay(*ht, *rp, replay_end::complete);
   };
   h.on_error = [find](const js_error&) {
@@ -139,7 +136,7 @@ void topic_registry::on_replay_message(home_topic& t, js_replay& r, uint64_t seq
   if (!r.reset && r.after != 0 && r.last == 0) {
     // The first event must be the resume point itself: it was there when checked, and retention
     // drops the oldest first, so nothing after it is missing if it still is. If it is gone, the
-    // client starts over from what the stream retains, this event on.
+    // client starts over.
     if (seq == r.after) {
       r.last = seq;
       if (pending == 0 && (r.last >= ts.floor || !ts.floor_dropped))
@@ -147,6 +144,7 @@ void topic_registry::on_replay_message(home_topic& t, js_replay& r, uint64_t seq
       return;
     }
     r.reset = true;
+    return end_replay(t, r, replay_end::complete);
   }
   if (seq > ts.floor) return end_replay(t, r, replay_end::complete);  // the history has it
   r.last = seq;
@@ -155,48 +153,34 @@ void topic_registry::on_replay_message(home_topic& t, js_replay& r, uint64_t seq
     r.bytes += r.events.back().bytes();
   }
   const auto& cfg = shard_.config();
-  if (!r.reset &&
-      (r.events.size() > std::max<uint64_t>(topic_replay_events_max, cfg.topic_history) ||
-       r.bytes > std::max(topic_replay_bytes_max, cfg.topic_history_bytes_max)))
-    r.reset = true;  // further back than a resume may reach: keep the newest only
-  if (r.reset) {
-    while (!r.events.empty() && (r.events.size() > cfg.topic_history ||
-                                 (r.bytes > cfg.topic_history_bytes_max && r.events.size() > 1))) {
-      r.bytes -= r.events.front().bytes();
-      r.events.pop_front();
-    }
+  if (r.events.size() > cfg.topic_history || r.bytes > cfg.topic_history_bytes_max) {
+    r.reset = true;  // further back than a resume may reach
+    return end_replay(t, r, replay_end::complete);
   }
   if (pending == 0 && (r.last >= ts.floor || !ts.floor_dropped))
     end_replay(t, r, replay_end::complete);
 }
 
 topic_registry::catch_up topic_registry::replay_answer(home_topic& t, js_replay& r) {
-  if (r.end == replay_end::failed && !r.reset) {
+  if (r.end == replay_end::failed) {
     catch_up c;
     c.error_code = "nats_unavailable";
     c.error_message = "The topic's stream could not be read in time; retry later";
     return c;
   }
-  // A reset that could not read the stream: the history alone.
-  if (r.end == replay_end::failed) return stream_catch_up(t, true);
+  if (r.reset) return stream_catch_up(t, true);
   catch_up c = stream_catch_up(t, false);
-  c.reset = r.reset;
   c.events.assign(std::make_move_iterator(r.events.begin()),
                   std::make_move_iterator(r.events.end()));
   uint64_t upto = std::max(r.last, r.after);
   for (const topic_event& e : t.history)
     if (e.seq > upto) c.events.push_back(e);
-  if (c.reset) {
-    size_t keep = std::min<size_t>(c.events.size(), shard_.config().topic_history);
-    c.events.erase(c.events.begin(), c.events.end() - static_cast<ptrdiff_t>(keep));
-    c.oldest = c.events.empty() ? t.seq + 1 : c.events.front().seq;
-  }
   return c;
 }
 
 void topic_registry::end_replay(home_topic& t, js_replay& r, replay_end how) {
   topic_stream& ts = *t.stream;
-  auto it = ts.replays.find(r.key);
+  auto it = ts.replays.find(r.after);
   if (it == ts.replays.end() || it->second.get() != &r) return;
   std::unique_ptr<js_replay> owned = std::move(it->second);
   ts.replays.erase(it);

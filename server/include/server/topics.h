@@ -186,7 +186,7 @@ class topic_registry {
   void check_resume_point(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after);
   void on_resume_point(const stream_origin& o, unsigned shard, uint64_t sub_id, uint64_t after,
                        const js_stored_msg& m);
-  void start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after, bool reset);
+  void start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after);
   void on_replay_message(home_topic& t, js_replay& r, uint64_t seq, uint64_t pending,
                          std::string_view data);
   void end_replay(home_topic& t, js_replay& r, replay_end how);
