@@ -231,11 +231,15 @@ void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
 void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
                           std::string_view what) {
   if (err.ok()) {
+    last_ensure_error_.clear();
     broadcast(true, run->epochs, {});
     return;
   }
   std::string reason = "nats: streams not ready: " + std::string(what) + ": " + describe(err);
-  RC_WARN("cluster: %s; trying again in %u ms", reason.c_str(), ensure_retry_ms);
+  // Logged when the reason changes, not at every retry.
+  if (reason != last_ensure_error_)
+    RC_WARN("cluster: %s; trying again every %u ms", reason.c_str(), ensure_retry_ms);
+  last_ensure_error_ = reason;
   // A lost connection is reported by the connection's state, and the pass starts again when it
   // is back; anything else makes every shard unavailable with the reason.
   if (!transport_error(err) || !streams_ready_) broadcast(false, {}, reason);

@@ -85,3 +85,41 @@ def wait_for(check, timeout=20.0, interval=0.1):
             return None
         time.sleep(interval)
 
+
+
+def nats_request(port, subject, payload=b"", timeout=10.0):
+    """One request/reply over a raw NATS connection (the text protocol, no client library):
+    returns the reply's payload (bytes). For JetStream API calls such as
+    nats_request(port, "$JS.API.STREAM.INFO.RC_T0")."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        buf = b""
+        deadline = time.monotonic() + timeout
+
+        def line():
+            nonlocal buf
+            while b"\r\n" not in buf:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("no answer from nats-server")
+                chunk = s.recv(65536)
+                if not chunk:
+                    raise ConnectionError("nats-server closed the connection")
+                buf += chunk
+            out, buf = buf.split(b"\r\n", 1)
+            return out
+
+        assert line().startswith(b"INFO ")
+        s.sendall(b'CONNECT {"verbose":false,"pedantic":false,"protocol":1}\r\n'
+                  b"SUB _INBOX.rctest 1\r\n" +
+                  f"PUB {subject} _INBOX.rctest {len(payload)}\r\n".encode() + payload +
+                  b"\r\nPING\r\n")
+        while True:
+            head = line()
+            if head.startswith(b"PING"):
+                s.sendall(b"PONG\r\n")
+            elif head.startswith(b"MSG "):
+                size = int(head.split()[-1])
+                while len(buf) < size + 2:
+                    buf += s.recv(65536)
+                return buf[:size]
+            elif head.startswith(b"-ERR"):
+                raise ConnectionError(head.decode())

@@ -2,13 +2,14 @@
 is started, killed and restarted under a running ringcast (which is never restarted), and the
 credentials the server accepts or refuses."""
 
+import json
 import os
 import re
 import tempfile
 import unittest
 
 import harness
-from nats_process import NatsServer, wait_for
+from nats_process import NatsServer, nats_request, wait_for
 
 
 def readyz(rc):
@@ -94,6 +95,51 @@ class Readiness(unittest.TestCase):
             down.kill()
             with harness.Server("--nats", f"{down.url},{up.url}") as rc:
                 self.assertTrue(wait_ready(rc), readyz(rc).body)
+
+
+class SingleNode(unittest.TestCase):
+    def test_without_nats_nothing_of_the_cluster_shows(self):
+        with harness.Server(shards=2) as rc:
+            self.assertEqual(readyz(rc).status, 200)
+            text = metrics(rc)
+            self.assertNotIn("ringcast_nats_", text)
+            self.assertNotIn("ringcast_jetstream_", text)
+            self.assertNotIn("ringcast_cluster_", text)
+            self.assertNotIn("cluster: node", rc.log())
+
+
+class Streams(unittest.TestCase):
+    def stream(self, nats, name):
+        return json.loads(nats_request(nats.port, f"$JS.API.STREAM.INFO.{name}"))
+
+    def test_streams_and_buckets_follow_the_settings_and_are_updated_on_restart(self):
+        with NatsServer(jetstream=True) as nats:
+            args = ["--nats", nats.url, "--topic-retention", "chat.>=age:1h,msgs:500",
+                    "--topic-retention", "logs.*=bytes:1MiB,per_subject:7",
+                    "--broker-lease-ms", "3000", "--responses-ttl-s", "120"]
+            with harness.Server(*args) as rc:
+                self.assertTrue(wait_ready(rc), readyz(rc).body)
+            t0, t1, t2 = (self.stream(nats, f"RC_T{i}")["config"] for i in range(3))
+            self.assertEqual(t0["subjects"], ["rc.t0.>"])
+            self.assertEqual(t0["max_age"], 24 * 3600 * 10**9)
+            self.assertEqual(t1["subjects"], ["rc.t1.>"])
+            self.assertEqual((t1["max_age"], t1["max_msgs"]), (3600 * 10**9, 500))
+            self.assertEqual((t2["max_bytes"], t2["max_msgs_per_subject"]), (1 << 20, 7))
+            self.assertEqual(t2["storage"], "file")
+            self.assertEqual(self.stream(nats, "RC_BROKER")["config"]["subjects"], ["rc.bq.>"])
+            self.assertEqual(self.stream(nats, "RC_BROKER_LOG")["config"]["subjects"], ["rc.bl.>"])
+            self.assertEqual(self.stream(nats, "KV_rc_owners")["config"]["max_age"], 3 * 10**9)
+            self.assertEqual(self.stream(nats, "KV_rc_responses")["config"]["max_age"], 120 * 10**9)
+            created = self.stream(nats, "RC_T1")["created"]
+
+            # New limits at the next start update the streams in place (same creation time, so the
+            # same epoch in event ids).
+            args[3] = "chat.>=age:2h"
+            with harness.Server(*args) as rc:
+                self.assertTrue(wait_ready(rc), readyz(rc).body)
+            t1 = self.stream(nats, "RC_T1")
+            self.assertEqual(t1["config"]["max_age"], 2 * 3600 * 10**9)
+            self.assertEqual(t1["created"], created)
 
 
 class Credentials(unittest.TestCase):

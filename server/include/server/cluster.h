@@ -152,6 +152,7 @@ class cluster {
   // Shard 0: the ensure pass in progress (older passes' answers are ignored), and the retry
   // after a failure.
   uint64_t ensure_generation_ = 0;
+  std::string last_ensure_error_;  // logged once per distinct reason
   timer retry_;
 
   struct listener {
