@@ -46,8 +46,10 @@ void broker::enqueue(broker_request&& req, unique_function<void(enqueue_result&&
   shard_.loop().post(home, [origin, req = std::move(req), done = std::move(done)]() mutable {
     shard_server& h = *shard_server::current();
     auto reply = [origin, done = std::move(done)](enqueue_result&& res) mutable {
-      shard_server::current()->loop().post(
-          origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
+      auto back = [done = std::move(done), res = std::move(res)]() mutable {
+        done(std::move(res));
+      };
+      shard_server::current()->loop().post(origin, std::move(back));
     };
     if (broker_cluster* bc = h.broker_queue().cluster_side()) {
       bc->enqueue(std::move(req), std::move(reply));  // stored in JetStream first

@@ -86,7 +86,8 @@ uint64_t uint_member(const json::value& obj, std::string_view key) {
   json::value v = obj.find(key);
   if (!v) return 0;
   if (v.kind() == json::kind::uint64) return v.get_uint64();
-  if (v.kind() == json::kind::int64 && v.get_int64() >= 0) return static_cast<uint64_t>(v.get_int64());
+  if (v.kind() == json::kind::int64 && v.get_int64() >= 0)
+    return static_cast<uint64_t>(v.get_int64());
   return 0;
 }
 
@@ -99,7 +100,8 @@ std::optional<broker::enqueue_result> decode_result(json::parser& parser, std::s
     err.status = static_cast<int>(uint_member(e, "status"));
     if (json::value v = e.find("type"); v && v.is_string()) err.type = v.get_string();
     if (json::value v = e.find("message"); v && v.is_string()) err.message = v.get_string();
-    if (json::value v = e.find("param"); v && v.is_string()) err.param = std::string(v.get_string());
+    if (json::value v = e.find("param"); v && v.is_string())
+      err.param = std::string(v.get_string());
     if (json::value v = e.find("code"); v && v.is_string()) err.code = std::string(v.get_string());
     res.error = std::move(err);
     res.retry_after_ms = uint_member(r.root, "retry_after_ms");

@@ -12,12 +12,13 @@
 // lease_ms - lease_ms / 5 is dropped first: its shard stops working the partition (queued and
 // processing messages are let go, their work items stay stored for the next owner).
 //
-// Storage (JetStream; the streams and the bucket are the cluster's, cluster_streams.cc): an accepted message is the work item rc.bq.<k>.<message id> in RC_BROKER
-// (headers Nats-Msg-Id, Rc-User, Rc-Deadline; body: the request as the client sent it), stored
-// before the 202. Its lifecycle events go to rc.bl.<message id> in RC_BROKER_LOG (headers
-// Rc-Seq, Rc-Event, Rc-User, Rc-Attempt; body: the event's JSON): plain publishes (buffered by
-// the client while NATS is away) except the terminal event, which is published with an ack
-// (retried while the partition is held) before the work item is deleted.
+// Storage (JetStream; the streams and the bucket are the cluster's, cluster_streams.cc): an
+// accepted message is the work item rc.bq.<k>.<message id> in RC_BROKER (headers Nats-Msg-Id,
+// Rc-User, Rc-Deadline; body: the request as the client sent it), stored before the 202. Its
+// lifecycle events go to rc.bl.<message id> in RC_BROKER_LOG (headers Rc-Seq, Rc-Event, Rc-User,
+// Rc-Attempt; body: the event's JSON): plain publishes (buffered by the client while NATS is
+// away) except the terminal event, which is published with an ack (retried while the partition
+// is held) before the work item is deleted.
 //
 // Takeover: a shard given partition k reads every work item left under rc.bq.<k>.> in stream
 // order and re-queues it, unless its stored log already ends with done or error (then the item

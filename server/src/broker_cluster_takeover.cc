@@ -62,7 +62,8 @@ void broker_cluster::collect(uint32_t p) {
     pt.consumer = 0;
     shard_.loop().post(shard_.id(), [consumer] {
       shard_server* s = shard_server::current();
-      if (broker_cluster* bc = s->broker_queue().cluster_side()) bc->cluster_.js().stop_consumer(consumer);
+      broker_cluster* bc = s->broker_queue().cluster_side();
+      if (bc) bc->cluster_.js().stop_consumer(consumer);
     });
     replay_next(p, epoch);
   };
@@ -135,7 +136,8 @@ void broker_cluster::requeue(uint32_t p, const partition::item& it, uint64_t nex
   }
   auto h = nats::header_block::parse(it.headers);
   int64_t deadline = h ? static_cast<int64_t>(parse_u64(h->get("Rc-Deadline"))) : 0;
-  if (deadline > 0) req.deadline_ms = static_cast<uint64_t>(std::max<int64_t>(1, deadline - unix_ms()));
+  if (deadline > 0)
+    req.deadline_ms = static_cast<uint64_t>(std::max<int64_t>(1, deadline - unix_ms()));
   broker::accepted a;
   a.id = it.subject.substr(it.subject.rfind('.') + 1);
   a.partition = static_cast<int32_t>(p);

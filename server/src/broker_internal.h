@@ -28,7 +28,8 @@ struct broker::worker final : public engine_sink, public engine_ticket {
 
   broker& broker_;
   message& message_;
-  std::shared_ptr<engine> engine_ref;  // before `stream`: a reload must not free it under the stream
+  // Before `stream`: a reload must not free the engine under the stream.
+  std::shared_ptr<engine> engine_ref;
   std::unique_ptr<engine_stream> stream;
   bool holds_slot = false;
   bool in_callback = false;

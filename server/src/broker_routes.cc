@@ -148,7 +148,8 @@ handler_result handle_broker_message(request_context& ctx) {
     return handler_result::done;
   }
   req.deadline_ms = generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms"));
-  if (ctx.shard.cluster_link()) req.body.assign(ctx.body.data(), ctx.body.size());  // stored as sent
+  // Cluster mode stores the request as the client sent it.
+  if (ctx.shard.cluster_link()) req.body.assign(ctx.body.data(), ctx.body.size());
   uint64_t conn_id = ctx.conn.id();
   ctx.shard.broker_queue().enqueue(std::move(req), [conn_id](broker::enqueue_result&& res) {
     connection* c = shard_server::current()->live_connection(conn_id);
