@@ -14,8 +14,9 @@
 // Once connected: every subscription is (re-)sent, then the publishes buffered while
 // disconnected are flushed in order, then state listeners hear `connected`. The client PINGs
 // every ping_interval_ms; with max_pings_out PINGs unanswered the connection is stale and is
-// dropped (then reconnected). A protocol error, an oversized message (beyond INFO's
-// max_payload), a -ERR other than a permissions violation, or EOF drops the connection too.
+// dropped (then reconnected). A protocol error, an oversized message (beyond
+// inbound_bytes_max; INFO's max_payload bounds only what we publish), a message before the
+// handshake is done, a -ERR other than a permissions violation, or EOF drops the connection too.
 //
 // Publishing: publish() writes at once when connected (refusing while the socket's send queue
 // holds more than pending_bytes_max: the server is not reading); otherwise it buffers up to
@@ -67,6 +68,12 @@ struct nats_options {
   uint32_t ping_interval_ms = 2000;
   uint32_t max_pings_out = 2;            // stale connection detection
   uint64_t pending_bytes_max = 8 << 20;  // publishes buffered while disconnected
+  // Largest message accepted from the server (headers + payload). Not INFO's max_payload: that
+  // bounds what clients publish, while deliveries (stored before a limit was lowered, from a
+  // server of the cluster configured otherwise) may be larger.
+  size_t inbound_bytes_max = nats::default_max_payload;
+  // Requests awaiting an answer; one more fails (in a later turn) with ENOBUFS.
+  size_t requests_in_flight_max = 65536;
 };
 
 // connecting: before the first connection; disconnected: lost it, reconnecting.

@@ -201,7 +201,10 @@ TEST(NatsHostile, GarbageDropsTheConnection) {
   EXPECT_EQ(o.stats.reconnects, 1u);
 }
 
-TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
+// INFO's max_payload bounds what the client publishes, not what it receives: a delivery beyond
+// it (stored before the limit was lowered, or from a server of the cluster configured otherwise)
+// arrives; only one beyond inbound_bytes_max drops the connection, unread.
+TEST(NatsHostile, MaxPayloadBoundsPublishesInboundBytesMaxBoundsDeliveries) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   size_t max_payload_seen = 0;
   bool publish_over_max = true;
@@ -211,10 +214,14 @@ TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
     if (p.handshake(info) && p.until("SUB big")) {
       p.send("MSG big 2 100\r\n" + std::string(100, 'a') + "\r\n");
       p.send("MSG big 2 101\r\n" + std::string(101, 'b') + "\r\n");
+      p.send("MSG big 2 200\r\n" + std::string(200, 'c') + "\r\n");
+      p.send("MSG big 2 201\r\n" + std::string(201, 'd') + "\r\n");
     }
     p.wait_closed();
   });
-  outcome o = run_until_connects(srv, fake_options(srv), 2, [&](nats_client& c) {
+  nats_options opts = fake_options(srv);
+  opts.inbound_bytes_max = 200;
+  outcome o = run_until_connects(srv, opts, 2, [&](nats_client& c) {
     c.add_state_listener([&](nats_state s) {
       if (s != nats_state::connected || max_payload_seen != 0) return;
       max_payload_seen = c.max_payload();
@@ -224,8 +231,25 @@ TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
   EXPECT_EQ(max_payload_seen, 100u);
   EXPECT_FALSE(publish_over_max);
   EXPECT_TRUE(contains(o.errors, "message exceeds max_payload"));
-  ASSERT_EQ(o.delivered.size(), 1u) << "the message at the limit arrives, the one beyond not";
+  ASSERT_EQ(o.delivered.size(), 3u) << "up to inbound_bytes_max arrives, beyond not";
   EXPECT_EQ(o.delivered[0], std::string(100, 'a'));
+  EXPECT_EQ(o.delivered[1], std::string(101, 'b'));
+  EXPECT_EQ(o.delivered[2], std::string(200, 'c'));
+}
+
+// Nothing is subscribed before the handshake ends: a message then is a protocol error, refused
+// from its control line (a peer that is not a NATS server cannot make us buffer its payload).
+TEST(NatsHostile, MessageBeforeTheHandshakeDropsTheConnection) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  fake_server srv([](fake_peer& p, int n) {
+    if (n > 0) return behave(p);
+    p.send(info_line);
+    p.send("MSG big 2 1000000\r\n");
+    p.wait_closed();
+  });
+  outcome o = run_until_connects(srv, fake_options(srv), 1);
+  EXPECT_TRUE(contains(o.errors, "protocol error")) << (o.errors.empty() ? "" : o.errors[0]);
+  EXPECT_EQ(srv.connections(), 2);
 }
 
 TEST(NatsHostile, ErrInTheHandshakeFailsTheTry) {
