@@ -155,6 +155,10 @@ void nats_client::request(std::string_view subject, std::string_view headers, st
     defer_reply(std::move(done), EMSGSIZE);
     return;
   }
+  if (requests_.size() >= opts_.requests_in_flight_max) {
+    defer_reply(std::move(done), ENOBUFS);
+    return;
+  }
   uint64_t token = next_token_++;
   std::string reply = prefix_ + "." + std::to_string(token);
   if (!publish(subject, reply, headers, data)) {

@@ -238,9 +238,12 @@ void nats_client::connection_lost(std::string reason) {
   last_error_ = (was_connected ? connected_url_ : trying_url_) + ": " + reason;
   if (was_connected) RC_WARN("nats: connection lost: %s", last_error_.c_str());
   connected_url_.clear();
+  // Disconnected before any callback runs: a reply callback sees connected() false and its
+  // publishes are buffered for the next connection. Listeners hear it after the callbacks.
+  if (was_connected) state_ = nats_state::disconnected;
   fail_requests(ENOTCONN);
   fail_flushes(ENOTCONN);
-  if (was_connected) set_state(nats_state::disconnected);
+  if (was_connected && state_ == nats_state::disconnected) notify_listeners(state_);
   schedule_reconnect();
 }
 

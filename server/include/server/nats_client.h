@@ -27,8 +27,12 @@
 // Request/reply: one wildcard subscription "<inbox_prefix>.*" carries every reply; a request
 // publishes with reply "<inbox_prefix>.<n>" and waits for the first answer or timeout_ms. A
 // request made while not connected fails in a later turn with ENOTCONN; requests in flight fail
-// with ENOTCONN when the connection is lost, ECANCELED on stop(). A 503 status (no responders)
-// is EHOSTUNREACH. Other statuses (408, 404, ...) are answers with `status` set.
+// with ENOTCONN when the connection is lost, ECANCELED on stop(). ENOBUFS (in a later turn)
+// when requests_in_flight_max requests are waiting or the send queue is full: a backlog, retry
+// later (a 503 for an HTTP caller, like ENOTCONN). A 503 status (no responders) is
+// EHOSTUNREACH. Other statuses (408, 404, ...) are answers with `status` set. While the
+// callbacks of a lost connection run, the client already reports disconnected (connected() is
+// false, publishes are buffered); state listeners hear `disconnected` after them.
 //
 // Callbacks: message, reply and state callbacks run on the shard's loop, never from inside the
 // call that caused them (subscribe, publish, request, start). A callback may call anything here
@@ -90,7 +94,8 @@ struct nats_msg {  // views valid during the callback only
 
 struct nats_reply {  // owned
   // 0, ETIMEDOUT, ENOTCONN (not connected / connection lost), EHOSTUNREACH (503 no responders),
-  // ECANCELED (client stopped), EMSGSIZE (beyond max_payload), EINVAL (bad subject).
+  // ECANCELED (client stopped), EMSGSIZE (beyond max_payload), EINVAL (bad subject), ENOBUFS
+  // (too many requests in flight or the send queue is full: retry later).
   int error = 0;
   int status = 0;
   std::string headers, data;
