@@ -37,6 +37,7 @@ struct jetstream::ordered {
 
   uint64_t generation = 0;
   uint64_t sid = 0;  // subscription of the current deliver subject (0: none)
+  uint64_t connection = 0;  // the client's connects count when this incarnation was created
   std::string name;  // the server's name of the current incarnation ("" until created)
   bool created = false;
   bool started = false;    // some incarnation was created or delivered: last_sseq is meaningful

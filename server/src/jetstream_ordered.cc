@@ -115,6 +115,7 @@ void jetstream::ordered_create(ordered& o) {
   o.next_cseq = 1;
   o.caught_up = false;
   o.active = true;
+  o.connection = nc_.stats().connects;
   api_request("CONSUMER.CREATE." + o.stream, js_wire::ordered_consumer_json(req),
               [this, id, generation, stream = o.stream](nats_reply&& r) {
                 ordered_on_created(id, generation, stream, std::move(r));
@@ -183,7 +184,11 @@ void jetstream::ordered_on_msg(uint64_t id, uint64_t generation, const nats_msg&
   ordered* o = find_ordered(id, generation);
   if (o == nullptr) return;
   o->active = true;
-  if (m.data.empty() && !m.headers.empty()) {
+  // A delivery whose reply is a $JS.ACK subject is a stored message, whatever its headers say (a
+  // publisher may store a block with a status line and no body). Control messages (heartbeats,
+  // flow control requests, 409s) come with an empty reply or a $JS.FC. one.
+  bool control_reply = m.reply.empty() || m.reply.starts_with("$JS.FC.");
+  if (m.data.empty() && !m.headers.empty() && control_reply) {
     auto h = nats::header_block::parse(m.headers);
     if (h && h->status != 0) {
       ordered_on_status(*o, *h, m.reply);
@@ -258,9 +263,9 @@ void jetstream::ordered_on_state(bool connected) {
     if (connected) {
       if (o.sid == 0) {
         ordered_create(o);  // never created, or retired while disconnected
-      } else {
-        ordered_reset(o);
-      }
+      } else if (o.connection != nc_.stats().connects) {
+        ordered_reset(o);  // made on an earlier connection
+      }  // else made on this one already (by a listener that heard `connected` before us)
     } else {
       // The incarnation's fate is unknown; a new one starts when the client is back.
       reactor_.cancel_timer(o.check_timer);
