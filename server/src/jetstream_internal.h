@@ -4,6 +4,7 @@
 // Thread-safety: as jetstream (one shard).
 #pragma once
 
+#include <cerrno>
 #include <set>
 #include <string>
 #include <vector>
@@ -60,6 +61,7 @@ struct jetstream::keys_walk {
   std::set<std::string> keys;
   unique_function<void(js_error&&, std::vector<std::string>&&)> done;
   timer deadline;
+  int deadline_error = ETIMEDOUT;  // ENOTCONN: started or cut off while disconnected
 
   // Stops the consumer, frees the walk, then calls done (keys only when err is ok).
   void finish(js_error err);
