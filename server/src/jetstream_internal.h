@@ -22,11 +22,16 @@ js_error js_transport_error(const nats_reply& r);
 // deliver subject; messages and answers of older incarnations are ignored.
 struct jetstream::ordered {
   // A message that arrived before the creation's answer (the server may start delivering
-  // first); replayed once the answer is in.
+  // first); replayed once the answer is in. Bounded by count and bytes (at least one is always
+  // held); beyond, messages are dropped and the incarnation is recreated after the held ones
+  // are handed over. Flow control requests of that time are answered only after the handover,
+  // so the server's own window stops it meanwhile.
   struct held {
     std::string subject, reply, headers, data;
   };
   static constexpr size_t held_max = 4096;
+  static constexpr size_t held_bytes_max = 4 << 20;
+  static constexpr size_t held_fc_max = 64;
 
   jetstream* js = nullptr;
   uint64_t id = 0;
@@ -47,6 +52,9 @@ struct jetstream::ordered {
   bool caught_up = false;  // reported for this incarnation
   bool active = false;     // a message or heartbeat since the last check
   std::vector<held> held_msgs;
+  size_t held_bytes = 0;
+  bool held_overflow = false;         // some were dropped: recreate after the handover
+  std::vector<std::string> held_fc;  // flow control subjects to answer after the handover
 
   timer check_timer;  // missed heartbeats
   timer retry_timer;  // after a failed creation

@@ -11,8 +11,11 @@
 //   one whose Nats-Last-Consumer differs from the last consumer sequence seen is a gap too;
 // * no message nor heartbeat for heartbeats_missed_max heartbeat intervals (the consumer was
 //   deleted, the server restarted) → recreate; a reconnect → recreate.
-// The server may deliver before it answers the creation request; those messages are held (a
-// bounded number) and handed over after on_ready.
+// The server may deliver before it answers the creation request; those messages are held
+// (bounded in count and bytes) and handed over after on_ready; flow control requests of that
+// time are answered after the handover (the server's window bounds what it sends meanwhile),
+// and an incarnation that had to drop messages is recreated after the handover (no loss: it
+// starts after the last message handed over).
 #include <cerrno>
 
 #include "base/assert.h"
@@ -88,6 +91,9 @@ void jetstream::ordered_retire(ordered& o) {
   o.name.clear();
   o.created = false;
   o.held_msgs.clear();
+  o.held_bytes = 0;
+  o.held_overflow = false;
+  o.held_fc.clear();
   ++o.generation;
 }
 
@@ -166,10 +172,18 @@ void jetstream::ordered_on_created(uint64_t id, uint64_t generation, const std::
   }
   std::vector<ordered::held> held = std::move(o->held_msgs);
   o->held_msgs.clear();
+  o->held_bytes = 0;
   for (const ordered::held& m : held) {
     if (!ordered_deliver(*o, m.subject, m.reply, m.headers, m.data)) return;
     if ((o = find_ordered(id, generation)) == nullptr) return;
   }
+  if (o->held_overflow) {
+    ordered_reset(*o);  // from the last message handed over + 1
+    return;
+  }
+  std::vector<std::string> fc = std::move(o->held_fc);
+  o->held_fc.clear();
+  for (const std::string& subject : fc) nc_.publish(subject, {}, {}, {});
   if (c.num_pending == 0 && held.empty()) ordered_caught_up(id, generation);
 }
 
@@ -196,10 +210,14 @@ void jetstream::ordered_on_msg(uint64_t id, uint64_t generation, const nats_msg&
     }
   }
   if (!o->created) {
-    if (o->held_msgs.size() >= ordered::held_max) {
-      ordered_reset(*o);
+    size_t bytes = m.subject.size() + m.reply.size() + m.headers.size() + m.data.size();
+    if (o->held_overflow ||
+        (!o->held_msgs.empty() && (o->held_msgs.size() >= ordered::held_max ||
+                                   o->held_bytes + bytes > ordered::held_bytes_max))) {
+      o->held_overflow = true;  // dropped; the answer (or its timeout) decides what comes next
       return;
     }
+    o->held_bytes += bytes;
     o->held_msgs.push_back({std::string(m.subject), std::string(m.reply), std::string(m.headers),
                             std::string(m.data)});
     return;
@@ -214,14 +232,18 @@ void jetstream::ordered_on_status(ordered& o, const nats::header_block& h, std::
     if (h.status == 409) ordered_reset(o);
     return;
   }
-  if (!reply.empty()) {  // flow control request
-    nc_.publish(reply, {}, {}, {});
-    return;
+  // A flow control request, or an idle heartbeat saying the consumer stalled waiting for one:
+  // answered once everything before it was handed to on_msg (after the held messages).
+  std::string_view fc = !reply.empty() ? reply : h.get("Nats-Consumer-Stalled");
+  if (!fc.empty()) {
+    if (o.created) {
+      nc_.publish(fc, {}, {}, {});
+    } else if (o.held_fc.size() < ordered::held_fc_max) {
+      o.held_fc.emplace_back(fc);
+    }
   }
+  if (!reply.empty() || !o.created) return;
   // Idle heartbeat.
-  std::string_view stalled = h.get("Nats-Consumer-Stalled");
-  if (!stalled.empty()) nc_.publish(stalled, {}, {}, {});
-  if (!o.created) return;
   auto last = js_wire::parse_u64(h.get("Nats-Last-Consumer"));
   if (last && *last != o.next_cseq - 1) ordered_reset(o);
 }
