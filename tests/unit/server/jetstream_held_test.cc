@@ -3,10 +3,12 @@
 // JetStream (fake_nats_server.h) forges those deliveries, which a real server cannot be made to
 // do on demand. Held messages are handed over in order after the answer; a flow control request
 // of that time is answered only after them; held bytes are bounded, and what was dropped comes
-// from a recreation that starts after the last message handed over.
+// from a recreation that starts after the last message handed over. Also: a consumer-sequence
+// gap in a delivery, and stopping the client with JetStream requests in flight.
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -198,6 +200,101 @@ TEST(JetstreamHeld, HeldBytesAreBoundedTheRestComesFromARecreation) {
   EXPECT_EQ(got.seqs, (std::vector<uint64_t>{1, 2, 3, 4, 5, 6}));
   EXPECT_EQ(got.sizes, std::vector<size_t>(6, size_t{1} << 20));
   EXPECT_EQ(got.recreated, 1u);
+}
+
+// A consumer sequence other than the next expected one in a delivery (the server lost track of
+// us): the incarnation is recreated from the last delivered stream sequence + 1, nothing is
+// skipped or delivered twice.
+TEST(JetstreamHeld, ConsumerSequenceGapRecreatesFromTheLastDelivered) {
+  NEEDS_URING();
+  std::atomic<uint64_t> second_start{0};
+  result got;
+  {
+    fake_server srv([&](fake_peer& p, int n) {
+      if (n > 0 || !p.handshake()) return;
+      fake_js js{p, {}, {}};
+      fake_js::pub create, again;
+      if (!js.until_pub("$JS.API.CONSUMER.CREATE.S", create)) return;
+      std::string deliver = fake_js::field(create.payload, "deliver_subject");
+      js.created(create, "C1", 3);
+      js.deliver(deliver, 1, 1, 2, "m1");
+      js.deliver(deliver, 3, 3, 0, "m3");  // consumer seq 2 never came
+      if (!js.until_pub("$JS.API.CONSUMER.CREATE.S", again)) {
+        p.wait_closed();
+        return;
+      }
+      uint64_t start = std::strtoull(fake_js::field(again.payload, "opt_start_seq").c_str(),
+                                     nullptr, 10);
+      second_start = start;
+      js.created(again, "C2", 2);
+      std::string deliver2 = fake_js::field(again.payload, "deliver_subject");
+      js.deliver(deliver2, 2, 1, 1, "m2");
+      js.deliver(deliver2, 3, 2, 0, "m3");
+      p.wait_closed();
+    });
+    got = consume(srv, 3);
+  }
+  EXPECT_EQ(second_start.load(), 2u);
+  EXPECT_EQ(got.seqs, (std::vector<uint64_t>{1, 2, 3}));
+  EXPECT_EQ(got.recreated, 1u);
+}
+
+// The client stops while a JetStream publish, a key listing and a consumer creation wait for
+// answers (the fake never answers): each `done` is called once, with ECANCELED, before the
+// jetstream is destroyed, and nothing is called after.
+TEST(JetstreamHeld, StopWithRequestsInFlightCallsEachDoneOnceAndNothingAfter) {
+  NEEDS_URING();
+  int publish_calls = 0, keys_calls = 0, after = 0;
+  int publish_error = 0, keys_error = 0;
+  {
+    fake_server srv([&](fake_peer& p, int n) {
+      if (n > 0 || !p.handshake()) return;
+      fake_js js{p, {}, {}};
+      fake_js::pub never;
+      js.until_pub("$never", never, 20000);  // reads (and answers PINGs) until the client goes
+    });
+    std::unique_ptr<jetstream> js;
+    bool destroyed = false;
+    run_nats(
+        [&](nats_loop& run) {
+          nats_options o;
+          o.urls = {srv.url()};
+          nats_client& nc = run.client(o);
+          js = std::make_unique<jetstream>(nc);
+          run.poll(5, [&] {
+            if (!nc.connected()) return false;
+            js->publish("s.a", "", "x", [&](js_pub_ack&& a) {
+              ++publish_calls;
+              publish_error = a.err.error;
+              if (destroyed) ++after;
+            });
+            js->kv_keys("b", "", [&](js_error&& e, std::vector<std::string>&&) {
+              ++keys_calls;
+              keys_error = e.error;
+              if (destroyed) ++after;
+            });
+            jetstream::ordered_handlers h;
+            h.on_msg = [&](const js_delivery&) { ++after; };
+            h.on_ready = [&](uint64_t) { ++after; };
+            js->consume_ordered("S", "s.a", 0, false, std::move(h));
+            run.later(100, [&] {
+              nc.stop([&] {
+                js.reset();
+                destroyed = true;
+                run.later(200, [&] { run.done(); });
+              });
+            });
+            return true;
+          });
+        },
+        20000);
+    if (js) (void)js.release();
+  }
+  EXPECT_EQ(publish_calls, 1);
+  EXPECT_EQ(publish_error, ECANCELED);
+  EXPECT_EQ(keys_calls, 1);
+  EXPECT_EQ(keys_error, ECANCELED);
+  EXPECT_EQ(after, 0);
 }
 
 }  // namespace
