@@ -5,7 +5,8 @@
 // Connecting: start() tries the URLs in order, then round robin, forever until stop(). Each try
 // resolves the host (each address in turn), connects (connect_timeout_ms), waits for INFO, sends
 // CONNECT (token or user/password from the options, else from the URL's userinfo) and PING, and
-// is connected when the PONG comes back (the whole handshake within connect_timeout_ms). A
+// is connected when the PONG comes back (INFO to PONG within connect_timeout_ms too, so a try
+// lasts at most twice that). A
 // -ERR during the handshake (e.g. 'Authorization Violation') fails the try; last_error() keeps
 // the reason. After a failed try or a lost connection it waits a jittered exponential backoff
 // (uniform in [d/2, d], d = reconnect_min_ms doubling up to reconnect_max_ms; reset once a
