@@ -28,7 +28,8 @@
 // Request/reply: one wildcard subscription "<inbox_prefix>.*" carries every reply; a request
 // publishes with reply "<inbox_prefix>.<n>" and waits for the first answer or timeout_ms. A
 // request made while not connected fails in a later turn with ENOTCONN; requests in flight fail
-// with ENOTCONN when the connection is lost, ECANCELED on stop(). ENOBUFS (in a later turn)
+// with ENOTCONN when the connection is lost, ECANCELED on stop() (and when made after it, still
+// before stop()'s `done`). ENOBUFS (in a later turn)
 // when requests_in_flight_max requests are waiting or the send queue is full: a backlog, retry
 // later (a 503 for an HTTP caller, like ENOTCONN). A 503 status (no responders) is
 // EHOSTUNREACH. Other statuses (408, 404, ...) are answers with `status` set. While the

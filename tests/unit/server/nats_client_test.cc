@@ -370,6 +370,32 @@ TEST(NatsClient, FlushRoundTripsAndFailsWhenNotConnectedOrStopped) {
   EXPECT_EQ(got[0], "after flush");
 }
 
+// Requests made after stop() fail with ECANCELED (the client is closed, not merely
+// disconnected), also one made from such a failure callback, and all before stop()'s done.
+TEST(NatsClient, RequestsAfterStopAreCanceledBeforeStopIsDone) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::vector<std::string> events;
+  run_nats([&](nats_loop& run) {
+    nats_client& c = run.client(nats_loop::options_for(srv));
+    when_connected(run, c, [&] {
+      c.stop([&] {
+        events.push_back("stopped");
+        run.done();
+      });
+      c.request("x", "", "", 1000, [&](nats_reply&& r) {
+        events.push_back("r1 " + std::to_string(r.error));
+        c.request("x", "", "", 1000, [&](nats_reply&& r2) {
+          events.push_back("r2 " + std::to_string(r2.error));
+        });
+      });
+    });
+  });
+  std::string canceled = std::to_string(ECANCELED);
+  EXPECT_EQ(events, (std::vector<std::string>{"r1 " + canceled, "r2 " + canceled, "stopped"}));
+}
+
 TEST(NatsClient, PublishRefusesBadSubjectsAndOversizedMessages) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   nats_server_process srv;
