@@ -400,6 +400,8 @@ void broker_cluster::store_event(broker::message& m, uint64_t seq, std::string_v
                                   {"Rc-Attempt", std::to_string(m.attempts)}});
   t.data = std::string(json);
   t.work_seq = m.work_seq;
+  t.message_id = m.id;
+  t.seq = seq;
   store_terminal(std::move(t));
 }
 
@@ -416,6 +418,7 @@ void broker_cluster::store_terminal(terminal_store&& t) {
         // Only now may the work item go: a takeover finds the terminal event first.
         if (t.work_seq)
           cluster_.js().delete_msg(broker_work_stream, t.work_seq, [](js_error&&) {});
+        broker_.on_terminal_stored(t.message_id, t.seq);
       });
 }
 

@@ -164,6 +164,8 @@ class broker_cluster {
     uint64_t epoch = 0;
     std::string subject, headers, data;
     uint64_t work_seq = 0;
+    std::string message_id;
+    uint64_t seq = 0;
   };
 
   bool working(uint32_t p) const;

@@ -212,6 +212,7 @@ void broker_cluster::drop_messages(uint32_t p) {
     // Finished here without an event: it goes on on the next owner, whose log continues this
     // one. Its local record stays (retention) but only points watchers to the stored log.
     m->st = broker::message::state::finished;
+    m->held_terminal.reset();  // never shown: the next owner runs it again
     m->held_from_seq = UINT64_MAX;
     broker_.release_message(*m);
     for (unsigned s = 0; s < m->watcher_shards.size(); ++s) {

@@ -296,6 +296,33 @@ class Cluster(unittest.TestCase):
         watcher.join(60)
         self.assertEqual(watching.get("log"), log)
 
+    def test_a_message_ending_while_nats_is_down_ends_once_for_its_watchers(self):
+        """Its end cannot be stored while NATS is down: watchers must not see it until it is
+        (the node lets the partition go, and whoever works it next runs the message again)."""
+        a = self.start("a", tokens_per_s=10)
+        mid = enqueue_ok(a.port, "u1", "before", max_tokens=2)["message_id"]
+        check_lifecycle(self, full_log(a.port, "u1", mid), mid)
+        # 1.5 s of work: it ends during the outage, before the node gives up its lease.
+        slow = enqueue_ok(a.port, "u3", "ends during the outage", max_tokens=15)["message_id"]
+        wait_until(lambda: full_log_until(a.port, "u3", slow, "progress"), 20, "processing")
+        watching = {}
+        watcher = threading.Thread(target=lambda: watching.update(log=full_log(a.port, "u3", slow)))
+        watcher.start()
+        time.sleep(0.1)
+        self.nats.stop()
+        time.sleep(2 * LEASE_MS / 1000)  # past the lease: the node has let its partitions go
+        self.nats.start()
+        mid = enqueue_ok(a.port, "u1", "after", max_tokens=2, timeout=40)["message_id"]
+        check_lifecycle(self, full_log(a.port, "u1", mid), mid)
+        log = full_log(a.port, "u3", slow)
+        check_lifecycle(self, log, slow)
+        attempts = [d.get("attempt", 1) for _, k, d in log if k == "processing"]
+        self.assertIn(attempts, ([1], [1, 2]), log)
+        # The watcher that streamed through the outage saw the stored log, one end only.
+        watcher.join(90)
+        self.assertEqual(watching.get("log"), log)
+        self.assertEqual(sum(k in ("done", "error") for _, k, _ in watching["log"]), 1)
+
     def test_cancel_from_another_node(self):
         a, b = self.start("a", tokens_per_s=10), self.start("b", tokens_per_s=10)
         wait_balanced(a, b)

@@ -192,6 +192,10 @@ class broker {
   void try_start(const std::string& user_id);
   void start_processing(message& m);
   void append(message& m, std::string_view type, std::string json, bool terminal);
+  // Puts an event in the message's log and sends it to its watchers.
+  void record(message& m, broker_event&& e);
+  // Cluster mode: the held terminal event `seq` of `message_id` is stored: it ends the message.
+  void on_terminal_stored(const std::string& message_id, uint64_t seq);
   void position_updates(user_queue& u);
   // A message that was processing ended: free its worker, let the user's next one start.
   void on_finished(message& m);
