@@ -103,6 +103,7 @@ broker::enqueue_result broker::accept(broker_request&& req, accepted&& a) {
   m->work_seq = a.work_seq;
   m->next_seq = m->first_seq = m->held_from_seq = a.next_seq;
   m->attempts = a.attempts;
+  m->log_stream_seq = a.log_stream_seq;
   message& msg = *m;
   msg.deadline.set_callback(
       [](timer&, void* p) {
@@ -173,7 +174,7 @@ void broker::try_start(const std::string& user_id_ref) {
                                      " ms, longer than the shedding target");
       w.end_object();
       append(*m, "error", std::string(j.view()), true);
-      if (m->held_terminal) m->st = message::state::finishing;  // cluster mode: ends once stored
+      if (m->terminal_held()) m->st = message::state::finishing;  // cluster mode: ends once stored
       release_message(*m);  // not on_finished: we are iterating this user's queue
       continue;
     }
@@ -272,7 +273,7 @@ bool broker::worker::on_event(const engine_event& e) {
   broker_.append(m, type, std::string(j.view()), terminal);
   in_callback = false;
   if (terminal) {
-    if (m.held_terminal) {  // cluster mode: ends once stored (on_terminal_stored)
+    if (m.terminal_held()) {  // cluster mode: ends once stored (on_terminal_stored)
       m.st = message::state::finishing;
       broker_.release_message(m);
       return false;
@@ -314,7 +315,7 @@ void broker::end_early(message& m, std::string_view code, std::string_view text)
   w.string_member("message", text);
   w.end_object();
   append(m, "error", std::string(j.view()), true);
-  if (m.held_terminal) m.st = message::state::finishing;  // cluster mode: ends once stored
+  if (m.terminal_held()) m.st = message::state::finishing;  // cluster mode: ends once stored
   if (!was_queued) {
     if (m.st == message::state::finishing)
       release_message(m);

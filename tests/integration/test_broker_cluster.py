@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -152,6 +153,7 @@ def wait_balanced(*servers):
 def check_lifecycle(test, log, message_id):
     seqs = [seq for seq, _, _ in log]
     test.assertEqual(seqs, sorted(set(seqs)), "ids increase, none repeated")
+    test.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "no gap")
     kinds = [k for _, k, _ in log]
     test.assertEqual(kinds[0], "queued")
     test.assertIn("processing", kinds)
@@ -322,6 +324,31 @@ class Cluster(unittest.TestCase):
         watcher.join(90)
         self.assertEqual(watching.get("log"), log)
         self.assertEqual(sum(k in ("done", "error") for _, k, _ in watching["log"]), 1)
+
+    def test_events_in_flight_when_nats_dies_are_stored_without_a_gap(self):
+        """Lifecycle events are stored with an acknowledgement, sent again after a reconnect:
+        the stored log has every event the watcher saw, even those NATS lost (frozen, then kill -9)."""
+        a = self.start("a", tokens_per_s=200)
+        slow = enqueue_ok(a.port, "u3", "streams through the crash", max_tokens=400)["message_id"]
+        wait_until(lambda: full_log_until(a.port, "u3", slow, "progress"), 20, "processing")
+        watching = {}
+        watcher = threading.Thread(target=lambda: watching.update(log=full_log(a.port, "u3", slow)))
+        watcher.start()
+        time.sleep(0.2)
+        # Frozen, then killed: what the node wrote meanwhile was never read by the server.
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
+        self.nats.proc.kill()
+        self.nats.proc.wait(10)
+        time.sleep(0.3)
+        self.nats.start()
+        watcher.join(90)
+        # Node b has none of it in memory: it reads the stored log.
+        b = self.start("b")
+        wait_until(lambda: full_log_until(b.port, "u3", slow, "done"), 30, "node b to read it")
+        log = full_log(b.port, "u3", slow)
+        check_lifecycle(self, log, slow)
+        self.assertEqual(watching.get("log"), log)
 
     def test_cancel_from_another_node(self):
         a, b = self.start("a", tokens_per_s=10), self.start("b", tokens_per_s=10)
