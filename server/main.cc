@@ -17,6 +17,7 @@
 #include "core/shard_group.h"
 #include "core/uring.h"
 #include "server/authentication.h"
+#include "server/cluster_config.h"
 #include "server/config.h"
 #include "server/shard.h"
 #include "server/upstream_kinds.h"
@@ -131,6 +132,24 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "ringcast: --reuseport-cpu-steering: %s\n", err.c_str());
       return 1;
     }
+  }
+
+  if (!cfg.nats_urls.empty()) {
+    process.node_id = cfg.node_id;
+    if (process.node_id.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "node");
+      const sockaddr_storage& ss = addr.storage;
+      uint16_t port = ntohs(ss.ss_family == AF_INET6
+                                ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
+                                : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+      process.node_id = rc::server::default_node_id(host, port);
+    }
+    std::string urls;
+    for (const std::string& u : cfg.nats_urls) urls += (urls.empty() ? "" : ",") + u;
+    RC_INFO("cluster: node %s, NATS %s, %zu topic retention class%s, %u broker partitions",
+            process.node_id.c_str(), urls.c_str(), cfg.topic_retentions.size() + 1,
+            cfg.topic_retentions.empty() ? "" : "es", cfg.broker_partitions);
   }
 
   rc::shard_group_options opts;

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "config_cluster.h"
 #include "core/cpu.h"
 #include "upstreams_toml.h"
 
@@ -382,6 +383,8 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Events retained per message (the oldest progress events go first)")
       ->capture_default_str()->check(CLI::Range(16u, 100'000'000u))->group(brk);
 
+  add_cluster_options(app, c);
+
   auto* buf = "Receive buffers (per shard)";
   app.add_option("--recv-buffers", c.recv_buffers, "Provided receive buffers (power of two)")
       ->capture_default_str()->check(CLI::Range(16u, 32768u))->group(buf);
@@ -426,6 +429,7 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
   if (c.models.empty()) {
     return fail("--model: at least one model must be served");
   }
+  if (std::string err = finish_cluster_options(app, c); !err.empty()) return fail(err);
   if ((c.recv_buffers & (c.recv_buffers - 1)) != 0) {
     return fail("--recv-buffers must be a power of two (got " + std::to_string(c.recv_buffers) +
                 ")");

@@ -447,6 +447,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_reactor(w);
   render_upstream_metrics(shards, out);
   render_worker_metrics(shards, out);
+  render_cluster_metrics(shards, out);
 }
 
 }  // namespace rc::server

@@ -1,6 +1,7 @@
 // GET /healthz, GET /readyz, GET /metrics.
 #include "server/handlers.h"
 #include "proto/json_writer.h"
+#include "server/cluster.h"
 #include "server/connection.h"
 #include "server/shard.h"
 
@@ -27,6 +28,19 @@ handler_result handle_readyz(request_context& ctx) {
     w.end_object();
     ctx.conn.respond(503, "application/json", body.view(),
                      {{"Retry-After", "1"}, {"retry-after-ms", "1000"}});
+  } else if (cluster* c = ctx.shard.cluster_link(); c && !c->available()) {
+    // This shard cannot reach NATS (or the streams are not ready): publishes and enqueues would
+    // fail here, so the load balancer should send clients elsewhere.
+    byte_buffer body;
+    json::writer w(body);
+    w.begin_object();
+    w.string_member("status", "not_ready");
+    w.string_member("reason", c->unavailable_reason());
+    w.end_object();
+    uint32_t ms = c->retry_after_ms();
+    std::string seconds = std::to_string((ms + 999) / 1000), millis = std::to_string(ms);
+    ctx.conn.respond(503, "application/json", body.view(),
+                     {{"Retry-After", seconds}, {"retry-after-ms", millis}});
   } else {
     ctx.conn.respond(200, "application/json", R"({"status":"ready"})");
   }

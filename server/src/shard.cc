@@ -13,6 +13,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "proto/sha1.h"
+#include "server/cluster.h"
 #include "server/mock_engine.h"
 #include "server/remote_generation.h"
 #include "worker_process.h"
@@ -49,6 +50,8 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
       acceptor_(r, listen_fd, [this](int fd) { on_accept(fd); }),
       next_connection_id_((uint64_t{r.shard_id()} << 48) + 1),
       started_ms_(r.now_ms()),
+      names_(std::make_unique<resolver>(r)),
+      cluster_(rules_->config.nats_urls.empty() ? nullptr : std::make_unique<cluster>(*this)),
       topics_(*this),
       responses_(config().responses_store_max),
       scheduler_(*this, share_of(config().engine_concurrency_max),
@@ -76,7 +79,6 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   mock.max_tokens = cfg.mock_max_tokens;
   mock.embedding_dim = cfg.mock_embedding_dim;
   engines_.set_mock(std::make_shared<mock_engine>(r, std::move(mock)));
-  names_ = std::make_unique<resolver>(r);
   date_.refresh(wall_time_s());
   drain_grace_.bind<shard_server, &shard_server::on_drain_grace>(this);
   drain_deadline_.bind<shard_server, &shard_server::on_drain_deadline>(this);
@@ -104,6 +106,7 @@ shard_server::~shard_server() {
 shard_server* shard_server::current() { return t_shard; }
 
 void shard_server::run() {
+  if (cluster_) cluster_->start();
   acceptor_.start();
   if (id() == 0) {
     signals_ = std::make_unique<signal_reader>(reactor_, [this](int signo) {
@@ -148,6 +151,18 @@ void shard_server::on_turn_end() {
   // Worker processes of released jsonrpc engines are stopping (SIGTERM, SIGKILL after their
   // grace): the loop reaps them before it stops, so none outlives ringcast.
   if (retiring_workers() != 0) return;
+  // The NATS connection closes last: topics and broker have stopped using it (their hooks go
+  // here, before the stop) and nothing else will.
+  if (cluster_ && !cluster_stopped_) {
+    if (!cluster_stopping_) {
+      cluster_stopping_ = true;
+      cluster_->stop([this] {
+        cluster_stopped_ = true;
+        reactor_.request_turn();
+      });
+    }
+    return;
+  }
   if (sockets_.open_sockets() != 0) return;
   if (signals_ && !signals_->stopped()) {
     signals_->stop();
@@ -283,6 +298,7 @@ shard_metrics shard_server::snapshot_metrics() const {
   s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
   s.access_log = access_log_.stats();
   s.resolver = names_->stats();
+  if (cluster_) cluster_->snapshot(s.cluster);
   // metrics_ counts the bytes of closed connections; add those still open.
   for_each_connection_bytes(s.bytes_in, s.bytes_out);
   return s;

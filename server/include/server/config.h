@@ -19,6 +19,16 @@
 
 namespace rc::server {
 
+// The retention of one topic class (--topic-retention; see cluster_config.h). Negative: no limit.
+struct topic_retention {
+  std::string pattern;               // topic pattern (proto/topic_pattern.h); empty: the default class
+  int64_t max_age_ms = 24 * 3600 * 1000LL;  // 0: no age limit
+  int64_t max_msgs = -1;
+  int64_t max_bytes = -1;
+  int64_t max_msgs_per_subject = -1;
+  bool operator==(const topic_retention&) const = default;
+};
+
 struct server_config {
   // Network and threads.
   std::string listen = "127.0.0.1:8080";
@@ -109,6 +119,20 @@ struct server_config {
 
   // Responses.
   uint32_t responses_store_max = 10000;  // stored responses per shard (LRU beyond)
+
+  // Cluster (docs/cluster.md): without nats_urls the server is single-node.
+  std::vector<std::string> nats_urls;    // --nats, comma-separated or repeated
+  std::string nats_token;                // --nats-token / RINGCAST_NATS_TOKEN
+  std::string nats_user;                 // --nats-user / RINGCAST_NATS_USER
+  std::string nats_password;             // --nats-password / RINGCAST_NATS_PASSWORD
+  std::string nats_credentials_file;     // --nats-credentials-file: "user:password" or a token
+  std::string node_id;                   // empty: <hostname>-<port> (process_state::node_id)
+  uint32_t nats_replicas = 1;            // replicas of every stream and bucket
+  std::vector<std::string> topic_retention_specs;  // --topic-retention, as given
+  std::vector<topic_retention> topic_retentions;   // ... parsed, in order (class i = entry i-1)
+  uint32_t broker_partitions = 32;       // users are split into this many partitions
+  uint32_t broker_lease_ms = 5000;       // a partition owner's lease
+  uint32_t responses_ttl_s = 3600;       // stored responses kept in the rc_responses bucket
 
   // Receive buffers (per shard, shared by all its connections).
   uint32_t recv_buffers = 2048;

@@ -4,7 +4,8 @@
 // /metrics asks every shard for a copy through the mailboxes (the copy is made on the shard that
 // owns the numbers), sums them, and renders the Prometheus text format with one series per shard
 // (label shard="0".."N-1") and the total (shard="all"). Sum over shard!="all" or select
-// shard="all"; summing everything counts twice.
+// shard="all"; summing everything counts twice. The NATS and JetStream families
+// (cluster_metrics.h) are the exception: per shard only, no shard="all" series.
 //
 // Every name starts with ringcast_. Histograms have fixed buckets so shards can be merged.
 //
@@ -19,6 +20,7 @@
 #include "base/byte_buffer.h"
 #include "core/reactor.h"
 #include "server/access_log.h"
+#include "server/cluster_metrics.h"
 #include "server/latency_histogram.h"
 #include "server/resolver.h"
 #include "server/session_store.h"
@@ -110,6 +112,9 @@ struct shard_metrics {
   std::vector<upstream_metrics> upstreams;
   // jsonrpc workers, by upstream and index (worker_metrics.h).
   std::vector<worker_metrics> workers;
+
+  // NATS and JetStream (cluster_metrics.h): rendered per shard only, never merged.
+  cluster_metrics cluster;
 
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   access_log_stats access_log{};  // copied from the shard's access log likewise

@@ -14,7 +14,9 @@
 //   3. at drain_timeout_ms (from the signal) whatever still runs ends with the "draining" error
 //      (a request still running: 503), and drain_flush_ms later every connection left is dropped.
 // A second signal jumps to step 3 at once. A shard stops its loop when it has no connections
-// left and its listener is closed; the process exits 0 when every shard has stopped.
+// left and its listener is closed; the process exits 0 when every shard has stopped. In a cluster
+// the shard's NATS connection closes last, once every shard is idle (after topics and broker have
+// let go of their subscriptions and consumers).
 //
 // Reloading (SIGHUP, read on shard 0): shard 0 builds a new shared_rules snapshot (rules.h) and
 // posts it to every shard; apply_rules swaps it in between turns and re-derives what the shard
@@ -57,6 +59,8 @@
 
 namespace rc::server {
 
+class cluster;
+
 class shard_server {
  public:
   shard_server(reactor& r, process_state& process, int listen_fd);
@@ -97,6 +101,11 @@ class shard_server {
   // Outbound rings for streaming connections, recycled (LIFO, so warm in cache).
   std::shared_ptr<outbound_ring> acquire_ring();
   void release_ring(std::shared_ptr<outbound_ring>&& r);
+
+  // This shard's part of the cluster (cluster.h), or nullptr when single-node (no --nats).
+  cluster* cluster_link() { return cluster_.get(); }
+  // This node's id in a cluster (process_state::node_id).
+  const std::string& node_id() const { return process_.node_id; }
 
   topic_registry& topics() { return topics_; }
   engine_scheduler& scheduler() { return scheduler_; }
@@ -204,6 +213,11 @@ class shard_server {
   // Host names of upstreams, shared by every engine's client on this shard (one cache). Before
   // the engines: they use it until they are destroyed.
   std::unique_ptr<resolver> names_;
+  // With --nats: the shard's NATS connection and streams (cluster.h). Before the engines, topics
+  // and broker, which use it until they are destroyed; stopped at the end of the drain, after them.
+  std::unique_ptr<cluster> cluster_;
+  bool cluster_stopping_ = false;
+  bool cluster_stopped_ = false;
   // Engines first: everything below may hold streams of theirs, and members are destroyed in
   // reverse order.
   engine_table engines_;
