@@ -430,10 +430,10 @@ def _serve(argv):
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--shards", type=int, default=1)
     p.add_argument("--lease-ms", type=int, default=1500)
-    p.add_argument("node_args", nargs="*")
-    a = p.parse_args(argv)
+    node_args = argv[argv.index("--") + 1:] if "--" in argv else []
+    a = p.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    cluster = Cluster(nodes=a.nodes, shards=a.shards, lease_ms=a.lease_ms, node_args=a.node_args)
+    cluster = Cluster(nodes=a.nodes, shards=a.shards, lease_ms=a.lease_ms, node_args=node_args)
 
     def state():
         return {"nodes": [n.port if n.running() else None for n in cluster.nodes],
