@@ -62,6 +62,76 @@ TEST(NatsClient, PublishSubscribeInOrderWithHeaders) {
   EXPECT_EQ(header_value, "7");
 }
 
+// Messages of many sizes, most of them split across the 16 KiB receive buffers, arrive whole
+// and in order (the parser's partial-operation path under real I/O).
+TEST(NatsClient, ManyMessagesAcrossReadBoundaries) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  constexpr int count = 300;  // about 6 MB: within pending_bytes_max, all sent in one turn
+  auto body_of = [](int i) {
+    std::string b(static_cast<size_t>((i * 7919) % 40000), static_cast<char>('a' + i % 26));
+    if (!b.empty()) b.back() = '\n';  // payloads may hold CR/LF
+    return b;
+  };
+  int received = 0, wrong = 0;
+  run_nats(
+      [&](nats_loop& run) {
+        nats_client& sub = run.client(nats_loop::options_for(srv));
+        nats_client& pub = run.client(nats_loop::options_for(srv));
+        sub.subscribe("bulk", "", [&](const nats_msg& m) {
+          bool with_headers = received % 3 == 0;
+          if (m.data != body_of(received) ||
+              (m.header("i") == std::to_string(received)) != with_headers)
+            ++wrong;
+          if (++received == count) run.done();
+        });
+        when_connected(run, sub, [&] {
+          sub.flush([&](int) {
+            when_connected(run, pub, [&] {
+              for (int i = 0; i < count; ++i) {
+                std::string h = i % 3 == 0 ? nats::make_headers({{"I", std::to_string(i)}}) : "";
+                EXPECT_TRUE(pub.publish("bulk", "", h, body_of(i))) << i;
+              }
+            });
+          });
+        });
+      },
+      60000);
+  EXPECT_EQ(received, count);
+  EXPECT_EQ(wrong, 0);
+}
+
+// While connected, a send queue beyond pending_bytes_max (the server is not keeping up) refuses
+// publishes instead of growing without bound; what was accepted arrives, in order.
+TEST(NatsClient, PublishesBeyondTheSendQueueBoundAreRefused) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  int accepted = 0, received = 0, out_of_order = 0;
+  uint64_t dropped = 0;
+  run_nats([&](nats_loop& run) {
+    nats_options o = nats_loop::options_for(srv);
+    o.pending_bytes_max = 1 << 20;
+    nats_client& c = run.client(o);
+    c.subscribe("q", "", [&](const nats_msg& m) {
+      if (m.data.substr(0, 4) != std::to_string(1000 + received)) ++out_of_order;
+      if (++received == accepted) run.done();
+    });
+    when_connected(run, c, [&] {
+      // All in one turn: nothing leaves before the end of the turn.
+      for (int i = 0; i < 200; ++i)
+        if (c.publish("q", "", "", std::to_string(1000 + i) + std::string(20000, 'x'))) ++accepted;
+      dropped = c.stats().dropped_publishes;
+    });
+  });
+  EXPECT_GT(accepted, 10);
+  EXPECT_LT(accepted, 200);
+  EXPECT_EQ(dropped, static_cast<uint64_t>(200 - accepted));
+  EXPECT_EQ(received, accepted);
+  EXPECT_EQ(out_of_order, 0);
+}
+
 TEST(NatsClient, RequestReplyThroughTheInbox) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   nats_server_process srv;
