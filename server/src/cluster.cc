@@ -104,13 +104,17 @@ void cluster::stop(unique_function<void()> done) {
 
 std::string_view cluster::unavailable_reason() const {
   if (stopping_) return "nats: stopping";
-  if (!connected_) return "nats: disconnected";
+  if (!connected_) {
+    reason_ = "nats: disconnected";
+    if (const std::string& why = nats_->last_error(); !why.empty()) reason_ += " (" + why + ")";
+    return reason_;
+  }
   if (!streams_ready_) return streams_reason_;
   return {};
 }
 
 uint32_t cluster::retry_after_ms() const {
-  if (!connected_) return std::max<uint32_t>(1000, options_.reconnect_max_ms);
+  if (!connected_) return std::clamp<uint32_t>(nats_->reconnect_delay_ms(), 1000, 60'000);
   return 1000;
 }
 
@@ -227,11 +231,15 @@ void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
 void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
                           std::string_view what) {
   if (err.ok()) {
+    last_ensure_error_.clear();
     broadcast(true, run->epochs, {});
     return;
   }
   std::string reason = "nats: streams not ready: " + std::string(what) + ": " + describe(err);
-  RC_WARN("cluster: %s; trying again in %u ms", reason.c_str(), ensure_retry_ms);
+  // Logged when the reason changes, not at every retry.
+  if (reason != last_ensure_error_)
+    RC_WARN("cluster: %s; trying again every %u ms", reason.c_str(), ensure_retry_ms);
+  last_ensure_error_ = reason;
   // A lost connection is reported by the connection's state, and the pass starts again when it
   // is back; anything else makes every shard unavailable with the reason.
   if (!transport_error(err) || !streams_ready_) broadcast(false, {}, reason);
@@ -246,7 +254,8 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
                         const std::string& reason) {
   for (unsigned s = 0; s < shard_.shard_count(); ++s) {
     bool posted = shard_.loop().post(s, [ready, epochs, reason]() mutable {
-      if (cluster* c = shard_server::current()->cluster_link())
+      shard_server* sh = shard_server::current();  // null once a stopping shard is gone
+      if (cluster* c = sh ? sh->cluster_link() : nullptr)
         c->on_streams_state(ready, std::move(epochs), std::move(reason));
     });
     if (!posted) RC_ERROR("cluster: shard %u's mailbox is full; it misses the streams' state", s);
@@ -254,6 +263,7 @@ void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,
 }
 
 void cluster::on_streams_state(bool ready, std::vector<std::string> epochs, std::string reason) {
+  if (stopping_) return;
   streams_ready_ = ready;
   if (ready) {
     epochs_ = std::move(epochs);
@@ -278,7 +288,7 @@ void cluster::snapshot(cluster_metrics& out) const {
   out.pending_bytes = n.pending_bytes;
   out.dropped_publishes = n.dropped_publishes;
   out.pending_acks = js_->publishes_in_flight();
-  const jetstream::stats& j = js_->get_stats();
+  const jetstream::stats& j = js_->counters();
   out.publish_errors = j.publish_errors;
   out.api_errors = j.api_errors;
   out.consumers_recreated = j.consumers_recreated;

@@ -27,7 +27,14 @@ namespace {
   X(mock_max_tokens, "--mock-max-tokens")                                      \
   X(mock_embedding_dim, "--mock-embedding-dim")                                \
   X(responses_store_max, "--responses-store-max")                              \
-  X(access_log, "--access-log")
+  X(access_log, "--access-log")                                                \
+  X(nats_urls, "--nats")                                                       \
+  X(node_id, "--node-id")                                                      \
+  X(nats_replicas, "--nats-replicas")                                          \
+  X(topic_retention_specs, "--topic-retention")                                \
+  X(broker_partitions, "--broker-partitions")                                  \
+  X(broker_lease_ms, "--broker-lease-ms")                                      \
+  X(responses_ttl_s, "--responses-ttl-s")
 // clang-format on
 
 std::string text_of(const std::string& v) {
@@ -65,6 +72,18 @@ void keep_restart_only(const server_config& running, server_config& next,
   // restart-only mock settings.
   next.upstream.models_explicit = running.upstream.models_explicit;
   next.shard_cpus = running.shard_cpus;
+  next.topic_retentions = running.topic_retentions;  // parsed from topic_retention_specs
+  // NATS credentials are read at start-up only, like the rest of the cluster settings; the note
+  // never shows them.
+  if (next.nats_token != running.nats_token || next.nats_user != running.nats_user ||
+      next.nats_password != running.nats_password ||
+      next.nats_credentials_file != running.nats_credentials_file) {
+    notes.push_back("NATS credentials changed: need a restart (keeping the running ones)");
+    next.nats_token = running.nats_token;
+    next.nats_user = running.nats_user;
+    next.nats_password = running.nats_password;
+    next.nats_credentials_file = running.nats_credentials_file;
+  }
 }
 
 }  // namespace

@@ -88,9 +88,10 @@ class cluster {
 
   // Connected, and the streams and buckets are ready.
   bool available() const { return connected_ && streams_ready_ && !stopping_; }
-  // Why not: "nats: disconnected", "nats: streams not ready", "nats: streams not ready: <why>".
+  // Why not: "nats: disconnected (<the connection's last error>)", "nats: streams not ready",
+  // "nats: streams not ready: <stream>: <why>". Valid until the next call.
   std::string_view unavailable_reason() const;
-  // For Retry-After on 503s: the reconnection backoff's ceiling while disconnected, else 1 s.
+  // For Retry-After on 503s: the reconnection backoff while disconnected (1 s to 60 s), else 1 s.
   uint32_t retry_after_ms() const;
 
   // The topic's stream and subject ("RC_T1", "rc.t1.chat.x") and that stream's epoch (empty
@@ -146,10 +147,12 @@ class cluster {
   bool streams_ready_ = false;
   bool last_available_ = false;
   std::string streams_reason_;  // "nats: streams not ready[: why]"
+  mutable std::string reason_;  // what unavailable_reason() returned last
 
   // Shard 0: the ensure pass in progress (older passes' answers are ignored), and the retry
   // after a failure.
   uint64_t ensure_generation_ = 0;
+  std::string last_ensure_error_;  // logged once per distinct reason
   timer retry_;
 
   struct listener {
