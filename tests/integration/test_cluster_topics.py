@@ -94,8 +94,8 @@ class Order(ClusterTestCase):
 
 
 class Resume(ClusterTestCase):
-    # A ring of 4 events per topic: older history comes from JetStream.
-    CLUSTER_KW = {"nodes": 3, "node_args": ["--topic-history", "4", "--topic-retention",
+    # A history of 8 events per topic: a resume reaches at most 8 events back, on any node.
+    CLUSTER_KW = {"nodes": 3, "node_args": ["--topic-history", "8", "--topic-retention",
                                             "capped.*=per_subject:3"]}
 
     def test_resume_on_another_node_reads_older_history_from_jetstream(self):
@@ -112,29 +112,40 @@ class Resume(ClusterTestCase):
                 acks.append(ack["id"])
             live_b.wait_for(lambda evs: evs and evs[-1]["id"] == acks[-1], 20, "the 12 publications")
 
-            # b has a live consumer and a ring of 4: a resume after the 2nd event is older than its ring.
-            resume_b = SseSubscriber(b.port, topic, name="resume@b", query=f"?since={acks[1]}")
-            # c has no subscriber of the topic at all.
+            # c has no subscriber of the topic: its history starts now, the older events come
+            # from JetStream (Last-Event-ID 6 back, since 8 back: the most a resume reaches).
             resume_c = SseSubscriber(c.port, topic, name="resume@c", last_event_id=acks[5])
-            ws_c = WsSubscriber(c.port, topic, name="ws@c", since=acks[0])
-            subs += [resume_b, resume_c, ws_c]
-            want = {resume_b: acks[2:], resume_c: acks[6:], ws_c: acks[1:]}
+            ws_c = WsSubscriber(c.port, topic, name="ws@c", since=acks[3])
+            # b's history holds the last 8: a resume from there needs no JetStream.
+            ring_b = SseSubscriber(b.port, topic, name="ring@b", query=f"?since={acks[6]}")
+            subs += [resume_c, ws_c, ring_b]
+            want = {resume_c: acks[6:], ws_c: acks[4:], ring_b: acks[7:]}
             for s, ids in want.items():
-                s.wait_for(lambda evs, ids=ids: len([e for e in evs if e["event"] == "message"]) >= len(ids),
-                           20, f"{len(ids)} replayed events")
+                s.wait_for(lambda evs, ids=ids: len(evs) >= len(ids), 20, f"{len(ids)} replayed events")
                 self.assertEqual([e["id"] for e in s.snapshot()], ids, s.name)
                 self.assertEqual([e["data"]["k"] for e in s.snapshot()],
                                  [acks.index(i) for i in ids], s.name)
+            # b: 10 back, 2 read from JetStream, 8 from its history.
+            far_b = SseSubscriber(b.port, topic, name="far@b", last_event_id=acks[1])
+            # c: 10 back is further than a replay reaches: reset, then c's history (empty).
+            far_c = SseSubscriber(c.port, topic, name="far@c", last_event_id=acks[1])
+            subs += [far_b, far_c]
+            want[far_b] = acks[2:]
+            evs = far_b.wait_for(lambda evs: len(evs) >= 10, 20, "10 events")
+            self.assertEqual([(e["event"], e["id"]) for e in evs], [("message", i) for i in acks[2:]])
+            evs = far_c.wait_for(lambda evs: len(evs) >= 1, 20, "reset")
+            self.assertEqual(evs[0]["event"], "reset", evs)
 
             # Live publications follow the replay on every resumed subscriber, from any node.
             for k in range(12, 15):
                 status, ack, _ = publish(c.port, topic, {"k": k})
                 self.assertEqual(status, 200, ack)
                 acks.append(ack["id"])
-            for s in [live_b, resume_b, resume_c, ws_c]:
+            for s in subs:
                 s.wait_for(lambda evs: evs and evs[-1]["id"] == acks[-1], 20, "the live publications")
             for s, ids in want.items():
                 self.assertEqual([e["id"] for e in s.snapshot()], ids + acks[12:], s.name)
+            self.assertEqual([e["id"] for e in far_c.snapshot()[1:]], acks[12:])
         finally:
             for s in subs:
                 s.close()
@@ -143,15 +154,19 @@ class Resume(ClusterTestCase):
         a, b, _ = self.cluster.nodes
         status, ack, _ = publish(a.port, "plain", {"k": 0})
         self.assertEqual(status, 200, ack)
-        epoch = parse_event_id(ack["id"])[0]
-        # An id of another epoch: the stream starts with `reset`, then what is retained.
+        epoch, seq = parse_event_id(ack["id"])
+        # An id of another epoch: the stream starts with `reset` (and b's history of the topic,
+        # empty: b had no subscriber), then the live publications.
         other = ("0" * 8 if epoch != "0" * 8 else "1" * 8) + "-1"
         s = SseSubscriber(b.port, "plain", name="reset@b", last_event_id=other)
         try:
-            evs = s.wait_for(lambda evs: len(evs) >= 2, 20, "reset + history")
+            evs = s.wait_for(lambda evs: len(evs) >= 1, 20, "reset")
             self.assertEqual(evs[0]["event"], "reset", evs)
-            self.assertEqual(evs[0]["data"]["epoch"], epoch)
-            self.assertEqual(evs[1]["id"], ack["id"])
+            self.assertEqual((evs[0]["data"]["epoch"], evs[0]["data"]["seq"]), (epoch, seq))
+            status, ack2, _ = publish(a.port, "plain", {"k": 1})
+            self.assertEqual(status, 200, ack2)
+            evs = s.wait_for(lambda evs: len(evs) >= 2, 20, "the next publication")
+            self.assertEqual([(e["id"], e["data"]) for e in evs[1:]], [(ack2["id"], {"k": 1})])
         finally:
             s.close()
 
@@ -159,19 +174,24 @@ class Resume(ClusterTestCase):
         for name in ("a..b", "a.", ".a"):
             r = post(a.port, f"/v1/topics/{name}", {"x": 1})
             self.assertEqual(r.status, 400, (name, r.body))
-        # capped.* keeps 3 messages per topic (--topic-retention): an older resume is a reset.
+            self.assertEqual(r.json()["error"]["code"], "invalid_topic", r.body)
+        # capped.* keeps 3 messages per topic (--topic-retention): a resume from a dropped id is
+        # a reset; from a retained one, the rest.
         ids = []
         for k in range(6):
             status, ack, _ = publish(b.port, "capped.x", {"k": k})
             self.assertEqual(status, 200, ack)
             ids.append(ack["id"])
         s = SseSubscriber(a.port, "capped.x", name="capped@a", last_event_id=ids[0])
+        t = SseSubscriber(b.port, "capped.x", name="kept@b", last_event_id=ids[3])
         try:
-            evs = s.wait_for(lambda evs: len(evs) >= 4, 20, "reset + 3 retained")
+            evs = s.wait_for(lambda evs: len(evs) >= 1, 20, "reset")
             self.assertEqual(evs[0]["event"], "reset", evs)
-            self.assertEqual([e["id"] for e in evs[1:]], ids[3:])
+            evs = t.wait_for(lambda evs: len(evs) >= 2, 20, "2 retained")
+            self.assertEqual([e["id"] for e in evs], ids[4:])
         finally:
             s.close()
+            t.close()
 
 
 if __name__ == "__main__":
