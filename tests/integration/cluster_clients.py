@@ -313,7 +313,7 @@ def enqueue(port, user, text, timeout=15.0, **kw):
     return r.status, r.json() if r.body else {}, r.header("retry-after")
 
 
-def broker_log(port, user, message_id, headers=None, timeout=60.0):
+def broker_log(port, user, message_id, headers=None, timeout=20.0):
     """The whole lifecycle of a message through GET /api/v1/stream (which ends after the terminal
     event): (status, [(event id int, event, data)])."""
     from harness import get
@@ -348,8 +348,8 @@ class PublishLoop:
     """Publishes {"src", "k"} to a topic on one node, one at a time, until stop(); records every
     answer: accepted (200) ids -> data, and refusals (status, body, Retry-After)."""
 
-    def __init__(self, port_fn, topic, src):
-        self.port_fn, self.topic, self.src = port_fn, topic, src
+    def __init__(self, port_fn, topic, src, interval=0.02):
+        self.port_fn, self.topic, self.src, self.interval = port_fn, topic, src, interval
         self.accepted = {}
         self.attempted = {}
         self.refused = []
@@ -369,9 +369,9 @@ class PublishLoop:
                     self.accepted[body["id"]] = data
                 else:
                     self.refused.append((status, body, retry_after))
-                    self._stop.wait(0.05)  # not a spin while refused
                 self.cond.notify_all()
             k += 1
+            self._stop.wait(self.interval if status == 200 else 0.1)  # a steady trickle, no spin
 
     def wait_accepted(self, n, timeout=30.0):
         deadline = time.monotonic() + timeout
@@ -402,8 +402,13 @@ def check_one_order(test, subs, start, loops, timeout=30.0):
             accepted.update(loop.accepted)
             attempted.update((d["src"], d["k"]) for d in loop.attempted.values())
     for s in subs:
-        s.wait_for(lambda evs: set(accepted) <= {e["id"] for e in evs}, timeout,
-                   f"all {len(accepted)} accepted publications")
+        try:
+            s.wait_for(lambda evs: set(accepted) <= {e["id"] for e in evs}, timeout,
+                       f"all {len(accepted)} accepted publications")
+        except AssertionError as e:
+            have = {e["id"] for e in s.snapshot()}
+            missing = sorted((parse_event_id(i)[1], i, accepted[i]) for i in set(accepted) - have)
+            raise AssertionError(f"{e}; missing {len(missing)}: {missing[:10]}") from None
     reference = None
     for s in subs:
         evs = after(s.snapshot(), start)

@@ -217,11 +217,12 @@ class RingcastNode:
         self.proc.wait(10)
         self._reader.join(5)
 
-    def stop(self, timeout=20.0):
-        """SIGTERM and wait; returns the exit code (kills after `timeout`, returning None)."""
+    def stop(self, timeout=20.0, signalled=False):
+        """SIGTERM (unless `signalled`: a second one means "close everything now") and wait;
+        returns the exit code (kills after `timeout`, returning None)."""
         if self.proc is None:
             return None
-        if self.running():
+        if self.running() and not signalled:
             self.proc.terminate()
         try:
             code = self.proc.wait(timeout)
@@ -361,7 +362,7 @@ class Cluster:
             n.proc.terminate()
         codes = {}
         for n in running:
-            code = n.stop()
+            code = n.stop(signalled=True)
             n.exit_codes.append(code)
             codes[n.node_id] = code
         return codes
@@ -407,8 +408,9 @@ class ClusterTestCase(unittest.TestCase):
         self.addCleanup(self._teardown_cluster)
 
     def _teardown_cluster(self):
-        outcome = getattr(self, "_outcome", None)
-        failed = outcome is not None and not getattr(outcome, "success", True)
+        result = getattr(getattr(self, "_outcome", None), "result", None)
+        failed = result is not None and any(
+            t is self for t, _ in getattr(result, "errors", []) + getattr(result, "failures", []))
         codes = {}
         try:
             codes = self.cluster.stop_nodes()
