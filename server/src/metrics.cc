@@ -39,6 +39,7 @@ void shard_metrics::merge(const shard_metrics& o) {
   connections_accepted += o.connections_accepted;
   connections_closed += o.connections_closed;
   connections_refused += o.connections_refused;
+  responses_kv.merge(o.responses_kv);
   for (size_t i = 0; i < connections_open.size(); ++i) connections_open[i] += o.connections_open[i];
   for (size_t r = 0; r < requests.size(); ++r)
     for (size_t s = 0; s < requests[r].size(); ++s) requests[r][s] += o.requests[r][s];
@@ -451,6 +452,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_upstream_metrics(shards, out);
   render_worker_metrics(shards, out);
   render_cluster_metrics(shards, out);
+  render_responses_kv_metrics(shards, out);
 }
 
 }  // namespace rc::server

@@ -8,6 +8,7 @@
 #include "server/generation.h"
 #include "server/handlers.h"
 #include "server/openai_api.h"
+#include "server/responses_cluster.h"
 #include "server/shard.h"
 #include "server/ws_broker.h"
 
@@ -15,7 +16,7 @@ namespace rc::server {
 namespace {
 
 void report(connection& conn, responses_mode mode, std::string_view request_id,
-            const openai::api_error& err);
+            const openai::api_error& err, uint64_t retry_after_ms = 0);
 
 // The prefix of the id an input item sent without one gets when stored.
 std::string_view item_id_prefix(openai::input_item_type t) {
@@ -67,12 +68,7 @@ class responses_task final : public generation_task {
   void keep_input(std::vector<openai::input_item> input) { input_ = std::move(input); }
 
   ~responses_task() override {
-    if (previous_.empty()) return;
-    int home = shard_of_id(previous_, "resp_", shard_.shard_count());
-    if (home < 0) return;
-    shard_.loop().post(static_cast<unsigned>(home), [id = std::move(previous_)] {
-      shard_server::current()->responses().release(id);
-    });
+    if (!previous_.empty()) release_previous(shard_, previous_);
   }
 
  private:
@@ -226,6 +222,7 @@ class responses_task final : public generation_task {
       if (!item.id.empty()) continue;
       openai::set_item_id(item, mint_id(shard_, item_id_prefix(item.type)));
     }
+    responses_write_through(shard_, r.id, conversation, r, input_);
     shard_.responses().put(r.id, std::move(conversation), r, std::move(input_));
   }
 
@@ -272,11 +269,11 @@ class responses_task final : public generation_task {
 
 // Reports a failure before any event was sent, in the mode's own shape.
 void report(connection& conn, responses_mode mode, std::string_view request_id,
-            const openai::api_error& err) {
+            const openai::api_error& err, uint64_t retry_after_ms) {
   switch (mode) {
     case responses_mode::json:
     case responses_mode::sse:
-      respond_api_error(conn, err);
+      respond_api_error(conn, err, retry_after_ms);
       break;
     case responses_mode::ws:
       if (ws_endpoint* ws = conn.websocket()) {
@@ -389,7 +386,7 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
   // An id ringcast did not mint (or did not store) belongs to an upstream that passed its
   // response through: the upstream resolves it; the mock cannot. An engine that keeps state
   // resolves every id itself (not found, conflicts).
-  int home = previous.empty() ? -1 : shard_of_id(previous, "resp_", shard.shard_count());
+  int home = previous.empty() ? -1 : response_home(previous, shard.shard_count());
   engine* e = shard.engine_for(req.settings.model);
   if (previous.empty() || (e && e->keeps_state()) || (home < 0 && upstream_resolves(shard, req))) {
     launch(conn, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
@@ -402,51 +399,43 @@ void start_response(connection& conn, responses_mode mode, openai::responses_req
     return;
   }
   // Take the conversation from its home shard (which marks it busy), then come back here.
-  unsigned me = shard.id();
   uint64_t conn_id = conn.id();
-  shard.loop().post(static_cast<unsigned>(home), [me, home, conn_id, mode, deadline_ms,
-                                                  previous = std::move(previous),
-                                                  req = std::move(req),
-                                                  original = std::move(original),
-                                                  request_id = std::move(request_id),
-                                                  on_finished = std::move(on_finished)]() mutable {
-    std::vector<turn> history;
-    auto status = shard_server::current()->responses().acquire(previous, history);
-    shard_server::current()->loop().post(me, [status, home, conn_id, mode, deadline_ms,
-                                              history = std::move(history),
-                                              previous = std::move(previous), req = std::move(req),
-                                              original = std::move(original),
-                                              request_id = std::move(request_id),
-                                              on_finished = std::move(on_finished)]() mutable {
-      shard_server& here = *shard_server::current();
-      connection* c = here.live_connection(conn_id);
-      if (!c) {
-        if (status == responses_store::take_status::ok) {
-          here.loop().post(static_cast<unsigned>(home), [previous] {
-            shard_server::current()->responses().release(previous);
-          });
+  take_previous(
+      shard, previous,
+      [conn_id, mode, deadline_ms, previous, req = std::move(req), original = std::move(original),
+       request_id = std::move(request_id),
+       on_finished = std::move(on_finished)](previous_taken&& taken) mutable {
+        shard_server& here = *shard_server::current();
+        connection* c = here.live_connection(conn_id);
+        if (!c) {
+          if (taken.status == previous_status::ok) release_previous(here, previous);
+          if (on_finished) on_finished();
+          return;
+        }
+        switch (taken.status) {
+          case previous_status::ok:
+            launch(*c, mode, std::move(req), std::move(original), std::move(request_id),
+                   std::move(taken.history), std::move(previous), std::move(on_finished),
+                   deadline_ms);
+            return;
+          case previous_status::not_found:
+            if (upstream_resolves(here, req)) {
+              // Not ours after all (another ringcast upstream mints ids of the same shape).
+              launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
+                     std::move(on_finished), deadline_ms);
+              return;
+            }
+            report(*c, mode, request_id, openai::previous_response_not_found(previous));
+            break;
+          case previous_status::busy:
+            report(*c, mode, request_id, openai::conversation_busy(previous));
+            break;
+          case previous_status::unavailable:  // not on this node, and the nodes' bucket unreachable
+            report(*c, mode, request_id, responses_nats_unavailable(), taken.retry_after_ms);
+            break;
         }
         if (on_finished) on_finished();
-        return;
-      }
-      if (status == responses_store::take_status::not_found && upstream_resolves(here, req)) {
-        // Not ours after all (another ringcast upstream mints ids of the same shape).
-        launch(*c, mode, std::move(req), std::move(original), std::move(request_id), {}, {},
-               std::move(on_finished), deadline_ms);
-        return;
-      }
-      if (status != responses_store::take_status::ok) {
-        report(*c, mode, request_id,
-               status == responses_store::take_status::busy
-                   ? openai::conversation_busy(previous)
-                   : openai::previous_response_not_found(previous));
-        if (on_finished) on_finished();
-        return;
-      }
-      launch(*c, mode, std::move(req), std::move(original), std::move(request_id),
-             std::move(history), std::move(previous), std::move(on_finished), deadline_ms);
-    });
-  });
+      });
 }
 
 // ---- HTTP ----

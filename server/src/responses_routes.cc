@@ -3,7 +3,9 @@
 //
 // A response is stored on its home shard, the one encoded in its id (responses_store.h): the
 // request is sent there by message, the answer (status and JSON body, encoded at the home) comes
-// back, and the connection's shard writes it if the client is still there.
+// back, and the connection's shard writes it if the client is still there. In cluster mode the
+// home reads a response another node stored through from the nodes' bucket first, and DELETE
+// deletes it there too (responses_cluster.h).
 #include "core/unique_function.h"
 #include "proto/openai_models.h"
 #include "proto/openai_responses_items.h"
@@ -11,6 +13,7 @@
 #include "server/handlers.h"
 #include "server/openai_api.h"
 #include "server/query.h"
+#include "server/responses_cluster.h"
 #include "server/shard.h"
 
 namespace rc::server {
@@ -18,14 +21,25 @@ namespace {
 
 struct home_reply {
   std::optional<openai::api_error> error;
-  std::string body;  // 200: the JSON body
+  std::string body;             // 200: the JSON body
+  uint64_t retry_after_ms = 0;  // 503
 };
 
-using home_fn = unique_function<home_reply(responses_store&)>;
+using answer_fn = unique_function<void(home_reply&&)>;
+// Runs on the home shard once the response is local (if any node has it); answers with `answer`.
+using home_fn = unique_function<void(shard_server&, const std::string& id, answer_fn answer)>;
+
+home_reply unavailable(shard_server& home) {
+  home_reply r;
+  r.error = responses_nats_unavailable();
+  r.retry_after_ms = responses_retry_after_ms(home);
+  return r;
+}
 
 // Runs `fn` on the home shard of response `id` and answers the request with what it returns.
+// Not found anywhere: 404; not here and the nodes' bucket unreachable: 503.
 handler_result ask_home(request_context& ctx, const std::string& id, home_fn fn) {
-  int home = shard_of_id(id, "resp_", ctx.shard.shard_count());
+  int home = response_home(id, ctx.shard.shard_count());
   if (home < 0) {
     respond_api_error(ctx.conn, openai::response_not_found(id));
     return handler_result::done;
@@ -33,17 +47,34 @@ handler_result ask_home(request_context& ctx, const std::string& id, home_fn fn)
   unsigned me = ctx.shard.id();
   uint64_t conn_id = ctx.conn.id();
   bool posted = ctx.shard.loop().post(
-      static_cast<unsigned>(home), [me, conn_id, fn = std::move(fn)]() mutable {
-        home_reply reply = fn(shard_server::current()->responses());
-        shard_server::current()->loop().post(me, [conn_id, reply = std::move(reply)] {
-          connection* c = shard_server::current()->live_connection(conn_id);
-          if (!c) return;
-          if (reply.error) {
-            respond_api_error(*c, *reply.error);
-          } else {
-            c->respond(200, "application/json", reply.body);
-          }
-        });
+      static_cast<unsigned>(home), [me, conn_id, id, fn = std::move(fn)]() mutable {
+        shard_server& at_home = *shard_server::current();
+        answer_fn answer = [&at_home, me, conn_id](home_reply&& reply) {
+          at_home.loop().post(me, [conn_id, reply = std::move(reply)] {
+            connection* c = shard_server::current()->live_connection(conn_id);
+            if (!c) return;
+            if (reply.error) {
+              respond_api_error(*c, *reply.error, reply.retry_after_ms);
+            } else {
+              c->respond(200, "application/json", reply.body);
+            }
+          });
+        };
+        responses_localize(at_home, id,
+                           [&at_home, id, fn = std::move(fn),
+                            answer = std::move(answer)](kv_lookup found) mutable {
+                             if (found == kv_lookup::found) {
+                               fn(at_home, id, std::move(answer));
+                               return;
+                             }
+                             home_reply r;
+                             if (found == kv_lookup::unavailable) {
+                               r = unavailable(at_home);
+                             } else {
+                               r.error = openai::response_not_found(id);
+                             }
+                             answer(std::move(r));
+                           });
       });
   if (!posted) {
     respond_api_error(ctx.conn, openai::overloaded(), 1000);
@@ -57,16 +88,18 @@ handler_result ask_home(request_context& ctx, const std::string& id, home_fn fn)
 handler_result handle_response(request_context& ctx) {
   std::string id(ctx.route.params[0]);
   if (ctx.req.method == http1::method::delete_) {
-    return ask_home(ctx, id, [id](responses_store& store) {
-      home_reply r;
-      if (!store.erase(id)) {
-        r.error = openai::response_not_found(id);
-        return r;
-      }
-      byte_buffer b;
-      openai::write_response_deleted(b, id);
-      r.body = std::string(b.view());
-      return r;
+    return ask_home(ctx, id, [](shard_server& home, const std::string& rid, answer_fn answer) {
+      responses_delete(home, rid, [&home, rid, answer = std::move(answer)](bool deleted) mutable {
+        if (!deleted) {
+          answer(unavailable(home));
+          return;
+        }
+        home_reply r;
+        byte_buffer b;
+        openai::write_response_deleted(b, rid);
+        r.body = std::string(b.view());
+        answer(std::move(r));
+      });
     });
   }
   // Streaming a stored response again (OpenAI's background mode) is not something ringcast keeps
@@ -78,17 +111,17 @@ handler_result handle_response(request_context& ctx) {
                                     "stream", "unsupported_parameter"));
     return handler_result::done;
   }
-  return ask_home(ctx, id, [id](responses_store& store) {
+  return ask_home(ctx, id, [](shard_server& home, const std::string& rid, answer_fn answer) {
     home_reply r;
-    auto found = store.find(id);
+    auto found = home.responses().find(rid);
     if (!found) {
-      r.error = openai::response_not_found(id);
-      return r;
+      r.error = openai::response_not_found(rid);
+    } else {
+      byte_buffer b;
+      openai::write_response(b, found->response);
+      r.body = std::string(b.view());
     }
-    byte_buffer b;
-    openai::write_response(b, found->response);
-    r.body = std::string(b.view());
-    return r;
+    answer(std::move(r));
   });
 }
 
@@ -106,18 +139,20 @@ handler_result handle_response_input_items(request_context& ctx) {
     return handler_result::done;
   }
   // `include` (extra fields for some item types) is accepted; ringcast's items have none of them.
-  return ask_home(ctx, id, [id, page = std::move(page)](responses_store& store) {
-    home_reply r;
-    auto found = store.find(id);
-    if (!found) {
-      r.error = openai::response_not_found(id);
-      return r;
-    }
-    byte_buffer b;
-    r.error = openai::write_input_item_page(b, found->input, page);
-    r.body = std::string(b.view());
-    return r;
-  });
+  return ask_home(
+      ctx, id,
+      [page = std::move(page)](shard_server& home, const std::string& rid, answer_fn answer) {
+        home_reply r;
+        auto found = home.responses().find(rid);
+        if (!found) {
+          r.error = openai::response_not_found(rid);
+        } else {
+          byte_buffer b;
+          r.error = openai::write_input_item_page(b, found->input, page);
+          r.body = std::string(b.view());
+        }
+        answer(std::move(r));
+      });
 }
 
 handler_result handle_model(request_context& ctx) {

@@ -21,7 +21,7 @@ namespace rc::server {
 // left, so a client that reconnects at once resumes from memory.
 inline constexpr uint64_t topic_consumer_linger_ms = 2000;
 
-// How long a resume may take to read the stream before the client gets a reset instead.
+// How long a resume may take to read the stream before it gives up.
 inline constexpr uint64_t topic_replay_timeout_ms = 10000;
 
 struct topic_registry::home_topic {
@@ -68,8 +68,7 @@ struct topic_registry::stream_origin {
 enum class replay_end : uint8_t {
   running,
   complete,  // it reached the history (or the stream's end): replayed events + history
-  reset,     // the resume point is gone, or too far back: reset + history
-  failed,    // the stream could not be read: the subscription ends with nats_unavailable
+  failed,    // the stream could not be read (in time)
 };
 
 // A resume from before the home's history, read from the stream by a temporary ordered consumer.
@@ -77,13 +76,14 @@ enum class replay_end : uint8_t {
 struct topic_registry::js_replay {
   stream_origin origin;
   replay_end end = replay_end::running;
+  bool reset = false;  // the resume point is lost or too far back: the answer is a reset
   uint64_t consumer = 0;
   uint64_t after = 0;  // the resume point: events after it are wanted
   std::vector<topic_waiter> waiters;
   std::vector<topic_event> events;
   uint64_t bytes = 0;
   uint64_t last = 0;  // the last stream sequence read (the first is `after` itself, when > 0)
-  timer deadline;     // topic_replay_timeout_ms; also fires at once to finish (see finish_replay)
+  timer deadline;     // topic_replay_timeout_ms
 };
 
 // The JetStream side of a home topic on one node.

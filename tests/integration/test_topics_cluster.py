@@ -254,7 +254,7 @@ class Delivery(Cluster):
 
 
 class Resume(Cluster):
-    node_args = ("--topic-history", "4")
+    node_args = ("--topic-history", "4", "--topic-retention", "capped.*=per_subject:3")
 
     def test_last_event_id_on_the_other_node_reads_the_stream(self):
         n1, n2 = self.nodes
@@ -286,26 +286,54 @@ class Resume(Cluster):
         sub.close()
         watcher.close()
 
-    def test_reset_beyond_the_bound_or_on_a_foreign_epoch(self):
+    def test_resume_reaches_topic_history_events_back_then_resets(self):
         n1, n2 = self.nodes
-        acks = [self.publish(n1, "b", {"i": i}) for i in range(10)]
-        # Six events after it: more than --topic-history (4) may be replayed.
-        sub = SseReader(n2.port, "/v1/topics/b/events", {"Last-Event-ID": acks[3]["id"]})
+        acks = [self.publish(n1, "far", {"i": i}) for i in range(10)]
+        # n2 has no history of "far": 4 events back (--topic-history) are read from the stream.
+        sub = SseReader(n2.port, "/v1/topics/far/events", {"Last-Event-ID": acks[5]["id"]})
+        self.assertEqual([e["id"] for e in events(sub, 4)], [a["id"] for a in acks[6:]])
+        sub.close()
+        # 8 back is further than a resume reaches: reset, then n2's history (empty), then live.
+        sub = SseReader(n2.port, "/v1/topics/far/events", {"Last-Event-ID": acks[1]["id"]})
         reset = sub.next_event()
         self.assertEqual(reset["event"], "reset")
         self.assertNotIn("id", reset)
-        self.assertEqual(json.loads(reset["data"])["topic"], "b")
+        self.assertEqual(json.loads(reset["data"])["seq"], acks[9]["seq"])
+        live = self.publish(n1, "far", {"i": 10})
+        self.assertEqual(sub.next_event()["id"], live["id"])
         sub.close()
+
+    def test_reset_when_the_resume_point_is_gone_from_the_stream(self):
+        n1, n2 = self.nodes
+        # capped.* keeps 3 events per topic in the stream (--topic-retention).
+        acks = [self.publish(n1, "capped.x", {"i": i}) for i in range(6)]
+        sub = SseReader(n2.port, "/v1/topics/capped.x/events", {"Last-Event-ID": acks[1]["id"]})
+        reset = sub.next_event()
+        self.assertEqual(reset["event"], "reset")
+        self.assertEqual(json.loads(reset["data"])["topic"], "capped.x")
+        live = self.publish(n1, "capped.x", {"i": 6})
+        self.assertEqual(sub.next_event()["id"], live["id"])
+        sub.close()
+        # From a retained one: the rest.
+        sub = SseReader(n2.port, "/v1/topics/capped.x/events", {"Last-Event-ID": acks[4]["id"]})
+        self.assertEqual([e["id"] for e in events(sub, 2)], [acks[5]["id"], live["id"]])
+        sub.close()
+
+    def test_reset_on_a_foreign_epoch_or_another_topics_id(self):
+        n1, n2 = self.nodes
+        acks = [self.publish(n1, "b", {"i": i}) for i in range(3)]
         epoch = acks[0]["id"].split("-")[0]
         foreign = ("0" if epoch[0] != "0" else "1") + epoch[1:]
-        sub = SseReader(n2.port, "/v1/topics/b/events", {"Last-Event-ID": f"{foreign}-5"})
-        self.assertEqual(sub.next_event()["event"], "reset")
+        sub = SseReader(n2.port, "/v1/topics/b/events", {"Last-Event-ID": f"{foreign}-2"})
+        reset = sub.next_event()
+        self.assertEqual(reset["event"], "reset")
+        self.assertEqual(json.loads(reset["data"])["epoch"], epoch)
         sub.close()
         # An id of another topic from before the node's history (n1 has had no subscriber of
         # "b") is no resume point for this one: the stream cannot tell whether "b" lost events
         # after it.
         other = self.publish(n1, "other", {"x": 1})
-        self.publish(n1, "b", {"i": 10})
+        self.publish(n1, "b", {"i": 3})
         sub = SseReader(n1.port, "/v1/topics/b/events", {"Last-Event-ID": other["id"]})
         self.assertEqual(sub.next_event()["event"], "reset")
         sub.close()

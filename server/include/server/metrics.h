@@ -23,6 +23,7 @@
 #include "server/cluster_metrics.h"
 #include "server/latency_histogram.h"
 #include "server/resolver.h"
+#include "server/responses_cluster.h"
 #include "server/session_store.h"
 #include "server/upstream_metrics.h"
 #include "server/worker_metrics.h"
@@ -108,6 +109,9 @@ struct shard_metrics {
   int64_t active_users = 0;          // users with messages waiting or processing (gauge)
   uint64_t broker_enqueued = 0;
   latency_histogram broker_wait;     // enqueue to processing
+
+  // Stored responses in the cluster bucket (responses_cluster.h).
+  responses_kv_stats responses_kv{};
 
   // Upstream engines, by upstream name (upstream_metrics.h).
   std::vector<upstream_metrics> upstreams;

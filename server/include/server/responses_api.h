@@ -9,7 +9,8 @@
 //
 // previous_response_id: the stored conversation is taken from its home shard (marked busy until
 // this generation ends; 409 meanwhile), continued locally, and the new response is stored on this
-// shard under a new id.
+// shard under a new id. In cluster mode a response another node stored is read through from the
+// nodes' bucket first (responses_cluster.h; 503 nats_unavailable when it cannot be asked).
 //
 // Thread-safety: everything runs on the connection's shard; stores are reached by message.
 #pragma once

@@ -7,6 +7,9 @@
 // same id gets 409 meanwhile. The store is bounded; the least recently used responses are
 // forgotten first (a follow-up to one of those gets previous_response_not_found).
 //
+// In cluster mode every stored response is also in the nodes' shared bucket, and a response
+// another node stored is read through into this store on first use (responses_cluster.h).
+//
 // Each entry also keeps the finished `response` object and the request's input items (with ids),
 // for GET /v1/responses/{id}, its input_items, and DELETE (responses_routes.cc). Responses created
 // with store: false are never put here.
@@ -51,6 +54,15 @@ class responses_store {
   void release(const std::string& id);
 
   size_t size() const { return entries_.size(); }
+  bool contains(const std::string& id) const { return entries_.count(id) != 0; }
+
+  // This shard's side of the cluster bucket (responses_cluster.cc).
+  struct cluster_side {
+    bool listening = false;         // subscribed to deletions announced by other nodes
+    uint32_t writes_in_flight = 0;  // bucket writes not answered yet
+    uint64_t last_warning_ms = 0;   // when a bucket failure was last logged
+  };
+  cluster_side& cluster() { return cluster_; }
 
  private:
   struct entry {
@@ -65,6 +77,7 @@ class responses_store {
   size_t max_;
   std::unordered_map<std::string, entry> entries_;
   std::list<std::string> lru_;  // most recently used first
+  cluster_side cluster_;
 };
 
 }  // namespace rc::server

@@ -189,8 +189,8 @@ class topic_registry {
   void start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after);
   void on_replay_message(home_topic& t, js_replay& r, uint64_t seq, uint64_t pending,
                          std::string_view data);
-  void finish_replay(home_topic& t, uint64_t after);
-  static void end_replay(reactor& loop, js_replay& r, replay_end how);
+  void end_replay(home_topic& t, js_replay& r, replay_end how);
+  catch_up replay_answer(home_topic& t, js_replay& r);
   void check_idle(home_topic& t);
   void on_linger_end(const std::string& name);
   home_topic* find_stream_home(const stream_origin& o);
