@@ -176,8 +176,18 @@ class AllServersLost(ClusterTestCase):
             fresh.wait_for(lambda evs: len(evs) >= 9, 20, "9 events after the first")
             self.assertEqual([e["id"] for e in fresh.snapshot()], acks[1:])
 
-            status, body, _ = enqueue(nodes[0].port, "u1", "after", max_tokens=2)
-            self.assertEqual(status, 202, body)
+            # The leases lapsed during the outage: until a node claims the partition again the
+            # answer is 503 broker_unavailable with Retry-After; a client retries (bounded).
+            answers = []
+
+            def accepted():
+                answers.append(enqueue(nodes[0].port, "u1", "after", max_tokens=2))
+                return answers[-1][0] == 202
+            wait_until(accepted, 30, "an enqueue accepted after recovery", interval=0.5)
+            for status, body, retry_after in answers[:-1]:
+                self.assertEqual((status, body["error"]["code"]), (503, "broker_unavailable"), body)
+                self.assertGreaterEqual(int(retry_after), 1)
+            status, body, _ = answers[-1]
             check_broker_done(self, self.cluster, [("u1", body["message_id"])])
         finally:
             for s in subs:
