@@ -6,6 +6,7 @@
 
 #include "proto/json_reader.h"
 #include "server/generation.h"
+#include "server/remote_node.h"
 #include "server/responses_ws_events.h"
 #include "server/responses_ws_internal.h"
 #include "server/session_store.h"
@@ -205,6 +206,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
     session_->conn->resume();
     session_->store = &engine_.store();
     session_->key = new_key_;
+    note_session_owner(engine_.shard(), new_key_);  // cluster mode: other nodes route here
     engine_.store().put(held_key_, new_key_, std::move(session_));
     held_key_.clear();
   }
@@ -365,6 +367,21 @@ std::unique_ptr<engine_stream> ws_engine::run_here(const generation_request& req
 
 std::unique_ptr<engine_stream> ws_engine::generate(const generation_request& req,
                                                    engine_sink& sink) {
+  const std::string& previous = req.original.previous_response_id;
+  bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
+                   !req.original.response_id.empty() && !previous.empty();
+  if (follow_up && shard_.cluster_link()) {
+    // The session may live on another node (remote_node.h); else as below, later.
+    local_start local = [this, keep = shard_.share_engine(*this), req](engine_sink& s) {
+      return generate_here(req, s);
+    };
+    return route_follow_up(shard_, options_.name, req, sink, std::move(local));
+  }
+  return generate_here(req, sink);
+}
+
+std::unique_ptr<engine_stream> ws_engine::generate_here(const generation_request& req,
+                                                        engine_sink& sink) {
   const std::string& previous = req.original.previous_response_id;
   bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
                    !req.original.response_id.empty() && !previous.empty();
