@@ -49,3 +49,44 @@ export async function waitReady(srv) {
     }
   }
 }
+
+// One JetStream API request over a fresh raw NATS connection (the text protocol, by hand):
+// resolves with the reply's payload (JSON parsed).
+export async function natsRequest(url, subject, payload, timeoutMs = 5000) {
+  const { hostname, port } = new URL(url.replace('nats://', 'http://'));
+  const net = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(Number(port), hostname);
+    let buf = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no reply on ${subject}`)); }, timeoutMs);
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.once('connect', () => {
+      sock.write('CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\nSUB _INBOX.rctest 1\r\n' +
+                 `PUB ${subject} _INBOX.rctest ${Buffer.byteLength(payload)}\r\n${payload}\r\n`);
+    });
+    sock.on('data', (chunk) => {
+      buf += chunk.toString();
+      if (buf.includes('PING\r\n')) sock.write('PONG\r\n');
+      const m = /MSG _INBOX\.rctest 1 (\d+)\r\n/.exec(buf);
+      if (!m) return;
+      const start = m.index + m[0].length;
+      const size = Number(m[1]);
+      if (Buffer.byteLength(buf.slice(start)) < size + 2) return;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(JSON.parse(buf.slice(start, start + size)));
+    });
+  });
+}
+
+// Waits until the rc_responses bucket holds `key` (writes are asynchronous).
+export async function waitKvKey(url, key, timeoutMs = 15000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await natsRequest(url, '$JS.API.STREAM.MSG.GET.KV_rc_responses',
+                                JSON.stringify({ last_by_subj: `$KV.rc_responses.${key}` }));
+    if (r.message) return;
+    if (Date.now() > deadline) throw new Error(`bucket key ${key} not written: ${JSON.stringify(r)}`);
+    await sleep(25);
+  }
+}

@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { startResponsesWsFake } from './fakes/responses-ws-fake.mjs';
 import { startRingcast } from './fakes/ringcast.mjs';
-import { sleep } from './harness.mjs';
-import { startNats, waitReady } from './nats_helpers.mjs';
+import { responsesWs } from './fakes/upstream-setup.mjs';
+import { startNats, waitKvKey, waitReady } from './nats_helpers.mjs';
 
 const KEY = 'ws-upstream-key';
 
@@ -34,7 +34,7 @@ async function withTwoNodes(fn) {
     }
     await Promise.all(nodes.map(waitReady));
     const clients = nodes.map((srv) => new OpenAI({ apiKey: 'k', baseURL: srv.url('/v1'), maxRetries: 0, timeout: 30000 }));
-    await fn({ fake, nodes, clients });
+    await fn({ fake, nats, nodes, clients });
   } finally {
     for (const srv of nodes) {
       try { await srv.stop(); } catch { /* killed by the test */ }
@@ -49,8 +49,8 @@ function outputText(r) {
 }
 
 // The owner record is written asynchronously as the response ends: a follow-up sent on another
-// node in the same instant may not see it yet (docs/cluster.md).
-async function settle() { await sleep(300); }
+// node in the same instant may not see it yet (docs/cluster.md). Waits until it is in the bucket.
+function recorded(nats, id) { return waitKvKey(nats.url, `session.${id}`); }
 
 async function sseEvents(res) {
   const text = await res.text();
@@ -62,13 +62,13 @@ async function sseEvents(res) {
 }
 
 test('responses-ws cluster: follow-ups through another node run on the retained socket', async () => {
-  await withTwoNodes(async ({ fake, clients: [one, two] }) => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one, two] }) => {
     const r1 = await one.responses.create({ model: 'ws-model', input: 'first' });
-    await settle();
+    await recorded(nats, r1.id);
     const r2 = await two.responses.create({ model: 'ws-model', input: 'second', previous_response_id: r1.id });
     assert.match(outputText(r2), /^turn2:/);
     assert.equal(r2.previous_response_id, r1.id);
-    await settle();
+    await recorded(nats, r2.id);
     // Streamed, through node 2 again, continuing the response node 2 answered.
     const s3 = await two.responses.create({ model: 'ws-model', input: 'third', previous_response_id: r2.id, stream: true });
     let text = '';
@@ -79,14 +79,38 @@ test('responses-ws cluster: follow-ups through another node run on the retained 
     }
     assert.match(text, /^turn3:/);
     assert.ok(completed);
-    await settle();
+    await recorded(nats, completed.id);
     // And back on node 1.
     const r4 = await one.responses.create({ model: 'ws-model', input: 'fourth', previous_response_id: completed.id });
     assert.match(outputText(r4), /^turn4:/);
+    // The Responses WebSocket mode on node 2 continues it too.
+    await recorded(nats, r4.id);
+    const events = await responsesWs(nodes[1].url('/v1/responses').replace('http', 'ws'),
+                                     { model: 'ws-model', input: 'fifth', previous_response_id: r4.id });
+    const text5 = events.filter((e) => e.type === 'response.output_text.delta').map((e) => e.delta).join('');
+    assert.match(text5, /^turn5:/, JSON.stringify(events).slice(0, 400));
     assert.equal(fake.sockets.length, 1, 'one upstream socket for the whole conversation');
-    for (let i = 1; i < 4; i++) {
+    for (let i = 1; i < 5; i++) {
       assert.equal(fake.creates[i].body.previous_response_id, fake.creates[i - 1].responseId);
       assert.equal(fake.creates[i].socket ?? fake.sockets[0].id, fake.sockets[0].id);
+    }
+    // More events than the flow-control window (64): the acknowledgements keep it going.
+    const fifth = events.at(-1).response;
+    await recorded(nats, fifth.id);
+    fake.script({ tokens: 500 });
+    const s6 = await two.responses.create({ model: 'ws-model', input: 'sixth', previous_response_id: fifth.id, stream: true });
+    let deltas = 0;
+    let text6 = '';
+    for await (const e of s6) {
+      if (e.type === 'response.output_text.delta') { deltas++; text6 += e.delta; }
+    }
+    assert.ok(deltas >= 500, `${deltas} deltas`);
+    assert.match(text6, /^turn6:/);
+    assert.equal(fake.sockets.length, 1);
+    // An id no node retains is still 400 previous_response_not_found, on either node.
+    for (const client of [one, two]) {
+      await assert.rejects(client.responses.create({ model: 'ws-model', input: 'x', previous_response_id: 'resp_0_0123456789abcdef' }),
+                           (e) => e.status === 400 && e.code === 'previous_response_not_found');
     }
     // No replay: each follow-up sends only its own input.
     assert.equal(JSON.stringify(fake.creates[1].body.input).includes('first'), false);
@@ -94,9 +118,9 @@ test('responses-ws cluster: follow-ups through another node run on the retained 
 });
 
 test('responses-ws cluster: a client leaving node 2 mid-stream cancels the response on node 1', async () => {
-  await withTwoNodes(async ({ fake, nodes, clients: [one] }) => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one] }) => {
     const r1 = await one.responses.create({ model: 'ws-model', input: 'first' });
-    await settle();
+    await recorded(nats, r1.id);
     fake.script({ tokens: 400, interval_ms: 20 });
     const ac = new AbortController();
     const res = await fetch(nodes[1].url('/v1/responses'), {
@@ -119,10 +143,11 @@ test('responses-ws cluster: a client leaving node 2 mid-stream cancels the respo
 });
 
 test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable, or an error event mid-stream', async () => {
-  await withTwoNodes(async ({ fake, nodes, clients: [one] }) => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one] }) => {
     const a = await one.responses.create({ model: 'ws-model', input: 'a' });
     const b = await one.responses.create({ model: 'ws-model', input: 'b' });
-    await settle();
+    await recorded(nats, a.id);
+    await recorded(nats, b.id);
     // Mid-stream: node 1 dies after the first delta.
     fake.script({ tokens: 400, interval_ms: 20 });
     const res = await fetch(nodes[1].url('/v1/responses'), {
