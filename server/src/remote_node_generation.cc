@@ -19,6 +19,17 @@ namespace {
 
 bool is_terminal(event_type t) { return t == event_type::usage || t == event_type::error; }
 
+// Ids we mint are bucket keys (NATS subject tokens); a client's guess might not be.
+bool owner_key_ok(std::string_view id) {
+  if (id.empty() || id.size() > 256) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_' || c == '-' || c == '=';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 class node_stream;
 
 // One shard's client side of node-routed streams. Created on first use, destroyed by
@@ -236,7 +247,9 @@ std::unique_ptr<engine_stream> route_follow_up(shard_server& s, const std::strin
   cluster* c = s.cluster_link();
   RC_ASSERT(c);
   const std::string& previous = req.original.previous_response_id;
-  if (!c->available()) return local(sink);  // sessions on this node still work
+  // Sessions on this node still work without NATS; an id that cannot be a bucket key was never
+  // recorded (the local path answers not found).
+  if (!c->available() || !owner_key_ok(previous)) return local(sink);
   auto stream = std::make_unique<routed_stream>(sink, std::move(local));
   std::weak_ptr<routed_stream*> alive = stream->alive();
   c->js().kv_get(responses_bucket, std::string(session_owner_key_prefix) + previous,

@@ -62,6 +62,8 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   ~ws_run() override {
     engine_.shard().loop().cancel_timer(kick_);
     engine_.shard().loop().cancel_timer(silence_);
+    // A socket closed while its reading is paused never finishes closing: resume it first.
+    if (upstream_paused_ && session_ && session_->conn) session_->conn->resume();
     if (!finished_) fail_session();
   }
 

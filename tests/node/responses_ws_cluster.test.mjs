@@ -19,6 +19,7 @@ async function withTwoNodes(fn) {
   const nats = await startNats();
   const fake = await startResponsesWsFake({ apiKey: KEY });
   const nodes = [];
+  const killed = new Set();
   try {
     for (const name of ['ws1', 'ws2']) {
       nodes.push(await startRingcast({
@@ -34,10 +35,15 @@ async function withTwoNodes(fn) {
     }
     await Promise.all(nodes.map(waitReady));
     const clients = nodes.map((srv) => new OpenAI({ apiKey: 'k', baseURL: srv.url('/v1'), maxRetries: 0, timeout: 30000 }));
-    await fn({ fake, nats, nodes, clients });
+    const kill = async (i) => {
+      killed.add(i);
+      nodes[i].signal('SIGKILL');
+      await nodes[i].exitCode();
+    };
+    await fn({ fake, nats, nodes, clients, kill });
   } finally {
-    for (const srv of nodes) {
-      try { await srv.stop(); } catch { /* killed by the test */ }
+    for (const [i, srv] of nodes.entries()) {
+      if (!killed.has(i)) await srv.stop();
     }
     await fake.close();
     await nats.stop();
@@ -109,8 +115,10 @@ test('responses-ws cluster: follow-ups through another node run on the retained 
     assert.equal(fake.sockets.length, 1);
     // An id no node retains is still 400 previous_response_not_found, on either node.
     for (const client of [one, two]) {
-      await assert.rejects(client.responses.create({ model: 'ws-model', input: 'x', previous_response_id: 'resp_0_0123456789abcdef' }),
-                           (e) => e.status === 400 && e.code === 'previous_response_not_found');
+      for (const id of ['resp_0_0123456789abcdef', 'resp_0_"x" >*.']) {
+        await assert.rejects(client.responses.create({ model: 'ws-model', input: 'x', previous_response_id: id }),
+                             (e) => e.status === 400 && e.code === 'previous_response_not_found');
+      }
     }
     // No replay: each follow-up sends only its own input.
     assert.equal(JSON.stringify(fake.creates[1].body.input).includes('first'), false);
@@ -118,7 +126,7 @@ test('responses-ws cluster: follow-ups through another node run on the retained 
 });
 
 test('responses-ws cluster: a client leaving node 2 mid-stream cancels the response on node 1', async () => {
-  await withTwoNodes(async ({ fake, nats, nodes, clients: [one] }) => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one], kill }) => {
     const r1 = await one.responses.create({ model: 'ws-model', input: 'first' });
     await recorded(nats, r1.id);
     fake.script({ tokens: 400, interval_ms: 20 });
@@ -143,7 +151,7 @@ test('responses-ws cluster: a client leaving node 2 mid-stream cancels the respo
 });
 
 test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable, or an error event mid-stream', async () => {
-  await withTwoNodes(async ({ fake, nats, nodes, clients: [one] }) => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one], kill }) => {
     const a = await one.responses.create({ model: 'ws-model', input: 'a' });
     const b = await one.responses.create({ model: 'ws-model', input: 'b' });
     await recorded(nats, a.id);
@@ -162,7 +170,7 @@ test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable,
       assert.ok(!done);
       got += Buffer.from(value).toString();
     }
-    nodes[0].signal('SIGKILL');
+    await kill(0);
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
@@ -178,5 +186,31 @@ test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable,
     assert.equal(r.status, 503, JSON.stringify(body));
     assert.equal(body.error.code, 'node_unavailable');
     assert.ok(Number(r.headers.get('retry-after')) >= 1);
+  });
+});
+
+test('responses-ws cluster: node 2 gone mid-stream → node 1 cancels the upstream response', async () => {
+  await withTwoNodes(async ({ fake, nats, nodes, clients: [one], kill }) => {
+    const r1 = await one.responses.create({ model: 'ws-model', input: 'first' });
+    await recorded(nats, r1.id);
+    // Fast enough that node 1 fills its window of 64 unacknowledged events and pauses the upstream
+    // socket before it gives up (5 s of silence): the cancel must still close it, and node 1
+    // must still stop cleanly afterwards (the teardown checks its exit code).
+    fake.script({ tokens: 2000, interval_ms: 20 });
+    const res = await fetch(nodes[1].url('/v1/responses'), {
+      method: 'POST', headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'ws-model', input: 'long', previous_response_id: r1.id, stream: true }),
+    });
+    const reader = res.body.getReader();
+    let got = '';
+    while (!got.includes('response.output_text.delta')) {
+      const { value, done } = await reader.read();
+      assert.ok(!done);
+      got += Buffer.from(value).toString();
+    }
+    await kill(1);
+    // Node 1 hears nothing more from node 2 (no acknowledgement, no keepalive) and cancels.
+    const rec = fake.creates[1];
+    await fake.waitFor(() => rec.abortedAt !== null, 20000, 'the upstream response aborted on node 1');
   });
 });
