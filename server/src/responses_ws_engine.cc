@@ -6,7 +6,6 @@
 
 #include "proto/json_reader.h"
 #include "server/generation.h"
-#include "server/remote_node.h"
 #include "server/responses_ws_events.h"
 #include "server/responses_ws_internal.h"
 #include "server/session_store.h"
@@ -365,39 +364,6 @@ std::unique_ptr<engine_stream> ws_engine::run_here(const generation_request& req
       break;
   }
   return run;
-}
-
-std::unique_ptr<engine_stream> ws_engine::generate(const generation_request& req,
-                                                   engine_sink& sink) {
-  const std::string& previous = req.original.previous_response_id;
-  bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
-                   !req.original.response_id.empty() && !previous.empty();
-  if (follow_up && shard_.cluster_link()) {
-    // The session may live on another node (remote_node.h); else as below, later.
-    local_start local = [this, keep = shard_.share_engine(*this), req](engine_sink& s) {
-      return generate_here(req, s);
-    };
-    return route_follow_up(shard_, options_.name, req, sink, std::move(local));
-  }
-  return generate_here(req, sink);
-}
-
-std::unique_ptr<engine_stream> ws_engine::generate_here(const generation_request& req,
-                                                        engine_sink& sink) {
-  const std::string& previous = req.original.previous_response_id;
-  bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
-                   !req.original.response_id.empty() && !previous.empty();
-  if (follow_up) {
-    int home = shard_of_id(previous, "resp_", shard_.shard_count());
-    if (home < 0) {
-      auto run = std::make_unique<ws_run>(*this, req, sink);
-      run->start(req, nullptr, {}, not_found(previous));
-      return run;
-    }
-    if (static_cast<unsigned>(home) != shard_.id())
-      return start_remote(shard_, options_.name, static_cast<unsigned>(home), req, sink);
-  }
-  return run_here(req, sink);
 }
 
 owned_event ws_engine::not_found(const std::string& id) const {
