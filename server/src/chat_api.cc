@@ -294,6 +294,15 @@ handler_result handle_chat_completions(request_context& ctx) {
       respond_api_error(ctx.conn, *refused);
       return handler_result::done;
     }
+    if (std::string_view why = ctx.shard.topics().unavailable_reason(); !why.empty()) {
+      // The deltas could not be published: refuse before generating, not drop them silently.
+      respond_api_error(
+          ctx.conn,
+          abort_error("nats_unavailable", "x-ringcast-topic: topics are unavailable (" +
+                                              std::string(why) + "); retry later"),
+          ctx.shard.topics().retry_after_ms());
+      return handler_result::done;
+    }
     mirror.emplace(ctx.shard, std::string(topic), h.id);
   }
   if (!admit_generation(ctx.conn)) return handler_result::done;

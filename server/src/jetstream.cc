@@ -32,11 +32,22 @@ jetstream::jetstream(nats_client& nc, uint32_t api_timeout_ms)
       api_timeout_ms_(api_timeout_ms),
       alive_(std::make_shared<jetstream*>(this)) {
   stats_.publish_latency = &publish_latency_;
-  state_listener_ = nc_.add_state_listener(
-      [this](nats_state s) { ordered_on_state(s == nats_state::connected); });
+  state_listener_ = nc_.add_state_listener([this](nats_state s) {
+    if (s != nats_state::connected) {
+      // A key listing cannot finish without the connection: it fails now (in a later turn).
+      for (auto& w : walks_) {
+        w->deadline_error = ENOTCONN;
+        reactor_.arm_after_ms(w->deadline, 0);
+      }
+    }
+    ordered_on_state(s == nats_state::connected);
+  });
 }
 
 jetstream::~jetstream() {
+  // Destroyed from inside one of its own handlers, the dispatch in progress would touch it (and
+  // the handler being run) after this returns.
+  RC_ASSERT(dispatch_depth_ == 0);
   nc_.remove_state_listener(state_listener_);
   while (!consumers_.empty()) stop_consumer(consumers_.begin()->first);
   alive_.reset();

@@ -4,6 +4,7 @@
 // Thread-safety: as jetstream (one shard).
 #pragma once
 
+#include <cerrno>
 #include <set>
 #include <string>
 #include <vector>
@@ -21,11 +22,16 @@ js_error js_transport_error(const nats_reply& r);
 // deliver subject; messages and answers of older incarnations are ignored.
 struct jetstream::ordered {
   // A message that arrived before the creation's answer (the server may start delivering
-  // first); replayed once the answer is in.
+  // first); replayed once the answer is in. Bounded by count and bytes (at least one is always
+  // held); beyond, messages are dropped and the incarnation is recreated after the held ones
+  // are handed over. Flow control requests of that time are answered only after the handover,
+  // so the server's own window stops it meanwhile.
   struct held {
     std::string subject, reply, headers, data;
   };
   static constexpr size_t held_max = 4096;
+  static constexpr size_t held_bytes_max = 4 << 20;
+  static constexpr size_t held_fc_max = 64;
 
   jetstream* js = nullptr;
   uint64_t id = 0;
@@ -37,6 +43,7 @@ struct jetstream::ordered {
 
   uint64_t generation = 0;
   uint64_t sid = 0;  // subscription of the current deliver subject (0: none)
+  uint64_t connection = 0;  // the client's connects count when this incarnation was created
   std::string name;  // the server's name of the current incarnation ("" until created)
   bool created = false;
   bool started = false;    // some incarnation was created or delivered: last_sseq is meaningful
@@ -45,6 +52,9 @@ struct jetstream::ordered {
   bool caught_up = false;  // reported for this incarnation
   bool active = false;     // a message or heartbeat since the last check
   std::vector<held> held_msgs;
+  size_t held_bytes = 0;
+  bool held_overflow = false;         // some were dropped: recreate after the handover
+  std::vector<std::string> held_fc;  // flow control subjects to answer after the handover
 
   timer check_timer;  // missed heartbeats
   timer retry_timer;  // after a failed creation
@@ -59,6 +69,7 @@ struct jetstream::keys_walk {
   std::set<std::string> keys;
   unique_function<void(js_error&&, std::vector<std::string>&&)> done;
   timer deadline;
+  int deadline_error = ETIMEDOUT;  // ENOTCONN: started or cut off while disconnected
 
   // Stops the consumer, frees the walk, then calls done (keys only when err is ok).
   void finish(js_error err);

@@ -4,6 +4,7 @@
 // KV-Operation: DEL (PURGE from other clients means the same to a reader). Conditional writes use
 // Nats-Expected-Last-Subject-Sequence (0: the key must not exist); a mismatch is JetStream's
 // 10071 "wrong last sequence".
+#include <algorithm>
 #include <cerrno>
 
 #include "core/reactor.h"
@@ -57,7 +58,7 @@ void jetstream::ensure_kv(std::string_view bucket, int64_t ttl_ms, int32_t max_v
   c.max_msg_size = max_value_size;
   c.replicas = replicas;
   c.allow_rollup = true;
-  c.deny_delete = false;
+  c.deny_delete = true;  // as NATS KV (`nats kv add`): deletes are tombstone messages
   c.allow_direct = true;
   c.discard = "new";
   c.duplicate_window_ms =
@@ -155,14 +156,21 @@ void jetstream::kv_keys(std::string_view bucket, std::string_view filter,
   walk.prefix_len = prefix.size();
   walk.deadline.set_callback(
       [](timer&, void* ctx) {
+        auto* self = static_cast<keys_walk*>(ctx);
         js_error e;
-        e.error = ETIMEDOUT;
-        e.description = "listing the keys timed out";
-        static_cast<keys_walk*>(ctx)->finish(std::move(e));
+        e.error = self->deadline_error;
+        e.description = e.error == ENOTCONN ? "not connected to NATS" : "listing the keys timed out";
+        self->finish(std::move(e));
       },
       &walk);
   walks_.push_back(std::move(w));
-  reactor_.arm_after_ms(walk.deadline, uint64_t(api_timeout_ms_) * 2);
+  if (!nc_.connected()) {
+    // As every request: fail at once (in a later turn) rather than wait for the deadline.
+    walk.deadline_error = ENOTCONN;
+    reactor_.arm_after_ms(walk.deadline, 0);
+    return;
+  }
+  reactor_.arm_after_ms(walk.deadline, uint64_t(std::max<uint32_t>(api_timeout_ms_, 1000)) * 2);
 
   ordered_handlers h;
   h.on_msg = [&walk](const js_delivery& d) {

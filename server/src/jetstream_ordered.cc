@@ -11,8 +11,11 @@
 //   one whose Nats-Last-Consumer differs from the last consumer sequence seen is a gap too;
 // * no message nor heartbeat for heartbeats_missed_max heartbeat intervals (the consumer was
 //   deleted, the server restarted) → recreate; a reconnect → recreate.
-// The server may deliver before it answers the creation request; those messages are held (a
-// bounded number) and handed over after on_ready.
+// The server may deliver before it answers the creation request; those messages are held
+// (bounded in count and bytes) and handed over after on_ready; flow control requests of that
+// time are answered after the handover (the server's window bounds what it sends meanwhile),
+// and an incarnation that had to drop messages is recreated after the handover (no loss: it
+// starts after the last message handed over).
 #include <cerrno>
 
 #include "base/assert.h"
@@ -88,6 +91,9 @@ void jetstream::ordered_retire(ordered& o) {
   o.name.clear();
   o.created = false;
   o.held_msgs.clear();
+  o.held_bytes = 0;
+  o.held_overflow = false;
+  o.held_fc.clear();
   ++o.generation;
 }
 
@@ -115,6 +121,7 @@ void jetstream::ordered_create(ordered& o) {
   o.next_cseq = 1;
   o.caught_up = false;
   o.active = true;
+  o.connection = nc_.stats().connects;
   api_request("CONSUMER.CREATE." + o.stream, js_wire::ordered_consumer_json(req),
               [this, id, generation, stream = o.stream](nats_reply&& r) {
                 ordered_on_created(id, generation, stream, std::move(r));
@@ -165,10 +172,18 @@ void jetstream::ordered_on_created(uint64_t id, uint64_t generation, const std::
   }
   std::vector<ordered::held> held = std::move(o->held_msgs);
   o->held_msgs.clear();
+  o->held_bytes = 0;
   for (const ordered::held& m : held) {
     if (!ordered_deliver(*o, m.subject, m.reply, m.headers, m.data)) return;
     if ((o = find_ordered(id, generation)) == nullptr) return;
   }
+  if (o->held_overflow) {
+    ordered_reset(*o);  // from the last message handed over + 1
+    return;
+  }
+  std::vector<std::string> fc = std::move(o->held_fc);
+  o->held_fc.clear();
+  for (const std::string& subject : fc) nc_.publish(subject, {}, {}, {});
   if (c.num_pending == 0 && held.empty()) ordered_caught_up(id, generation);
 }
 
@@ -183,7 +198,11 @@ void jetstream::ordered_on_msg(uint64_t id, uint64_t generation, const nats_msg&
   ordered* o = find_ordered(id, generation);
   if (o == nullptr) return;
   o->active = true;
-  if (m.data.empty() && !m.headers.empty()) {
+  // A delivery whose reply is a $JS.ACK subject is a stored message, whatever its headers say (a
+  // publisher may store a block with a status line and no body). Control messages (heartbeats,
+  // flow control requests, 409s) come with an empty reply or a $JS.FC. one.
+  bool control_reply = m.reply.empty() || m.reply.starts_with("$JS.FC.");
+  if (m.data.empty() && !m.headers.empty() && control_reply) {
     auto h = nats::header_block::parse(m.headers);
     if (h && h->status != 0) {
       ordered_on_status(*o, *h, m.reply);
@@ -191,10 +210,14 @@ void jetstream::ordered_on_msg(uint64_t id, uint64_t generation, const nats_msg&
     }
   }
   if (!o->created) {
-    if (o->held_msgs.size() >= ordered::held_max) {
-      ordered_reset(*o);
+    size_t bytes = m.subject.size() + m.reply.size() + m.headers.size() + m.data.size();
+    if (o->held_overflow ||
+        (!o->held_msgs.empty() && (o->held_msgs.size() >= ordered::held_max ||
+                                   o->held_bytes + bytes > ordered::held_bytes_max))) {
+      o->held_overflow = true;  // dropped; the answer (or its timeout) decides what comes next
       return;
     }
+    o->held_bytes += bytes;
     o->held_msgs.push_back({std::string(m.subject), std::string(m.reply), std::string(m.headers),
                             std::string(m.data)});
     return;
@@ -209,14 +232,18 @@ void jetstream::ordered_on_status(ordered& o, const nats::header_block& h, std::
     if (h.status == 409) ordered_reset(o);
     return;
   }
-  if (!reply.empty()) {  // flow control request
-    nc_.publish(reply, {}, {}, {});
-    return;
+  // A flow control request, or an idle heartbeat saying the consumer stalled waiting for one:
+  // answered once everything before it was handed to on_msg (after the held messages).
+  std::string_view fc = !reply.empty() ? reply : h.get("Nats-Consumer-Stalled");
+  if (!fc.empty()) {
+    if (o.created) {
+      nc_.publish(fc, {}, {}, {});
+    } else if (o.held_fc.size() < ordered::held_fc_max) {
+      o.held_fc.emplace_back(fc);
+    }
   }
+  if (!reply.empty() || !o.created) return;
   // Idle heartbeat.
-  std::string_view stalled = h.get("Nats-Consumer-Stalled");
-  if (!stalled.empty()) nc_.publish(stalled, {}, {}, {});
-  if (!o.created) return;
   auto last = js_wire::parse_u64(h.get("Nats-Last-Consumer"));
   if (last && *last != o.next_cseq - 1) ordered_reset(o);
 }
@@ -258,9 +285,9 @@ void jetstream::ordered_on_state(bool connected) {
     if (connected) {
       if (o.sid == 0) {
         ordered_create(o);  // never created, or retired while disconnected
-      } else {
-        ordered_reset(o);
-      }
+      } else if (o.connection != nc_.stats().connects) {
+        ordered_reset(o);  // made on an earlier connection
+      }  // else made on this one already (by a listener that heard `connected` before us)
     } else {
       // The incarnation's fate is unknown; a new one starts when the client is back.
       reactor_.cancel_timer(o.check_timer);

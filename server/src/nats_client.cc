@@ -144,7 +144,7 @@ bool nats_client::publish(std::string_view subject, std::string_view reply,
 void nats_client::request(std::string_view subject, std::string_view headers, std::string_view data,
                           uint32_t timeout_ms, reply_fn done) {
   if (!live()) {
-    defer_reply(std::move(done), ENOTCONN);
+    defer_reply(std::move(done), state_ == nats_state::closed ? ECANCELED : ENOTCONN);
     return;
   }
   if (!nats::valid_subject(subject, false)) {
@@ -153,6 +153,10 @@ void nats_client::request(std::string_view subject, std::string_view headers, st
   }
   if (headers.size() + data.size() > max_payload_) {
     defer_reply(std::move(done), EMSGSIZE);
+    return;
+  }
+  if (requests_.size() >= opts_.requests_in_flight_max) {
+    defer_reply(std::move(done), ENOBUFS);
     return;
   }
   uint64_t token = next_token_++;
@@ -250,7 +254,8 @@ void nats_client::fail_requests(int error) {
 
 void nats_client::flush(unique_function<void(int error)> done) {
   if (!live()) {
-    deferred_.push_back([done = std::move(done)]() mutable { done(ENOTCONN); });
+    int error = state_ == nats_state::closed ? ECANCELED : ENOTCONN;
+    deferred_.push_back([done = std::move(done), error]() mutable { done(error); });
     if (!deferred_timer_.armed()) reactor_.arm_after_ms(deferred_timer_, 0);
     return;
   }
@@ -279,7 +284,8 @@ void nats_client::on_deferred_timer() {
   deferred_.clear();
   for (auto& fn : ready) fn();
   if (stop_done_) {
-    if (sock_ != nullptr || !connector_->idle()) {
+    // Failures deferred by the callbacks just run come first: each is called before `done`.
+    if (sock_ != nullptr || !connector_->idle() || !deferred_.empty()) {
       if (!deferred_timer_.armed()) reactor_.arm_after_ms(deferred_timer_, 5);
       return;
     }

@@ -87,7 +87,9 @@ void nats_client::on_tcp_connected(int fd, int error, uint64_t attempt) {
   }
   RC_ASSERT(sock_ == nullptr);
   sock_ = new nats_socket(sockets_, fd, this);
-  parser_ = nats::parser(nats::default_max_payload);
+  // Until the handshake is done no message may come (nothing is subscribed yet): a peer that
+  // is not a NATS server cannot make us buffer a payload.
+  parser_ = nats::parser(0);
   drop_reason_.clear();
   handshake_pong_wait_ = false;
   pings_out_ = 0;
@@ -128,7 +130,11 @@ void nats_client::handle_op(const nats::server_op& o) {
   switch (o.kind) {
     case nats::op::msg:
     case nats::op::hmsg:
-      if (state_ == nats_state::connected) dispatch(o);
+      if (state_ != nats_state::connected) {
+        drop_reason_ = "protocol error: a message before the handshake";
+        return;
+      }
+      dispatch(o);
       return;
     case nats::op::ping:
       send("PONG\r\n");
@@ -170,10 +176,7 @@ void nats_client::on_info(std::string_view json) {
     drop_reason_ = "malformed INFO";
     return;
   }
-  if (info->max_payload != 0) {
-    max_payload_ = info->max_payload;
-    parser_.set_max_payload(max_payload_);
-  }
+  if (info->max_payload != 0) max_payload_ = info->max_payload;  // outbound only
   if (state_ == nats_state::connected || handshake_pong_wait_) return;  // an async INFO
   if (info->tls_required) {
     drop_reason_ = "the server requires TLS (not supported)";
@@ -201,6 +204,7 @@ void nats_client::on_info(std::string_view json) {
 // CONNECT was accepted: restore subscriptions, flush the backlog, tell the listeners.
 void nats_client::on_handshake_done() {
   reactor_.cancel_timer(handshake_timer_);
+  parser_.set_max_payload(opts_.inbound_bytes_max);
   scratch_.clear();
   for (const auto& [sid, s] : subs_) nats::write_sub(scratch_, s.subject, s.queue, sid);
   send(scratch_);
@@ -234,9 +238,12 @@ void nats_client::connection_lost(std::string reason) {
   last_error_ = (was_connected ? connected_url_ : trying_url_) + ": " + reason;
   if (was_connected) RC_WARN("nats: connection lost: %s", last_error_.c_str());
   connected_url_.clear();
+  // Disconnected before any callback runs: a reply callback sees connected() false and its
+  // publishes are buffered for the next connection. Listeners hear it after the callbacks.
+  if (was_connected) state_ = nats_state::disconnected;
   fail_requests(ENOTCONN);
   fail_flushes(ENOTCONN);
-  if (was_connected) set_state(nats_state::disconnected);
+  if (was_connected && state_ == nats_state::disconnected) notify_listeners(state_);
   schedule_reconnect();
 }
 

@@ -39,6 +39,9 @@ openai::api_error abort_error(std::string_view code, std::string_view message) {
     err = openai::cancelled();
   } else if (code == "too_many_streams") {
     err = openai::rate_limited(std::string(message));
+  } else if (code == "nats_unavailable") {  // the cluster's NATS is unreachable (cluster.h)
+    err = openai::overloaded();
+    err.message = std::string(message);
   } else {
     err = openai::internal_error(message);
   }

@@ -156,6 +156,7 @@ void shard_server::on_turn_end() {
   if (cluster_ && !cluster_stopped_) {
     if (!cluster_stopping_) {
       cluster_stopping_ = true;
+      topics_.release_cluster();
       cluster_->stop([this] {
         cluster_stopped_ = true;
         reactor_.request_turn();

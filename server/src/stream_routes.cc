@@ -16,6 +16,18 @@
 namespace rc::server {
 namespace {
 
+// Topics across nodes need the cluster: false after answering 503 nats_unavailable when it is
+// not available (topics.h).
+bool topics_available(request_context& ctx) {
+  std::string_view why = ctx.shard.topics().unavailable_reason();
+  if (why.empty()) return true;
+  respond_api_error(ctx.conn,
+                    abort_error("nats_unavailable",
+                                "Topics are unavailable (" + std::string(why) + "); retry later"),
+                    ctx.shard.topics().retry_after_ms());
+  return false;
+}
+
 bool topic_name_ok(request_context& ctx, std::string_view topic) {
   std::string_view why = ctx.shard.topics().check_name(topic);
   if (why.empty()) return true;
@@ -55,6 +67,7 @@ handler_result handle_topic_publish(request_context& ctx) {
                            "invalid_request_error", {}, "invalid_json");
     return handler_result::done;
   }
+  if (!topics_available(ctx)) return handler_result::done;
   byte_buffer compact;
   r.root.write_to(compact);
   uint64_t conn_id = ctx.conn.id();
@@ -62,6 +75,12 @@ handler_result handle_topic_publish(request_context& ctx) {
                              [conn_id](topic_registry::publish_result&& res) {
                                connection* c = shard_server::current()->find_connection(conn_id);
                                if (!c) return;
+                               if (!res.ok()) {
+                                 respond_api_error(*c,
+                                                   abort_error(res.error_code, res.error_message),
+                                                   res.retry_after_ms);
+                                 return;
+                               }
                                byte_buffer out;
                                json::writer w(out);
                                w.begin_object();
@@ -90,6 +109,7 @@ handler_result handle_topic_events(request_context& ctx) {
                            "invalid_request_error", "since", "invalid_since");
     return handler_result::done;
   }
+  if (!topics_available(ctx)) return handler_result::done;
   std::string_view since = ctx.req.find("last-event-id");
   std::string since_copy(since);  // the request's bytes go away once the head is handled
   if (since_copy.empty() && since_query) since_copy = std::move(*since_query);

@@ -9,32 +9,9 @@
 #include "server/connection.h"
 #include "server/shard.h"
 #include "server/ws_endpoint.h"
+#include "topics_internal.h"
 
 namespace rc::server {
-
-struct topic_registry::home_topic {
-  std::string name;
-  std::string epoch;
-  uint64_t seq = 0;
-  std::deque<topic_event> history;
-  uint64_t history_bytes = 0;
-  std::vector<bool> shards;  // shards with subscribers
-  uint64_t last_used = 0;
-};
-
-struct topic_registry::local_topic {
-  intrusive_list<topic_subscription, topic_sub_tag> subs;
-  size_t count = 0;
-  bool delivering = false;  // on_event is iterating subs: don't free this topic now
-};
-
-struct topic_registry::catch_up {
-  std::string epoch;
-  uint64_t seq = 0;     // the home's sequence number when it answered
-  uint64_t oldest = 0;  // the oldest event still in history (seq + 1 when none)
-  bool reset = false;   // the resume point was lost: the client starts over
-  std::vector<topic_event> events;
-};
 
 namespace {
 
@@ -45,15 +22,6 @@ uint64_t fnv1a(std::string_view s) {
     h *= 0x100000001b3ULL;
   }
   return h;
-}
-
-// "<epoch>-<seq>" or "<seq>": the epoch (possibly empty) and the sequence number.
-bool parse_since(std::string_view since, std::string_view& epoch, uint64_t& seq) {
-  size_t dash = since.rfind('-');
-  epoch = dash == std::string_view::npos ? std::string_view() : since.substr(0, dash);
-  std::string_view digits = dash == std::string_view::npos ? since : since.substr(dash + 1);
-  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
-  return ec == std::errc() && p == digits.data() + digits.size() && !digits.empty();
 }
 
 // The reset notice: SSE `event: reset` (no id, so Last-Event-ID keeps pointing at what the
@@ -70,6 +38,14 @@ void write_reset_json(byte_buffer& out, std::string_view topic, std::string_view
 }
 
 }  // namespace
+
+bool parse_topic_since(std::string_view since, std::string_view& epoch, uint64_t& seq) {
+  size_t dash = since.rfind('-');
+  epoch = dash == std::string_view::npos ? std::string_view() : since.substr(0, dash);
+  std::string_view digits = dash == std::string_view::npos ? since : since.substr(dash + 1);
+  auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), seq);
+  return ec == std::errc() && p == digits.data() + digits.size() && !digits.empty();
+}
 
 // ---- topic_subscription ----
 
@@ -118,6 +94,11 @@ std::string_view topic_registry::check_name(std::string_view name) const {
               c == '_' || c == '-' || c == '.' || c == ':';
     if (!ok) return "topic names may only contain letters, digits and _ - . :";
   }
+  // Across nodes a topic is a NATS subject (rc.t<i>.<topic>): '.' separates its tokens, and
+  // none may be empty.
+  if (shard_.cluster_link() &&
+      (name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos))
+    return "with --nats, topic names may not begin or end with '.' nor contain '..'";
   return {};
 }
 
@@ -147,6 +128,7 @@ void topic_registry::evict_idle_topics() {
   // goes; a topic created again gets a new epoch, so old event ids read as a gap (reset).
   std::vector<std::pair<uint64_t, const std::string*>> idle;
   for (auto& [name, t] : homes_) {
+    if (t->stream) continue;  // its consumer or a resume is in use (cluster)
     bool subscribed = false;
     for (bool s : t->shards) subscribed |= s;
     if (!subscribed) idle.emplace_back(t->last_used, &name);
@@ -163,6 +145,8 @@ void topic_registry::evict_idle_topics() {
 
 void topic_registry::publish(std::string topic, std::string json,
                              unique_function<void(publish_result&&)> done) {
+  if (shard_.cluster_link())
+    return cluster_publish(std::move(topic), std::move(json), std::move(done));
   unsigned origin = shard_.id();
   unsigned home_shard = home_of(topic);
   if (home_shard == origin) {
@@ -185,7 +169,10 @@ topic_registry::publish_result topic_registry::publish_at_home(std::string topic
   topic_event e;
   home_publish(topic, std::move(json), e);
   home_topic& t = *homes_[topic];
-  publish_result res{topic, e.seq, t.epoch + "-" + std::to_string(e.seq)};
+  publish_result res;
+  res.topic = topic;
+  res.seq = e.seq;
+  res.id = t.epoch + "-" + std::to_string(e.seq);
   // Every shard with subscribers gets the event through its mailbox, this one included: the
   // publisher's handler is still on the stack, and deliveries batch up for the next turn.
   for (unsigned s = 0; s < t.shards.size(); ++s) {
@@ -197,33 +184,50 @@ topic_registry::publish_result topic_registry::publish_at_home(std::string topic
 
 void topic_registry::home_publish(const std::string& name, std::string json, topic_event& e) {
   home_topic& t = home(name);
-  e.seq = ++t.seq;
   ++shard_.metrics().publications;
-  std::string id = t.epoch + "-" + std::to_string(e.seq);
+  e = encode_event(name, t.epoch, t.seq + 1, json);
+  e.prev_seq = t.seq;
+  t.seq = e.seq;
+  remember(t, e);
+}
+
+topic_event topic_registry::encode_event(std::string_view name, std::string_view epoch,
+                                         uint64_t seq, std::string_view json) {
+  topic_event e;
+  e.seq = seq;
+  std::string id(epoch);
+  id += '-';
+  id += std::to_string(seq);
 
   // The WebSocket continuation: the event's members after the subscriber's "id".
   byte_buffer tail;
   tail.append("\"event\":\"message\",\"data\":{\"topic\":");
   json::write_string(tail, name);
   tail.append(",\"seq\":");
-  json::write_uint64(tail, e.seq);
+  json::write_uint64(tail, seq);
   tail.append(",\"id\":");
   json::write_string(tail, id);
   tail.append(",\"data\":");
   tail.append(json);
   tail.push_back('}');
   e.encode(id, "message", json, tail.view());
+  return e;
+}
 
+uint64_t topic_registry::remember(home_topic& t, const topic_event& e) {
   // History, bounded by events and bytes.
   const auto& cfg = shard_.config();
-  if (cfg.topic_history == 0) return;
+  if (cfg.topic_history == 0) return e.seq;
+  uint64_t dropped = 0;
   t.history.push_back(e);
   t.history_bytes += e.bytes();
   while (t.history.size() > cfg.topic_history ||
          (t.history_bytes > cfg.topic_history_bytes_max && t.history.size() > 1)) {
+    dropped = t.history.front().seq;
     t.history_bytes -= t.history.front().bytes();
     t.history.pop_front();
   }
+  return dropped;
 }
 
 // ---- subscribing ----
@@ -248,14 +252,22 @@ void topic_registry::request_catch_up(topic_subscription& s, std::string since) 
   s.live_ = false;
   unsigned me = shard_.id();
   uint64_t sub_id = s.id_;
-  shard_.loop().post(home_of(s.topic_),
-                     [me, sub_id, topic = s.topic_, since = std::move(since)]() mutable {
-                       shard_server& home_srv = *shard_server::current();
-                       catch_up c = home_srv.topics().home_subscribe(me, topic, since);
-                       home_srv.loop().post(me, [sub_id, c = std::move(c)]() mutable {
-                         shard_server::current()->topics().on_catch_up(sub_id, std::move(c));
-                       });
-                     });
+  shard_.loop().post(
+      home_of(s.topic_), [me, sub_id, topic = s.topic_, since = std::move(since)]() mutable {
+        shard_server::current()->topics().home_catch_up(me, sub_id, topic, std::move(since));
+      });
+}
+
+void topic_registry::home_catch_up(unsigned shard, uint64_t sub_id, const std::string& name,
+                                   std::string since) {
+  if (shard_.cluster_link()) return cluster_catch_up(home(name), shard, sub_id, std::move(since));
+  send_catch_up(shard, sub_id, home_subscribe(shard, name, since));
+}
+
+void topic_registry::send_catch_up(unsigned shard, uint64_t sub_id, catch_up&& c) {
+  shard_.loop().post(shard, [sub_id, c = std::move(c)]() mutable {
+    shard_server::current()->topics().on_catch_up(sub_id, std::move(c));
+  });
 }
 
 topic_registry::catch_up topic_registry::home_subscribe(unsigned shard, const std::string& name,
@@ -269,7 +281,7 @@ topic_registry::catch_up topic_registry::home_subscribe(unsigned shard, const st
   if (since.empty()) return c;
   std::string_view epoch;
   uint64_t after = 0;
-  bool ok = parse_since(since, epoch, after);
+  bool ok = parse_topic_since(since, epoch, after);
   if (!ok || (!epoch.empty() && epoch != t.epoch) || after > t.seq || after + 1 < c.oldest) {
     // Unknown format, another epoch (the history it referred to is gone), a sequence number
     // from the future, or a gap older than the history: start over from what is retained.
@@ -286,6 +298,7 @@ void topic_registry::on_catch_up(uint64_t sub_id, catch_up&& c) {
   auto it = by_id_.find(sub_id);
   if (it == by_id_.end()) return;  // gone meanwhile
   topic_subscription& s = *it->second;
+  if (!c.error_code.empty()) return end_subscription(s, c.error_code, c.error_message);
   auto& m = shard_.metrics();
   bool ws = s.kind_ == subscriber_kind::ws;
   ws_endpoint* endpoint = ws ? s.conn_.websocket() : nullptr;
@@ -340,7 +353,7 @@ void topic_registry::on_event(const std::string& name, const topic_event& e) {
   uint64_t delivered = 0;
   lt.subs.for_each([&](topic_subscription& s) {
     if (!s.live_ || e.seq <= s.last_seq_) return;
-    if (e.seq > s.last_seq_ + 1) {
+    if (e.prev_seq > s.last_seq_) {
       // A publication never reached this shard (a mailbox refused it): resume from history.
       request_catch_up(s, s.epoch_ + "-" + std::to_string(s.last_seq_));
       return;
@@ -360,7 +373,19 @@ void topic_registry::on_event(const std::string& name, const topic_event& e) {
 
 void topic_registry::home_unsubscribe(unsigned shard, const std::string& name) {
   auto it = homes_.find(name);
-  if (it != homes_.end()) it->second->shards[shard] = false;
+  if (it == homes_.end()) return;
+  it->second->shards[shard] = false;
+  if (it->second->stream) check_idle(*it->second);
+}
+
+void topic_registry::end_subscription(topic_subscription& s, std::string_view code,
+                                      std::string_view message) {
+  connection& c = s.conn_;
+  subscriber_kind kind = s.kind_;
+  std::string request_id = s.request_id_;
+  std::string topic = s.topic_;
+  unsubscribe(s);  // deletes s
+  end_cut_subscriber(c, kind, request_id, "topic", topic, code, message);
 }
 
 void topic_registry::unsubscribe(topic_subscription& s) {

@@ -189,8 +189,11 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
   if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
   if (!topic_permitted(ws, id, topic_action::subscribe, topic)) return;
   std::string key(topic);
-  if (subscriptions_.count(key)) {
-    return send_error(ws, id, "already_subscribed", "already subscribed to '" + key + "'");
+  if (auto it = subscriptions_.find(key); it != subscriptions_.end()) {
+    // A subscription the server ended (an error event was sent) no longer counts.
+    if (ws.shard().topics().subscribed(it->second))
+      return send_error(ws, id, "already_subscribed", "already subscribed to '" + key + "'");
+    subscriptions_.erase(it);
   }
   uint32_t max = ws.shard().config().topics_per_connection_max;
   if (subscriptions_.size() >= max) {
@@ -209,6 +212,12 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
                         "'payload.since' must be an event id (\"<epoch>-<seq>\" or \"<seq>\") or "
                         "a non-negative integer");
     }
+  }
+  if (std::string_view why = ws.shard().topics().unavailable_reason(); !why.empty()) {
+    return send_refusal(ws, id,
+                        abort_error("nats_unavailable", "Topics are unavailable (" +
+                                                            std::string(why) + "); retry later"),
+                        ws.shard().topics().retry_after_ms());
   }
   topic_subscription* s =
       ws.shard().topics().subscribe(ws.conn(), topic, subscriber_kind::ws, since, id);
@@ -250,6 +259,12 @@ void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
                           std::to_string(ws.shard().config().publish_bytes_max) +
                           " bytes (raise --publish-bytes-max)");
   }
+  if (std::string_view why = ws.shard().topics().unavailable_reason(); !why.empty()) {
+    return send_refusal(ws, id,
+                        abort_error("nats_unavailable", "The publication was not stored (" +
+                                                            std::string(why) + "); retry later"),
+                        ws.shard().topics().retry_after_ms());
+  }
   begin_async(ws);
   uint64_t conn_id = ws.connection_id();
   ws.shard().topics().publish(
@@ -257,6 +272,12 @@ void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
       [conn_id, req = std::string(id)](topic_registry::publish_result&& res) {
         connection* c = shard_server::current()->find_connection(conn_id);
         if (!c || !c->websocket()) return;
+        if (!res.ok()) {
+          send_refusal(*c->websocket(), req, abort_error(res.error_code, res.error_message),
+                       res.retry_after_ms);
+          end_async(conn_id);
+          return;
+        }
         byte_buffer out;
         json::writer w(out);
         w.begin_object();

@@ -62,6 +62,10 @@ class parser {
   bool failed() const { return !error_.empty(); }
   // Bytes held for an operation not yet complete.
   size_t buffered() const { return partial_.size(); }
+  // Memory held for operations split across feeds; given back after one larger than
+  // partial_keep_bytes completes.
+  size_t buffer_capacity() const { return partial_.capacity(); }
+  static constexpr size_t partial_keep_bytes = 64 << 10;
 
   enum class status : uint8_t { complete, incomplete, error };
   // Parses one operation at the start of `in`. complete: `used` = its length, `out` filled;
@@ -103,7 +107,11 @@ bool parser::feed(std::string_view bytes, F&& on_op) {
       continue;
     }
     on_op(static_cast<const server_op&>(o));
-    partial_.clear();
+    if (partial_.capacity() > partial_keep_bytes) {
+      std::string().swap(partial_);  // one big message does not pin its memory for good
+    } else {
+      partial_.clear();
+    }
     need_ = 0;
   }
   while (!bytes.empty()) {

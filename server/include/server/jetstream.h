@@ -15,8 +15,10 @@
 //   marks a deleted key.
 //
 // Errors are values (js_error): a transport error (errno-style: ETIMEDOUT, ENOTCONN while
-// disconnected, EHOSTUNREACH when nothing answers the subject, ECANCELED when the client stops,
-// EPROTO for an unreadable answer), or the API's own {code, err_code, description}.
+// disconnected, ENOBUFS when the client has too many requests in flight or a full send queue
+// (retry later, like ENOTCONN), EHOSTUNREACH when nothing answers the subject, ECANCELED when
+// the client stops, EPROTO for an unreadable answer), or the API's own {code, err_code,
+// description}.
 //
 // Callbacks: every `done` is called exactly once and never from inside the call that started
 // it — except after the jetstream object is destroyed: then pending callbacks are dropped
@@ -143,7 +145,9 @@ class jetstream {
   explicit jetstream(nats_client& nc, uint32_t api_timeout_ms = 5000);  // prefix "$JS.API"
   jetstream(const jetstream&) = delete;
   jetstream& operator=(const jetstream&) = delete;
-  ~jetstream();  // stops every consumer, drops pending callbacks
+  // Stops every consumer, drops pending callbacks. REQUIRES: not called from inside one of its
+  // own callbacks or handlers (defer the destruction to a later turn); checked.
+  ~jetstream();
 
   // Creates the stream, or updates it when its configuration differs.
   void ensure_stream(const js_stream_config& c, unique_function<void(js_stream_info&&)> done);
@@ -202,6 +206,8 @@ class jetstream {
   void kv_delete(std::string_view bucket, std::string_view key,
                  unique_function<void(js_error&&)> done);
   // Keys present (not deleted) matching `filter` (a subject pattern of keys, "" or ">": all).
+  // ENOTCONN (in a later turn) while disconnected or when the connection is lost meanwhile;
+  // ETIMEDOUT after 2 × api_timeout_ms (at least 2 s).
   void kv_keys(std::string_view bucket, std::string_view filter,
                unique_function<void(js_error&&, std::vector<std::string>&&)> done);
 

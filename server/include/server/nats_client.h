@@ -5,7 +5,8 @@
 // Connecting: start() tries the URLs in order, then round robin, forever until stop(). Each try
 // resolves the host (each address in turn), connects (connect_timeout_ms), waits for INFO, sends
 // CONNECT (token or user/password from the options, else from the URL's userinfo) and PING, and
-// is connected when the PONG comes back (the whole handshake within connect_timeout_ms). A
+// is connected when the PONG comes back (INFO to PONG within connect_timeout_ms too, so a try
+// lasts at most twice that). A
 // -ERR during the handshake (e.g. 'Authorization Violation') fails the try; last_error() keeps
 // the reason. After a failed try or a lost connection it waits a jittered exponential backoff
 // (uniform in [d/2, d], d = reconnect_min_ms doubling up to reconnect_max_ms; reset once a
@@ -14,8 +15,9 @@
 // Once connected: every subscription is (re-)sent, then the publishes buffered while
 // disconnected are flushed in order, then state listeners hear `connected`. The client PINGs
 // every ping_interval_ms; with max_pings_out PINGs unanswered the connection is stale and is
-// dropped (then reconnected). A protocol error, an oversized message (beyond INFO's
-// max_payload), a -ERR other than a permissions violation, or EOF drops the connection too.
+// dropped (then reconnected). A protocol error, an oversized message (beyond
+// inbound_bytes_max; INFO's max_payload bounds only what we publish), a message before the
+// handshake is done, a -ERR other than a permissions violation, or EOF drops the connection too.
 //
 // Publishing: publish() writes at once when connected (refusing while the socket's send queue
 // holds more than pending_bytes_max: the server is not reading); otherwise it buffers up to
@@ -26,8 +28,13 @@
 // Request/reply: one wildcard subscription "<inbox_prefix>.*" carries every reply; a request
 // publishes with reply "<inbox_prefix>.<n>" and waits for the first answer or timeout_ms. A
 // request made while not connected fails in a later turn with ENOTCONN; requests in flight fail
-// with ENOTCONN when the connection is lost, ECANCELED on stop(). A 503 status (no responders)
-// is EHOSTUNREACH. Other statuses (408, 404, ...) are answers with `status` set.
+// with ENOTCONN when the connection is lost, ECANCELED on stop() (and when made after it, still
+// before stop()'s `done`). ENOBUFS (in a later turn)
+// when requests_in_flight_max requests are waiting or the send queue is full: a backlog, retry
+// later (a 503 for an HTTP caller, like ENOTCONN). A 503 status (no responders) is
+// EHOSTUNREACH. Other statuses (408, 404, ...) are answers with `status` set. While the
+// callbacks of a lost connection run, the client already reports disconnected (connected() is
+// false, publishes are buffered); state listeners hear `disconnected` after them.
 //
 // Callbacks: message, reply and state callbacks run on the shard's loop, never from inside the
 // call that caused them (subscribe, publish, request, start). A callback may call anything here
@@ -67,6 +74,12 @@ struct nats_options {
   uint32_t ping_interval_ms = 2000;
   uint32_t max_pings_out = 2;            // stale connection detection
   uint64_t pending_bytes_max = 8 << 20;  // publishes buffered while disconnected
+  // Largest message accepted from the server (headers + payload). Not INFO's max_payload: that
+  // bounds what clients publish, while deliveries (stored before a limit was lowered, from a
+  // server of the cluster configured otherwise) may be larger.
+  size_t inbound_bytes_max = nats::default_max_payload;
+  // Requests awaiting an answer; one more fails (in a later turn) with ENOBUFS.
+  size_t requests_in_flight_max = 65536;
 };
 
 // connecting: before the first connection; disconnected: lost it, reconnecting.
@@ -83,7 +96,8 @@ struct nats_msg {  // views valid during the callback only
 
 struct nats_reply {  // owned
   // 0, ETIMEDOUT, ENOTCONN (not connected / connection lost), EHOSTUNREACH (503 no responders),
-  // ECANCELED (client stopped), EMSGSIZE (beyond max_payload), EINVAL (bad subject).
+  // ECANCELED (client stopped), EMSGSIZE (beyond max_payload), EINVAL (bad subject), ENOBUFS
+  // (too many requests in flight or the send queue is full: retry later).
   int error = 0;
   int status = 0;
   std::string headers, data;

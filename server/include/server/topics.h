@@ -20,7 +20,19 @@
 //      the history (or the epoch differs), reset plus all retained history;
 //   3. the subscriber replays that, then goes live. Live events that reach the shard meanwhile are
 //      already in the answer, so the subscription ignores events until it is live, and any event
-//      at or below what it has delivered. A sequence gap (a lost message) triggers step 1 again.
+//      at or below what it has delivered. A gap (an event whose `prev_seq`, the previous event
+//      the home sent for the topic, is beyond what the subscription has) triggers step 1 again.
+//
+// Across nodes (--nats, docs/cluster.md; topics_cluster.cc, topics_replay.cc): a publication is
+// stored in the topic's JetStream stream first (the stream's sequence is the event's seq, so ids
+// are the same on every node) and the publisher is answered with the publish ack. On each node
+// the topic's home shard holds an ordered push consumer on the topic's subject while the node
+// has subscribers of the topic (deleted after a short linger when the last one leaves); what it
+// delivers is encoded once and fanned out as above. Sequences are sparse per topic (a stream
+// holds many topics): `prev_seq` carries the chain. The home's history covers what its consumer
+// delivered; a resume from further back is read from the stream (bounded by the history limits;
+// beyond them the client gets a reset). The epoch comes from the stream's creation time.
+// Publishing or subscribing while the cluster is unavailable fails with nats_unavailable.
 //
 // Thread-safety: a registry belongs to its shard; shards talk through messages only.
 #pragma once
@@ -39,16 +51,23 @@
 #include "server/fanout_frames.h"
 #include "server/stream.h"
 
+namespace rc {
+class reactor;
+}
+
 namespace rc::server {
 
 class connection;
 class shard_server;
 class topic_registry;
 struct topic_sub_tag;
+struct js_stored_msg;
+enum class replay_end : uint8_t;
 
 // One publication, encoded once for every subscriber (see fanout_frames.h).
 struct topic_event : fanout_frames {
   uint64_t seq = 0;
+  uint64_t prev_seq = 0;  // the home's previous event of this topic (seq - 1 on a single node)
 };
 
 class topic_subscription final : public stream_producer, public list_node<topic_sub_tag> {
@@ -96,11 +115,21 @@ class topic_registry {
   struct publish_result {
     std::string topic;
     uint64_t seq = 0;
-    std::string id;  // "<epoch>-<seq>"
+    std::string id;          // "<epoch>-<seq>"
+    std::string error_code;  // not published: "nats_unavailable" (503), with a message
+    std::string error_message;
+    uint64_t retry_after_ms = 0;
+    bool ok() const { return error_code.empty(); }
   };
   // Publishes `json` (one compact JSON value) to `topic`; `done` runs on this shard afterwards
-  // (before publish() returns when this shard is the topic's home).
+  // (before publish() returns when this shard is the topic's home on a single node).
   void publish(std::string topic, std::string json, unique_function<void(publish_result&&)> done);
+
+  // Whether topics can be published to and subscribed to now: always on a single node; with
+  // --nats while the cluster is available. Empty when available, else why not (for the 503
+  // nats_unavailable), and retry_after_ms() for its Retry-After.
+  std::string_view unavailable_reason() const;
+  uint64_t retry_after_ms() const;
 
   // Subscribes connection `c` (an SSE response in progress, or a WebSocket). `since` is the
   // client's Last-Event-ID ("<epoch>-<seq>", or just "<seq>"), empty for live events only.
@@ -110,12 +139,22 @@ class topic_registry {
   void unsubscribe(topic_subscription& s);
   // Unsubscribes by id; nothing happens if that subscription has already ended.
   void unsubscribe(uint64_t subscription_id);
+  // Cluster mode, at the end of the drain (no subscriber is left): stops every consumer now,
+  // while the NATS connection is still there to delete them, instead of after their linger.
+  void release_cluster();
+
+  // Whether that subscription is still on (the server ends one with an error event sometimes).
+  bool subscribed(uint64_t subscription_id) const { return by_id_.count(subscription_id) != 0; }
 
  private:
   friend class topic_subscription;
   struct home_topic;
   struct local_topic;
   struct catch_up;
+  struct topic_stream;
+  struct js_replay;
+  struct stream_origin;
+  friend struct topic_stream;
 
   // Home side (runs on the topic's home shard).
   home_topic& home(const std::string& name);
@@ -123,12 +162,43 @@ class topic_registry {
   publish_result publish_at_home(std::string topic, std::string json);
   void home_publish(const std::string& name, std::string json, topic_event& out);
   catch_up home_subscribe(unsigned shard, const std::string& name, std::string_view since);
+  void home_catch_up(unsigned shard, uint64_t sub_id, const std::string& name, std::string since);
   void home_unsubscribe(unsigned shard, const std::string& name);
   void evict_idle_topics();
+  // Encodes one event of `name` (both framings); `json` is the publication.
+  static topic_event encode_event(std::string_view name, std::string_view epoch, uint64_t seq,
+                                  std::string_view json);
+  // Appends to the history, bounded by events and bytes; returns the seq of the newest event
+  // dropped (0 if none).
+  uint64_t remember(home_topic& t, const topic_event& e);
+  void send_catch_up(unsigned shard, uint64_t sub_id, catch_up&& c);
+
+  // Cluster side (topics_cluster.cc, topics_replay.cc): only with --nats.
+  void cluster_publish(std::string topic, std::string json,
+                       unique_function<void(publish_result&&)> done);
+  void cluster_catch_up(home_topic& t, unsigned shard, uint64_t sub_id, std::string since);
+  void start_consumer(home_topic& t);
+  void on_consumer_ready(home_topic& t, uint64_t floor);
+  void fail_waiting(home_topic& t, std::string_view message);
+  void on_stream_message(home_topic& t, uint64_t seq, std::string_view data);
+  catch_up stream_catch_up(home_topic& t, bool reset) const;
+  void answer_from_stream(home_topic& t, unsigned shard, uint64_t sub_id, std::string since);
+  void check_resume_point(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after);
+  void on_resume_point(const stream_origin& o, unsigned shard, uint64_t sub_id, uint64_t after,
+                       const js_stored_msg& m);
+  void start_replay(home_topic& t, unsigned shard, uint64_t sub_id, uint64_t after);
+  void on_replay_message(home_topic& t, js_replay& r, uint64_t seq, uint64_t pending,
+                         std::string_view data);
+  void end_replay(home_topic& t, js_replay& r, replay_end how);
+  catch_up replay_answer(home_topic& t, js_replay& r);
+  void check_idle(home_topic& t);
+  void on_linger_end(const std::string& name);
+  home_topic* find_stream_home(const stream_origin& o);
 
   // Subscriber side.
   void request_catch_up(topic_subscription& s, std::string since);
   void on_catch_up(uint64_t sub_id, catch_up&& c);
+  void end_subscription(topic_subscription& s, std::string_view code, std::string_view message);
   void on_event(const std::string& name, const topic_event& e);
   void remove(topic_subscription& s);
 
@@ -138,6 +208,7 @@ class topic_registry {
   std::unordered_map<uint64_t, topic_subscription*> by_id_;
   uint64_t next_sub_id_ = 1;
   uint64_t use_clock_ = 0;
+  uint64_t next_stream_id_ = 1;  // topic_stream generations, to ignore late JetStream answers
 };
 
 }  // namespace rc::server

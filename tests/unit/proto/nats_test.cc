@@ -148,6 +148,22 @@ TEST(NatsParser, OversizedMessagesAreRefusedBeforeTheirPayload) {
   EXPECT_FALSE(feed_all(big, "MSG a 1 11\r\n", 0, got));
 }
 
+// A big message split across feeds is copied into the parser's buffer; once it is complete that
+// memory is given back (a connection's peak does not stay pinned), small ones keep their buffer.
+TEST(NatsParser, GivesBackTheBufferOfABigSplitMessage) {
+  parser p;
+  std::vector<seen> got;
+  std::string big = "MSG a 1 200000\r\n" + std::string(200000, 'x') + "\r\n";
+  ASSERT_TRUE(feed_all(p, big, 4096, got));
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].payload.size(), 200000u);
+  EXPECT_EQ(p.buffered(), 0u);
+  EXPECT_LE(p.buffer_capacity(), parser::partial_keep_bytes);
+  ASSERT_TRUE(feed_all(p, "MSG a 1 5\r\nhello\r\n", 3, got));
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[1].payload, "hello");
+}
+
 TEST(NatsParser, InfoMayBeLargerThanAControlLine) {
   std::string json = "{\"connect_urls\":[\"" + std::string(10000, 'h') + "\"]}";
   parser p;

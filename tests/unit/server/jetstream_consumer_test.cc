@@ -397,5 +397,98 @@ TEST(JetstreamOrdered, StartedWhileDisconnectedIsCreatedOnReconnect) {
   EXPECT_EQ(recreated, 0u);
 }
 
+// A stored message with an empty body and a header block carrying a status line looks like a
+// heartbeat or a flow control request; its $JS.ACK reply says it is a message. It is delivered
+// like any other, and the ones after it too (no endless recreation).
+TEST(JetstreamOrdered, StoredMessageWithAStatusLineIsDeliveredNotTakenForControl) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  received got;
+  std::vector<std::string> headers;
+  uint64_t recreated = 99;
+  run_js(
+      srv,
+      [&](js_test& t) {
+        t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
+          t.js.publish("s.a", "", "m0", [&](js_pub_ack&&) {
+            t.js.publish("s.a", "NATS/1.0 100 x\r\n\r\n", "", [&](js_pub_ack&& a) {
+              EXPECT_TRUE(a.err.ok()) << a.err.description;
+              t.js.publish("s.a", "", "m2", [&](js_pub_ack&&) {
+                jetstream::ordered_handlers h;
+                h.on_msg = [&](const js_delivery& d) {
+                  got.add(d);
+                  headers.emplace_back(d.headers);
+                  if (got.seqs.size() == 3) {
+                    recreated = t.js.counters().consumers_recreated;
+                    t.done();
+                  }
+                };
+                t.js.consume_ordered("S", "s.a", 1, false, std::move(h));
+              });
+            });
+          });
+        });
+      },
+      15000);
+  EXPECT_TRUE(got.exactly(1, 3));
+  ASSERT_EQ(headers.size(), 3u);
+  EXPECT_EQ(headers[1], "NATS/1.0 100 x\r\n\r\n");
+  EXPECT_EQ(recreated, 0u);
+}
+
+// A component whose state listener runs before its jetstream's (it registered first) starts a
+// consumer when the client reconnects: that incarnation is of the new connection and is kept,
+// not torn down and recreated by the jetstream's own listener a moment later.
+TEST(JetstreamOrdered, ConsumerStartedByAnEarlierListenerOnReconnectIsKept) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::unique_ptr<jetstream> js2;
+  uint64_t listener = 0;
+  int ready = 0;
+  received got;
+  uint64_t recreated = 99, requests_at_ready = 0, requests_at_msg = 0;
+  run_js(
+      srv,
+      [&](js_test& t) {
+        t.js.ensure_stream(test_stream("S", "s"), [&](js_stream_info&&) {
+          listener = t.nc.add_state_listener([&](nats_state s) {
+            if (s != nats_state::connected || !js2) return;
+            jetstream::ordered_handlers h;
+            h.on_ready = [&](uint64_t) {
+              ++ready;
+              requests_at_ready = js2->counters().api_requests;
+              t.js.publish("s.a", "", "m", [](js_pub_ack&&) {});
+            };
+            h.on_msg = [&](const js_delivery& d) {
+              got.add(d);
+              recreated = js2->counters().consumers_recreated;
+              requests_at_msg = js2->counters().api_requests;
+              t.nc.remove_state_listener(listener);
+              t.run.later(0, [&] {
+                js2.reset();
+                t.done();
+              });
+            };
+            js2->consume_ordered("S", "s.a", 0, false, std::move(h));
+          });
+          js2 = std::make_unique<jetstream>(t.nc);
+          srv.stop();
+          t.run.poll(5, [&] {
+            if (t.nc.connected()) return false;
+            EXPECT_TRUE(srv.start()) << srv.log();
+            return true;
+          });
+        });
+      },
+      30000);
+  EXPECT_EQ(ready, 1);
+  EXPECT_TRUE(got.exactly(1, 1));
+  EXPECT_EQ(recreated, 0u);
+  EXPECT_EQ(requests_at_ready, 1u) << "one CONSUMER.CREATE";
+  EXPECT_EQ(requests_at_msg, 1u);
+}
+
 }  // namespace
 }  // namespace rc::server

@@ -3,6 +3,7 @@
 // the bucket's stream laid out as NATS KV defines it.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <string>
 #include <vector>
 
@@ -52,7 +53,7 @@ TEST(JetstreamKv, BucketIsAKvStream) {
   EXPECT_EQ(c.find("max_age").get_int64(), 5'000'000'000);
   EXPECT_EQ(c.find("max_msg_size").get_int64(), 1024);
   EXPECT_TRUE(c.find("allow_rollup_hdrs").get_bool());
-  EXPECT_FALSE(c.find("deny_delete").get_bool());
+  EXPECT_TRUE(c.find("deny_delete").get_bool());
   EXPECT_TRUE(c.find("allow_direct").get_bool());
 }
 
@@ -194,6 +195,94 @@ TEST(JetstreamKv, KeysListsLiveKeysOnly) {
   EXPECT_TRUE(all_err.ok()) << all_err.description;
   EXPECT_EQ(all, (std::vector<std::string>{"n.node-a", "p0", "p1"}));
   EXPECT_EQ(nodes, (std::vector<std::string>{"n.node-a"}));
+}
+
+// Listing keys needs the connection: while disconnected it fails at once (a later turn) with
+// ENOTCONN instead of waiting for its deadline; a listing in progress when the connection goes
+// fails likewise.
+TEST(JetstreamKv, KeysFailAtOnceWhileDisconnected) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  js_error down_err, cut_err;
+  bool inside = false, called_inside = false;
+  int calls = 0;
+  run_js(
+      srv,
+      [&](js_test& t) {
+        t.js.ensure_kv("o", 0, -1, 1, [&](js_error&&) {
+          srv.kill();
+          t.run.poll(5, [&] {
+            if (t.nc.connected()) return false;
+            inside = true;
+            t.js.kv_keys("o", "", [&](js_error&& e, std::vector<std::string>&&) {
+              called_inside = inside;
+              ++calls;
+              down_err = std::move(e);
+              EXPECT_TRUE(srv.start()) << srv.log();
+              t.run.poll(5, [&] {
+                if (!t.nc.connected()) return false;
+                // Started while the client still believes it is connected (the server is
+                // gone, the client has not read the EOF yet): cut off before it can finish.
+                srv.kill();
+                t.js.kv_keys("o", "", [&](js_error&& e2, std::vector<std::string>&&) {
+                  ++calls;
+                  cut_err = std::move(e2);
+                  t.run.later(100, [&] { t.done(); });
+                });
+                return true;
+              });
+            });
+            inside = false;
+            return true;
+          });
+        });
+      },
+      30000, 60000);  // an api timeout far beyond the test's limit: only ENOTCONN can end it
+  EXPECT_FALSE(called_inside);
+  EXPECT_EQ(down_err.error, ENOTCONN) << down_err.description;
+  EXPECT_EQ(cut_err.error, ENOTCONN) << cut_err.description;
+  EXPECT_EQ(calls, 2);
+}
+
+// A bucket made by `nats kv add` (the Go client's configuration: deny_delete set) is adopted
+// as it is, not refused for a configuration the server cannot update.
+TEST(JetstreamKv, AdoptsABucketMadeByTheNatsTools) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  js_stream_info made;
+  js_error adopted;
+  js_kv_entry put, got;
+  run_js(srv, [&](js_test& t) {
+    js_stream_config c;
+    c.name = "KV_tools";
+    c.subjects = {"$KV.tools.>"};
+    c.max_msgs_per_subject = 1;
+    c.allow_rollup = true;
+    c.deny_delete = true;
+    c.allow_direct = true;
+    c.discard = "new";
+    c.duplicate_window_ms = 120'000;
+    t.js.ensure_stream(c, [&](js_stream_info&& i) {
+      made = std::move(i);
+      t.js.ensure_kv("tools", 0, -1, 1, [&](js_error&& e) {
+        adopted = std::move(e);
+        t.js.kv_put("tools", "k", "v", [&](js_kv_entry&& p) {
+          put = std::move(p);
+          t.js.kv_get("tools", "k", [&](js_kv_entry&& g) {
+            got = std::move(g);
+            t.done();
+          });
+        });
+      });
+    });
+  });
+  ASSERT_TRUE(made.err.ok()) << made.err.description;
+  EXPECT_TRUE(adopted.ok()) << adopted.description;
+  EXPECT_TRUE(put.err.ok()) << put.err.description;
+  EXPECT_TRUE(got.found);
+  EXPECT_EQ(got.value, "v");
 }
 
 TEST(JetstreamKv, MissingBucketIsAnError) {

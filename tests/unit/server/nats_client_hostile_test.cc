@@ -2,143 +2,24 @@
 // -ERR in the handshake and after it, a close in the middle of a payload, no PONG (stale),
 // no INFO (handshake timeout), a server without headers. Each time the client drops the
 // connection, says why (last_error), delivers nothing partial, and reconnects.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "fake_nats_server.h"
 #include "nats_server_fixture.h"
 #include "server/nats_client.h"
 
 namespace rc::server {
 namespace {
 
+using test::fake_peer;
+using test::fake_server;
+using test::info_line;
 using test::nats_loop;
 using test::run_nats;
-
-constexpr std::string_view info_line =
-    "INFO {\"server_id\":\"FAKE\",\"version\":\"2.9.10\",\"headers\":true,"
-    "\"max_payload\":1048576,\"proto\":1}\r\n";
-
-// One accepted connection, as a script sees it (blocking I/O with timeouts).
-class fake_peer {
- public:
-  explicit fake_peer(int fd) : fd_(fd) {}
-  void send(std::string_view s) {
-    while (!s.empty()) {
-      ssize_t n = ::send(fd_, s.data(), s.size(), MSG_NOSIGNAL);
-      if (n <= 0) return;
-      s.remove_prefix(static_cast<size_t>(n));
-    }
-  }
-  // The next line without "\r\n"; "" on EOF or after timeout_ms.
-  std::string line(int timeout_ms = 5000) {
-    for (;;) {
-      size_t nl = buf_.find("\r\n");
-      if (nl != std::string::npos) {
-        std::string l = buf_.substr(0, nl);
-        buf_.erase(0, nl + 2);
-        return l;
-      }
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, timeout_ms) <= 0) return "";
-      char tmp[4096];
-      ssize_t n = ::recv(fd_, tmp, sizeof tmp, 0);
-      if (n <= 0) {
-        eof_ = true;
-        return "";
-      }
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-  }
-  // Reads lines until one starts with `prefix`; false on EOF/timeout.
-  bool until(std::string_view prefix, int timeout_ms = 5000) {
-    for (;;) {
-      std::string l = line(timeout_ms);
-      if (l.empty()) return false;
-      if (l.compare(0, prefix.size(), prefix) == 0) return true;
-    }
-  }
-  // INFO, CONNECT, PING, PONG.
-  bool handshake(std::string_view info = info_line) {
-    send(info);
-    connect_line = line();
-    if (connect_line.rfind("CONNECT ", 0) != 0) return false;
-    if (line() != "PING") return false;
-    send("PONG\r\n");
-    return true;
-  }
-  // Waits for the client to close (true) or timeout_ms.
-  bool wait_closed(int timeout_ms = 5000) {
-    while (!eof_) {
-      if (line(timeout_ms).empty() && !eof_) return false;
-    }
-    return true;
-  }
-  std::string connect_line;
-
- private:
-  int fd_;
-  std::string buf_;
-  bool eof_ = false;
-};
-
-// A loopback listener running script(peer, n) for its n-th connection, one at a time.
-class fake_server {
- public:
-  using script = std::function<void(fake_peer&, int)>;
-  explicit fake_server(script s) : script_(std::move(s)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    int one = 1;
-    ::setsockopt(fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    ::listen(fd_, 16);
-    thread_ = std::thread([this] { run(); });
-  }
-  ~fake_server() {
-    stop_ = true;
-    thread_.join();
-    ::close(fd_);
-  }
-  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
-  int connections() const { return connections_; }
-
- private:
-  void run() {
-    while (!stop_) {
-      pollfd p{fd_, POLLIN, 0};
-      if (::poll(&p, 1, 20) <= 0) continue;
-      int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
-      {
-        fake_peer peer(c);
-        script_(peer, connections_++);
-      }
-      ::close(c);
-    }
-  }
-  script script_;
-  int fd_ = -1;
-  uint16_t port_ = 0;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> connections_{0};
-  std::thread thread_;
-};
 
 nats_options fake_options(const fake_server& s) {
   nats_options o;
@@ -201,7 +82,10 @@ TEST(NatsHostile, GarbageDropsTheConnection) {
   EXPECT_EQ(o.stats.reconnects, 1u);
 }
 
-TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
+// INFO's max_payload bounds what the client publishes, not what it receives: a delivery beyond
+// it (stored before the limit was lowered, or from a server of the cluster configured otherwise)
+// arrives; only one beyond inbound_bytes_max drops the connection, unread.
+TEST(NatsHostile, MaxPayloadBoundsPublishesInboundBytesMaxBoundsDeliveries) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   size_t max_payload_seen = 0;
   bool publish_over_max = true;
@@ -211,10 +95,14 @@ TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
     if (p.handshake(info) && p.until("SUB big")) {
       p.send("MSG big 2 100\r\n" + std::string(100, 'a') + "\r\n");
       p.send("MSG big 2 101\r\n" + std::string(101, 'b') + "\r\n");
+      p.send("MSG big 2 200\r\n" + std::string(200, 'c') + "\r\n");
+      p.send("MSG big 2 201\r\n" + std::string(201, 'd') + "\r\n");
     }
     p.wait_closed();
   });
-  outcome o = run_until_connects(srv, fake_options(srv), 2, [&](nats_client& c) {
+  nats_options opts = fake_options(srv);
+  opts.inbound_bytes_max = 200;
+  outcome o = run_until_connects(srv, opts, 2, [&](nats_client& c) {
     c.add_state_listener([&](nats_state s) {
       if (s != nats_state::connected || max_payload_seen != 0) return;
       max_payload_seen = c.max_payload();
@@ -224,8 +112,25 @@ TEST(NatsHostile, MessageBeyondMaxPayloadIsRefusedUnread) {
   EXPECT_EQ(max_payload_seen, 100u);
   EXPECT_FALSE(publish_over_max);
   EXPECT_TRUE(contains(o.errors, "message exceeds max_payload"));
-  ASSERT_EQ(o.delivered.size(), 1u) << "the message at the limit arrives, the one beyond not";
+  ASSERT_EQ(o.delivered.size(), 3u) << "up to inbound_bytes_max arrives, beyond not";
   EXPECT_EQ(o.delivered[0], std::string(100, 'a'));
+  EXPECT_EQ(o.delivered[1], std::string(101, 'b'));
+  EXPECT_EQ(o.delivered[2], std::string(200, 'c'));
+}
+
+// Nothing is subscribed before the handshake ends: a message then is a protocol error, refused
+// from its control line (a peer that is not a NATS server cannot make us buffer its payload).
+TEST(NatsHostile, MessageBeforeTheHandshakeDropsTheConnection) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  fake_server srv([](fake_peer& p, int n) {
+    if (n > 0) return behave(p);
+    p.send(info_line);
+    p.send("MSG big 2 1000000\r\n");
+    p.wait_closed();
+  });
+  outcome o = run_until_connects(srv, fake_options(srv), 1);
+  EXPECT_TRUE(contains(o.errors, "protocol error")) << (o.errors.empty() ? "" : o.errors[0]);
+  EXPECT_EQ(srv.connections(), 2);
 }
 
 TEST(NatsHostile, ErrInTheHandshakeFailsTheTry) {

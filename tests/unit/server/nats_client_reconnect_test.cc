@@ -89,6 +89,58 @@ TEST(NatsReconnect, SubscriptionsRestoredAndBufferedPublishesFlushedInOrder) {
   EXPECT_EQ(stats.reconnects, 1u);
 }
 
+// While the requests of a lost connection fail, the client already says it is disconnected: a
+// callback sees connected() false, a publish it makes is buffered and arrives after the
+// reconnect (after the re-sent subscriptions), a request it makes fails with ENOTCONN in a later
+// turn; listeners hear `disconnected` after those callbacks.
+TEST(NatsReconnect, LostConnectionCallbacksSeeItDisconnected) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::vector<std::string> events;
+  std::vector<std::string> got;
+  int inner_error = -1;
+  run_nats([&](nats_loop& run) {
+    nats_client& c = run.client(nats_loop::options_for(srv));
+    c.add_state_listener([&](nats_state s) { events.push_back(std::string(name_of(s))); });
+    c.subscribe("hold", "", [](const nats_msg&) {});  // never answers
+    c.subscribe("l.x", "", [&](const nats_msg& m) {
+      got.emplace_back(m.data);
+      if (got.size() == 2) run.done();
+    });
+    once(
+        run, [&] { return c.connected(); },
+        [&] {
+          c.request("hold", "", "", 0, [&](nats_reply&& r) {
+            events.push_back("failed " + std::to_string(r.error) +
+                             (c.connected() ? " connected" : " not connected"));
+            EXPECT_TRUE(c.publish("l.x", "", "", "from the failure callback"));
+            c.request("hold", "", "", 0, [&](nats_reply&& r2) { inner_error = r2.error; });
+          });
+          c.flush([&](int) {
+            srv.kill();
+            once(
+                run, [&] { return c.state() == nats_state::disconnected; },
+                [&] {
+                  ASSERT_TRUE(srv.start()) << srv.log();
+                  once(
+                      run, [&] { return c.connected(); },
+                      [&] { c.publish("l.x", "", "", "after"); });
+                });
+          });
+        });
+  });
+  ASSERT_GE(events.size(), 4u);
+  EXPECT_EQ(events[0], "connected");
+  EXPECT_EQ(events[1], "failed " + std::to_string(ENOTCONN) + " not connected");
+  EXPECT_EQ(events[2], "disconnected");
+  EXPECT_EQ(events[3], "connected");
+  EXPECT_EQ(inner_error, ENOTCONN);
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0], "from the failure callback");
+  EXPECT_EQ(got[1], "after");
+}
+
 TEST(NatsReconnect, BufferWhileDisconnectedIsBounded) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   nats_server_process srv;  // not started yet: the client starts disconnected

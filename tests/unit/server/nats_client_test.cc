@@ -296,6 +296,106 @@ TEST(NatsClient, StopCancelsRequestsAndTellsListeners) {
   EXPECT_EQ(states[1], nats_state::closed);
 }
 
+// Requests waiting for an answer are bounded: one more fails with ENOBUFS (a backlog: retry
+// later), in a later turn; the others are unaffected.
+TEST(NatsClient, RequestsInFlightAreBounded) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::vector<int> errors;
+  bool inside = false, called_inside = false;
+  run_nats([&](nats_loop& run) {
+    nats_options o = nats_loop::options_for(srv);
+    o.requests_in_flight_max = 2;
+    nats_client& c = run.client(o);
+    c.subscribe("hold", "", [](const nats_msg&) {});
+    when_connected(run, c, [&] {
+      inside = true;
+      for (int i = 0; i < 3; ++i) {
+        c.request("hold", "", "", 300, [&](nats_reply&& r) {
+          called_inside = called_inside || inside;
+          errors.push_back(r.error);
+          if (errors.size() == 3) run.done();
+        });
+      }
+      inside = false;
+    });
+  });
+  EXPECT_FALSE(called_inside);
+  ASSERT_EQ(errors.size(), 3u);
+  EXPECT_EQ(errors[0], ENOBUFS);
+  EXPECT_EQ(errors[1], ETIMEDOUT);
+  EXPECT_EQ(errors[2], ETIMEDOUT);
+}
+
+// flush(): 0 once the server has processed what was sent before (a subscription made just before
+// is in place); ENOTCONN in a later turn while not connected; ECANCELED when stopped first.
+TEST(NatsClient, FlushRoundTripsAndFailsWhenNotConnectedOrStopped) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  int connected_flush = -1, stopped_flush = -1, dead_flush = -1;
+  bool dead_inside = false, inside = false;
+  std::vector<std::string> got;
+  run_nats([&](nats_loop& run) {
+    nats_client& c = run.client(nats_loop::options_for(srv));
+    nats_options dead_opts;
+    dead_opts.urls = {"nats://127.0.0.1:" + std::to_string(test::free_loopback_port())};
+    nats_client& dead = run.client(dead_opts);
+    inside = true;
+    dead.flush([&](int e) {
+      dead_inside = inside;
+      dead_flush = e;
+    });
+    inside = false;
+    when_connected(run, c, [&] {
+      c.subscribe("f.x", "", [&](const nats_msg& m) { got.emplace_back(m.data); });
+      c.flush([&](int e) {
+        connected_flush = e;
+        // The subscription is in place on the server: a publication now reaches it.
+        c.publish("f.x", "", "", "after flush");
+        c.flush([&](int e2) {
+          EXPECT_EQ(e2, 0);
+          c.flush([&](int e3) { stopped_flush = e3; });
+          c.stop([&] { run.done(); });
+        });
+      });
+    });
+  });
+  EXPECT_EQ(connected_flush, 0);
+  EXPECT_EQ(stopped_flush, ECANCELED);
+  EXPECT_EQ(dead_flush, ENOTCONN);
+  EXPECT_FALSE(dead_inside);
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], "after flush");
+}
+
+// Requests made after stop() fail with ECANCELED (the client is closed, not merely
+// disconnected), also one made from such a failure callback, and all before stop()'s done.
+TEST(NatsClient, RequestsAfterStopAreCanceledBeforeStopIsDone) {
+  if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  nats_server_process srv;
+  ASSERT_TRUE(srv.start()) << srv.log();
+  std::vector<std::string> events;
+  run_nats([&](nats_loop& run) {
+    nats_client& c = run.client(nats_loop::options_for(srv));
+    when_connected(run, c, [&] {
+      c.stop([&] {
+        events.push_back("stopped");
+        run.done();
+      });
+      c.request("x", "", "", 1000, [&](nats_reply&& r) {
+        events.push_back("r1 " + std::to_string(r.error));
+        c.request("x", "", "", 1000, [&](nats_reply&& r2) {
+          events.push_back("r2 " + std::to_string(r2.error));
+        });
+      });
+    });
+  });
+  std::string canceled = std::to_string(ECANCELED);
+  EXPECT_EQ(events, (std::vector<std::string>{"r1 " + canceled, "r2 " + canceled, "stopped"}));
+}
+
 TEST(NatsClient, PublishRefusesBadSubjectsAndOversizedMessages) {
   if (!test::nats_uring_usable()) GTEST_SKIP() << "io_uring unavailable";
   nats_server_process srv;
