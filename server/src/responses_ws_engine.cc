@@ -6,6 +6,7 @@
 
 #include "proto/json_reader.h"
 #include "server/generation.h"
+#include "server/remote_node.h"
 #include "server/responses_ws_events.h"
 #include "server/responses_ws_internal.h"
 #include "server/session_store.h"
