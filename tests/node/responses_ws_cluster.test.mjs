@@ -150,7 +150,7 @@ test('responses-ws cluster: a client leaving node 2 mid-stream cancels the respo
   });
 });
 
-test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable, or an error event mid-stream', async () => {
+test('responses-ws cluster: node 1 gone, node 2 answers 503 node_unavailable or an error event mid-stream', async () => {
   await withTwoNodes(async ({ fake, nats, nodes, clients: [one], kill }) => {
     const a = await one.responses.create({ model: 'ws-model', input: 'a' });
     const b = await one.responses.create({ model: 'ws-model', input: 'b' });
@@ -189,7 +189,7 @@ test('responses-ws cluster: node 1 gone → node 2 answers 503 node_unavailable,
   });
 });
 
-test('responses-ws cluster: node 2 gone mid-stream → node 1 cancels the upstream response', async () => {
+test('responses-ws cluster: node 2 gone mid-stream, node 1 cancels the upstream response', async () => {
   await withTwoNodes(async ({ fake, nats, nodes, clients: [one], kill }) => {
     const r1 = await one.responses.create({ model: 'ws-model', input: 'first' });
     await recorded(nats, r1.id);
