@@ -273,7 +273,7 @@ bool broker::worker::on_event(const engine_event& e) {
   broker_.append(m, type, std::string(j.view()), terminal);
   in_callback = false;
   if (terminal) {
-    if (m.terminal_held()) {  // cluster mode: ends once stored (on_terminal_stored)
+    if (m.terminal_held()) {  // cluster mode: ends once stored (on_event_stored)
       m.st = message::state::finishing;
       broker_.release_message(m);
       return false;
