@@ -103,7 +103,10 @@ void thread_driver::begin_finish(uint64_t now_ns) {
 void thread_driver::sample_window(uint64_t now_ns) {
   run_control& c = env_.control;
   bool thread0 = env_.index == 0;
-  int pid = env_.opts.server_pid;
+  auto sample_all = [](const std::vector<int>& pids, std::vector<process_sample>& out) {
+    out.clear();
+    for (int pid : pids) out.push_back(sample_process(pid));
+  };
   if (!window_opened_ && now_ns >= c.window_start_ns()) {
     window_opened_ = true;
     env_.results.cpu.start_ns = thread_cpu_ns();
@@ -112,7 +115,8 @@ void thread_driver::sample_window(uint64_t now_ns) {
       watch_.process_cpu_start_ns = process_cpu_ns();
       watch_.wall_start_ns = now_ns;
       watch_.machine_start = sample_machine();
-      if (pid > 0) watch_.server_start = sample_process(pid);
+      sample_all(env_.opts.server_pids, watch_.server_start);
+      sample_all(env_.opts.aux_pids, watch_.aux_start);
     }
   }
   if (window_opened_ && !window_closed_ && now_ns >= c.window_end_ns()) {
@@ -123,7 +127,8 @@ void thread_driver::sample_window(uint64_t now_ns) {
       watch_.process_cpu_end_ns = process_cpu_ns();
       watch_.wall_end_ns = now_ns;
       watch_.machine_end = sample_machine();
-      if (pid > 0) watch_.server_end = sample_process(pid);
+      sample_all(env_.opts.server_pids, watch_.server_end);
+      sample_all(env_.opts.aux_pids, watch_.aux_end);
     }
   }
 }

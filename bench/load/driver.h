@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "core/reactor.h"
 #include "load/mode.h"
@@ -22,9 +23,11 @@
 namespace rc::load {
 
 struct run_watch {
-  uint64_t server_rss_before = 0;  // before any connection was opened
-  process_sample server_start;     // when the window opened
-  process_sample server_end;       // when it closed
+  uint64_t server_rss_before = 0;            // before any connection was opened (summed)
+  std::vector<process_sample> server_start;  // when the window opened, per --server-pid
+  std::vector<process_sample> server_end;    // when it closed
+  std::vector<process_sample> aux_start;     // the same per --aux-pid
+  std::vector<process_sample> aux_end;
   machine_sample machine_start;
   machine_sample machine_end;
   uint64_t process_cpu_start_ns = 0;

@@ -4,6 +4,8 @@
 
 #include <cerrno>
 
+#include "load/targets.h"
+
 namespace rc::load {
 
 shard_env::shard_env(reactor& r, unsigned idx, unsigned n, const load_options& o, run_control& c,
@@ -21,7 +23,11 @@ shard_env::shard_env(reactor& r, unsigned idx, unsigned n, const load_options& o
                   }) {}
 
 void shard_env::connect(uint32_t n, connector::done_fn done) {
-  const auto* remote = reinterpret_cast<const sockaddr*>(&opts.target_address.storage);
+  connect_to(target_for(opts, n), n, std::move(done));
+}
+
+void shard_env::connect_to(const socket_address& target, uint32_t n, connector::done_fn done) {
+  const auto* remote = reinterpret_cast<const sockaddr*>(&target.storage);
   sockaddr_in source{};
   const sockaddr* src = nullptr;
   socklen_t src_len = 0;
@@ -32,7 +38,7 @@ void shard_env::connect(uint32_t n, connector::done_fn done) {
     src = reinterpret_cast<const sockaddr*>(&source);
     src_len = sizeof source;
   }
-  connects.connect(remote, opts.target_address.length, src, src_len,
+  connects.connect(remote, target.length, src, src_len,
                    [this, done = std::move(done)](int fd, int error) mutable {
                      if (fd < 0 && !finishing) {
                        ++results.errors.connect;

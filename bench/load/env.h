@@ -2,8 +2,9 @@
 // connector, the run's timeline, and where to put results.
 //
 // Connections are numbered globally 0..N-1 and dealt round-robin: thread t owns t, t + T,
-// t + 2T, ... Connection n comes from source address 127.0.0.(2 + n % K)... when --source-ips K
-// is set (spreading more than one source IP's ~28k ports), else from whatever the kernel picks.
+// t + 2T, ... Connection n goes to target n % (targets) (targets.h) and comes from source address
+// 127.0.0.(2 + n % K)... when --source-ips K is set (spreading more than one source IP's ~28k
+// ports), else from whatever the kernel picks.
 //
 // Thread-safety: one per client thread.
 #pragma once
@@ -43,6 +44,8 @@ struct shard_env {
   // Connects global connection `n` to the target. On failure the error is counted and reported
   // to run_control as a failed connection before `done` sees fd -1 (unless the run is ending).
   void connect(uint32_t n, connector::done_fn done);
+  // The same, to `target` rather than connection n's (e.g. the fanout publisher's --pub-target).
+  void connect_to(const socket_address& target, uint32_t n, connector::done_fn done);
 
   // Counts a completion at `now_ns` that took `latency_ns`; kept only inside the window.
   void record(uint64_t now_ns, uint64_t latency_ns) {

@@ -3,10 +3,12 @@
 //
 // Subscribers (WebSocket via /ws `subscribe`, or SSE via /v1/topics/{t}/events) ask for the
 // topic's events after sequence 0 (`since`), so each must see 1, 2, 3, ... with no gap and no
-// repeat, however its subscription raced the first publications. The publisher (HTTP POST on a
-// keep-alive connection, or WebSocket `publish`) lives on thread 0 and puts its CLOCK_MONOTONIC
-// time into every publication: {"ts":<ns>,"pad":"..."}; a subscriber's latency is its receive
-// time minus that (same machine, same clock).
+// repeat, however its subscription raced the first publications (with --sparse-seq: every
+// publication, in increasing order; see seq_tracker). The publisher (HTTP POST on a keep-alive
+// connection, or WebSocket `publish`) lives on thread 0 and puts its CLOCK_MONOTONIC time into
+// every publication: {"ts":<ns>,"pad":"..."}; a subscriber's latency is its receive time minus
+// that (same machine, same clock). Subscribers are spread over the --target servers, the
+// publisher goes to --pub-target (targets.h): across the nodes of a cluster.
 //
 // Loss: a gap, a repeat, a subscriber short of the last publication when the drain ends, or a
 // publication never answered, fails the run unless --allow-loss; an overloaded server shows up
@@ -30,10 +32,25 @@
 
 namespace rc::load {
 
-// One subscriber's view of the topic's sequence numbers.
-struct seq_tracker {
-  uint64_t next = 1;
-  uint64_t last() const { return next - 1; }
+// One subscriber's view of the topic's sequence numbers. Dense (one node numbers a topic's
+// events 1, 2, 3, ...): a gap shows at once. Sparse (--sparse-seq: a cluster numbers them by a
+// stream that topics share, so a topic's are increasing but not consecutive): they must
+// increase, and what is missing shows at the end, by count.
+class seq_tracker {
+ public:
+  enum class verdict : uint8_t { ok, duplicate, gap };
+  // Checks `seq` (repeated or going backwards: duplicate, nothing changes); a gap (dense only)
+  // sets `missing` to the publications skipped.
+  verdict accept(uint64_t seq, bool sparse, uint64_t& missing);
+  uint64_t last() const { return last_; }
+  uint64_t received() const { return received_; }
+  // Publications this subscriber lacks at the end, when the last one published was `final_seq`
+  // and `final_count` were published (counted only when sparse).
+  uint64_t shortfall(uint64_t final_seq, uint64_t final_count, bool sparse) const;
+
+ private:
+  uint64_t last_ = 0;
+  uint64_t received_ = 0;
 };
 
 // What the subscribers of one thread share: the topic, the parsing templates, the counters.

@@ -51,7 +51,7 @@ class pacer final : public publisher {
   }
 
   void start() override {
-    env_.connect(env_.opts.connections, [this](int fd, int) {
+    env_.connect_to(env_.opts.pub_target_address, env_.opts.connections, [this](int fd, int) {
       if (fd < 0) {
         gone_ = true;
         return;
@@ -77,14 +77,15 @@ class pacer final : public publisher {
   bool settled() override {
     if (link_closed()) gone_ = true;
     if (in_flight_ > 0 && !gone_) return false;
-    if (!env_.control.final_seq_known()) env_.control.set_final_seq(last_seq_);
+    if (!env_.control.final_seq_known())
+      env_.control.set_final_seq(last_seq_, env_.results.publish_acked);
     return true;
   }
 
   void finish() override {
     if (!settled()) {
       env_.results.errors.publish_unanswered += in_flight_;
-      env_.control.set_final_seq(last_seq_);
+      env_.control.set_final_seq(last_seq_, env_.results.publish_acked);
     }
     if (http_) http_->close();
     if (ws_) ws_->close();
@@ -94,8 +95,10 @@ class pacer final : public publisher {
   void on_ack(uint64_t seq) {
     if (in_flight_ > 0) --in_flight_;
     ++env_.results.publish_acked;
-    // One publisher, one connection: the server numbers our publications in order.
-    if (seq != last_seq_ + 1) ++env_.results.errors.publish;
+    // One publisher, one connection: the server numbers our publications in order (by a
+    // shared stream's sequence with --sparse-seq: increasing, not consecutive).
+    if (env_.opts.sparse_seq ? seq <= last_seq_ : seq != last_seq_ + 1)
+      ++env_.results.errors.publish;
     last_seq_ = std::max(last_seq_, seq);
   }
   void on_refused() {

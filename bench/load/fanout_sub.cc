@@ -29,17 +29,32 @@ fanout_context::fanout_context(shard_env& e) : env(e) {
   ws_message_prefix.assign(b.view());
 }
 
+seq_tracker::verdict seq_tracker::accept(uint64_t seq, bool sparse, uint64_t& missing) {
+  missing = 0;
+  if (seq <= last_) return verdict::duplicate;  // repeated, or older than what was delivered
+  if (!sparse && seq > last_ + 1) missing = seq - last_ - 1;
+  last_ = seq;
+  ++received_;
+  return missing > 0 ? verdict::gap : verdict::ok;
+}
+
+uint64_t seq_tracker::shortfall(uint64_t final_seq, uint64_t final_count, bool sparse) const {
+  if (sparse) return final_count > received_ ? final_count - received_ : 0;
+  return final_seq > last_ ? final_seq - last_ : 0;
+}
+
 void fanout_context::deliver(seq_tracker& t, uint64_t seq, uint64_t ts_ns, uint64_t now_ns) {
   error_counts& e = env.results.errors;
-  if (seq < t.next) {
-    ++e.seq_duplicate;  // repeated, or older than what was delivered already
+  uint64_t missing = 0;
+  seq_tracker::verdict v = t.accept(seq, env.opts.sparse_seq, missing);
+  if (v == seq_tracker::verdict::duplicate) {
+    ++e.seq_duplicate;
     return;
   }
-  if (seq > t.next) {
+  if (v == seq_tracker::verdict::gap) {
     ++e.seq_gap;
-    e.seq_missing += seq - t.next;
+    e.seq_missing += missing;
   }
-  t.next = seq + 1;
   ++delivered;
   env.control.set_delivered(env.index, delivered);
   env.record(now_ns, now_ns > ts_ns ? now_ns - ts_ns : 0);

@@ -1,7 +1,6 @@
 // ringcast-load: an io_uring load generator for ringcast (and any HTTP/WebSocket server):
 // `ringcast-load MODE [options]`. See mode.h for the modes and docs/benchmarks-streaming.md for
 // how the benchmarks use it.
-#include <arpa/inet.h>
 #include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +20,7 @@
 #include "load/options.h"
 #include "load/report.h"
 #include "load/run_control.h"
+#include "load/targets.h"
 
 namespace rc::load {
 namespace {
@@ -38,8 +38,12 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
   app.add_option("mode", o.mode, "What to run:" + modes)->required();
 
   const char* run = "Target and load";
-  app.add_option("--target", o.target, "Server address, HOST:PORT")
-      ->capture_default_str()
+  app.add_option("--target", o.targets,
+                 "Server address, HOST:PORT (default 127.0.0.1:8080); repeat it (or list them "
+                 "comma-separated) to spread connections over several servers: connection n goes "
+                 "to target n % K")
+      ->delimiter(',')
+      ->allow_extra_args(false)
       ->group(run);
   app.add_option("--host", o.host_header, "Host header (default: the target)")->group(run);
   app.add_option("-c,--connections", o.connections, "Connections (subscribers in fanout)")
@@ -91,8 +95,19 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
 
   const char* rep = "Reporting";
   app.add_option("--json", o.json_path, "Also write the report as JSON to this file")->group(rep);
-  app.add_option("--server-pid", o.server_pid,
-                 "Measure this process's CPU time and RSS over the window")
+  app.add_option("--server-pid", o.server_pids,
+                 "Measure this process's CPU time and RSS over the window (repeatable: the "
+                 "processes are summed, e.g. the nodes of a cluster)")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(CLI::Range(1, 1 << 22))
+      ->group(rep);
+  app.add_option("--aux-pid", o.aux_pids,
+                 "Also measure these processes' CPU time, reported apart as `aux` (repeatable; "
+                 "e.g. the NATS servers behind the nodes)")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(CLI::Range(1, 1 << 22))
       ->group(rep);
   app.add_flag_callback(
          "--allow-loss", [&o] { o.loss = loss_policy::allow; },
@@ -139,6 +154,14 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
       ->capture_default_str()
       ->group(fan);
   app.add_option("--topic", o.topic, "Topic (default: a fresh one per run)")->group(fan);
+  app.add_option("--pub-target", o.pub_target,
+                 "The publisher's server, HOST:PORT (default: the first --target)")
+      ->group(fan);
+  app.add_flag("--sparse-seq", o.sparse_seq,
+               "Sequence numbers come from a stream shared by topics (cluster mode): check that "
+               "they increase and that every subscriber receives every publication, instead of "
+               "expecting 1, 2, 3, ...")
+      ->group(fan);
 
   app.add_option("--ws-path", o.ws_path, "WebSocket endpoint (ws-idle, ws-chat)")
       ->capture_default_str()
@@ -189,11 +212,7 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
 
 // Resolves and checks the common settings; returns an error or empty.
 std::string resolve(load_options& o) {
-  if (std::string err = parse_socket_address(o.target, o.target_address); !err.empty())
-    return "--target: " + err;
-  const auto* a4 = reinterpret_cast<const sockaddr_in*>(&o.target_address.storage);
-  if (a4->sin_port == 0) return "--target needs a port";
-  if (o.host_header.empty()) o.host_header = o.target;
+  if (std::string err = resolve_targets(o); !err.empty()) return err;
   if (!o.cpus.empty()) {
     auto list = cpu::parse_list(o.cpus);
     if (!list) return "--cpus: cannot parse '" + o.cpus + "'";
@@ -204,8 +223,7 @@ std::string resolve(load_options& o) {
   }
   if ((o.recv_buffers & (o.recv_buffers - 1)) != 0) return "--recv-buffers must be a power of two";
   uint64_t sockets = uint64_t{o.connections} + 1;
-  bool loopback =
-      o.target_address.storage.ss_family == AF_INET && (ntohl(a4->sin_addr.s_addr) >> 24) == 127;
+  bool loopback = all_loopback(o);
   if (o.source_ips == 0 && sockets > connections_per_source_ip) {
     if (!loopback)
       return "more than " + std::to_string(connections_per_source_ip) +
@@ -264,11 +282,17 @@ int run(int argc, char** argv) {
   }
 
   run_watch watch;
-  if (o.server_pid > 0) {
-    watch.server_rss_before = process_rss_bytes(o.server_pid);
-    if (watch.server_rss_before == 0) {
-      std::fprintf(stderr, "ringcast-load: cannot read /proc/%d/status (--server-pid)\n",
-                   o.server_pid);
+  for (int pid : o.server_pids) {
+    uint64_t rss = process_rss_bytes(pid);
+    if (rss == 0) {
+      std::fprintf(stderr, "ringcast-load: cannot read /proc/%d/status (--server-pid)\n", pid);
+      return 2;
+    }
+    watch.server_rss_before += rss;
+  }
+  for (int pid : o.aux_pids) {
+    if (process_rss_bytes(pid) == 0) {
+      std::fprintf(stderr, "ringcast-load: cannot read /proc/%d/status (--aux-pid)\n", pid);
       return 2;
     }
   }

@@ -59,11 +59,20 @@ class fanout_worker final : public mode_worker {
     if (pub_) pub_->finish();
     if (env_.control.final_seq_known()) {
       uint64_t final_seq = env_.control.final_seq();
+      uint64_t final_count = env_.control.final_count();
+      error_counts& e = env_.results.errors;
       for (auto& s : subs_) {
         if (s->connection().closed() || !s->connection().ready()) continue;
-        if (s->seq().last() >= final_seq) continue;
-        ++env_.results.errors.incomplete;
-        env_.results.errors.incomplete_missing += final_seq - s->seq().last();
+        uint64_t missing = s->seq().shortfall(final_seq, final_count, env_.opts.sparse_seq);
+        if (missing == 0) continue;
+        if (s->seq().last() >= final_seq) {
+          // Sparse numbers: it got the last one but fewer than were published.
+          ++e.seq_gap;
+          e.seq_missing += missing;
+        } else {
+          ++e.incomplete;
+          e.incomplete_missing += missing;
+        }
       }
     }
     env_.finishing = true;

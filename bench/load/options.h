@@ -22,9 +22,10 @@ struct load_options {
   std::string mode;
 
   // Where and how much.
-  std::string target = "127.0.0.1:8080";  // HOST:PORT of the server
-  socket_address target_address;          // resolved from target
-  std::string host_header;                // Host: field; default: target
+  std::string target = "127.0.0.1:8080";         // HOST:PORT of the server (the first of targets)
+  std::vector<std::string> targets;              // --target, repeatable: several servers (nodes)
+  std::vector<socket_address> target_addresses;  // resolved from targets; see targets.h
+  std::string host_header;                       // Host: field; default: the first target
   uint32_t connections = 100;
   unsigned threads = 1;
   std::string cpus;           // CPU list to pin client threads to; empty: don't pin
@@ -41,7 +42,8 @@ struct load_options {
 
   // Reporting.
   std::string json_path;  // also write the report here as JSON
-  int server_pid = 0;     // measure this process's CPU and RSS
+  std::vector<int> server_pids;  // measure these processes' CPU and RSS, summed (the servers)
+  std::vector<int> aux_pids;     // ... and these apart (e.g. the NATS servers behind them)
   loss_policy loss = loss_policy::fail;
   bool quiet = false;
 
@@ -66,6 +68,9 @@ struct load_options {
   uint32_t pub_inflight = 64;  // publish requests awaiting their answer
   uint32_t payload_bytes = 0;  // pad the publication's JSON to at least this size
   std::string topic;           // default: a fresh name per run
+  std::string pub_target;      // the publisher's server; default: the first target
+  socket_address pub_target_address;
+  bool sparse_seq = false;  // sequence numbers come from a shared stream: increasing, not +1
 
   // ws-idle
   std::string ws_path = "/ws";

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <cstring>
@@ -146,6 +147,23 @@ process_usage usage_between(const process_sample& a, const process_sample& b) {
     if (share > 0.05) ++u.busy_threads;
   }
   return u;
+}
+
+group_usage group_usage_between(const std::vector<process_sample>& a,
+                                const std::vector<process_sample>& b) {
+  group_usage g;
+  if (a.empty() || a.size() != b.size()) return g;
+  g.ok = true;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (!a[i].ok || !b[i].ok || b[i].wall_ns <= a[i].wall_ns) g.ok = false;
+    process_usage u = usage_between(a[i], b[i]);
+    g.cpu_s.push_back(u.cpu_s);
+    g.total.cpu_s += u.cpu_s;
+    g.total.wall_s = std::max(g.total.wall_s, u.wall_s);
+    g.total.busiest_share = std::max(g.total.busiest_share, u.busiest_share);
+    g.total.busy_threads += u.busy_threads;
+  }
+  return g;
 }
 
 }  // namespace rc::load

@@ -44,6 +44,17 @@ struct process_usage {
 };
 process_usage usage_between(const process_sample& a, const process_sample& b);
 
+// Several processes as one (the nodes of a cluster): CPU seconds summed, busy threads counted
+// across them, the busiest thread of any; wall time is the longest. Samples are taken in the
+// same order at both ends; a process missing at either end (gone) makes `ok` false.
+struct group_usage {
+  bool ok = false;
+  process_usage total;
+  std::vector<double> cpu_s;  // per process, in the order given
+};
+group_usage group_usage_between(const std::vector<process_sample>& a,
+                                const std::vector<process_sample>& b);
+
 // The whole machine's CPU time from /proc/stat, in clock ticks summed over all CPUs: to tell
 // whether other work competed with the benchmark, and how much went to interrupts (on loopback
 // the receiving side of TCP runs in softirq context, charged to no process).

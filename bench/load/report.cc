@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "base/byte_buffer.h"
 #include "load/report_streams.h"
@@ -27,6 +28,11 @@ struct summary {
   // Server over the window.
   process_usage server;
   bool server_measured = false;
+  std::vector<double> server_cpu_each;  // per --server-pid
+  // The --aux-pid processes over the window (e.g. NATS servers), apart from the server.
+  process_usage aux;
+  bool aux_measured = false;
+  std::vector<double> aux_cpu_each;
   uint64_t rss_after = 0;
   double rss_per_connection = 0;
   stream_figures streams;
@@ -66,10 +72,11 @@ summary summarise(const report_input& in) {
       if (share > s.client_busiest) s.client_busiest = share;
     }
   }
-  if (in.opts.server_pid > 0 && w.server_start.ok && w.server_end.ok) {
+  if (group_usage g = group_usage_between(w.server_start, w.server_end); g.ok) {
     s.server_measured = true;
-    s.server = usage_between(w.server_start, w.server_end);
-    s.rss_after = w.server_end.rss_bytes;
+    s.server = g.total;
+    s.server_cpu_each = std::move(g.cpu_s);
+    for (const process_sample& p : w.server_end) s.rss_after += p.rss_bytes;
     uint64_t ready = in.control.ready();
     if (ready > 0 && w.server_rss_before > 0)
       s.rss_per_connection =
@@ -79,6 +86,11 @@ summary summarise(const report_input& in) {
       s.streams.server_bytes_per_stream =
           (static_cast<double>(s.rss_after) - static_cast<double>(w.server_rss_before)) /
           static_cast<double>(active_streams(in.opts));
+  }
+  if (group_usage g = group_usage_between(w.aux_start, w.aux_end); g.ok) {
+    s.aux_measured = true;
+    s.aux = g.total;
+    s.aux_cpu_each = std::move(g.cpu_s);
   }
   s.streams.window_s = s.window_s;
 
@@ -92,6 +104,7 @@ summary summarise(const report_input& in) {
     s.machine_irq = cores(w.machine_end.irq_ticks - w.machine_start.irq_ticks);
     double ours = s.client_cpu_s / s.window_s;
     if (s.server_measured) ours += s.server.cpu_s / s.server.wall_s;
+    if (s.aux_measured) ours += s.aux.cpu_s / s.aux.wall_s;
     s.other_work = std::max(0.0, s.machine_busy - s.machine_irq - ours);
   }
 
@@ -153,11 +166,13 @@ void print_errors(const summary& s) {
 void print_text(const report_input& in, const summary& s) {
   const load_options& o = in.opts;
   const shard_results& m = s.merged;
+  std::string to = o.target;
+  if (o.targets.size() > 1) to += " (and " + std::to_string(o.targets.size() - 1) + " more)";
   std::printf(
       "ringcast-load %s -> %s: %u connections, %u thread%s, window %.1f s after %.1f s "
       "warm-up\n",
-      o.mode.c_str(), o.target.c_str(), o.connections, o.threads, o.threads == 1 ? "" : "s",
-      o.duration_s, o.warmup_s);
+      o.mode.c_str(), to.c_str(), o.connections, o.threads, o.threads == 1 ? "" : "s", o.duration_s,
+      o.warmup_s);
   std::printf("  ready       %llu of %llu (failed %llu, late %llu)\n",
               static_cast<unsigned long long>(in.control.ready()),
               static_cast<unsigned long long>(in.control.ready_target()),
@@ -200,6 +215,8 @@ void print_text(const report_input& in, const summary& s) {
         s.server.busy_threads == 1 ? "" : "s", s.server.busiest_share * 100,
         s.server.busiest_share >= saturated_share ? "  SATURATED" : "", per_op,
         std::string(in.mode.unit_one).c_str());
+    if (s.server_cpu_each.size() > 1)
+      std::printf("  server cpu  summed over %zu processes\n", s.server_cpu_each.size());
     if (in.watch.server_rss_before > 0) {
       std::printf(
           "  server rss  %s before connecting, %s at the end of the window: %.0f bytes per "
@@ -207,6 +224,13 @@ void print_text(const report_input& in, const summary& s) {
           format_bytes(static_cast<double>(in.watch.server_rss_before)).c_str(),
           format_bytes(static_cast<double>(s.rss_after)).c_str(), s.rss_per_connection);
     }
+  }
+  if (s.aux_measured) {
+    double per_op = m.ops > 0 ? s.aux.cpu_s * 1e6 / static_cast<double>(m.ops) : 0;
+    std::printf(
+        "  aux cpu     %.2f cores over %zu process%s; busiest thread %.1f%%; %.3f µs per %s\n",
+        s.aux.cpu_s / s.aux.wall_s, s.aux_cpu_each.size(), s.aux_cpu_each.size() == 1 ? "" : "es",
+        s.aux.busiest_share * 100, per_op, std::string(in.mode.unit_one).c_str());
   }
   if (s.machine_measured) {
     std::printf("  machine     %.2f cores busy: interrupts %.2f, other processes %.2f%s\n",
@@ -280,6 +304,26 @@ void write_errors(json::writer& w, const summary& s) {
   w.end_object();
 }
 
+// CPU figures of a group of processes (the servers, or the aux processes).
+void write_usage(json::writer& w, const process_usage& u, const std::vector<int>& pids,
+                 const std::vector<double>& each, uint64_t ops) {
+  w.key("pids");
+  w.begin_array();
+  for (int pid : pids) w.int64(pid);
+  w.end_array();
+  w.key("cpu_s_each");
+  w.begin_array();
+  for (double c : each) w.float64(c);
+  w.end_array();
+  w.float64_member("cpu_s", u.cpu_s);
+  w.float64_member("cores", u.wall_s > 0 ? u.cpu_s / u.wall_s : 0);
+  w.float64_member("busiest_thread_share", u.busiest_share);
+  w.uint64_member("busy_threads", u.busy_threads);
+  w.boolean_member("saturated", u.busiest_share >= saturated_share);
+  w.float64_member("cpu_us_per_op", ops > 0 ? u.cpu_s * 1e6 / static_cast<double>(ops) : 0);
+  w.float64_member("ops_per_cpu_s", u.cpu_s > 0 ? static_cast<double>(ops) / u.cpu_s : 0);
+}
+
 void write_sides(json::writer& w, const report_input& in, const summary& s) {
   const shard_results& m = s.merged;
   w.key("client");
@@ -298,22 +342,22 @@ void write_sides(json::writer& w, const report_input& in, const summary& s) {
   w.float64_member("other_process_cores", s.other_work);
   w.boolean_member("disturbed", s.machine_measured && s.other_work > other_work_cores_max);
   w.end_object();
+  w.key("aux");
+  if (s.aux_measured) {
+    w.begin_object();
+    write_usage(w, s.aux, in.opts.aux_pids, s.aux_cpu_each, m.ops);
+    w.end_object();
+  } else {
+    w.null();
+  }
   w.key("server");
   if (!s.server_measured) {
     w.null();
     return;
   }
   w.begin_object();
-  w.int64_member("pid", in.opts.server_pid);
-  w.float64_member("cpu_s", s.server.cpu_s);
-  w.float64_member("cores", s.server.wall_s > 0 ? s.server.cpu_s / s.server.wall_s : 0);
-  w.float64_member("busiest_thread_share", s.server.busiest_share);
-  w.uint64_member("busy_threads", s.server.busy_threads);
-  w.boolean_member("saturated", s.server.busiest_share >= saturated_share);
-  w.float64_member("cpu_us_per_op",
-                   m.ops > 0 ? s.server.cpu_s * 1e6 / static_cast<double>(m.ops) : 0);
-  w.float64_member("ops_per_cpu_s",
-                   s.server.cpu_s > 0 ? static_cast<double>(m.ops) / s.server.cpu_s : 0);
+  w.int64_member("pid", in.opts.server_pids.front());
+  write_usage(w, s.server, in.opts.server_pids, s.server_cpu_each, m.ops);
   w.uint64_member("rss_before_bytes", in.watch.server_rss_before);
   w.uint64_member("rss_after_bytes", s.rss_after);
   w.float64_member("rss_per_connection_bytes", s.rss_per_connection);
@@ -329,6 +373,10 @@ bool write_json(const report_input& in, const summary& s) {
   w.string_member("mode", o.mode);
   w.string_member("unit", in.mode.unit);
   w.string_member("target", o.target);
+  w.key("targets");
+  w.begin_array();
+  for (const std::string& t : o.targets) w.string(t);
+  w.end_array();
   w.uint64_member("connections", o.connections);
   w.uint64_member("threads", o.threads);
   w.float64_member("duration_s", o.duration_s);
@@ -344,6 +392,8 @@ bool write_json(const report_input& in, const summary& s) {
     w.float64_member("rate", o.rate);
     w.uint64_member("window", o.window);
     w.string_member("topic", o.topic);
+    w.string_member("pub_target", o.pub_target_address.text);
+    w.boolean_member("sparse_seq", o.sparse_seq);
     w.uint64_member("published", m.published);
     w.uint64_member("publish_acked", m.publish_acked);
     w.uint64_member("publish_lag_max_ns", m.publish_lag_max_ns);

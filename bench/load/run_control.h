@@ -63,13 +63,16 @@ class run_control {
     delivered_[t].value.store(n, std::memory_order_relaxed);
   }
   uint64_t delivered_total() const;
-  // fanout: the sequence number of the last publication, once the publisher knows it.
-  void set_final_seq(uint64_t seq) {
+  // fanout: the sequence number of the last publication, and how many were acknowledged, once
+  // the publisher knows them.
+  void set_final_seq(uint64_t seq, uint64_t count) {
     final_seq_.store(seq, std::memory_order_relaxed);
+    final_count_.store(count, std::memory_order_relaxed);
     final_known_.store(true, std::memory_order_release);
   }
   bool final_seq_known() const { return final_known_.load(std::memory_order_acquire); }
   uint64_t final_seq() const { return final_seq_.load(std::memory_order_relaxed); }
+  uint64_t final_count() const { return final_count_.load(std::memory_order_relaxed); }
 
  private:
   struct alignas(64) padded_counter {
@@ -91,6 +94,7 @@ class run_control {
   std::string abort_reason_;  // written by thread 0 before `aborted` is published
   std::unique_ptr<padded_counter[]> delivered_;
   std::atomic<uint64_t> final_seq_{0};
+  std::atomic<uint64_t> final_count_{0};
   std::atomic<bool> final_known_{false};
 };
 

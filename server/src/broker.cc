@@ -7,64 +7,22 @@
 #include "server/generation.h"
 #include "server/shard.h"
 
+#include "broker_cluster.h"
+#include "broker_internal.h"
+
 namespace rc::server {
 
-// The engine side of a message being processed. It never pauses the engine (the log takes
-// everything; slow watchers are dropped, not waited for).
-struct broker::worker final : public engine_sink, public engine_ticket {
-  worker(broker& b, message& m) : broker_(b), message_(m) {}
-  bool on_event(const engine_event& e) override;
-  void on_admitted() override;
-  void on_shed(uint64_t waited_ms) override;
 
-  broker& broker_;
-  message& message_;
-  std::shared_ptr<engine> engine_ref;  // before `stream`: a reload must not free it under the stream
-  std::unique_ptr<engine_stream> stream;
-  bool holds_slot = false;
-  bool in_callback = false;
-};
-
-struct broker::message {
-  std::string id;
-  std::string user_id;
-  generation_request generation;
-  enum class state : uint8_t { queued, processing, finished } st = state::queued;
-  std::vector<broker_event> log;
-  uint64_t log_bytes = 0;
-  uint64_t first_seq = 1;  // seq of log[0] (after trimming)
-  uint64_t next_seq = 1;
-  std::vector<bool> watcher_shards;
-  uint64_t enqueued_ms = 0;
-  uint64_t position = 0;  // last position reported in a queued event
-  std::string text;
-  std::unique_ptr<worker> work;
-  timer deadline;
-  timer retention;
-};
-
-struct broker::user_queue {
-  std::deque<message*> waiting;
-  message* active = nullptr;
-  bool in_ready_list = false;
-};
-
-namespace {
-
-uint64_t fnv1a(std::string_view s) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  }
-  return h;
+broker::broker(shard_server& shard) : shard_(shard) {
+  if (cluster* c = shard.cluster_link()) attach_cluster(*c);
 }
 
-}  // namespace
-
-broker::broker(shard_server& shard) : shard_(shard) {}
+void broker::attach_cluster(cluster& c) {
+  if (!cluster_) cluster_ = std::make_unique<broker_cluster>(*this, c);
+}
 
 broker::~broker() {
+  cluster_.reset();  // first: it stops consumers and subscriptions that reach the messages
   // Workers hold engine streams and scheduler slots; end them before the shard goes.
   for (auto& [id, m] : messages_) {
     if (m->work) {
@@ -75,7 +33,9 @@ broker::~broker() {
 }
 
 unsigned broker::home_of_user(std::string_view user_id) const {
-  return static_cast<unsigned>(fnv1a(user_id) % shard_.shard_count());
+  // Cluster mode: a partition's users share its shard (the lease's work happens there).
+  if (cluster_) return cluster_->partition_of(user_id) % shard_.shard_count();
+  return static_cast<unsigned>(broker_fnv1a(user_id) % shard_.shard_count());
 }
 
 // ---- enqueue ----
@@ -85,34 +45,64 @@ void broker::enqueue(broker_request&& req, unique_function<void(enqueue_result&&
   unsigned home = home_of_user(req.user_id);
   shard_.loop().post(home, [origin, req = std::move(req), done = std::move(done)]() mutable {
     shard_server& h = *shard_server::current();
-    enqueue_result res = h.broker_queue().home_enqueue(std::move(req));
-    h.loop().post(
-        origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
+    auto reply = [origin, done = std::move(done)](enqueue_result&& res) mutable {
+      auto back = [done = std::move(done), res = std::move(res)]() mutable {
+        done(std::move(res));
+      };
+      shard_server::current()->loop().post(origin, std::move(back));
+    };
+    if (broker_cluster* bc = h.broker_queue().cluster_side()) {
+      bc->enqueue(std::move(req), std::move(reply));  // stored in JetStream first
+      return;
+    }
+    reply(h.broker_queue().home_enqueue(std::move(req)));
   });
 }
 
-broker::enqueue_result broker::home_enqueue(broker_request&& req) {
-  enqueue_result res;
+std::optional<broker::enqueue_result> broker::refuse_full(const std::string& user_id,
+                                                          uint64_t extra) {
   const auto& cfg = shard_.config();
-  user_queue& u = users_[req.user_id];
-  if (waiting_ >= shard_.share_of(cfg.broker_queue_max) || u.waiting.size() >= cfg.user_queue_max) {
-    bool user_full = u.waiting.size() >= cfg.user_queue_max;
-    if (!u.active && u.waiting.empty()) users_.erase(req.user_id);
-    ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::queue_full)];
-    openai::api_error e = openai::overloaded();
-    e.code = "queue_full";
-    e.message = user_full ? "This user's queue is full; retry later"
-                          : "The broker queue is full; retry later";
-    res.error = std::move(e);
-    res.retry_after_ms = 1000;
-    return res;
+  auto it = users_.find(user_id);
+  uint64_t user_waiting = (it == users_.end() ? 0 : it->second.waiting.size()) + extra;
+  bool user_full = user_waiting >= cfg.user_queue_max;
+  if (!user_full && waiting_ + extra < shard_.share_of(cfg.broker_queue_max)) return std::nullopt;
+  ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::queue_full)];
+  enqueue_result res;
+  openai::api_error e = openai::overloaded();
+  e.code = "queue_full";
+  e.message = user_full ? "This user's queue is full; retry later"
+                        : "The broker queue is full; retry later";
+  res.error = std::move(e);
+  res.retry_after_ms = 1000;
+  return res;
+}
+
+broker::enqueue_result broker::home_enqueue(broker_request&& req) {
+  if (auto refused = refuse_full(req.user_id, 0)) return std::move(*refused);
+  accepted a;
+  a.id = mint_id(shard_, "msg_");
+  return accept(std::move(req), std::move(a));
+}
+
+broker::enqueue_result broker::accept(broker_request&& req, accepted&& a) {
+  enqueue_result res;
+  if (auto old = messages_.find(a.id); old != messages_.end()) {
+    // Cluster mode: this node let the message go earlier and now takes it over again.
+    RC_ASSERT(old->second->st == message::state::finished);
+    shard_.loop().cancel_timer(old->second->retention);
+    messages_.erase(old);
   }
+  user_queue& u = users_[req.user_id];
   auto m = std::make_unique<message>();
-  m->id = mint_id(shard_, "msg_");
+  m->id = std::move(a.id);
   m->user_id = req.user_id;
   m->generation = std::move(req.generation);
   m->watcher_shards.assign(shard_.shard_count(), false);
   m->enqueued_ms = shard_.loop().now_ms();
+  m->partition = a.partition;
+  m->work_seq = a.work_seq;
+  m->next_seq = m->first_seq = m->held_from_seq = a.next_seq;
+  m->attempts = a.attempts;
   message& msg = *m;
   msg.deadline.set_callback(
       [](timer&, void* p) {
@@ -196,10 +186,13 @@ void broker::start_processing(message& m) {
   ++shard_.metrics().broker_processing;
   shard_.metrics().broker_wait.observe_us((shard_.loop().now_ms() - m.enqueued_ms) * 1000);
   m.st = message::state::processing;
+  ++m.attempts;
   byte_buffer j;
   json::writer w(j);
   w.begin_object();
   w.string_member("message_id", m.id);
+  // Cluster mode: a message taken over mid-processing starts again (broker_cluster.h).
+  if (m.attempts > 1) w.uint64_member("attempt", m.attempts);
   w.end_object();
   append(m, "processing", std::string(j.view()), false);
   position_updates(users_[m.user_id]);
@@ -397,70 +390,6 @@ void broker::position_updates(user_queue& u) {
 
 void broker::forget(const std::string& message_id) {
   messages_.erase(message_id);
-}
-
-// ---- the log ----
-
-void broker::append(message& m, std::string_view type, std::string json, bool terminal) {
-  broker_event e;
-  e.seq = m.next_seq++;
-  e.terminal = terminal;
-  std::string seq = std::to_string(e.seq);
-  // WebSocket events carry the SSE id as event_id (`id` is the request's), for last_event_id.
-  byte_buffer tail;
-  tail.append("\"event\":");
-  json::write_string(tail, type);
-  tail.append(",\"event_id\":\"");
-  tail.append(seq);
-  tail.append("\",\"data\":");
-  tail.append(json);
-  e.encode(seq, type, json, tail.view());
-
-  for (unsigned s = 0; s < m.watcher_shards.size(); ++s) {
-    if (!m.watcher_shards[s]) continue;
-    shard_.loop().post(s,
-                       [id = m.id, e] { shard_server::current()->broker_queue().on_event(id, e); });
-  }
-  m.log_bytes += e.bytes();
-  m.log.push_back(std::move(e));
-  // Bounded: past the limit, the oldest progress events go (the final event has the output).
-  if (m.log.size() > shard_.config().broker_log_events_max) {
-    for (auto it = m.log.begin(); it != m.log.end(); ++it) {
-      if (!it->terminal && it->seq > m.first_seq) {
-        m.log_bytes -= it->bytes();
-        m.log.erase(it);
-        break;
-      }
-    }
-  }
-}
-
-// ---- watch requests at the home ----
-
-broker::catch_up broker::home_watch(unsigned shard, const std::string& user_id,
-                                    const std::string& message_id, uint64_t after_seq) {
-  catch_up c;
-  auto it = messages_.find(message_id);
-  if (it == messages_.end() || it->second->user_id != user_id) return c;
-  message& m = *it->second;
-  c.found = true;
-  c.seq = m.next_seq - 1;
-  for (const broker_event& e : m.log)
-    if (e.seq > after_seq) c.events.push_back(e);
-  if (m.st != message::state::finished) m.watcher_shards[shard] = true;
-  return c;
-}
-
-broker::catch_up broker::home_rewatch(unsigned shard, const std::string& message_id,
-                                      uint64_t after_seq) {
-  auto it = messages_.find(message_id);
-  if (it == messages_.end()) return {};
-  return home_watch(shard, it->second->user_id, message_id, after_seq);
-}
-
-void broker::home_unwatch(unsigned shard, const std::string& message_id) {
-  auto it = messages_.find(message_id);
-  if (it != messages_.end()) it->second->watcher_shards[shard] = false;
 }
 
 }  // namespace rc::server

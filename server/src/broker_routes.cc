@@ -6,6 +6,7 @@
 #include "proto/openai_errors.h"
 #include "server/authentication.h"
 #include "server/broker.h"
+#include "server/cluster.h"
 #include "server/connection.h"
 #include "server/handlers.h"
 #include "server/openai_api.h"
@@ -17,6 +18,8 @@ namespace rc::server {
 namespace {
 
 constexpr size_t user_id_bytes_max = 256;
+
+}  // namespace
 
 std::optional<openai::api_error> parse_broker_request(shard_server& shard, const json::value& root,
                                                       broker_request& out) {
@@ -100,6 +103,8 @@ std::optional<openai::api_error> parse_broker_request(shard_server& shard, const
   return std::nullopt;
 }
 
+namespace {
+
 // Broker errors always carry a machine-readable code (OpenAI's validation errors have none).
 void respond_broker_error(connection& c, openai::api_error err, std::string_view code) {
   if (!err.code) err.code = std::string(code);
@@ -110,6 +115,21 @@ uint64_t parse_last_event_id(std::string_view v) {
   uint64_t n = 0;
   auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
   return ec == std::errc() && p == v.data() + v.size() ? n : 0;
+}
+
+// Cluster mode: the partition's owner (or NATS) could not be asked.
+openai::api_error broker_unavailable() {
+  openai::api_error e;
+  e.status = 503;
+  e.type = "server_error";
+  e.code = "broker_unavailable";
+  e.message = "The broker cannot reach the node working this user's messages; retry later";
+  return e;
+}
+
+uint64_t broker_retry_after_ms(shard_server& shard) {
+  cluster* c = shard.cluster_link();
+  return c ? std::max<uint64_t>(1000, c->retry_after_ms()) : 1000;
 }
 
 }  // namespace
@@ -128,6 +148,8 @@ handler_result handle_broker_message(request_context& ctx) {
     return handler_result::done;
   }
   req.deadline_ms = generation_deadline_ms(ctx.shard, ctx.req.find("x-ringcast-timeout-ms"));
+  // Cluster mode stores the request as the client sent it.
+  if (ctx.shard.cluster_link()) req.body.assign(ctx.body.data(), ctx.body.size());
   uint64_t conn_id = ctx.conn.id();
   ctx.shard.broker_queue().enqueue(std::move(req), [conn_id](broker::enqueue_result&& res) {
     connection* c = shard_server::current()->live_connection(conn_id);
@@ -172,11 +194,14 @@ handler_result handle_broker_stream(request_context& ctx) {
   std::string id = *message;
   ctx.shard.broker_queue().watch(
       ctx.conn, std::move(*user), std::move(*message), subscriber_kind::sse, after, {},
-      [conn_id, id](bool found) {
-        connection* c = shard_server::current()->live_connection(conn_id);
+      [conn_id, id](broker::watch_answer answer) {
+        shard_server& shard = *shard_server::current();
+        connection* c = shard.live_connection(conn_id);
         if (!c) return;
-        if (found) {
+        if (answer == broker::watch_answer::found) {
           c->begin_sse();
+        } else if (answer == broker::watch_answer::unavailable) {
+          respond_api_error(*c, broker_unavailable(), broker_retry_after_ms(shard));
         } else {
           c->respond_error(404, "No message '" + id + "' for this user (it may have expired)",
                            "invalid_request_error", "message_id", "message_not_found");
@@ -224,11 +249,15 @@ uint64_t start_message_stream_ws(ws_endpoint& ws, std::string_view request_id,
   std::string id(request_id), mid(message.get_string());
   return ws.shard().broker_queue().watch(
       ws.conn(), std::string(user.get_string()), mid, subscriber_kind::ws, after, id,
-      [conn_id, id, mid](bool found) {
+      [conn_id, id, mid](broker::watch_answer answer) {
         connection* c = shard_server::current()->live_connection(conn_id);
-        if (!found && c && c->websocket()) {
+        if (!c || !c->websocket()) return;
+        if (answer == broker::watch_answer::not_found) {
           broker_ws_handler::send_error(*c->websocket(), id, "message_not_found",
                                         "No message '" + mid + "' for this user");
+        } else if (answer == broker::watch_answer::unavailable) {
+          broker_ws_handler::send_error(*c->websocket(), id, "broker_unavailable",
+                                        broker_unavailable().message);
         }
       });
 }
@@ -247,6 +276,11 @@ handler_result handle_broker_message_cancel(request_context& ctx) {
         connection* c = shard_server::current()->live_connection(conn_id);
         if (!c) return;
         using outcome_t = broker::cancel_outcome;
+        if (outcome == outcome_t::unavailable) {
+          respond_api_error(*c, broker_unavailable(),
+                            broker_retry_after_ms(*shard_server::current()));
+          return;
+        }
         if (outcome == outcome_t::not_found) {
           c->respond_error(404, "No message '" + id + "' for this user (it may have expired)",
                            "invalid_request_error", "message_id", "message_not_found");

@@ -207,13 +207,22 @@ void cluster::ensure_stores() {
 void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
   const cluster_stores& stores = run->stores;
   if (run->next < stores.streams.size()) {
-    js_->ensure_stream(stores.streams[run->next], [this, run](js_stream_info&& info) {
+    js_stream_config config = stores.streams[run->next];
+    // A topic stream carries its epoch in its description, drawn by whoever creates it: every
+    // server answers the same (the `created` time differs between replicas) and a stream created
+    // again (storage lost) gets a new one.
+    if (run->next < run->topic_classes) {
+      char token[16];
+      shard_.make_token(token);
+      config.description = std::string(epoch_description_prefix) + std::string(token, 8);
+    }
+    js_->ensure_stream(config, [this, run](js_stream_info&& info) {
       if (stopping_ || run->generation != ensure_generation_) return;
       if (!info.err.ok()) {
         ensure_done(run, info.err, run->stores.streams[run->next].name);
         return;
       }
-      if (run->next < run->topic_classes) run->epochs.push_back(stream_epoch(info.created_ns));
+      if (run->next < run->topic_classes) run->epochs.push_back(stream_epoch(info));
       ++run->next;
       ensure_step(run);
     });

@@ -1,6 +1,7 @@
 // The streams and buckets the cluster ensures (cluster.h): ONE list, built from the
 // configuration, that every part extends here. Shard 0 creates or updates each entry whenever its
 // NATS connection is (re)established; every node computes the same list from the same settings.
+#include <algorithm>
 #include <cstdio>
 
 #include "server/cluster.h"
@@ -61,6 +62,20 @@ std::string stream_epoch(uint64_t created_ns) {
   char out[9];
   std::snprintf(out, sizeof out, "%08x", static_cast<uint32_t>(h ^ (h >> 32)));
   return std::string(out, 8);
+}
+
+std::string stream_epoch(const js_stream_info& info) {
+  std::string_view d = info.description;
+  if (d.starts_with(epoch_description_prefix)) {
+    std::string_view e = d.substr(epoch_description_prefix.size());
+    bool hex = e.size() == 8 && std::all_of(e.begin(), e.end(), [](char c) {
+                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+               });
+    if (hex) return std::string(e);
+  }
+  // A stream made without one (by hand, or by an older ringcast): its creation time, which is
+  // stable only while its leader does not change.
+  return stream_epoch(info.created_ns);
 }
 
 }  // namespace rc::server

@@ -82,24 +82,40 @@ Result parse_reply(const nats_reply& r, Parse parse) {
 
 void jetstream::ensure_stream(const js_stream_config& c,
                               unique_function<void(js_stream_info&&)> done) {
-  std::string body = js_wire::stream_config_json(c);
   std::string name = c.name;
-  api_request("STREAM.CREATE." + name, body,
-              [this, name, body, done = std::move(done)](nats_reply&& r) mutable {
+  api_request("STREAM.CREATE." + name, js_wire::stream_config_json(c),
+              [this, c, name, done = std::move(done)](nats_reply&& r) mutable {
                 js_stream_info info = parse_reply<js_stream_info>(r, js_wire::parse_stream_info);
                 if (info.err.err_code != js_err_stream_name_in_use) {
                   if (!info.err.ok()) ++stats_.api_errors;
                   done(std::move(info));
                   return;
                 }
-                // It exists with another configuration: bring it to this one.
-                api_request("STREAM.UPDATE." + name, body,
-                            [this, done = std::move(done)](nats_reply&& updated) mutable {
-                              js_stream_info now =
-                                  parse_reply<js_stream_info>(updated, js_wire::parse_stream_info);
-                              if (!now.err.ok()) ++stats_.api_errors;
-                              done(std::move(now));
+                // It exists with another configuration: bring it to this one, keeping the
+                // description it has (the first creator's wins; see js_stream_config).
+                api_request("STREAM.INFO." + name, {},
+                            [this, c = std::move(c), name,
+                             done = std::move(done)](nats_reply&& got) mutable {
+                              js_stream_info existing =
+                                  parse_reply<js_stream_info>(got, js_wire::parse_stream_info);
+                              if (!existing.err.ok()) {
+                                ++stats_.api_errors;
+                                done(std::move(existing));
+                                return;
+                              }
+                              if (!existing.description.empty()) c.description = existing.description;
+                              update_stream(c, std::move(done));
                             });
+              });
+}
+
+void jetstream::update_stream(const js_stream_config& c,
+                              unique_function<void(js_stream_info&&)> done) {
+  api_request("STREAM.UPDATE." + c.name, js_wire::stream_config_json(c),
+              [this, done = std::move(done)](nats_reply&& updated) mutable {
+                js_stream_info now = parse_reply<js_stream_info>(updated, js_wire::parse_stream_info);
+                if (!now.err.ok()) ++stats_.api_errors;
+                done(std::move(now));
               });
 }
 

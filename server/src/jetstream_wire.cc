@@ -70,6 +70,7 @@ std::string stream_config_json(const js_stream_config& c) {
   json::writer w(b);
   w.begin_object();
   w.string_member("name", c.name);
+  if (!c.description.empty()) w.string_member("description", c.description);
   w.key("subjects");
   w.begin_array();
   for (const std::string& s : c.subjects) w.string(s);
@@ -105,6 +106,8 @@ js_stream_info parse_stream_info(std::string_view text) {
     return info;
   }
   info.created_ns = *created;
+  if (json::value config = root.find("config"); config && config.is_object())
+    info.description = std::string(string_of(config.find("description")));
   info.first_seq = u64_of(state.find("first_seq"));
   info.last_seq = u64_of(state.find("last_seq"));
   info.messages = u64_of(state.find("messages"));

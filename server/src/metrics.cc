@@ -87,6 +87,7 @@ void shard_metrics::merge(const shard_metrics& o) {
   engine_running += o.engine_running;
   engine_waiting += o.engine_waiting;
   broker_processing += o.broker_processing;
+  broker_partitions += o.broker_partitions;
   active_users += o.active_users;
   broker_enqueued += o.broker_enqueued;
   broker_wait.merge(o.broker_wait);
@@ -358,6 +359,8 @@ void render_admission(prom_writer& w, const std::vector<shard_metrics>& shards) 
           [](const shard_metrics& m) { return double(m.queue_depth); });
   w.gauge("ringcast_broker_processing", "Broker messages being processed.",
           [](const shard_metrics& m) { return double(m.broker_processing); });
+  w.gauge("ringcast_broker_partitions", "Broker partitions this node works (cluster mode).",
+          [](const shard_metrics& m) { return double(m.broker_partitions); });
   w.gauge("ringcast_broker_active_users", "Users with messages waiting or processing.",
           [](const shard_metrics& m) { return double(m.active_users); });
   w.counter("ringcast_broker_enqueued_total", "Broker messages accepted.",

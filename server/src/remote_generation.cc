@@ -1,5 +1,6 @@
 // Engine work run on another shard: remote streams, forwarders, embeddings (remote_generation.h).
 #include "server/remote_generation.h"
+#include "server/remote_node.h"
 
 #include <deque>
 #include <unordered_map>
@@ -356,6 +357,7 @@ void embed_on_shard(shard_server& self, unsigned home, remote_embed start,
 }
 
 void release_remote_generations() {
+  release_node_generations();  // remote_node.h: node-routed streams (cluster mode)
   // Destroying a forwarder's stream may use the tables again (a fresh set, released here too).
   for (int round = 0; round < 8 && t_tables; ++round) {
     std::unique_ptr<tables> tb = std::move(t_tables);

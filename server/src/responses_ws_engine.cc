@@ -6,6 +6,7 @@
 
 #include "proto/json_reader.h"
 #include "server/generation.h"
+#include "server/remote_node.h"
 #include "server/responses_ws_events.h"
 #include "server/responses_ws_internal.h"
 #include "server/session_store.h"
@@ -61,6 +62,8 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
   ~ws_run() override {
     engine_.shard().loop().cancel_timer(kick_);
     engine_.shard().loop().cancel_timer(silence_);
+    // A socket closed while its reading is paused never finishes closing: resume it first.
+    if (upstream_paused_ && session_ && session_->conn) session_->conn->resume();
     if (!finished_) fail_session();
   }
 
@@ -205,6 +208,7 @@ class ws_run final : public engine_stream, public ws_upstream_handler {
     session_->conn->resume();
     session_->store = &engine_.store();
     session_->key = new_key_;
+    note_session_owner(engine_.shard(), new_key_);  // cluster mode: other nodes route here
     engine_.store().put(held_key_, new_key_, std::move(session_));
     held_key_.clear();
   }
@@ -361,24 +365,6 @@ std::unique_ptr<engine_stream> ws_engine::run_here(const generation_request& req
       break;
   }
   return run;
-}
-
-std::unique_ptr<engine_stream> ws_engine::generate(const generation_request& req,
-                                                   engine_sink& sink) {
-  const std::string& previous = req.original.previous_response_id;
-  bool follow_up = options_.stateful && req.original.api == api_kind::responses &&
-                   !req.original.response_id.empty() && !previous.empty();
-  if (follow_up) {
-    int home = shard_of_id(previous, "resp_", shard_.shard_count());
-    if (home < 0) {
-      auto run = std::make_unique<ws_run>(*this, req, sink);
-      run->start(req, nullptr, {}, not_found(previous));
-      return run;
-    }
-    if (static_cast<unsigned>(home) != shard_.id())
-      return start_remote(shard_, options_.name, static_cast<unsigned>(home), req, sink);
-  }
-  return run_here(req, sink);
 }
 
 owned_event ws_engine::not_found(const std::string& id) const {

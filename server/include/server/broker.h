@@ -24,6 +24,12 @@
 // ignores live events until its catch-up has arrived, and anything at or below what it already
 // delivered. An SSE stream ends after the final event.
 //
+// Cluster mode (--nats, docs/cluster.md; broker_cluster.h): users are split into partitions
+// (fnv1a(user) % broker_partitions), each worked by the one node holding its lease; on every node
+// partition k lives on shard k % shards. An accepted message is stored in JetStream (RC_BROKER)
+// before the 202, its events in RC_BROKER_LOG; a node taking a partition over re-queues what is
+// left. Watching and cancelling work from any node.
+//
 // Thread-safety: one broker per shard; shards talk by message.
 #pragma once
 
@@ -47,6 +53,8 @@
 
 namespace rc::server {
 
+class broker_cluster;
+class cluster;
 class connection;
 class shard_server;
 class broker;
@@ -71,6 +79,7 @@ class broker_watch final : public stream_producer, public list_node<watch_tag> {
 
  private:
   friend class broker;
+  friend class broker_cluster;
   bool deliver(const broker_event& e);
   // The final event went out: end the stream.
   void finish();
@@ -81,8 +90,10 @@ class broker_watch final : public stream_producer, public list_node<watch_tag> {
   subscriber_kind kind_;
   uint64_t id_;
   std::string request_id_;
+  std::string user_id_;
   shared_buffer ws_prefix_;
   uint64_t last_seq_ = 0;
+  uint64_t remote_ = 0;  // cluster mode: the ordered consumer reading the message's stored log
   bool live_ = false;
 };
 
@@ -91,7 +102,12 @@ struct broker_request {
   std::string text;  // the message
   generation_request generation;
   uint64_t deadline_ms = 0;  // 0: none
+  std::string body;          // the request as the client sent it (cluster mode stores it)
 };
+
+// Reads a POST /api/v1/message body into `out` (broker_routes.cc): the error to answer, if any.
+std::optional<openai::api_error> parse_broker_request(shard_server& shard, const json::value& root,
+                                                      broker_request& out);
 
 class broker {
  public:
@@ -113,10 +129,13 @@ class broker {
 
   // Watches a message from any shard. `after_seq`: the client's Last-Event-ID (0: from the
   // start). `ready(found)` runs on this shard once the home answered, before any event is
-  // delivered; when found is false the watch is already gone (404). The returned id identifies
-  // the watch for cancel_watch (it may end on its own before that).
+  // delivered; unless found, the watch is already gone (404, or 503 when the cluster cannot be
+  // asked). The returned id identifies the watch for cancel_watch (it may end on its own before
+  // that).
+  enum class watch_answer : uint8_t { found, not_found, unavailable };
   uint64_t watch(connection& c, std::string user_id, std::string message_id, subscriber_kind kind,
-                 uint64_t after_seq, std::string request_id, unique_function<void(bool)> ready);
+                 uint64_t after_seq, std::string request_id,
+                 unique_function<void(watch_answer)> ready);
   // Ends a watch on this shard; false if it had already ended.
   bool cancel_watch(uint64_t watch_id);
   bool watching(uint64_t watch_id) const { return watches_.count(watch_id) != 0; }
@@ -128,7 +147,8 @@ class broker {
     cancelled_queued,
     cancelled_processing,
     finished,   // it had already ended (done or error): nothing to cancel
-    not_found,  // unknown, expired, or another user's
+    not_found,    // unknown, expired, or another user's
+    unavailable,  // cluster mode: the partition's owner could not be asked (503)
   };
   void cancel(std::string user_id, std::string message_id,
               unique_function<void(cancel_outcome)> done);
@@ -136,8 +156,15 @@ class broker {
   // Messages waiting on this shard (for health and metrics).
   uint64_t waiting() const { return waiting_; }
 
+  // Cluster mode: the shard calls it once its cluster exists (before the loop runs); the
+  // constructor does when shard_server::cluster_link() is already set. Idempotent.
+  void attach_cluster(cluster& c);
+  // Cluster mode only (nullptr otherwise).
+  broker_cluster* cluster_side() { return cluster_.get(); }
+
  private:
   friend class broker_watch;
+  friend class broker_cluster;
   struct message;
   struct user_queue;
   struct worker;
@@ -145,10 +172,23 @@ class broker {
     bool found = false;
     std::vector<broker_event> events;  // after the watcher's after_seq
     uint64_t seq = 0;                  // the log's last seq when the home answered
+    bool stored = false;  // cluster mode: not here (or not all of it): read the stored log
   };
 
   // Home side.
   enqueue_result home_enqueue(broker_request&& req);
+  // The queue-full refusal for `user_id` (`extra`: messages accepted but not yet queued), if any.
+  std::optional<enqueue_result> refuse_full(const std::string& user_id, uint64_t extra);
+  // Queues an accepted message (capacity already checked). Cluster mode passes the stored work
+  // item: its partition, stream sequence, and where its log continues.
+  struct accepted {
+    std::string id;
+    int32_t partition = -1;  // -1: single node
+    uint64_t work_seq = 0;
+    uint64_t next_seq = 1;
+    uint32_t attempts = 0;
+  };
+  enqueue_result accept(broker_request&& req, accepted&& a);
   void try_start(const std::string& user_id);
   void start_processing(message& m);
   void append(message& m, std::string_view type, std::string json, bool terminal);
@@ -171,6 +211,8 @@ class broker {
 
   // Watcher side.
   void on_catch_up(uint64_t watch_id, catch_up&& c);
+  // The home shard of a message: from its id, or (cluster mode) from its user's partition.
+  int home_of(std::string_view user_id, std::string_view message_id) const;
   void on_event(const std::string& message_id, const broker_event& e);
   void remove(broker_watch& w);
 
@@ -185,11 +227,14 @@ class broker {
     intrusive_list<broker_watch, watch_tag> list;
     size_t count = 0;
     bool delivering = false;
+    int home = -1;  // the message's home shard (-1: not a message id of ours)
   };
   std::unordered_map<std::string, local_watchers> watching_;  // message id -> watchers here
   std::unordered_map<uint64_t, broker_watch*> watches_;
-  std::unordered_map<uint64_t, unique_function<void(bool)>> pending_ready_;
+  std::unordered_map<uint64_t, unique_function<void(watch_answer)>> pending_ready_;
   uint64_t next_watch_id_ = 1;
+  // Last: its destructor stops consumers and subscriptions that call into the members above.
+  std::unique_ptr<broker_cluster> cluster_;
 };
 
 }  // namespace rc::server

@@ -65,8 +65,13 @@ inline constexpr std::string_view broker_log_stream = "RC_BROKER_LOG";   // rc.b
 inline constexpr std::string_view owners_bucket = "rc_owners";
 inline constexpr std::string_view responses_bucket = "rc_responses";
 
-// The epoch of a topic stream: 8 hex digits of a hash of its creation time (STREAM.INFO
-// "created", nanoseconds), the same on every node, different after the stream is recreated.
+// The epoch of a topic stream: 8 random hex digits drawn by the node that creates the stream and
+// kept in its description ("ringcast epoch <hex>"), so every node reads the same one and a stream
+// created again (its storage lost) has a new one. (The stream's `created` time cannot serve: each
+// replica records its own.) A stream without such a description falls back on a hash of
+// `created`, the 8 hex digits of stream_epoch(created_ns).
+inline constexpr std::string_view epoch_description_prefix = "ringcast epoch ";
+std::string stream_epoch(const js_stream_info& info);
 std::string stream_epoch(uint64_t created_ns);
 
 class cluster {

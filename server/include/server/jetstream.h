@@ -84,11 +84,18 @@ struct js_stream_config {
   bool deny_delete = false;
   std::string discard = "old";      // old | new
   int64_t duplicate_window_ms = 0;  // 0: the server's default (2 min, or max_age if shorter)
+  // Free text kept in the stream's configuration (replicated: every server answers the same).
+  // ensure_stream never replaces the description of a stream that already has one, so the first
+  // creator's value wins a creation race (the cluster keeps each topic stream's epoch there).
+  std::string description;
 };
 
 struct js_stream_info {
   js_error err;
-  uint64_t created_ns = 0;  // the stream's creation time (ns since the Unix epoch), stable
+  // The stream's creation time (ns since the Unix epoch) as the answering server knows it: in a
+  // cluster each replica records its own, so it changes with the stream's leader.
+  uint64_t created_ns = 0;
+  std::string description;  // config.description ("" when none)
   uint64_t first_seq = 0, last_seq = 0, messages = 0;
 };
 
@@ -149,7 +156,8 @@ class jetstream {
   // own callbacks or handlers (defer the destruction to a later turn); checked.
   ~jetstream();
 
-  // Creates the stream, or updates it when its configuration differs.
+  // Creates the stream, or updates it when its configuration differs (an existing description is
+  // kept).
   void ensure_stream(const js_stream_config& c, unique_function<void(js_stream_info&&)> done);
   void stream_info(std::string_view stream, unique_function<void(js_stream_info&&)> done);
 
@@ -215,6 +223,7 @@ class jetstream {
   nats_client& nats() { return nc_; }
 
  private:
+  void update_stream(const js_stream_config& c, unique_function<void(js_stream_info&&)> done);
   struct ordered;
   struct keys_walk;
 

@@ -105,6 +105,7 @@ struct shard_metrics {
   // Broker.
   int64_t queue_depth = 0;           // broker messages waiting to be processed (gauge)
   int64_t broker_processing = 0;     // broker messages being processed (gauge)
+  int64_t broker_partitions = 0;     // cluster mode: broker partitions this shard works (gauge)
   int64_t active_users = 0;          // users with messages waiting or processing (gauge)
   uint64_t broker_enqueued = 0;
   latency_histogram broker_wait;     // enqueue to processing

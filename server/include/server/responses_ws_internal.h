@@ -42,6 +42,9 @@ class ws_engine final : public engine {
   void invoke_tool(std::string_view name, std::string_view arguments_json,
                    unique_function<void(tool_result&&)> done) override;
 
+  // Runs `req` on this node: on this shard, or on the shard holding its session (generate without
+  // the cluster's node routing, remote_node.h).
+  std::unique_ptr<engine_stream> generate_here(const generation_request& req, engine_sink& sink);
   // Runs `req` on this shard (its session, if a follow-up, must be here).
   std::unique_ptr<engine_stream> run_here(const generation_request& req, engine_sink& sink);
 

@@ -166,5 +166,18 @@ TEST(ClusterStores, EpochIsStablePerCreationTime) {
   EXPECT_NE(a, stream_epoch(1733356800123456790ULL));
 }
 
+TEST(ClusterStores, EpochComesFromTheDescriptionWhenItHasOne) {
+  js_stream_info info;
+  info.created_ns = 1733356800123456789ULL;
+  info.description = "ringcast epoch 9f00c1de";
+  EXPECT_EQ(stream_epoch(info), "9f00c1de");
+  // Without one (or a malformed one): the hash of the creation time.
+  for (const char* d : {"", "ringcast epoch ", "ringcast epoch 9F00C1DE", "ringcast epoch 9f00c1de0",
+                        "something else"}) {
+    info.description = d;
+    EXPECT_EQ(stream_epoch(info), stream_epoch(info.created_ns)) << d;
+  }
+}
+
 }  // namespace
 }  // namespace rc::server

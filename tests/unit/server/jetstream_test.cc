@@ -60,6 +60,38 @@ TEST(Jetstream, EnsureStreamCreatesThenIsIdempotentThenUpdates) {
   EXPECT_EQ(max_msgs_after, 1000);
 }
 
+// Two creators racing with different descriptions (the cluster's epochs): the first one's stays,
+// and the second is told it, while the rest of its configuration is applied.
+TEST(Jetstream, EnsureStreamKeepsTheFirstCreatorsDescription) {
+  NEEDS_URING();
+  nats_server_process srv(test::js_server());
+  ASSERT_TRUE(srv.start()) << srv.log();
+  js_stream_info first, second, third;
+  run_js(srv, [&](js_test& t) {
+    js_stream_config a = test_stream("S", "s");
+    a.description = "ringcast epoch 0000aaaa";
+    js_stream_config b = a;
+    b.description = "ringcast epoch 0000bbbb";
+    b.max_msgs = 500;
+    t.js.ensure_stream(a, [&, b](js_stream_info&& i) mutable {
+      first = std::move(i);
+      t.js.ensure_stream(b, [&, b](js_stream_info&& i2) mutable {
+        second = std::move(i2);
+        t.js.stream_info("S", [&](js_stream_info&& i3) {
+          third = std::move(i3);
+          t.done();
+        });
+      });
+    });
+  });
+  ASSERT_TRUE(first.err.ok()) << first.err.description;
+  EXPECT_EQ(first.description, "ringcast epoch 0000aaaa");
+  ASSERT_TRUE(second.err.ok()) << second.err.description;
+  EXPECT_EQ(second.description, "ringcast epoch 0000aaaa");
+  ASSERT_TRUE(third.err.ok()) << third.err.description;
+  EXPECT_EQ(third.description, "ringcast epoch 0000aaaa");
+}
+
 TEST(Jetstream, PublishAckAndDeduplication) {
   NEEDS_URING();
   nats_server_process srv(test::js_server());
