@@ -28,6 +28,9 @@ namespace {
 
 // After a failed ensure, shard 0 tries again this much later.
 constexpr uint32_t ensure_retry_ms = 2000;
+// After a successful one, shard 0 ensures again this much later: a stream deleted (or created
+// again by another node) while this node stays connected is noticed and ensured again.
+constexpr uint32_t ensure_verify_ms = 5000;
 
 std::string random_hex8() {
   uint32_t v = 0;
@@ -179,6 +182,12 @@ void cluster::notify_if_changed() {
 void cluster::on_nats_state(nats_state st) {
   bool was = connected_;
   connected_ = st == nats_state::connected;
+  if (was && !connected_) {
+    // The streams may be gone or created again when the connection is back (a NATS server
+    // restarted without its store): not ready until shard 0 has ensured them again.
+    streams_ready_ = false;
+    streams_reason_ = "nats: streams not ready";
+  }
   if (connected_ && !was && shard_.id() == 0) ensure_stores();
   notify_if_changed();
 }
@@ -242,6 +251,7 @@ void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
   if (err.ok()) {
     last_ensure_error_.clear();
     broadcast(true, run->epochs, {});
+    shard_.loop().arm_after_ms(retry_, ensure_verify_ms);
     return;
   }
   std::string reason = "nats: streams not ready: " + std::string(what) + ": " + describe(err);
@@ -275,7 +285,11 @@ void cluster::on_streams_state(bool ready, std::vector<std::string> epochs, std:
   if (stopping_) return;
   streams_ready_ = ready;
   if (ready) {
+    bool changed = !epochs_.empty() && epochs_ != epochs;
     epochs_ = std::move(epochs);
+    // A topic stream created again (its store lost, or deleted and ensured again): the home
+    // topics on this shard still follow the old one.
+    if (changed) shard_.topics().on_epochs_changed();
   } else {
     streams_reason_ = std::move(reason);
   }

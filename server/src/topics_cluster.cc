@@ -3,6 +3,7 @@
 // Resumes from before the home's history are in topics_replay.cc.
 #include <algorithm>
 
+#include "core/log.h"
 #include "server/cluster.h"
 #include "server/jetstream.h"
 #include "server/shard.h"
@@ -247,6 +248,45 @@ void topic_registry::release_cluster() {
     t->history_bytes = 0;
     t->seq = 0;
   }
+}
+
+void topic_registry::on_epochs_changed() {
+  cluster* cl = shard_.cluster_link();
+  if (!cl) return;
+  for (auto& [name, tp] : homes_) {
+    home_topic& t = *tp;
+    if (!t.stream || t.epoch == cl->route_topic(name).epoch) continue;
+    RC_WARN("topics: the stream of topic %s was created again (epoch %s -> %.*s); its subscribers "
+            "start over",
+            name.c_str(), t.epoch.c_str(), static_cast<int>(cl->route_topic(name).epoch.size()),
+            cl->route_topic(name).epoch.data());
+    // Subscribers still waiting for an answer ask again; what they resumed from is gone.
+    std::vector<std::pair<topic_waiter, std::string>> again = std::move(t.stream->waiting);
+    for (auto& [after, r] : t.stream->replays)
+      for (const topic_waiter& w : r->waiters) again.push_back({w, std::string(lost_resume_point)});
+    // Resume points being checked are answered by on_resume_point (the origin is gone).
+    t.stream.reset();
+    t.history.clear();
+    t.history_bytes = 0;
+    t.seq = 0;
+    for (auto& [w, since] : again)
+      if (t.shards[w.shard]) cluster_catch_up(t, w.shard, w.sub_id, std::move(since));
+    // Live subscribers ask again from their old-epoch position: a reset with the new epoch.
+    for (unsigned s = 0; s < t.shards.size(); ++s) {
+      if (!t.shards[s]) continue;
+      shard_.loop().post(s, [name = name] {
+        shard_server::current()->topics().restart_subscribers(name);
+      });
+    }
+  }
+}
+
+void topic_registry::restart_subscribers(const std::string& name) {
+  auto it = locals_.find(name);
+  if (it == locals_.end()) return;
+  it->second->subs.for_each([&](topic_subscription& s) {
+    if (s.live_) request_catch_up(s, s.epoch_ + "-" + std::to_string(s.last_seq_));
+  });
 }
 
 void topic_registry::on_linger_end(const std::string& name) {

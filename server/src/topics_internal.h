@@ -105,6 +105,9 @@ struct topic_registry::topic_stream {
   timer linger;
 };
 
+// A resume point that never parses: the answer to it is a reset from what the home has.
+inline constexpr std::string_view lost_resume_point = "-";
+
 // "<epoch>-<seq>" or "<seq>": the epoch (possibly empty) and the sequence number.
 bool parse_topic_since(std::string_view since, std::string_view& epoch, uint64_t& seq);
 

@@ -52,7 +52,13 @@ void topic_registry::check_resume_point(home_topic& t, unsigned shard, uint64_t 
 void topic_registry::on_resume_point(const stream_origin& o, unsigned shard, uint64_t sub_id,
                                      uint64_t after, const js_stored_msg& m) {
   home_topic* t = find_stream_home(o);
-  if (!t) return;
+  if (!t) {
+    // The stream was created again meanwhile (on_epochs_changed): the point is lost.
+    auto it = homes_.find(o.name);
+    if (it != homes_.end() && it->second->shards[shard])
+      cluster_catch_up(*it->second, shard, sub_id, std::string(lost_resume_point));
+    return;
+  }
   topic_stream& ts = *t->stream;
   --ts.checks;
   if (!m.found && m.err.error != 0) {

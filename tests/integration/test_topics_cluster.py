@@ -79,6 +79,24 @@ class NatsServer:
         self.stop()
         shutil.rmtree(self.store, ignore_errors=True)
 
+    def js_api(self, subject, body=b""):
+        """One JetStream API request over a raw NATS connection; the JSON answer."""
+        import socket
+        with socket.create_connection(("127.0.0.1", self.port), timeout=10) as c, \
+                c.makefile("rb") as f:
+            f.readline()  # INFO
+            c.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+                      b"SUB _INBOX.rctest 1\r\n" +
+                      f"PUB {subject} _INBOX.rctest {len(body)}\r\n".encode() + body +
+                      b"\r\nPING\r\n")
+            while True:
+                line = f.readline()
+                if line.startswith(b"MSG "):
+                    n = int(line.split()[-1])
+                    return json.loads(f.read(n + 2)[:n])
+                if not line or line.startswith(b"-ERR"):
+                    raise AssertionError(f"NATS: {line!r}")
+
     def consumers(self, stream="RC_T0"):
         """Consumers of `stream` (from the monitoring endpoint)."""
         url = f"http://127.0.0.1:{self.monitor_port}/jsz?streams=true&consumers=true"
@@ -418,6 +436,72 @@ class NatsDown(Cluster):
         got = events(live, 2, timeout=30)
         self.assertEqual([e["id"] for e in got], [a["id"] for a in after])
         self.assertEqual(after[0]["id"].split("-")[0], first["id"].split("-")[0])
+        live.close()
+
+
+class StreamCreatedAgain(Cluster):
+    """A topic stream created again (a NATS server restarted without its store, or the stream
+    deleted while the nodes stay connected): subscribers get a reset, never silence, and every
+    node uses the new stream's epoch."""
+
+    def publish_when_ready(self, node, topic, body):
+        deadline = time.monotonic() + 30
+        while True:
+            r = post(node.port, f"/v1/topics/{topic}", body)
+            if r.status == 200 or time.monotonic() > deadline:
+                self.assertEqual(r.status, 200, r.body)
+                return r.json()
+            time.sleep(0.2)
+
+    def check_reset_then_new_ids(self, live, old_epoch):
+        n1, n2 = self.nodes
+        first = self.publish_when_ready(n1, "z", {"i": 100})
+        new_epoch = first["id"].split("-")[0]
+        self.assertNotEqual(new_epoch, old_epoch)
+        reset = live.next_event(timeout=30)
+        self.assertEqual(reset["event"], "reset", reset)
+        self.assertEqual(json.loads(reset["data"])["epoch"], new_epoch)
+        after = [self.publish(n, "z", {"i": i}) for i, n in ((101, n1), (102, n2))]
+        self.assertEqual({a["id"].split("-")[0] for a in after}, {new_epoch})
+        got = []
+        while not got or got[-1] != after[-1]["id"]:
+            got.append(live.next_event(timeout=30)["id"])
+        self.assertEqual(got[-2:], [a["id"] for a in after])
+        self.assertLessEqual(set(got), {first["id"]} | {a["id"] for a in after})
+        # A new subscriber on the node that already had a consumer: the new stream's ids.
+        fresh = SseReader(n2.port, "/v1/topics/z/events", {"Last-Event-ID": after[0]["id"]})
+        self.assertEqual(fresh.next_event(timeout=30)["id"], after[1]["id"])
+        last = self.publish(n1, "z", {"i": 103})
+        self.assertEqual(fresh.next_event(timeout=30)["id"], last["id"])
+        self.assertEqual(live.next_event(timeout=30)["id"], last["id"])
+        fresh.close()
+
+    def subscribed_on_n2(self):
+        n1, n2 = self.nodes
+        acks = [self.publish(n1, "z", {"i": i}) for i in range(5)]
+        live = SseReader(n2.port, "/v1/topics/z/events", {"Last-Event-ID": acks[-1]["id"]})
+        ack = self.publish(n1, "z", {"i": 5})
+        self.assertEqual(live.next_event()["id"], ack["id"])
+        return live, ack["id"].split("-")[0]
+
+    def test_store_lost_subscribers_get_a_reset_and_the_new_epoch(self):
+        n1, n2 = self.nodes
+        live, old_epoch = self.subscribed_on_n2()
+        self.nats.stop()
+        wait_for(lambda: not ready(n1) and not ready(n2), what="the nodes to notice")
+        shutil.rmtree(self.nats.store, ignore_errors=True)
+        os.makedirs(self.nats.store)
+        self.nats.start()
+        wait_for(lambda: ready(n1) and ready(n2), timeout=30, what="the nodes to recover")
+        self.check_reset_then_new_ids(live, old_epoch)
+        live.close()
+
+    def test_stream_deleted_while_connected_is_ensured_again(self):
+        n1, n2 = self.nodes
+        live, old_epoch = self.subscribed_on_n2()
+        answer = self.nats.js_api("$JS.API.STREAM.DELETE.RC_T0")
+        self.assertTrue(answer.get("success"), answer)
+        self.check_reset_then_new_ids(live, old_epoch)
         live.close()
 
 

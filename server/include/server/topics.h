@@ -142,6 +142,9 @@ class topic_registry {
   // Cluster mode, at the end of the drain (no subscriber is left): stops every consumer now,
   // while the NATS connection is still there to delete them, instead of after their linger.
   void release_cluster();
+  // Cluster mode, when a topic stream's epoch changed (the stream was created again): the home
+  // topics of that stream start over from the new stream, and their subscribers get a reset.
+  void on_epochs_changed();
 
   // Whether that subscription is still on (the server ends one with an error event sometimes).
   bool subscribed(uint64_t subscription_id) const { return by_id_.count(subscription_id) != 0; }
@@ -200,6 +203,7 @@ class topic_registry {
   void on_catch_up(uint64_t sub_id, catch_up&& c);
   void end_subscription(topic_subscription& s, std::string_view code, std::string_view message);
   void on_event(const std::string& name, const topic_event& e);
+  void restart_subscribers(const std::string& name);  // asks the home again for each live one
   void remove(topic_subscription& s);
 
   shard_server& shard_;
