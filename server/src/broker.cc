@@ -103,6 +103,7 @@ broker::enqueue_result broker::accept(broker_request&& req, accepted&& a) {
   m->work_seq = a.work_seq;
   m->next_seq = m->first_seq = m->held_from_seq = a.next_seq;
   m->attempts = a.attempts;
+  m->log_stream_seq = a.log_stream_seq;
   message& msg = *m;
   msg.deadline.set_callback(
       [](timer&, void* p) {
@@ -173,6 +174,7 @@ void broker::try_start(const std::string& user_id_ref) {
                                      " ms, longer than the shedding target");
       w.end_object();
       append(*m, "error", std::string(j.view()), true);
+      if (m->terminal_held()) m->st = message::state::finishing;  // cluster mode: ends once stored
       release_message(*m);  // not on_finished: we are iterating this user's queue
       continue;
     }
@@ -271,6 +273,11 @@ bool broker::worker::on_event(const engine_event& e) {
   broker_.append(m, type, std::string(j.view()), terminal);
   in_callback = false;
   if (terminal) {
+    if (m.terminal_held()) {  // cluster mode: ends once stored (on_event_stored)
+      m.st = message::state::finishing;
+      broker_.release_message(m);
+      return false;
+    }
     m.st = message::state::finished;
     broker_.on_finished(m);
     return false;
@@ -279,7 +286,7 @@ bool broker::worker::on_event(const engine_event& e) {
 }
 
 void broker::on_deadline(message& m) {
-  if (m.st == message::state::finished) return;
+  if (m.st == message::state::finished || m.st == message::state::finishing) return;
   ++shard_.metrics().rejected[static_cast<size_t>(reject_reason::deadline)];
   end_early(m, "deadline_exceeded", "the message did not finish within its deadline");
 }
@@ -289,14 +296,15 @@ broker::cancel_outcome broker::home_cancel(const std::string& user_id,
   auto it = messages_.find(message_id);
   if (it == messages_.end() || it->second->user_id != user_id) return cancel_outcome::not_found;
   message& m = *it->second;
-  if (m.st == message::state::finished) return cancel_outcome::finished;
+  if (m.st == message::state::finished || m.st == message::state::finishing)
+    return cancel_outcome::finished;
   bool queued = m.st == message::state::queued;
   end_early(m, "cancelled", "the message was cancelled by the client");
   return queued ? cancel_outcome::cancelled_queued : cancel_outcome::cancelled_processing;
 }
 
 void broker::end_early(message& m, std::string_view code, std::string_view text) {
-  RC_ASSERT(m.st != message::state::finished);
+  RC_ASSERT(m.st != message::state::finished && m.st != message::state::finishing);
   bool was_queued = m.st == message::state::queued;
   m.st = message::state::finished;
   byte_buffer j;
@@ -307,8 +315,12 @@ void broker::end_early(message& m, std::string_view code, std::string_view text)
   w.string_member("message", text);
   w.end_object();
   append(m, "error", std::string(j.view()), true);
+  if (m.terminal_held()) m.st = message::state::finishing;  // cluster mode: ends once stored
   if (!was_queued) {
-    on_finished(m);
+    if (m.st == message::state::finishing)
+      release_message(m);
+    else
+      on_finished(m);
     return;
   }
   std::string user = m.user_id;
@@ -337,7 +349,9 @@ void broker::release_message(message& m) {
     --processing_;
     --shard_.metrics().broker_processing;
   }
-  shard_.loop().arm_after_ms(m.retention, shard_.config().broker_retention_ms);
+  // A finishing message is kept until its end is stored (on_finished arms it then).
+  if (m.st != message::state::finishing)
+    shard_.loop().arm_after_ms(m.retention, shard_.config().broker_retention_ms);
 }
 
 void broker::forget_idle_user(const std::string& user_id) {

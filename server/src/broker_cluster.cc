@@ -7,6 +7,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "core/log.h"
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "proto/nats.h"
@@ -124,7 +125,7 @@ uint64_t unix_ms() {
 
 broker_cluster::broker_cluster(broker& b, cluster& c)
     : broker_(b), shard_(b.shard_), cluster_(c) {
-  retry_.bind<broker_cluster, &broker_cluster::retry_terminals>(this);
+  retry_.bind<broker_cluster, &broker_cluster::retry_chains>(this);
   replay_retry_.bind<broker_cluster, &broker_cluster::resume_replays>(this);
   if (shard_.id() == 0) leases_ = std::make_unique<broker_leases>(shard_, cluster_);
 }
@@ -372,59 +373,103 @@ void broker_cluster::owner_cancel(const std::string& user_id, const std::string&
 
 // ---- the stored log ----
 
-void broker_cluster::store_event(broker::message& m, uint64_t seq, std::string_view type,
+bool broker_cluster::store_event(broker::message& m, uint64_t seq, std::string_view type,
                                  std::string_view json, bool terminal) {
   uint32_t p = static_cast<uint32_t>(m.partition);
   auto it = parts_.find(p);
-  if (it == parts_.end()) return;  // let go: the next owner writes the rest
-  std::string seq_text = std::to_string(seq);
-  std::string subject = "rc.bl." + m.id;
-  if (!terminal) {
-    std::string headers = nats::make_headers({{"Rc-Seq", seq_text},
-                                              {"Rc-Event", type},
-                                              {"Rc-User", user_tag(m.user_id)},
-                                              {"Rc-Attempt", std::to_string(m.attempts)}});
-    // Buffered by the client while NATS is away (bounded); the terminal event is acknowledged.
-    cluster_.nats().publish(subject, "", headers, json);
-    return;
+  if (it == parts_.end()) return false;  // let go: the next owner writes the rest
+  auto [c, fresh] = chains_.try_emplace(m.id);
+  log_chain& ch = c->second;
+  if (fresh || ch.epoch != it->second.epoch) {
+    ch = log_chain();
+    ch.partition = p;
+    ch.epoch = it->second.epoch;
+    ch.last_stored = m.log_stream_seq;
   }
-  terminal_store t;
-  t.partition = p;
-  t.epoch = it->second.epoch;
-  t.subject = std::move(subject);
-  // Nats-Msg-Id: a retry after a lost ack is stored once.
-  t.headers = nats::make_headers({{"Nats-Msg-Id", m.id + "." + seq_text},
-                                  {"Rc-Seq", seq_text},
-                                  {"Rc-Event", type},
-                                  {"Rc-User", user_tag(m.user_id)},
-                                  {"Rc-Attempt", std::to_string(m.attempts)}});
-  t.data = std::string(json);
-  t.work_seq = m.work_seq;
-  store_terminal(std::move(t));
+  ch.work_seq = m.work_seq;
+  log_event e;
+  e.seq = seq;
+  e.terminal = terminal;
+  e.type = std::string(type);
+  e.data = std::string(json);
+  e.user = user_tag(m.user_id);
+  e.attempts = m.attempts;
+  ch.events.push_back(std::move(e));
+  send_next(m.id);
+  return true;
 }
 
-void broker_cluster::store_terminal(terminal_store&& t) {
-  std::string subject = t.subject, headers = t.headers, data = t.data;
+void broker_cluster::send_next(const std::string& id) {
+  auto c = chains_.find(id);
+  if (c == chains_.end()) return;
+  log_chain& ch = c->second;
+  if (ch.in_flight || ch.failed || ch.events.empty()) return;
+  if (!current(ch.partition, ch.epoch)) {
+    chains_.erase(c);
+    return;
+  }
+  const log_event& e = ch.events.front();
+  std::string seq_text = std::to_string(e.seq);
+  // Nats-Msg-Id: a resend after a lost ack is stored once. The expected last sequence chains
+  // the message's events: a write of a stale owner (the partition moved on) is refused.
+  std::string headers =
+      nats::make_headers({{"Nats-Msg-Id", id + "." + seq_text},
+                          {"Nats-Expected-Last-Subject-Sequence", std::to_string(ch.last_stored)},
+                          {"Rc-Seq", seq_text},
+                          {"Rc-Event", e.type},
+                          {"Rc-User", e.user},
+                          {"Rc-Attempt", std::to_string(e.attempts)}});
+  ch.in_flight = true;
   cluster_.js().publish(
-      subject, headers, data, [this, alive = alive_, t = std::move(t)](js_pub_ack&& ack) mutable {
-        if (!*alive || !current(t.partition, t.epoch)) return;
+      "rc.bl." + id, headers, e.data,
+      [this, alive = alive_, id, epoch = ch.epoch](js_pub_ack&& ack) {
+        if (!*alive) return;
+        auto at = chains_.find(id);
+        if (at == chains_.end() || at->second.epoch != epoch) return;
+        log_chain& chain = at->second;
+        chain.in_flight = false;
+        if (!current(chain.partition, chain.epoch)) {
+          chains_.erase(at);
+          return;
+        }
         if (!ack.err.ok()) {
-          retries_.push_back(std::move(t));
+          if (ack.err.err_code == js_err_wrong_last_sequence) {
+            // Another node wrote this message's log: this claim is stale (the lease keeper
+            // finds out at its next renewal). Write nothing more.
+            RC_WARN("broker: message %s: its stored log moved on (another owner); not storing "
+                    "its events here",
+                    id.c_str());
+            chains_.erase(at);
+            return;
+          }
+          chain.failed = true;  // NATS away or no answer: sent again (same Nats-Msg-Id) shortly
           if (!retry_.armed()) shard_.loop().arm_after_ms(retry_, terminal_retry_ms);
           return;
         }
+        chain.last_stored = ack.seq;
+        log_event stored = std::move(chain.events.front());
+        chain.events.pop_front();
+        if (!stored.terminal) {
+          broker_.on_event_stored(id, stored.seq);
+          send_next(id);
+          return;
+        }
         // Only now may the work item go: a takeover finds the terminal event first.
-        if (t.work_seq)
-          cluster_.js().delete_msg(broker_work_stream, t.work_seq, [](js_error&&) {});
+        uint64_t work_seq = chain.work_seq;
+        chains_.erase(at);
+        if (work_seq) cluster_.js().delete_msg(broker_work_stream, work_seq, [](js_error&&) {});
+        broker_.on_event_stored(id, stored.seq);
       });
 }
 
-void broker_cluster::retry_terminals() {
-  auto retries = std::move(retries_);
-  retries_.clear();
-  for (terminal_store& t : retries) {
-    if (current(t.partition, t.epoch)) store_terminal(std::move(t));
+void broker_cluster::retry_chains() {
+  std::vector<std::string> ids;
+  for (auto& [id, ch] : chains_) {
+    if (!ch.failed) continue;
+    ch.failed = false;
+    ids.push_back(id);
   }
+  for (const std::string& id : ids) send_next(id);
 }
 
 }  // namespace rc::server

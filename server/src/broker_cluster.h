@@ -16,9 +16,11 @@
 // accepted message is the work item rc.bq.<k>.<message id> in RC_BROKER (headers Nats-Msg-Id,
 // Rc-User, Rc-Deadline; body: the request as the client sent it), stored before the 202. Its
 // lifecycle events go to rc.bl.<message id> in RC_BROKER_LOG (headers Rc-Seq, Rc-Event, Rc-User,
-// Rc-Attempt; body: the event's JSON): plain publishes (buffered by the client while NATS is
-// away) except the terminal event, which is published with an ack (retried while the partition
-// is held) before the work item is deleted.
+// Rc-Attempt; body: the event's JSON), one message's events one at a time, in order, each with
+// an ack (sent again while the partition is held; Nats-Msg-Id <id>.<seq>), chained by
+// Nats-Expected-Last-Subject-Sequence so a stale owner's late write is refused. Watchers get an
+// event only once it is stored; the terminal event is stored before the work item is deleted,
+// and until then the message is "finishing" (its user's queue and its partition stay busy).
 //
 // Takeover: a shard given partition k reads every work item left under rc.bq.<k>.> in stream
 // order and re-queues it, unless its stored log already ends with done or error (then the item
@@ -114,8 +116,9 @@ class broker_cluster {
   void enqueue(broker_request&& req, unique_function<void(broker::enqueue_result&&)> done);
   void cancel(std::string user_id, std::string message_id,
               unique_function<void(broker::cancel_outcome)> done);
-  // broker::append calls it for every event of a message of a partition held here.
-  void store_event(broker::message& m, uint64_t seq, std::string_view type, std::string_view json,
+  // broker::append calls it for every event of a message of a partition held here: stores it
+  // (chained, acknowledged, in order), then calls broker::on_event_stored. False: not held here.
+  bool store_event(broker::message& m, uint64_t seq, std::string_view type, std::string_view json,
                    bool terminal);
 
   // From shard 0's broker_leases (on the partition's shard).
@@ -159,11 +162,21 @@ class broker_cluster {
     enum class state : uint8_t { publishing, stored, failed } st = state::publishing;
     uint64_t work_seq = 0;
   };
-  struct terminal_store {  // a terminal event to store (again, after a failure)
+  struct log_event {  // a lifecycle event to store
+    uint64_t seq = 0;
+    bool terminal = false;
+    uint32_t attempts = 0;
+    std::string type, data, user;
+  };
+  // A message's events not yet stored: stored one at a time, in order, each acknowledged.
+  struct log_chain {
     uint32_t partition = 0;
     uint64_t epoch = 0;
-    std::string subject, headers, data;
+    uint64_t last_stored = 0;  // stream seq of its last stored event (0: none)
     uint64_t work_seq = 0;
+    std::deque<log_event> events;
+    bool in_flight = false;
+    bool failed = false;  // waits for retry_
   };
 
   bool working(uint32_t p) const;
@@ -179,12 +192,13 @@ class broker_cluster {
   // Cancel at the owner: the local outcome, or the stored log's when the message is not here.
   void owner_cancel(const std::string& user_id, const std::string& message_id,
                     unique_function<void(broker::cancel_outcome)> done);
-  void store_terminal(terminal_store&& t);
-  void retry_terminals();
+  void send_next(const std::string& message_id);
+  void retry_chains();
   // Takeover (see above).
   void collect(uint32_t p);
   void replay_next(uint32_t p, uint64_t epoch);
-  void requeue(uint32_t p, const partition::item& it, uint64_t next_seq, uint32_t attempts);
+  void requeue(uint32_t p, const partition::item& it, uint64_t next_seq, uint32_t attempts,
+               uint64_t log_stream_seq);
   void resume_replays();
   void start_working(uint32_t p);
   // Lets the partition's queued and processing messages go (their watchers read the stored log).
@@ -197,7 +211,7 @@ class broker_cluster {
   cluster& cluster_;
   std::unordered_map<uint32_t, partition> parts_;
   std::deque<pending_store> pending_;
-  std::deque<terminal_store> retries_;
+  std::unordered_map<std::string, log_chain> chains_;  // message id -> its unstored events
   timer retry_;
   timer replay_retry_;
   std::vector<std::pair<uint32_t, uint64_t>> replay_waiting_;  // (partition, epoch) to resume

@@ -105,7 +105,8 @@ void broker_cluster::replay_next(uint32_t p, uint64_t epoch) {
           cluster_.js().delete_msg(broker_work_stream, item.seq, [](js_error&&) {});
         } else {
           requeue(p, item, h ? parse_u64(h->get("Rc-Seq")) + 1 : 1,
-                  h ? static_cast<uint32_t>(parse_u64(h->get("Rc-Attempt"))) : 0);
+                  h ? static_cast<uint32_t>(parse_u64(h->get("Rc-Attempt"))) : 0,
+                  m.found ? m.seq : 0);
         }
         replay_next(p, epoch);
       });
@@ -118,7 +119,7 @@ void broker_cluster::resume_replays() {
 }
 
 void broker_cluster::requeue(uint32_t p, const partition::item& it, uint64_t next_seq,
-                             uint32_t attempts) {
+                             uint32_t attempts, uint64_t log_stream_seq) {
   broker_request req;
   req.body = it.data;
   json::parse_result r = shard_.json_parser().parse(req.body);
@@ -144,6 +145,7 @@ void broker_cluster::requeue(uint32_t p, const partition::item& it, uint64_t nex
   a.work_seq = it.seq;
   a.next_seq = next_seq;
   a.attempts = attempts;
+  a.log_stream_seq = log_stream_seq;
   broker_.accept(std::move(req), std::move(a));
 }
 
@@ -171,6 +173,9 @@ void broker_cluster::on_lost(uint32_t p) {
   if (part.enqueue_sid) cluster_.nats().unsubscribe(part.enqueue_sid);
   if (part.cancel_sid) cluster_.nats().unsubscribe(part.cancel_sid);
   parts_.erase(it);
+  // Its unstored events go too (the next owner continues after the last stored one).
+  for (auto c = chains_.begin(); c != chains_.end();)
+    c = c->second.partition == p ? chains_.erase(c) : std::next(c);
   drop_messages(p);
 }
 
@@ -212,6 +217,7 @@ void broker_cluster::drop_messages(uint32_t p) {
     // Finished here without an event: it goes on on the next owner, whose log continues this
     // one. Its local record stays (retention) but only points watchers to the stored log.
     m->st = broker::message::state::finished;
+    m->held.clear();  // never shown: the next owner writes its own
     m->held_from_seq = UINT64_MAX;
     broker_.release_message(*m);
     for (unsigned s = 0; s < m->watcher_shards.size(); ++s) {

@@ -4,6 +4,7 @@
 // Thread-safety: owned by the message's home shard.
 #pragma once
 
+#include <optional>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -39,7 +40,9 @@ struct broker::message {
   std::string id;
   std::string user_id;
   generation_request generation;
-  enum class state : uint8_t { queued, processing, finished } st = state::queued;
+  // finishing (cluster mode): its terminal event is being stored (held); it still
+  // blocks its user's queue and its partition, and nobody has seen it end.
+  enum class state : uint8_t { queued, processing, finishing, finished } st = state::queued;
   std::vector<broker_event> log;
   uint64_t log_bytes = 0;
   uint64_t first_seq = 1;  // seq of log[0] (after trimming)
@@ -58,6 +61,9 @@ struct broker::message {
   uint64_t work_seq = 0;
   uint64_t held_from_seq = 1;
   uint32_t attempts = 0;
+  uint64_t log_stream_seq = 0;  // its last stored event's sequence in RC_BROKER_LOG (0: none)
+  std::deque<broker_event> held;  // cluster mode: appended, not stored yet (broker_log.cc)
+  bool terminal_held() const { return !held.empty() && held.back().terminal; }
 };
 
 struct broker::user_queue {

@@ -31,13 +31,22 @@ broker_event make_broker_event(uint64_t seq_number, std::string_view type, std::
 
 void broker::append(message& m, std::string_view type, std::string json, bool terminal) {
   broker_event e = make_broker_event(m.next_seq++, type, json, terminal);
+  // Cluster mode: stored in RC_BROKER_LOG for watchers on other nodes and the next owner, and
+  // held until its store is acknowledged (on_event_stored): a watcher sees only what the next
+  // owner finds (never an end after which the message runs again, nor an id used twice).
+  if (cluster_ && m.partition >= 0 && cluster_->store_event(m, e.seq, type, json, terminal)) {
+    m.held.push_back(std::move(e));
+    return;
+  }
+  record(m, std::move(e));
+}
+
+void broker::record(message& m, broker_event&& e) {
   for (unsigned s = 0; s < m.watcher_shards.size(); ++s) {
     if (!m.watcher_shards[s]) continue;
     shard_.loop().post(s,
                        [id = m.id, e] { shard_server::current()->broker_queue().on_event(id, e); });
   }
-  // Cluster mode: stored in RC_BROKER_LOG for watchers on other nodes and the next owner.
-  if (cluster_ && m.partition >= 0) cluster_->store_event(m, e.seq, type, json, terminal);
   m.log_bytes += e.bytes();
   m.log.push_back(std::move(e));
   // Bounded: past the limit, the oldest progress events go (the final event has the output).
@@ -49,6 +58,21 @@ void broker::append(message& m, std::string_view type, std::string json, bool te
         break;
       }
     }
+  }
+}
+
+void broker::on_event_stored(const std::string& message_id, uint64_t seq) {
+  auto it = messages_.find(message_id);
+  if (it == messages_.end()) return;
+  message& m = *it->second;
+  if (m.held.empty() || m.held.front().seq != seq) return;
+  broker_event e = std::move(m.held.front());
+  m.held.pop_front();
+  bool terminal = e.terminal;
+  record(m, std::move(e));
+  if (terminal && m.st == message::state::finishing) {
+    m.st = message::state::finished;
+    on_finished(m);
   }
 }
 
@@ -69,7 +93,7 @@ broker::catch_up broker::home_watch(unsigned shard, const std::string& user_id,
     return c;
   }
   c.found = true;
-  c.seq = m.next_seq - 1;
+  c.seq = m.next_seq - 1 - m.held.size();  // held events come later
   for (const broker_event& e : m.log)
     if (e.seq > after_seq) c.events.push_back(e);
   if (m.st != message::state::finished) m.watcher_shards[shard] = true;

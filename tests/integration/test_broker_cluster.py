@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -152,6 +153,7 @@ def wait_balanced(*servers):
 def check_lifecycle(test, log, message_id):
     seqs = [seq for seq, _, _ in log]
     test.assertEqual(seqs, sorted(set(seqs)), "ids increase, none repeated")
+    test.assertEqual(seqs, list(range(seqs[0], seqs[0] + len(seqs))), "no gap")
     kinds = [k for _, k, _ in log]
     test.assertEqual(kinds[0], "queued")
     test.assertIn("processing", kinds)
@@ -294,6 +296,58 @@ class Cluster(unittest.TestCase):
         self.assertEqual([d.get("attempt", 1) for _, k, d in log if k == "processing"], [1, 2], log)
         # A watcher streaming through the outage got the same, once each.
         watcher.join(60)
+        self.assertEqual(watching.get("log"), log)
+
+    def test_a_message_ending_while_nats_is_down_ends_once_for_its_watchers(self):
+        """Its end cannot be stored while NATS is down: watchers must not see it until it is
+        (the node lets the partition go, and whoever works it next runs the message again)."""
+        a = self.start("a", tokens_per_s=10)
+        mid = enqueue_ok(a.port, "u1", "before", max_tokens=2)["message_id"]
+        check_lifecycle(self, full_log(a.port, "u1", mid), mid)
+        # 1.5 s of work: it ends during the outage, before the node gives up its lease.
+        slow = enqueue_ok(a.port, "u3", "ends during the outage", max_tokens=15)["message_id"]
+        wait_until(lambda: full_log_until(a.port, "u3", slow, "progress"), 20, "processing")
+        watching = {}
+        watcher = threading.Thread(target=lambda: watching.update(log=full_log(a.port, "u3", slow)))
+        watcher.start()
+        time.sleep(0.1)
+        self.nats.stop()
+        time.sleep(2 * LEASE_MS / 1000)  # past the lease: the node has let its partitions go
+        self.nats.start()
+        mid = enqueue_ok(a.port, "u1", "after", max_tokens=2, timeout=40)["message_id"]
+        check_lifecycle(self, full_log(a.port, "u1", mid), mid)
+        log = full_log(a.port, "u3", slow)
+        check_lifecycle(self, log, slow)
+        attempts = [d.get("attempt", 1) for _, k, d in log if k == "processing"]
+        self.assertIn(attempts, ([1], [1, 2]), log)
+        # The watcher that streamed through the outage saw the stored log, one end only.
+        watcher.join(90)
+        self.assertEqual(watching.get("log"), log)
+        self.assertEqual(sum(k in ("done", "error") for _, k, _ in watching["log"]), 1)
+
+    def test_events_in_flight_when_nats_dies_are_stored_without_a_gap(self):
+        """Lifecycle events are stored with an acknowledgement, sent again after a reconnect:
+        the stored log has every event the watcher saw, even those NATS lost (frozen, then kill -9)."""
+        a = self.start("a", tokens_per_s=200)
+        slow = enqueue_ok(a.port, "u3", "streams through the crash", max_tokens=400)["message_id"]
+        wait_until(lambda: full_log_until(a.port, "u3", slow, "progress"), 20, "processing")
+        watching = {}
+        watcher = threading.Thread(target=lambda: watching.update(log=full_log(a.port, "u3", slow)))
+        watcher.start()
+        time.sleep(0.2)
+        # Frozen, then killed: what the node wrote meanwhile was never read by the server.
+        self.nats.proc.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
+        self.nats.proc.kill()
+        self.nats.proc.wait(10)
+        time.sleep(0.3)
+        self.nats.start()
+        watcher.join(90)
+        # Node b has none of it in memory: it reads the stored log.
+        b = self.start("b")
+        wait_until(lambda: full_log_until(b.port, "u3", slow, "done"), 30, "node b to read it")
+        log = full_log(b.port, "u3", slow)
+        check_lifecycle(self, log, slow)
         self.assertEqual(watching.get("log"), log)
 
     def test_cancel_from_another_node(self):

@@ -187,11 +187,17 @@ class broker {
     uint64_t work_seq = 0;
     uint64_t next_seq = 1;
     uint32_t attempts = 0;
+    uint64_t log_stream_seq = 0;  // RC_BROKER_LOG's sequence of its last stored event
   };
   enqueue_result accept(broker_request&& req, accepted&& a);
   void try_start(const std::string& user_id);
   void start_processing(message& m);
   void append(message& m, std::string_view type, std::string json, bool terminal);
+  // Puts an event in the message's log and sends it to its watchers.
+  void record(message& m, broker_event&& e);
+  // Cluster mode: the held event `seq` of `message_id` is stored: watchers get it (a terminal
+  // one ends the message).
+  void on_event_stored(const std::string& message_id, uint64_t seq);
   void position_updates(user_queue& u);
   // A message that was processing ended: free its worker, let the user's next one start.
   void on_finished(message& m);
