@@ -1,5 +1,5 @@
 // A real `nats-server -js` on a kernel-chosen loopback port, and a readiness wait for ringcast
-// nodes joined by it (as in responses_cluster.test.mjs).
+// nodes joined by it (responses_cluster.test.mjs, responses_ws_cluster.test.mjs).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
