@@ -189,6 +189,7 @@ void cluster::on_nats_state(nats_state st) {
     streams_reason_ = "nats: streams not ready";
   }
   if (connected_ && !was && shard_.id() == 0) ensure_stores();
+  apply_epoch_change();
   notify_if_changed();
 }
 
@@ -285,15 +286,23 @@ void cluster::on_streams_state(bool ready, std::vector<std::string> epochs, std:
   if (stopping_) return;
   streams_ready_ = ready;
   if (ready) {
-    bool changed = !epochs_.empty() && epochs_ != epochs;
-    epochs_ = std::move(epochs);
     // A topic stream created again (its store lost, or deleted and ensured again): the home
     // topics on this shard still follow the old one.
-    if (changed) shard_.topics().on_epochs_changed();
+    if (!epochs_.empty() && epochs_ != epochs) epochs_changed_ = true;
+    epochs_ = std::move(epochs);
   } else {
     streams_reason_ = std::move(reason);
   }
+  apply_epoch_change();
   notify_if_changed();
+}
+
+void cluster::apply_epoch_change() {
+  // Shard 0 may announce the new epochs before this shard has reconnected (each shard has its
+  // own connection): the restarted subscribers would be refused, so they wait for it.
+  if (!epochs_changed_ || !available()) return;
+  epochs_changed_ = false;
+  shard_.topics().on_epochs_changed();
 }
 
 // ---- metrics ----

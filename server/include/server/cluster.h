@@ -135,6 +135,7 @@ class cluster {
   void on_retry();
   void broadcast(bool ready, const std::vector<std::string>& epochs, const std::string& reason);
   void notify_if_changed();
+  void apply_epoch_change();
 
   shard_server& shard_;
   std::string node_id_;
@@ -151,6 +152,9 @@ class cluster {
   bool connected_ = false;
   bool streams_ready_ = false;
   bool last_available_ = false;
+  // The topic streams' epochs changed while this shard's own connection was down: its home
+  // topics restart their subscribers once it is back (before, their catch-ups would fail).
+  bool epochs_changed_ = false;
   std::string streams_reason_;  // "nats: streams not ready[: why]"
   mutable std::string reason_;  // what unavailable_reason() returned last
 
