@@ -201,13 +201,13 @@ void enqueue_conn::on_response_end() {
   if (status == 202) {
     if (in_window) {
       ++m.admitted;
-      m.enqueue_admitted.record(latency);
+      env_.sample(hist_id::enqueue_admitted, now, latency);
     }
     worker_.admitted(p.user, body_, now);
   } else if (status == 429 || status == 503) {
     if (in_window) {
       (status == 429 ? m.rejected_429 : m.rejected_503)++;
-      m.enqueue_rejected.record(latency);
+      env_.sample(hist_id::enqueue_rejected, now, latency);
     }
   } else {
     ++env_.results.errors.status;
@@ -269,14 +269,12 @@ void stream_conn::on_data(const char* data, size_t len) {
 
 void stream_conn::on_event(const sse::decoded_event& e) {
   uint64_t now = monotonic_ns();
-  stream_measures& m = env_.results.streams;
-  bool in_window = env_.control.in_window(now);
   switch (classify_broker_event(e.type)) {
     case broker_event::processing:
-      if (in_window) m.to_processing.record(now - admitted_ns_);
+      env_.sample(hist_id::to_processing, now, now - admitted_ns_);
       break;
     case broker_event::done:
-      if (in_window) m.to_done.record(now - admitted_ns_);
+      env_.sample(hist_id::to_done, now, now - admitted_ns_);
       ended_ = true;
       break;
     case broker_event::error:
