@@ -49,6 +49,13 @@ def percentile_axis(ax, x_max):
     ax.grid(True, which="both", alpha=0.3)
 
 
+def log_latency_axis(ax):
+    ax.set_yscale("log")
+    plain = FuncFormatter(lambda y, _: f"{y:g}")
+    ax.yaxis.set_major_formatter(plain)
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda y, _: ""))
+
+
 def histograms(result):
     report = result.get("load") or {}
     return {k: v for k, v in (report.get("histograms") or {}).items() if v.get("count")}
@@ -69,7 +76,7 @@ def plot_percentiles(result):
                 ax.plot([bx], [b["limit"] / 1e6], "v", color="red" if not b["ok"] else "green")
         ax.set_title(f"{name} ({h['count']:,} samples; triangles: budgets)")
         percentile_axis(ax, max(x) if x else 1.0)
-        ax.set_yscale("log")
+        log_latency_axis(ax)
     return png(fig)
 
 
@@ -85,15 +92,15 @@ def plot_timeline(result):
         for q, style in (("p50", "-"), ("p99", "--")):
             ys = [(p.get("latencies") or {}).get(name, {}).get(q) for p in points]
             ys = [y / 1e6 if y is not None else math.nan for y in ys]
-            lat.plot(t, ys, style, label=f"{name} {q}")
-    lat.set_yscale("log")
+            lat.plot(t, ys, style, marker=".", label=f"{name} {q}")
+    log_latency_axis(lat)
     lat.set_xlabel("seconds into the window")
     lat.set_ylabel("latency (ms)")
     lat.set_title("latency over time")
     lat.grid(True, alpha=0.3)
     if names:
         lat.legend(fontsize="small")
-    thr.plot(t, [p["ops_per_s"] for p in points], color="tab:blue", label="ops/s")
+    thr.plot(t, [p["ops_per_s"] for p in points], color="tab:blue", marker=".")
     thr.set_xlabel("seconds into the window")
     thr.set_ylabel(f"{(result.get('load') or {}).get('unit', 'ops')} per second", color="tab:blue")
     thr.set_ylim(bottom=0)
@@ -101,7 +108,7 @@ def plot_timeline(result):
     cpu = [p.get("server_cpu_cores") for p in points]
     if any(c is not None for c in cpu):
         ax2 = thr.twinx()
-        ax2.plot(t, [c if c is not None else math.nan for c in cpu], color="tab:red")
+        ax2.plot(t, [c if c is not None else math.nan for c in cpu], color="tab:red", marker=".")
         ax2.set_ylabel("server CPU (cores)", color="tab:red")
         ax2.set_ylim(bottom=0)
     thr.set_title("throughput and server CPU over time")
@@ -137,7 +144,7 @@ def plot_compare(result, others):
             ax.plot(x, y, drawstyle="steps-post", label=run.get("label") or "?")
         ax.set_title(name)
         percentile_axis(ax, x_max)
-        ax.set_yscale("log")
+        log_latency_axis(ax)
         ax.legend(fontsize="small")
     return png(fig)
 
