@@ -177,6 +177,15 @@ def section(result, compare_dirs):
     parts.append(table(["budget", "limit", "measured", "result"], [
         [html.escape(b["label"]), html.escape(b["limit_text"]), html.escape(b["measured_text"]),
          "ok" if b["ok"] else "<b class=\"fail\">BLOWN</b>"] for b in result["budgets"]]))
+    m, load = result.get("machine") or {}, result.get("load") or {}
+    if m:
+        other = (load.get("machine") or {}).get("other_process_cores")
+        parts.append(f"<p>Machine: {m.get('nproc')} CPUs, {html.escape(str(m.get('cpu_model')))}, "
+                     f"kernel {html.escape(str(m.get('kernel')))}; load average after the run "
+                     f"{html.escape(' '.join(m.get('loadavg', [])))}"
+                     + (f"; other processes used {other:.2f} cores during the window"
+                        + (" (<b>disturbed</b>)" if result.get("disturbed") else "")
+                        if other is not None else "") + ".</p>")
     for cmd in (result.get("commands") or {}).values():
         parts.append(f"<pre>{html.escape(cmd)}</pre>")
     for title, img in (("Percentile distribution", plot_percentiles(result)),
