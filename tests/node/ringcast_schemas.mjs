@@ -120,8 +120,8 @@ export class WireChecker {
 }
 
 // An SSE event as the eventsource package delivers it (MessageEvent: type, data, lastEventId),
-// as the schemas see it. `hadId`: whether the event carried an `id:` line (EventSource keeps the
-// previous id in lastEventId for events without one, so the caller says).
+// as the schemas see it. `id`: the event's `id:` line, undefined when it had none (EventSource
+// keeps the previous id in lastEventId for events without one, so the caller says).
 export function sseObject(type, data, id) {
   const o = { event: type };
   if (id !== undefined && id !== null) o.id = id;
@@ -147,6 +147,30 @@ export function parseSse(text) {
     if (data !== null) out.push(sseObject(event, data, id));
   }
   return out;
+}
+
+// For the suites' clients: validates each message as it arrives and remembers what fails, so
+// the test asserts at its end (`wire.assertValid()`) rather than throwing inside a socket's handler.
+//   ws(message)                    a parsed /ws message ringcast sent
+//   sse(route, type, data, id)     an SSE event (data: its text); `id` only when the event had one
+let sharedChecker = null;
+export function wireRecorder() {
+  sharedChecker ??= new WireChecker();
+  const failures = [];
+  let count = 0;
+  const run = (f) => {
+    count++;
+    try { f(); } catch (e) { failures.push(e.message); }
+  };
+  return {
+    ws(m) { run(() => sharedChecker.wsEvent(m)); return m; },
+    sse(route, type, data, id) { run(() => sharedChecker.sseEvent(route, sseObject(type, data, id))); },
+    get count() { return count; },
+    failures,
+    assertValid() {
+      if (failures.length) throw new Error(`${failures.length} of ${count} messages fail their schema:\n${failures.slice(0, 10).join('\n')}`);
+    },
+  };
 }
 
 export function checkWireLog(text, checker = new WireChecker()) {
