@@ -2,7 +2,8 @@
 // in strict mode (cross-area $refs resolve), and the checker that picks the schema of a message
 // ringcast sends: a /ws event by its `event` (docs/schemas/ws/index.json), a topic or broker SSE
 // event by its route and event name. An SSE event is checked as the object
-// {event, id (only when the event had an `id:` line), data (the parsed data)}.
+// {event, id (only when the event had an `id:` line), data (the parsed data)}, or only its data
+// when its schema describes just that (the ops stream's).
 //
 //   node tests/node/ringcast_schemas.mjs WIRE.jsonl
 //
@@ -105,7 +106,9 @@ export class WireChecker {
     const index = loadAreaIndex(area);
     const name = index?.sse?.[e.event] ?? (this.schemas[`${area}/${e.event}`] ? e.event : null);
     if (!name) throw new Error(`${p}: no schema for SSE event '${e.event}'`);
-    return this.apply(`${area}/${name}`, e);
+    // A schema describes the {event, id, data} object (topics, broker) or only the data (ops).
+    const key = `${area}/${name}`;
+    return this.apply(key, this.schemas[key]?.schema.properties?.event ? e : e.data);
   }
 
   // One entry of a wire log.

@@ -80,6 +80,9 @@ test('schemas: the indexes name every schema of ws, topics and broker, and the c
     for (const name of Object.values(loadAreaIndex(area).sse))
       for (const m of schemas[`${area}/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route, message: m }), `${area}/${name}`);
   }
+  // The ops stream's schemas describe an event's data only.
+  for (const name of ['snapshot', 'draining'].filter((n) => schemas[`ops/${n}`]))
+    for (const m of schemas[`ops/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: name, data: m } }), `ops/${name}`);
   // What has no schema, or fails its schema, throws.
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'chat.summary', data: {} } }), /no schema for event 'chat.summary'/);
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'published', data: { topic: 'x', seq: 1 } } }), /ws\/published.event: \/data must have required property 'id'/);
