@@ -69,6 +69,7 @@ export class WireChecker {
   constructor(schemas = loadAllSchemas()) {
     this.schemas = schemas;
     this.ws = loadAreaIndex('ws');
+    this.indexes = {};  // area -> its index.json (null when it has none)
     this.seen = new Map();  // schema key -> count
   }
 
@@ -103,7 +104,8 @@ export class WireChecker {
     const p = route.split('?')[0];
     const area = SSE_ROUTES.find(([re]) => re.test(p))?.[1];
     if (!area) throw new Error(`no schemas for the SSE route ${p}`);
-    const index = loadAreaIndex(area);
+    if (!(area in this.indexes)) this.indexes[area] = loadAreaIndex(area);
+    const index = this.indexes[area];
     const name = index?.sse?.[e.event] ?? (this.schemas[`${area}/${e.event}`] ? e.event : null);
     if (!name) throw new Error(`${p}: no schema for SSE event '${e.event}'`);
     // A schema describes the {event, id, data} object (topics, broker) or only the data (ops).
