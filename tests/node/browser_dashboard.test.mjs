@@ -96,11 +96,13 @@ test('dashboard behind API keys works with the admin key as Basic credentials', 
   const srv = await startServer(['--dashboard', '--api-key', 'sk-user-1', '--admin-key', 'sk-admin-1']);
   const browser = await launchBrowser();
   try {
-    // No credentials: the browser is asked for them; a key that is not an admin key: forbidden.
+    // No credentials: ringcast asks for Basic ones (a headless browser has none to give); a key
+    // that is not an admin key: forbidden.
+    const challenge = await fetch(srv.url('/dashboard'));
+    assert.equal(challenge.status, 401);
+    assert.match(challenge.headers.get('www-authenticate'), /^Basic realm="ringcast dashboard"/);
     const anonymous = await (await browser.newContext()).newPage();
-    const refused = await anonymous.goto(srv.url('/dashboard'));
-    assert.equal(refused.status(), 401);
-    assert.match(refused.headers()['www-authenticate'], /^Basic /);
+    await assert.rejects(anonymous.goto(srv.url('/dashboard')), /ERR_INVALID_AUTH_CREDENTIALS/);
     const user = await (await browser.newContext({ httpCredentials: { username: 'me', password: 'sk-user-1' } })).newPage();
     assert.equal((await user.goto(srv.url('/dashboard'))).status(), 403);
 
