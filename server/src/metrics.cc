@@ -117,8 +117,9 @@ void shard_metrics::merge(const shard_metrics& o) {
 
 namespace {
 
-// Appends Prometheus text one family at a time: a HELP and TYPE line, then one sample per shard
-// and one for the total.
+// Appends Prometheus text one family at a time: a HELP and TYPE line, then one sample per shard.
+// No pre-summed total series (a sum() over the family would count it twice); the total is kept
+// only to leave out label combinations that never happened on any shard.
 class prom_writer {
  public:
   prom_writer(byte_buffer& out, const std::vector<shard_metrics>& shards)
@@ -131,11 +132,10 @@ class prom_writer {
     prom::family(out_, name, type, help);
   }
 
-  // One sample per shard and the total; `get` reads the value from a shard_metrics.
+  // One sample per shard; `get` reads the value from a shard_metrics.
   template <class Get>
   void per_shard(std::string_view name, std::string_view labels, Get get) {
     for (size_t i = 0; i < shards_.size(); ++i) sample(name, labels, std::to_string(i), get(shards_[i]));
-    sample(name, labels, "all", get(total_));
   }
 
   template <class Get>
@@ -158,6 +158,12 @@ class prom_writer {
     out_.append("shard=\"");
     out_.append(shard);
     out_.append("\"} ");
+    prom::value(out_, value);
+  }
+
+  void unlabelled(std::string_view name, double value) {
+    out_.append(name);
+    out_.push_back(' ');
     prom::value(out_, value);
   }
 
@@ -206,7 +212,6 @@ void render_histogram(prom_writer& w, const std::vector<shard_metrics>& shards,
     w.sample(count, {}, shard, double(h.count));
   };
   for (size_t i = 0; i < shards.size(); ++i) emit(shards[i].*field, std::to_string(i));
-  emit(w.total().*field, "all");
 }
 
 // Retained upstream sessions of stateful responses-ws upstreams (session_store.h).
@@ -435,10 +440,11 @@ void write_health(byte_buffer& out, const std::vector<shard_metrics>& shards, bo
 
 void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& out) {
   prom_writer w(out, shards);
+  // Process-wide figures: one sample each, no shard label.
   w.family("ringcast_shards", "gauge", "Shard threads.");
-  w.sample("ringcast_shards", {}, "all", double(shards.size()));
-  w.gauge("ringcast_uptime_seconds", "Seconds since the shard started.",
-          [](const shard_metrics& m) { return double(m.uptime_s); });
+  w.unlabelled("ringcast_shards", double(shards.size()));
+  w.family("ringcast_uptime_seconds", "gauge", "Seconds since ringcast started.");
+  w.unlabelled("ringcast_uptime_seconds", double(w.total().uptime_s));
   render_connections(w);
   render_requests(w);
   render_histogram(w, shards, "ringcast_request_duration_seconds",

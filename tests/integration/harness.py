@@ -233,8 +233,19 @@ def metrics(port):
 
 
 def metric(samples, name, **labels):
+    """The one sample of `name` with exactly these labels (None when there is none)."""
     want = frozenset(labels.items())
     return samples.get((name, want))
+
+
+def metric_sum(samples, name, **labels):
+    """sum(name{labels}) over the shards, as a query would: the samples of `name` whose labels
+    other than `shard` are exactly these (None when there is none). ringcast exports per-shard
+    series only, no pre-summed total."""
+    want = frozenset(labels.items())
+    found = [v for (n, have), v in samples.items()
+             if n == name and frozenset(kv for kv in have if kv[0] != "shard") == want]
+    return sum(found) if found else None
 
 
 # ---- WebSocket over a raw socket (for hostile frames no library would send) ----

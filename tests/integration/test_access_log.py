@@ -15,7 +15,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, connect, get, metric, metrics, request
+from harness import Server, ResponseReader, connect, get, metric, metric_sum, metrics, request
 
 KEY = "sk-accesslog-secret-7f3a"
 CHAT = {"model": "ringcast-mock", "messages": [{"role": "user", "content": "hi"}]}
@@ -269,8 +269,8 @@ class AccessLog(unittest.TestCase):
             self.assertTrue(wait_for(lambda: read_lines(self.path)))
             os.rename(self.path, self.path + ".1")
             srv.send_signal(signo)
-            self.assertTrue(wait_for(lambda: metric(
-                metrics(srv.port), "ringcast_access_log_reopens_total", shard="all") == 2))
+            self.assertTrue(wait_for(lambda: metric_sum(
+                metrics(srv.port), "ringcast_access_log_reopens_total") == 2))
             for i in range(6):  # several connections: both shards get some
                 get(srv.port, "/healthz", {"x-request-id": f"after-{i}"})
         old = [line["request_id"] for line in read_lines(self.path + ".1")]
@@ -299,8 +299,8 @@ class AccessLog(unittest.TestCase):
                 ["curl", "-sS", "-N", "--max-time", "20", srv.url("/v1/chat/completions"),
                  "-H", "Content-Type: application/json", "-H", "x-request-id: drained",
                  "-d", json.dumps({**CHAT, "stream": True})], stdout=subprocess.DEVNULL)
-            self.assertTrue(wait_for(lambda: metric(
-                metrics(srv.port), "ringcast_engine_streams", shard="all") == 1))
+            self.assertTrue(wait_for(lambda: metric_sum(
+                metrics(srv.port), "ringcast_engine_streams") == 1))
             self.assertEqual(srv.stop(), 0)
             drained.communicate(timeout=20)
         reasons = {line["request_id"]: line["close_reason"] for line in read_lines(self.path)
@@ -312,11 +312,11 @@ class AccessLog(unittest.TestCase):
         with Server("--access-log", "/dev/full") as srv:
             for _ in range(3):
                 self.assertEqual(get(srv.port, "/healthz").status, 200)
-            self.assertTrue(wait_for(lambda: metric(
-                metrics(srv.port), "ringcast_access_log_write_errors_total", shard="all") >= 1))
+            self.assertTrue(wait_for(lambda: metric_sum(
+                metrics(srv.port), "ringcast_access_log_write_errors_total") >= 1))
             samples = metrics(srv.port)
             self.assertGreaterEqual(
-                metric(samples, "ringcast_access_log_dropped_total", shard="all"), 3)
+                metric_sum(samples, "ringcast_access_log_dropped_total"), 3)
         self.assertIn("access log /dev/full: write failed", srv.log())
 
     def test_full_buffer_drops_lines_instead_of_blocking(self):
@@ -337,7 +337,7 @@ class AccessLog(unittest.TestCase):
                             self.assertEqual(responses.read().status, 404)
                 samples = metrics(srv.port)
                 self.assertGreater(
-                    metric(samples, "ringcast_access_log_dropped_total", shard="all"), 0)
+                    metric_sum(samples, "ringcast_access_log_dropped_total"), 0)
                 # Let the server finish its last write at shutdown: read everything.
                 stop = threading.Event()
 
@@ -437,7 +437,7 @@ class AccessLog(unittest.TestCase):
                     break
             self.assertIsNotNone(port)
             get(port, "/healthz", {"x-request-id": "to-stdout"})
-            count = metric(metrics(port), "ringcast_access_log_lines_total", shard="all")
+            count = metric_sum(metrics(port), "ringcast_access_log_lines_total")
         finally:
             proc.send_signal(signal.SIGTERM)
             out, _ = proc.communicate(timeout=20)
@@ -455,8 +455,8 @@ class AccessLog(unittest.TestCase):
                 ["curl", "-sS", "--max-time", "20", srv.url("/v1/chat/completions"),
                  "-H", "Content-Type: application/json", "-H", "x-request-id: cut-off",
                  "-d", json.dumps(CHAT)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            self.assertTrue(wait_for(lambda: metric(
-                metrics(srv.port), "ringcast_engine_streams", shard="all") == 1))
+            self.assertTrue(wait_for(lambda: metric_sum(
+                metrics(srv.port), "ringcast_engine_streams") == 1))
             self.assertEqual(srv.stop(), 0)
             waiting.communicate(timeout=20)
         lines = read_lines(self.path)

@@ -12,7 +12,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, assert_error_envelope, connect, get, metric, metrics
+from harness import Server, ResponseReader, assert_error_envelope, connect, get, metric_sum, metrics
 from openai_client import post_json, sse_events
 
 MODEL = "ringcast-mock"
@@ -60,8 +60,8 @@ class ApiKeys(unittest.TestCase):
                     self.assertEqual(json.loads(await c.recv())["event"], "system.health")
             asyncio.run(ws())
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_admission_rejected_total", reason="auth",
-                                    shard="all"), 6)  # 5 over HTTP, 1 upgrade
+            self.assertEqual(metric_sum(samples, "ringcast_admission_rejected_total", reason="auth"),
+                             6)  # 5 over HTTP, 1 upgrade
 
     def test_keys_file_errors_name_the_line(self):
         bin_ = os.environ["RINGCAST_BIN"]
@@ -224,8 +224,8 @@ class EngineQueue(unittest.TestCase):
             waiting.close()
             samples = metrics(srv.port)
             for reason in ("queue_full", "shed"):
-                self.assertEqual(metric(samples, "ringcast_admission_rejected_total", reason=reason,
-                                        shard="all"), 1)
+                self.assertEqual(metric_sum(samples, "ringcast_admission_rejected_total",
+                                            reason=reason), 1)
 
     def test_ws_queue_full_pauses_flow(self):
         async def run(srv):
@@ -263,9 +263,9 @@ class Deadlines(unittest.TestCase):
             etype, data = sse_events(r.body)[-1]
             self.assertEqual((etype, json.loads(data)["code"]), ("error", "deadline_exceeded"))
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_admission_rejected_total", reason="deadline",
-                                    shard="all"), 3)
-            self.assertEqual(metric(samples, "ringcast_engine_streams", shard="all"), 0)
+            self.assertEqual(metric_sum(samples, "ringcast_admission_rejected_total",
+                                        reason="deadline"), 3)
+            self.assertEqual(metric_sum(samples, "ringcast_engine_streams"), 0)
 
     def test_server_maximum_caps_the_header(self):
         with Server("--mock-tokens-per-s", "20", "--request-timeout-max-ms", "300") as srv:

@@ -12,8 +12,8 @@ import unittest
 
 import websockets
 
-from harness import (Server, ResponseReader, assert_error_envelope, connect, get, metric, metrics,
-                     ws_close_code, ws_frame, ws_handshake, ws_read_message)
+from harness import (Server, ResponseReader, assert_error_envelope, connect, get, metric_sum,
+                     metrics, ws_close_code, ws_frame, ws_handshake, ws_read_message)
 from openai_client import post_json
 
 MODEL = "ringcast-mock"
@@ -167,11 +167,11 @@ class LargeWork(unittest.TestCase):
 
 
 def held_bytes(port):
-    return metric(metrics(port), "ringcast_inbound_held_bytes", shard="all")
+    return metric_sum(metrics(port), "ringcast_inbound_held_bytes")
 
 
 def refusals(port):
-    return metric(metrics(port), "ringcast_inbound_budget_refusals_total", shard="all")
+    return metric_sum(metrics(port), "ringcast_inbound_budget_refusals_total")
 
 
 class InboundBudget(unittest.TestCase):

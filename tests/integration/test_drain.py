@@ -12,7 +12,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, assert_error_envelope, connect, get, metric, metrics
+from harness import Server, ResponseReader, assert_error_envelope, connect, get, metric_sum, metrics
 from openai_client import post_json
 from test_streams import SseReader
 
@@ -65,7 +65,7 @@ class ChatStream:
 def generations_running(srv, n):
     """Waits until the server runs `n` generations (so a signal finds them in progress)."""
     deadline = time.monotonic() + 20
-    while metric(metrics(srv.port), "ringcast_engine_streams", shard="all") != n:
+    while metric_sum(metrics(srv.port), "ringcast_engine_streams") != n:
         if time.monotonic() > deadline:
             raise AssertionError(f"the server never ran {n} generation(s)")
         time.sleep(0.02)

@@ -14,7 +14,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, assert_error_envelope, metric, metrics
+from harness import Server, ResponseReader, assert_error_envelope, metric_sum, metrics
 
 MODEL = "ringcast-mock"
 SHARDS = 4
@@ -192,8 +192,7 @@ class CrossShardRates(unittest.TestCase):
             socks = [await websockets.connect(f"ws://127.0.0.1:{port}/ws?api_key=sk-x")
                      for _ in range(sockets)]
             try:
-                before = metric(metrics(port), "ringcast_cross_shard_messages_sent_total",
-                                shard="all")
+                before = metric_sum(metrics(port), "ringcast_cross_shard_messages_sent_total")
                 for i, ws in enumerate(socks):
                     for j in range(actions):
                         await ws.send(json.dumps({"id": f"s{i}-{j}", "action": "system.health"}))
@@ -201,8 +200,7 @@ class CrossShardRates(unittest.TestCase):
                     for _ in range(actions):
                         e = json.loads(await asyncio.wait_for(ws.recv(), 10))
                         self.assertEqual((e["event"], e["error"]["code"]), ("error", "rate_limited"))
-                after = metric(metrics(port), "ringcast_cross_shard_messages_sent_total",
-                               shard="all")
+                after = metric_sum(metrics(port), "ringcast_cross_shard_messages_sent_total")
                 return after - before
             finally:
                 for ws in socks:
@@ -310,7 +308,7 @@ class CrossShardStreams(unittest.TestCase):
                     # The socket closed: both slots come back before the next one's streams.
                     deadline = time.monotonic() + 10
                     while time.monotonic() < deadline:
-                        if metric(metrics(srv.port), "ringcast_engine_streams", shard="all") == 0:
+                        if metric_sum(metrics(srv.port), "ringcast_engine_streams") == 0:
                             break
                         time.sleep(0.05)
                     time.sleep(0.1)

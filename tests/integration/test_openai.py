@@ -13,7 +13,7 @@ import unittest
 
 import websockets
 
-from harness import Server, ResponseReader, assert_error_envelope, connect, metric, metrics
+from harness import Server, ResponseReader, assert_error_envelope, connect, metric_sum, metrics
 from openai_client import (chat_from_json, chat_from_sse, chat_from_ws, normalize, post_json,
                            responses_from_events, responses_summary, sse_events, ws_collect)
 
@@ -279,24 +279,24 @@ class Cancellation(unittest.TestCase):
                 while b'"content"' not in buf:
                     buf += s.recv(65536)
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_engine_streams", shard="all"), n)
+            self.assertEqual(metric_sum(samples, "ringcast_engine_streams"), n)
             for s in socks:  # the clients vanish mid-stream
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
                 s.close()
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
                 samples = metrics(srv.port)
-                if (metric(samples, "ringcast_engine_streams", shard="all") == 0 and
-                        metric(samples, "ringcast_connections_open", protocol="sse", shard="all") == 0):
+                if (metric_sum(samples, "ringcast_engine_streams") == 0 and
+                        metric_sum(samples, "ringcast_connections_open", protocol="sse") == 0):
                     break
                 time.sleep(0.2)
-            self.assertEqual(metric(samples, "ringcast_engine_streams", shard="all"), 0)
-            self.assertEqual(metric(samples, "ringcast_connections_open", protocol="sse", shard="all"), 0)
-            self.assertEqual(metric(samples, "ringcast_outbound_rings", shard="all"), 0)
-            self.assertEqual(metric(samples, "ringcast_engine_streams_total", outcome="cancelled",
-                                    shard="all"), n)
+            self.assertEqual(metric_sum(samples, "ringcast_engine_streams"), 0)
+            self.assertEqual(metric_sum(samples, "ringcast_connections_open", protocol="sse"), 0)
+            self.assertEqual(metric_sum(samples, "ringcast_outbound_rings"), 0)
+            self.assertEqual(metric_sum(samples, "ringcast_engine_streams_total",
+                                        outcome="cancelled"), n)
             # Only the metrics connection itself is still open.
-            self.assertEqual(metric(samples, "ringcast_connections_open", protocol="http", shard="all"), 1)
+            self.assertEqual(metric_sum(samples, "ringcast_connections_open", protocol="http"), 1)
 
 
 class WebSocketActions(unittest.TestCase):
@@ -344,7 +344,7 @@ class WebSocketActions(unittest.TestCase):
         with Server("--mock-tokens-per-s", "50") as srv:
             asyncio.run(run(srv))
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_engine_streams", shard="all"), 0)
+            self.assertEqual(metric_sum(samples, "ringcast_engine_streams"), 0)
 
     def test_flow_control_at_inflight_cap(self):
         async def run(srv):

@@ -12,8 +12,8 @@ import unittest
 
 import websockets
 
-from harness import (Server, ResponseReader, assert_error_envelope, connect, get, metric, metrics,
-                     request, ws_close_code, ws_frame, ws_handshake, ws_read_message)
+from harness import (Server, ResponseReader, assert_error_envelope, connect, get, metric, metric_sum,
+                     metrics, request, ws_close_code, ws_frame, ws_handshake, ws_read_message)
 
 
 def post(port, path, body, headers=None):
@@ -169,7 +169,7 @@ class Sse(unittest.TestCase):
             self.assertEqual(sub.next_event()["event"], "reset")
             sub.close()
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_topic_resets_total", shard="all"), 2)
+            self.assertEqual(metric_sum(samples, "ringcast_topic_resets_total"), 2)
 
     def test_heartbeat_comments_on_silence(self):
         with Server("--heartbeat-ms", "200") as srv:
@@ -360,7 +360,7 @@ class WebSocketProtocol(unittest.TestCase):
                     self.assertTrue(reader.at_eof())
                     s.close()
             samples = metrics(srv.port)
-            self.assertGreaterEqual(metric(samples, "ringcast_ws_protocol_errors_total", shard="all"),
+            self.assertGreaterEqual(metric_sum(samples, "ringcast_ws_protocol_errors_total"),
                                     len(cases))
             self.assertEqual(get(srv.port, "/healthz").status, 200)
 
@@ -397,9 +397,9 @@ class WebSocketProtocol(unittest.TestCase):
             s, reader, r = ws_handshake(srv.port, "/echo")
             s.sendall(ws_frame(0x1, b"first"))
             self.assertEqual(ws_read_message(reader), (0x1, b"first"))
-            self.assertEqual(metric(metrics(srv.port), "ringcast_ws_sessions", shard="all"), 1)
+            self.assertEqual(metric_sum(metrics(srv.port), "ringcast_ws_sessions"), 1)
             deadline = time.monotonic() + 5
-            while metric(metrics(srv.port), "ringcast_ws_sessions", shard="all") != 0:
+            while metric_sum(metrics(srv.port), "ringcast_ws_sessions") != 0:
                 self.assertLess(time.monotonic(), deadline, "the quiet session was not released")
                 time.sleep(0.1)
             s.sendall(ws_frame(0x1, b"second"))  # a new session continues the stream
@@ -461,7 +461,7 @@ class FanOut(unittest.TestCase):
             for i, seqs in results.items():
                 self.assertEqual(seqs, list(range(1, n_events + 1)), f"subscriber {i}")
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_topic_deliveries_total", shard="all"),
+            self.assertEqual(metric_sum(samples, "ringcast_topic_deliveries_total"),
                              n_subs * n_events)
             for shard in ("0", "1"):  # subscribers on both shards received
                 self.assertGreater(metric(samples, "ringcast_topic_deliveries_total", shard=shard), 0)
@@ -495,7 +495,7 @@ class FanOut(unittest.TestCase):
                             received[i] += 1
             self.assertEqual(received, [n_events] * len(fast))
             samples = metrics(srv.port)
-            self.assertEqual(metric(samples, "ringcast_slow_consumers_total", shard="all"), 1)
+            self.assertEqual(metric_sum(samples, "ringcast_slow_consumers_total"), 1)
             # The slow connection was closed by the server.
             slow.settimeout(5)
             got = b""

@@ -13,7 +13,7 @@ import time
 import unittest
 import urllib.parse
 
-from harness import RINGCAST_BIN, Server, get, metric, metrics
+from harness import RINGCAST_BIN, Server, get, metric_sum, metrics
 from openai_client import post_json, sse_events
 
 
@@ -73,8 +73,8 @@ class UpstreamByName(unittest.TestCase):
                 self.assertEqual(r.status, 200, r.body)
                 self.assertEqual(completion_tokens(r), 3)
                 samples = metrics(front.port)
-                self.assertGreaterEqual(metric(samples, "ringcast_resolver_lookups_total", shard="all"), 1)
-                self.assertEqual(metric(samples, "ringcast_resolver_failures_total", shard="all"), 0)
+                self.assertGreaterEqual(metric_sum(samples, "ringcast_resolver_lookups_total"), 1)
+                self.assertEqual(metric_sum(samples, "ringcast_resolver_failures_total"), 0)
 
 
 class UpstreamFlag(unittest.TestCase):
@@ -155,8 +155,8 @@ class ReloadRoutes(unittest.TestCase):
 
                 t = threading.Thread(target=slow_stream)
                 t.start()
-                wait_until("the stream to start", lambda: (metric(
-                    metrics(front.port), "ringcast_engine_running", shard="all") or 0) >= 1)
+                wait_until("the stream to start", lambda: (metric_sum(
+                    metrics(front.port), "ringcast_engine_running") or 0) >= 1)
                 # Upstream a's settings change (its engine is replaced) and m moves to b.
                 self.write(a=a.port, b=b.port, timeout=6000, route="b", upstream_model="beta")
                 front.send_signal(signal.SIGHUP)

@@ -28,7 +28,11 @@ export async function launchBrowser() {
 export function watchPage(page) {
   const errors = [];
   page.on('console', (msg) => {
-    if (msg.type() === 'error') errors.push(`console: ${msg.text()}`);
+    if (msg.type() !== 'error') return;
+    const where = msg.location()?.url ?? '';
+    // The browser asks for /favicon.ico by itself; a page without one is not an error of the page.
+    if (where.endsWith('/favicon.ico')) return;
+    errors.push(`console: ${msg.text()}${where ? ` (${where})` : ''}`);
   });
   page.on('pageerror', (err) => errors.push(`pageerror: ${err.message}`));
   page.on('requestfailed', (req) => {

@@ -14,7 +14,7 @@ test('chromium launches and fetches from ringcast', async () => {
     const res = await page.goto(srv.url('/healthz'));
     assert.equal(res.status(), 200);
     const models = await page.evaluate(async () => (await (await fetch('/v1/models')).json()).data.map((m) => m.id));
-    assert.ok(models.includes('mock'), JSON.stringify(models));
+    assert.ok(models.includes('ringcast-mock'), JSON.stringify(models));
     await page.evaluate(() => { setTimeout(() => { throw new Error('deliberate'); }, 0); });
     await page.waitForTimeout(200);
     assert.deepEqual(watch.errors.filter((e) => !e.includes('deliberate')), []);

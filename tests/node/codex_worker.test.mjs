@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import OpenAI from 'openai';
-import { postJson } from './harness.mjs';
+import { metricSum, postJson } from './harness.mjs';
 import { CODEX_JS, codexHome } from './codex.mjs';
 import { startMockUpstream, startRingcast } from './fakes/ringcast.mjs';
 
@@ -68,8 +68,7 @@ after(async () => {
 // The mock's generations on `srv` that ended with `outcome` (started, completed, cancelled, …).
 async function mockStreams(srv, outcome) {
   const text = await (await fetch(srv.url('/metrics'))).text();
-  const m = new RegExp(`^ringcast_engine_streams_total\\{outcome="${outcome}",shard="all"\\} (\\d+)`, 'm').exec(text);
-  return m ? Number(m[1]) : 0;
+  return metricSum(text, 'ringcast_engine_streams_total', { outcome });
 }
 
 // What A's mock answers for a conversation whose last user turn is `text`.

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startServer, sleep } from './harness.mjs';
+import { metricSum, startServer, sleep } from './harness.mjs';
 
 const MODEL = 'ringcast-mock';
 
@@ -13,7 +13,7 @@ async function generationsRunning(srv, n) {
   const deadline = Date.now() + 20000;
   while (Date.now() < deadline) {
     const text = await (await fetch(srv.url('/metrics'))).text();
-    if (text.includes(`ringcast_engine_streams{shard="all"} ${n}\n`)) return;
+    if (metricSum(text, 'ringcast_engine_streams') === n) return;
     await sleep(20);
   }
   throw new Error(`the server never ran ${n} generation(s)`);

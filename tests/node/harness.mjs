@@ -55,6 +55,20 @@ export async function waitFor(predicate, timeoutMs = 10000, what = 'condition') 
   }
 }
 
+// sum(name{labels}) over the Prometheus text `text`, as a query would: every sample of `name`
+// whose labels include `labels` (ringcast exports per-shard series only, no pre-summed total).
+export function metricSum(text, name, labels = {}) {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_:]+)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
 // A TCP proxy on 127.0.0.1 whose connections the test can cut, to make clients reconnect.
 export async function startProxy(targetPort) {
   const sockets = new Set();

@@ -99,8 +99,8 @@ test('responses-ws stateful: a follow-up reuses the retained socket', async () =
     assert.equal(fake.creates[1].body.previous_response_id, fake.creates[0].responseId);
     assert.equal(fake.creates[2].body.previous_response_id, fake.creates[1].responseId);
     const m = await metrics(srv);
-    assert.equal(metricSum(m, 'ringcast_upstream_session_followups_total', { outcome: 'reused', shard: 'all' }), 2);
-    assert.equal(metricSum(m, 'ringcast_upstream_sessions_idle', { shard: 'all' }), 1);
+    assert.equal(metricSum(m, 'ringcast_upstream_session_followups_total', { outcome: 'reused' }), 2);
+    assert.equal(metricSum(m, 'ringcast_upstream_sessions_idle'), 1);
     assert.equal(metricSum(m, 'ringcast_upstream_requests_total', { upstream: 'ws-up' }), 3);
     assert.equal(metricSum(m, 'ringcast_upstream_duration_seconds_count', { upstream: 'ws-up' }), 3);
   });

@@ -1,6 +1,6 @@
 // Metrics of a shard's NATS connection and JetStream use (cluster.h), copied into its
-// shard_metrics when /metrics asks, and rendered per shard only (label shard="0".."N-1", no
-// shard="all" series: sum them in the query). Nothing is rendered without --nats.
+// shard_metrics when /metrics asks, and rendered per shard (label shard="0".."N-1", like every
+// per-shard family: sum them in the query). Nothing is rendered without --nats.
 //
 //   ringcast_cluster_available                 1 when the shard can use NATS (connected, streams ready)
 //   ringcast_nats_connected                    1 while the shard's connection is up

@@ -2,10 +2,10 @@
 //
 // Each shard owns a shard_metrics and is its only writer: plain integers, no atomics, no locks.
 // /metrics asks every shard for a copy through the mailboxes (the copy is made on the shard that
-// owns the numbers), sums them, and renders the Prometheus text format with one series per shard
-// (label shard="0".."N-1") and the total (shard="all"). Sum over shard!="all" or select
-// shard="all"; summing everything counts twice. The NATS and JetStream families
-// (cluster_metrics.h) are the exception: per shard only, no shard="all" series.
+// owns the numbers) and renders the Prometheus text format with one series per shard (label
+// shard="0".."N-1") and no pre-summed total: aggregation belongs to the query (sum()). Process-wide
+// figures (ringcast_shards, ringcast_uptime_seconds) have no shard label; the upstream and worker
+// families are totals over the shards without a shard label (upstream_metrics.h, worker_metrics.h).
 //
 // Every name starts with ringcast_. Histograms have fixed buckets so shards can be merged.
 //

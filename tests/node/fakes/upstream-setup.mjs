@@ -80,15 +80,5 @@ export async function metrics(srv) {
   return (await fetch(srv.url('/metrics'))).text();
 }
 
-// Sum of a metric's samples whose labels include every `labels` pair.
-export function metricSum(text, name, labels = {}) {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_:]+)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || m[1] !== name) continue;
-    const have = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]]));
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(m[3]);
-  }
-  return sum;
-}
+// sum() of a metric over its samples (harness.mjs).
+export { metricSum } from '../harness.mjs';
