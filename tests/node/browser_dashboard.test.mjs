@@ -178,7 +178,7 @@ test('topic viewer shows published events and resumes without gap or duplicate',
     await page.click('#topic-watch');
     await until(async () => (await text(page, '#topic-state')).startsWith('400: '), 10000, 'the 400');
     const expected = (e) => aborted('/v1/topics/news.demo/events')(e) ||
-                            (e.startsWith('console: ') && e.includes('400'));
+                            (e.startsWith('console: ') && e.includes('status of 400'));
     assert.deepEqual(watch.errors.filter((e) => !expected(e)), []);
   } finally {
     await browser.close();
@@ -232,7 +232,7 @@ test('chat playground streams a reply from the mock engine and stops it', async 
     await page.click('#chat-send');
     await until(async () => (await text(page, '#chat-state')).startsWith('400: '), 10000, 'the 400');
     assert.match(await text(page, '#chat-state'), /max_tokens/);
-    const expected = (e) => aborted('/v1/chat/completions')(e) || (e.startsWith('console: ') && e.includes('400'));
+    const expected = (e) => aborted('/v1/chat/completions')(e) || (e.startsWith('console: ') && e.includes('status of 400'));
     assert.deepEqual(watch.errors.filter((e) => !expected(e)), []);
   } finally {
     await browser.close();
