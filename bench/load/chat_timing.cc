@@ -29,15 +29,17 @@ void chat_timing::token(stream_clock& c, uint64_t now_ns) {
       ++m.ttft_early;
       m.ttft_early_max_ns = std::max(m.ttft_early_max_ns, first_token_ns_ - ttft);
     }
-    m.ttft_overhead.record(ttft > first_token_ns_ ? ttft - first_token_ns_ : 0);
+    env_.sample(hist_id::ttft_overhead, now_ns,
+                ttft > first_token_ns_ ? ttft - first_token_ns_ : 0);
     return;
   }
   uint64_t gap = now_ns - c.last_token_ns;
   c.last_token_ns = now_ns;
   if (!in_window) return;
-  m.token_gap.record(gap);
+  env_.sample(hist_id::token_gap, now_ns, gap);
   if (nominal_gap_ns_ > 0)
-    m.token_jitter.record(gap > nominal_gap_ns_ ? gap - nominal_gap_ns_ : nominal_gap_ns_ - gap);
+    env_.sample(hist_id::token_jitter, now_ns,
+                gap > nominal_gap_ns_ ? gap - nominal_gap_ns_ : nominal_gap_ns_ - gap);
 }
 
 std::string chat_timing::request_json(const load_options& o, bool stream_field) {

@@ -3,6 +3,8 @@
 #include <signal.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/listener.h"
@@ -19,9 +21,10 @@ class thread_driver {
  public:
   thread_driver(reactor& r, unsigned index, unsigned count, const mode_spec& mode,
                 const load_options& opts, run_control& control, shard_results& results,
-                run_watch& watch)
+                timeline& intervals, run_watch& watch)
       : loop_(r),
-        env_(r, index, count, opts, control, results),
+        env_(r, index, count, opts, control, results, intervals),
+        timeline_(intervals),
         worker_(mode.make_worker(env_)),
         watch_(watch) {
     tick_.bind<thread_driver, &thread_driver::on_tick>(this);
@@ -50,10 +53,12 @@ class thread_driver {
  private:
   void on_tick();
   void sample_window(uint64_t now_ns);
+  void sample_server_interval(uint64_t now_ns);
   void begin_finish(uint64_t now_ns);
 
   reactor& loop_;
   shard_env env_;
+  timeline& timeline_;
   std::unique_ptr<mode_worker> worker_;
   run_watch& watch_;
   std::unique_ptr<signal_reader> signals_;
@@ -63,6 +68,9 @@ class thread_driver {
   bool window_closed_ = false;
   bool finishing_ = false;
   uint64_t close_deadline_ns_ = 0;
+  // Thread 0: the timeline interval whose server figures come next, and the previous sample.
+  uint64_t server_interval_ = 0;
+  std::vector<process_sample> server_prev_;
 };
 
 void thread_driver::on_tick() {
@@ -75,6 +83,8 @@ void thread_driver::on_tick() {
     worker_->on_running(now);
   }
   sample_window(now);
+  env_.intervals.tick(now);
+  if (env_.index == 0) sample_server_interval(now);
   worker_->tick(now);
   if (!finishing_) {
     bool out_of_time =
@@ -133,12 +143,37 @@ void thread_driver::sample_window(uint64_t now_ns) {
   }
 }
 
+void thread_driver::sample_server_interval(uint64_t now_ns) {
+  const std::vector<int>& pids = env_.opts.server_pids;
+  uint64_t start = env_.control.window_start_ns();
+  if (pids.empty() || !window_opened_ || server_interval_ >= timeline_.intervals() ||
+      now_ns - start < timeline_.end_of(server_interval_))
+    return;
+  if (server_prev_.empty()) server_prev_ = watch_.server_start;
+  std::vector<process_sample> now;
+  for (int pid : pids) now.push_back(sample_process(pid));
+  std::optional<double> cores;
+  std::optional<uint64_t> rss;
+  if (group_usage g = group_usage_between(server_prev_, now); g.ok && g.total.wall_s > 0) {
+    cores = g.total.cpu_s / g.total.wall_s;
+    uint64_t sum = 0;
+    for (const process_sample& p : now) sum += p.rss_bytes;
+    rss = sum;
+  }
+  // A late tick may have passed several ends: they share the figures.
+  while (server_interval_ < timeline_.intervals() &&
+         now_ns - start >= timeline_.end_of(server_interval_))
+    timeline_.set_server(server_interval_++, cores, rss);
+  server_prev_ = std::move(now);
+}
+
 }  // namespace
 
 void run_client_thread(reactor& r, unsigned index, unsigned count, const mode_spec& mode,
                        const load_options& opts, run_control& control, shard_results& results,
-                       run_watch& watch) {
-  auto d = std::make_unique<thread_driver>(r, index, count, mode, opts, control, results, watch);
+                       timeline& intervals, run_watch& watch) {
+  auto d = std::make_unique<thread_driver>(r, index, count, mode, opts, control, results, intervals,
+                                           watch);
   d->run();
   // A driver whose sockets never finished closing is left behind rather than destroyed under the
   // kernel's feet; the process is about to exit anyway.

@@ -4,7 +4,7 @@
 //
 // Thread 0 also coordinates the run (run_control::coordinate), reads SIGINT/SIGTERM (they end
 // the run early, with a report), and samples the server under test and this whole process at
-// the window's edges into the run_watch.
+// the window's edges into the run_watch, and the server at every timeline interval's end.
 //
 // Thread-safety: run_client_thread runs on its own client thread; the run_watch is written by
 // thread 0 only and read by main after every thread has returned.
@@ -19,6 +19,7 @@
 #include "load/proc_stats.h"
 #include "load/results.h"
 #include "load/run_control.h"
+#include "load/timeline.h"
 
 namespace rc::load {
 
@@ -38,6 +39,6 @@ struct run_watch {
 
 void run_client_thread(reactor& r, unsigned index, unsigned count, const mode_spec& mode,
                        const load_options& opts, run_control& control, shard_results& results,
-                       run_watch& watch);
+                       timeline& intervals, run_watch& watch);
 
 }  // namespace rc::load

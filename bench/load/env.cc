@@ -9,13 +9,14 @@
 namespace rc::load {
 
 shard_env::shard_env(reactor& r, unsigned idx, unsigned n, const load_options& o, run_control& c,
-                     shard_results& res)
+                     shard_results& res, timeline& t)
     : loop(r),
       index(idx),
       count(n),
       opts(o),
       control(c),
       results(res),
+      intervals(t, c, res.errors),
       sockets(r),
       connects(r, connector_options{
                       .in_flight_max = std::max<uint32_t>(1, o.connect_concurrency / n),

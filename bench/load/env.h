@@ -19,12 +19,13 @@
 #include "load/options.h"
 #include "load/results.h"
 #include "load/run_control.h"
+#include "load/timeline.h"
 
 namespace rc::load {
 
 struct shard_env {
   shard_env(reactor& r, unsigned index, unsigned count, const load_options& o, run_control& c,
-            shard_results& res);
+            shard_results& res, timeline& t);
 
   reactor& loop;
   unsigned index;  // this thread
@@ -32,6 +33,7 @@ struct shard_env {
   const load_options& opts;
   run_control& control;
   shard_results& results;
+  timeline_writer intervals;  // this thread's part of the report's timeline
   client_socket_set sockets;
   connector connects;
 
@@ -53,6 +55,15 @@ struct shard_env {
     if (!control.in_window(now_ns)) return;
     ++results.ops;
     results.latency.record(latency_ns);
+    intervals.count_op(now_ns);
+    intervals.sample(hist_id::latency, now_ns, latency_ns);
+  }
+  // Records `value` into histogram `id` (not latency: record() does that) when `now_ns` is
+  // inside the window.
+  void sample(hist_id id, uint64_t now_ns, uint64_t value) {
+    if (!control.in_window(now_ns)) return;
+    results.histogram_of(id).record(value);
+    intervals.sample(id, now_ns, value);
   }
 
   // True once finish() was called: failures after that are ours, not the server's.

@@ -147,14 +147,19 @@ void pacer::pump(uint64_t now_ns) {
 }
 
 void pacer::publish_one(uint64_t now_ns) {
+  // The publication's timestamp, from which subscribers measure publish-to-deliver: with a
+  // rate, the time it was due (an open loop: a publisher that fell behind, e.g. held back by
+  // --pub-inflight or a stalled client thread, must not hide that delay, which is coordinated
+  // omission); in the closed loop, now.
+  uint64_t ts = monotonic_ns();
   if (env_.opts.rate > 0) {
     auto scheduled =
         start_ns_ + static_cast<uint64_t>(static_cast<double>(published_) * 1e9 / env_.opts.rate);
     if (now_ns > scheduled)
       env_.results.publish_lag_max_ns =
           std::max(env_.results.publish_lag_max_ns, now_ns - scheduled);
+    ts = std::min(ts, scheduled);
   }
-  uint64_t ts = monotonic_ns();
   json_.clear();
   json_.append("{\"ts\":");
   json::write_uint64(json_, ts);

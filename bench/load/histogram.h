@@ -51,6 +51,12 @@ class histogram {
   uint64_t saturated() const { return saturated_; }
   // The value at percentile p (0 < p <= 100), as described above; 0 when empty.
   uint64_t percentile(double p) const;
+  // Calls f(highest_equivalent(i), count) for every non-empty bucket i, ascending.
+  template <class F>
+  void for_each_bucket(F&& f) const {
+    for (size_t i = 0; i < bucket_count; ++i)
+      if (counts_[i] != 0) f(highest_equivalent(i), counts_[i]);
+  }
 
   static constexpr size_t index_of(uint64_t value) {
     if (value < linear_max) return static_cast<size_t>(value);

@@ -21,6 +21,7 @@
 #include "load/report.h"
 #include "load/run_control.h"
 #include "load/targets.h"
+#include "load/timeline.h"
 
 namespace rc::load {
 namespace {
@@ -94,7 +95,17 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
       ->group(conn);
 
   const char* rep = "Reporting";
-  app.add_option("--json", o.json_path, "Also write the report as JSON to this file")->group(rep);
+  app.add_option("--json", o.json_path,
+                 "Also write the report as JSON to this file: the text report's figures, every "
+                 "latency histogram's buckets (\"histograms\") and the window interval by "
+                 "interval (\"timeline\"); see docs/budgets.md")
+      ->group(rep);
+  app.add_option("--timeline-ms", o.timeline_ms,
+                 "The JSON timeline's interval: completions, errors, server CPU and RSS, and "
+                 "latency p50/p99/max per interval of this many ms")
+      ->capture_default_str()
+      ->check(CLI::Range(100u, 10000u))
+      ->group(rep);
   app.add_option("--server-pid", o.server_pids,
                  "Measure this process's CPU time and RSS over the window (repeatable: the "
                  "processes are summed, e.g. the nodes of a cluster)")
@@ -222,6 +233,9 @@ std::string resolve(load_options& o) {
     o.cpu_list = *list;
   }
   if ((o.recv_buffers & (o.recv_buffers - 1)) != 0) return "--recv-buffers must be a power of two";
+  if (o.duration_s * 1000.0 / o.timeline_ms > static_cast<double>(timeline::max_points))
+    return "--duration / --timeline-ms gives more than " + std::to_string(timeline::max_points) +
+           " timeline intervals: raise --timeline-ms";
   uint64_t sockets = uint64_t{o.connections} + 1;
   bool loopback = all_loopback(o);
   if (o.source_ips == 0 && sockets > connections_per_source_ip) {
@@ -300,6 +314,8 @@ int run(int argc, char** argv) {
                       static_cast<uint64_t>(o.duration_s * 1e9),
                       uint64_t{o.ready_timeout_ms} * 1'000'000);
   std::vector<shard_results> results(o.threads);
+  timeline intervals(o.threads, uint64_t{o.timeline_ms} * 1'000'000,
+                     static_cast<uint64_t>(o.duration_s * 1e9));
 
   shard_group_options g;
   g.shards = o.threads;
@@ -307,13 +323,15 @@ int run(int argc, char** argv) {
   g.reactor.buffers.count = o.recv_buffers;
   g.reactor.buffers.buffer_bytes = o.recv_buffer_bytes;
   err = run_shards(g, [&](reactor& r) {
-    run_client_thread(r, r.shard_id(), o.threads, *mode, o, control, results[r.shard_id()], watch);
+    run_client_thread(r, r.shard_id(), o.threads, *mode, o, control, results[r.shard_id()],
+                      intervals, watch);
   });
   if (!err.empty()) {
     std::fprintf(stderr, "ringcast-load: %s\n", err.c_str());
     return 2;
   }
-  return report(report_input{*mode, o, control, results, watch});
+  intervals.finish();
+  return report(report_input{*mode, o, control, results, intervals, watch});
 }
 
 }  // namespace

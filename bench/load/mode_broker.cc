@@ -4,8 +4,9 @@
 // schedule owes, so its requests leave together, a burst of rate x pace. They are spread over
 // --users user ids and dealt round-robin over N keep-alive connections, pipelined (a connection
 // carries any number in flight, answered in order). Each answer is admitted (202) or rejected (429
-// or 503, counted by status; anything else is an error); enqueue latency is from writing the
-// request to reading its response, kept separately for admitted and rejected.
+// or 503, counted by status; anything else is an error); enqueue latency is from the time the
+// request was due by the schedule (not when it was written: no coordinated omission) to reading
+// its response, kept separately for admitted and rejected.
 //
 // A fraction of admitted messages (--stream-fraction) is then followed on one of
 // --stream-connections keep-alive connections: GET /api/v1/stream?user_id&message_id, timing the
@@ -14,6 +15,7 @@
 // log at once: the figure is what a client observes, bounded below by one request round trip.
 // A message wanted for streaming while every stream connection is busy is skipped (counted);
 // a stream refused by admission (429, 503: a rate limit counts these GETs too) is counted apart.
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <deque>
@@ -132,6 +134,14 @@ class broker_worker final : public mode_worker {
   }
   // Sends what the schedule owes at `now_ns`.
   void send_due(uint64_t now_ns);
+  // When request `k` (from 0) of this thread was due: send_due() sends it once
+  // floor(elapsed x rate) > k. Latency counts from then, not from when it was written, so a
+  // pace step that came late (a busy or stalled client thread) shows in the figures instead of
+  // being omitted (coordinated omission).
+  uint64_t scheduled_ns(uint64_t k, uint64_t now_ns) const {
+    auto due = start_ns_ + static_cast<uint64_t>(static_cast<double>(k + 1) * 1e9 / rate_);
+    return std::min(due, now_ns);
+  }
 
   shard_env& env_;
   std::string head_;  // the POST's head up to Content-Length's value
@@ -201,13 +211,13 @@ void enqueue_conn::on_response_end() {
   if (status == 202) {
     if (in_window) {
       ++m.admitted;
-      m.enqueue_admitted.record(latency);
+      env_.sample(hist_id::enqueue_admitted, now, latency);
     }
     worker_.admitted(p.user, body_, now);
   } else if (status == 429 || status == 503) {
     if (in_window) {
       (status == 429 ? m.rejected_429 : m.rejected_503)++;
-      m.enqueue_rejected.record(latency);
+      env_.sample(hist_id::enqueue_rejected, now, latency);
     }
   } else {
     ++env_.results.errors.status;
@@ -269,14 +279,12 @@ void stream_conn::on_data(const char* data, size_t len) {
 
 void stream_conn::on_event(const sse::decoded_event& e) {
   uint64_t now = monotonic_ns();
-  stream_measures& m = env_.results.streams;
-  bool in_window = env_.control.in_window(now);
   switch (classify_broker_event(e.type)) {
     case broker_event::processing:
-      if (in_window) m.to_processing.record(now - admitted_ns_);
+      env_.sample(hist_id::to_processing, now, now - admitted_ns_);
       break;
     case broker_event::done:
-      if (in_window) m.to_done.record(now - admitted_ns_);
+      env_.sample(hist_id::to_done, now, now - admitted_ns_);
       ended_ = true;
       break;
     case broker_event::error:
@@ -353,7 +361,7 @@ void broker_worker::send_due(uint64_t now_ns) {
       continue;
     }
     auto user = static_cast<uint32_t>((next_user_++ * env_.count + env_.index) % env_.opts.users);
-    c->send(user, now_ns);
+    c->send(user, scheduled_ns(sent_, now_ns));
   }
 }
 

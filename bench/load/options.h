@@ -41,7 +41,8 @@ struct load_options {
   uint32_t ready_timeout_ms = 60000;  // every connection must be ready within this
 
   // Reporting.
-  std::string json_path;  // also write the report here as JSON
+  std::string json_path;         // also write the report here as JSON
+  uint32_t timeline_ms = 1000;   // the JSON timeline's interval
   std::vector<int> server_pids;  // measure these processes' CPU and RSS, summed (the servers)
   std::vector<int> aux_pids;     // ... and these apart (e.g. the NATS servers behind them)
   loss_policy loss = loss_policy::fail;

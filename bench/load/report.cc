@@ -8,6 +8,7 @@
 
 #include "base/byte_buffer.h"
 #include "load/report_streams.h"
+#include "load/report_timeline.h"
 #include "proto/json_writer.h"
 
 namespace rc::load {
@@ -407,6 +408,8 @@ bool write_json(const report_input& in, const summary& s) {
   if (has_stream_measures(in)) write_stream_measures(w, in, m.streams, s.streams);
   write_errors(w, s);
   write_sides(w, in, s);
+  write_histograms(w, m);
+  write_timeline(w, in.intervals);
   w.string_member("status", s.status);
   w.end_object();
   buf.push_back('\n');

@@ -17,6 +17,7 @@
 #include "load/options.h"
 #include "load/results.h"
 #include "load/run_control.h"
+#include "load/timeline.h"
 
 namespace rc::load {
 
@@ -25,6 +26,7 @@ struct report_input {
   const load_options& opts;
   const run_control& control;
   const std::vector<shard_results>& threads;
+  const timeline& intervals;
   const run_watch& watch;
 };
 

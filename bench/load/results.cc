@@ -45,6 +45,54 @@ void stream_measures::merge(const stream_measures& o) {
   unsent += o.unsent;
 }
 
+std::string_view hist_name(hist_id id) {
+  switch (id) {
+    case hist_id::latency:
+      return "latency";
+    case hist_id::ttft_overhead:
+      return "ttft_overhead";
+    case hist_id::token_gap:
+      return "token_gap";
+    case hist_id::token_jitter:
+      return "token_jitter";
+    case hist_id::enqueue_admitted:
+      return "enqueue_admitted";
+    case hist_id::enqueue_rejected:
+      return "enqueue_rejected";
+    case hist_id::to_processing:
+      return "to_processing";
+    case hist_id::to_done:
+      return "to_done";
+  }
+  return "?";
+}
+
+histogram& shard_results::histogram_of(hist_id id) {
+  return const_cast<histogram&>(static_cast<const shard_results&>(*this).histogram_of(id));
+}
+
+const histogram& shard_results::histogram_of(hist_id id) const {
+  switch (id) {
+    case hist_id::latency:
+      return latency;
+    case hist_id::ttft_overhead:
+      return streams.ttft_overhead;
+    case hist_id::token_gap:
+      return streams.token_gap;
+    case hist_id::token_jitter:
+      return streams.token_jitter;
+    case hist_id::enqueue_admitted:
+      return streams.enqueue_admitted;
+    case hist_id::enqueue_rejected:
+      return streams.enqueue_rejected;
+    case hist_id::to_processing:
+      return streams.to_processing;
+    case hist_id::to_done:
+      return streams.to_done;
+  }
+  return latency;
+}
+
 void shard_results::merge(const shard_results& o) {
   latency.merge(o.latency);
   ops += o.ops;

@@ -2,8 +2,10 @@
 // main merges them after every thread has returned.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <string_view>
 
 #include "load/histogram.h"
 
@@ -75,6 +77,22 @@ struct stream_measures {
   void merge(const stream_measures& o);
 };
 
+// The run's latency histograms by name (the JSON report's "histograms" and timeline keys):
+// latency is the mode's completion latency (shard_results::latency), the others are
+// stream_measures'.
+enum class hist_id : uint8_t {
+  latency,
+  ttft_overhead,
+  token_gap,
+  token_jitter,
+  enqueue_admitted,
+  enqueue_rejected,
+  to_processing,
+  to_done,
+};
+constexpr size_t hist_count = 8;
+std::string_view hist_name(hist_id id);
+
 struct shard_results {
   histogram latency;       // per completion inside the window, nanoseconds
   uint64_t ops = 0;        // completions inside the window
@@ -93,6 +111,9 @@ struct shard_results {
   stream_measures streams;
 
   void merge(const shard_results& o);
+  // The whole-window histogram called `id`.
+  histogram& histogram_of(hist_id id);
+  const histogram& histogram_of(hist_id id) const;
 };
 
 }  // namespace rc::load

@@ -161,6 +161,11 @@ void cluster::notify_if_changed() {
   if (now == last_available_ || stopping_) return;
   last_available_ = now;
   if (now) {
+    shard_.cluster_shards_available().fetch_add(1, std::memory_order_relaxed);
+  } else {
+    shard_.cluster_shards_available().fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (now) {
     RC_INFO("cluster: node %s available (NATS %s)", node_id_.c_str(),
             nats_->connected_url().c_str());
   } else {

@@ -28,14 +28,24 @@ handler_result handle_readyz(request_context& ctx) {
     w.end_object();
     ctx.conn.respond(503, "application/json", body.view(),
                      {{"Retry-After", "1"}, {"retry-after-ms", "1000"}});
-  } else if (cluster* c = ctx.shard.cluster_link(); c && !c->available()) {
-    // This shard cannot reach NATS (or the streams are not ready): publishes and enqueues would
-    // fail here, so the load balancer should send clients elsewhere.
+  } else if (cluster* c = ctx.shard.cluster_link();
+             c && (!c->available() || ctx.shard.cluster_shards_available().load(
+                                          std::memory_order_relaxed) < ctx.shard.shard_count())) {
+    // A shard cannot reach NATS (or the streams are not ready): publishes and enqueues would
+    // fail there, and a client's connection may land on any shard, so the load balancer should
+    // send clients elsewhere until every shard is back.
     byte_buffer body;
     json::writer w(body);
     w.begin_object();
     w.string_member("status", "not_ready");
-    w.string_member("reason", c->unavailable_reason());
+    if (!c->available()) {
+      w.string_member("reason", c->unavailable_reason());
+    } else {
+      unsigned up = ctx.shard.cluster_shards_available().load(std::memory_order_relaxed);
+      w.string_member("reason", "nats: " + std::to_string(ctx.shard.shard_count() - up) + " of " +
+                                    std::to_string(ctx.shard.shard_count()) +
+                                    " shards cannot use NATS yet");
+    }
     w.end_object();
     uint32_t ms = c->retry_after_ms();
     std::string seconds = std::to_string((ms + 999) / 1000), millis = std::to_string(ms);

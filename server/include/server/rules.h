@@ -91,6 +91,10 @@ struct process_state {
   // node, for the dashboard); set by main once the port is known, before the shards start;
   // read-only after.
   std::string node_id;
+  // Cluster mode: shards that can use NATS now (cluster::available()). Each shard has its own
+  // connection, so after an outage they come back one by one; /readyz says ready only once every
+  // shard is back, since a load balancer's connection may land on any of them.
+  std::atomic<unsigned> cluster_shards_available{0};
 };
 
 // The snapshot for `cfg`: its --api-key keys, its keys file, its token key files and its CORS

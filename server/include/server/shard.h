@@ -106,6 +106,8 @@ class shard_server {
   cluster* cluster_link() { return cluster_.get(); }
   // This node's id in a cluster (process_state::node_id).
   const std::string& node_id() const { return process_.node_id; }
+  // Cluster mode: how many shards can use NATS now (process_state::cluster_shards_available).
+  std::atomic<unsigned>& cluster_shards_available() { return process_.cluster_shards_available; }
 
   topic_registry& topics() { return topics_; }
   engine_scheduler& scheduler() { return scheduler_; }
