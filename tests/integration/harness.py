@@ -16,6 +16,8 @@ import threading
 import time
 import unittest
 
+import wire_log
+
 RINGCAST_BIN = os.environ.get("RINGCAST_BIN", "")
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 
@@ -87,7 +89,10 @@ class Server:
 
 
 def connect(port, timeout=10.0):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if wire_log.enabled():  # RINGCAST_WIRE_LOG: what this socket receives is logged
+        s = wire_log.tapped_connection(port, timeout)
+    else:
+        s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return s
 

@@ -1,6 +1,6 @@
 // Browser-style authentication with `eventsource` (EventSource cannot set headers): ?api_key=,
 // and subscription tokens (?token=) signed here with node:crypto, HS256 and ES256.
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
@@ -8,6 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventSource } from 'eventsource';
 import { startServer, postJson, waitFor } from './harness.mjs';
+import { wireRecorder } from './ringcast_schemas.mjs';
+
+// Every topic event the clients receive is checked against docs/schemas.
+const wire = wireRecorder();
+afterEach(() => wire.assertValid());
+const topicRoute = (url) => new URL(url).pathname;
 
 const b64url = (data) => Buffer.from(data).toString('base64url');
 const SECRET = 'a-node-test-secret-of-32-bytes-or-more';
@@ -27,7 +33,12 @@ function firstEvent(url) {
   return new Promise((resolve) => {
     const es = new EventSource(url);
     const timer = setTimeout(() => { es.close(); resolve({ timeout: true }); }, 10000);
-    es.addEventListener('message', (ev) => { clearTimeout(timer); es.close(); resolve({ data: JSON.parse(ev.data) }); });
+    es.addEventListener('message', (ev) => {
+      clearTimeout(timer);
+      es.close();
+      wire.sse(topicRoute(url), 'message', ev.data, ev.lastEventId);
+      resolve({ data: JSON.parse(ev.data) });
+    });
     es.onerror = (err) => { clearTimeout(timer); es.close(); resolve({ status: err.code }); };
   });
 }
@@ -80,7 +91,10 @@ test('a token-authenticated eventsource receives live publications', async () =>
     let open = false;
     const es = new EventSource(srv.url(`/v1/topics/room.1/events?token=${token}`));
     es.onopen = () => { open = true; };
-    es.addEventListener('message', (ev) => seen.push(JSON.parse(ev.data).n));
+    es.addEventListener('message', (ev) => {
+      wire.sse('/v1/topics/room.1/events', 'message', ev.data, ev.lastEventId);
+      seen.push(JSON.parse(ev.data).n);
+    });
     await waitFor(() => open, 10000, 'open');
     for (let n = 1; n <= 5; n++) {
       const r = await postJson(srv.url('/v1/topics/room.1'), { n }, { 'x-api-key': 'sk-backend' });

@@ -1,19 +1,31 @@
 // Topics across 3 ringcast nodes and a 3-server NATS JetStream cluster (cluster_harness.mjs),
 // with clients nobody here wrote: `eventsource` (the WHATWG EventSource for Node) and `ws`.
-import { test } from 'node:test';
+import { afterEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 import { startCluster, startBalancer } from './cluster_harness.mjs';
 import { postJson, waitFor } from './harness.mjs';
+import { wireRecorder } from './ringcast_schemas.mjs';
+
+// Every event the subscribers receive is checked against docs/schemas.
+const wire = wireRecorder();
+afterEach(() => wire.assertValid());
 
 function openEventSource(url, seen, name) {
   const es = new EventSource(url);
   const state = { opens: 0, errors: 0 };
   es.onopen = () => { state.opens += 1; };
   es.onerror = () => { state.errors += 1; };
-  es.addEventListener('message', (ev) => seen.push({ id: ev.lastEventId, data: JSON.parse(ev.data), name }));
-  es.addEventListener('reset', (ev) => seen.push({ reset: JSON.parse(ev.data), name }));
+  const route = new URL(url).pathname;
+  es.addEventListener('message', (ev) => {
+    wire.sse(route, 'message', ev.data, ev.lastEventId);
+    seen.push({ id: ev.lastEventId, data: JSON.parse(ev.data), name });
+  });
+  es.addEventListener('reset', (ev) => {
+    wire.sse(route, 'reset', ev.data);  // no id: line (lastEventId is the previous event's)
+    seen.push({ reset: JSON.parse(ev.data), name });
+  });
   return { es, state };
 }
 
@@ -21,7 +33,7 @@ async function openWs(port, topic, seen) {
   const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
   const acks = [];
   ws.on('message', (raw) => {
-    const m = JSON.parse(raw.toString());
+    const m = wire.ws(JSON.parse(raw.toString()));
     if (m.id === 'sub' && m.event === 'message') seen.push({ id: m.data.id, data: m.data.data });
     else if (m.id === 'sub' && m.event === 'subscribed') seen.subscribed = true;
     else acks.push(m);

@@ -4,16 +4,21 @@ import assert from 'node:assert/strict';
 import { EventSource } from 'eventsource';
 import WebSocket from 'ws';
 import { startServer, startProxy, postJson, waitFor, sleep } from './harness.mjs';
+import { wireRecorder } from './ringcast_schemas.mjs';
 
 test('eventsource reconnects with Last-Event-ID and loses or repeats nothing', async () => {
   const srv = await startServer(['--sse-retry-ms', '200'], { shards: 2 });
   const proxy = await startProxy(srv.port);
   try {
     const seen = [];
+    const wire = wireRecorder();
     let opens = 0;
     const es = new EventSource(`http://127.0.0.1:${proxy.port}/v1/topics/ticks/events`);
     es.onopen = () => { opens += 1; };
-    es.addEventListener('message', (ev) => seen.push({ id: ev.lastEventId, n: JSON.parse(ev.data).n }));
+    es.addEventListener('message', (ev) => {
+      wire.sse('/v1/topics/ticks/events', 'message', ev.data, ev.lastEventId);  // a message always has its id
+      seen.push({ id: ev.lastEventId, n: JSON.parse(ev.data).n });
+    });
     await waitFor(() => opens === 1, 10000, 'first open');
     for (let n = 1; n <= 20; n++) {
       await postJson(srv.url('/v1/topics/ticks'), { n });
@@ -31,6 +36,7 @@ test('eventsource reconnects with Last-Event-ID and loses or repeats nothing', a
     const epochs = new Set(seen.map((e) => e.id.split('-')[0]));
     assert.equal(epochs.size, 1);
     assert.deepEqual(seen.map((e) => Number(e.id.split('-')[1])), Array.from({ length: 20 }, (_, i) => i + 1));
+    wire.assertValid();
   } finally {
     await proxy.close();
     await srv.stop();
@@ -42,14 +48,15 @@ test('ws subscribe and publish across shards', async () => {
   try {
     const sub = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`);
     const got = [];
-    sub.on('message', (data) => got.push(JSON.parse(data.toString())));
+    const wire = wireRecorder();
+    sub.on('message', (data) => got.push(wire.ws(JSON.parse(data.toString()))));
     await new Promise((r, j) => { sub.once('open', r); sub.once('error', j); });
     sub.send(JSON.stringify({ id: 'sub-1', action: 'subscribe', payload: { topic: 'room.42' } }));
     await waitFor(() => got.some((m) => m.event === 'subscribed'), 10000, 'subscribed');
 
     const pub = new WebSocket(`ws://127.0.0.1:${srv.port}/ws`);
     const acks = [];
-    pub.on('message', (data) => acks.push(JSON.parse(data.toString())));
+    pub.on('message', (data) => acks.push(wire.ws(JSON.parse(data.toString()))));
     await new Promise((r, j) => { pub.once('open', r); pub.once('error', j); });
     for (let i = 0; i < 50; i++) {
       pub.send(JSON.stringify({ id: `p${i}`, action: 'publish', payload: { topic: 'room.42', data: { i, s: 'é✓' } } }));
@@ -65,6 +72,7 @@ test('ws subscribe and publish across shards', async () => {
     }
     assert.deepEqual(acks.map((a) => a.event), Array(50).fill('published'));
     assert.deepEqual(acks.map((a) => a.data.seq), Array.from({ length: 50 }, (_, i) => i + 1));
+    wire.assertValid();
     sub.close(); pub.close();
   } finally {
     await srv.stop();
