@@ -1,9 +1,10 @@
 // Every JSON Schema under docs/schemas (README.md there), compiled into one ajv 2020-12 instance
 // in strict mode (cross-area $refs resolve), and the checker that picks the schema of a message
 // ringcast sends: a /ws event by its `event` (docs/schemas/ws/index.json), a topic or broker SSE
-// event by its route and event name. An SSE event is checked as the object
-// {event, id (only when the event had an `id:` line), data (the parsed data)}, or only its data
-// when its schema describes just that (the ops stream's).
+// event by its route and the `sse` map of the area's index.json (nothing else routes). An SSE
+// event is checked as the object {event, id (only when the event had an `id:` line), data (the
+// parsed data)}, or, in a `data_only` area (ops), its data by the schema and its id by the
+// index's `ids`.
 //
 //   node tests/node/ringcast_schemas.mjs WIRE.jsonl
 //
@@ -106,11 +107,18 @@ export class WireChecker {
     if (!area) throw new Error(`no schemas for the SSE route ${p}`);
     if (!(area in this.indexes)) this.indexes[area] = loadAreaIndex(area);
     const index = this.indexes[area];
-    const name = index?.sse?.[e.event] ?? (this.schemas[`${area}/${e.event}`] ? e.event : null);
+    // Only the area's index routes: an HTTP body's schema (broker/accepted, topics/published)
+    // never checks an SSE event, even when it has the event's name.
+    const name = Object.hasOwn(index?.sse ?? {}, e.event) ? index.sse[e.event] : null;
     if (!name) throw new Error(`${p}: no schema for SSE event '${e.event}'`);
-    // A schema describes the {event, id, data} object (topics, broker) or only the data (ops).
     const key = `${area}/${name}`;
-    return this.apply(key, this.schemas[key]?.schema.properties?.event ? e : e.data);
+    if (!index.data_only) return this.apply(key, e);
+    // A data-only area (ops): the schema describes the data; the index says the `id:` line.
+    const idRule = index.ids?.[e.event];
+    if (idRule === null && e.id !== undefined) throw new Error(`${key}: '${e.event}' events have no id: line, got ${JSON.stringify(e.id)}`);
+    if (typeof idRule === 'string' && !(typeof e.id === 'string' && new RegExp(idRule).test(e.id)))
+      throw new Error(`${key}: the id: line must match ${idRule}, got ${JSON.stringify(e.id)}`);
+    return this.apply(key, e.data);
   }
 
   // One entry of a wire log.

@@ -62,10 +62,10 @@ test('schemas: the indexes name every schema of ws, topics and broker, and the c
   const named = (index) => {
     const out = [];
     const walk = (v) => { if (typeof v === 'string') out.push(v); else if (v && typeof v === 'object') Object.values(v).forEach(walk); };
-    for (const [k, v] of Object.entries(index)) if (k !== 'description') walk(v);
+    for (const [k, v] of Object.entries(index)) if (k !== 'description' && k !== 'ids') walk(v);
     return out;
   };
-  for (const area of ['ws', 'topics', 'broker']) {
+  for (const area of ['ws', 'topics', 'broker', 'ops']) {
     const names = new Set(named(loadAreaIndex(area)));
     const inArea = Object.values(schemas).filter((s) => s.area === area).map((s) => s.name);
     assert.deepEqual([...names].sort(), [...inArea].sort(), `${area}/index.json names each schema of the area`);
@@ -80,9 +80,25 @@ test('schemas: the indexes name every schema of ws, topics and broker, and the c
     for (const name of Object.values(loadAreaIndex(area).sse))
       for (const m of schemas[`${area}/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route, message: m }), `${area}/${name}`);
   }
-  // The ops stream's schemas describe an event's data only.
-  for (const name of ['snapshot', 'draining'].filter((n) => schemas[`ops/${n}`]))
-    for (const m of schemas[`ops/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: name, data: m } }), `ops/${name}`);
+  // The ops stream's schemas describe an event's data only; its index says the id: line.
+  const ops = loadAreaIndex('ops');
+  assert.equal(ops.data_only, true);
+  assert.deepEqual(Object.keys(ops.sse).sort(), Object.keys(ops.ids).sort(), 'ops/index.json: an id rule for each event');
+  for (const m of schemas['ops/snapshot'].valid)
+    assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', id: '7', data: m } }), 'ops/snapshot');
+  for (const m of schemas['ops/draining'].valid)
+    assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'draining', data: m } }), 'ops/draining');
+  const snap = schemas['ops/snapshot'].valid[0];
+  const drain = schemas['ops/draining'].valid[0];
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', data: snap } }), /ops\/snapshot: the id: line must match/);
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', id: 'x7', data: snap } }), /ops\/snapshot: the id: line must match/);
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'draining', id: '7', data: drain } }), /ops\/draining: 'draining' events have no id: line/);
+  // Only index.sse routes: an HTTP body's schema never checks an SSE event of the same name.
+  const acc = schemas['broker/accepted'].valid[0];
+  for (const [route, event, data] of [['/api/v1/stream', 'accepted', acc], ['/api/v1/stream', 'cancelled', schemas['broker/cancelled'].valid[0]],
+    ['/api/v1/stream', 'message.request', schemas['broker/message.request'].valid[0]], ['/v1/topics/a/events', 'published', schemas['topics/published'].valid[0]],
+    ['/dashboard/ops', 'message', snap]])
+    assert.throws(() => checker.entry({ kind: 'sse', route, message: { event, id: '1', data } }), new RegExp(`no schema for SSE event '${event}'`), `${route} ${event}`);
   // What has no schema, or fails its schema, throws.
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'chat.summary', data: {} } }), /no schema for event 'chat.summary'/);
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'published', data: { topic: 'x', seq: 1 } } }), /ws\/published.event: \/data must have required property 'id'/);
