@@ -132,9 +132,7 @@ export class WireChecker {
   }
 }
 
-// An SSE event as the eventsource package delivers it (MessageEvent: type, data, lastEventId),
-// as the schemas see it. `id`: the event's `id:` line, undefined when it had none (EventSource
-// keeps the previous id in lastEventId for events without one, so the caller says).
+// An SSE event as the schemas see it. `id`: the event's `id:` line, undefined when it had none.
 export function sseObject(type, data, id) {
   const o = { event: type };
   if (id !== undefined && id !== null) o.id = id;
@@ -164,10 +162,13 @@ export function parseSse(text) {
 
 // For the suites' clients: validates each message as it arrives and remembers what fails, so
 // the test asserts at its end (`wire.assertValid()`) rather than throwing inside a socket's handler.
-//   ws(message)                    a parsed /ws message ringcast sent
-//   sse(route, type, data, id)     an SSE event (data: its text); `id` only when the event had one
+//   ws(message)        a parsed /ws message ringcast sent
+//   sseFetch           a fetch for EventSource ({ fetch: wire.sseFetch }): validates every event of
+//                      an SSE response from its raw fields (its own `id:` line, not the lastEventId
+//                      EventSource carries forward; every type, listened to or not) before the
+//                      EventSource sees it. `fetch` (option): the fetch it wraps.
 let sharedChecker = null;
-export function wireRecorder() {
+export function wireRecorder({ fetch: baseFetch = (...a) => globalThis.fetch(...a) } = {}) {
   sharedChecker ??= new WireChecker();
   const failures = [];
   let count = 0;
@@ -175,9 +176,33 @@ export function wireRecorder() {
     count++;
     try { f(); } catch (e) { failures.push(e.message); }
   };
+  const sseFetch = async (url, init) => {
+    const res = await baseFetch(url, init);
+    if (!res.body || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) return res;
+    const route = new URL(String(url)).pathname;
+    const decoder = new TextDecoder();
+    let pending = '';
+    const check = (text) => {
+      for (const block of text.split(/\r?\n\r?\n/)) {
+        if (block.split(/\r?\n/).some((l) => l.startsWith('data'))) run(() => parseSse(block).forEach((e) => sharedChecker.sseEvent(route, e)));
+      }
+    };
+    const body = res.body.pipeThrough(new TransformStream({
+      transform(chunk, controller) {
+        pending += decoder.decode(chunk, { stream: true });
+        const end = Math.max(pending.lastIndexOf('\n\n'), pending.lastIndexOf('\r\n\r\n'));
+        if (end >= 0) {
+          check(pending.slice(0, end));
+          pending = pending.slice(end).replace(/^(\r?\n)+/, '');
+        }
+        controller.enqueue(chunk);
+      },
+    }));
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
   return {
     ws(m) { run(() => sharedChecker.wsEvent(m)); return m; },
-    sse(route, type, data, id) { run(() => sharedChecker.sseEvent(route, sseObject(type, data, id))); },
+    sseFetch,
     get count() { return count; },
     failures,
     assertValid() {

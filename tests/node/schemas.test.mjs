@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { SCHEMAS_ROOT, WireChecker, loadAllSchemas, loadAreaIndex, parseSse, schemaErrors } from './ringcast_schemas.mjs';
+import { SCHEMAS_ROOT, WireChecker, loadAllSchemas, loadAreaIndex, parseSse, schemaErrors, wireRecorder } from './ringcast_schemas.mjs';
 import { startServer, postJson, waitFor } from './harness.mjs';
 
 const AREAS = fs.readdirSync(SCHEMAS_ROOT).filter((a) => fs.statSync(path.join(SCHEMAS_ROOT, a)).isDirectory());
@@ -137,6 +137,29 @@ test('schemas: the wire-log checker reports each failing line and exits 1', () =
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('schemas: wire.sseFetch validates each SSE event from its raw fields, whatever its type, before EventSource sees it', async () => {
+  // The second message lost its id: line (EventSource would report the first one's id for it); a
+  // reset without a listener is still checked, and so is an error event. Chunks split events.
+  const body = 'retry: 200\n\n: ping\n\nevent: reset\ndata: {"topic":"a","epoch":"0123abcd","seq":0,"oldest":1}\n\n'
+    + 'id: 0123abcd-1\ndata: {"n":1}\n\ndata: {"n":2}\n\nevent: error\ndata: {"code":"draining","message":"x","retry_after_ms":"1"}\n\n';
+  const chunks = [body.slice(0, 40), body.slice(40, 131), body.slice(131)];
+  const fakeFetch = async () => new Response(new ReadableStream({
+    start(c) { for (const x of chunks) c.enqueue(new TextEncoder().encode(x)); c.close(); },
+  }), { headers: { 'content-type': 'text/event-stream' } });
+  const wire = wireRecorder({ fetch: fakeFetch });
+  const res = await wire.sseFetch('http://127.0.0.1:1/v1/topics/a/events', {});
+  assert.equal(await res.text(), body, 'the EventSource gets the body unchanged');
+  assert.equal(wire.count, 4);
+  assert.equal(wire.failures.length, 2, wire.failures.join('\n'));
+  assert.match(wire.failures[0], /topics\/message: \/ must have required property 'id'/);
+  assert.match(wire.failures[1], /topics\/error: /);
+  assert.throws(() => wire.assertValid(), /2 of 4 messages fail their schema/);
+  // Not an event stream (a refusal): passed through, nothing checked.
+  const plain = wireRecorder({ fetch: async () => new Response('{"error":{}}', { status: 401, headers: { 'content-type': 'application/json' } }) });
+  assert.equal((await plain.sseFetch('http://127.0.0.1:1/v1/topics/a/events', {})).status, 401);
+  assert.equal(plain.count, 0);
 });
 
 test('schemas: docs/api.md links every area and docs/schemas/README.md lists every schema', () => {
