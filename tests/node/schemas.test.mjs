@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
+import WebSocket, { WebSocketServer } from 'ws';
+import { wsAction } from './fakes/upstream-setup.mjs';
 import { SCHEMAS_ROOT, WireChecker, loadAllSchemas, loadAreaIndex, parseSse, schemaErrors, wireRecorder } from './ringcast_schemas.mjs';
 import { startServer, postJson, waitFor } from './harness.mjs';
 
@@ -160,6 +161,29 @@ test('schemas: wire.sseFetch validates each SSE event from its raw fields, whate
   const plain = wireRecorder({ fetch: async () => new Response('{"error":{}}', { status: 401, headers: { 'content-type': 'application/json' } }) });
   assert.equal((await plain.sseFetch('http://127.0.0.1:1/v1/topics/a/events', {})).status, 401);
   assert.equal(plain.count, 0);
+});
+
+test('schemas: wsAction (the upstream suites\' /ws client) validates every message it receives', async () => {
+  // A stand-in server: answers the action with `reply`, preceded by a flow.pause for no id.
+  const serve = async (reply) => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (sock) => sock.on('message', () => {
+      sock.send(JSON.stringify({ event: 'flow.pause' }));
+      sock.send(JSON.stringify(reply));
+    }));
+    return { url: `ws://127.0.0.1:${wss.address().port}/ws`, close: () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(r); }) };
+  };
+  const good = await serve({ id: 'req-1', event: 'error', error: { code: 'model_not_found', message: 'no model x' } });
+  try {
+    const events = await wsAction(good.url, 'chat.completion', { model: 'x', messages: [] });
+    assert.deepEqual(events.map((e) => e.event), ['error']);
+  } finally { await good.close(); }
+  // An error with an empty code: wsAction rejects with the schema's reason.
+  const bad = await serve({ id: 'req-1', event: 'error', error: { code: '', message: 'x' } });
+  try {
+    await assert.rejects(wsAction(bad.url, 'chat.completion', { model: 'x', messages: [] }), /1 of 2 messages fail their schema:\nws\/error.event: \/error\/code/);
+  } finally { await bad.close(); }
 });
 
 test('schemas: docs/api.md links every area and docs/schemas/README.md lists every schema', () => {
