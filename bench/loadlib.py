@@ -53,7 +53,8 @@ class Server:
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        if not self._seen.wait(start_timeout):
+        # The reader also sets _seen when ringcast exits (its stderr closes) without listening.
+        if not self._seen.wait(start_timeout) or self.port is None:
             self.proc.kill()
             self.proc.wait(5)
             raise RuntimeError("ringcast did not start:\n" + "\n".join(self.lines))
@@ -66,6 +67,7 @@ class Server:
             if m and self.port is None:
                 self.port = int(m.group(1))
                 self._seen.set()
+        self._seen.set()
 
     @property
     def pid(self):
