@@ -6,6 +6,7 @@ Retry-After and /readyz 503 with a reason, then everything recovers without a re
 import asyncio
 import json
 import threading
+import time
 import unittest
 
 import websockets
@@ -22,12 +23,24 @@ def metric_sum(port, name, **labels):
     return sum(v for (n, ls), v in metrics(port).items() if n == name and want <= set(ls))
 
 
+def _broker_log_when_reachable(port, user, mid, timeout=30.0):
+    """broker_log, asked again (bounded) while the node answers 503 broker_unavailable ("retry
+    later"): just after a NATS server came back, the shard the request lands on may still be
+    reconnecting, or the log stream electing its leader again; a client retries, and so do we."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, log = broker_log(port, user, mid)
+        if status != 503 or b"broker_unavailable" not in log or time.monotonic() > deadline:
+            return status, log
+        time.sleep(0.5)
+
+
 def check_broker_done(test, cluster, accepted):
     """Every accepted message's lifecycle (read on another node than the one that accepted it)
     ends with exactly one terminal event, `done`, after increasing event ids."""
     nodes = cluster.live_nodes()
     for k, (user, mid) in enumerate(accepted):
-        status, log = broker_log(nodes[k % len(nodes)].port, user, mid)
+        status, log = _broker_log_when_reachable(nodes[k % len(nodes)].port, user, mid)
         test.assertEqual(status, 200, (user, mid, log))
         kinds = [e for _, e, _ in log]
         test.assertEqual([e for e in kinds if e in TERMINAL], ["done"], (mid, kinds))

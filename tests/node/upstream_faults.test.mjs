@@ -11,8 +11,11 @@ import { parseSse } from './fakes/clients.mjs';
 import { openaiUpstream, withUpstream } from './fakes/upstream-setup.mjs';
 
 const models = [{ name: 'gpt-test', upstream: 'fake', upstream_model: 'fake-model' }];
+// Short backoffs; timeouts long enough that a loaded machine never hits them on an answer the fake
+// does give (it runs in this process: building the 8 MiB line of `malformed: 'line'` can stall its
+// event loop for a long while), short enough that the stalls the tests script end soon.
 const fast = { retries_max: 2, backoff_base_ms: 5, backoff_cap_ms: 20, retry_after_cap_ms: 50,
-               first_byte_timeout_ms: 400, idle_timeout_ms: 400, connect_timeout_ms: 300, breaker_failures: 1000 };
+               first_byte_timeout_ms: 3000, idle_timeout_ms: 3000, connect_timeout_ms: 1000, breaker_failures: 1000 };
 const upstreams = (api = 'chat') => (fake) => [openaiUpstream('fake', fake.baseURL, { ...fast, api })];
 const user = (content) => [{ role: 'user', content }];
 

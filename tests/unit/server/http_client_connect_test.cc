@@ -163,6 +163,9 @@ TEST(HttpClient, PoolExhaustedWhileWaitingForAPoolSlot) {
   EXPECT_EQ(b.error, client_error::pool_exhausted) << name_of(b.error);
   EXPECT_NE(b.error_message.find("all 1 connections"), std::string::npos) << b.error_message;
   EXPECT_FALSE(a.finished());
+  // The first request's connection is the only one; b never opened another. The server's accept
+  // thread may not have run yet when b gave up (loaded machine): wait for it, then count.
+  EXPECT_TRUE(server.wait_accepted(1));
   EXPECT_EQ(server.accepted(), 1);
 }
 

@@ -142,6 +142,16 @@ class script_server {
   }
   uint16_t port() const { return port_; }
   int accepted() const { return accepted_.load(); }
+  // Waits (bounded) until at least n connections were accepted; the accept thread may run well
+  // after the client's connect completed (the kernel finishes the handshake on its own).
+  bool wait_accepted(int n, int timeout_ms = 10000) const {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (accepted_.load() < n) {
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
   url::endpoint endpoint() const {
     url::endpoint e;
     e.host = "127.0.0.1";
