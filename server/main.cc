@@ -134,17 +134,18 @@ int main(int argc, char** argv) {
     }
   }
 
+  // The node's name: its id in a cluster, and what the dashboard shows (single node too).
+  process.node_id = cfg.node_id;
+  if (process.node_id.empty()) {
+    char host[256] = {};
+    if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "node");
+    const sockaddr_storage& ss = addr.storage;
+    uint16_t port = ntohs(ss.ss_family == AF_INET6
+                              ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
+                              : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+    process.node_id = rc::server::default_node_id(host, port);
+  }
   if (!cfg.nats_urls.empty()) {
-    process.node_id = cfg.node_id;
-    if (process.node_id.empty()) {
-      char host[256] = {};
-      if (gethostname(host, sizeof host - 1) != 0) std::strcpy(host, "node");
-      const sockaddr_storage& ss = addr.storage;
-      uint16_t port = ntohs(ss.ss_family == AF_INET6
-                                ? reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port
-                                : reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
-      process.node_id = rc::server::default_node_id(host, port);
-    }
     std::string urls;
     for (const std::string& u : cfg.nats_urls) urls += (urls.empty() ? "" : ",") + u;
     RC_INFO("cluster: node %s, NATS %s, %zu topic retention class%s, %u broker partitions",
@@ -169,6 +170,17 @@ int main(int argc, char** argv) {
     RC_WARN("no API keys configured: /v1 and /api routes are open to anyone who can connect");
   } else {
     RC_INFO("%zu API key%s configured", rules.keys.size(), rules.keys.size() == 1 ? "" : "s");
+  }
+  if (cfg.dashboard) {
+    if (rules.keys.empty() && !rules.tokens.configured()) {
+      RC_WARN("dashboard enabled without keys: /dashboard and /dashboard/ops are open to anyone "
+              "who can connect");
+    } else if (!rules.keys.any_admin()) {
+      RC_WARN("dashboard enabled but no admin key configured (--admin-key, admin=yes in the keys "
+              "file): /dashboard answers 403 to everyone");
+    } else {
+      RC_INFO("dashboard enabled at /dashboard (admin keys only)");
+    }
   }
 
   std::string cpus;

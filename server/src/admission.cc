@@ -88,12 +88,18 @@ void api_keys::carry_indexes(const api_keys& previous) {
   }
 }
 
-std::string api_keys::add(std::string_view key) {
-  if (!valid_key_text(key)) return "--api-key: keys are 1 to 256 visible ASCII characters";
+std::string api_keys::add(std::string_view key, bool admin) {
+  std::string flag = admin ? "--admin-key: " : "--api-key: ";
+  if (!valid_key_text(key)) return flag + "keys are 1 to 256 visible ASCII characters";
   api_key k;
   k.key = std::string(key);
+  k.admin = admin;
   std::string err = insert(std::move(k));
-  return err.empty() ? err : "--api-key: " + err;
+  return err.empty() ? err : flag + err;
+}
+
+bool api_keys::any_admin() const {
+  return std::any_of(keys_.begin(), keys_.end(), [](const api_key& k) { return k.admin; });
 }
 
 std::string api_keys::load_file(const std::string& path) {
@@ -127,10 +133,16 @@ std::string api_keys::load_file(const std::string& path) {
       } else if (name == "subscribe" || name == "publish") {
         std::string err = parse_permission(value, name == "subscribe" ? k.subscribe : k.publish);
         if (!err.empty()) return fail(std::string(name) + "=: " + err);
+      } else if (name == "admin") {
+        if (value != "yes" && value != "no") return fail("admin= is yes or no");
+        k.admin = value == "yes";
       } else {
         return fail("unknown attribute '" + std::string(name) +
-                    "' (name, rps, burst, streams, subscribe, publish)");
+                    "' (name, rps, burst, streams, subscribe, publish, admin)");
       }
+    }
+    if (k.admin && (k.subscribe.restricted || k.publish.restricted)) {
+      return fail("an admin key has no topic limits (drop subscribe=/publish= or admin=yes)");
     }
     if (std::string err = insert(std::move(k)); !err.empty()) return fail(err);
   }

@@ -4,6 +4,8 @@
 #include <sstream>
 
 #include "core/clock.h"
+#include "proto/base64.h"
+#include "proto/http1_parser.h"
 #include "proto/jwt.h"
 #include "proto/topic_pattern.h"
 #include "server/admission.h"
@@ -17,7 +19,8 @@ namespace {
 // Routes a browser reaches without setting headers (EventSource, WebSocket): credentials may
 // come in the query string there.
 bool browser_route(const http1::request& req, route_id route) {
-  return req.upgrade || route == route_id::topic_events || route == route_id::broker_stream;
+  return req.upgrade || route == route_id::topic_events || route == route_id::broker_stream ||
+         route == route_id::dashboard || route == route_id::dashboard_ops;
 }
 
 openai::api_error refusal(int status, std::string message, std::string_view code) {
@@ -37,6 +40,21 @@ std::optional<std::string> read_file(const std::string& path) {
 }
 
 }  // namespace
+
+std::optional<std::string> basic_password(std::string_view authorization) {
+  if (authorization.size() < 6) return std::nullopt;
+  std::string_view scheme = authorization.substr(0, 6);
+  if (scheme != "Basic " && scheme != "basic " && scheme != "BASIC ") return std::nullopt;
+  std::string_view encoded = authorization.substr(6);
+  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
+  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
+  byte_buffer decoded;
+  if (!base64::decode(encoded, decoded)) return std::string();
+  std::string_view pair = decoded.view();
+  size_t colon = pair.find(':');
+  if (colon == std::string_view::npos) return std::string();
+  return std::string(pair.substr(colon + 1));
+}
 
 std::string load_token_keys(const server_config& cfg, jwt::verifier& out) {
   if (const std::string& path = cfg.jwt_hs256_secret_file; !path.empty()) {
@@ -67,6 +85,20 @@ auth_result authenticate(shard_server& shard, const http1::request& req, route_i
   auth_result out;
   bool browser = browser_route(req, route);
   std::string_view presented = presented_key(req, browser);
+  std::string basic;  // the password of Basic credentials (a browser's login prompt): the key
+  if (presented.empty()) {
+    if (std::optional<std::string> p = basic_password(req.find("authorization"))) {
+      if (p->empty()) {
+        out.refusal = refusal(401,
+                              "Malformed Basic credentials: expected base64 of 'user:key' (the "
+                              "user name is ignored, the password is the API key)",
+                              "invalid_api_key");
+        return out;
+      }
+      basic = std::move(*p);
+      presented = basic;
+    }
+  }
   out.key = shard.keys().find(presented);
   if (out.key) return out;
 

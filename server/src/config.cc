@@ -258,6 +258,10 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
       ->capture_default_str()->check(CLI::Range(1u, 3'600'000u))->group(str);
   app.add_flag("--echo", c.echo, "Enable GET /echo, a WebSocket echo endpoint (for tests and "
                                  "benchmarks)")->group(str);
+  app.add_flag("--dashboard", c.dashboard,
+               "Enable GET /dashboard (a live operations page) and GET /dashboard/ops (its SSE "
+               "stream of snapshots); with keys configured, only admin keys (--admin-key, "
+               "admin=yes) may open them")->group(str);
 
   auto* top = "Topics";
   app.add_option("--topic-history", c.topic_history, "Events kept per topic for resumption")
@@ -317,9 +321,13 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
   app.add_option("--api-key", c.api_keys,
                  "An API key clients must present on /v1 and /api routes (repeatable); none: open")
       ->group(adm);
+  app.add_option("--admin-key,--admin-keys", c.admin_keys,
+                 "An admin key (repeatable; env RINGCAST_ADMIN_KEY, file admin_keys = [...]): an "
+                 "API key without topic limits that may also open /dashboard")
+      ->envname("RINGCAST_ADMIN_KEY")->group(adm);
   app.add_option("--api-keys-file", c.api_keys_file,
                  "File of API keys, one per line: <key> [name=N] [rps=R] [burst=B] [streams=S] "
-                 "(read again on SIGHUP)")
+                 "[subscribe=P,...] [publish=P,...] [admin=yes] (read again on SIGHUP)")
       ->group(adm);
   app.add_option("--jwt-hs256-secret-file", c.jwt_hs256_secret_file,
                  "Accept subscription tokens (JWT) signed with HS256 by this secret (the file's "

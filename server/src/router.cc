@@ -47,6 +47,8 @@ constexpr std::array routes = {
     route_def{route_id::broker_stream, "/api/v1/stream", get, "GET", handle_broker_stream},
     route_def{route_id::broker_message_cancel, "/api/v1/message/{id}", del, "DELETE",
               handle_broker_message_cancel},
+    route_def{route_id::dashboard, "/dashboard", get_head, "GET, HEAD", handle_dashboard},
+    route_def{route_id::dashboard_ops, "/dashboard/ops", get, "GET", handle_dashboard_ops},
 };
 
 // Matches `path` against `pattern`; fills `params` with {name} captures.

@@ -96,6 +96,9 @@ std::shared_ptr<const shared_rules> make_rules(server_config cfg, const shared_r
   for (const std::string& key : cfg.api_keys) {
     if (error = rules->keys.add(key); !error.empty()) return nullptr;
   }
+  for (const std::string& key : cfg.admin_keys) {
+    if (error = rules->keys.add(key, true); !error.empty()) return nullptr;
+  }
   if (!cfg.api_keys_file.empty()) {
     if (error = rules->keys.load_file(cfg.api_keys_file); !error.empty()) return nullptr;
   }

@@ -50,14 +50,16 @@ struct api_key {
   uint32_t index = 0;           // for per-shard tables; stable across reloads (carry_indexes)
   topic_permission subscribe;   // subscribe=PATTERN,... in the keys file
   topic_permission publish;     // publish=PATTERN,... in the keys file
+  bool admin = false;           // --admin-key or admin=yes: may also open /dashboard
 };
 
 class api_keys {
  public:
-  // Adds the keys given on the command line. Returns an error message or empty.
-  std::string add(std::string_view key);
+  // Adds a key given on the command line (--api-key, or --admin-key when `admin`). Returns an
+  // error message or empty.
+  std::string add(std::string_view key, bool admin = false);
   // Loads a keys file: one key per line, then optional name=, rps=, burst=, streams=,
-  // subscribe=, publish= attributes; '#' starts a comment. Errors name the file and line.
+  // subscribe=, publish=, admin= attributes; '#' starts a comment. Errors name the file and line.
   // Returns an error message or empty.
   std::string load_file(const std::string& path);
 
@@ -67,6 +69,8 @@ class api_keys {
   void carry_indexes(const api_keys& previous);
 
   bool empty() const { return keys_.empty(); }
+  // Whether one of the keys is an admin key.
+  bool any_admin() const;
   size_t size() const { return keys_.size(); }
   // One past the largest index in use: the size of a table indexed by key.
   uint32_t index_end() const { return index_end_; }

@@ -2,9 +2,10 @@
 //
 // With API keys or subscription-token keys configured, every /v1/*, /api/* and /ws request must
 // present one of:
-// * an API key: "Authorization: Bearer <key>", "X-API-Key: <key>", or "?api_key=<key>" on the
-//   routes a browser reaches without headers: WebSocket upgrades and the SSE routes
-//   (GET /v1/topics/{topic}/events, GET /api/v1/stream);
+// * an API key: "Authorization: Bearer <key>", "X-API-Key: <key>", "Authorization: Basic
+//   base64(user:<key>)" (what a browser's login prompt sends; the user name is ignored), or
+//   "?api_key=<key>" on the routes a browser reaches without headers: WebSocket upgrades, the SSE
+//   routes (GET /v1/topics/{topic}/events, GET /api/v1/stream) and the dashboard's;
 // * a subscription token (proto/jwt.h): "?token=<jwt>" on those same routes, or
 //   "Authorization: Bearer <jwt>" when it has the shape of a JWT and no key matches. A token
 //   grants subscribing and nothing else: to its topics (the topic SSE route, /ws subscribe), and,
@@ -58,6 +59,11 @@ struct auth_result {
 // Loads the subscription-token keys named by --jwt-hs256-secret-file and
 // --jwt-es256-public-key-file into `out`. Returns an error message naming the file, or empty.
 std::string load_token_keys(const server_config& cfg, jwt::verifier& out);
+
+// The password of "Authorization: Basic base64(user:password)" (RFC 7617), which ringcast takes
+// as the key. nullopt: not Basic credentials; an empty string: malformed ones (not base64, no
+// ':', or an empty password).
+std::optional<std::string> basic_password(std::string_view authorization);
 
 // Whether requests must authenticate (API keys or token keys are configured).
 bool authentication_required(const shard_server& shard);

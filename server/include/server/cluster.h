@@ -98,6 +98,8 @@ class cluster {
   nats_client& nats() { return *nats_; }
   jetstream& js() { return *js_; }
 
+  // Whether the NATS connection is up (the streams may not be ready yet).
+  bool connected() const { return connected_; }
   // Connected, and the streams and buckets are ready.
   bool available() const { return connected_ && streams_ready_ && !stopping_; }
   // Why not: "nats: disconnected (<the connection's last error>)", "nats: streams not ready",

@@ -69,6 +69,7 @@ struct server_config {
   uint64_t stream_max_bytes = 4 * 1024 * 1024;  // backlog that makes a slow consumer
   uint32_t slow_consumer_ms = 5000;         // above high for this long: slow consumer
   bool echo = false;                        // GET /echo: WebSocket echo endpoint
+  bool dashboard = false;                   // GET /dashboard and /dashboard/ops (ops_dashboard.h)
 
   // Topics.
   uint32_t topic_history = 1024;                    // events kept per topic for resume
@@ -92,6 +93,8 @@ struct server_config {
 
   // Admission.
   std::vector<std::string> api_keys;     // --api-key, repeatable
+  std::vector<std::string> admin_keys;   // --admin-key, repeatable: API keys that may also see
+                                         // the dashboard (RINGCAST_ADMIN_KEY, TOML admin_keys)
   std::string api_keys_file;             // one key per line, with optional limits
   std::string jwt_hs256_secret_file;     // subscription tokens signed with HS256: the secret
   std::string jwt_es256_public_key_file;  // ... with ES256: the PEM public key (P-256)

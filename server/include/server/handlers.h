@@ -14,6 +14,11 @@ handler_result handle_healthz(request_context& ctx);
 handler_result handle_readyz(request_context& ctx);
 handler_result handle_metrics(request_context& ctx);
 
+// The dashboard (ops_dashboard.cc): GET /dashboard (the embedded page), GET /dashboard/ops (the
+// SSE stream of snapshots). Both answer 404 without --dashboard.
+handler_result handle_dashboard(request_context& ctx);
+handler_result handle_dashboard_ops(request_context& ctx);
+
 // Streams (stream_routes.cc).
 handler_result handle_topic_publish(request_context& ctx);
 handler_result handle_topic_events(request_context& ctx);

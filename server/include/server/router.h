@@ -45,6 +45,8 @@ enum class route_id : uint8_t {
   broker_message,
   broker_stream,
   broker_message_cancel,
+  dashboard,
+  dashboard_ops,
   unmatched,  // 404 and 405, and requests rejected before routing
   count,
 };

@@ -87,8 +87,9 @@ struct process_state {
   // Builds the next snapshot from the files (called on shard 0 on SIGHUP), or returns nullptr
   // and logs why the running rules stay.
   std::function<std::shared_ptr<const shared_rules>(const shared_rules& running)> reload;
-  // This node's id in a cluster (--node-id, else <hostname>-<listen port>); set by main once the
-  // port is known, before the shards start; read-only after.
+  // This node's id in a cluster (--node-id, else <hostname>-<listen port>; also set on a single
+  // node, for the dashboard); set by main once the port is known, before the shards start;
+  // read-only after.
   std::string node_id;
   // Cluster mode: shards that can use NATS now (cluster::available()). Each shard has its own
   // connection, so after an outage they come back one by one; /readyz says ready only once every

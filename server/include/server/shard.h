@@ -137,6 +137,8 @@ class shard_server {
   const engine_table& engines() const { return engines_; }
   // Wall-clock second the shard started (the `created` of /v1/models entries).
   int64_t started_wall_s() const { return started_wall_s_; }
+  // Monotonic millisecond (reactor::now_ms) the shard started.
+  uint64_t started_ms() const { return started_ms_; }
   // The shard's JSON parser (one per shard; results live until its next parse).
   json::parser& json_parser() { return json_parser_; }
 
