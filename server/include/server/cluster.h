@@ -108,9 +108,9 @@ class cluster {
   // For Retry-After on 503s: the reconnection backoff while disconnected (1 s to 60 s), else 1 s.
   uint32_t retry_after_ms() const;
 
-  // The topic's stream and subject ("RC_T1", "rc.t1.<epoch>.chat.x") and that stream's epoch (empty
-  // until the streams are ready). Class i >= 1 is the first --topic-retention entry whose pattern
-  // matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses those in
+  // The topic's stream and subject ("RC_T1", "rc.t1.<epoch>.chat.x") and that stream's epoch
+  // (empty until the streams are ready). Class i >= 1 is the first --topic-retention entry whose
+  // pattern matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses those in
   // cluster mode).
   struct topic_route {
     std::string_view stream;
