@@ -110,8 +110,8 @@ class cluster {
 
   // The topic's stream and subject ("RC_T1", "rc.t1.<epoch>.chat.x") and that stream's epoch
   // (empty until the streams are ready). Class i >= 1 is the first --topic-retention entry whose
-  // pattern matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses those in
-  // cluster mode).
+  // pattern matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses
+  // those in cluster mode).
   struct topic_route {
     std::string_view stream;
     std::string subject;
