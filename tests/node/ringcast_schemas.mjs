@@ -5,9 +5,9 @@
 // {event, id (only when the event had an `id:` line), data (the parsed data)}, or only its data
 // when its schema describes just that (the ops stream's).
 //
-//   node tests/node/ringcast_schemas.mjs WIRE.jsonl
+//   node tests/node/ringcast_schemas.mjs WIRE.jsonl...
 //
-// validates a log written by the Python suites under RINGCAST_WIRE_LOG (one JSON object a line:
+// validates logs written by the Python suites under RINGCAST_WIRE_LOG (one JSON object a line:
 // {"kind": "ws"|"sse", "route": "/ws", "message": …}); prints each failing line and a count per
 // schema, exits 1 when a message fails or has no schema.
 import fs from 'node:fs';
@@ -192,14 +192,21 @@ export function checkWireLog(text, checker = new WireChecker()) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.argv.length !== 3) {
-    console.error('usage: node ringcast_schemas.mjs WIRE.jsonl');
+  const files = process.argv.slice(2);
+  if (!files.length) {
+    console.error('usage: node ringcast_schemas.mjs WIRE.jsonl...');
     process.exit(2);
   }
-  const { failures, seen } = checkWireLog(fs.readFileSync(process.argv[2], 'utf8'));
-  for (const f of failures) console.log(`${process.argv[2]}:${f.line}: ${f.reason}`);
+  const checker = new WireChecker();  // one checker: `seen` counts over every file
+  let failed = 0;
+  for (const file of files) {
+    const { failures } = checkWireLog(fs.readFileSync(file, 'utf8'), checker);
+    for (const f of failures) console.log(`${file}:${f.line}: ${f.reason}`);
+    failed += failures.length;
+  }
+  const seen = Object.fromEntries([...checker.seen].sort());
   for (const [name, n] of Object.entries(seen)) console.log(`${name}: ${n}`);
   const total = Object.values(seen).reduce((a, b) => a + b, 0);
-  console.log(failures.length ? `${failures.length} message(s) fail` : `all ${total} messages validate`);
-  process.exit(failures.length ? 1 : 0);
+  console.log(failed ? `${failed} message(s) fail` : `all ${total} messages validate`);
+  process.exit(failed ? 1 : 0);
 }
