@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include "base/assert.h"
 #include "core/log.h"
@@ -132,9 +133,11 @@ cluster::topic_route cluster::route_topic(std::string_view topic) const {
   topic_route r;
   r.retention_class = cls;
   r.stream = topic_streams_[cls];
-  r.subject.reserve(8 + topic.size());
-  r.subject.append("rc.t").append(std::to_string(cls)).append(".").append(topic);
   if (cls < epochs_.size()) r.epoch = epochs_[cls];
+  // rc.t<class>.<epoch>.<topic>: only the stream of that epoch takes it (set_topic_epoch).
+  r.subject.reserve(18 + topic.size());
+  r.subject.append("rc.t").append(std::to_string(cls)).append(".");
+  r.subject.append(r.epoch.empty() ? std::string_view("_") : r.epoch).append(".").append(topic);
   return r;
 }
 
@@ -207,6 +210,7 @@ void cluster::ensure_stores() {
   run->stores = make_cluster_stores(shard_.config());
   run->topic_classes = topic_streams_.size();
   run->generation = ++ensure_generation_;  // a pass still in flight is abandoned
+  ensuring_ = true;
   ensure_step(std::move(run));
 }
 
@@ -220,7 +224,14 @@ void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
     if (run->next < run->topic_classes) {
       char token[16];
       shard_.make_token(token);
-      config.description = std::string(epoch_description_prefix) + std::string(token, 8);
+      uint32_t cls = static_cast<uint32_t>(run->next);
+      set_topic_epoch(config, cls, std::string_view(token, 8));
+      // It exists (another node created it first, or an older ringcast without the epoch in
+      // its subjects): its epoch stays, and its subjects follow it.
+      config.adapt = [cls](js_stream_config& c, const js_stream_info& existing) {
+        std::string e = described_epoch(existing.description);
+        if (!e.empty()) set_topic_epoch(c, cls, e);
+      };
     }
     js_->ensure_stream(config, [this, run](js_stream_info&& info) {
       if (stopping_ || run->generation != ensure_generation_) return;
@@ -254,9 +265,12 @@ void cluster::ensure_step(std::shared_ptr<ensure_run> run) {
 
 void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
                           std::string_view what) {
+  ensuring_ = false;
+  bool again = std::exchange(recheck_again_, false);
   if (err.ok()) {
     last_ensure_error_.clear();
     broadcast(true, run->epochs, {});
+    if (again) return ensure_stores();
     shard_.loop().arm_after_ms(retry_, ensure_verify_ms);
     return;
   }
@@ -273,6 +287,23 @@ void cluster::ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
 
 void cluster::on_retry() {
   if (!stopping_ && connected_) ensure_stores();
+}
+
+void cluster::streams_missing() {
+  bool posted = shard_.loop().post(0, [] {
+    shard_server* sh = shard_server::current();
+    if (cluster* c = sh ? sh->cluster_link() : nullptr) c->recheck_streams();
+  });
+  if (!posted) RC_WARN("cluster: shard 0's mailbox is full; the streams are checked later");
+}
+
+void cluster::recheck_streams() {
+  if (stopping_ || !connected_) return;  // checked when the connection is back
+  if (ensuring_) {
+    recheck_again_ = true;  // the pass in flight may have read the stream before it changed
+    return;
+  }
+  ensure_stores();
 }
 
 void cluster::broadcast(bool ready, const std::vector<std::string>& epochs,

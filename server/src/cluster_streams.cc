@@ -26,7 +26,9 @@ cluster_stores make_cluster_stores(const server_config& c) {
   topic_retention defaults;
   for (size_t i = 0; i <= c.topic_retentions.size(); ++i) {
     const topic_retention& r = i == 0 ? defaults : c.topic_retentions[i - 1];
-    js_stream_config& s = stream("RC_T" + std::to_string(i), "rc.t" + std::to_string(i) + ".>");
+    // Subjects and description: set_topic_epoch, by the ensure pass.
+    js_stream_config& s = stream("RC_T" + std::to_string(i), {});
+    s.subjects.clear();
     s.max_age_ms = r.max_age_ms;
     s.max_msgs = r.max_msgs;
     s.max_bytes = r.max_bytes;
@@ -64,15 +66,22 @@ std::string stream_epoch(uint64_t created_ns) {
   return std::string(out, 8);
 }
 
+std::string described_epoch(std::string_view d) {
+  if (!d.starts_with(epoch_description_prefix)) return {};
+  std::string_view e = d.substr(epoch_description_prefix.size());
+  bool hex = e.size() == 8 && std::all_of(e.begin(), e.end(), [](char c) {
+               return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+             });
+  return hex ? std::string(e) : std::string();
+}
+
+void set_topic_epoch(js_stream_config& s, uint32_t retention_class, std::string_view epoch) {
+  s.description = std::string(epoch_description_prefix) + std::string(epoch);
+  s.subjects = {"rc.t" + std::to_string(retention_class) + "." + std::string(epoch) + ".>"};
+}
+
 std::string stream_epoch(const js_stream_info& info) {
-  std::string_view d = info.description;
-  if (d.starts_with(epoch_description_prefix)) {
-    std::string_view e = d.substr(epoch_description_prefix.size());
-    bool hex = e.size() == 8 && std::all_of(e.begin(), e.end(), [](char c) {
-                 return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-               });
-    if (hex) return std::string(e);
-  }
+  if (std::string e = described_epoch(info.description); !e.empty()) return e;
   // A stream made without one (by hand, or by an older ringcast): its creation time, which is
   // stable only while its leader does not change.
   return stream_epoch(info.created_ns);

@@ -103,7 +103,11 @@ void jetstream::ensure_stream(const js_stream_config& c,
                                 done(std::move(existing));
                                 return;
                               }
-                              if (!existing.description.empty()) c.description = existing.description;
+                              if (c.adapt) {
+                                c.adapt(c, existing);
+                              } else if (!existing.description.empty()) {
+                                c.description = existing.description;
+                              }
                               update_stream(c, std::move(done));
                             });
               });

@@ -94,7 +94,7 @@ std::string_view topic_registry::check_name(std::string_view name) const {
               c == '_' || c == '-' || c == '.' || c == ':';
     if (!ok) return "topic names may only contain letters, digits and _ - . :";
   }
-  // Across nodes a topic is a NATS subject (rc.t<i>.<topic>): '.' separates its tokens, and
+  // Across nodes a topic is a NATS subject (rc.t<i>.<epoch>.<topic>): '.' separates its tokens, and
   // none may be empty.
   if (shard_.cluster_link() &&
       (name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos))

@@ -2,6 +2,7 @@
 // ordered consumer while the node has subscribers, and the answers to subscribers from it.
 // Resumes from before the home's history are in topics_replay.cc.
 #include <algorithm>
+#include <cerrno>
 
 #include "core/log.h"
 #include "server/cluster.h"
@@ -77,11 +78,18 @@ void topic_registry::cluster_publish(std::string topic, std::string json,
                     publish_result res;
                     res.topic = std::move(topic);
                     if (!ack.err.ok() || ack.seq == 0) {
+                      // No stream takes the subject: the stream is gone, or was created again
+                      // with another epoch than the one in the subject (this node has not seen
+                      // it yet). Nothing was stored; the streams are checked now.
+                      bool missing = ack.err.error == EHOSTUNREACH;
+                      if (missing) s.cluster_link()->streams_missing();
                       res.error_code = "nats_unavailable";
                       res.error_message =
                           "The publication was not stored (" +
-                          (ack.err.description.empty() ? std::string("no acknowledgement")
-                                                       : ack.err.description) +
+                          (missing ? std::string("no stream takes it: the topic's stream is gone "
+                                                 "or was created again")
+                           : ack.err.description.empty() ? std::string("no acknowledgement")
+                                                         : ack.err.description) +
                           "); retry later";
                       res.retry_after_ms = s.topics().retry_after_ms();
                       return done(std::move(res));
@@ -153,8 +161,7 @@ void topic_registry::on_consumer_ready(home_topic& t, uint64_t floor) {
   // after the last event it delivered, so the history stays whole.
   if (ts.ready) return;
   ts.ready = true;
-  ts.floor = floor;
-  t.epoch = std::string(shard_.cluster_link()->route_topic(t.name).epoch);
+  ts.floor = floor;  // t.epoch: the one in the consumer's subject (start_consumer)
   ts.floor_dropped = false;
   t.seq = floor;
   auto waiting = std::move(ts.waiting);

@@ -94,7 +94,7 @@ struct topic_registry::topic_stream {
   topic_registry& registry;
   stream_origin origin;
   std::string stream;   // "RC_T<i>"
-  std::string subject;  // "rc.t<i>.<topic>"
+  std::string subject;  // "rc.t<i>.<epoch>.<topic>" (the epoch of this consumer)
   uint64_t consumer = 0;
   bool ready = false;          // the consumer exists: `floor` and the history are meaningful
   uint64_t floor = 0;          // the history holds every event after this sequence

@@ -10,6 +10,7 @@ import unittest
 
 import harness
 from nats_process import NatsServer, nats_request, wait_for
+from test_streams import post
 
 
 def readyz(rc):
@@ -120,9 +121,12 @@ class Streams(unittest.TestCase):
             with harness.Server(*args) as rc:
                 self.assertTrue(wait_ready(rc), readyz(rc).body)
             t0, t1, t2 = (self.stream(nats, f"RC_T{i}")["config"] for i in range(3))
-            self.assertEqual(t0["subjects"], ["rc.t0.>"])
+            # A topic stream's subjects carry the epoch its description names.
+            epochs = [re.fullmatch(r"ringcast epoch ([0-9a-f]{8})", t["description"]).group(1)
+                      for t in (t0, t1, t2)]
+            self.assertEqual(t0["subjects"], [f"rc.t0.{epochs[0]}.>"])
             self.assertEqual(t0["max_age"], 24 * 3600 * 10**9)
-            self.assertEqual(t1["subjects"], ["rc.t1.>"])
+            self.assertEqual(t1["subjects"], [f"rc.t1.{epochs[1]}.>"])
             self.assertEqual((t1["max_age"], t1["max_msgs"]), (3600 * 10**9, 500))
             self.assertEqual((t2["max_bytes"], t2["max_msgs_per_subject"]), (1 << 20, 7))
             self.assertEqual(t2["storage"], "file")
@@ -140,6 +144,24 @@ class Streams(unittest.TestCase):
             t1 = self.stream(nats, "RC_T1")
             self.assertEqual(t1["config"]["max_age"], 2 * 3600 * 10**9)
             self.assertEqual(t1["created"], created)
+            self.assertEqual(t1["config"]["subjects"], [f"rc.t1.{epochs[1]}.>"])
+
+    def test_a_topic_stream_without_the_epoch_in_its_subjects_gets_it(self):
+        # Made by an older ringcast (subjects rc.t0.>): its epoch stays, its subjects follow it.
+        with NatsServer(jetstream=True) as nats:
+            old = {"name": "RC_T0", "subjects": ["rc.t0.>"], "storage": "file",
+                   "description": "ringcast epoch 12ab34cd"}
+            made = json.loads(nats_request(nats.port, "$JS.API.STREAM.CREATE.RC_T0",
+                                           json.dumps(old).encode()))
+            self.assertNotIn("error", made)
+            with harness.Server("--nats", nats.url) as rc:
+                self.assertTrue(wait_ready(rc), readyz(rc).body)
+                r = post(rc.port, "/v1/topics/news", {"i": 1})
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.json()["id"], "12ab34cd-1")
+            config = self.stream(nats, "RC_T0")["config"]
+            self.assertEqual(config["subjects"], ["rc.t0.12ab34cd.>"])
+            self.assertEqual(config["description"], "ringcast epoch 12ab34cd")
 
 
 class Credentials(unittest.TestCase):

@@ -461,7 +461,9 @@ class StreamCreatedAgain(Cluster):
         reset = live.next_event(timeout=30)
         self.assertEqual(reset["event"], "reset", reset)
         self.assertEqual(json.loads(reset["data"])["epoch"], new_epoch)
-        after = [self.publish(n, "z", {"i": i}) for i, n in ((101, n1), (102, n2))]
+        # n2 may not have seen the new stream yet: its publication reaches no stream and is
+        # refused (503) until it has checked its streams, which that refusal starts.
+        after = [self.publish_when_ready(n, "z", {"i": i}) for i, n in ((101, n1), (102, n2))]
         self.assertEqual({a["id"].split("-")[0] for a in after}, {new_epoch})
         got = []
         while not got or got[-1] != after[-1]["id"]:
@@ -503,6 +505,37 @@ class StreamCreatedAgain(Cluster):
         self.assertTrue(answer.get("success"), answer)
         self.check_reset_then_new_ids(live, old_epoch)
         live.close()
+
+    def test_a_node_that_missed_the_new_stream_never_answers_with_the_old_epoch(self):
+        """The race: the stream deleted and created again (here by the test, as another node
+        would) with another epoch, then publications on nodes that have not checked their
+        streams since. Whatever they answer, an id never names the old stream's epoch."""
+        n1, n2 = self.nodes
+        old = [self.publish(n, "z", {"i": i}) for i, n in enumerate((n1, n2))]
+        old_epoch = old[0]["id"].split("-")[0]
+        self.assertEqual(old[1]["id"], f"{old_epoch}-2")
+        config = self.nats.js_api("$JS.API.STREAM.INFO.RC_T0")["config"]
+        self.assertEqual(config["description"], f"ringcast epoch {old_epoch}")
+        new_epoch = "0badc0de" if old_epoch != "0badc0de" else "0badcafe"
+        # The configuration a node would create: the epoch wherever it is (description, and
+        # the subjects when they carry it).
+        config = json.loads(json.dumps(config).replace(old_epoch, new_epoch))
+        answer = self.nats.js_api("$JS.API.STREAM.DELETE.RC_T0")
+        self.assertTrue(answer.get("success"), answer)
+        created = self.nats.js_api("$JS.API.STREAM.CREATE.RC_T0", json.dumps(config).encode())
+        self.assertNotIn("error", created)
+        # Both nodes still know the old epoch (their periodic check runs every 5 s).
+        for i, n in enumerate((n1, n2, n1, n2)):
+            r = post(n.port, "/v1/topics/z", {"i": 10 + i})
+            if r.status == 200:
+                self.assertEqual(r.json()["id"].split("-")[0], new_epoch, r.body)
+            else:
+                assert_error_envelope(self, r, 503, "nats_unavailable")
+                self.assertGreaterEqual(int(r.header("retry-after")), 1)
+        # The refusal made them check their streams: they publish with the new epoch.
+        ids = [self.publish_when_ready(n, "z", {"i": 20 + i})["id"] for i, n in enumerate((n1, n2))]
+        self.assertEqual({i.split("-")[0] for i in ids}, {new_epoch})
+        self.assertEqual(len(set(ids)), 2)
 
 
 if __name__ == "__main__":

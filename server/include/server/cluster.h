@@ -73,6 +73,13 @@ inline constexpr std::string_view responses_bucket = "rc_responses";
 inline constexpr std::string_view epoch_description_prefix = "ringcast epoch ";
 std::string stream_epoch(const js_stream_info& info);
 std::string stream_epoch(uint64_t created_ns);
+// The epoch a description names ("" when it is not "ringcast epoch <8 hex digits>").
+std::string described_epoch(std::string_view description);
+// A topic stream's epoch is also in its subjects: class i's stream with epoch E takes
+// rc.t<i>.E.> and a topic's publications go to rc.t<i>.E.<topic>, so a node publishing with an
+// epoch that is not the stream's reaches no stream (no responders) instead of being stored under
+// ids that name another message. Sets `s`'s description and subjects for `epoch`.
+void set_topic_epoch(js_stream_config& s, uint32_t retention_class, std::string_view epoch);
 
 class cluster {
  public:
@@ -101,10 +108,10 @@ class cluster {
   // For Retry-After on 503s: the reconnection backoff while disconnected (1 s to 60 s), else 1 s.
   uint32_t retry_after_ms() const;
 
-  // The topic's stream and subject ("RC_T1", "rc.t1.chat.x") and that stream's epoch (empty
-  // until the streams are ready). Class i >= 1 is the first --topic-retention entry whose pattern
-  // matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses those in
-  // cluster mode).
+  // The topic's stream and subject ("RC_T1", "rc.t1.<epoch>.chat.x") and that stream's epoch
+  // (empty until the streams are ready). Class i >= 1 is the first --topic-retention entry whose
+  // pattern matches, class 0 the rest. REQUIRES: the name has no empty segment (topics refuses
+  // those in cluster mode).
   struct topic_route {
     std::string_view stream;
     std::string subject;
@@ -124,6 +131,11 @@ class cluster {
   // This shard's numbers for /metrics.
   void snapshot(cluster_metrics& out) const;
 
+  // A publication found no stream for its subject (a topic stream deleted, or created again with
+  // another epoch than this shard knows): shard 0 checks the streams now rather than at its next
+  // periodic pass (one pass at a time; the result is broadcast as usual). Any shard.
+  void streams_missing();
+
   // Shard 0 -> every shard (mailbox): the streams are ready (`epochs[i]`: topic class i), or not
   // (`reason`).
   void on_streams_state(bool ready, std::vector<std::string> epochs, std::string reason);
@@ -135,6 +147,7 @@ class cluster {
   void ensure_done(std::shared_ptr<ensure_run> run, const js_error& err,
                    std::string_view what);
   void on_retry();
+  void recheck_streams();
   void broadcast(bool ready, const std::vector<std::string>& epochs, const std::string& reason);
   void notify_if_changed();
   void apply_epoch_change();
@@ -163,6 +176,8 @@ class cluster {
   // Shard 0: the ensure pass in progress (older passes' answers are ignored), and the retry
   // after a failure.
   uint64_t ensure_generation_ = 0;
+  bool ensuring_ = false;       // a pass is in flight
+  bool recheck_again_ = false;  // a stream was found missing meanwhile: another pass after it
   std::string last_ensure_error_;  // logged once per distinct reason
   timer retry_;
 

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -67,6 +68,8 @@ struct js_error {
   bool ok() const { return error == 0 && err_code == 0 && status < 400; }
 };
 
+struct js_stream_info;
+
 struct js_stream_config {
   std::string name;
   std::vector<std::string> subjects;
@@ -88,6 +91,9 @@ struct js_stream_config {
   // ensure_stream never replaces the description of a stream that already has one, so the first
   // creator's value wins a creation race (the cluster keeps each topic stream's epoch there).
   std::string description;
+  // When set, ensure_stream calls it on the configuration before bringing an existing stream to
+  // it (instead of keeping the existing description): it may take values from `existing`.
+  std::function<void(js_stream_config&, const js_stream_info& existing)> adapt;
 };
 
 struct js_stream_info {

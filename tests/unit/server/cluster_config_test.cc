@@ -130,13 +130,22 @@ TEST(ClusterStores, FromTheConfiguration) {
   cluster_stores s = make_cluster_stores(c);
   ASSERT_GE(s.streams.size(), 4u);
   EXPECT_EQ(s.streams[0].name, "RC_T0");
-  EXPECT_EQ(s.streams[0].subjects, std::vector<std::string>{"rc.t0.>"});
+  // A topic stream's subjects carry its epoch: set by the ensure pass.
+  EXPECT_TRUE(s.streams[0].subjects.empty());
+  set_topic_epoch(s.streams[0], 0, "0badc0de");
+  EXPECT_EQ(s.streams[0].subjects, std::vector<std::string>{"rc.t0.0badc0de.>"});
+  EXPECT_EQ(s.streams[0].description, "ringcast epoch 0badc0de");
+  EXPECT_EQ(described_epoch(s.streams[0].description), "0badc0de");
+  EXPECT_EQ(described_epoch("ringcast epoch 0BADC0DE"), "");
+  EXPECT_EQ(described_epoch("hand made"), "");
   EXPECT_EQ(s.streams[0].max_age_ms, 86'400'000);
   EXPECT_EQ(s.streams[1].name, "RC_T1");
-  EXPECT_EQ(s.streams[1].subjects, std::vector<std::string>{"rc.t1.>"});
+  set_topic_epoch(s.streams[1], 1, "00000001");
+  EXPECT_EQ(s.streams[1].subjects, std::vector<std::string>{"rc.t1.00000001.>"});
   EXPECT_EQ(s.streams[1].max_age_ms, 3'600'000);
   EXPECT_EQ(s.streams[1].max_msgs, 10);
   for (const js_stream_config& st : s.streams) {
+    EXPECT_FALSE(st.subjects.empty()) << st.name;
     EXPECT_EQ(st.replicas, 3u) << st.name;
     EXPECT_EQ(st.storage, "file") << st.name;
   }
