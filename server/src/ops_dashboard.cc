@@ -175,6 +175,7 @@ bool dashboard_admitted(request_context& ctx) {
     refusal->code = "missing_api_key";
   }
   reject_reason why = refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+  if (refusal->code == "origin_not_allowed") why = reject_reason::origin;  // Basic, cross-site
   ++ctx.shard.metrics().rejected[static_cast<size_t>(why)];
   byte_buffer body;
   openai::write_error(body, *refusal);

@@ -21,7 +21,7 @@ import unittest
 import jsonschema
 import websockets
 
-from harness import RINGCAST_BIN, Server, assert_error_envelope, get
+from harness import RINGCAST_BIN, Server, assert_error_envelope, get, ws_handshake
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SCHEMAS = ROOT / "docs" / "schemas" / "ops"
@@ -202,6 +202,48 @@ class DashboardAuth(unittest.TestCase):
             # The dashboard stays 404 without --dashboard, whatever the key.
             status, _, _ = curl(srv.url("/dashboard"), "-u", "me:sk-admin")
             self.assertEqual(status, 404)
+
+    def test_basic_credentials_only_from_the_same_origin(self):
+        # A browser attaches cached Basic credentials by itself, also to requests another site
+        # starts (a form POST, a WebSocket): those must not carry the key's authority.
+        with Server("--dashboard", "--api-key", "sk-user", "--admin-key", "sk-admin") as srv:
+            own = f"http://127.0.0.1:{srv.port}"
+            auth = ["-H", "Authorization: " + basic("sk-admin")]
+            post = ["-X", "POST", "-H", "Content-Type: text/plain", "--data", '{"x":1}']
+            for extra in (["-H", "Origin: http://evil.example"],
+                          ["-H", "Sec-Fetch-Site: cross-site"],
+                          ["-H", "Sec-Fetch-Site: same-site", "-H", f"Origin: {own}"]):
+                status, head, body = curl(srv.url("/v1/topics/alerts"), *auth, *post, *extra)
+                self.assertEqual(status, 403, f"{extra}: {head}{body!r}")
+                err = json.loads(body)["error"]
+                self.assertEqual(err["code"], "origin_not_allowed")
+                self.assertIn("dashboard's own page", err["message"])
+            # The same cross-origin request with a key the page's script attached is fine.
+            status, head, _ = curl(srv.url("/v1/topics/alerts"), *post,
+                                   "-H", "Authorization: Bearer sk-admin",
+                                   "-H", "Origin: http://evil.example")
+            self.assertEqual(status, 200, head)
+            # Same-origin requests (the dashboard's own) and non-browser clients keep working.
+            for extra in ([], ["-H", f"Origin: {own}"], ["-H", "Sec-Fetch-Site: same-origin"],
+                          ["-H", "Sec-Fetch-Site: none"]):
+                status, head, _ = curl(srv.url("/v1/topics/alerts"), *auth, *post, *extra)
+                self.assertEqual(status, 200, f"{extra}: {head}")
+            status, head, _ = curl(srv.url("/dashboard/ops"), *auth, "-H", f"Origin: {own}",
+                                   "--max-time", "1")
+            self.assertEqual(status, 200, head)
+
+            # ws_handshake sends "Host: 127.0.0.1" (no port).
+            for origin, status in (("http://evil.example", 403), ("http://127.0.0.1", 101)):
+                sock, _, r = ws_handshake(srv.port, extra_headers={
+                    "Authorization": basic("sk-admin"), "Origin": origin})
+                sock.close()
+                self.assertEqual(r.status, status, f"{origin}: {r.raw_head}")
+            ops = OpsClient(srv.port, headers={"Authorization": "Bearer sk-admin"})
+            try:
+                _, s = ops.snapshot(self)
+                self.assertEqual(s["refusals"]["by_reason"]["origin"], 4)  # 3 POSTs, 1 upgrade
+            finally:
+                ops.close()
 
     def test_admin_key_publishes_anywhere(self):
         # "An admin key has no topic limits": it may publish to any topic.
