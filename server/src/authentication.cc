@@ -71,12 +71,14 @@ bool same_origin_request(const http1::request& req) {
 }
 
 std::optional<std::string> basic_password(std::string_view authorization) {
-  if (authorization.size() < 6) return std::nullopt;
-  std::string_view scheme = authorization.substr(0, 6);
-  if (scheme != "Basic " && scheme != "basic " && scheme != "BASIC ") return std::nullopt;
-  std::string_view encoded = authorization.substr(6);
-  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
-  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
+  // The scheme is a case-insensitive token (RFC 7235), followed by spaces or tabs.
+  size_t end = authorization.find_first_of(" \t");
+  if (end != 5) return std::nullopt;
+  if (!equal_ignoring_case(authorization.substr(0, 5), "basic")) return std::nullopt;
+  std::string_view encoded = authorization.substr(5);
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!encoded.empty() && blank(encoded.front())) encoded.remove_prefix(1);
+  while (!encoded.empty() && blank(encoded.back())) encoded.remove_suffix(1);
   byte_buffer decoded;
   if (!base64::decode(encoded, decoded)) return std::string();
   std::string_view pair = decoded.view();

@@ -172,6 +172,10 @@ TEST(DashboardCredentials, BasicPasswordIsTheKey) {
   EXPECT_EQ(basic_password("Basic !!!"), "");                           // not base64
   EXPECT_EQ(basic_password("Basic bm9jb2xvbg=="), "");                  // nocolon
   EXPECT_EQ(basic_password("Basic dXNlcjo="), "");                      // user: (no password)
+  EXPECT_EQ(basic_password("BaSiC dXNlcjpzay1hZG1pbg=="), "sk-admin");  // any case (RFC 7235)
+  EXPECT_EQ(basic_password("bASIC\tdXNlcjpzay1hZG1pbg=="), "sk-admin");  // a tab after it
+  EXPECT_EQ(basic_password("Basic"), std::nullopt);
+  EXPECT_EQ(basic_password("Basics dXNlcjpzay1hZG1pbg=="), std::nullopt);
   EXPECT_EQ(basic_password("Bearer sk-admin"), std::nullopt);
   EXPECT_EQ(basic_password(""), std::nullopt);
 }
