@@ -107,6 +107,14 @@ class DashboardOff(unittest.TestCase):
                 err = assert_error_envelope(self, r, 404)
                 self.assertEqual(err["code"], unknown.json()["error"]["code"])
                 self.assertIn("Invalid URL (GET /dashboard", err["message"])
+            # Every method, like any unknown path (not 405 "allowed: GET", not a preflight).
+            for method in ("POST", "DELETE", "PUT", "OPTIONS"):
+                for path in ("/dashboard", "/dashboard/ops"):
+                    status, head, body = curl(srv.url(path), "-X", method,
+                                              "-H", "Origin: http://evil.example",
+                                              "-H", "Access-Control-Request-Method: GET")
+                    self.assertEqual(status, 404, f"{method} {path}: {head}")
+                    self.assertNotIn("allow:", head.lower(), f"{method} {path}")
 
 
 class DashboardPage(unittest.TestCase):
