@@ -99,6 +99,7 @@ class ops_stream final : public stream_producer {
     shard_server& shard = *shard_server::current();
     shard.loop().arm_after_ms(timer_, interval_ms_);
     if (collecting_) return;  // the shards have not answered the previous one yet: skip
+    if (conn_.stream_above_high()) return;  // the client does not keep up: skip (see send)
     collecting_ = true;
     uint64_t id = id_;
     shard.collect_metrics([id](std::vector<shard_metrics>&& shards) {
@@ -109,6 +110,9 @@ class ops_stream final : public stream_producer {
 
   void send(const std::vector<shard_metrics>& shards) {
     collecting_ = false;
+    // A client that does not keep up misses snapshots. The baseline stays where the last snapshot
+    // sent left it, so the next one sent covers the whole time since then (rates, first tokens).
+    if (conn_.stream_above_high()) return;
     shard_server& shard = *shard_server::current();
     ops_header h;
     h.time_ms = static_cast<int64_t>(wall_time_ms());
@@ -125,8 +129,6 @@ class ops_stream final : public stream_producer {
     }
     byte_buffer json;
     write_ops_snapshot(json, shards, h, shard.loop().now_us(), baseline_);
-    // A client that does not keep up misses snapshots (the next one has the current figures).
-    if (conn_.stream_above_high()) return;
     std::string id = std::to_string(++seq_);
     byte_buffer frame;
     sse::write_event(frame, sse::event{.id = id, .type = "snapshot", .data = json.view()});

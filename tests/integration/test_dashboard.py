@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -46,8 +47,14 @@ def basic(key, user="admin"):
 class OpsClient:
     """GET /dashboard/ops with http.client; reads the SSE events of the chunked response."""
 
-    def __init__(self, port, query="", headers=None, timeout=15.0):
+    def __init__(self, port, query="", headers=None, timeout=15.0, rcvbuf=None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        if rcvbuf:  # a small receive window: the server's backlog grows soon when we stop reading
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+            self.conn.sock = sock
         self.conn.request("GET", "/dashboard/ops" + query, headers=headers or {})
         self.resp = self.conn.getresponse()
 
@@ -448,6 +455,58 @@ class OpsStream(unittest.TestCase):
                 ops.close()
             self.assertEqual(errors, [])
             self.assertTrue(all(seen.values()), seen)
+
+    def test_skipped_snapshots_lose_nothing(self):
+        # A client that stops reading misses snapshots; the next one it gets covers the whole
+        # time since the last one it got, so counts and rates include the skipped intervals.
+        with Server("--dashboard", "--send-buffer-bytes", "4096", "--stream-high-bytes", "2048",
+                    "--stream-low-bytes", "1024", "--slow-consumer-ms", "600000",
+                    "--write-timeout-ms", "600000", "--mock-first-token-ms", "1",
+                    "--mock-tokens-per-s", "2000", shards=4) as srv:  # bigger snapshots
+            ops = OpsClient(srv.port, "?interval_ms=250", rcvbuf=4096)
+            watcher = OpsClient(srv.port, "?interval_ms=250")
+            try:
+                n, first = ops.snapshot(self)
+                self.assertEqual(n, 1)
+                # Stop reading `ops` until the server holds a backlog for it...
+                for _ in range(240):  # 250 ms each: bounded
+                    if watcher.snapshot(self)[1]["totals"]["outbound_rings"] >= 1:
+                        break
+                else:
+                    self.fail("the unread ops stream never held a backlog")
+                for _ in range(8):  # ... well above --stream-high-bytes (2 s more of snapshots)
+                    watcher.snapshot(self)
+                generations = 12
+                c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+                for _ in range(generations):
+                    body = json.dumps({"model": "ringcast-mock", "stream": True, "max_tokens": 2,
+                                       "messages": [{"role": "user", "content": "hi"}]})
+                    c.request("POST", "/v1/chat/completions", body,
+                              {"Content-Type": "application/json"})
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+                c.close()
+                for _ in range(4):  # a second of snapshots this client misses
+                    watcher.snapshot(self)
+                done_ms = time.time() * 1000
+                # Read on: what was queued, then snapshots made after the generations.
+                seen = [first]
+                for _ in range(400):  # bounded
+                    n, s = ops.snapshot(self)
+                    seen.append(s)
+                    if s["time_ms"] > done_ms + 300:
+                        break
+                gaps = [b["time_ms"] - a["time_ms"] for a, b in zip(seen, seen[1:])]
+                self.assertGreaterEqual(max(gaps), 1000, gaps)  # snapshots were skipped
+                counted = sum(s["first_token_ms"]["count"] for s in seen)
+                self.assertEqual(counted, generations, [s["first_token_ms"] for s in seen])
+                covered = sum(s["totals"]["requests_per_s"] * g / 1000
+                              for s, g in zip(seen[1:], gaps))
+                self.assertGreater(covered, generations * 0.8)  # the rates cover the gap too
+            finally:
+                watcher.close()
+                ops.close()
 
     def test_drain_ends_the_stream(self):
         srv = Server("--dashboard", "--drain-timeout-ms", "5000")
