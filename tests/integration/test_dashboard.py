@@ -526,6 +526,32 @@ class OpsStream(unittest.TestCase):
         finally:
             self.assertEqual(srv.stop(), 0, srv.log())
 
+    def test_streams_are_capped(self):
+        with Server("--dashboard", "--dashboard-streams-max", "2", shards=2) as srv:
+            open_ = [OpsClient(srv.port, "?interval_ms=250") for _ in range(2)]
+            try:
+                for c in open_:
+                    self.assertEqual(c.snapshot(self)[0], 1)
+                status, head, body = curl(srv.url("/dashboard/ops"))
+                self.assertEqual(status, 503, head)
+                self.assertIn("retry-after:", head.lower())
+                err = json.loads(body)["error"]
+                self.assertEqual(err["code"], "server_overloaded")
+                self.assertIn("--dashboard-streams-max 2", err["message"])
+                open_.pop().close()
+                for _ in range(100):  # the server notices the close soon: bounded
+                    ops = OpsClient(srv.port, "?interval_ms=250")
+                    if ops.resp.status == 200:
+                        break
+                    ops.resp.read()
+                    ops.close()
+                    time.sleep(0.05)
+                open_.append(ops)
+                self.assertEqual(ops.snapshot(self)[0], 1)
+            finally:
+                for c in open_:
+                    c.close()
+
     def test_many_ops_clients(self):
         with Server("--dashboard", shards=2) as srv:
             clients = [OpsClient(srv.port, "?interval_ms=250") for _ in range(40)]
