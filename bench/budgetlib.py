@@ -211,6 +211,10 @@ def parse_scenario(text, path="scenario.toml", profile=None):
         if key in load and load[key] <= 0:
             raise ScenarioError(f"{where}: load.{key} must be > 0")
     budgets = parse_budgets(base.get("budgets", {}), load["mode"], f"{where}: budgets")
+    if "target" in server and "pid" not in server and \
+            any(b["name"] == "server_cpu_us_per_op_max" for b in budgets):
+        raise ScenarioError(f"{where}: budgets.server_cpu_us_per_op_max needs server.pid with "
+                            "server.target (without it the server's CPU is never measured)")
     return {"name": name, "description": description, "path": path, "profile": profile,
             "profiles": sorted(profiles), "server": server, "upstream": upstream, "load": load,
             "budgets": budgets}
@@ -244,14 +248,22 @@ def buckets_of(report, name):
     return h["buckets"] if h and h.get("count") else None
 
 
+def nearest_rank(p, total):
+    """The rank (from 1) of the sample at percentile p of total samples: ceil(p/100 * total), in
+    integers as ringcast-load's histogram::percentile computes it. p is taken to a millionth of a
+    percent, so float noise cannot push a rank up (0.999 * 1000 is 999.0000000000001 in floats,
+    which would make p99.9 of 1,000 samples the maximum)."""
+    micro = round(p * 1_000_000)  # p in millionths of a percent
+    return min(total, max(1, -(-micro * total // 100_000_000)))
+
+
 def percentile_of_buckets(buckets, p):
     """The highest equivalent value of the bucket percentile p (0 < p <= 100) falls in, like
     ringcast-load's own percentiles (without its cap at the exact maximum)."""
     total = sum(c for _, c in buckets)
     if total == 0:
         return None
-    # Nearest rank, computed exactly as ringcast-load's histogram::percentile does.
-    want = min(total, max(1, math.ceil(p / 100.0 * total)))
+    want = nearest_rank(p, total)
     seen = 0
     for value, count in buckets:
         seen += count
@@ -276,17 +288,54 @@ def percentile(report, name, p):
     return node.get(field) if field else None
 
 
-def lost(report):
+# ringcast-load's hard error kinds (error_counts::hard() in bench/load/results.h), by their JSON
+# names: each counts one failed connection, request or response.
+HARD_ERRORS = ("connect", "not_ready", "handshake", "closed_by_server", "protocol", "http_status",
+               "echo_mismatch", "server_error_events", "publish")
+
+
+def hard_errors(report):
+    """The failed operations. Not errors.total: that adds ringcast-load's loss() counters, which
+    count gap events and incomplete subscribers, a different unit from lost()."""
     e = report["errors"]
+    return sum(e.get(k, 0) for k in HARD_ERRORS)
+
+
+def lost(report):
+    """Deliveries (or requests) that should have happened and did not: publications missing from
+    subscribers' sequences, duplicates, publications never answered, and the broker's requests
+    that were due but never sent because every connection was full or closed (streams.unsent:
+    the schedule said send, the server could not take it, so it counts against the server)."""
+    e = report["errors"]
+    unsent = (report.get("streams") or {}).get("unsent", 0)
     return (e.get("seq_missing", 0) + e.get("seq_duplicates", 0) +
-            e.get("incomplete_missing", 0) + e.get("publish_unanswered", 0))
+            e.get("incomplete_missing", 0) + e.get("publish_unanswered", 0) + unsent)
+
+
+# ringcast-load's statuses for a run that measured something (report.cc); anything else (aborted,
+# the window never completed, nothing completed) is a run that could not be measured.
+MEASURED_STATUSES = ("ok", "errors", "loss")
+
+
+def unmeasured(report):
+    """Why a ringcast-load report cannot be judged against budgets (a sentence), or None when it
+    holds measurements: its status is ok, errors or loss, connections became ready and
+    operations completed inside the window."""
+    status = str(report.get("status", "ok"))
+    if not any(status == s or status.startswith(s + " ") for s in MEASURED_STATUSES):
+        return f"ringcast-load measured nothing: {status}"
+    if report.get("count", 0) == 0:
+        return f"ringcast-load completed nothing inside the window (status: {status})"
+    if report.get("ready") == 0:
+        return f"no connection became ready (status: {status})"
+    return None
 
 
 def rates(report):
     """The rate figures budgets compare: throughput, error and loss rates, CPU per op."""
     count = report.get("count", 0)
     loss = lost(report)
-    errors = report["errors"]["total"] - loss
+    errors = hard_errors(report)
     server = report.get("server")
     return {
         "throughput_min": report.get("per_second", 0.0),

@@ -5,6 +5,7 @@ A Server is a ringcast process on 127.0.0.1 with a kernel-chosen port (read from
 with --json and returns the parsed report. Everything waits with a deadline.
 """
 
+import ctypes
 import json
 import os
 import re
@@ -16,6 +17,20 @@ import threading
 import time
 
 LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+try:
+    _libc = ctypes.CDLL(None, use_errno=True)  # loaded before any fork
+except OSError:
+    _libc = None
+
+
+def die_with_parent():
+    """preexec_fn for the processes we start: the kernel sends them SIGTERM when this process
+    ends, however it ends (even SIGKILL), so a benchmark never leaves a ringcast pinned to a CPU.
+    (Tied to the thread that forks: we start processes from the main thread.)"""
+    if _libc is not None:
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def build_dir():
@@ -50,11 +65,19 @@ class Server:
         self.lines = []
         self.port = None
         self._seen = threading.Event()
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        # The reader also sets _seen when ringcast exits (its stderr closes) without listening.
-        if not self._seen.wait(start_timeout) or self.port is None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     preexec_fn=die_with_parent)
+        try:
+            self._reader = threading.Thread(target=self._read, daemon=True)
+            self._reader.start()
+            # The reader also sets _seen when ringcast exits (its stderr closes) without
+            # listening.
+            started = self._seen.wait(start_timeout) and self.port is not None
+        except BaseException:  # interrupted (SIGINT, SIGTERM via SystemExit) while starting
+            self.proc.kill()
+            self.proc.wait(5)
+            raise
+        if not started:
             self.proc.kill()
             self.proc.wait(5)
             raise RuntimeError("ringcast did not start:\n" + "\n".join(self.lines))
@@ -110,7 +133,8 @@ def run_load(mode, target, *args, server_pid=None, timeout=600, check=True):
         if server_pid:
             cmd += ["--server-pid", str(server_pid)]
         cmd += [str(a) for a in args]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                              preexec_fn=die_with_parent)
         report = None
         if os.path.exists(out):
             with open(out, encoding="utf-8") as f:

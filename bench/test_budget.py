@@ -139,6 +139,12 @@ class ParseTest(unittest.TestCase):
         self.assertError(MINIMAL + "[budgets]\nthroughput_min = -1", "number >= 0")
         self.assertError(MINIMAL + "[budgets]\nerror_rate_max = '1%'", "number >= 0")
 
+    def test_server_cpu_budget_on_an_external_server_needs_its_pid(self):
+        text = MINIMAL + "[server]\ntarget = '10.0.0.1:80'\n[budgets]\nserver_cpu_us_per_op_max = 5"
+        self.assertError(text, "server_cpu_us_per_op_max needs server.pid")
+        s = parse(text.replace("'10.0.0.1:80'", "'10.0.0.1:80'\npid = 42"))
+        self.assertEqual(budget(s, "server_cpu_us_per_op_max")["limit"], 5.0)
+
     def test_every_shipped_scenario_parses_with_and_without_the_ci_profile(self):
         files = sorted(glob.glob(os.path.join(HERE, "scenarios", "*.toml")))
         self.assertGreaterEqual(len(files), 9)
@@ -194,17 +200,46 @@ latency = { p50 = "100ns", p99 = "1us", max = "2us" }
         self.assertEqual(rows["latency.p50"]["measured_text"], "200ns")
         self.assertEqual(rows["latency.p50"]["limit_text"], "<= 100ns")
 
+    # A real ringcast-load "errors" object (fanout, --allow-loss): 3 connections closed by the
+    # server, one gap of 40 missing publications, one subscriber 2 short at the end. total is
+    # hard() + loss() = 3 + (1 gap + 1 incomplete subscriber) = 5: events, not publications.
+    FANOUT_ERRORS = {"connect": 0, "not_ready": 0, "handshake": 0, "closed_by_server": 3,
+                     "protocol": 0, "http_status": 0, "echo_mismatch": 0,
+                     "server_error_events": 0, "publish": 0, "seq_gaps": 1, "seq_missing": 40,
+                     "seq_duplicates": 0, "incomplete_subscribers": 1, "incomplete_missing": 2,
+                     "publish_unanswered": 0, "total": 5, "connect_errnos": {}}
+
     def test_error_and_loss_rates(self):
-        r = report([[50, 1000]], count=990)
-        r["errors"].update(total=15, seq_missing=5)  # 10 hard errors, 5 lost
-        rows = self.rows(r, MINIMAL + "[budgets]\nerror_rate_max = 0.02\nloss_rate_max = 0.001")
-        self.assertAlmostEqual(rows["error_rate_max"]["measured"], 10 / 1000)
-        self.assertAlmostEqual(rows["loss_rate_max"]["measured"], 5 / 995)
+        r = report([[50, 1000]], count=10000, status="errors")
+        r["errors"] = dict(self.FANOUT_ERRORS)
+        rows = self.rows(r, MINIMAL + "[budgets]\nerror_rate_max = 0.001\nloss_rate_max = 0.005")
+        # Errors are failed operations (the hard kinds), loss is undelivered publications.
+        self.assertAlmostEqual(rows["error_rate_max"]["measured"], 3 / 10003)
+        self.assertAlmostEqual(rows["loss_rate_max"]["measured"], 42 / 10042)
         self.assertTrue(rows["error_rate_max"]["ok"])
-        self.assertFalse(rows["loss_rate_max"]["ok"])
-        # The default budgets: no errors, no loss.
+        self.assertTrue(rows["loss_rate_max"]["ok"])
+        # The default budgets: no errors, no loss; the 3 hard errors are not hidden by the gap.
         rows = self.rows(r, MINIMAL)
         self.assertFalse(rows["error_rate_max"]["ok"])
+        self.assertFalse(rows["loss_rate_max"]["ok"])
+
+    def test_hard_errors_never_go_below_zero_or_vanish(self):
+        r = report([[50, 100]], count=100)
+        r["errors"] = dict(self.FANOUT_ERRORS, closed_by_server=0, total=2)
+        rows = self.rows(r, MINIMAL + "[budgets]\nloss_rate_max = 1")
+        self.assertEqual(rows["error_rate_max"]["measured"], 0)
+        self.assertTrue(rows["error_rate_max"]["ok"])
+        for kind in budgetlib.HARD_ERRORS:
+            r["errors"] = dict(self.FANOUT_ERRORS, closed_by_server=0, total=3)
+            r["errors"][kind] = 1
+            self.assertFalse(self.rows(r, MINIMAL + "[budgets]\nloss_rate_max = 1")
+                             ["error_rate_max"]["ok"], kind)
+
+    def test_broker_requests_due_but_unsent_are_loss(self):
+        r = report([[50, 100]], count=100, streams={"unsent": 25})
+        rows = self.rows(r, MINIMAL + "[budgets]\nloss_rate_max = 0.1")
+        self.assertAlmostEqual(rows["loss_rate_max"]["measured"], 25 / 125)
+        self.assertFalse(rows["loss_rate_max"]["ok"])
 
     def test_missing_samples_and_server_figures_blow_the_budget(self):
         rows = self.rows(report(None, server=None))
@@ -229,6 +264,37 @@ latency = { p50 = "100ns", p99 = "1us", max = "2us" }
         self.assertEqual(budgetlib.percentile_of_buckets(b, 50), 20)
         self.assertEqual(budgetlib.percentile_of_buckets(b, 100), 40)
         self.assertEqual(budgetlib.percentile_of_buckets(b, 0.001), 10)
+
+    def test_nearest_rank_is_exact_at_thousands_of_samples(self):
+        # 0.999 * 1000 is 999.0000000000001 in floats: p99.9 of 1,000 samples must be the 999th.
+        self.assertEqual(budgetlib.percentile_of_buckets([[1_000_000, 999], [5_000_000_000, 1]],
+                                                         99.9), 1_000_000)
+        self.assertEqual(budgetlib.nearest_rank(99.9, 2000), 1998)
+        self.assertEqual(budgetlib.nearest_rank(99.95, 2000), 1999)
+        self.assertEqual(budgetlib.nearest_rank(99.951, 2000), 2000)
+        self.assertEqual(budgetlib.nearest_rank(0.001, 10), 1)
+        for total in range(1, 5001):
+            self.assertEqual(budgetlib.nearest_rank(99.9, total), -(-999 * total // 1000), total)
+            self.assertEqual(budgetlib.nearest_rank(99, total), -(-99 * total // 100), total)
+
+
+class MeasuredTest(unittest.TestCase):
+    def test_reports_with_measurements(self):
+        for status in ("ok", "errors", "loss (sequence errors; --allow-loss tolerates them)"):
+            self.assertIsNone(budgetlib.unmeasured(report([[50, 10]], status=status, ready=2)),
+                              status)
+
+    def test_runs_that_measured_nothing(self):
+        aborted = report(None, count=0, ready=0,
+                         status="aborted: no connection became ready (2 failed)")
+        self.assertIn("aborted: no connection became ready", budgetlib.unmeasured(aborted))
+        for status in ("the measured window never completed",
+                       "nothing completed inside the window", "aborted: SIGTERM"):
+            self.assertIn(status, budgetlib.unmeasured(report([[50, 10]], status=status)))
+        self.assertIn("completed nothing",
+                      budgetlib.unmeasured(report(None, count=0, status="errors")))
+        self.assertIn("no connection became ready",
+                      budgetlib.unmeasured(report([[50, 10]], ready=0, status="errors")))
 
 
 class HgrmTest(unittest.TestCase):

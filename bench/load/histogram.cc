@@ -38,8 +38,14 @@ void histogram::clear() {
 uint64_t histogram::percentile(double p) const {
   RC_ASSERT(p > 0 && p <= 100);
   if (count_ == 0) return 0;
-  // The rank of the sample at percentile p, counting from 1 (nearest-rank definition).
-  auto rank = static_cast<uint64_t>(std::ceil(p / 100.0 * static_cast<double>(count_)));
+  // The rank of the sample at percentile p, counting from 1 (nearest rank: ceil(p/100 * count)).
+  // In integers, with p in millionths of a percent: in doubles 0.999 * 1000 is
+  // 999.0000000000001, which would make p99.9 of 1,000 samples the maximum. Split so that
+  // nothing overflows: count = q * 10^8 + r, and r * micro < 10^16.
+  constexpr uint64_t whole = 100'000'000;  // 100 % in millionths of a percent
+  auto micro = static_cast<uint64_t>(std::llround(p * 1e6));
+  uint64_t q = count_ / whole, r = count_ % whole;
+  uint64_t rank = q * micro + (r * micro + whole - 1) / whole;
   rank = std::clamp<uint64_t>(rank, 1, count_);
   uint64_t seen = 0;
   for (size_t i = 0; i < bucket_count; ++i) {

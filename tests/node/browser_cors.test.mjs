@@ -12,15 +12,23 @@ import { startServer } from './harness.mjs';
 
 const KEY = 'sk-browser-good';
 
+// Starts the two page servers, ringcast and chromium; if one step throws, what was already
+// started is stopped before the error propagates (a test fails rather than hangs).
 async function setup() {
-  const allowed = await startPageServer();
-  const other = await startPageServer();
-  const srv = await startServer(['--cors-origin', allowed.origin, '--api-key', KEY]);
-  const browser = await launchBrowser();
-  return {
-    allowed, other, srv, browser,
-    async close() { await browser.close(); await srv.stop(); await allowed.close(); await other.close(); },
+  const t = {
+    allowed: null, other: null, srv: null, browser: null,
+    async close() { await t.browser?.close(); await t.srv?.stop(); await t.allowed?.close(); await t.other?.close(); },
   };
+  try {
+    t.allowed = await startPageServer();
+    t.other = await startPageServer();
+    t.srv = await startServer(['--cors-origin', t.allowed.origin, '--api-key', KEY]);
+    t.browser = await launchBrowser();
+  } catch (err) {
+    await t.close();
+    throw err;
+  }
+  return t;
 }
 
 // In the page: open an EventSource and a WebSocket on ringcast and report how they fare.

@@ -44,10 +44,11 @@ async function openSocket(port) {
 }
 
 test('dashboard loads with no console errors and its numbers follow the load', async () => {
-  const srv = await startServer(['--dashboard'], { shards: 2 });
-  const browser = await launchBrowser();
   const sockets = [];
+  let srv, browser;
   try {
+    srv = await startServer(['--dashboard'], { shards: 2 });
+    browser = await launchBrowser();
     const { page, watch } = await openPage(browser, srv);
     assert.equal(await page.locator('#shards tbody tr').count(), 2);
     assert.match(await text(page, '#node'), /\S/);
@@ -88,15 +89,16 @@ test('dashboard loads with no console errors and its numbers follow the load', a
     assert.deepEqual(watch.errors, []);
   } finally {
     for (const ws of sockets) ws.close();
-    await browser.close();
-    await srv.stop();
+    await browser?.close();
+    await srv?.stop();
   }
 });
 
 test('dashboard behind API keys works with the admin key as Basic credentials', async () => {
-  const srv = await startServer(['--dashboard', '--api-key', 'sk-user-1', '--admin-key', 'sk-admin-1']);
-  const browser = await launchBrowser();
+  let srv, browser;
   try {
+    srv = await startServer(['--dashboard', '--api-key', 'sk-user-1', '--admin-key', 'sk-admin-1']);
+    browser = await launchBrowser();
     // No credentials: ringcast asks for Basic ones (a headless browser has none to give); a key
     // that is not an admin key: forbidden.
     const challenge = await fetch(srv.url('/dashboard'));
@@ -109,6 +111,11 @@ test('dashboard behind API keys works with the admin key as Basic credentials', 
 
     // The admin key: the page and every request it makes (ops stream, models, topics, chat) pass.
     const { page, watch } = await openPage(browser, srv, { httpCredentials: { username: 'ops', password: 'sk-admin-1' } });
+    // Those refusals, by reason, on the page.
+    const refused = (reason) => number(page, `#refusals tr[data-reason="${reason}"] td:last-child`);
+    await until(async () => (await refused('auth')) > 0 && (await refused('permission')) > 0, 10000,
+                'the auth and permission refusals');
+    assert.equal(await refused('rate'), 0);
     await until(async () => (await page.locator('#chat-model option').count()) > 0, 10000, 'the model list');
     await page.fill('#topic-name', 'ops.check');
     await page.click('#topic-watch');
@@ -123,15 +130,16 @@ test('dashboard behind API keys works with the admin key as Basic credentials', 
     await until(async () => (await text(page, '#chat-state')).startsWith('done'), 15000, 'the chat reply');
     assert.deepEqual(watch.errors, []);
   } finally {
-    await browser.close();
-    await srv.stop();
+    await browser?.close();
+    await srv?.stop();
   }
 });
 
 test('topic viewer shows published events and resumes without gap or duplicate', async () => {
-  const srv = await startServer(['--dashboard'], { shards: 2 });
-  const browser = await launchBrowser();
+  let srv, browser;
   try {
+    srv = await startServer(['--dashboard'], { shards: 2 });
+    browser = await launchBrowser();
     const { page, watch } = await openPage(browser, srv);
     const rows = () => page.locator('#topic-events tbody tr');
     const seen = async () => (await rows().evaluateAll((trs) => trs.map((tr) => ({
@@ -146,6 +154,13 @@ test('topic viewer shows published events and resumes without gap or duplicate',
     await until(async () => (await text(page, '#topic-state')) === 'watching', 10000, 'watching');
     for (let n = 1; n <= 3; n++) await postJson(srv.url('/v1/topics/news.demo'), { n });
     await until(async () => (await rows().count()) === 3, 10000, '3 events');
+    // The viewer's stream in the SSE column (all and per shard); the HTTP column per shard.
+    const column = (k) => page.locator(`#shards tbody [data-k="${k}"]`).allTextContents();
+    await until(async () => (await totals(page, 'connections.sse')) >= 1 &&
+                            (await column('connections.sse')).reduce((a, v) => a + Number(v), 0) >= 1,
+                15000, 'the SSE stream in the table');
+    assert.equal((await column('connections.http')).length, 2);
+    assert.ok((await column('connections.http')).every((v) => /^[0-9]+$/.test(v)));
 
     await page.click('#topic-stop');
     await until(async () => (await text(page, '#topic-state')) === 'stopped', 10000, 'stopped');
@@ -173,6 +188,26 @@ test('topic viewer shows published events and resumes without gap or duplicate',
     await until(async () => (await text(page, '#topic-published')) === `published ${events[3].id}`, 10000,
                 'the publication acknowledged');
 
+    // An invalid name while a watch runs: the watch stops and the message stays.
+    await page.fill('#topic-name', 'bad topic!');
+    await page.click('#topic-watch');
+    await sleep(500);  // the aborted loop ends meanwhile
+    assert.match(await text(page, '#topic-state'), /a topic is 1 to 128/);
+    assert.equal(await page.locator('#topic-stop').isDisabled(), true);
+
+    // A large event: the row shows a bounded preview and its size.
+    await page.fill('#topic-name', 'news.demo');
+    await page.fill('#topic-since', '');
+    await page.click('#topic-clear');
+    await page.click('#topic-watch');
+    await until(async () => (await text(page, '#topic-state')) === 'watching', 10000, 'watching again');
+    const big = { s: 'x'.repeat(100000) };
+    await postJson(srv.url('/v1/topics/news.demo'), big);
+    await until(async () => (await rows().count()) === 1, 10000, 'the large event');
+    const shown = await text(page, '#topic-events tbody td.data');
+    assert.ok(shown.length < 5000, `${shown.length} characters shown`);
+    assert.ok(shown.endsWith(` … (${JSON.stringify(big).length} bytes)`), shown.slice(-40));
+
     // A bad id is refused by ringcast and the page says why.
     await page.fill('#topic-since', 'abc');
     await page.click('#topic-watch');
@@ -181,30 +216,32 @@ test('topic viewer shows published events and resumes without gap or duplicate',
                             (e.startsWith('console: ') && e.includes('status of 400'));
     assert.deepEqual(watch.errors.filter((e) => !expected(e)), []);
   } finally {
-    await browser.close();
-    await srv.stop();
+    await browser?.close();
+    await srv?.stop();
   }
 });
 
 test('chat playground streams a reply from the mock engine and stops it', async () => {
-  const srv = await startServer(['--dashboard', '--mock-tokens-per-s', '10',
-                                 '--model', 'ringcast-mock', '--model', 'second-mock'], { shards: 2 });
-  const browser = await launchBrowser();
+  let srv, browser;
   try {
+    srv = await startServer(['--dashboard', '--mock-tokens-per-s', '5',
+                             '--model', 'ringcast-mock', '--model', 'second-mock'], { shards: 2 });
+    browser = await launchBrowser();
     const { page, watch } = await openPage(browser, srv);
     await until(async () => (await page.locator('#chat-model option').count()) === 2, 10000, 'the models');
     assert.deepEqual(await page.locator('#chat-model option').allTextContents(), ['ringcast-mock', 'second-mock']);
     await page.selectOption('#chat-model', 'second-mock');
 
-    // A reply of 8 tokens at 10 tokens/s: seen growing, then whole.
+    // A reply of 8 tokens at 5 tokens/s: seen growing, then whole.
     const reply = () => text(page, '#chat-log [data-role="assistant"]:last-child .text');
     await page.fill('#chat-max-tokens', '8');
     await page.fill('#chat-prompt', 'Hello there');
     await page.click('#chat-send');
-    await page.waitForFunction(() => document.querySelector('#chat-state').textContent === 'streaming' &&
-                                     document.querySelector('#chat-log [data-role="assistant"] .text').textContent,
-                               null, { timeout: 15000, polling: 10 });
-    const partial = await reply();
+    // The partial text is read by the predicate itself: no round trip in between.
+    const partial = await (await page.waitForFunction(
+      () => document.querySelector('#chat-state').textContent === 'streaming' &&
+            document.querySelector('#chat-log [data-role="assistant"] .text').textContent,
+      null, { timeout: 15000, polling: 10 })).jsonValue();
     await until(async () => (await text(page, '#chat-state')).startsWith('done (length)'), 15000, 'the whole reply');
     const whole = await reply();
     const direct = await postJson(srv.url('/v1/chat/completions'), {
@@ -219,6 +256,9 @@ test('chat playground streams a reply from the mock engine and stops it', async 
     await page.click('#chat-send');
     await until(async () => (await text(page, '#chat-state')) === 'streaming', 15000, 'the long reply');
     await until(async () => (await totals(page, 'engine_running')) === 1, 15000, 'the generation on the page');
+    // The first tokens of the interval on the cards (a value per interval: polled).
+    await until(async () => (await text(page, '#card-ttft-p50 .value')) !== '–' &&
+                            (await text(page, '#card-ttft-p99 .value')) !== '–', 15000, 'first-token p50/p99');
     await page.click('#chat-stop');
     await until(async () => (await text(page, '#chat-state')) === 'stopped', 10000, 'stopped');
     const stopped = await reply();
@@ -232,10 +272,74 @@ test('chat playground streams a reply from the mock engine and stops it', async 
     await page.click('#chat-send');
     await until(async () => (await text(page, '#chat-state')).startsWith('400: '), 10000, 'the 400');
     assert.match(await text(page, '#chat-state'), /max_tokens/);
+
+    // New chat while a reply streams: the new conversation carries neither the old reply nor the
+    // refused turn above, and the aborted request does not overwrite the state.
+    const bodies = [];
+    page.on('request', (req) => { if (req.url().endsWith('/v1/chat/completions')) bodies.push(req.postDataJSON()); });
+    await page.fill('#chat-max-tokens', '300');
+    await page.fill('#chat-prompt', 'Tell me more');
+    await page.click('#chat-send');
+    await until(async () => (await reply()).length > 0, 15000, 'a streaming reply');
+    assert.deepEqual(bodies.at(-1).messages.map((m) => m.content),
+                     ['Hello there', whole, 'Tell me more', stopped, 'Tell me more']);
+    await page.click('#chat-clear');
+    await until(async () => (await totals(page, 'engine_running')) === 0, 15000, 'the old generation ended');
+    await sleep(300);
+    assert.equal(await text(page, '#chat-state'), 'idle');
+    await page.fill('#chat-max-tokens', '2');
+    await page.fill('#chat-prompt', 'Hi');
+    await page.click('#chat-send');
+    await until(async () => (await text(page, '#chat-state')).startsWith('done'), 15000, 'the new reply');
+    assert.deepEqual(bodies.at(-1).messages, [{ role: 'user', content: 'Hi' }]);
     const expected = (e) => aborted('/v1/chat/completions')(e) || (e.startsWith('console: ') && e.includes('status of 400'));
     assert.deepEqual(watch.errors.filter((e) => !expected(e)), []);
   } finally {
-    await browser.close();
-    await srv.stop();
+    await browser?.close();
+    await srv?.stop();
+  }
+});
+
+test('topic viewer reconnects at the pace the server asks for', async () => {
+  let srv, browser;
+  try {
+    srv = await startServer(['--dashboard']);
+    browser = await launchBrowser();
+    const { page, watch } = await openPage(browser, srv);
+    // The topic stream as a server that is going away would answer it, per phase.
+    const answers = {
+      empty: { status: 200, contentType: 'text/event-stream', body: '' },  // opens, ends at once
+      retry: { status: 200, contentType: 'text/event-stream', body: 'retry: 5000\n\n' },
+      busy: { status: 503, contentType: 'application/json', headers: { 'retry-after': '5', 'retry-after-ms': '5000' },
+              body: '{"error":{"message":"draining","type":"server_error","code":"draining"}}' },
+    };
+    let phase = 'empty';
+    const opened = { empty: [], retry: [], busy: [] };
+    await page.route('**/v1/topics/paced/events', (route) => {
+      opened[phase].push(Date.now());
+      return route.fulfill(answers[phase]);
+    });
+    // Requests within 3 s of the first one of a phase (a slow machine only makes fewer).
+    const watchFor3s = async (name) => {
+      phase = name;
+      await page.fill('#topic-name', 'paced');
+      await page.click('#topic-watch');
+      await until(async () => opened[name].length > 0, 10000, `the first request (${name})`);
+      await sleep(3000);
+      return opened[name].filter((t) => t - opened[name][0] < 3000).length;
+    };
+    // A stream that ends without an event: 500 ms, 1 s, 2 s … (a fixed 500 ms would make 6).
+    assert.ok(await watchFor3s('empty') <= 4, JSON.stringify(opened.empty));
+    // `retry: 5000`: the next attempt after 5 s.
+    assert.equal(await watchFor3s('retry'), 1, JSON.stringify(opened.retry));
+    // 503 with Retry-After: 5 s.
+    assert.equal(await watchFor3s('busy'), 1, JSON.stringify(opened.busy));
+    assert.match(await text(page, '#topic-state'), /^503: /);
+    await page.click('#topic-stop');
+    const expected = (e) => aborted('/v1/topics/paced/events')(e) || (e.startsWith('console: ') && e.includes('status of 503'));
+    assert.deepEqual(watch.errors.filter((e) => !expected(e)), []);
+  } finally {
+    await browser?.close();
+    await srv?.stop();
   }
 });

@@ -6,9 +6,10 @@ import { launchBrowser, watchPage } from './browser.mjs';
 import { startServer } from './harness.mjs';
 
 test('chromium launches and fetches from ringcast', async () => {
-  const srv = await startServer();
-  const browser = await launchBrowser();
+  let srv, browser;
   try {
+    srv = await startServer();
+    browser = await launchBrowser();
     const page = await browser.newPage();
     const watch = watchPage(page);
     const res = await page.goto(srv.url('/healthz'));
@@ -20,7 +21,7 @@ test('chromium launches and fetches from ringcast', async () => {
     assert.deepEqual(watch.errors.filter((e) => !e.includes('deliberate')), []);
     assert.ok(watch.errors.some((e) => e.startsWith('pageerror: ') && e.includes('deliberate')), JSON.stringify(watch.errors));
   } finally {
-    await browser.close();
-    await srv.stop();
+    await browser?.close();
+    await srv?.stop();
   }
 });

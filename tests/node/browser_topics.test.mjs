@@ -10,10 +10,11 @@ import { startRecordingProxy, serverWsMessages } from './browser_net.mjs';
 import { startServer, postJson, waitFor } from './harness.mjs';
 
 test('browser EventSource reconnects by itself after its stream is cut and resumes with Last-Event-ID without gap or duplicate', async () => {
-  const srv = await startServer(['--sse-retry-ms', '200'], { shards: 2 });
-  const proxy = await startRecordingProxy(srv.port);
-  const browser = await launchBrowser();
+  let srv, proxy, browser;
   try {
+    srv = await startServer(['--sse-retry-ms', '200'], { shards: 2 });
+    proxy = await startRecordingProxy(srv.port);
+    browser = await launchBrowser();
     const page = await browser.newPage();
     const watch = watchPage(page);
     await page.goto(`http://127.0.0.1:${proxy.port}/healthz`);
@@ -56,9 +57,9 @@ test('browser EventSource reconnects by itself after its stream is cut and resum
     // What the cut may make chromium report is about the stream it cut, nothing else.
     for (const e of watch.errors) assert.match(e, /\/v1\/topics\/ticks\/events/, JSON.stringify(watch.errors));
   } finally {
-    await browser.close();
-    await proxy.close();
-    await srv.stop();
+    await browser?.close();
+    await proxy?.close();
+    await srv?.stop();
   }
 });
 
@@ -69,10 +70,11 @@ function payload(i, size) {
 }
 
 test('browser WebSocket receives fragmented topic messages whole and in order, large ones included', async () => {
-  const srv = await startServer(['--publish-bytes-max', String(1024 * 1024)], { shards: 2 });
-  const proxy = await startRecordingProxy(srv.port);
-  const browser = await launchBrowser();
+  let srv, proxy, browser;
   try {
+    srv = await startServer(['--publish-bytes-max', String(1024 * 1024)], { shards: 2 });
+    proxy = await startRecordingProxy(srv.port);
+    browser = await launchBrowser();
     const page = await browser.newPage();
     const watch = watchPage(page);
     await page.goto(`http://127.0.0.1:${proxy.port}/healthz`);
@@ -127,8 +129,8 @@ test('browser WebSocket receives fragmented topic messages whole and in order, l
     await page.evaluate(() => window.ws.close(1000));
     assert.deepEqual(watch.errors, []);
   } finally {
-    await browser.close();
-    await proxy.close();
-    await srv.stop();
+    await browser?.close();
+    await proxy?.close();
+    await srv?.stop();
   }
 });

@@ -1,13 +1,14 @@
 // Every JSON Schema under docs/schemas (README.md there), compiled into one ajv 2020-12 instance
 // in strict mode (cross-area $refs resolve), and the checker that picks the schema of a message
 // ringcast sends: a /ws event by its `event` (docs/schemas/ws/index.json), a topic or broker SSE
-// event by its route and event name. An SSE event is checked as the object
-// {event, id (only when the event had an `id:` line), data (the parsed data)}, or only its data
-// when its schema describes just that (the ops stream's).
+// event by its route and the `sse` map of the area's index.json (nothing else routes). An SSE
+// event is checked as the object {event, id (only when the event had an `id:` line), data (the
+// parsed data)}, or, in a `data_only` area (ops), its data by the schema and its id by the
+// index's `ids`.
 //
-//   node tests/node/ringcast_schemas.mjs WIRE.jsonl
+//   node tests/node/ringcast_schemas.mjs WIRE.jsonl...
 //
-// validates a log written by the Python suites under RINGCAST_WIRE_LOG (one JSON object a line:
+// validates logs written by the Python suites under RINGCAST_WIRE_LOG (one JSON object a line:
 // {"kind": "ws"|"sse", "route": "/ws", "message": …}); prints each failing line and a count per
 // schema, exits 1 when a message fails or has no schema.
 import fs from 'node:fs';
@@ -106,11 +107,18 @@ export class WireChecker {
     if (!area) throw new Error(`no schemas for the SSE route ${p}`);
     if (!(area in this.indexes)) this.indexes[area] = loadAreaIndex(area);
     const index = this.indexes[area];
-    const name = index?.sse?.[e.event] ?? (this.schemas[`${area}/${e.event}`] ? e.event : null);
+    // Only the area's index routes: an HTTP body's schema (broker/accepted, topics/published)
+    // never checks an SSE event, even when it has the event's name.
+    const name = Object.hasOwn(index?.sse ?? {}, e.event) ? index.sse[e.event] : null;
     if (!name) throw new Error(`${p}: no schema for SSE event '${e.event}'`);
-    // A schema describes the {event, id, data} object (topics, broker) or only the data (ops).
     const key = `${area}/${name}`;
-    return this.apply(key, this.schemas[key]?.schema.properties?.event ? e : e.data);
+    if (!index.data_only) return this.apply(key, e);
+    // A data-only area (ops): the schema describes the data; the index says the `id:` line.
+    const idRule = index.ids?.[e.event];
+    if (idRule === null && e.id !== undefined) throw new Error(`${key}: '${e.event}' events have no id: line, got ${JSON.stringify(e.id)}`);
+    if (typeof idRule === 'string' && !(typeof e.id === 'string' && new RegExp(idRule).test(e.id)))
+      throw new Error(`${key}: the id: line must match ${idRule}, got ${JSON.stringify(e.id)}`);
+    return this.apply(key, e.data);
   }
 
   // One entry of a wire log.
@@ -124,9 +132,7 @@ export class WireChecker {
   }
 }
 
-// An SSE event as the eventsource package delivers it (MessageEvent: type, data, lastEventId),
-// as the schemas see it. `id`: the event's `id:` line, undefined when it had none (EventSource
-// keeps the previous id in lastEventId for events without one, so the caller says).
+// An SSE event as the schemas see it. `id`: the event's `id:` line, undefined when it had none.
 export function sseObject(type, data, id) {
   const o = { event: type };
   if (id !== undefined && id !== null) o.id = id;
@@ -156,10 +162,13 @@ export function parseSse(text) {
 
 // For the suites' clients: validates each message as it arrives and remembers what fails, so
 // the test asserts at its end (`wire.assertValid()`) rather than throwing inside a socket's handler.
-//   ws(message)                    a parsed /ws message ringcast sent
-//   sse(route, type, data, id)     an SSE event (data: its text); `id` only when the event had one
+//   ws(message)        a parsed /ws message ringcast sent
+//   sseFetch           a fetch for EventSource ({ fetch: wire.sseFetch }): validates every event of
+//                      an SSE response from its raw fields (its own `id:` line, not the lastEventId
+//                      EventSource carries forward; every type, listened to or not) before the
+//                      EventSource sees it. `fetch` (option): the fetch it wraps.
 let sharedChecker = null;
-export function wireRecorder() {
+export function wireRecorder({ fetch: baseFetch = (...a) => globalThis.fetch(...a) } = {}) {
   sharedChecker ??= new WireChecker();
   const failures = [];
   let count = 0;
@@ -167,9 +176,33 @@ export function wireRecorder() {
     count++;
     try { f(); } catch (e) { failures.push(e.message); }
   };
+  const sseFetch = async (url, init) => {
+    const res = await baseFetch(url, init);
+    if (!res.body || !/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) return res;
+    const route = new URL(String(url)).pathname;
+    const decoder = new TextDecoder();
+    let pending = '';
+    const check = (text) => {
+      for (const block of text.split(/\r?\n\r?\n/)) {
+        if (block.split(/\r?\n/).some((l) => l.startsWith('data'))) run(() => parseSse(block).forEach((e) => sharedChecker.sseEvent(route, e)));
+      }
+    };
+    const body = res.body.pipeThrough(new TransformStream({
+      transform(chunk, controller) {
+        pending += decoder.decode(chunk, { stream: true });
+        const end = Math.max(pending.lastIndexOf('\n\n'), pending.lastIndexOf('\r\n\r\n'));
+        if (end >= 0) {
+          check(pending.slice(0, end));
+          pending = pending.slice(end).replace(/^(\r?\n)+/, '');
+        }
+        controller.enqueue(chunk);
+      },
+    }));
+    return new Response(body, { status: res.status, statusText: res.statusText, headers: res.headers });
+  };
   return {
     ws(m) { run(() => sharedChecker.wsEvent(m)); return m; },
-    sse(route, type, data, id) { run(() => sharedChecker.sseEvent(route, sseObject(type, data, id))); },
+    sseFetch,
     get count() { return count; },
     failures,
     assertValid() {
@@ -192,14 +225,21 @@ export function checkWireLog(text, checker = new WireChecker()) {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  if (process.argv.length !== 3) {
-    console.error('usage: node ringcast_schemas.mjs WIRE.jsonl');
+  const files = process.argv.slice(2);
+  if (!files.length) {
+    console.error('usage: node ringcast_schemas.mjs WIRE.jsonl...');
     process.exit(2);
   }
-  const { failures, seen } = checkWireLog(fs.readFileSync(process.argv[2], 'utf8'));
-  for (const f of failures) console.log(`${process.argv[2]}:${f.line}: ${f.reason}`);
+  const checker = new WireChecker();  // one checker: `seen` counts over every file
+  let failed = 0;
+  for (const file of files) {
+    const { failures } = checkWireLog(fs.readFileSync(file, 'utf8'), checker);
+    for (const f of failures) console.log(`${file}:${f.line}: ${f.reason}`);
+    failed += failures.length;
+  }
+  const seen = Object.fromEntries([...checker.seen].sort());
   for (const [name, n] of Object.entries(seen)) console.log(`${name}: ${n}`);
   const total = Object.values(seen).reduce((a, b) => a + b, 0);
-  console.log(failures.length ? `${failures.length} message(s) fail` : `all ${total} messages validate`);
-  process.exit(failures.length ? 1 : 0);
+  console.log(failed ? `${failed} message(s) fail` : `all ${total} messages validate`);
+  process.exit(failed ? 1 : 0);
 }

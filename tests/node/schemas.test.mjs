@@ -10,8 +10,9 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import WebSocket from 'ws';
-import { SCHEMAS_ROOT, WireChecker, loadAllSchemas, loadAreaIndex, parseSse, schemaErrors } from './ringcast_schemas.mjs';
+import WebSocket, { WebSocketServer } from 'ws';
+import { wsAction } from './fakes/upstream-setup.mjs';
+import { SCHEMAS_ROOT, WireChecker, loadAllSchemas, loadAreaIndex, parseSse, schemaErrors, wireRecorder } from './ringcast_schemas.mjs';
 import { startServer, postJson, waitFor } from './harness.mjs';
 
 const AREAS = fs.readdirSync(SCHEMAS_ROOT).filter((a) => fs.statSync(path.join(SCHEMAS_ROOT, a)).isDirectory());
@@ -62,10 +63,10 @@ test('schemas: the indexes name every schema of ws, topics and broker, and the c
   const named = (index) => {
     const out = [];
     const walk = (v) => { if (typeof v === 'string') out.push(v); else if (v && typeof v === 'object') Object.values(v).forEach(walk); };
-    for (const [k, v] of Object.entries(index)) if (k !== 'description') walk(v);
+    for (const [k, v] of Object.entries(index)) if (k !== 'description' && k !== 'ids') walk(v);
     return out;
   };
-  for (const area of ['ws', 'topics', 'broker']) {
+  for (const area of ['ws', 'topics', 'broker', 'ops']) {
     const names = new Set(named(loadAreaIndex(area)));
     const inArea = Object.values(schemas).filter((s) => s.area === area).map((s) => s.name);
     assert.deepEqual([...names].sort(), [...inArea].sort(), `${area}/index.json names each schema of the area`);
@@ -80,9 +81,25 @@ test('schemas: the indexes name every schema of ws, topics and broker, and the c
     for (const name of Object.values(loadAreaIndex(area).sse))
       for (const m of schemas[`${area}/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route, message: m }), `${area}/${name}`);
   }
-  // The ops stream's schemas describe an event's data only.
-  for (const name of ['snapshot', 'draining'].filter((n) => schemas[`ops/${n}`]))
-    for (const m of schemas[`ops/${name}`].valid) assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: name, data: m } }), `ops/${name}`);
+  // The ops stream's schemas describe an event's data only; its index says the id: line.
+  const ops = loadAreaIndex('ops');
+  assert.equal(ops.data_only, true);
+  assert.deepEqual(Object.keys(ops.sse).sort(), Object.keys(ops.ids).sort(), 'ops/index.json: an id rule for each event');
+  for (const m of schemas['ops/snapshot'].valid)
+    assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', id: '7', data: m } }), 'ops/snapshot');
+  for (const m of schemas['ops/draining'].valid)
+    assert.equal(checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'draining', data: m } }), 'ops/draining');
+  const snap = schemas['ops/snapshot'].valid[0];
+  const drain = schemas['ops/draining'].valid[0];
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', data: snap } }), /ops\/snapshot: the id: line must match/);
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'snapshot', id: 'x7', data: snap } }), /ops\/snapshot: the id: line must match/);
+  assert.throws(() => checker.entry({ kind: 'sse', route: '/dashboard/ops', message: { event: 'draining', id: '7', data: drain } }), /ops\/draining: 'draining' events have no id: line/);
+  // Only index.sse routes: an HTTP body's schema never checks an SSE event of the same name.
+  const acc = schemas['broker/accepted'].valid[0];
+  for (const [route, event, data] of [['/api/v1/stream', 'accepted', acc], ['/api/v1/stream', 'cancelled', schemas['broker/cancelled'].valid[0]],
+    ['/api/v1/stream', 'message.request', schemas['broker/message.request'].valid[0]], ['/v1/topics/a/events', 'published', schemas['topics/published'].valid[0]],
+    ['/dashboard/ops', 'message', snap]])
+    assert.throws(() => checker.entry({ kind: 'sse', route, message: { event, id: '1', data } }), new RegExp(`no schema for SSE event '${event}'`), `${route} ${event}`);
   // What has no schema, or fails its schema, throws.
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'chat.summary', data: {} } }), /no schema for event 'chat.summary'/);
   assert.throws(() => checker.entry({ kind: 'ws', route: '/ws', message: { id: 'a', event: 'published', data: { topic: 'x', seq: 1 } } }), /ws\/published.event: \/data must have required property 'id'/);
@@ -121,6 +138,52 @@ test('schemas: the wire-log checker reports each failing line and exits 1', () =
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('schemas: wire.sseFetch validates each SSE event from its raw fields, whatever its type, before EventSource sees it', async () => {
+  // The second message lost its id: line (EventSource would report the first one's id for it); a
+  // reset without a listener is still checked, and so is an error event. Chunks split events.
+  const body = 'retry: 200\n\n: ping\n\nevent: reset\ndata: {"topic":"a","epoch":"0123abcd","seq":0,"oldest":1}\n\n'
+    + 'id: 0123abcd-1\ndata: {"n":1}\n\ndata: {"n":2}\n\nevent: error\ndata: {"code":"draining","message":"x","retry_after_ms":"1"}\n\n';
+  const chunks = [body.slice(0, 40), body.slice(40, 131), body.slice(131)];
+  const fakeFetch = async () => new Response(new ReadableStream({
+    start(c) { for (const x of chunks) c.enqueue(new TextEncoder().encode(x)); c.close(); },
+  }), { headers: { 'content-type': 'text/event-stream' } });
+  const wire = wireRecorder({ fetch: fakeFetch });
+  const res = await wire.sseFetch('http://127.0.0.1:1/v1/topics/a/events', {});
+  assert.equal(await res.text(), body, 'the EventSource gets the body unchanged');
+  assert.equal(wire.count, 4);
+  assert.equal(wire.failures.length, 2, wire.failures.join('\n'));
+  assert.match(wire.failures[0], /topics\/message: \/ must have required property 'id'/);
+  assert.match(wire.failures[1], /topics\/error: /);
+  assert.throws(() => wire.assertValid(), /2 of 4 messages fail their schema/);
+  // Not an event stream (a refusal): passed through, nothing checked.
+  const plain = wireRecorder({ fetch: async () => new Response('{"error":{}}', { status: 401, headers: { 'content-type': 'application/json' } }) });
+  assert.equal((await plain.sseFetch('http://127.0.0.1:1/v1/topics/a/events', {})).status, 401);
+  assert.equal(plain.count, 0);
+});
+
+test('schemas: wsAction (the upstream suites\' /ws client) validates every message it receives', async () => {
+  // A stand-in server: answers the action with `reply`, preceded by a flow.pause for no id.
+  const serve = async (reply) => {
+    const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+    await new Promise((r) => wss.once('listening', r));
+    wss.on('connection', (sock) => sock.on('message', () => {
+      sock.send(JSON.stringify({ event: 'flow.pause' }));
+      sock.send(JSON.stringify(reply));
+    }));
+    return { url: `ws://127.0.0.1:${wss.address().port}/ws`, close: () => new Promise((r) => { for (const c of wss.clients) c.terminate(); wss.close(r); }) };
+  };
+  const good = await serve({ id: 'req-1', event: 'error', error: { code: 'model_not_found', message: 'no model x' } });
+  try {
+    const events = await wsAction(good.url, 'chat.completion', { model: 'x', messages: [] });
+    assert.deepEqual(events.map((e) => e.event), ['error']);
+  } finally { await good.close(); }
+  // An error with an empty code: wsAction rejects with the schema's reason.
+  const bad = await serve({ id: 'req-1', event: 'error', error: { code: '', message: 'x' } });
+  try {
+    await assert.rejects(wsAction(bad.url, 'chat.completion', { model: 'x', messages: [] }), /1 of 2 messages fail their schema:\nws\/error.event: \/error\/code/);
+  } finally { await bad.close(); }
 });
 
 test('schemas: docs/api.md links every area and docs/schemas/README.md lists every schema', () => {

@@ -13,10 +13,9 @@ test('eventsource reconnects with Last-Event-ID and loses or repeats nothing', a
     const seen = [];
     const wire = wireRecorder();
     let opens = 0;
-    const es = new EventSource(`http://127.0.0.1:${proxy.port}/v1/topics/ticks/events`);
+    const es = new EventSource(`http://127.0.0.1:${proxy.port}/v1/topics/ticks/events`, { fetch: wire.sseFetch });
     es.onopen = () => { opens += 1; };
     es.addEventListener('message', (ev) => {
-      wire.sse('/v1/topics/ticks/events', 'message', ev.data, ev.lastEventId);  // a message always has its id
       seen.push({ id: ev.lastEventId, n: JSON.parse(ev.data).n });
     });
     await waitFor(() => opens === 1, 10000, 'first open');
@@ -36,6 +35,7 @@ test('eventsource reconnects with Last-Event-ID and loses or repeats nothing', a
     const epochs = new Set(seen.map((e) => e.id.split('-')[0]));
     assert.equal(epochs.size, 1);
     assert.deepEqual(seen.map((e) => Number(e.id.split('-')[1])), Array.from({ length: 20 }, (_, i) => i + 1));
+    assert.ok(wire.count >= 20, `only ${wire.count} SSE events validated`);
     wire.assertValid();
   } finally {
     await proxy.close();

@@ -76,6 +76,25 @@ TEST(Histogram, HugeValuesAreClampedAndCounted) {
   EXPECT_EQ(h.percentile(50), 5u);
 }
 
+TEST(Histogram, NearestRankIsExactAtThousandsOfSamples) {
+  // 999 fast samples and one outlier: p99.9 of 1,000 is the 999th sample, not the outlier
+  // (0.999 * 1000 is 999.0000000000001 in doubles, so a floating-point ceil picked rank 1000).
+  histogram h;
+  for (int i = 0; i < 999; ++i) h.record(100);
+  h.record(5'000'000'000);
+  EXPECT_EQ(h.percentile(99.9), 100u);
+  EXPECT_GT(h.percentile(100), 4'000'000'000u);
+  // 2,000 samples: p99.9 is rank 1998; p99.95 rank 1999; p99.951 rounds up to rank 2000.
+  histogram k;
+  for (int i = 0; i < 1998; ++i) k.record(10);
+  k.record(20);
+  k.record(30);
+  EXPECT_EQ(k.percentile(99.9), 10u);
+  EXPECT_EQ(k.percentile(99.95), 20u);
+  EXPECT_EQ(k.percentile(99.951), 30u);
+  EXPECT_EQ(k.percentile(0.001), 10u);
+}
+
 TEST(Histogram, EmptyReportsZero) {
   histogram h;
   EXPECT_EQ(h.percentile(99), 0u);

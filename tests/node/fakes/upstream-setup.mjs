@@ -5,6 +5,7 @@ import OpenAI from 'openai';
 import WebSocket from 'ws';
 import { startOpenAIFake } from './openai-fake.mjs';
 import { startRingcast } from './ringcast.mjs';
+import { wireRecorder } from '../ringcast_schemas.mjs';
 
 export const UPSTREAM_KEY = 'upstream-secret-key';
 export const CLIENT_KEY = 'client-secret-key';
@@ -32,16 +33,18 @@ export async function withUpstream({ fakeOptions = {}, upstreams, models, args =
 }
 
 // One `/ws` action: sends {id, action, payload} and resolves with the events of that id up to
-// and including the first whose event is in `until` (default: the terminal ones).
+// and including the first whose event is in `until` (default: the terminal ones). Every message
+// ringcast sends on the socket is validated against docs/schemas/ws: rejects when one fails.
 export async function wsAction(url, action, payload, { until = ['chat.complete', 'error', 'response.completed', 'embedding.result', 'response.failed'], timeoutMs = 20000 } = {}) {
   const ws = new WebSocket(url);
   try {
     await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
     const events = [];
+    const wire = wireRecorder();
     const done = new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`no terminal event for ${action}: ${JSON.stringify(events).slice(0, 500)}`)), timeoutMs);
       ws.on('message', (data) => {
-        const e = JSON.parse(data.toString());
+        const e = wire.ws(JSON.parse(data.toString()));
         if (e.id !== 'req-1') return;
         events.push(e);
         if (until.includes(e.event)) { clearTimeout(timer); resolve(events); }
@@ -49,7 +52,9 @@ export async function wsAction(url, action, payload, { until = ['chat.complete',
       ws.once('close', () => { clearTimeout(timer); reject(new Error(`socket closed during ${action}`)); });
     });
     ws.send(JSON.stringify({ id: 'req-1', action, payload }));
-    return await done;
+    await done;
+    wire.assertValid();
+    return events;
   } finally {
     ws.terminate();
   }
