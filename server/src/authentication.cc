@@ -39,15 +39,46 @@ std::optional<std::string> read_file(const std::string& path) {
   return std::move(s).str();
 }
 
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
+bool same_origin_request(const http1::request& req) {
+  // Browsers that send Fetch metadata say where the request comes from; trust that first.
+  if (std::string_view site = req.find("sec-fetch-site"); !site.empty()) {
+    return site == "same-origin" || site == "none";
+  }
+  std::string_view origin = req.find("origin");
+  if (origin.empty()) return true;  // not a browser's cross-origin request (those carry Origin)
+  std::string_view host = req.find("host");
+  if (host.empty()) return false;
+  for (std::string_view scheme : {std::string_view("http://"), std::string_view("https://")}) {
+    if (origin.size() == scheme.size() + host.size() && origin.starts_with(scheme) &&
+        equal_ignoring_case(origin.substr(scheme.size()), host)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 std::optional<std::string> basic_password(std::string_view authorization) {
-  if (authorization.size() < 6) return std::nullopt;
-  std::string_view scheme = authorization.substr(0, 6);
-  if (scheme != "Basic " && scheme != "basic " && scheme != "BASIC ") return std::nullopt;
-  std::string_view encoded = authorization.substr(6);
-  while (!encoded.empty() && encoded.front() == ' ') encoded.remove_prefix(1);
-  while (!encoded.empty() && encoded.back() == ' ') encoded.remove_suffix(1);
+  // The scheme is a case-insensitive token (RFC 7235), followed by spaces or tabs.
+  size_t end = authorization.find_first_of(" \t");
+  if (end != 5) return std::nullopt;
+  if (!equal_ignoring_case(authorization.substr(0, 5), "basic")) return std::nullopt;
+  std::string_view encoded = authorization.substr(5);
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
+  while (!encoded.empty() && blank(encoded.front())) encoded.remove_prefix(1);
+  while (!encoded.empty() && blank(encoded.back())) encoded.remove_suffix(1);
   byte_buffer decoded;
   if (!base64::decode(encoded, decoded)) return std::string();
   std::string_view pair = decoded.view();
@@ -93,6 +124,17 @@ auth_result authenticate(shard_server& shard, const http1::request& req, route_i
                               "Malformed Basic credentials: expected base64 of 'user:key' (the "
                               "user name is ignored, the password is the API key)",
                               "invalid_api_key");
+        return out;
+      }
+      // A browser re-sends cached Basic credentials by itself, to any request for this origin,
+      // including those another site starts (a form POST, a WebSocket): they are only taken from
+      // the origin's own pages, or they would hand that authority to every site (CSRF).
+      if (!same_origin_request(req)) {
+        out.refusal = refusal(403,
+                              "Basic credentials are only accepted from the dashboard's own page "
+                              "(same-origin requests); from another origin send the key as "
+                              "'Authorization: Bearer', X-API-Key or ?api_key",
+                              "origin_not_allowed");
         return out;
       }
       basic = std::move(*p);

@@ -262,6 +262,10 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                "Enable GET /dashboard (a live operations page) and GET /dashboard/ops (its SSE "
                "stream of snapshots); with keys configured, only admin keys (--admin-key, "
                "admin=yes) may open them")->group(str);
+  app.add_option("--dashboard-streams-max", c.dashboard_streams_max,
+                 "Open GET /dashboard/ops streams allowed in the whole process (each costs every "
+                 "shard a metrics collection per interval); beyond it, 503 server_overloaded")
+      ->capture_default_str()->check(CLI::Range(1u, 100'000u))->group(str);
 
   auto* top = "Topics";
   app.add_option("--topic-history", c.topic_history, "Events kept per topic for resumption")

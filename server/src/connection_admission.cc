@@ -150,6 +150,7 @@ bool connection::admit(const http1::request&) {
   auto& m = shard_.metrics();
   if (t.refusal) {
     reject_reason why = t.refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+  if (t.refusal->code == "origin_not_allowed") why = reject_reason::origin;  // Basic, cross-site
     ++m.rejected[static_cast<size_t>(why)];
     openai::api_error refusal = std::move(*t.refusal);
     reset_ticket();

@@ -218,7 +218,14 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   }
 
   route_match local;
-  const route_match& m = matched ? *matched : (local = match_route(req.method, req.path));
+  const route_match* mp = matched ? matched : &(local = match_route(req.method, req.path));
+  if ((mp->route == route_id::dashboard || mp->route == route_id::dashboard_ops) &&
+      !shard_.config().dashboard) {
+    local = route_match();  // without --dashboard: an unknown path, whatever the method
+    local.status = 404;
+    mp = &local;
+  }
+  const route_match& m = *mp;
   current_.route = m.route;
   current_.key = nullptr;
   token_.reset();

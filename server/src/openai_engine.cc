@@ -185,7 +185,9 @@ void openai_engine::update_gauges() {
     upstream_endpoint_metrics& e = m.endpoint(labels_[i]);
     e.idle = endpoints_.pool(k).stats().idle;
     e.busy = endpoints_.pool(k).stats().busy;
-    e.breaker_open = endpoints_.breaker(k).state(now) == breaker_state::open;
+    breaker_state state = endpoints_.breaker(k).state(now);
+    e.breaker_open = state == breaker_state::open;
+    e.breaker_half_open = state == breaker_state::half_open;
   }
 }
 

@@ -16,7 +16,12 @@
 // than queueing them. The streams of a shard are found by id in a shard-local table, so an answer
 // arriving after the client left finds nothing.
 //
-// Thread-safety: everything runs on the shard that owns the connection.
+// At most --dashboard-streams-max streams are open in the whole process (an atomic count): each
+// one costs every shard a metrics collection per interval. Beyond it, 503 server_overloaded.
+//
+// Thread-safety: everything runs on the shard that owns the connection, except the process-wide
+// stream count (atomic).
+#include <atomic>
 #include <charconv>
 #include <string>
 #include <unordered_map>
@@ -55,6 +60,8 @@ class ops_stream;
 // This shard's open ops streams, by id.
 thread_local std::unordered_map<uint64_t, ops_stream*> t_streams;
 thread_local uint64_t t_next_stream = 1;
+// Open ops streams, all shards together (--dashboard-streams-max).
+std::atomic<uint32_t> g_open_streams{0};
 
 class ops_stream final : public stream_producer {
  public:
@@ -92,6 +99,7 @@ class ops_stream final : public stream_producer {
 
   void finish() {
     t_streams.erase(id_);
+    g_open_streams.fetch_sub(1, std::memory_order_relaxed);
     delete this;
   }
 
@@ -99,6 +107,7 @@ class ops_stream final : public stream_producer {
     shard_server& shard = *shard_server::current();
     shard.loop().arm_after_ms(timer_, interval_ms_);
     if (collecting_) return;  // the shards have not answered the previous one yet: skip
+    if (conn_.stream_above_high()) return;  // the client does not keep up: skip (see send)
     collecting_ = true;
     uint64_t id = id_;
     shard.collect_metrics([id](std::vector<shard_metrics>&& shards) {
@@ -109,6 +118,9 @@ class ops_stream final : public stream_producer {
 
   void send(const std::vector<shard_metrics>& shards) {
     collecting_ = false;
+    // A client that does not keep up misses snapshots. The baseline stays where the last snapshot
+    // sent left it, so the next one sent covers the whole time since then (rates, first tokens).
+    if (conn_.stream_above_high()) return;
     shard_server& shard = *shard_server::current();
     ops_header h;
     h.time_ms = static_cast<int64_t>(wall_time_ms());
@@ -125,8 +137,6 @@ class ops_stream final : public stream_producer {
     }
     byte_buffer json;
     write_ops_snapshot(json, shards, h, shard.loop().now_us(), baseline_);
-    // A client that does not keep up misses snapshots (the next one has the current figures).
-    if (conn_.stream_above_high()) return;
     std::string id = std::to_string(++seq_);
     byte_buffer frame;
     sse::write_event(frame, sse::event{.id = id, .type = "snapshot", .data = json.view()});
@@ -175,6 +185,7 @@ bool dashboard_admitted(request_context& ctx) {
     refusal->code = "missing_api_key";
   }
   reject_reason why = refusal->status == 403 ? reject_reason::permission : reject_reason::auth;
+  if (refusal->code == "origin_not_allowed") why = reject_reason::origin;  // Basic, cross-site
   ++ctx.shard.metrics().rejected[static_cast<size_t>(why)];
   byte_buffer body;
   openai::write_error(body, *refusal);
@@ -232,8 +243,18 @@ handler_result handle_dashboard_ops(request_context& ctx) {
                       draining_retry_after_ms);
     return handler_result::done;
   }
+  uint32_t max = ctx.shard.config().dashboard_streams_max;
+  if (g_open_streams.fetch_add(1, std::memory_order_relaxed) >= max) {
+    g_open_streams.fetch_sub(1, std::memory_order_relaxed);
+    ++ctx.shard.metrics().rejected[static_cast<size_t>(reject_reason::streams)];
+    openai::api_error e = openai::overloaded();
+    e.message = "Too many open dashboard streams (--dashboard-streams-max " +
+                std::to_string(max) + "); close one or retry later";
+    respond_api_error(ctx.conn, e, draining_retry_after_ms);
+    return handler_result::done;
+  }
   ctx.conn.begin_sse();
-  auto* s = new ops_stream(ctx.conn, *interval);
+  auto* s = new ops_stream(ctx.conn, *interval);  // counted in g_open_streams until finish()
   ctx.conn.attach(*s);
   s->start();
   return handler_result::async;

@@ -92,6 +92,7 @@ struct upstream_figures {
   uint64_t errors = 0;
   size_t breakers = 0;       // (shard, endpoint) breakers seen
   size_t breakers_open = 0;  // ... of which open
+  size_t breakers_half_open = 0;  // ... of which half-open
   std::vector<std::string> endpoints;
 };
 
@@ -111,6 +112,7 @@ std::vector<upstream_figures> gather_upstreams(const std::vector<shard_metrics>&
       for (const upstream_endpoint_metrics& e : u.endpoints) {
         ++it->breakers;
         if (e.breaker_open > 0) ++it->breakers_open;
+        if (e.breaker_open == 0 && e.breaker_half_open > 0) ++it->breakers_half_open;
         if (std::find(it->endpoints.begin(), it->endpoints.end(), e.label) == it->endpoints.end())
           it->endpoints.push_back(e.label);
       }
@@ -244,9 +246,10 @@ void write_ops_snapshot(byte_buffer& out, const std::vector<shard_metrics>& shar
         if (b.name == u.name) before = b;
     }
     up_counters.push_back({u.name, u.requests, u.errors});
-    std::string_view breaker = u.breakers_open == 0               ? "closed"
-                               : u.breakers_open == u.breakers ? "open"
-                                                               : "mixed";
+    std::string_view breaker = "mixed";
+    if (u.breakers_open == 0 && u.breakers_half_open == 0) breaker = "closed";
+    if (u.breakers > 0 && u.breakers_open == u.breakers) breaker = "open";
+    if (u.breakers > 0 && u.breakers_half_open == u.breakers) breaker = "half_open";
     w.begin_object();
     w.string_member("name", u.name);
     w.float64_member("requests_per_s", rate(u.requests, before.requests, seconds));

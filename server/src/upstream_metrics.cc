@@ -39,6 +39,7 @@ void upstream_metrics::merge(const upstream_metrics& o) {
     upstream_endpoint_metrics& mine = endpoint(e.label);
     mine.requests += e.requests;
     mine.breaker_open += e.breaker_open;
+    mine.breaker_half_open += e.breaker_half_open;
     mine.idle += e.idle;
     mine.busy += e.busy;
   }

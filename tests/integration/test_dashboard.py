@@ -12,6 +12,7 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -21,7 +22,7 @@ import unittest
 import jsonschema
 import websockets
 
-from harness import RINGCAST_BIN, Server, assert_error_envelope, get
+from harness import RINGCAST_BIN, Server, assert_error_envelope, get, ws_handshake
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent.parent
 SCHEMAS = ROOT / "docs" / "schemas" / "ops"
@@ -46,8 +47,14 @@ def basic(key, user="admin"):
 class OpsClient:
     """GET /dashboard/ops with http.client; reads the SSE events of the chunked response."""
 
-    def __init__(self, port, query="", headers=None, timeout=15.0):
+    def __init__(self, port, query="", headers=None, timeout=15.0, rcvbuf=None):
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        if rcvbuf:  # a small receive window: the server's backlog grows soon when we stop reading
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect(("127.0.0.1", port))
+            self.conn.sock = sock
         self.conn.request("GET", "/dashboard/ops" + query, headers=headers or {})
         self.resp = self.conn.getresponse()
 
@@ -107,6 +114,14 @@ class DashboardOff(unittest.TestCase):
                 err = assert_error_envelope(self, r, 404)
                 self.assertEqual(err["code"], unknown.json()["error"]["code"])
                 self.assertIn("Invalid URL (GET /dashboard", err["message"])
+            # Every method, like any unknown path (not 405 "allowed: GET", not a preflight).
+            for method in ("POST", "DELETE", "PUT", "OPTIONS"):
+                for path in ("/dashboard", "/dashboard/ops"):
+                    status, head, body = curl(srv.url(path), "-X", method,
+                                              "-H", "Origin: http://evil.example",
+                                              "-H", "Access-Control-Request-Method: GET")
+                    self.assertEqual(status, 404, f"{method} {path}: {head}")
+                    self.assertNotIn("allow:", head.lower(), f"{method} {path}")
 
 
 class DashboardPage(unittest.TestCase):
@@ -202,6 +217,48 @@ class DashboardAuth(unittest.TestCase):
             # The dashboard stays 404 without --dashboard, whatever the key.
             status, _, _ = curl(srv.url("/dashboard"), "-u", "me:sk-admin")
             self.assertEqual(status, 404)
+
+    def test_basic_credentials_only_from_the_same_origin(self):
+        # A browser attaches cached Basic credentials by itself, also to requests another site
+        # starts (a form POST, a WebSocket): those must not carry the key's authority.
+        with Server("--dashboard", "--api-key", "sk-user", "--admin-key", "sk-admin") as srv:
+            own = f"http://127.0.0.1:{srv.port}"
+            auth = ["-H", "Authorization: " + basic("sk-admin")]
+            post = ["-X", "POST", "-H", "Content-Type: text/plain", "--data", '{"x":1}']
+            for extra in (["-H", "Origin: http://evil.example"],
+                          ["-H", "Sec-Fetch-Site: cross-site"],
+                          ["-H", "Sec-Fetch-Site: same-site", "-H", f"Origin: {own}"]):
+                status, head, body = curl(srv.url("/v1/topics/alerts"), *auth, *post, *extra)
+                self.assertEqual(status, 403, f"{extra}: {head}{body!r}")
+                err = json.loads(body)["error"]
+                self.assertEqual(err["code"], "origin_not_allowed")
+                self.assertIn("dashboard's own page", err["message"])
+            # The same cross-origin request with a key the page's script attached is fine.
+            status, head, _ = curl(srv.url("/v1/topics/alerts"), *post,
+                                   "-H", "Authorization: Bearer sk-admin",
+                                   "-H", "Origin: http://evil.example")
+            self.assertEqual(status, 200, head)
+            # Same-origin requests (the dashboard's own) and non-browser clients keep working.
+            for extra in ([], ["-H", f"Origin: {own}"], ["-H", "Sec-Fetch-Site: same-origin"],
+                          ["-H", "Sec-Fetch-Site: none"]):
+                status, head, _ = curl(srv.url("/v1/topics/alerts"), *auth, *post, *extra)
+                self.assertEqual(status, 200, f"{extra}: {head}")
+            status, head, _ = curl(srv.url("/dashboard/ops"), *auth, "-H", f"Origin: {own}",
+                                   "--max-time", "1")
+            self.assertEqual(status, 200, head)
+
+            # ws_handshake sends "Host: 127.0.0.1" (no port).
+            for origin, status in (("http://evil.example", 403), ("http://127.0.0.1", 101)):
+                sock, _, r = ws_handshake(srv.port, extra_headers={
+                    "Authorization": basic("sk-admin"), "Origin": origin})
+                sock.close()
+                self.assertEqual(r.status, status, f"{origin}: {r.raw_head}")
+            ops = OpsClient(srv.port, headers={"Authorization": "Bearer sk-admin"})
+            try:
+                _, s = ops.snapshot(self)
+                self.assertEqual(s["refusals"]["by_reason"]["origin"], 4)  # 3 POSTs, 1 upgrade
+            finally:
+                ops.close()
 
     def test_admin_key_publishes_anywhere(self):
         # "An admin key has no topic limits": it may publish to any topic.
@@ -303,11 +360,11 @@ class OpsStream(unittest.TestCase):
                 for _ in range(4):
                     n, s = ops.snapshot(self)
                     ids.append(n)
-                    times.append(time.monotonic())
+                    times.append(s["time_ms"])  # the server's clock, not when we read it
                     self.assertEqual(s["interval_ms"], 250)
                 self.assertEqual(ids, [1, 2, 3, 4])
-                # Three intervals of 250 ms took at least ~0.7 s (never early; late is fine).
-                self.assertGreater(times[-1] - times[0], 0.6)
+                # Three intervals of 250 ms took at least ~0.75 s (never early; late is fine).
+                self.assertGreaterEqual(times[-1] - times[0], 700)
             finally:
                 ops.close()
 
@@ -399,6 +456,58 @@ class OpsStream(unittest.TestCase):
             self.assertEqual(errors, [])
             self.assertTrue(all(seen.values()), seen)
 
+    def test_skipped_snapshots_lose_nothing(self):
+        # A client that stops reading misses snapshots; the next one it gets covers the whole
+        # time since the last one it got, so counts and rates include the skipped intervals.
+        with Server("--dashboard", "--send-buffer-bytes", "4096", "--stream-high-bytes", "2048",
+                    "--stream-low-bytes", "1024", "--slow-consumer-ms", "600000",
+                    "--write-timeout-ms", "600000", "--mock-first-token-ms", "1",
+                    "--mock-tokens-per-s", "2000", shards=4) as srv:  # bigger snapshots
+            ops = OpsClient(srv.port, "?interval_ms=250", rcvbuf=4096)
+            watcher = OpsClient(srv.port, "?interval_ms=250")
+            try:
+                n, first = ops.snapshot(self)
+                self.assertEqual(n, 1)
+                # Stop reading `ops` until the server holds a backlog for it...
+                for _ in range(240):  # 250 ms each: bounded
+                    if watcher.snapshot(self)[1]["totals"]["outbound_rings"] >= 1:
+                        break
+                else:
+                    self.fail("the unread ops stream never held a backlog")
+                for _ in range(8):  # ... well above --stream-high-bytes (2 s more of snapshots)
+                    watcher.snapshot(self)
+                generations = 12
+                c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+                for _ in range(generations):
+                    body = json.dumps({"model": "ringcast-mock", "stream": True, "max_tokens": 2,
+                                       "messages": [{"role": "user", "content": "hi"}]})
+                    c.request("POST", "/v1/chat/completions", body,
+                              {"Content-Type": "application/json"})
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 200)
+                c.close()
+                for _ in range(4):  # a second of snapshots this client misses
+                    watcher.snapshot(self)
+                done_ms = time.time() * 1000
+                # Read on: what was queued, then snapshots made after the generations.
+                seen = [first]
+                for _ in range(400):  # bounded
+                    n, s = ops.snapshot(self)
+                    seen.append(s)
+                    if s["time_ms"] > done_ms + 300:
+                        break
+                gaps = [b["time_ms"] - a["time_ms"] for a, b in zip(seen, seen[1:])]
+                self.assertGreaterEqual(max(gaps), 1000, gaps)  # snapshots were skipped
+                counted = sum(s["first_token_ms"]["count"] for s in seen)
+                self.assertEqual(counted, generations, [s["first_token_ms"] for s in seen])
+                covered = sum(s["totals"]["requests_per_s"] * g / 1000
+                              for s, g in zip(seen[1:], gaps))
+                self.assertGreater(covered, generations * 0.8)  # the rates cover the gap too
+            finally:
+                watcher.close()
+                ops.close()
+
     def test_drain_ends_the_stream(self):
         srv = Server("--dashboard", "--drain-timeout-ms", "5000")
         try:
@@ -416,6 +525,32 @@ class OpsStream(unittest.TestCase):
             ops.close()
         finally:
             self.assertEqual(srv.stop(), 0, srv.log())
+
+    def test_streams_are_capped(self):
+        with Server("--dashboard", "--dashboard-streams-max", "2", shards=2) as srv:
+            open_ = [OpsClient(srv.port, "?interval_ms=250") for _ in range(2)]
+            try:
+                for c in open_:
+                    self.assertEqual(c.snapshot(self)[0], 1)
+                status, head, body = curl(srv.url("/dashboard/ops"))
+                self.assertEqual(status, 503, head)
+                self.assertIn("retry-after:", head.lower())
+                err = json.loads(body)["error"]
+                self.assertEqual(err["code"], "server_overloaded")
+                self.assertIn("--dashboard-streams-max 2", err["message"])
+                open_.pop().close()
+                for _ in range(100):  # the server notices the close soon: bounded
+                    ops = OpsClient(srv.port, "?interval_ms=250")
+                    if ops.resp.status == 200:
+                        break
+                    ops.resp.read()
+                    ops.close()
+                    time.sleep(0.05)
+                open_.append(ops)
+                self.assertEqual(ops.snapshot(self)[0], 1)
+            finally:
+                for c in open_:
+                    c.close()
 
     def test_many_ops_clients(self):
         with Server("--dashboard", shards=2) as srv:
@@ -437,8 +572,15 @@ class OpsStream(unittest.TestCase):
                     self.assertEqual(s["totals"]["connections"]["sse"], 21)
                 finally:
                     watcher.close()
+                # The streams left open are still served: each gets a snapshot made after the
+                # closes (not one buffered before them).
+                after_ms = time.time() * 1000
                 for c in clients[20:]:
-                    c.snapshot(self)  # still served
+                    for _ in range(200):  # 250 ms each: bounded
+                        _, s = c.snapshot(self)
+                        if s["time_ms"] > after_ms:
+                            break
+                    self.assertGreater(s["time_ms"], after_ms)
                 self.assertEqual(get(srv.port, "/healthz").status, 200)
             finally:
                 for c in clients:

@@ -65,6 +65,11 @@ std::string load_token_keys(const server_config& cfg, jwt::verifier& out);
 // ':', or an empty password).
 std::optional<std::string> basic_password(std::string_view authorization);
 
+// Whether `req` comes from a page of this server's own origin, or not from a browser page at
+// all: Sec-Fetch-Site same-origin/none when present, else no Origin or Origin http(s)://<Host>.
+// Basic credentials (which a browser attaches by itself) are only accepted when it does.
+bool same_origin_request(const http1::request& req);
+
 // Whether requests must authenticate (API keys or token keys are configured).
 bool authentication_required(const shard_server& shard);
 

@@ -70,6 +70,7 @@ struct server_config {
   uint32_t slow_consumer_ms = 5000;         // above high for this long: slow consumer
   bool echo = false;                        // GET /echo: WebSocket echo endpoint
   bool dashboard = false;                   // GET /dashboard and /dashboard/ops (ops_dashboard.h)
+  uint32_t dashboard_streams_max = 64;      // open /dashboard/ops streams, whole process
 
   // Topics.
   uint32_t topic_history = 1024;                    // events kept per topic for resume

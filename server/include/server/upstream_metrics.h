@@ -59,6 +59,7 @@ struct upstream_endpoint_metrics {
   std::string label;  // url::to_string of the endpoint
   uint64_t requests = 0;
   int64_t breaker_open = 0;  // gauge: 0 or 1 per shard
+  int64_t breaker_half_open = 0;  // gauge: 0 or 1 per shard (cooled down, letting a probe by)
   int64_t idle = 0;          // gauges
   int64_t busy = 0;
 };

@@ -135,6 +135,10 @@ TEST(OpsSnapshot, UpstreamsAndWorkers) {
     a.endpoint("http://two");
     upstream_metrics& b = shards[s].upstreams[upstream_metrics_index(shards[s].upstreams, "b")];
     b.endpoint("http://three").breaker_open = 1;  // open everywhere
+    upstream_metrics& c = shards[s].upstreams[upstream_metrics_index(shards[s].upstreams, "c")];
+    c.endpoint("http://four").breaker_half_open = 1;  // half-open everywhere
+    upstream_metrics& d = shards[s].upstreams[upstream_metrics_index(shards[s].upstreams, "d")];
+    d.endpoint("http://five").breaker_half_open = s == 0;  // half-open on one shard: mixed
   }
   worker_metrics& w = shards[1].workers[worker_metrics_index(shards[1].workers, "local", 0)];
   w.state = 2;  // ready
@@ -147,13 +151,15 @@ TEST(OpsSnapshot, UpstreamsAndWorkers) {
   Snapshot s(shards, 2'000'000, base);
   std::vector<json::value> ups;
   for (json::value u : s.root().find("upstreams").elements()) ups.push_back(u);
-  ASSERT_EQ(ups.size(), 2u) << s.text();
+  ASSERT_EQ(ups.size(), 4u) << s.text();
   EXPECT_EQ(ups[0].find("name").get_string(), "a");
   EXPECT_EQ(ups[0].find("breaker").get_string(), "mixed");
   EXPECT_EQ(ups[0].find("endpoints").get_uint64(), 2u);
   EXPECT_DOUBLE_EQ(ups[0].find("requests_per_s").get_double(), 4.0);
   EXPECT_DOUBLE_EQ(ups[0].find("errors_per_s").get_double(), 2.0);
   EXPECT_EQ(ups[1].find("breaker").get_string(), "open");
+  EXPECT_EQ(ups[2].find("breaker").get_string(), "half_open");
+  EXPECT_EQ(ups[3].find("breaker").get_string(), "mixed");
   size_t n = 0;
   for (json::value wv : s.root().find("workers").elements()) {
     ++n;
@@ -172,6 +178,10 @@ TEST(DashboardCredentials, BasicPasswordIsTheKey) {
   EXPECT_EQ(basic_password("Basic !!!"), "");                           // not base64
   EXPECT_EQ(basic_password("Basic bm9jb2xvbg=="), "");                  // nocolon
   EXPECT_EQ(basic_password("Basic dXNlcjo="), "");                      // user: (no password)
+  EXPECT_EQ(basic_password("BaSiC dXNlcjpzay1hZG1pbg=="), "sk-admin");  // any case (RFC 7235)
+  EXPECT_EQ(basic_password("bASIC\tdXNlcjpzay1hZG1pbg=="), "sk-admin");  // a tab after it
+  EXPECT_EQ(basic_password("Basic"), std::nullopt);
+  EXPECT_EQ(basic_password("Basics dXNlcjpzay1hZG1pbg=="), std::nullopt);
   EXPECT_EQ(basic_password("Bearer sk-admin"), std::nullopt);
   EXPECT_EQ(basic_password(""), std::nullopt);
 }
