@@ -155,7 +155,9 @@ class broker_worker final : public mode_worker {
   size_t next_conn_ = 0;
   std::vector<std::unique_ptr<enqueue_conn>> enqueues_;
   std::vector<std::unique_ptr<stream_conn>> streams_;
-  std::vector<stream_conn*> idle_streams_;
+  // First in, first out: every stream connection gets used early. One that never sends a request
+  // is closed by the server after its header timeout (10 s by default), like any silent client.
+  std::deque<stream_conn*> idle_streams_;
   timer pace_;
 };
 
@@ -378,8 +380,8 @@ void broker_worker::admitted(uint32_t user, std::string_view body, uint64_t now_
     ++env_.results.streams.streams_skipped;
     return;
   }
-  stream_conn* c = idle_streams_.back();
-  idle_streams_.pop_back();
+  stream_conn* c = idle_streams_.front();
+  idle_streams_.pop_front();
   if (c->closed()) return;
   c->follow(user, *id, now_ns);
 }
@@ -392,6 +394,8 @@ std::string check(load_options& o) {
   if (o.stream_fraction > 1) return "--stream-fraction must be at most 1";
   // Automatic: follow every admitted message up to 1,000 per second, then about 1,000/s.
   if (o.stream_fraction < 0) o.stream_fraction = o.rate <= 1000 ? 1.0 : 1000.0 / o.rate;
+  // Nothing to follow: no stream connections (they would sit silent until the server closes them).
+  if (o.stream_fraction == 0) o.stream_connections = 0;
   if (o.stream_fraction > 0 && o.stream_connections == 0)
     return "--stream-fraction needs --stream-connections > 0";
   return {};
