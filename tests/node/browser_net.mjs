@@ -36,12 +36,23 @@ export async function startRecordingProxy(targetPort) {
   return {
     port: server.address().port,
     conns,
-    // The requests' heads sent through the proxy, in order (each connection's first bytes on).
+    // The requests' heads sent through the proxy, in order: every request of each connection,
+    // keep-alive ones included (bodies skipped by Content-Length; nothing read past an upgrade).
     requestHeads() {
       const heads = [];
       for (const c of conns) {
         const text = Buffer.concat(c.up).toString('latin1');
-        for (const m of text.matchAll(/(?:^|\r\n\r\n)([A-Z]+ [^\r\n]+ HTTP\/1\.1\r\n(?:[^\r\n]+\r\n)*)\r\n/g)) heads.push(m[1]);
+        let at = 0;
+        while (at < text.length) {
+          const end = text.indexOf('\r\n\r\n', at);
+          if (end < 0) break;
+          const head = text.slice(at, end + 2);
+          if (!/^[A-Z]+ [^\r\n]+ HTTP\/1\.1\r\n/.test(head)) break;
+          heads.push(head);
+          if (/^upgrade:/im.test(head)) break;
+          const length = /^content-length:\s*(\d+)\r$/im.exec(head);
+          at = end + 4 + (length ? Number(length[1]) : 0);
+        }
       }
       return heads;
     },
