@@ -268,32 +268,41 @@ class QuickRunTest(unittest.TestCase):
             self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
             return p.stdout, p.stderr, json.loads(out.read_text())
 
-    def test_stream_compare_quick(self):
-        text, err, res = self.run_script(
-            "stream-compare", "--only", "echo,fanout", "--runs", "2",
-            "--targets", "ringcast,twin,broken," + REAL_PEERS)
-        echo = err.split("echo, 100 connections")[1].split("fan-out,")[0]
-        runs = [tuple(l.strip().lstrip("[").split("/2] ")) for l in echo.splitlines()
+    def test_stream_compare_runs_interleaved_and_drops_a_peer_that_fails(self):
+        text, err, res = self.run_script("stream-compare", "--only", "echo", "--runs", "2",
+                                         "--targets", "ringcast,twin,broken")
+        runs = [tuple(l.strip().lstrip("[").split("/2] ")) for l in err.splitlines()
                 if l.startswith("  [")]
-        # Interleaved: every target's first run before any second run, in --targets order.
-        self.assertEqual([r for r, _ in runs], sorted(r for r, _ in runs), runs)
-        self.assertEqual(runs[:2], [("1", "ringcast"), ("1", "twin")])
-        self.assertIn(("2", "twin"), runs)
-        self.assertNotIn(("2", "broken"), runs)  # dropped after failing to start
-        for key in ("echo_100", "fanout_ws_100", "fanout_sse_100"):
-            for name in ("ringcast", "twin"):
-                m = res["tables"][key][name]["median"]
-                self.assertGreater(m["server_us_per_op"], 0, key)
-                self.assertEqual(m["ok_runs"], 2)
-        self.assertIn("| 100 | ringcast |", text)
-        self.assertIn("broken skipped: RuntimeError: broken peer", text)
-        for name in REAL_PEERS.split(","):  # measured, or skipped with the reason printed
-            measured = any(name in t for t in res["tables"].values())
-            self.assertTrue(measured or ("%s skipped: " % name) in text, name)
-        self.assertEqual(text.count("* Machine: "), 2)
-        self.assertEqual(text.count("* Command: `bench/stream-compare --quick"), 2)
+        self.assertEqual(runs, [("1", "ringcast"), ("1", "twin"), ("1", "broken"),
+                                ("2", "ringcast"), ("2", "twin")])
+        for name in ("ringcast", "twin"):
+            m = res["tables"]["echo_100"][name]["median"]
+            self.assertGreater(m["server_us_per_op"], 0)
+            self.assertEqual((m["runs"], m["ok_runs"]), (2, 2))
+        self.assertIsNone(res["tables"]["echo_100"]["broken"]["median"])
+        self.assertRegex(text, r"\| 100 \| ringcast \| .* \| 2/2 \|")
+        self.assertIn("broken skipped: RuntimeError: broken peer: server exited", text)
         pids = run_pids(res["tables"])
-        self.assertGreaterEqual(len(pids), 12)
+        self.assertEqual(len(pids), 4)
+        self.assertEqual([p for p in pids if alive(p)], [])
+
+    def test_stream_compare_quick_with_the_installed_peers(self):
+        text, _, res = self.run_script("stream-compare", "--only", "echo,fanout,rss",
+                                       "--targets", "ringcast," + REAL_PEERS)
+        for key in ("echo_100", "fanout_ws_100", "fanout_sse_100"):
+            m = res["tables"][key]["ringcast"]["median"]
+            self.assertGreater(m["server_us_per_op"], 0, key)
+        self.assertGreater(res["tables"]["rss_ws-idle"]["ringcast"]["median"]
+                           ["rss_per_connection"], 0)
+        self.assertGreater(res["tables"]["rss_ws-chat"]["ringcast"]["median"]
+                           ["rss_per_stream"], 0)
+        for name in REAL_PEERS.split(","):  # measured, or skipped with the reason printed
+            measured = [k for k, t in res["tables"].items() if (t.get(name) or {}).get("median")]
+            self.assertTrue(measured or ("* %s skipped: " % name) in text, name)
+        self.assertEqual(text.count("* Machine: "), 3)
+        self.assertEqual(text.count("* Command: `bench/stream-compare --quick"), 3)
+        pids = run_pids(res["tables"])
+        self.assertGreaterEqual(len(pids), 5)
         self.assertEqual([p for p in pids if alive(p)], [])
 
     def test_http_compare_quick(self):
