@@ -12,7 +12,6 @@ import argparse
 import importlib.machinery
 import importlib.util
 import json
-import os
 import signal
 import subprocess
 import sys
