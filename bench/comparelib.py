@@ -315,6 +315,12 @@ def fmt_rate(v):
     return "%.2fM" % (v / 1e6) if v >= 1e6 else "%.0fk" % (v / 1e3) if v >= 1e3 else "%.0f" % v
 
 
+def runs_cell(m):
+    """"ok/all", and how many of them other processes disturbed."""
+    cell = "%d/%d" % (m["ok_runs"], m["runs"])
+    return cell + (" (%d disturbed)" % m["disturbed_runs"] if m["disturbed_runs"] else "")
+
+
 def table(headers, rows):
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -332,7 +338,9 @@ def machine_line():
                 model = line.split(":", 1)[1].strip()
     with open("/proc/sys/kernel/osrelease", encoding="ascii") as f:
         kernel = f.read().strip()
-    return "%s, %d cores, kernel %s" % (model, cores, kernel)
+    with open("/proc/loadavg", encoding="ascii") as f:
+        load = f.read().split()[0]
+    return "%s, %d cores, kernel %s, load average %s at the start" % (model, cores, kernel, load)
 
 
 def command_line(script, argv):

@@ -175,7 +175,7 @@ class TablesTest(unittest.TestCase):
         return [l.split(" | ") for l in out if l.startswith("| " + first_cell)]
 
     def test_echo_ratios_to_floor_ws_and_uws(self):
-        self.fake_measure({"ringcast": [report(5.0), report(6.0), report(4.0)],
+        self.fake_measure({"ringcast": [report(5.0), report(6.0), report(4.0, disturbed=True)],
                            "floor_ws": [report(4.0)] * 3,
                            "uws": [report(8.0), report(9.0), report(7.0)]})
         ts = targets([("ringcast", {"echo"}), ("floor_ws", {"echo"}), ("uws", {"echo"}),
@@ -188,6 +188,8 @@ class TablesTest(unittest.TestCase):
         self.assertEqual(rows["ringcast"][5:8], ["5.000", "1.25×", "1.60×"])
         self.assertEqual(rows["floor_ws"][5:8], ["4.000", "1.00×", "2.00×"])
         self.assertEqual(rows["uws"][5:8], ["8.000", "2.00×", "1.00×"])
+        self.assertEqual(rows["ringcast"][-1], "3/3 (1 disturbed) |")
+        self.assertEqual(rows["uws"][-1], "3/3 |")
         text = "\n".join(out)
         self.assertIn("nchan skipped: does not serve echo", text)
         self.assertIn("pushpin skipped: pushpin not installed", text)
