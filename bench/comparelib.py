@@ -200,6 +200,7 @@ def run_load(args, mode, peer, load_args, sub=None, timeout=600):
     report.pop("histograms", None)
     report.pop("timeline", None)
     report["_command"] = shlex.join(cmd)
+    report["_peer_flags"] = flags
     return report
 
 
@@ -347,8 +348,19 @@ def command_line(script, argv):
     return shlex.join(["bench/" + script] + list(argv))
 
 
-def footer(skipped, machine, command, load=None, notes=()):
-    """The lines under every table: skip reasons, notes, machine, exact command."""
+def merge_peer_flags(flags, runs):
+    """Adds to flags ({name: [distinct flag strings]}) the load flags each peer module added
+    in the runs of one configuration."""
+    for name, rs in runs.items():
+        for r in rs:
+            f = " ".join(r.get("_peer_flags", []))
+            if f and f not in flags.setdefault(name, []):
+                flags[name].append(f)
+    return flags
+
+
+def footer(skipped, machine, command, load=None, notes=(), flags=None):
+    """The lines under every table: skip reasons, notes, machine, exact command, the load."""
     lines = [""]
     for name, why in skipped.items():
         lines.append("* %s skipped: %s" % (name, why))
@@ -358,6 +370,9 @@ def footer(skipped, machine, command, load=None, notes=()):
     lines.append("* Command: `%s`" % command)
     if load:
         lines.append("* Load: `%s`" % load)
+    for name, fs in (flags or {}).items():
+        if fs:
+            lines.append("  * %s's own load flags: %s" % (name, ", ".join("`%s`" % f for f in fs)))
     lines.append("")
     return lines
 

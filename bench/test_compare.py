@@ -141,6 +141,18 @@ class EngineTest(unittest.TestCase):
         self.assertEqual(by["twin"].skip, "no twin today")
         self.assertIsNone(by["twin"].module)
 
+    def test_peer_load_flags_are_listed_once_per_distinct_value(self):
+        runs = {"nchan": [{"_peer_flags": ["--dialect", "nchan"]}] * 2,
+                "pushpin": [{"_peer_flags": ["--dialect", "pushpin"]},
+                            {"_peer_flags": ["--dialect", "pushpin", "--sse-x"]}],
+                "ringcast": [{"_peer_flags": []}]}
+        flags = cl.merge_peer_flags({}, runs)
+        self.assertEqual(flags, {"nchan": ["--dialect nchan"],
+                                 "pushpin": ["--dialect pushpin", "--dialect pushpin --sse-x"]})
+        text = "\n".join(cl.footer({}, "M", "C", "L", flags=flags))
+        self.assertIn("nchan's own load flags: `--dialect nchan`", text)
+        self.assertNotIn("ringcast's own", text)
+
     def test_footer_names_machine_command_and_skips(self):
         machine = cl.machine_line()
         with open("/proc/sys/kernel/osrelease") as f:
