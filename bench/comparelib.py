@@ -255,9 +255,17 @@ def _get(report, path):
 
 
 def lost(report):
+    """Deliveries missing in the middle of a subscriber's sequence, and repeats: real loss."""
     e = report.get("errors", {})
-    return sum(e.get(k, 0) for k in ("seq_missing", "seq_duplicates", "incomplete_missing",
-                                     "publish_unanswered"))
+    return sum(e.get(k, 0) for k in ("seq_missing", "seq_duplicates"))
+
+
+def undelivered(report):
+    """Deliveries still owed when the drain ended (a subscriber short of the last
+    publication) and publications never answered: a peer too slow for the drain, or loss at
+    the end; reported apart from lost."""
+    e = report.get("errors", {})
+    return sum(e.get(k, 0) for k in ("incomplete_missing", "publish_unanswered"))
 
 
 FIGURES = {
@@ -279,7 +287,8 @@ def summarise(reports):
     s = {"runs": len(reports), "ok_runs": len(ok),
          "disturbed_runs": sum(1 for r in reports if r.get("_disturbed")),
          "errors": sum(_get(r, "errors.total") or 0 for r in reports),
-         "lost": max((lost(r) for r in reports), default=0)}
+         "lost": max((lost(r) for r in reports), default=0),
+         "undelivered": max((undelivered(r) for r in reports), default=0)}
     for key, path in FIGURES.items():
         v = median(_get(r, path) for r in ok)
         if v is not None and key in ("p50_us", "p99_us"):

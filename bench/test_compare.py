@@ -38,14 +38,14 @@ def load_script(name):
 
 
 def report(us_per_op=None, per_second=1000.0, p50_ns=1e6, p99_ns=2e6, status="ok", lost=0,
-           disturbed=False):
+           disturbed=False, late=0):
     """A ringcast-load report as far as the scripts read it."""
     return {"status": status, "per_second": per_second,
             "latency_ns": {"p50": p50_ns, "p99": p99_ns},
             "server": {"cpu_us_per_op": us_per_op, "ops_per_cpu_s": 1e6 / us_per_op,
                        "cores": 0.9, "busiest_thread_share": 0.9},
             "client": {"busiest_thread_share": 0.8},
-            "errors": {"total": lost, "seq_missing": lost},
+            "errors": {"total": lost + late, "seq_missing": lost, "incomplete_missing": late},
             "machine": {"disturbed": disturbed}, "_disturbed": disturbed}
 
 
@@ -218,7 +218,7 @@ class TablesTest(unittest.TestCase):
 
     def test_fanout_ratio_is_ringcast_over_each_peer_per_cpu_second(self):
         self.fake_measure({"ringcast": [report(0.5)] * 3, "nchan": [report(2.0)] * 3,
-                           "pushpin": [report(1.0, lost=3)] * 3})
+                           "pushpin": [report(1.0, lost=3, late=40)] * 3})
         ts = targets([("ringcast", {"fanout-ws"}), ("nchan", {"fanout-ws"}),
                       ("pushpin", {"fanout-ws"})])
         out = []
@@ -227,7 +227,8 @@ class TablesTest(unittest.TestCase):
         self.assertEqual(rows["ringcast"][7:9], ["2.00M", "1.00×"])
         self.assertEqual(rows["nchan"][7:9], ["500k", "4.00×"])
         self.assertEqual(rows["pushpin"][8], "2.00×")
-        self.assertEqual(rows["pushpin"][11], "3")  # lost
+        self.assertEqual(rows["pushpin"][11:13], ["3", "40"])  # lost, undelivered
+        self.assertEqual(rows["nchan"][11:13], ["0", "0"])
 
     def test_latency_p99_over_the_best_peer(self):
         self.fake_measure({"ringcast": [report(1.0, p99_ns=3e6)] * 3,
