@@ -368,11 +368,17 @@ def merge_peer_flags(flags, runs):
     return flags
 
 
+def shorten(reason, limit=300):
+    """A reason's first line, at most limit characters (the whole text is in the log)."""
+    line = reason.splitlines()[0] if reason else ""
+    return line if len(line) <= limit else line[:limit - 1] + "…"
+
+
 def footer(skipped, machine, command, load=None, notes=(), flags=None):
     """The lines under every table: skip reasons, notes, machine, exact command, the load."""
     lines = [""]
     for name, why in skipped.items():
-        lines.append("* %s skipped: %s" % (name, why))
+        lines.append("* %s skipped: %s" % (name, shorten(why)))
     for note in notes:
         lines.append("* " + note)
     lines.append("* Machine: %s (from /proc)." % machine)

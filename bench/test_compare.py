@@ -163,6 +163,10 @@ class EngineTest(unittest.TestCase):
         self.assertIn("uws skipped: --uws-src not given", text)
         self.assertIn("Machine: " + machine, text)
         self.assertIn("Command: `bench/stream-compare --quick`", text)
+        long = "g++ " + "x.o " * 200
+        text = "\n".join(cl.footer({"uws": long + "\nerror: ..."}, machine, "c"))
+        self.assertIn("* uws skipped: g++ x.o", text)
+        self.assertLess(max(len(l) for l in text.splitlines()), 330)
 
 
 class TablesTest(unittest.TestCase):
