@@ -308,20 +308,21 @@ void on_ws_request(ws_t* ws, std::string_view m) {
   if (*action == "\"subscribe\"" || *action == "\"unsubscribe\"") {
     if (topic.empty()) return send_error(ws, raw_id, "invalid_topic", "bad 'payload.topic'");
     auto& subs = ws->getUserData()->subs;
-    auto mine = std::find_if(subs.begin(), subs.end(),
-                             [&](auto& p) { return p.first == topic && p.second == raw_id; });
-    if (*action == "\"unsubscribe\"") {
-      if (mine != subs.end()) {
-        ws->unsubscribe(uws_topic(topic, raw_id));
-        forget_subscription(topic, raw_id);
-        subs.erase(mine);
-      }
+    if (*action == "\"unsubscribe\"") {  // the socket's subscriptions to the topic, whatever id
+      std::erase_if(subs, [&](auto& p) {
+        if (p.first != topic) return false;
+        ws->unsubscribe(uws_topic(topic, p.second));
+        forget_subscription(topic, p.second);
+        return true;
+      });
       std::string out = "{\"id\":" + raw_id + ",\"event\":\"unsubscribed\",\"data\":{\"topic\":\"" +
                         std::string(topic) + "\"}}";
       ws->send(out, uWS::OpCode::TEXT, g_compress);
       return;
     }
     topic_state& t = g_topics[std::string(topic)];
+    auto mine = std::find_if(subs.begin(), subs.end(),
+                             [&](auto& p) { return p.first == topic && p.second == raw_id; });
     if (mine == subs.end()) {
       ws->subscribe(uws_topic(topic, raw_id));
       ++t.ws_ids[raw_id];
