@@ -210,28 +210,25 @@ void sse_remove(sse_stream* s) {
   delete s;
 }
 
-// Writes one SSE event to a stream; false if the stream must be closed (its queue overflowed).
-bool sse_write(sse_stream* s, std::string_view event) {
-  if (s->blocked) {
-    s->queued.append(event);
+// Writes SSE events to a stream; false if the stream must be closed (its queue overflowed).
+bool sse_write(sse_stream* s, std::string_view events) {
+  if (s->blocked) {  // the socket is full: wait for onWritable
+    s->queued.append(events);
     return s->queued.size() <= sse_queue_max;
   }
-  if (!s->res->write(event)) {  // uWS keeps what the socket did not take; wait for onWritable
-    s->blocked = true;
-    s->res->onWritable([s](uintmax_t) {
-      if (s->queued.empty()) {
-        s->blocked = false;
-        s->res->onWritable(nullptr);  // uWS drains its own buffer on the next writable event
-        return true;
-      }
-      bool ok = s->res->write(s->queued);
-      s->queued.clear();
-      s->blocked = !ok;
-      if (ok) s->res->onWritable(nullptr);
-      return ok;
-    });
-  }
+  s->blocked = !s->res->write(events);  // uWS keeps what the socket did not take
   return true;
+}
+
+// The stream's onWritable (registered for its whole life: a handler that uWS finds absent makes
+// it drain by itself and then arm its 10 s HTTP idle timeout, which would cut a quiet stream).
+// With nothing queued, an SSE comment line makes the write that drains what uWS holds.
+bool sse_writable(sse_stream* s) {
+  std::string out = std::move(s->queued);
+  s->queued.clear();
+  if (out.empty()) out = ":\n";
+  s->blocked = !s->res->write(out);
+  return !s->blocked;
 }
 
 // Publishes `json` (compact) on `topic`: returns the event id "E-N", sets `seq`.
@@ -393,6 +390,7 @@ void on_events(res_t* res, uWS::HttpRequest* req) {
   auto* s = new sse_stream{res, std::string(topic), list.size(), false, {}};
   list.push_back(s);
   res->onAborted([s] { sse_remove(s); });
+  res->onWritable([s](uintmax_t) { return sse_writable(s); });
   res->writeHeader("Content-Type", "text/event-stream")->writeHeader("Cache-Control", "no-cache");
   res->write(":\n\n");  // a comment: the head and the chunked framing leave now
 }
