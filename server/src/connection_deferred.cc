@@ -35,7 +35,10 @@ uint64_t connection::defer() {
   d.ticket = next_ticket_++;
   d.request = current_;
   d.access = std::move(access_);
-  if (d.access) access_ = std::make_unique<access_state>(*d.access);  // for the next request
+  if (d.access) {
+    access_ = std::make_unique<access_state>(*d.access);  // for the next request
+    access_->open = false;
+  }
   d.rules = rules_;
   d.token = std::move(token_);
   // The request is the connection's no longer: parsing goes on behind it.

@@ -1,6 +1,5 @@
 #include "server/connection.h"
 
-#include <algorithm>
 #include <string>
 
 #include "base/assert.h"
@@ -398,11 +397,6 @@ uint64_t connection::count_request(int status) {
 
 void connection::finish_request(int status) {
   uint64_t now = count_request(status);
-  if (render_to_ && access_) {
-    // Rendered into a slot (connection_deferred.cc), not queued yet: its bytes are the slot's.
-    uint64_t produced = bytes_sent() + queued_bytes() + (ring_ ? ring_->queued_bytes() : 0);
-    access_->out_mark = produced - std::min<uint64_t>(produced, render_to_->size());
-  }
   access_end(status, now);
   if (answering_) {
     // A deferred answer: leave_deferred() writes it in its turn.
