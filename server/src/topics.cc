@@ -353,6 +353,8 @@ void topic_registry::on_event(const std::string& name, const topic_event& e) {
   auto it = locals_.find(name);
   if (it == locals_.end()) return;  // the last local subscriber left while this was in flight
   local_topic& lt = *it->second;
+  // Every local subscriber queues the same bytes (encoded once at the home): whatever is done to
+  // an event's bytes once per shard (compressing them, say) belongs here, before the loop.
   lt.delivering = true;
   uint64_t delivered = 0;
   lt.subs.for_each([&](topic_subscription& s) {
