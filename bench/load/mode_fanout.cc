@@ -94,8 +94,8 @@ std::string check(load_options& o) {
   if (o.pub_inflight == 0) return "--pub-inflight must be at least 1";
   if (o.payload_bytes > (1u << 20)) return "--payload-bytes must be at most 1 MiB";
   if (self_numbered(o.dialect) && o.pub != pub_protocol::http)
-    return "--dialect " + std::string(dialect_name(o.dialect)) + " publishes over HTTP only: " +
-           "use --pub http";
+    return "--dialect " + std::string(dialect_name(o.dialect)) +
+           " publishes over HTTP only: use --pub http";
   if (o.topic.empty()) {
     // A fresh topic per run: its sequence starts at 1 and nobody else publishes to it.
     std::random_device rd;

@@ -1,5 +1,6 @@
-// ws-echo: N WebSocket connections to /echo (--ws-path), one message in flight on each: a message is sent,
-// the echo comes back (checked byte for byte), the next one leaves. Latency is the round trip.
+// ws-echo: N WebSocket connections to /echo (--ws-path), one message in flight on each: a
+// message is sent, the echo comes back (checked byte for byte), the next one leaves. Latency is
+// the round trip.
 #include <memory>
 #include <string>
 #include <vector>
@@ -127,7 +128,7 @@ std::unique_ptr<mode_worker> make(shard_env& env) {
 
 constinit const mode_spec ws_echo_mode = {
     .name = "ws-echo",
-    .summary = "WebSocket echo round trips on /echo (--ws-path), one message in flight per connection",
+    .summary = "WebSocket echo round trips on /echo (--ws-path), one in flight per connection",
     .unit = "messages",
     .unit_one = "message",
     .kind = measure::throughput,
