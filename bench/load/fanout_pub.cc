@@ -89,7 +89,9 @@ class pacer final : public publisher {
   }
 
   void on_running(uint64_t now_ns) override {
-    start_ns_ = now_ns;
+    // --publish-after-ms: subscriptions that complete after the handshake (pushpin's
+    // WebSocket) get that long before the first publication.
+    start_ns_ = now_ns + uint64_t{env_.opts.publish_after_ms} * 1'000'000;
     running_ = true;
     pump(now_ns);
   }
@@ -176,7 +178,7 @@ bool pacer::may_publish(uint64_t now_ns) const {
 void pacer::pump(uint64_t now_ns) {
   if (!retired_.empty())
     std::erase_if(retired_, [](const std::unique_ptr<http_link>& l) { return l->gone(); });
-  if (!running_ || !link_ready()) return;
+  if (!running_ || now_ns < start_ns_ || !link_ready()) return;
   if (now_ns >= env_.control.window_end_ns()) return;  // the window closed: stop publishing
   while (may_publish(now_ns) && link_ready()) publish_one(now_ns);
 }

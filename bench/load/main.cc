@@ -189,6 +189,18 @@ void add_options(CLI::App& app, load_options& o, parsed_strings& ps) {
       ->capture_default_str()
       ->check(CLI::IsMember({"ringcast", "nchan", "pushpin", "uws"}))
       ->group(fan);
+  app.add_option("--subscribe-concurrency", o.subscribe_concurrency,
+                 "Subscribers connecting or subscribing at once, all threads together (0: no "
+                 "limit beyond --connect-concurrency); for servers that fail under a burst")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--publish-after-ms", o.publish_after_ms,
+                 "Publish the first publication this long after every subscriber is ready (for "
+                 "servers whose subscription completes after the handshake; keep it below "
+                 "--warmup)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 600'000u))
+      ->group(fan);
   app.add_flag("--sparse-seq", o.sparse_seq,
                "Sequence numbers come from a stream shared by topics (cluster mode): check that "
                "they increase and that every subscriber receives every publication, instead of "

@@ -75,6 +75,8 @@ struct load_options {
   socket_address pub_target_address;
   bool sparse_seq = false;  // sequence numbers come from a shared stream: increasing, not +1
   fanout_dialect dialect = fanout_dialect::ringcast;
+  uint32_t subscribe_concurrency = 0;  // subscribers connecting at once; 0: all
+  uint32_t publish_after_ms = 0;       // the first publication this long after all are ready
 
   // ws-idle, ws-chat; ws-echo (default /echo there)
   std::string ws_path = "/ws";

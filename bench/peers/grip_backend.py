@@ -21,14 +21,15 @@ pushpin's control port and from pushpin to the clients.
   grip_backend.py [--port N]   (0: the kernel picks; the line "grip_backend listening on
                                 127.0.0.1:PORT" on stdout says which)
 
-Threads: one per connection (ThreadingHTTPServer); handlers share nothing.
+One thread (asyncio): every answer is computed at once from the request alone, so thousands of
+subscribers arriving together cost no thread each.
 """
 
 import argparse
+import asyncio
 import json
 import re
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SUB_RE = re.compile(r"^/sub/([A-Za-z0-9_.:-]+)$")
 
@@ -59,61 +60,87 @@ def event(name, content=None):
     return b"%s %x\r\n%s\r\n" % (name.encode("ascii"), len(content), content)
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive towards pushpin's zurl
+def respond(status, headers, body):
+    reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+    head = ["HTTP/1.1 %d %s" % (status, reason)]
+    head += ["%s: %s" % kv for kv in headers]
+    head.append("Content-Length: %d" % len(body))
+    return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
-    def log_message(self, *args):
-        pass
 
-    def _send(self, status, headers, body):
-        self.send_response(status)
-        for k, v in headers:
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def do_GET(self):
-        if self.path == "/healthz":
-            return self._send(200, [("Content-Type", "text/plain")], b"ok")
-        m = SUB_RE.match(self.path)
-        if not m:
-            return self._send(404, [("Content-Type", "text/plain")], b"not found\n")
-        self._send(200, [("Content-Type", "text/event-stream"), ("Grip-Hold", "stream"),
-                         ("Grip-Channel", m.group(1)), ("Cache-Control", "no-cache")], b"")
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
-        m = SUB_RE.match(self.path)
-        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
-        if not m or kind != "application/websocket-events":
-            return self._send(404, [("Content-Type", "text/plain")], b"not found\n")
-        try:
-            events = parse_events(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            return self._send(400, [("Content-Type", "text/plain")], str(e).encode() + b"\n")
-        out = b""
-        for name, content in events:
-            if name == "OPEN":
-                control = json.dumps({"type": "subscribe", "channel": m.group(1)})
-                out += event("OPEN") + event("TEXT", b"c:" + control.encode())
-            elif name == "CLOSE":
-                out += event("CLOSE", content)
-        self._send(200, [("Content-Type", "application/websocket-events"),
+def answer(method, path, headers, body):
+    """The response (bytes) to one request; see the module's docstring."""
+    text = [("Content-Type", "text/plain")]
+    if method == "GET" and path == "/healthz":
+        return respond(200, text, b"ok")
+    m = SUB_RE.match(path)
+    if not m:
+        return respond(404, text, b"not found\n")
+    if method == "GET":
+        return respond(200, [("Content-Type", "text/event-stream"), ("Grip-Hold", "stream"),
+                             ("Grip-Channel", m.group(1)), ("Cache-Control", "no-cache")], b"")
+    kind = headers.get("content-type", "").split(";")[0].strip()
+    if method != "POST" or kind != "application/websocket-events":
+        return respond(404, text, b"not found\n")
+    try:
+        events = parse_events(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        return respond(400, text, str(e).encode() + b"\n")
+    out = b""
+    for name, content in events:
+        if name == "OPEN":
+            control = json.dumps({"type": "subscribe", "channel": m.group(1)})
+            out += event("OPEN") + event("TEXT", b"c:" + control.encode())
+        elif name == "CLOSE":
+            out += event("CLOSE", content)
+    return respond(200, [("Content-Type", "application/websocket-events"),
                          ("Sec-WebSocket-Extensions", "grip")], out)
+
+
+async def serve_connection(reader, writer):
+    """HTTP/1.1 keep-alive: requests with Content-Length bodies, answered in order."""
+    try:
+        while True:
+            try:
+                head = await reader.readuntil(b"\r\n\r\n")
+            except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                break
+            lines = head.decode("latin-1").split("\r\n")
+            parts = lines[0].split(" ")
+            if len(parts) != 3:
+                break
+            method, target = parts[0], parts[1]
+            headers = {}
+            for line in lines[1:]:
+                name, sep, value = line.partition(":")
+                if sep:
+                    headers[name.strip().lower()] = value.strip()
+            length = int(headers.get("content-length") or 0)
+            body = await reader.readexactly(length) if length else b""
+            writer.write(answer(method, target, headers, body))
+            await writer.drain()
+            if headers.get("connection", "").lower() == "close":
+                break
+    except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+        pass
+    finally:
+        writer.close()
+
+
+async def run(port):
+    server = await asyncio.start_server(serve_connection, "127.0.0.1", port, backlog=4096)
+    print("grip_backend listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1],
+          flush=True)
+    async with server:
+        await server.serve_forever()
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
-    ThreadingHTTPServer.daemon_threads = True
-    ThreadingHTTPServer.request_queue_size = 1024
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    print("grip_backend listening on 127.0.0.1:%d" % server.server_address[1], flush=True)
     try:
-        server.serve_forever()
+        asyncio.run(run(args.port))
     except KeyboardInterrupt:
         pass
     return 0

@@ -13,7 +13,9 @@ Pushpin is a proxy: clients connect to it, it asks an origin what to do with eac
     internal.conf is copied with zurl's sockets moved from /var/run/zurl into the run directory.
 ringcast-load speaks to it with `--dialect pushpin`: subscribers GET /sub/<topic> as WebSocket
 or SSE; the publisher POSTs /publish/ to the control port, one connection per publication
-(pushpin's control port answers every request with `Connection: close`).
+(pushpin's control port answers every request with `Connection: close`), and at most
+SUBSCRIBE_CONCURRENCY subscribers subscribing at a time and the first publication
+PUBLISH_AFTER_MS after the last subscriber is ready (below).
 
 Configuration for a benchmark: the handler's delivery rate limit is off (message_rate=0; the
 default 2,500 messages/s would cap every run) and condure runs one worker thread (a wrapper
@@ -48,6 +50,15 @@ SUPPORTS = {"fanout-ws", "fanout-sse"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROGRAMS = ("pushpin", "condure", "zurl", "pushpin-proxy", "pushpin-handler")
 ZURL_SPEC_RE = re.compile(r"ipc://[^\s,]*/zurl-(in-stream|in|out)\b")
+# Subscribers subscribing at once (ringcast-load --subscribe-concurrency): a burst of about
+# 1,000 at once on one CPU makes pushpin answer part of them 502 (zurl cancels requests whose
+# proxy keep-alive came after their response) or 500 "Accept service unavailable".
+SUBSCRIBE_CONCURRENCY = 64
+# The first publication this long after every subscriber is ready (ringcast-load
+# --publish-after-ms): pushpin's proxy subscribes a WebSocket to its channel (a message to the
+# handler) after the client has its 101, so a publication right after the last 101 misses some
+# of the last subscribers. Runs need a --warmup longer than this.
+PUBLISH_AFTER_MS = 1000
 
 
 def add_options(parser):
@@ -181,7 +192,10 @@ class Peer(peerproc.PeerProcesses):
         return int(m.group(1))
 
     def load_flags(self, mode, sub):
-        return ["--dialect", "pushpin"] if mode == "fanout" else []
+        if mode != "fanout":
+            return []
+        return ["--dialect", "pushpin", "--subscribe-concurrency", str(SUBSCRIBE_CONCURRENCY),
+                "--publish-after-ms", str(PUBLISH_AFTER_MS)]
 
 
 def start(args, tmpdir, cpus):
