@@ -122,11 +122,8 @@ class pacer final : public publisher {
     // One publisher, one connection: the server numbers our publications in order (by a
     // shared stream's sequence with --sparse-seq: increasing, not consecutive). Self-numbered
     // dialects: the answer is for the publication we numbered, nothing to check.
-    if (self_numbered(env_.opts.dialect)) {
-      // nothing: we numbered it
-    } else if (env_.opts.sparse_seq ? seq <= last_seq_ : seq != last_seq_ + 1) {
-      ++env_.results.errors.publish;
-    }
+    bool in_order = env_.opts.sparse_seq ? seq > last_seq_ : seq == last_seq_ + 1;
+    if (!self_numbered(env_.opts.dialect) && !in_order) ++env_.results.errors.publish;
     last_seq_ = std::max(last_seq_, seq);
   }
   void on_refused() {

@@ -34,8 +34,9 @@ SUBSCRIBERS = 100
 # Low enough for pushpin on a loaded machine (~60 server-µs per delivery there); the warm-up
 # covers pushpin's WebSocket subscription, which completes just after the 101 (see
 # bench/load/fanout_dialect.h).
-FANOUT = ["--rate", "20", "--duration", "1", "--warmup", "1.5", "--drain-ms", "20000",
-          "--ready-timeout-ms", "120000", "--connect-timeout-ms", "30000"]
+FANOUT = ["--rate", "20", "--duration", "1", "--warmup", "1.5", "--ready-timeout-ms", "120000",
+          "--connect-timeout-ms", "30000"]
+DRAIN = ["--drain-ms", "20000"]  # unless the peer asks for its own
 
 
 def cpu_split():
@@ -68,7 +69,10 @@ class PeerTest(unittest.TestCase):
         sub = None
         if "--sub" in flags:
             sub = flags[flags.index("--sub") + 1]
-        args = list(flags) + peer.load_flags(mode, sub) + ["--cpus", self.client_cpus.split(",")[0]]
+        own = peer.load_flags(mode, sub)
+        args = list(flags) + own + ["--cpus", self.client_cpus.split(",")[0]]
+        if "--drain-ms" not in own:
+            args += DRAIN
         if peer.pub_target:
             args += ["--pub-target", peer.pub_target]
         for pid in peer.pids:
