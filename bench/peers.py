@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import benchlib as bl
+import loadlib
 from benchlib import HEALTH_PATH, HOST, REPO, Skip, log, quote
 
 TARGET_NAMES = ("ringcast", "nginx", "floor")
@@ -33,6 +34,12 @@ STOP_TIMEOUT_S = 3.0
 
 
 # --------------------------------------------------------------------------- options
+
+
+def default_floor_src():
+    """../shared/tools/floor.c from the checkout (from a worktree under /work/wt: ../../shared)."""
+    candidates = [REPO.parent / "shared/tools/floor.c", REPO.parent.parent / "shared/tools/floor.c"]
+    return next((c for c in candidates if c.is_file()), candidates[0])
 
 
 def add_target_options(parser: argparse.ArgumentParser):
@@ -45,7 +52,7 @@ def add_target_options(parser: argparse.ArgumentParser):
     g.add_argument("--ringcast-arg", action="append", default=[], metavar="ARG",
                    help="extra argument for ringcast (repeatable)")
     g.add_argument("--nginx", default="nginx", help="nginx binary")
-    g.add_argument("--floor-src", type=Path, default=REPO.parent / "shared/tools/floor.c",
+    g.add_argument("--floor-src", type=Path, default=default_floor_src(),
                    help="floor.c to compile at run time (../shared/tools/floor.c)")
     g.add_argument("--server-cpus", default="0", help="CPU list for the server (taskset -c)")
     g.add_argument("--keep-tmp", action="store_true",
@@ -88,7 +95,8 @@ class Server:
     def _start(self):
         with open(self.log_path, "wb") as out:
             self.popen = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
-                                          stderr=subprocess.STDOUT, start_new_session=True)
+                                          stderr=subprocess.STDOUT, start_new_session=True,
+                                          preexec_fn=loadlib.die_with_parent)
         _servers.append(self)
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
@@ -201,7 +209,18 @@ def _ringcast_ok(body):
     return len(body) <= 256 and b"ok" in body.lower()
 
 
+_floor_builds = {}
+
+
 def _build_floor(src, tmp):
+    """Compiles floor.c into tmp, once per (source, directory) in this process."""
+    key = (str(src), str(tmp))
+    if key not in _floor_builds:
+        _floor_builds[key] = _compile_floor(src, tmp)
+    return _floor_builds[key]
+
+
+def _compile_floor(src, tmp):
     if not src.is_file():
         raise Skip("floor source %s not found (use --floor-src)" % src)
     binary = tmp / "floor"
@@ -234,16 +253,18 @@ def nginx_slots(connections):
     return connections + connections // 8 + 256
 
 
-def prepare_server(name, args, tmp, worker_connections):
-    """Builds what the target needs and returns a Server (not started); raises Skip.
+def prepare_server(name, args, tmp, worker_connections, cpus=None):
+    """Builds what the target needs and returns a Server (not started), pinned to cpus
+    (default --server-cpus); raises Skip.
 
     worker_connections sizes nginx's connection table (see nginx_slots); the others have no
     such setting.
     """
+    cpus = cpus or args.server_cpus
     port = bl.free_port()
     nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     if name == "floor":
-        binary, note = _build_floor(args.floor_src.resolve(), tmp)
+        binary, note = _build_floor(Path(args.floor_src).resolve(), tmp)
         argv, check = [str(binary), str(port)], _exact_ok
     elif name == "nginx":
         argv, note = _nginx_config(args, tmp, port, worker_connections, nofile)
@@ -256,7 +277,33 @@ def prepare_server(name, args, tmp, worker_connections):
         argv = [str(args.ringcast), "--listen", "%s:%d" % (HOST, port), "--shards", "1",
                 "--cpus", args.server_cpus] + args.ringcast_arg
         note, check = "binary %s" % args.ringcast, _ringcast_ok
-    pinned = ["taskset", "-c", args.server_cpus] + argv
+    pinned = ["taskset", "-c", cpus] + argv
     server = Server(name, pinned, port, tmp / ("%s-%d.log" % (name, port)), check)
     server.note = note
     return server
+
+
+class HttpPeer:
+    """A Server (nginx, floor) behind the peer-module interface of the compare scripts
+    (bench/comparelib.py): started and checked on construction, stopped on __exit__ (SIGTERM
+    to its process group, then SIGKILL)."""
+
+    def __init__(self, server):
+        server.start()
+        self.server = server
+        self.target = "%s:%d" % (HOST, server.port)
+        self.pub_target = None
+        self.command = quote(server.argv)
+
+    @property
+    def pids(self):
+        return self.server.pids()
+
+    def load_flags(self, mode, sub):
+        return []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.server.stop()
