@@ -56,6 +56,9 @@ void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view pa
   // Pings and pongs are answered by the session; only data reaches the handler.
   if (kind != ws::message_kind::text && kind != ws::message_kind::binary) return;
   if (ep->close_started_ || ep->gone_) return;
+  // Pongs for pings that arrived before this message (between its fragments, or between it and
+  // the previous one) leave before anything the handler sends in answer to it.
+  ep->flush_session_output();
   if (!ep->held_.empty() || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
     ep->held_bytes_ += payload.size();
     if (ep->held_bytes_ > held_bytes_max) {
