@@ -32,6 +32,14 @@
 // at a frame boundary between messages. Any frame that would make wslay act (control frames,
 // fragments, errors) goes through wslay as before.
 //
+// Memory: wslay's context (about 8.5 KiB with its frame buffers) exists only while wslay is needed:
+// it is made when a frame the fast path can't take arrives (or a close is sent), and let go at the
+// end of feed() once the session is back between messages with nothing queued; a fresh context
+// continues the stream exactly. Closing and failed sessions keep theirs. The fast path unmasks
+// into a buffer shared by the thread's sessions, and send() writes frames itself while there is
+// no context (the same bytes wslay writes, with the same mask keys), so a session that only sees
+// whole messages never makes one and holds no buffer between messages.
+//
 // After an error the session queues the close frame with the right code and stops reading: the
 // rest of that input and all later input is ignored, and state() is `closed` — send the output,
 // then close the connection.
@@ -113,8 +121,7 @@ class session {
   // REQUIRES: valid_close_code(code); reason is UTF-8 of at most close_reason_bytes_max bytes.
   void close(uint16_t code, std::string_view reason = {});
 
-  // Bytes held for a message being received (its buffer's capacity; 0 between messages once a
-  // large message has been delivered).
+  // Bytes held for a message being received (its buffer's capacity; 0 between messages).
   size_t buffered_bytes() const { return message_.capacity(); }
   // Fails the session as a protocol error would: drops the partial message, queues a close
   // frame with `code` and stops reading (state() becomes `closed`). For an owner that can't
@@ -129,6 +136,9 @@ class session {
            !close_received_ && pending_error_ == 0;
   }
   bool close_received() const { return close_received_; }
+  // wslay's context (about 8.5 KiB) is held: a frame the fast path can't take is in progress,
+  // or the session is closing or has failed.
+  bool has_context() const { return ctx_ != nullptr; }
   bool close_sent() const;
   // The code in the peer's close frame: close_code::no_status if it had none, close_code::abnormal
   // if no close frame was received.
@@ -152,6 +162,9 @@ class session {
   void handle_close_frame();
   void fail(uint16_t code, std::string_view reason);
   void flush();
+  wslay_event_context* context();
+  void release_context_if_idle();
+  bool read_enabled() const;
   void deliver(message_kind kind, std::string_view payload);
 
   wslay_event_context* ctx_ = nullptr;

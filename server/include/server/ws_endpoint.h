@@ -2,10 +2,12 @@
 // wslay) that reads frames, the handler that acts on messages (/ws broker, /echo, Responses
 // WebSocket mode), and the timers that keep the socket honest.
 //
-// Memory: the ws::session (wslay's context and its fixed buffers, about 8.5 KiB) exists only
-// while the peer is sending: it is created by the first bytes received and dropped again when the
-// connection has been quiet for a heartbeat period between messages, so an idle WebSocket — a
-// subscriber that only listens — holds no session at all.
+// Memory: the ws::session exists only while the peer is sending: it is created by the first bytes
+// received and dropped again when the connection has been quiet for a heartbeat period between
+// messages, so an idle WebSocket — a subscriber that only listens — holds no session at all. The
+// session holds wslay's context (about 8.5 KiB) only while a frame its fast path can't take
+// (control frames, fragments, a close) is in progress: a client that sends whole messages, like a
+// chat client waiting for its stream, costs just the session's own few hundred bytes.
 //
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
