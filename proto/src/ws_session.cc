@@ -144,6 +144,7 @@ session::~session() {
 // last one was let go: both happen between messages, at a frame boundary, with nothing queued.
 wslay_event_context* session::context() {
   if (ctx_) return ctx_;
+  stage_ = std::make_unique<uint8_t[]>(stage_bytes_max);
   wslay_event_callbacks callbacks = {
       session_callbacks::recv,        session_callbacks::send,        session_callbacks::genmask,
       session_callbacks::frame_start, session_callbacks::frame_chunk, nullptr,
@@ -169,6 +170,7 @@ void session::release_context_if_idle() {
   }
   wslay_event_context_free(ctx_);
   ctx_ = nullptr;
+  stage_.reset();
   message_.reset();
 }
 
@@ -251,7 +253,7 @@ size_t session::fill(uint8_t* buf, size_t len) {
   while (n < len) {
     if (stage_released_ < release_bytes_) {  // a checked header not yet handed over
       size_t k = std::min(len - n, release_bytes_ - stage_released_);
-      std::memcpy(buf + n, stage_ + stage_released_, k);
+      std::memcpy(buf + n, stage_.get() + stage_released_, k);
       n += k, stage_released_ += k;
     } else if (in_ == input_state::payload) {
       if (payload_left_ == 0) {
@@ -269,7 +271,7 @@ size_t session::fill(uint8_t* buf, size_t len) {
     } else if (in_ == input_state::close_frame) {
       size_t total = header_.header_bytes + header_.payload_bytes;
       size_t k = std::min(total - stage_bytes_, input_.size());
-      std::memcpy(stage_ + stage_bytes_, input_.data(), k);
+      std::memcpy(stage_.get() + stage_bytes_, input_.data(), k);
       input_.remove_prefix(k);
       stage_bytes_ += k;
       if (stage_bytes_ == total) in_ = input_state::blocked;
@@ -289,7 +291,7 @@ bool session::take_header() {
   if (stage_bytes_ == 0) {  // usually the whole header is in the input: parse it there
     st = parse_frame_header(input_.data(), input_.size(), h);
     if (st == parse_status::complete) {
-      std::memcpy(stage_, input_.data(), h.header_bytes);
+      std::memcpy(stage_.get(), input_.data(), h.header_bytes);
       stage_bytes_ = h.header_bytes;
       input_.remove_prefix(h.header_bytes);
     }
@@ -299,10 +301,10 @@ bool session::take_header() {
     if (input_.empty()) return false;
     size_t need = stage_bytes_ < 2 ? 2 : header_size(stage_[1]);
     size_t k = std::min(need - stage_bytes_, input_.size());
-    std::memcpy(stage_ + stage_bytes_, input_.data(), k);
+    std::memcpy(stage_.get() + stage_bytes_, input_.data(), k);
     input_.remove_prefix(k);
     stage_bytes_ += k;
-    st = parse_frame_header(reinterpret_cast<const char*>(stage_), stage_bytes_, h);
+    st = parse_frame_header(reinterpret_cast<const char*>(stage_.get()), stage_bytes_, h);
   }
   // A parse error is a length not in minimal form.
   uint16_t code = st == parse_status::error ? close_code::protocol_error : check_header(h);
@@ -367,7 +369,7 @@ void session::accept_header(const frame_header& h) {
 }
 
 void session::handle_close_frame() {
-  auto* payload = stage_ + header_.header_bytes;
+  auto* payload = stage_.get() + header_.header_bytes;
   size_t len = header_.payload_bytes;
   if (header_.masked) apply_mask(reinterpret_cast<char*>(payload), len, header_.mask);
   uint16_t code = 0;

@@ -50,6 +50,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -177,7 +178,9 @@ class session {
   // The stream is split into frames here, ahead of wslay (see the top of the file).
   std::string_view input_;  // what is left of the bytes given to feed()
   input_state in_ = input_state::header;
-  uint8_t stage_[frame_header_bytes_max + control_payload_bytes_max];
+  // Only while wslay is needed (with ctx_): everything it holds is in wslay's part of the stream.
+  static constexpr size_t stage_bytes_max = frame_header_bytes_max + control_payload_bytes_max;
+  std::unique_ptr<uint8_t[]> stage_;
   size_t stage_bytes_ = 0;     // a frame header, or a whole close frame, being gathered
   size_t release_bytes_ = 0;   // staged bytes to hand to wslay (a checked header), or 0
   size_t stage_released_ = 0;  // of those, handed over so far
