@@ -59,24 +59,26 @@ void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view pa
   // Pongs for pings that arrived before this message (between its fragments, or between it and
   // the previous one) leave before anything the handler sends in answer to it.
   ep->flush_session_output();
-  if (!ep->held_.empty() || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
+  if (ep->held_ || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
     ep->held_bytes_ += payload.size();
     if (ep->held_bytes_ > held_bytes_max) {
       ep->close(1008, "too many messages waiting for admission");
       return;
     }
-    ep->held_.push_back({kind, std::string(payload)});
+    if (!ep->held_) ep->held_ = std::make_unique<std::deque<held_message>>();
+    ep->held_->push_back({kind, std::string(payload)});
     return;
   }
   ep->handler_->on_message(*ep, kind, payload);
 }
 
 void ws_endpoint::release_held() {
-  while (!held_.empty() && !close_started_ && !gone_) {
+  while (held_ && !close_started_ && !gone_) {
     if (handler_->admits_messages() && !conn_.ws_admission_ready()) return;
-    held_message m = std::move(held_.front());
-    held_.pop_front();
+    held_message m = std::move(held_->front());
+    held_->pop_front();
     held_bytes_ -= m.payload.size();
+    if (held_->empty()) held_.reset();  // the queue exists only while a message waits
     handler_->on_message(*this, m.kind, m.payload);
   }
 }

@@ -326,11 +326,11 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool keep_alive = true;
     bool head = false;
     uint8_t request_id_len = 0;
+    bool rate_headers = false;  // x-ratelimit-* values below are set
     uint64_t start_ns = 0;
     char request_id[64];
     const api_key* key = nullptr;   // admission: the key presented (kept after an upgrade)
     std::string_view allow_origin;  // CORS: the Access-Control-Allow-Origin value, or empty
-    bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
     limit_subject subject;  // whose budget (kept after an upgrade)
     limit_rule rule;        // its limits; rps 0: requests not limited
@@ -358,6 +358,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   const std::array<uint8_t, 16>& client_prefix();
   std::array<uint8_t, 16> client_prefix_{};
   bool client_prefix_known_ = false;
+  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
   rules_ref rules_;  // see request_rules()
 
   // Streams.
@@ -384,13 +385,15 @@ class connection final : public stream_socket, public list_node<connection_list_
   };
   std::unique_ptr<access_state> access_;  // only with --access-log
 
-  uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)
   // The connection's one deadline (header, idle, write, heartbeat: whichever applies now), and
   // the timer that wakes it. The timer may be due earlier than the deadline, never later.
   static constexpr uint64_t no_deadline = UINT64_MAX;
   uint64_t deadline_ms_ = no_deadline;
   timer timer_;
+  // Note: every open connection holds one of these, and the allocator rounds it up to its size
+  // class (1,024 bytes, then 1,280): keep it at most 1,024 bytes (a static_assert in the .cc),
+  // packing small members into padding rather than after 8-byte ones.
 };
 
 }  // namespace rc::server

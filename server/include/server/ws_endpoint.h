@@ -131,13 +131,14 @@ class ws_endpoint {
   bool flow_paused_ = false;
   timer flow_timer_;
   void on_flow_timer();
-  // Messages that arrived while admission waited for another shard (bounded by held_bytes_max).
+  // Messages that arrived while admission waited for another shard (bounded by held_bytes_max);
+  // allocated only while one waits (an empty std::deque already holds about 600 bytes).
   struct held_message {
     ws::message_kind kind;
     std::string payload;
   };
   static constexpr size_t held_bytes_max = 1 << 20;
-  std::deque<held_message> held_;
+  std::unique_ptr<std::deque<held_message>> held_;
   size_t held_bytes_ = 0;
 };
 
