@@ -47,6 +47,13 @@ void ws_endpoint::on_data(std::string_view in) {
   if (session_closed_ || (gone_ && !close_started_)) return;
   last_in_ms_ = shard_.loop().now_ms();
   after_session_step(session().feed(in));
+  // Back between messages, open, without wslay's context: the session holds nothing a fresh one
+  // wouldn't start with, so it goes (a chat client waiting for its stream holds none).
+  if (session_ && !session_->has_context() && session_->between_messages() &&
+      session_->state() == ws::session_state::open) {
+    session_.reset();
+    --shard_.metrics().ws_sessions;
+  }
 }
 
 void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view payload) {
@@ -228,13 +235,6 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
     conn_.note_close_reason(close_reason::timeout);
     close(1001, "idle timeout", ws_close_order::after_backlog);
     return;
-  }
-  // A peer quiet for a heartbeat period, between messages, gives its session back.
-  if (session_ && now_ms >= last_in_ms_ + cfg.heartbeat_ms && session_->between_messages() &&
-      session_->state() == ws::session_state::open) {
-    session_.reset();
-    --shard_.metrics().ws_sessions;
-    conn_.account_inbound();
   }
   if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
     byte_buffer ping;

@@ -2,12 +2,12 @@
 // wslay) that reads frames, the handler that acts on messages (/ws broker, /echo, Responses
 // WebSocket mode), and the timers that keep the socket honest.
 //
-// Memory: the ws::session exists only while the peer is sending: it is created by the first bytes
-// received and dropped again when the connection has been quiet for a heartbeat period between
-// messages, so an idle WebSocket — a subscriber that only listens — holds no session at all. The
-// session holds wslay's context (about 8.5 KiB) only while a frame its fast path can't take
-// (control frames, fragments, a close) is in progress: a client that sends whole messages, like a
-// chat client waiting for its stream, costs just the session's own few hundred bytes.
+// Memory: the ws::session exists only while a message (or a frame) from the peer is in progress, or
+// the socket is closing: it is created by the bytes received and let go again as soon as the
+// session is back between messages, so an idle WebSocket — a subscriber that only listens, a chat
+// client waiting for its stream — holds no session at all. While it exists, the session holds
+// wslay's context (about 8.5 KiB) only for frames its fast path can't take (control frames,
+// fragments, a close).
 //
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
@@ -120,7 +120,7 @@ class ws_endpoint {
   shard_server& shard_;
   std::unique_ptr<ws_handler> handler_;
   byte_buffer session_out_;               // what the session writes: pongs, close frames
-  std::unique_ptr<ws::session> session_;  // while the peer is active (see above)
+  std::unique_ptr<ws::session> session_;  // inside a message, or closing (see above)
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;
   uint64_t close_started_ms_ = 0;
