@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <new>
+#include <optional>
 
 #include "base/assert.h"
 #include "proto/utf8.h"
@@ -15,6 +16,12 @@ namespace {
 // A message buffer grown past this is released after delivery, so one large message does not
 // pin its memory to an idle connection.
 constexpr size_t message_capacity_kept_bytes = 64 * 1024;
+
+// Where the fast path unmasks a message, shared by the thread's sessions so that a session between
+// messages holds no buffer. A handler that feeds another session from inside its call (nothing
+// does today) makes that one unmask into its own buffer instead.
+thread_local byte_buffer unmask_scratch;
+thread_local bool unmask_scratch_busy = false;
 
 bool is_control(uint8_t op) {
   return (op & 0x8) != 0;
@@ -127,35 +134,60 @@ struct session_callbacks {
 session::session(role r, message_handler on_message, byte_buffer& out, session_options options)
     : role_(r), handler_(on_message), out_(out), options_(options), mask_state_(options.mask_seed) {
   RC_ASSERT(handler_.fn != nullptr);
+}
+
+session::~session() {
+  if (ctx_) wslay_event_context_free(ctx_);
+}
+
+// wslay's context, made when a frame needs it. A fresh one continues the stream exactly where the
+// last one was let go: both happen between messages, at a frame boundary, with nothing queued.
+wslay_event_context* session::context() {
+  if (ctx_) return ctx_;
+  stage_ = std::make_unique<uint8_t[]>(stage_bytes_max);
   wslay_event_callbacks callbacks = {
       session_callbacks::recv,        session_callbacks::send,        session_callbacks::genmask,
       session_callbacks::frame_start, session_callbacks::frame_chunk, nullptr,
       session_callbacks::message,
   };
-  int rv = r == role::server ? wslay_event_context_server_init(&ctx_, &callbacks, this)
-                             : wslay_event_context_client_init(&ctx_, &callbacks, this);
+  int rv = role_ == role::server ? wslay_event_context_server_init(&ctx_, &callbacks, this)
+                                 : wslay_event_context_client_init(&ctx_, &callbacks, this);
   if (rv != 0) throw std::bad_alloc();  // its only failure is WSLAY_ERR_NOMEM
   wslay_event_config_set_no_buffering(ctx_, 1);
   // The session enforces the limit on whole messages first; wslay's own check (per frame in
   // unbuffered mode, and on control frames too) must never be the tighter one.
   wslay_event_config_set_max_recv_msg_length(
       ctx_, std::max<uint64_t>(options_.message_bytes_max, control_payload_bytes_max));
+  return ctx_;
 }
 
-session::~session() {
+// Lets wslay's context go once nothing depends on it: between messages (every byte handed to
+// wslay processed, no frame or message open), open both ways, nothing queued to send.
+void session::release_context_if_idle() {
+  if (!ctx_ || !between_messages() || !wslay_event_get_read_enabled(ctx_) ||
+      wslay_event_get_close_sent(ctx_) || wslay_event_want_write(ctx_)) {
+    return;
+  }
   wslay_event_context_free(ctx_);
+  ctx_ = nullptr;
+  stage_.reset();
+  message_.reset();
+}
+
+bool session::read_enabled() const {
+  return !ctx_ || wslay_event_get_read_enabled(ctx_);
 }
 
 session_state session::feed(std::string_view in) {
-  if (wslay_event_get_read_enabled(ctx_) && in_ != input_state::blocked) {
+  if (read_enabled() && in_ != input_state::blocked) {
     in = take_whole_messages(in);
     if (in.empty()) return state();
     input_ = in;
-    int rv = wslay_event_recv(ctx_);
+    int rv = wslay_event_recv(context());
     input_ = {};
     if (rv != 0) {
       fail(close_code::internal_error, "internal error");  // out of memory
-    } else if (in_ == input_state::blocked && wslay_event_get_read_enabled(ctx_)) {
+    } else if (in_ == input_state::blocked && read_enabled()) {
       // wslay has consumed every byte before the held-back frame: act on it now.
       if (pending_error_ != 0) {
         std::string_view reason = "protocol error";
@@ -168,11 +200,12 @@ session_state session::feed(std::string_view in) {
     }
   }
   flush();
-  if (error_code_ == 0 && !close_received_ && !wslay_event_get_read_enabled(ctx_)) {
+  if (error_code_ == 0 && !close_received_ && !read_enabled()) {
     // wslay stopped reading on its own. Every check it makes is made earlier here except
     // UTF-8 validation of text messages, so this is invalid UTF-8 (wslay sent 1007).
     error_code_ = close_code::invalid_payload;
   }
+  release_context_if_idle();
   return state();
 }
 
@@ -183,25 +216,32 @@ session_state session::feed(std::string_view in) {
 // goes through wslay, which then sees a stream starting at a frame boundary, exactly as if it had
 // processed the frames taken here itself. Returns the input left for wslay.
 std::string_view session::take_whole_messages(std::string_view in) {
-  while (!in.empty() && between_messages() && !wslay_event_get_close_sent(ctx_) &&
-         wslay_event_get_read_enabled(ctx_)) {
+  while (!in.empty() && between_messages() && !close_sent() && read_enabled()) {
     frame_header h;
     if (parse_frame_header(in.data(), in.size(), h) != parse_status::complete) break;
     if (!h.fin || (h.opcode != WSLAY_TEXT_FRAME && h.opcode != WSLAY_BINARY_FRAME)) break;
     if (in.size() - h.header_bytes < h.payload_bytes || check_header(h) != 0) break;
     std::string_view payload = in.substr(h.header_bytes, h.payload_bytes);
+    byte_buffer* unmasked = nullptr;
     if (h.masked) {
-      message_.clear();
-      message_.append(payload);
-      apply_mask(message_.data(), message_.size(), h.mask);
-      payload = message_.view();
+      unmasked = unmask_scratch_busy ? &message_ : &unmask_scratch;
+      unmasked->clear();
+      char* p = unmasked->prepare(payload.size());
+      copy_masked(p, payload.data(), payload.size(), h.mask);
+      payload = {p, payload.size()};
     }
     bool text = h.opcode == WSLAY_TEXT_FRAME;
     if (text && !utf8::valid(payload)) break;  // wslay fails it with 1007
     in.remove_prefix(h.header_bytes + h.payload_bytes);
-    deliver(text ? message_kind::text : message_kind::binary, payload);
-    message_.clear();
-    if (message_.capacity() > message_capacity_kept_bytes) message_.reset();
+    if (unmasked == &unmask_scratch) {
+      unmask_scratch_busy = true;
+      deliver(text ? message_kind::text : message_kind::binary, payload);
+      unmask_scratch_busy = false;
+      if (unmask_scratch.capacity() > message_capacity_kept_bytes) unmask_scratch.reset();
+    } else {
+      deliver(text ? message_kind::text : message_kind::binary, payload);
+      if (unmasked) message_.reset();
+    }
   }
   return in;
 }
@@ -213,7 +253,7 @@ size_t session::fill(uint8_t* buf, size_t len) {
   while (n < len) {
     if (stage_released_ < release_bytes_) {  // a checked header not yet handed over
       size_t k = std::min(len - n, release_bytes_ - stage_released_);
-      std::memcpy(buf + n, stage_ + stage_released_, k);
+      std::memcpy(buf + n, stage_.get() + stage_released_, k);
       n += k, stage_released_ += k;
     } else if (in_ == input_state::payload) {
       if (payload_left_ == 0) {
@@ -231,7 +271,7 @@ size_t session::fill(uint8_t* buf, size_t len) {
     } else if (in_ == input_state::close_frame) {
       size_t total = header_.header_bytes + header_.payload_bytes;
       size_t k = std::min(total - stage_bytes_, input_.size());
-      std::memcpy(stage_ + stage_bytes_, input_.data(), k);
+      std::memcpy(stage_.get() + stage_bytes_, input_.data(), k);
       input_.remove_prefix(k);
       stage_bytes_ += k;
       if (stage_bytes_ == total) in_ = input_state::blocked;
@@ -251,7 +291,7 @@ bool session::take_header() {
   if (stage_bytes_ == 0) {  // usually the whole header is in the input: parse it there
     st = parse_frame_header(input_.data(), input_.size(), h);
     if (st == parse_status::complete) {
-      std::memcpy(stage_, input_.data(), h.header_bytes);
+      std::memcpy(stage_.get(), input_.data(), h.header_bytes);
       stage_bytes_ = h.header_bytes;
       input_.remove_prefix(h.header_bytes);
     }
@@ -261,10 +301,10 @@ bool session::take_header() {
     if (input_.empty()) return false;
     size_t need = stage_bytes_ < 2 ? 2 : header_size(stage_[1]);
     size_t k = std::min(need - stage_bytes_, input_.size());
-    std::memcpy(stage_ + stage_bytes_, input_.data(), k);
+    std::memcpy(stage_.get() + stage_bytes_, input_.data(), k);
     input_.remove_prefix(k);
     stage_bytes_ += k;
-    st = parse_frame_header(reinterpret_cast<const char*>(stage_), stage_bytes_, h);
+    st = parse_frame_header(reinterpret_cast<const char*>(stage_.get()), stage_bytes_, h);
   }
   // A parse error is a length not in minimal form.
   uint16_t code = st == parse_status::error ? close_code::protocol_error : check_header(h);
@@ -329,7 +369,7 @@ void session::accept_header(const frame_header& h) {
 }
 
 void session::handle_close_frame() {
-  auto* payload = stage_ + header_.header_bytes;
+  auto* payload = stage_.get() + header_.header_bytes;
   size_t len = header_.payload_bytes;
   if (header_.masked) apply_mask(reinterpret_cast<char*>(payload), len, header_.mask);
   uint16_t code = 0;
@@ -351,7 +391,7 @@ void session::handle_close_frame() {
 void session::fail(uint16_t code, std::string_view reason) {
   error_code_ = code;
   // Fails harmlessly if a close frame was already queued (we were closing).
-  wslay_event_queue_close(ctx_, code, reinterpret_cast<const uint8_t*>(reason.data()),
+  wslay_event_queue_close(context(), code, reinterpret_cast<const uint8_t*>(reason.data()),
                           reason.size());
   wslay_event_shutdown_read(ctx_);
   in_ = input_state::blocked;
@@ -361,7 +401,7 @@ void session::fail(uint16_t code, std::string_view reason) {
 // output state and queues, never the frame being received.
 void session::flush() {
   // Our send callback never blocks, so wslay writes out everything it has queued.
-  wslay_event_send(ctx_);
+  if (ctx_) wslay_event_send(ctx_);
 }
 
 void session::deliver(message_kind kind, std::string_view payload) {
@@ -374,6 +414,18 @@ bool session::send(message_kind kind, std::string_view payload) {
                : kind == message_kind::ping   ? WSLAY_PING
                                               : WSLAY_PONG;
   RC_ASSERT(!is_control(op) || payload.size() <= control_payload_bytes_max);
+  if (!ctx_) {
+    // Nothing is queued and no close was sent (either would keep the context): write the frame
+    // as wslay would, with the next mask key from the same generator.
+    std::optional<mask_key> mask;
+    if (role_ == role::client) {
+      uint64_t r = splitmix64(mask_state_);
+      mask.emplace();
+      std::memcpy(mask->data(), &r, mask->size());
+    }
+    write_frame(out_, static_cast<opcode>(op), payload, fin::yes, mask);
+    return true;
+  }
   wslay_event_msg msg = {op, reinterpret_cast<const uint8_t*>(payload.data()), payload.size()};
   if (wslay_event_queue_msg(ctx_, &msg) != 0) return false;
   flush();
@@ -384,7 +436,7 @@ void session::close(uint16_t code, std::string_view reason) {
   RC_ASSERT(valid_close_code(code));
   RC_ASSERT(reason.size() <= close_reason_bytes_max);
   RC_ASSERT(utf8::valid(reason));
-  wslay_event_queue_close(ctx_, code, reinterpret_cast<const uint8_t*>(reason.data()),
+  wslay_event_queue_close(context(), code, reinterpret_cast<const uint8_t*>(reason.data()),
                           reason.size());
   flush();
 }
@@ -398,18 +450,19 @@ void session::refuse(uint16_t code, std::string_view reason) {
   flush();
 }
 
+// Without a context the session is open: a close or an error keeps it to the end.
 session_state session::state() const {
-  if (!wslay_event_get_read_enabled(ctx_)) return session_state::closed;
-  if (wslay_event_get_close_sent(ctx_)) return session_state::closing;
+  if (!read_enabled()) return session_state::closed;
+  if (close_sent()) return session_state::closing;
   return session_state::open;
 }
 
 bool session::close_sent() const {
-  return wslay_event_get_close_sent(ctx_) != 0;
+  return ctx_ && wslay_event_get_close_sent(ctx_) != 0;
 }
 
 uint16_t session::sent_close_code() const {
-  return wslay_event_get_status_code_sent(ctx_);
+  return ctx_ ? wslay_event_get_status_code_sent(ctx_) : close_code::abnormal;
 }
 
 }  // namespace rc::ws

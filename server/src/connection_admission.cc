@@ -79,7 +79,7 @@ bool connection::prepare_admission(const http1::request& req, route_match& m, bo
   if (authentication_required(shard_)) {
     auth_result a = authenticate(shard_, req, m.route);
     if (a.refusal) {
-      ticket_.refusal = std::move(a.refusal);
+      ticket_.refusal = std::make_unique<openai::api_error>(std::move(*a.refusal));
       return true;
     }
     ticket_.key = a.key;

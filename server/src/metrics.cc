@@ -315,7 +315,7 @@ void render_streams(prom_writer& w) {
   w.counter("ringcast_ws_messages_sent_total", "WebSocket data messages sent.",
             [](const shard_metrics& m) { return double(m.ws_messages_out); });
   w.gauge("ringcast_ws_sessions",
-          "WebSocket sessions held (released while a connection is quiet between messages).",
+          "WebSocket sessions held (only inside a message, or while closing).",
           [](const shard_metrics& m) { return double(m.ws_sessions); });
   w.counter("ringcast_ws_protocol_errors_total",
             "WebSocket sessions closed for protocol errors (1002, 1007, 1008 fragments, 1009).",

@@ -308,13 +308,30 @@ void broker_ws_handler::system_health(ws_endpoint& ws, std::string_view id) {
 
 // ---- engines ----
 
+generation_task* const* broker_ws_handler::find_stream(std::string_view id) const {
+  for (const auto& [key, task] : streams_) {
+    if (key == id) return &task;
+  }
+  return nullptr;
+}
+
+void broker_ws_handler::forget_stream(std::string_view id) {
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->first == id) {
+      streams_.erase(it);
+      break;
+    }
+  }
+  if (streams_.empty()) streams_.shrink_to_fit();
+}
+
 unique_function<void()> broker_ws_handler::finisher(uint64_t connection_id, std::string request_id) {
   return [connection_id, request_id = std::move(request_id)] {
     connection* c = shard_server::current()->live_connection(connection_id);
     if (!c || !c->websocket()) return;
     auto& self = static_cast<broker_ws_handler&>(c->websocket()->handler());
     if (self.closed_) return;
-    self.streams_.erase(request_id);
+    self.forget_stream(request_id);
     end_async(connection_id);
   };
 }
@@ -322,7 +339,7 @@ unique_function<void()> broker_ws_handler::finisher(uint64_t connection_id, std:
 void broker_ws_handler::start_stream(ws_endpoint& ws, std::string_view id, std::string_view action,
                                      const json::value& payload) {
   std::string key(id);
-  if (streams_.count(key)) {
+  if (find_stream(key)) {
     send_error(ws, id, "duplicate_id", "a stream with id '" + key + "' is still running");
     return;
   }
@@ -331,7 +348,7 @@ void broker_ws_handler::start_stream(ws_endpoint& ws, std::string_view id, std::
     generation_task* t = start_chat_ws(ws, id, payload);
     if (!t) return;
     begin_async(ws);
-    streams_.emplace(key, t);
+    streams_.emplace_back(key, t);
     t->set_on_finished(finisher(conn_id, key));
     return;
   }
@@ -376,8 +393,8 @@ void broker_ws_handler::cancel(ws_endpoint& ws, std::string_view id, const json:
   w.begin_object();
   w.string_member("target", key);
   w.end_object();
-  auto it = streams_.find(key);
-  if (it == streams_.end()) {
+  generation_task* const* running = find_stream(key);
+  if (!running) {
     // A message.stream: stop watching (the message itself goes on; DELETE /api/v1/message/{id}
     // cancels it).
     auto wit = watches_.find(key);
@@ -391,7 +408,7 @@ void broker_ws_handler::cancel(ws_endpoint& ws, std::string_view id, const json:
     send_event(ws, id, "cancelled", data.view());
     return;
   }
-  generation_task* t = it->second;
+  generation_task* t = *running;
   // The target ends with error {code: "cancelled"}; its finisher forgets it.
   t->cancel("cancelled", "the stream was cancelled by the client");
   send_event(ws, id, "cancelled", data.view());
@@ -402,7 +419,7 @@ void broker_ws_handler::message_stream(ws_endpoint& ws, std::string_view id,
   std::string key(id);
   broker& b = ws.shard().broker_queue();
   auto it = watches_.find(key);
-  if ((it != watches_.end() && b.watching(it->second)) || streams_.count(key)) {
+  if ((it != watches_.end() && b.watching(it->second)) || find_stream(key)) {
     send_error(ws, id, "duplicate_id", "a stream with id '" + key + "' is still running");
     return;
   }

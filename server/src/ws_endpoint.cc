@@ -47,6 +47,13 @@ void ws_endpoint::on_data(std::string_view in) {
   if (session_closed_ || (gone_ && !close_started_)) return;
   last_in_ms_ = shard_.loop().now_ms();
   after_session_step(session().feed(in));
+  // Back between messages, open, without wslay's context: the session holds nothing a fresh one
+  // wouldn't start with, so it goes (a chat client waiting for its stream holds none).
+  if (session_ && !session_->has_context() && session_->between_messages() &&
+      session_->state() == ws::session_state::open) {
+    session_.reset();
+    --shard_.metrics().ws_sessions;
+  }
 }
 
 void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view payload) {
@@ -56,24 +63,29 @@ void ws_endpoint::deliver(void* self, ws::message_kind kind, std::string_view pa
   // Pings and pongs are answered by the session; only data reaches the handler.
   if (kind != ws::message_kind::text && kind != ws::message_kind::binary) return;
   if (ep->close_started_ || ep->gone_) return;
-  if (!ep->held_.empty() || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
+  // Pongs for pings that arrived before this message (between its fragments, or between it and
+  // the previous one) leave before anything the handler sends in answer to it.
+  ep->flush_session_output();
+  if (ep->held_ || (ep->handler_->admits_messages() && !ep->conn_.ws_admission_ready())) {
     ep->held_bytes_ += payload.size();
     if (ep->held_bytes_ > held_bytes_max) {
       ep->close(1008, "too many messages waiting for admission");
       return;
     }
-    ep->held_.push_back({kind, std::string(payload)});
+    if (!ep->held_) ep->held_ = std::make_unique<std::deque<held_message>>();
+    ep->held_->push_back({kind, std::string(payload)});
     return;
   }
   ep->handler_->on_message(*ep, kind, payload);
 }
 
 void ws_endpoint::release_held() {
-  while (!held_.empty() && !close_started_ && !gone_) {
+  while (held_ && !close_started_ && !gone_) {
     if (handler_->admits_messages() && !conn_.ws_admission_ready()) return;
-    held_message m = std::move(held_.front());
-    held_.pop_front();
+    held_message m = std::move(held_->front());
+    held_->pop_front();
     held_bytes_ -= m.payload.size();
+    if (held_->empty()) held_.reset();  // the queue exists only while a message waits
     handler_->on_message(*this, m.kind, m.payload);
   }
 }
@@ -223,13 +235,6 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
     conn_.note_close_reason(close_reason::timeout);
     close(1001, "idle timeout", ws_close_order::after_backlog);
     return;
-  }
-  // A peer quiet for a heartbeat period, between messages, gives its session back.
-  if (session_ && now_ms >= last_in_ms_ + cfg.heartbeat_ms && session_->between_messages() &&
-      session_->state() == ws::session_state::open) {
-    session_.reset();
-    --shard_.metrics().ws_sessions;
-    conn_.account_inbound();
   }
   if (now_ms >= last_out_ms_ + cfg.heartbeat_ms) {
     byte_buffer ping;

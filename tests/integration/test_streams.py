@@ -392,18 +392,25 @@ class WebSocketProtocol(unittest.TestCase):
             self.assertEqual(ws_close_code(reader, timeout=5), 1001)
             s.close()
 
-    def test_quiet_connection_releases_its_session_and_keeps_working(self):
+    def test_session_held_only_inside_a_message_and_the_stream_continues(self):
         with Server("--echo", "--heartbeat-ms", "200") as srv:
             s, reader, r = ws_handshake(srv.port, "/echo")
             s.sendall(ws_frame(0x1, b"first"))
             self.assertEqual(ws_read_message(reader), (0x1, b"first"))
-            self.assertEqual(metric_sum(metrics(srv.port), "ringcast_ws_sessions"), 1)
+            self.assertEqual(metric_sum(metrics(srv.port), "ringcast_ws_sessions"), 0)
+            # Half a message keeps it, through quiet heartbeat periods, until the rest arrives.
+            s.sendall(ws_frame(0x1, b"sec", fin=False))
             deadline = time.monotonic() + 5
-            while metric_sum(metrics(srv.port), "ringcast_ws_sessions") != 0:
-                self.assertLess(time.monotonic(), deadline, "the quiet session was not released")
-                time.sleep(0.1)
-            s.sendall(ws_frame(0x1, b"second"))  # a new session continues the stream
+            while metric_sum(metrics(srv.port), "ringcast_ws_sessions") != 1:
+                self.assertLess(time.monotonic(), deadline, "no session for the open message")
+                time.sleep(0.05)
+            time.sleep(0.5)
+            self.assertEqual(metric_sum(metrics(srv.port), "ringcast_ws_sessions"), 1)
+            s.sendall(ws_frame(0x0, b"ond"))  # a new session continues the stream
             self.assertEqual(ws_read_message(reader), (0x1, b"second"))
+            self.assertEqual(metric_sum(metrics(srv.port), "ringcast_ws_sessions"), 0)
+            s.sendall(ws_frame(0x1, b"third"))
+            self.assertEqual(ws_read_message(reader), (0x1, b"third"))
             s.close()
 
     def test_close_handshake_and_drain(self):

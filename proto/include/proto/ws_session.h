@@ -32,6 +32,14 @@
 // at a frame boundary between messages. Any frame that would make wslay act (control frames,
 // fragments, errors) goes through wslay as before.
 //
+// Memory: wslay's context (about 8.5 KiB with its frame buffers) exists only while wslay is needed:
+// it is made when a frame the fast path can't take arrives (or a close is sent), and let go at the
+// end of feed() once the session is back between messages with nothing queued; a fresh context
+// continues the stream exactly. Closing and failed sessions keep theirs. The fast path unmasks
+// into a buffer shared by the thread's sessions, and send() writes frames itself while there is
+// no context (the same bytes wslay writes, with the same mask keys), so a session that only sees
+// whole messages never makes one and holds no buffer between messages.
+//
 // After an error the session queues the close frame with the right code and stops reading: the
 // rest of that input and all later input is ignored, and state() is `closed` — send the output,
 // then close the connection.
@@ -42,6 +50,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -113,8 +122,7 @@ class session {
   // REQUIRES: valid_close_code(code); reason is UTF-8 of at most close_reason_bytes_max bytes.
   void close(uint16_t code, std::string_view reason = {});
 
-  // Bytes held for a message being received (its buffer's capacity; 0 between messages once a
-  // large message has been delivered).
+  // Bytes held for a message being received (its buffer's capacity; 0 between messages).
   size_t buffered_bytes() const { return message_.capacity(); }
   // Fails the session as a protocol error would: drops the partial message, queues a close
   // frame with `code` and stops reading (state() becomes `closed`). For an owner that can't
@@ -129,6 +137,9 @@ class session {
            !close_received_ && pending_error_ == 0;
   }
   bool close_received() const { return close_received_; }
+  // wslay's context (about 8.5 KiB) is held: a frame the fast path can't take is in progress,
+  // or the session is closing or has failed.
+  bool has_context() const { return ctx_ != nullptr; }
   bool close_sent() const;
   // The code in the peer's close frame: close_code::no_status if it had none, close_code::abnormal
   // if no close frame was received.
@@ -152,6 +163,9 @@ class session {
   void handle_close_frame();
   void fail(uint16_t code, std::string_view reason);
   void flush();
+  wslay_event_context* context();
+  void release_context_if_idle();
+  bool read_enabled() const;
   void deliver(message_kind kind, std::string_view payload);
 
   wslay_event_context* ctx_ = nullptr;
@@ -164,7 +178,9 @@ class session {
   // The stream is split into frames here, ahead of wslay (see the top of the file).
   std::string_view input_;  // what is left of the bytes given to feed()
   input_state in_ = input_state::header;
-  uint8_t stage_[frame_header_bytes_max + control_payload_bytes_max];
+  // Only while wslay is needed (with ctx_): everything it holds is in wslay's part of the stream.
+  static constexpr size_t stage_bytes_max = frame_header_bytes_max + control_payload_bytes_max;
+  std::unique_ptr<uint8_t[]> stage_;
   size_t stage_bytes_ = 0;     // a frame header, or a whole close frame, being gathered
   size_t release_bytes_ = 0;   // staged bytes to hand to wslay (a checked header), or 0
   size_t stage_released_ = 0;  // of those, handed over so far

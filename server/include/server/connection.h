@@ -63,6 +63,7 @@
 #include "proto/http1_writer.h"
 #include "proto/openai_errors.h"
 #include "server/access_log.h"
+#include "server/lazy_deque.h"
 #include "server/limits.h"
 #include "server/router.h"
 #include "server/rules.h"
@@ -367,11 +368,11 @@ class connection final : public stream_socket, public list_node<connection_list_
     bool keep_alive = true;
     bool head = false;
     uint8_t request_id_len = 0;
+    bool rate_headers = false;  // x-ratelimit-* values below are set
     uint64_t start_ns = 0;
     char request_id[64];
     const api_key* key = nullptr;   // admission: the key presented (kept after an upgrade)
     std::string_view allow_origin;  // CORS: the Access-Control-Allow-Origin value, or empty
-    bool rate_headers = false;      // x-ratelimit-* values below are set
     uint64_t rate_limit = 0, rate_remaining = 0, rate_reset_ms = 0;
     limit_subject subject;  // whose budget (kept after an upgrade)
     limit_rule rule;        // its limits; rps 0: requests not limited
@@ -384,7 +385,7 @@ class connection final : public stream_socket, public list_node<connection_list_
     state st = state::none;
     bool api = false;                          // an API route: admission applies
     bool rated = false;                        // a rate limit applies; `rate` holds the decision
-    std::optional<openai::api_error> refusal;  // authentication failed: 401 or 403
+    std::unique_ptr<openai::api_error> refusal;  // authentication failed: 401 or 403 (rare: boxed)
     rules_ref rules;  // the snapshot `key` belongs to
     const api_key* key = nullptr;
     std::unique_ptr<token_grant> token;
@@ -399,6 +400,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   const std::array<uint8_t, 16>& client_prefix();
   std::array<uint8_t, 16> client_prefix_{};
   bool client_prefix_known_ = false;
+  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
   rules_ref rules_;  // see request_rules()
 
   // Streams.
@@ -425,8 +427,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   };
   std::unique_ptr<access_state> access_;  // only with --access-log
 
-  // Deferred answers, in request order (see defer()). Empty (and unallocated) unless a
-  // publisher pipelines to a topic homed on another shard.
+  // Deferred answers, in request order (see defer()). Empty (and unallocated: a std::deque
+  // allocates ~600 bytes even when empty) unless a publisher pipelines to a topic homed on
+  // another shard.
   struct deferred_answer {
     uint64_t ticket = 0;  // 0: an answer that was written at once, held behind earlier ones
     bool ready = false;
@@ -436,19 +439,21 @@ class connection final : public stream_socket, public list_node<connection_list_
     rules_ref rules;
     std::unique_ptr<token_grant> token;
   };
-  std::deque<deferred_answer> deferred_;
+  lazy_deque<deferred_answer> deferred_;
   uint64_t next_ticket_ = 1;
   byte_buffer* render_to_ = nullptr;          // where respond() writes (null: the socket)
   deferred_answer* answering_ = nullptr;      // the deferred request being answered
   phase answering_phase_ = phase::idle;       // phase_ while it is being answered
 
-  uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)
   // The connection's one deadline (header, idle, write, heartbeat: whichever applies now), and
   // the timer that wakes it. The timer may be due earlier than the deadline, never later.
   static constexpr uint64_t no_deadline = UINT64_MAX;
   uint64_t deadline_ms_ = no_deadline;
   timer timer_;
+  // Note: every open connection holds one of these, and the allocator rounds it up to its size
+  // class (1,024 bytes, then 1,280): keep it at most 1,024 bytes (a static_assert in the .cc),
+  // packing small members into padding rather than after 8-byte ones.
 };
 
 }  // namespace rc::server

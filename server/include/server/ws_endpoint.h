@@ -2,10 +2,12 @@
 // wslay) that reads frames, the handler that acts on messages (/ws broker, /echo, Responses
 // WebSocket mode), and the timers that keep the socket honest.
 //
-// Memory: the ws::session (wslay's context and its fixed buffers, about 8.5 KiB) exists only
-// while the peer is sending: it is created by the first bytes received and dropped again when the
-// connection has been quiet for a heartbeat period between messages, so an idle WebSocket — a
-// subscriber that only listens — holds no session at all.
+// Memory: the ws::session exists only while a message (or a frame) from the peer is in progress, or
+// the socket is closing: it is created by the bytes received and let go again as soon as the
+// session is back between messages, so an idle WebSocket — a subscriber that only listens, a chat
+// client waiting for its stream — holds no session at all. While it exists, the session holds
+// wslay's context (about 8.5 KiB) only for frames its fast path can't take (control frames,
+// fragments, a close).
 //
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
@@ -118,7 +120,7 @@ class ws_endpoint {
   shard_server& shard_;
   std::unique_ptr<ws_handler> handler_;
   byte_buffer session_out_;               // what the session writes: pongs, close frames
-  std::unique_ptr<ws::session> session_;  // while the peer is active (see above)
+  std::unique_ptr<ws::session> session_;  // inside a message, or closing (see above)
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;
   uint64_t close_started_ms_ = 0;
@@ -129,13 +131,14 @@ class ws_endpoint {
   bool flow_paused_ = false;
   timer flow_timer_;
   void on_flow_timer();
-  // Messages that arrived while admission waited for another shard (bounded by held_bytes_max).
+  // Messages that arrived while admission waited for another shard (bounded by held_bytes_max);
+  // allocated only while one waits (an empty std::deque already holds about 600 bytes).
   struct held_message {
     ws::message_kind kind;
     std::string payload;
   };
   static constexpr size_t held_bytes_max = 1 << 20;
-  std::deque<held_message> held_;
+  std::unique_ptr<std::deque<held_message>> held_;
   size_t held_bytes_ = 0;
 };
 
