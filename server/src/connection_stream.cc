@@ -18,12 +18,12 @@ namespace {
 // How much of the backlog is moved into the socket's send queue at a time. Small enough that a
 // control frame queued behind it leaves soon; large enough for one sendmsg to carry a burst.
 constexpr uint64_t send_window_bytes = 128 * 1024;
-// Entries up to this size are copied into the socket's own buffer instead of queued as shared
-// slices. A fan-out delivery is a few hundred bytes, two slices (the subscriber's first fragment
-// and the shared continuation): copying them is cheaper than two reference counts taken and
-// dropped, two iovecs walked at send and completion, and sendmsg's iovec import in the kernel;
-// and a turn's deliveries to one subscriber leave as one contiguous send. Larger entries stay
-// shared (one copy per subscriber would cost more than the references save).
+// Two-slice entries up to this size are copied into the socket's own buffer instead of queued
+// as shared slices. A WebSocket fan-out delivery is a few hundred bytes in two slices (the
+// subscriber's first fragment and the shared continuation): copying them is cheaper than two
+// reference counts taken and dropped, two iovecs walked at send and completion, and sendmsg's
+// iovec import in the kernel; a turn's deliveries to one subscriber leave as one contiguous send.
+// Larger entries, and one-slice entries (SSE: copying measured slower), stay shared.
 constexpr uint32_t copy_entry_bytes_max = 2048;
 // The socket's buffer is released when drained; a copied burst starts it at this size.
 constexpr size_t send_buffer_bytes_initial = 4096;
@@ -200,7 +200,7 @@ void connection::fill_send_queue() {
 }
 
 void connection::append_entry(outbound_entry&& e) {
-  if (e.bytes() <= copy_entry_bytes_max) {
+  if (e.second.len && e.bytes() <= copy_entry_bytes_max) {
     byte_buffer& o = out();
     o.append(std::string_view(e.first.buf.data() + e.first.offset, e.first.len));
     if (e.second.len) o.append(std::string_view(e.second.buf.data() + e.second.offset, e.second.len));

@@ -48,8 +48,10 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
     ws_endpoint* ws = c.websocket();
     return ws && ws->send_fragments(ws_prefix, f.ws);
   }
-  if (c.sse_chunked()) return c.stream_push_shared(f.sse, 0, static_cast<uint32_t>(f.sse.size()));
-  return c.stream_push_shared(f.sse, f.sse_frame_offset, f.sse_frame_len);
+  // SSE stays one shared slice: copying it measured slower than referencing it (unlike the
+  // WebSocket pair above, it saves no iovec).
+  if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
+  return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});
 }
 
 void end_cut_subscriber(connection& c, subscriber_kind kind, std::string_view request_id,
