@@ -1,5 +1,6 @@
 // connection: SSE responses and the outbound stream (ring, backpressure, slow consumers,
 // heartbeats). See connection.h.
+#include <algorithm>
 #include <charconv>
 
 #include "base/assert.h"
@@ -17,6 +18,15 @@ namespace {
 // How much of the backlog is moved into the socket's send queue at a time. Small enough that a
 // control frame queued behind it leaves soon; large enough for one sendmsg to carry a burst.
 constexpr uint64_t send_window_bytes = 128 * 1024;
+// Two-slice entries up to this size are copied into the socket's own buffer instead of queued
+// as shared slices. A WebSocket fan-out delivery is a few hundred bytes in two slices (the
+// subscriber's first fragment and the shared continuation): copying them is cheaper than two
+// reference counts taken and dropped, two iovecs walked at send and completion, and sendmsg's
+// iovec import in the kernel; a turn's deliveries to one subscriber leave as one contiguous send.
+// Larger entries, and one-slice entries (SSE: copying measured slower), stay shared.
+constexpr uint32_t copy_entry_bytes_max = 2048;
+// The socket's buffer is released when drained; a copied burst starts it at this size.
+constexpr size_t send_buffer_bytes_initial = 4096;
 
 }  // namespace
 
@@ -76,8 +86,8 @@ bool connection::stream_push(outbound_entry e) {
   uint64_t now = shard_.loop().now_ms();
   if (!ring_ && stream_socket::queued_bytes() < send_window_bytes) {
     // A client that keeps up: nothing waits in a backlog, so straight into the send queue.
-    append_shared(std::move(e.first.buf), e.first.offset, e.first.len);
-    if (e.second.len) append_shared(std::move(e.second.buf), e.second.offset, e.second.len);
+    append_entry(std::move(e));
+    flush();
     last_send_ms_ = now;
     return true;
   }
@@ -105,6 +115,23 @@ bool connection::stream_push(outbound_entry e) {
   last_send_ms_ = now;
   flush();
   return true;
+}
+
+bool connection::stream_push_shared(const shared_buffer& first, uint32_t offset, uint32_t len,
+                                    const shared_buffer* second) {
+  auto second_len = second ? static_cast<uint32_t>(second->size()) : 0u;
+  if (len + second_len <= copy_entry_bytes_max) {
+    if (byte_buffer* out = stream_direct()) {
+      // Room for a turn's burst at once: growing from 64 bytes by doubling moved it repeatedly.
+      out->reserve(std::max<size_t>(out->size() + len + second_len, send_buffer_bytes_initial));
+      out->append(std::string_view(first.data() + offset, len));
+      if (second_len) out->append(std::string_view(second->data(), second_len));
+      stream_written();
+      return true;
+    }
+  }
+  if (!second_len) return stream_push(outbound_entry{{first, offset, len}, {}});
+  return stream_push(outbound_entry{{first, offset, len}, {*second, 0, second_len}});
 }
 
 byte_buffer* connection::stream_direct() {
@@ -164,14 +191,23 @@ void connection::fill_send_queue() {
   while (ring_->queued_bytes() > 0) {
     uint64_t queued = stream_socket::queued_bytes();
     if (queued >= send_window_bytes) break;
-    resume |= ring_->pop(send_window_bytes - queued, [this](outbound_entry&& e) {
-      append_shared(std::move(e.first.buf), e.first.offset, e.first.len);
-      if (e.second.len) append_shared(std::move(e.second.buf), e.second.offset, e.second.len);
-    });
+    resume |= ring_->pop(send_window_bytes - queued,
+                         [this](outbound_entry&& e) { append_entry(std::move(e)); });
   }
   if (!ring_->above_high()) above_high_since_ms_ = 0;
   if (resume) producers_.for_each([](stream_producer& p) { p.on_resume(); });
   release_ring_if_drained();
+}
+
+void connection::append_entry(outbound_entry&& e) {
+  if (e.second.len && e.bytes() <= copy_entry_bytes_max) {
+    byte_buffer& o = out();
+    o.append(std::string_view(e.first.buf.data() + e.first.offset, e.first.len));
+    if (e.second.len) o.append(std::string_view(e.second.buf.data() + e.second.offset, e.second.len));
+    return;
+  }
+  append_shared(std::move(e.first.buf), e.first.offset, e.first.len);
+  if (e.second.len) append_shared(std::move(e.second.buf), e.second.offset, e.second.len);
 }
 
 void connection::release_ring_if_drained() {

@@ -46,9 +46,10 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
                  const fanout_frames& f) {
   if (kind == subscriber_kind::ws) {
     ws_endpoint* ws = c.websocket();
-    return ws && ws->send_entry({{ws_prefix, 0, static_cast<uint32_t>(ws_prefix.size())},
-                                 {f.ws, 0, static_cast<uint32_t>(f.ws.size())}});
+    return ws && ws->send_fragments(ws_prefix, f.ws);
   }
+  // SSE stays one shared slice: copying it measured slower than referencing it (unlike the
+  // WebSocket pair above, it saves no iovec).
   if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
   return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});
 }

@@ -133,6 +133,13 @@ bool ws_endpoint::send_entry(outbound_entry e) {
   return conn_.stream_push(std::move(e));
 }
 
+bool ws_endpoint::send_fragments(const shared_buffer& first, const shared_buffer& continuation) {
+  if (close_started_ || gone_) return false;
+  last_out_ms_ = shard_.loop().now_ms();
+  ++shard_.metrics().ws_messages_out;
+  return conn_.stream_push_shared(first, 0, static_cast<uint32_t>(first.size()), &continuation);
+}
+
 bool ws_endpoint::send_text(std::string_view payload) {
   return send_message(ws::opcode::text, payload);
 }

@@ -201,6 +201,11 @@ class connection final : public stream_socket, public list_node<connection_list_
   // Queues one whole message on the stream. False if the stream can't take it (over, closing,
   // or this push made the connection a slow consumer, in which case it is being closed).
   bool stream_push(outbound_entry e);
+  // Like stream_push() of the slice [offset, offset + len) of `first` followed by the whole of
+  // `second` (when not null), for fan-out: when the client keeps up and the bytes are small they
+  // are copied into the socket's buffer and no reference is taken (connection_stream.cc).
+  bool stream_push_shared(const shared_buffer& first, uint32_t offset, uint32_t len,
+                          const shared_buffer* second = nullptr);
   // Where a message for this connection alone may be written in place: the socket's own output
   // buffer, when nothing waits in a backlog and the socket is under its send window (a client
   // that keeps up), so the message costs no allocation. Null otherwise: build the message and
@@ -268,6 +273,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   void slow_consumer();
   void on_stream_timer();
   void release_ring_if_drained();
+  // Moves one entry into the socket's send queue: copied into its own buffer when small (see
+  // connection_stream.cc), else queued as shared slices.
+  void append_entry(outbound_entry&& e);
 
   // Draining (connection_drain.cc).
   enum class cut_scope : uint8_t { endless, all };

@@ -88,6 +88,9 @@ class ws_endpoint {
   // Sends a pre-built frame (or fragment pair) through the outbound stream: fan-out encodes a
   // frame once and sends it to many endpoints.
   bool send_entry(outbound_entry e);
+  // Sends a fan-out message: the subscriber's first fragment and the shared continuation
+  // (connection::stream_push_shared: copied when small and the client keeps up).
+  bool send_fragments(const shared_buffer& first, const shared_buffer& continuation);
   // Sends a small text message in the control lane, ahead of queued data (flow.pause/resume).
   void send_control_text(std::string_view payload);
   // Sends {"event":"flow.pause"} now and {"event":"flow.resume"} after `ms` (once per pause).
