@@ -8,6 +8,7 @@
 
 #include "base/assert.h"
 #include "proto/utf8.h"
+#include "proto/ws_deflate.h"
 
 namespace rc::ws {
 namespace {
@@ -102,8 +103,13 @@ struct session_callbacks {
       case WSLAY_TEXT_FRAME:
       case WSLAY_BINARY_FRAME: {
         std::string_view payload = s.direct_.data() ? s.direct_ : s.message_.view();
-        s.deliver(arg->opcode == WSLAY_TEXT_FRAME ? message_kind::text : message_kind::binary,
-                  payload);
+        if (s.compressed_) {
+          s.compressed_ = false;
+          s.deliver_compressed(s.compressed_text_, payload);
+        } else {
+          s.deliver(arg->opcode == WSLAY_TEXT_FRAME ? message_kind::text : message_kind::binary,
+                    payload);
+        }
         s.direct_ = {};
         s.message_.clear();
         if (s.message_.capacity() > message_capacity_kept_bytes) s.message_.reset();
@@ -149,7 +155,10 @@ session::~session() {
 session_state session::feed(std::string_view in) {
   if (wslay_event_get_read_enabled(ctx_) && in_ != input_state::blocked) {
     in = take_whole_messages(in);
-    if (in.empty()) return state();
+    if (in.empty()) {
+      if (error_code_ != 0) flush();  // a compressed message failed on the fast path
+      return state();
+    }
     input_ = in;
     int rv = wslay_event_recv(ctx_);
     input_ = {};
@@ -197,6 +206,12 @@ std::string_view session::take_whole_messages(std::string_view in) {
       payload = message_.view();
     }
     bool text = h.opcode == WSLAY_TEXT_FRAME;
+    if (h.rsv != 0) {  // permessage-deflate (check_header allowed it)
+      in.remove_prefix(h.header_bytes + h.payload_bytes);
+      if (!deliver_compressed(text, payload)) return {};
+      message_.clear();
+      continue;
+    }
     if (text && !utf8::valid(payload)) break;  // wslay fails it with 1007
     in.remove_prefix(h.header_bytes + h.payload_bytes);
     deliver(text ? message_kind::text : message_kind::binary, payload);
@@ -279,7 +294,11 @@ bool session::take_header() {
 
 // RFC 6455 §5.2-5.5 for a frame arriving at role_: returns the close code it violates, or 0.
 uint16_t session::check_header(const frame_header& h) const {
-  if (h.rsv != 0) return close_code::protocol_error;  // no extension is negotiated
+  // RSV1 marks a compressed message (RFC 7692 §6.1): on its first frame only, if negotiated.
+  bool first_data = h.opcode == WSLAY_TEXT_FRAME || h.opcode == WSLAY_BINARY_FRAME;
+  if (h.rsv != 0 && !(h.rsv == 4 && first_data && options_.inflate != nullptr)) {
+    return close_code::protocol_error;
+  }
   switch (h.opcode) {
     case WSLAY_CONTINUATION_FRAME:
       if (!in_message_) return close_code::protocol_error;
@@ -315,6 +334,13 @@ void session::accept_header(const frame_header& h) {
   if (h.opcode == WSLAY_CONNECTION_CLOSE) {
     in_ = input_state::close_frame;  // stage_ keeps the header; the payload joins it
     return;
+  }
+  if (h.rsv != 0) {
+    // Compressed (check_header allowed it): wslay sees a binary frame without RSV1; the
+    // message is inflated when wslay has assembled it.
+    compressed_ = true;
+    compressed_text_ = h.opcode == WSLAY_TEXT_FRAME;
+    stage_[0] = static_cast<uint8_t>((stage_[0] & 0x80) | WSLAY_BINARY_FRAME);
   }
   if (!is_control(h.opcode)) {
     message_bytes_ += h.payload_bytes;
@@ -366,6 +392,23 @@ void session::flush() {
 
 void session::deliver(message_kind kind, std::string_view payload) {
   handler_.fn(handler_.ctx, kind, payload);
+}
+
+bool session::deliver_compressed(bool text, std::string_view compressed) {
+  inflate_status st = options_.inflate->inflate(compressed, options_.message_bytes_max);
+  if (st == inflate_status::too_big) {
+    fail(close_code::message_too_big, options_.too_big_reason);
+  } else if (st == inflate_status::bad_data) {
+    fail(close_code::invalid_payload, "invalid compressed data");
+  } else if (text && !utf8::valid(options_.inflate->output())) {
+    fail(close_code::invalid_payload, "invalid UTF-8");
+  } else {
+    deliver(text ? message_kind::text : message_kind::binary, options_.inflate->output());
+    options_.inflate->trim();
+    return true;
+  }
+  options_.inflate->trim();
+  return false;
 }
 
 bool session::send(message_kind kind, std::string_view payload) {
