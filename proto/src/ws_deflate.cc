@@ -140,6 +140,15 @@ void inflater::trim() {
   if (out_.capacity() > inflate_capacity_kept_bytes) out_.reset();
 }
 
+void write_compressed_frame(byte_buffer& out, opcode op, std::string_view compressed, fin f) {
+  RC_ASSERT(op == opcode::text || op == opcode::binary);
+  char* dst = out.prepare(frame_header_bytes_max + compressed.size());
+  size_t n = encode_frame_header(dst, op, compressed.size(), f);
+  dst[0] = static_cast<char>(dst[0] | rsv1_bit);
+  if (!compressed.empty()) std::memcpy(dst + n, compressed.data(), compressed.size());
+  out.commit(n + compressed.size());
+}
+
 // ---- stored blocks ----
 
 void write_stored_block(byte_buffer& out, std::string_view bytes) {

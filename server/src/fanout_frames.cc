@@ -46,8 +46,7 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
                  const fanout_frames& f) {
   if (kind == subscriber_kind::ws) {
     ws_endpoint* ws = c.websocket();
-    return ws && ws->send_entry({{ws_prefix, 0, static_cast<uint32_t>(ws_prefix.size())},
-                                 {f.ws, 0, static_cast<uint32_t>(f.ws.size())}});
+    return ws && ws->send_fanout(ws_prefix, f.ws);
   }
   if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
   return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});

@@ -40,6 +40,7 @@
 #include <string_view>
 
 #include "base/byte_buffer.h"
+#include "proto/ws.h"
 
 struct z_stream_s;
 
@@ -145,6 +146,11 @@ class inflater {
 // Appends stored (uncompressed) deflate blocks holding `bytes`, not final: byte-aligned at both
 // ends, so a compressed stream may follow. 5 bytes of framing per 65,535 bytes.
 void write_stored_block(byte_buffer& out, std::string_view bytes);
+
+// Appends a server frame (unmasked) carrying a compressed message, or its first fragment, with
+// RSV1 set. REQUIRES: op is text or binary.
+void write_compressed_frame(byte_buffer& out, opcode op, std::string_view compressed,
+                            fin f = fin::yes);
 
 // ---- parsing, generic over the header grammar (the template above) ----
 
