@@ -103,9 +103,8 @@ struct session_callbacks {
       case WSLAY_TEXT_FRAME:
       case WSLAY_BINARY_FRAME: {
         std::string_view payload = s.direct_.data() ? s.direct_ : s.message_.view();
-        if (s.compressed_) {
-          s.compressed_ = false;
-          s.deliver_compressed(s.compressed_text_, payload);
+        if (arg->rsv & WSLAY_RSV1_BIT) {  // permessage-deflate; wslay skips its UTF-8 check
+          s.deliver_compressed(arg->opcode == WSLAY_TEXT_FRAME, payload);
         } else {
           s.deliver(arg->opcode == WSLAY_TEXT_FRAME ? message_kind::text : message_kind::binary,
                     payload);
@@ -142,6 +141,9 @@ session::session(role r, message_handler on_message, byte_buffer& out, session_o
                              : wslay_event_context_client_init(&ctx_, &callbacks, this);
   if (rv != 0) throw std::bad_alloc();  // its only failure is WSLAY_ERR_NOMEM
   wslay_event_config_set_no_buffering(ctx_, 1);
+  // permessage-deflate: wslay lets RSV1 through (check_header allows it only on a data message's
+  // first frame), skips UTF-8 validation of such a message and reports the bit with it.
+  if (options_.inflate) wslay_event_config_set_allowed_rsv_bits(ctx_, WSLAY_RSV1_BIT);
   // The session enforces the limit on whole messages first; wslay's own check (per frame in
   // unbuffered mode, and on control frames too) must never be the tighter one.
   wslay_event_config_set_max_recv_msg_length(
@@ -334,13 +336,6 @@ void session::accept_header(const frame_header& h) {
   if (h.opcode == WSLAY_CONNECTION_CLOSE) {
     in_ = input_state::close_frame;  // stage_ keeps the header; the payload joins it
     return;
-  }
-  if (h.rsv != 0) {
-    // Compressed (check_header allowed it): wslay sees a binary frame without RSV1; the
-    // message is inflated when wslay has assembled it.
-    compressed_ = true;
-    compressed_text_ = h.opcode == WSLAY_TEXT_FRAME;
-    stage_[0] = static_cast<uint8_t>((stage_[0] & 0x80) | WSLAY_BINARY_FRAME);
   }
   if (!is_control(h.opcode)) {
     message_bytes_ += h.payload_bytes;

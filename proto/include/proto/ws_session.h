@@ -189,10 +189,6 @@ class session {
   uint64_t message_bytes_ = 0;
   uint64_t message_frames_ = 0;  // frames of the current data message so far
   uint16_t pending_error_ = 0;  // a failure found ahead of wslay, applied once it is drained
-  // The message wslay is assembling is compressed (RSV1); wslay is shown it as binary without
-  // RSV1 so it neither rejects the bit nor checks compressed bytes as UTF-8.
-  bool compressed_ = false;
-  bool compressed_text_ = false;
 
   // Reassembly of the message being received.
   uint8_t frame_opcode_ = 0;

@@ -80,6 +80,22 @@ TEST(WsSessionDeflate, FragmentedAndSplitCompressedMessagesGoThroughWslay) {
   EXPECT_EQ(srv.s.error_code(), 0);
 }
 
+// wslay reads ahead of the messages it delivers: whether a message is compressed must follow
+// the message, not the last header taken (found by the fuzz target).
+TEST(WsSessionDeflate, CompressionIsPerMessageWhenWslayReadsAhead) {
+  inflater inf;
+  server_side srv(&inf);
+  std::string wire = cframe(opcode::text, "one") + cframe(opcode::binary, "two") +
+                     ctext_z("three") + cframe(opcode::text, "four") +
+                     cframe(opcode::binary, deflated("five"), fin::yes, rsv1_bit) +
+                     cframe(opcode::text, "\xff not compressed, not UTF-8");
+  srv.s.feed(wire.substr(0, 1));  // a header cut in two: wslay takes the rest
+  srv.s.feed(wire.substr(1));
+  EXPECT_EQ(srv.got,
+            (std::vector<std::string>{"t:one", "b:two", "t:three", "t:four", "b:five"}));
+  EXPECT_EQ(srv.s.error_code(), close_code::invalid_payload);  // wslay still checks plain text
+}
+
 TEST(WsSessionDeflate, Rsv1WhereItDoesNotBelongIsAProtocolError) {
   inflater inf;
   {
