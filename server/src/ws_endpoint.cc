@@ -158,7 +158,9 @@ bool ws_endpoint::send_message(ws::opcode op, std::string_view payload) {
 }
 
 bool ws_endpoint::send_fanout(const shared_buffer& prefix, const shared_buffer& continuation) {
-  if (!deflate_ || !deflate_->worth_compressing(prefix.size() + continuation.size())) {
+  if (!deflate_ ||
+      !deflate_->worth_compressing(ws_deflate_state::frame_payload(prefix).size() +
+                                   ws_deflate_state::frame_payload(continuation).size())) {
     return send_entry({{prefix, 0, static_cast<uint32_t>(prefix.size())},
                        {continuation, 0, static_cast<uint32_t>(continuation.size())}});
   }
