@@ -80,6 +80,11 @@ void connection::access_end(int status, uint64_t now) {
   // stream's backlog. Once the socket is closed, only what was sent.
   uint64_t produced = bytes_sent();
   if (!closing()) produced += queued_bytes() + (ring_ ? ring_->queued_bytes() : 0);
+  if (render_to_) {
+    // An answer held behind deferred ones (connection_deferred.cc): its bytes are in its slot.
+    a.out_mark = produced;
+    produced += render_to_->size();
+  }
   access_record r;
   r.wall_ms = shard_.access_logger().wall_ms(now);
   r.request_id = std::string_view(current_.request_id, current_.request_id_len);

@@ -118,7 +118,7 @@ void connection::on_rate_answer(const rate_decision& d) {
   in_.consume(used);
   hand_over_to_websocket();
   in_.release_if_empty();
-  if (eof_ && phase_ == phase::reading && !waiting_admission()) {
+  if (eof_ && phase_ == phase::reading && !waiting_admission() && deferred_.empty()) {
     // The peer finished sending while this request waited and what is left can't complete.
     phase_ = phase::closing;
     close_after_flush(shard_.config().linger_ms);

@@ -46,6 +46,7 @@ bool connection::begin_drain() {
   if (phase_ == phase::reading && !in_.empty()) {
     return false;  // a request is arriving: answer it (with Connection: close), then close
   }
+  if (!deferred_.empty()) return false;  // closes once they are written (connection_deferred.cc)
   phase_ = phase::closing;
   close_after_flush(shard_.config().linger_ms);
   update_timer();
@@ -76,7 +77,7 @@ void connection::drain_deadline() {
   }
   // A handler that answers later without a stream (a metrics scrape, an enqueue) is a matter of
   // milliseconds: the shard's final abort bounds it. Anything else has nothing left to answer.
-  if (phase_ == phase::handling) return;
+  if (phase_ == phase::handling || !deferred_.empty()) return;
   phase_ = phase::closing;
   close_after_flush(0);
   update_timer();

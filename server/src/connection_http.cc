@@ -112,7 +112,7 @@ size_t connection::process(const char* data, size_t len, size_t capacity) {
     off += n;
   }
   in_process_ = false;
-  if (eof_ && phase_ == phase::idle && off == len) {
+  if (eof_ && phase_ == phase::idle && off == len && deferred_.empty()) {
     phase_ = phase::closing;
     close_after_flush(shard_.config().linger_ms);
   }
@@ -159,6 +159,8 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
     reject(r.error, len);
     return len;
   }
+  // Behind deferred answers only more publications go on; the rest waits for those answers.
+  if (!deferred_.empty() && !may_follow_deferred(req)) return 0;
   // Admission is decided on the head, before the body; the rate token may have to come from
   // another shard, and then nothing is consumed until it has (on_rate_answer parses again).
   route_match matched;  // the route, when this call decided admission (dispatch reuses it)
@@ -207,7 +209,8 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   current_.head = req.method == http1::method::head;
   current_.keep_alive =
       req.keep_alive && !shard_.draining() &&
-      (cfg.keepalive_requests_max == 0 || requests_served_ + 1 < cfg.keepalive_requests_max);
+      (cfg.keepalive_requests_max == 0 ||
+       requests_served_ + deferred_.size() + 1 < cfg.keepalive_requests_max);
   current_.start_ns = monotonic_ns();
   std::string_view client_id = req.find("x-request-id");
   if (acceptable_request_id(client_id)) {
@@ -327,7 +330,8 @@ void connection::begin_error_response() {
 void connection::respond(int status, std::string_view content_type, std::string_view body,
                          header_list headers) {
   RC_ASSERT(phase_ == phase::handling);
-  byte_buffer& o = out();
+  if (!answering_ && !deferred_.empty()) hold_answer();
+  byte_buffer& o = answer_out();
   if (o.capacity() == 0) o.reserve(512 + body.size());
   write_response_head(status, content_type, headers, body, body.size());
   finish_request(status);
@@ -336,10 +340,14 @@ void connection::respond(int status, std::string_view content_type, std::string_
 void connection::respond_parts(int status, std::string_view content_type,
                                std::vector<shared_buffer>&& parts) {
   RC_ASSERT(phase_ == phase::handling);
+  if (!answering_ && !deferred_.empty()) hold_answer();
   size_t length = 0;
   for (const shared_buffer& p : parts) length += p.size();
   write_response_head(status, content_type, {}, {}, length);
-  if (!current_.head) {
+  if (render_to_) {
+    if (!current_.head)
+      for (const shared_buffer& p : parts) render_to_->append(p.view());
+  } else if (!current_.head) {
     for (shared_buffer& p : parts) {
       auto n = static_cast<uint32_t>(p.size());
       append_shared(std::move(p), 0, n);
@@ -350,7 +358,7 @@ void connection::respond_parts(int status, std::string_view content_type,
 
 void connection::write_response_head(int status, std::string_view content_type,
                                      header_list headers, std::string_view body, size_t length) {
-  http1::response_writer w(out(), shard_.date());
+  http1::response_writer w(answer_out(), shard_.date());
   w.start(status);
   // Content types are the server's constants; the request id was checked on the way in.
   if (!content_type.empty()) w.header_trusted("Content-Type", content_type);
@@ -390,6 +398,20 @@ uint64_t connection::count_request(int status) {
 void connection::finish_request(int status) {
   uint64_t now = count_request(status);
   access_end(status, now);
+  if (answering_) {
+    // A deferred answer: leave_deferred() writes it in its turn.
+    if (!current_.keep_alive) close_after_answers_ = true;
+    phase_ = phase::idle;
+    return;
+  }
+  if (render_to_) {
+    // Held behind deferred answers: written after them; parsing goes on once they are.
+    render_to_ = nullptr;
+    if (!current_.keep_alive) close_after_answers_ = true;
+    async_ = false;
+    phase_ = phase::idle;
+    return;
+  }
   complete_request();
 }
 
@@ -416,10 +438,13 @@ void connection::complete_request() {
 }
 
 void connection::resume_input() {
-  if (phase_ != phase::idle || async_) return;
+  // Reading: a request waited behind deferred answers (connection_deferred.cc).
+  if ((phase_ != phase::idle && phase_ != phase::reading) || async_ || !deferred_.empty()) return;
   if (!in_.empty()) {
-    phase_ = phase::reading;
-    request_started_ms_ = shard_.loop().now_ms();
+    if (phase_ == phase::idle) {
+      phase_ = phase::reading;
+      request_started_ms_ = shard_.loop().now_ms();
+    }
     size_t used = process(in_.data(), in_.size(), in_.capacity());
     in_.consume(used);
     in_.release_if_empty();
@@ -457,7 +482,8 @@ void connection::on_eof(int err) {
     abort();
     return;
   }
-  if (err != 0 || phase_ == phase::idle || (phase_ == phase::reading && !waiting_admission())) {
+  if (err != 0 || (deferred_.empty() && (phase_ == phase::idle || (phase_ == phase::reading &&
+                                                                     !waiting_admission())))) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
     // one (which can never complete): nothing more to answer.
     phase_ = phase::closing;
@@ -510,6 +536,9 @@ void connection::update_timer() {
     deadline_ms_ = last_send_ms_ + cfg.heartbeat_ms;
   } else if (queued_bytes() > 0) {
     deadline_ms_ = now + cfg.write_timeout_ms;
+  } else if (!deferred_.empty()) {
+    deadline_ms_ = no_deadline;  // deferred answers come from another shard, like async ones
+    return;
   } else if (phase_ == phase::reading) {
     deadline_ms_ = request_started_ms_ + cfg.header_timeout_ms;
   } else if (phase_ == phase::idle) {

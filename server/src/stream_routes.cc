@@ -74,25 +74,30 @@ handler_result handle_topic_publish(request_context& ctx) {
   byte_buffer compact;
   r.root.write_to(compact);
   uint64_t conn_id = ctx.conn.id();
-  ctx.shard.topics().publish(std::string(topic), std::string(compact.view()),
-                             [conn_id](topic_registry::publish_result&& res) {
-                               connection* c = shard_server::current()->find_connection(conn_id);
-                               if (!c) return;
-                               if (!res.ok()) {
-                                 respond_api_error(*c,
-                                                   abort_error(res.error_code, res.error_message),
-                                                   res.retry_after_ms);
-                                 return;
-                               }
-                               byte_buffer out;
-                               json::writer w(out);
-                               w.begin_object();
-                               w.string_member("topic", res.topic);
-                               w.uint64_member("seq", res.seq);
-                               w.string_member("id", res.id);
-                               w.end_object();
-                               c->respond(200, "application/json", out.view());
-                             });
+  // Answered from another shard: publications pipelined behind this one go on meanwhile, so a
+  // run of them reaches the home (and the subscribers) together (connection.h, defer()).
+  uint64_t ticket = ctx.shard.topics().answers_later(topic) ? ctx.conn.defer() : 0;
+  ctx.shard.topics().publish(
+      std::string(topic), std::string(compact.view()),
+      [conn_id, ticket](topic_registry::publish_result&& res) {
+        connection* c = shard_server::current()->find_connection(conn_id);
+        if (!c) return;
+        c->answer(ticket, [&] {
+          if (!res.ok()) {
+            respond_api_error(*c, abort_error(res.error_code, res.error_message),
+                              res.retry_after_ms);
+            return;
+          }
+          byte_buffer out;
+          json::writer w(out);
+          w.begin_object();
+          w.string_member("topic", res.topic);
+          w.uint64_member("seq", res.seq);
+          w.string_member("id", res.id);
+          w.end_object();
+          c->respond(200, "application/json", out.view());
+        });
+      });
   return handler_result::async;
 }
 

@@ -79,7 +79,10 @@ void topic_subscription::on_cut(std::string_view code, std::string_view message)
 
 // ---- registry: names and homes ----
 
-topic_registry::topic_registry(shard_server& shard) : shard_(shard) {}
+topic_registry::topic_registry(shard_server& shard) : shard_(shard) {
+  outbox_.resize(shard_.shard_count());
+  shard_.loop().add_turn_hook([this] { flush_outbox(); });
+}
 
 topic_registry::~topic_registry() {
   // Connections are gone before the registry (shard teardown): no subscription is left.
@@ -100,6 +103,10 @@ std::string_view topic_registry::check_name(std::string_view name) const {
       (name.front() == '.' || name.back() == '.' || name.find("..") != std::string_view::npos))
     return "with --nats, topic names may not begin or end with '.' nor contain '..'";
   return {};
+}
+
+bool topic_registry::answers_later(std::string_view topic) const {
+  return !shard_.cluster_link() && home_of(topic) != shard_.id();
 }
 
 unsigned topic_registry::home_of(std::string_view name) const {
@@ -155,11 +162,11 @@ void topic_registry::publish(std::string topic, std::string json,
     done(publish_at_home(std::move(topic), std::move(json)));
     return;
   }
-  shard_.loop().post(home_shard, [origin, topic = std::move(topic), json = std::move(json),
-                                  done = std::move(done)]() mutable {
-    shard_server& home_srv = *shard_server::current();
-    publish_result res = home_srv.topics().publish_at_home(std::move(topic), std::move(json));
-    home_srv.loop().post(
+  post_batched(home_shard, [origin, topic = std::move(topic), json = std::move(json),
+                            done = std::move(done)]() mutable {
+    topic_registry& home = shard_server::current()->topics();
+    publish_result res = home.publish_at_home(std::move(topic), std::move(json));
+    home.post_batched(
         origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
   });
 }
@@ -175,10 +182,7 @@ topic_registry::publish_result topic_registry::publish_at_home(std::string topic
   res.id = t.epoch + "-" + std::to_string(e.seq);
   // Every shard with subscribers gets the event through its mailbox, this one included: the
   // publisher's handler is still on the stack, and deliveries batch up for the next turn.
-  for (unsigned s = 0; s < t.shards.size(); ++s) {
-    if (!t.shards[s]) continue;
-    shard_.loop().post(s, [topic, e] { shard_server::current()->topics().on_event(topic, e); });
-  }
+  fan_out(t, e);
   return res;
 }
 
@@ -349,6 +353,8 @@ void topic_registry::on_event(const std::string& name, const topic_event& e) {
   auto it = locals_.find(name);
   if (it == locals_.end()) return;  // the last local subscriber left while this was in flight
   local_topic& lt = *it->second;
+  // Every local subscriber queues the same bytes (encoded once at the home): whatever is done to
+  // an event's bytes once per shard (compressing them, say) belongs here, before the loop.
   lt.delivering = true;
   uint64_t delivered = 0;
   lt.subs.for_each([&](topic_subscription& s) {

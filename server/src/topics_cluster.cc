@@ -198,11 +198,7 @@ void topic_registry::on_stream_message(home_topic& t, uint64_t seq, std::string_
     ts.floor = std::max(ts.floor, dropped);
     ts.floor_dropped = true;
   }
-  for (unsigned s = 0; s < t.shards.size(); ++s) {
-    if (!t.shards[s]) continue;
-    shard_.loop().post(s,
-                       [name = t.name, e] { shard_server::current()->topics().on_event(name, e); });
-  }
+  fan_out(t, e);
 }
 
 // ---- answers ----

@@ -6,7 +6,11 @@
 // connection's own buffer only when a request spans two reads or must wait (pipelined requests
 // behind an asynchronous response), so an idle keep-alive connection holds no buffer at all.
 // Requests are answered strictly in order: while a handler completes asynchronously, later
-// pipelined requests stay buffered (bounded) and are parsed once the response is written.
+// pipelined requests stay buffered (bounded) and are parsed once the response is written. The
+// exception is a deferred answer (connection_deferred.cc): a handler whose answer comes from
+// another shard (a publication to a topic homed elsewhere) may let the connection parse the
+// publications pipelined behind it meanwhile, so a run of them crosses shards together; their
+// answers are held and written in request order.
 //
 // Backpressure: when queued output exceeds output_bytes_max (a client pipelining without
 // reading), the connection stops parsing and stops receiving until its output has drained; TCP
@@ -41,6 +45,7 @@
 
 #include <array>
 #include <cstdint>
+#include <deque>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -116,6 +121,26 @@ class connection final : public stream_socket, public list_node<connection_list_
   // The same with a body sent from `parts` in order, without copying them (a large answer built
   // in slices).
   void respond_parts(int status, std::string_view content_type, std::vector<shared_buffer>&& parts);
+  // ---- deferred answers (connection_deferred.cc) ----
+  // For an asynchronous handler of a topic publication whose answer comes in a later turn: the
+  // connection may parse (and dispatch) the publications pipelined behind this one before it is
+  // answered; answers are written in request order. Returns the answer's ticket, or 0 when this
+  // request can't be deferred (answer it as an ordinary asynchronous one). The handler then
+  // returns handler_result::async and answers through answer().
+  uint64_t defer();
+  // Runs `write` (which calls respond*/respond_error on this connection) for the request of
+  // `ticket` (0: the current request, not deferred). Nothing happens if that request is gone.
+  template <class F>
+  void answer(uint64_t ticket, F&& write) {
+    if (ticket == 0) {
+      write();
+      return;
+    }
+    if (!enter_deferred(ticket)) return;
+    write();
+    leave_deferred();
+  }
+
   // Completes the current request with the OpenAI-style JSON error envelope.
   void respond_error(int status, std::string_view message,
                      std::string_view type = "invalid_request_error", std::string_view param = {},
@@ -156,7 +181,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   // behind their error events, and everything closes once that has been sent.
   void drain_deadline();
   bool idle() const {
-    return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0;
+    return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0 &&
+           deferred_.empty();
   }
 
   enum class mode : uint8_t { http, sse, ws };
@@ -303,6 +329,20 @@ class connection final : public stream_socket, public list_node<connection_list_
   // The error response to a request that can't be trusted or kept (sets up current_).
   void begin_error_response();
   void refuse_inbound();
+  // Deferred answers (connection_deferred.cc).
+  struct deferred_answer;
+  // Whether a request whose head is `req` may be dispatched while answers are deferred.
+  bool may_follow_deferred(const http1::request& req) const;
+  // Swaps the deferred request `ticket` in as the current one (false: it is gone); respond()
+  // then renders into its slot; leave_deferred swaps back and writes what is ready.
+  bool enter_deferred(uint64_t ticket);
+  void leave_deferred();
+  // An answer written while earlier ones are deferred: rendered into a slot of its own.
+  void hold_answer();
+  // Writes the answers at the front of the queue that are ready, in order; once none is left,
+  // goes on with the pipelined input (or closes).
+  void write_ready_answers();
+  byte_buffer& answer_out() { return render_to_ ? *render_to_ : out(); }
 
   shard_server& shard_;
   uint64_t id_;
@@ -314,6 +354,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   bool eof_ = false;            // the peer finished sending
   mode mode_ = mode::http;
   bool sse_chunked_ = false;
+  bool close_after_answers_ = false;  // a held answer closes the connection once written
 
   // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
   // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
@@ -389,6 +430,23 @@ class connection final : public stream_socket, public list_node<connection_list_
     char path[access_path_bytes_max];
   };
   std::unique_ptr<access_state> access_;  // only with --access-log
+
+  // Deferred answers, in request order (see defer()). Empty (and unallocated) unless a
+  // publisher pipelines to a topic homed on another shard.
+  struct deferred_answer {
+    uint64_t ticket = 0;  // 0: an answer that was written at once, held behind earlier ones
+    bool ready = false;
+    byte_buffer bytes;  // the response, once rendered
+    current_request request;
+    std::unique_ptr<access_state> access;
+    rules_ref rules;
+    std::unique_ptr<token_grant> token;
+  };
+  std::deque<deferred_answer> deferred_;
+  uint64_t next_ticket_ = 1;
+  byte_buffer* render_to_ = nullptr;          // where respond() writes (null: the socket)
+  deferred_answer* answering_ = nullptr;      // the deferred request being answered
+  phase answering_phase_ = phase::idle;       // phase_ while it is being answered
 
   uint32_t requests_served_ = 0;
   uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)

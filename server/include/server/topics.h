@@ -12,6 +12,11 @@
 // (`"event":"message","data":{...}}`), so the message carries the subscriber's request id while
 // the publication is still encoded once.
 //
+// Between shards, publications, their events and their answers travel in one mailbox message
+// per destination shard per turn (topics_outbox.cc): a run of publications from one shard (an
+// HTTP publisher pipelining, connection::defer()) reaches the home together, and its events reach
+// each subscriber shard together, so each subscriber gets them in one send.
+//
 // Subscribing, always through the home (messages between two shards arrive in order):
 //   1. the subscriber's shard registers the subscription (not live yet) and asks the home for
 //      the events after `since` (none when absent);
@@ -46,6 +51,7 @@
 #include <vector>
 
 #include "core/intrusive_list.h"
+#include "core/mailbox.h"
 #include "core/shared_buffer.h"
 #include "core/unique_function.h"
 #include "server/fanout_frames.h"
@@ -124,6 +130,9 @@ class topic_registry {
   // Publishes `json` (one compact JSON value) to `topic`; `done` runs on this shard afterwards
   // (before publish() returns when this shard is the topic's home on a single node).
   void publish(std::string topic, std::string json, unique_function<void(publish_result&&)> done);
+  // Whether publish() answers in a later turn by a mailbox round trip (one node, the topic homed on
+  // another shard): such publications may be pipelined (connection::defer()).
+  bool answers_later(std::string_view topic) const;
 
   // Whether topics can be published to and subscribed to now: always on a single node; with
   // --nats while the cluster is available. Empty when available, else why not (for the 503
@@ -158,6 +167,15 @@ class topic_registry {
   struct js_replay;
   struct stream_origin;
   friend struct topic_stream;
+
+  // Messages between shards batched per turn (topics_outbox.cc): post_batched keeps `m` for
+  // shard `to` (this one too) and the end of the turn posts what each shard gets as one message,
+  // in order. Messages that must not wait for the turn's end (subscribing) use loop().post.
+  void post_batched(unsigned to, message m);
+  void flush_outbox();
+  // Sends event `e` of topic `name` to every shard with subscribers (on_event there): the one
+  // place an event leaves its home, encoded once (encode_event) and queued by reference.
+  void fan_out(const home_topic& t, const topic_event& e);
 
   // Home side (runs on the topic's home shard).
   home_topic& home(const std::string& name);
@@ -213,6 +231,9 @@ class topic_registry {
   uint64_t next_sub_id_ = 1;
   uint64_t use_clock_ = 0;
   uint64_t next_stream_id_ = 1;  // topic_stream generations, to ignore late JetStream answers
+  std::vector<std::vector<message>> outbox_;  // by destination shard, until the turn's end
+  bool outbox_pending_ = false;
+  uint64_t outbox_flushed_turn_ = ~uint64_t{0};  // the loop turn whose end flushed last
 };
 
 }  // namespace rc::server
