@@ -4,13 +4,14 @@
 // Subscribers (WebSocket via /ws `subscribe`, or SSE via /v1/topics/{t}/events) ask for the
 // topic's events after sequence 0 (`since`), so each must see 1, 2, 3, ... with no gap and no
 // repeat, however its subscription raced the first publications (with --sparse-seq: every
-// publication, in increasing order; see seq_tracker). The publisher (HTTP POST on a keep-alive
-// connection, or WebSocket `publish`) lives on thread 0 and puts a CLOCK_MONOTONIC time into
-// every publication: {"ts":<ns>,"pad":"..."}; a subscriber's latency is its receive time minus
-// that (same machine, same clock). Subscribers are spread over the --target servers, the
-// publisher goes to --pub-target (targets.h): across the nodes of a cluster. With --rate the
-// time put in is when the publication was due by the schedule, not when it was written, so a
-// publisher that fell behind shows in the latency (no coordinated omission).
+// publication, in increasing order; see seq_tracker); other servers' protocols (--dialect
+// nchan, pushpin: the publication carries its own sequence) are in fanout_dialect.h. The
+// publisher (HTTP POST on a keep-alive connection, or WebSocket `publish`) lives on thread 0 and
+// puts a CLOCK_MONOTONIC time into every publication: {"ts":<ns>,"pad":"..."}; a subscriber's
+// latency is its receive time minus that (same machine, same clock). Subscribers are spread over
+// the --target servers, the publisher goes to --pub-target (targets.h): across the nodes of a
+// cluster. With --rate the time put in is when the publication was due by the schedule, not when
+// it was written, so a publisher that fell behind shows in the latency (no coordinated omission).
 //
 // Loss: a gap, a repeat, a subscriber short of the last publication when the drain ends, or a
 // publication never answered, fails the run unless --allow-loss; an overloaded server shows up

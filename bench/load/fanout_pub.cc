@@ -1,9 +1,14 @@
-// fanout publisher: pacing and acknowledgements, over HTTP POST or WebSocket `publish`.
+// fanout publisher: pacing and acknowledgements, over HTTP POST (in every --dialect, see
+// fanout_dialect.h) or WebSocket `publish`.
+#include <unistd.h>
+
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "core/clock.h"
 #include "load/fanout.h"
+#include "load/fanout_dialect.h"
 #include "proto/json_writer.h"
 
 namespace rc::load {
@@ -11,22 +16,37 @@ namespace {
 
 class pacer;
 
-// The transport half: sends one publication, reports answers to the pacer.
+// The transport half: sends one publication, reports answers to the pacer. Keep-alive, except
+// for pushpin, whose control port answers one request per connection: there every publication
+// has a link of its own (see pacer::retire).
 class http_link final : public load_connection {
  public:
-  http_link(shard_env& env, int fd, pacer& p) : load_connection(env, fd), pacer_(p) {}
-  void start() {
+  // `answered_before`: publications answered before this link's first (self-numbered dialects
+  // number the answers from there).
+  http_link(shard_env& env, int fd, pacer& p, uint64_t answered_before = 0)
+      : load_connection(env, fd), pacer_(p), answered_(answered_before) {}
+  // The first link reports the publisher ready; pushpin's later ones don't count again.
+  void start(bool report_ready) {
     start_receiving();
-    mark_ready();
+    started_ = true;
+    if (report_ready) mark_ready();
   }
+  bool started() const { return started_; }
   void publish(std::string_view json);
+  bool used() const { return used_; }
+  bool gone() const { return gone_; }  // closed, and nothing refers to it any more
 
  private:
   void on_data(const char* data, size_t len) override;
+  void on_closed() override { gone_ = true; }
   pacer& pacer_;
   response_reader http_;
   byte_buffer body_;  // the answer's body, gathered across reads
-  bool ok_status_ = false;
+  int status_ = 0;
+  uint64_t answered_;  // answers so far: the n-th is for sequence n when self-numbered
+  bool started_ = false;
+  bool used_ = false;
+  bool gone_ = false;
 };
 
 class ws_link final : public ws_connection {
@@ -47,6 +67,8 @@ class pacer final : public publisher {
   explicit pacer(shard_env& env) : env_(env) {
     // {"ts":<20 digits at most>,"pad":"..."}: pad so the JSON is at least payload_bytes long.
     size_t base = std::string_view("{\"ts\":,\"pad\":\"\"}").size() + 14;  // ~14 digits of ns
+    if (self_numbered(env.opts.dialect))
+      base += std::string_view("\"seq\":,").size() + 5;  // {"seq":N,... ~5 digits
     pad_.assign(env.opts.payload_bytes > base ? env.opts.payload_bytes - base : 0, 'x');
   }
 
@@ -58,7 +80,7 @@ class pacer final : public publisher {
       }
       if (env_.opts.pub == pub_protocol::http) {
         http_ = std::make_unique<http_link>(env_, fd, *this);
-        http_->start();
+        http_->start(true);
       } else {
         ws_ = std::make_unique<ws_link>(env_, fd, *this);
         ws_->start("/ws");
@@ -67,7 +89,9 @@ class pacer final : public publisher {
   }
 
   void on_running(uint64_t now_ns) override {
-    start_ns_ = now_ns;
+    // --publish-after-ms: subscriptions that complete after the handshake (pushpin's
+    // WebSocket) get that long before the first publication.
+    start_ns_ = now_ns + uint64_t{env_.opts.publish_after_ms} * 1'000'000;
     running_ = true;
     pump(now_ns);
   }
@@ -96,20 +120,24 @@ class pacer final : public publisher {
     if (in_flight_ > 0) --in_flight_;
     ++env_.results.publish_acked;
     // One publisher, one connection: the server numbers our publications in order (by a
-    // shared stream's sequence with --sparse-seq: increasing, not consecutive).
-    if (env_.opts.sparse_seq ? seq <= last_seq_ : seq != last_seq_ + 1)
-      ++env_.results.errors.publish;
+    // shared stream's sequence with --sparse-seq: increasing, not consecutive). Self-numbered
+    // dialects: the answer is for the publication we numbered, nothing to check.
+    bool in_order = env_.opts.sparse_seq ? seq > last_seq_ : seq == last_seq_ + 1;
+    if (!self_numbered(env_.opts.dialect) && !in_order) ++env_.results.errors.publish;
     last_seq_ = std::max(last_seq_, seq);
   }
   void on_refused() {
     if (in_flight_ > 0) --in_flight_;
     ++env_.results.errors.publish;
   }
+  // pushpin: `link` was answered; the next publication goes on a new connection.
+  void retire(http_link& link);
 
  private:
   bool link_closed() const { return (http_ && http_->closed()) || (ws_ && ws_->closed()); }
   bool link_ready() const {
-    return (http_ && http_->ready() && !http_->closed()) || (ws_ && ws_->ready() && !ws_->closed());
+    return (http_ && http_->started() && !http_->closed() && !(per_request_ && http_->used())) ||
+           (ws_ && ws_->ready() && !ws_->closed());
   }
   bool may_publish(uint64_t now_ns) const;
   void publish_one(uint64_t now_ns);
@@ -117,6 +145,10 @@ class pacer final : public publisher {
   shard_env& env_;
   std::unique_ptr<http_link> http_;
   std::unique_ptr<ws_link> ws_;
+  // pushpin: one connection per publication, one at a time (in order); answered links wait
+  // here until their socket is closed.
+  const bool per_request_ = env_.opts.dialect == fanout_dialect::pushpin;
+  std::vector<std::unique_ptr<http_link>> retired_;
   std::string pad_;
   byte_buffer json_;
   bool running_ = false;
@@ -128,7 +160,7 @@ class pacer final : public publisher {
 };
 
 bool pacer::may_publish(uint64_t now_ns) const {
-  if (in_flight_ >= env_.opts.pub_inflight) return false;
+  if (in_flight_ >= (per_request_ ? 1 : env_.opts.pub_inflight)) return false;
   if (env_.opts.rate > 0) {
     // The k-th publication (from 0) is due at start + k / rate.
     double due = static_cast<double>(now_ns - start_ns_) * env_.opts.rate / 1e9;
@@ -141,9 +173,32 @@ bool pacer::may_publish(uint64_t now_ns) const {
 }
 
 void pacer::pump(uint64_t now_ns) {
-  if (!running_ || !link_ready()) return;
+  if (!retired_.empty())
+    std::erase_if(retired_, [](const std::unique_ptr<http_link>& l) { return l->gone(); });
+  if (!running_ || now_ns < start_ns_ || !link_ready()) return;
   if (now_ns >= env_.control.window_end_ns()) return;  // the window closed: stop publishing
-  while (may_publish(now_ns)) publish_one(now_ns);
+  while (may_publish(now_ns) && link_ready()) publish_one(now_ns);
+}
+
+void pacer::retire(http_link& link) {
+  if (!per_request_ || http_.get() != &link) return;
+  link.close();  // ours to close: the server closes it too (Connection: close)
+  retired_.push_back(std::move(http_));
+  uint64_t answered = published_;
+  env_.connect_to(env_.opts.pub_target_address, env_.opts.connections,
+                  [this, answered](int fd, int) {
+                    if (env_.finishing) {
+                      if (fd >= 0) ::close(fd);
+                      return;
+                    }
+                    if (fd < 0) {
+                      gone_ = true;
+                      ++env_.results.errors.publish;
+                      return;
+                    }
+                    http_ = std::make_unique<http_link>(env_, fd, *this, answered);
+                    http_->start(false);
+                  });
 }
 
 void pacer::publish_one(uint64_t now_ns) {
@@ -161,11 +216,7 @@ void pacer::publish_one(uint64_t now_ns) {
     ts = std::min(ts, scheduled);
   }
   json_.clear();
-  json_.append("{\"ts\":");
-  json::write_uint64(json_, ts);
-  json_.append(",\"pad\":\"");
-  json_.append(pad_);
-  json_.append("\"}");
+  write_publication(json_, env_.opts.dialect, published_ + 1, ts, pad_);
   if (http_) {
     http_->publish(json_.view());
   } else {
@@ -179,15 +230,8 @@ void pacer::publish_one(uint64_t now_ns) {
 // ---- HTTP ----
 
 void http_link::publish(std::string_view json) {
-  byte_buffer& o = out();
-  o.append("POST /v1/topics/");
-  o.append(env_.opts.topic);
-  o.append(" HTTP/1.1\r\nHost: ");
-  o.append(env_.opts.host_header);
-  o.append("\r\nContent-Type: application/json\r\nContent-Length: ");
-  json::write_uint64(o, json.size());
-  o.append("\r\n\r\n");
-  o.append(json);
+  used_ = true;
+  write_publish_request(out(), env_.opts.dialect, env_.opts.topic, env_.opts.host_header, json);
   flush();
 }
 
@@ -198,19 +242,21 @@ void http_link::on_data(const char* data, size_t len) {
       case response_reader::step::need_more:
         return;
       case response_reader::step::head:
-        ok_status_ = http_.status() == 200;
+        status_ = http_.status();
         body_.clear();
         break;
       case response_reader::step::body:
         if (body_.size() < 4096) body_.append(body);
         break;
       case response_reader::step::done: {
-        uint64_t seq = 0;
-        if (ok_status_ && find_number(body_.view(), "\"seq\":", seq)) {
-          pacer_.on_ack(seq);
+        auto seq = publish_answer(env_.opts.dialect, status_, body_.view(), ++answered_);
+        if (seq) {
+          pacer_.on_ack(*seq);
         } else {
           pacer_.on_refused();
         }
+        pacer_.retire(*this);
+        if (closed()) return;
         break;
       }
       case response_reader::step::error:

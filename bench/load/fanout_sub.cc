@@ -1,8 +1,9 @@
-// fanout subscribers: WebSocket and SSE.
+// fanout subscribers: WebSocket and SSE, in every --dialect (fanout_dialect.h).
 #include <string>
 
 #include "core/clock.h"
 #include "load/fanout.h"
+#include "load/fanout_dialect.h"
 #include "proto/json_writer.h"
 #include "proto/sse.h"
 
@@ -69,12 +70,18 @@ class ws_subscriber final : public ws_connection, public subscriber {
   ws_subscriber(fanout_context& ctx, int fd, uint64_t seed)
       : ws_connection(ctx.env, fd, seed), ctx_(ctx) {}
 
-  void start() override { ws_connection::start("/ws"); }
+  void start() override {
+    ws_connection::start(subscribe_path(env_.opts.dialect, sub_protocol::ws, env_.opts.topic));
+  }
   load_connection& connection() override { return *this; }
   const seq_tracker& seq() const override { return seq_; }
 
  private:
   void on_open() override {
+    if (self_numbered(env_.opts.dialect)) {
+      mark_ready();  // subscribed by its path: the 101 is the subscription
+      return;
+    }
     byte_buffer msg;
     msg.append("{\"id\":\"s\",\"action\":\"subscribe\",\"payload\":{\"topic\":");
     json::write_string(msg, env_.opts.topic);
@@ -86,6 +93,13 @@ class ws_subscriber final : public ws_connection, public subscriber {
     uint64_t now = monotonic_ns();
     const std::string& prefix = ctx_.ws_message_prefix;
     uint64_t seq = 0, ts = 0;
+    if (self_numbered(env_.opts.dialect)) {
+      // Every message is a publication's body.
+      if (kind != ws_event::text || !parse_publication(m, seq, ts))
+        return fail(conn_failure::protocol);
+      ctx_.deliver(seq_, seq, ts, now);
+      return;
+    }
     if (kind == ws_event::text && m.size() > prefix.size() &&
         m.compare(0, prefix.size(), prefix) == 0) {
       // The common case: a delivery. The digits follow the prefix; "ts" is in our payload.
@@ -116,9 +130,9 @@ class sse_subscriber final : public load_connection, public subscriber {
   sse_subscriber(fanout_context& ctx, int fd) : load_connection(ctx.env, fd), ctx_(ctx) {}
 
   void start() override {
-    out().append("GET /v1/topics/");
-    out().append(env_.opts.topic);
-    out().append("/events?since=0 HTTP/1.1\r\nHost: ");
+    out().append("GET ");
+    out().append(subscribe_path(env_.opts.dialect, sub_protocol::sse, env_.opts.topic));
+    out().append(" HTTP/1.1\r\nHost: ");
     out().append(env_.opts.host_header);
     out().append("\r\nAccept: text/event-stream\r\n\r\n");
     flush();
@@ -159,9 +173,14 @@ class sse_subscriber final : public load_connection, public subscriber {
       return;
     }
     uint64_t now = monotonic_ns();
+    uint64_t seq = 0, ts = 0;
+    if (self_numbered(env_.opts.dialect)) {
+      if (!parse_publication(e.data, seq, ts)) return fail(conn_failure::protocol);
+      ctx_.deliver(seq_, seq, ts, now);
+      return;
+    }
     // id: <epoch>-<seq>
     size_t dash = e.id.rfind('-');
-    uint64_t seq = 0, ts = 0;
     if (dash == std::string_view::npos || !find_number(e.id, "", seq, dash + 1) ||
         !find_number(e.data, "\"ts\":", ts))
       return fail(conn_failure::protocol);

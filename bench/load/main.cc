@@ -16,6 +16,7 @@
 #include "core/cpu.h"
 #include "core/shard_group.h"
 #include "load/driver.h"
+#include "load/fanout_dialect.h"
 #include "load/mode.h"
 #include "load/options.h"
 #include "load/report.h"
@@ -32,7 +33,18 @@ constexpr uint32_t connections_per_source_ip = 25000;
 // Descriptors beyond the connections: rings, signalfd, /proc reads, stdio.
 constexpr uint64_t spare_fds = 64;
 
-void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& pub) {
+// What main resolves after parsing: the strings of enumerated options, and whether --ws-path
+// was given (ws-echo's default differs).
+struct parsed_strings {
+  std::string sub = "ws";
+  std::string pub = "http";
+  std::string dialect = "ringcast";
+  CLI::Option* ws_path = nullptr;
+};
+
+void add_options(CLI::App& app, load_options& o, parsed_strings& ps) {
+  std::string& sub = ps.sub;
+  std::string& pub = ps.pub;
   std::string modes;
   for (const mode_spec* m : all_modes())
     modes += "\n  " + std::string(m->name) + ": " + std::string(m->summary);
@@ -174,15 +186,37 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
   app.add_option("--pub-target", o.pub_target,
                  "The publisher's server, HOST:PORT (default: the first --target)")
       ->group(fan);
+  app.add_option("--dialect", ps.dialect,
+                 "The server's fanout protocol: ringcast; uws (the uWebSockets peer, ringcast's "
+                 "protocol); nchan (POST /pub/T, subscribers /sub/T); pushpin (subscribers "
+                 "/sub/T through a GRIP origin, POST /publish/ to --pub-target, pushpin's "
+                 "control port). nchan and pushpin: the publication carries its own seq and ts, "
+                 "--pub http only (see docs/benchmarks-streaming.md)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ringcast", "nchan", "pushpin", "uws"}))
+      ->group(fan);
+  app.add_option("--subscribe-concurrency", o.subscribe_concurrency,
+                 "Subscribers connecting or subscribing at once, all threads together (0: no "
+                 "limit beyond --connect-concurrency); for servers that fail under a burst")
+      ->capture_default_str()
+      ->group(fan);
+  app.add_option("--publish-after-ms", o.publish_after_ms,
+                 "Publish the first publication this long after every subscriber is ready (for "
+                 "servers whose subscription completes after the handshake; keep it below "
+                 "--warmup)")
+      ->capture_default_str()
+      ->check(CLI::Range(0u, 600'000u))
+      ->group(fan);
   app.add_flag("--sparse-seq", o.sparse_seq,
                "Sequence numbers come from a stream shared by topics (cluster mode): check that "
                "they increase and that every subscriber receives every publication, instead of "
                "expecting 1, 2, 3, ...")
       ->group(fan);
 
-  app.add_option("--ws-path", o.ws_path, "WebSocket endpoint (ws-idle, ws-chat)")
-      ->capture_default_str()
-      ->group("ws-idle and ws-chat modes");
+  ps.ws_path = app.add_option("--ws-path", o.ws_path,
+                              "WebSocket endpoint (ws-idle, ws-chat; ws-echo: default /echo)")
+                   ->capture_default_str()
+                   ->group("ws-idle, ws-chat and ws-echo modes");
 
   const char* chat = "sse-chat and ws-chat modes";
   app.add_option("--model", o.model, "Model to ask for")->capture_default_str()->group(chat);
@@ -230,6 +264,8 @@ void add_options(CLI::App& app, load_options& o, std::string& sub, std::string& 
 // Resolves and checks the common settings; returns an error or empty.
 std::string resolve(load_options& o) {
   if (std::string err = resolve_targets(o); !err.empty()) return err;
+  if (self_numbered(o.dialect) && o.mode != "fanout")
+    return "--dialect " + std::string(dialect_name(o.dialect)) + " applies to fanout only";
   if (!o.cpus.empty()) {
     auto list = cpu::parse_list(o.cpus);
     if (!list) return "--cpus: cannot parse '" + o.cpus + "'";
@@ -274,17 +310,19 @@ std::string raise_fd_limit(uint64_t needed) {
 
 int run(int argc, char** argv) {
   load_options o;
-  std::string sub = "ws", pub = "http";
+  parsed_strings ps;
   CLI::App app{"ringcast-load: io_uring load generator for HTTP, WebSocket and SSE streaming",
                "ringcast-load"};
-  add_options(app, o, sub, pub);
+  add_options(app, o, ps);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  o.sub = sub == "sse" ? sub_protocol::sse : sub_protocol::ws;
-  o.pub = pub == "ws" ? pub_protocol::ws : pub_protocol::http;
+  o.sub = ps.sub == "sse" ? sub_protocol::sse : sub_protocol::ws;
+  o.pub = ps.pub == "ws" ? pub_protocol::ws : pub_protocol::http;
+  o.dialect = parse_dialect(ps.dialect).value_or(fanout_dialect::ringcast);
+  if (o.mode == "ws-echo" && ps.ws_path->count() == 0) o.ws_path = "/echo";
   const mode_spec* mode = find_mode(o.mode);
   if (!mode) {
     std::fprintf(stderr, "ringcast-load: unknown mode '%s' (see --help)\n", o.mode.c_str());

@@ -2,6 +2,7 @@
 // mode's spec. See fanout.h for what is measured.
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <random>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "core/clock.h"
 #include "load/fanout.h"
+#include "load/fanout_dialect.h"
 #include "load/mode.h"
 
 namespace rc::load {
@@ -25,16 +27,9 @@ class fanout_worker final : public mode_worker {
   }
 
   void start() override {
-    uint32_t n = env_.share_of(env_.opts.connections);
-    subs_.reserve(n);
-    for (uint32_t i = 0; i < n; ++i) {
-      uint32_t global = env_.global_number(i);
-      env_.connect(global, [this, global](int fd, int) {
-        if (fd < 0) return;
-        subs_.push_back(make_subscriber(ctx_, fd, 0x9e3779b97f4a7c15 * (global + 1)));
-        subs_.back()->start();
-      });
-    }
+    total_ = env_.share_of(env_.opts.connections);
+    subs_.reserve(total_);
+    connect_more();
     if (pub_) pub_->start();
   }
 
@@ -43,6 +38,7 @@ class fanout_worker final : public mode_worker {
   }
 
   void tick(uint64_t now_ns) override {
+    if (issued_ < total_) connect_more();
     if (pub_) pub_->pump(now_ns);
   }
 
@@ -81,10 +77,38 @@ class fanout_worker final : public mode_worker {
   }
 
  private:
+  // Connects subscribers: all at once, or with --subscribe-concurrency N at most N (per
+  // thread) connecting or subscribing at a time (counted conservatively: those before the
+  // first one still in progress).
+  void connect_more() {
+    uint32_t limit = env_.opts.subscribe_concurrency;
+    if (limit > 0) {
+      while (settled_ < subs_.size() &&
+             (subs_[settled_]->connection().ready() || subs_[settled_]->connection().closed()))
+        ++settled_;
+    }
+    while (issued_ < total_ && (limit == 0 || issued_ - failed_connects_ - settled_ <
+                                                  std::max(1u, limit / env_.count))) {
+      uint32_t global = env_.global_number(issued_++);
+      env_.connect(global, [this, global](int fd, int) {
+        if (fd < 0) {
+          ++failed_connects_;
+          return;
+        }
+        subs_.push_back(make_subscriber(ctx_, fd, 0x9e3779b97f4a7c15 * (global + 1)));
+        subs_.back()->start();
+      });
+    }
+  }
+
   shard_env& env_;
   fanout_context ctx_;
   std::unique_ptr<publisher> pub_;
   std::vector<std::unique_ptr<subscriber>> subs_;
+  uint32_t total_ = 0;            // this thread's subscribers
+  uint32_t issued_ = 0;           // connects asked for
+  uint32_t failed_connects_ = 0;  // ... that failed
+  size_t settled_ = 0;            // subs_[0, settled_) are ready or closed
 };
 
 std::string check(load_options& o) {
@@ -92,6 +116,9 @@ std::string check(load_options& o) {
   if (o.rate == 0 && o.window == 0) return "--window must be at least 1";
   if (o.pub_inflight == 0) return "--pub-inflight must be at least 1";
   if (o.payload_bytes > (1u << 20)) return "--payload-bytes must be at most 1 MiB";
+  if (self_numbered(o.dialect) && o.pub != pub_protocol::http)
+    return "--dialect " + std::string(dialect_name(o.dialect)) +
+           " publishes over HTTP only: use --pub http";
   if (o.topic.empty()) {
     // A fresh topic per run: its sequence starts at 1 and nobody else publishes to it.
     std::random_device rd;

@@ -1,5 +1,6 @@
-// ws-echo: N WebSocket connections to /echo, one message in flight on each: a message is sent,
-// the echo comes back (checked byte for byte), the next one leaves. Latency is the round trip.
+// ws-echo: N WebSocket connections to /echo (--ws-path), one message in flight on each: a
+// message is sent, the echo comes back (checked byte for byte), the next one leaves. Latency is
+// the round trip.
 #include <memory>
 #include <string>
 #include <vector>
@@ -49,7 +50,7 @@ class echo_worker final : public mode_worker {
         if (fd < 0) return;
         conns_.push_back(
             std::make_unique<echo_conn>(env_, fd, 0x9e3779b97f4a7c15 * (global + 1), *this));
-        conns_.back()->start("/echo");
+        conns_.back()->start(env_.opts.ws_path);
       });
     }
   }
@@ -111,6 +112,7 @@ void echo_conn::on_message(ws_event kind, std::string_view payload) {
 
 std::string check(load_options& o) {
   if (o.message_bytes > (16u << 20)) return "--message-bytes must be at most 16 MiB";
+  if (o.ws_path.empty() || o.ws_path[0] != '/') return "--ws-path must start with /";
   return {};
 }
 
@@ -126,7 +128,7 @@ std::unique_ptr<mode_worker> make(shard_env& env) {
 
 constinit const mode_spec ws_echo_mode = {
     .name = "ws-echo",
-    .summary = "WebSocket echo round trips on /echo, one message in flight per connection",
+    .summary = "WebSocket echo round trips on /echo (--ws-path), one in flight per connection",
     .unit = "messages",
     .unit_one = "message",
     .kind = measure::throughput,

@@ -17,6 +17,8 @@ namespace rc::load {
 enum class sub_protocol : uint8_t { ws, sse };
 enum class pub_protocol : uint8_t { http, ws };
 enum class loss_policy : uint8_t { fail, allow };
+// fanout --dialect: the server's protocol (fanout_dialect.h).
+enum class fanout_dialect : uint8_t { ringcast, nchan, pushpin, uws };
 
 struct load_options {
   std::string mode;
@@ -75,8 +77,11 @@ struct load_options {
   std::string pub_target;      // the publisher's server; default: the first target
   socket_address pub_target_address;
   bool sparse_seq = false;  // sequence numbers come from a shared stream: increasing, not +1
+  fanout_dialect dialect = fanout_dialect::ringcast;
+  uint32_t subscribe_concurrency = 0;  // subscribers connecting at once; 0: all
+  uint32_t publish_after_ms = 0;       // the first publication this long after all are ready
 
-  // ws-idle
+  // ws-idle, ws-chat; ws-echo (default /echo there)
   std::string ws_path = "/ws";
 
   // sse-chat, ws-chat (max_tokens also broker)

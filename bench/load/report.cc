@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "base/byte_buffer.h"
+#include "load/fanout_dialect.h"
 #include "load/report_streams.h"
 #include "load/report_timeline.h"
 #include "proto/json_writer.h"
@@ -197,6 +198,8 @@ void print_text(const report_input& in, const summary& s) {
                 format_ns(static_cast<double>(h.percentile(99.9))).c_str(),
                 format_ns(static_cast<double>(h.max())).c_str(), format_ns(h.mean()).c_str());
   }
+  if (o.mode == "fanout" && o.dialect != fanout_dialect::ringcast)
+    std::printf("  dialect     %s\n", std::string(dialect_name(o.dialect)).c_str());
   if (m.published > 0) {
     std::printf("  publisher   %llu published (%llu acknowledged), max lag behind schedule %s\n",
                 static_cast<unsigned long long>(m.published),
@@ -407,6 +410,7 @@ bool write_json(const report_input& in, const summary& s) {
     w.string_member("topic", o.topic);
     w.string_member("pub_target", o.pub_target_address.text);
     w.boolean_member("sparse_seq", o.sparse_seq);
+    w.string_member("dialect", dialect_name(o.dialect));
     w.uint64_member("published", m.published);
     w.uint64_member("publish_acked", m.publish_acked);
     w.uint64_member("publish_lag_max_ns", m.publish_lag_max_ns);
