@@ -3,8 +3,17 @@
 #include <cstring>
 
 #include "proto/base64.h"
+#include "proto/ws_deflate.h"
 
 namespace rc::load {
+namespace {
+
+// --deflate: the offer (no context takeover either way: the cheapest for both sides).
+constexpr std::string_view deflate_offer =
+    "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+    "client_no_context_takeover\r\n";
+
+}  // namespace
 
 void load_connection::fail(conn_failure why, int err) {
   if (closed()) return;
@@ -35,7 +44,8 @@ void ws_connection::start(std::string_view path) {
   char key[24];
   base64::encode(raw, sizeof raw, key);
   ws::compute_accept(std::string_view(key, sizeof key), accept_);
-  ws::write_upgrade_request(out(), env_.opts.host_header, path, std::string_view(key, sizeof key));
+  ws::write_upgrade_request(out(), env_.opts.host_header, path, std::string_view(key, sizeof key),
+                            {}, env_.opts.deflate ? deflate_offer : std::string_view());
   flush();
   start_receiving();
 }
@@ -63,11 +73,33 @@ void ws_connection::on_data(const char* data, size_t len) {
       fail(conn_failure::handshake);
       return;
     }
+    if (!accept_extensions()) {
+      fail(conn_failure::handshake);
+      return;
+    }
     open_ = true;
     on_open();
     if (closed() || in.empty()) return;
   }
+  env_.results.ws_wire_bytes_in += in.size();
   if (!reader_.feed(in, bind_sink<&ws_connection::on_frame>(this))) fail(conn_failure::protocol);
+}
+
+// The server's Sec-WebSocket-Extensions: nothing unless we offered permessage-deflate, which it
+// must then have accepted.
+bool ws_connection::accept_extensions() {
+  std::string_view answer = http_.header("Sec-WebSocket-Extensions");
+  if (!env_.opts.deflate) return answer.empty();
+  auto a = ws::parse_deflate_answer(answer);
+  if (!a) return false;
+  if (a->server_no_context_takeover) {
+    thread_local ws::inflater shared;
+    reader_.set_inflate(&shared, ws::deflate_context::reset);
+  } else {
+    own_inflater_ = std::make_unique<ws::inflater>();
+    reader_.set_inflate(own_inflater_.get(), ws::deflate_context::keep);
+  }
+  return true;
 }
 
 void ws_connection::on_frame(ws_event kind, std::string_view payload) {
@@ -88,6 +120,8 @@ void ws_connection::on_frame(ws_event kind, std::string_view payload) {
       return;
     }
     default:
+      ++env_.results.ws_messages_in;
+      env_.results.ws_payload_bytes_in += payload.size();
       on_message(kind, payload);
   }
 }

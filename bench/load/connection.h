@@ -8,12 +8,17 @@
 //
 // ws_connection: a load_connection that opens with the WebSocket handshake (checking
 // Sec-WebSocket-Accept), then reads frames with ws_reader, answers pings, and sends masked
-// frames. Subclasses see on_open() and each text or binary message.
+// frames. Subclasses see on_open() and each text or binary message. With --deflate it offers
+// permessage-deflate without context takeover either way (so one inflater per thread serves
+// every connection; a server that keeps its context anyway gets one inflater per connection),
+// requires the server to accept it (a refusal is a handshake error), inflates what it receives
+// and sends uncompressed. Wire and payload bytes received are counted for the report.
 //
 // Thread-safety: on the owning client thread only.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string_view>
 
 #include "load/client_socket.h"
@@ -68,9 +73,11 @@ class ws_connection : public load_connection {
   void on_data(const char* data, size_t len) final;
   void on_frame(ws_event kind, std::string_view payload);
   ws::mask_key next_mask();
+  bool accept_extensions();
 
   response_reader http_;
   ws_reader reader_;
+  std::unique_ptr<ws::inflater> own_inflater_;  // --deflate, a server that keeps its context
   xorshift rng_;
   char accept_[28];
   bool open_ = false;

@@ -151,6 +151,12 @@ void add_options(CLI::App& app, load_options& o, parsed_strings& ps) {
       ->capture_default_str()
       ->group(echo);
   app.add_flag("--binary", o.binary, "Binary frames instead of text")->group(echo);
+  app.add_flag("--deflate", o.deflate,
+               "WebSocket connections (ws-echo, fanout --sub ws) offer permessage-deflate with "
+               "no context takeover and inflate what they receive (sending uncompressed); a "
+               "server that declines is a handshake error. The report adds wire and payload "
+               "bytes received per message")
+      ->group(echo);
 
   const char* fan = "fanout mode";
   app.add_option("--sub", sub, "Subscribers speak ws or sse")

@@ -59,6 +59,9 @@ struct load_options {
   uint32_t pipeline = 1;
   std::vector<std::string> headers;  // extra "Name: value" fields
 
+  // WebSocket connections (ws-echo, fanout): offer permessage-deflate (connection.h)
+  bool deflate = false;
+
   // ws-echo
   uint32_t message_bytes = 20;
   bool binary = false;

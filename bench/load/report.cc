@@ -207,6 +207,14 @@ void print_text(const report_input& in, const summary& s) {
                 format_ns(static_cast<double>(m.publish_lag_max_ns)).c_str());
   }
   if (has_stream_measures(in)) print_stream_measures(in, m.streams, s.streams);
+  if (m.ws_messages_in > 0) {
+    double n = static_cast<double>(m.ws_messages_in);
+    std::printf("  ws in       %llu messages: %.1f wire bytes, %.1f payload bytes per message%s\n",
+                static_cast<unsigned long long>(m.ws_messages_in),
+                static_cast<double>(m.ws_wire_bytes_in) / n,
+                static_cast<double>(m.ws_payload_bytes_in) / n,
+                in.opts.deflate ? " (permessage-deflate)" : "");
+  }
   if (s.client_measured) {
     std::printf("  client cpu  %.2f cores; busiest thread %.1f%%%s\n", s.client_cpu_s / s.window_s,
                 s.client_busiest * 100, s.client_busiest >= saturated_share ? "  SATURATED" : "");
@@ -338,6 +346,10 @@ void write_sides(json::writer& w, const report_input& in, const summary& s) {
   w.boolean_member("saturated", s.client_measured && s.client_busiest >= saturated_share);
   w.uint64_member("loop_turns", m.loop_turns);
   w.uint64_member("recv_buffer_waits", m.recv_buffer_waits);
+  w.boolean_member("ws_deflate", in.opts.deflate);
+  w.uint64_member("ws_wire_bytes_in", m.ws_wire_bytes_in);
+  w.uint64_member("ws_messages_in", m.ws_messages_in);
+  w.uint64_member("ws_payload_bytes_in", m.ws_payload_bytes_in);
   w.end_object();
   w.key("machine");
   w.begin_object();

@@ -102,6 +102,9 @@ void shard_results::merge(const shard_results& o) {
   for (auto [err, n] : o.closed_errnos) closed_errnos[err] += n;
   for (auto [code, n] : o.ws_close_codes) ws_close_codes[code] += n;
   recv_buffer_waits += o.recv_buffer_waits;
+  ws_wire_bytes_in += o.ws_wire_bytes_in;
+  ws_messages_in += o.ws_messages_in;
+  ws_payload_bytes_in += o.ws_payload_bytes_in;
   loop_turns += o.loop_turns;
   published += o.published;
   publish_acked += o.publish_acked;

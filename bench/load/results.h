@@ -103,6 +103,11 @@ struct shard_results {
   std::map<int, uint64_t> ws_close_codes;  // close frames the server sent (0: without a code)
   cpu_window cpu;
   uint64_t recv_buffer_waits = 0;
+  // WebSocket bytes received after the handshake (whole run): on the wire, and data messages
+  // with their payload bytes (inflated, with --deflate).
+  uint64_t ws_wire_bytes_in = 0;
+  uint64_t ws_messages_in = 0;
+  uint64_t ws_payload_bytes_in = 0;
   uint64_t loop_turns = 0;
   // fanout publisher (one thread only)
   uint64_t published = 0;

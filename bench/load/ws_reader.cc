@@ -20,6 +20,8 @@ std::string_view describe(ws_read_error e) {
       return "unexpected continuation or data frame";
     case ws_read_error::too_big:
       return "message too big";
+    case ws_read_error::bad_compressed:
+      return "bad compressed message (permessage-deflate)";
   }
   return "?";
 }
@@ -60,8 +62,9 @@ size_t ws_reader::parse(const char* p, size_t n, const ws_sink& sink) {
 
 bool ws_reader::frame(const ws::frame_header& h, std::string_view payload, const ws_sink& sink) {
   if (h.masked) return fail(ws_read_error::masked);
-  if (h.rsv != 0) return fail(ws_read_error::rsv_bits);
   auto op = static_cast<ws::opcode>(h.opcode);
+  bool first_data = op == ws::opcode::text || op == ws::opcode::binary;
+  if (h.rsv != 0 && !(h.rsv == 4 && inflate_ && first_data)) return fail(ws_read_error::rsv_bits);
   switch (op) {
     case ws::opcode::ping:
     case ws::opcode::pong:
@@ -78,11 +81,9 @@ bool ws_reader::frame(const ws::frame_header& h, std::string_view payload, const
     case ws::opcode::binary: {
       if (assembling_) return fail(ws_read_error::bad_continuation);
       ws_event kind = op == ws::opcode::text ? ws_event::text : ws_event::binary;
-      if (h.fin) {
-        sink.fn(sink.ctx, kind, payload);
-        return true;
-      }
+      if (h.fin) return deliver(kind, payload, h.rsv != 0, sink);
       assembling_ = true;
+      compressed_ = h.rsv != 0;
       message_kind_ = kind;
       message_.clear();
       message_.append(payload);
@@ -95,13 +96,26 @@ bool ws_reader::frame(const ws::frame_header& h, std::string_view payload, const
       message_.append(payload);
       if (h.fin) {
         assembling_ = false;
-        sink.fn(sink.ctx, message_kind_, message_.view());
+        return deliver(message_kind_, message_.view(), compressed_, sink);
       }
       return true;
     }
     default:
       return fail(ws_read_error::bad_opcode);
   }
+}
+
+bool ws_reader::deliver(ws_event kind, std::string_view payload, bool compressed,
+                        const ws_sink& sink) {
+  if (!compressed) {
+    sink.fn(sink.ctx, kind, payload);
+    return true;
+  }
+  if (inflate_->inflate(payload, message_bytes_max_, inflate_context_) != ws::inflate_status::ok) {
+    return fail(ws_read_error::bad_compressed);
+  }
+  sink.fn(sink.ctx, kind, inflate_->output());
+  return true;
 }
 
 }  // namespace rc::load

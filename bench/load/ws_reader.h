@@ -3,7 +3,7 @@
 // ws_session (wslay) is the full protocol engine; a load generator that must outrun the server
 // needs less: frames parsed with proto/ws.h's header parser, fragments reassembled, control
 // frames handed up (the caller answers pings), and server-side rules checked that cost nothing
-// (server frames are unmasked, no RSV bits, control frames short and unfragmented, continuations
+// (server frames are unmasked, no RSV bits but RSV1 with permessage-deflate, control frames short and unfragmented, continuations
 // only inside a fragmented message). UTF-8 is not validated: the load generator looks for a few
 // fields in the JSON it receives and counts what it does not understand.
 //
@@ -21,6 +21,7 @@
 
 #include "base/byte_buffer.h"
 #include "proto/ws.h"
+#include "proto/ws_deflate.h"
 
 namespace rc::load {
 
@@ -49,6 +50,7 @@ enum class ws_read_error : uint8_t {
   bad_control,       // a control frame fragmented or longer than 125 bytes
   bad_continuation,  // a continuation outside a fragmented message, or a new one inside it
   too_big,           // a message longer than message_bytes_max
+  bad_compressed,    // permessage-deflate: corrupt, or longer than message_bytes_max inflated
 };
 
 std::string_view describe(ws_read_error e);
@@ -64,10 +66,19 @@ class ws_reader {
 
   ws_read_error error() const { return error_; }
 
+  // permessage-deflate was negotiated: RSV1 on a message's first frame marks it compressed, and
+  // it is inflated with `inf` (deflate_context::keep when the server keeps its context: then
+  // the inflater must be this connection's own) before the sink sees it.
+  void set_inflate(ws::inflater* inf, ws::deflate_context c) {
+    inflate_ = inf;
+    inflate_context_ = c;
+  }
+
  private:
   // Handles the whole frames at the front of [p, p + n); returns the bytes they took.
   size_t parse(const char* p, size_t n, const ws_sink& sink);
   bool frame(const ws::frame_header& h, std::string_view payload, const ws_sink& sink);
+  bool deliver(ws_event kind, std::string_view payload, bool compressed, const ws_sink& sink);
   bool fail(ws_read_error e) {
     error_ = e;
     return false;
@@ -76,6 +87,9 @@ class ws_reader {
   uint64_t message_bytes_max_;
   ws_read_error error_ = ws_read_error::none;
   bool assembling_ = false;
+  bool compressed_ = false;  // the message being assembled has RSV1
+  ws::inflater* inflate_ = nullptr;
+  ws::deflate_context inflate_context_ = ws::deflate_context::reset;
   ws_event message_kind_ = ws_event::text;
   byte_buffer pending_;
   byte_buffer message_;

@@ -9,6 +9,7 @@
 
 #include "base/assert.h"
 #include "proto/utf8.h"
+#include "proto/ws_deflate.h"
 
 namespace rc::ws {
 namespace {
@@ -109,8 +110,12 @@ struct session_callbacks {
       case WSLAY_TEXT_FRAME:
       case WSLAY_BINARY_FRAME: {
         std::string_view payload = s.direct_.data() ? s.direct_ : s.message_.view();
-        s.deliver(arg->opcode == WSLAY_TEXT_FRAME ? message_kind::text : message_kind::binary,
-                  payload);
+        if (arg->rsv & WSLAY_RSV1_BIT) {  // permessage-deflate; wslay skips its UTF-8 check
+          s.deliver_compressed(arg->opcode == WSLAY_TEXT_FRAME, payload);
+        } else {
+          s.deliver(arg->opcode == WSLAY_TEXT_FRAME ? message_kind::text : message_kind::binary,
+                    payload);
+        }
         s.direct_ = {};
         s.message_.clear();
         if (s.message_.capacity() > message_capacity_kept_bytes) s.message_.reset();
@@ -154,6 +159,9 @@ wslay_event_context* session::context() {
                                  : wslay_event_context_client_init(&ctx_, &callbacks, this);
   if (rv != 0) throw std::bad_alloc();  // its only failure is WSLAY_ERR_NOMEM
   wslay_event_config_set_no_buffering(ctx_, 1);
+  // permessage-deflate: wslay lets RSV1 through (check_header allows it only on a data message's
+  // first frame), skips UTF-8 validation of such a message and reports the bit with it.
+  if (options_.inflate) wslay_event_config_set_allowed_rsv_bits(ctx_, WSLAY_RSV1_BIT);
   // The session enforces the limit on whole messages first; wslay's own check (per frame in
   // unbuffered mode, and on control frames too) must never be the tighter one.
   wslay_event_config_set_max_recv_msg_length(
@@ -181,7 +189,10 @@ bool session::read_enabled() const {
 session_state session::feed(std::string_view in) {
   if (read_enabled() && in_ != input_state::blocked) {
     in = take_whole_messages(in);
-    if (in.empty()) return state();
+    if (in.empty()) {
+      if (error_code_ != 0) flush();  // a compressed message failed on the fast path
+      return state();
+    }
     input_ = in;
     int rv = wslay_event_recv(context());
     input_ = {};
@@ -231,6 +242,15 @@ std::string_view session::take_whole_messages(std::string_view in) {
       payload = {p, payload.size()};
     }
     bool text = h.opcode == WSLAY_TEXT_FRAME;
+    if (h.rsv != 0) {  // permessage-deflate (check_header allowed it)
+      in.remove_prefix(h.header_bytes + h.payload_bytes);
+      // The inflater's output is delivered: the unmasked bytes are free again at once.
+      bool ok = deliver_compressed(text, payload);
+      if (unmasked == &message_) message_.reset();
+      if (unmask_scratch.capacity() > message_capacity_kept_bytes) unmask_scratch.reset();
+      if (!ok) return {};
+      continue;
+    }
     if (text && !utf8::valid(payload)) break;  // wslay fails it with 1007
     in.remove_prefix(h.header_bytes + h.payload_bytes);
     if (unmasked == &unmask_scratch) {
@@ -319,7 +339,11 @@ bool session::take_header() {
 
 // RFC 6455 §5.2-5.5 for a frame arriving at role_: returns the close code it violates, or 0.
 uint16_t session::check_header(const frame_header& h) const {
-  if (h.rsv != 0) return close_code::protocol_error;  // no extension is negotiated
+  // RSV1 marks a compressed message (RFC 7692 §6.1): on its first frame only, if negotiated.
+  bool first_data = h.opcode == WSLAY_TEXT_FRAME || h.opcode == WSLAY_BINARY_FRAME;
+  if (h.rsv != 0 && !(h.rsv == 4 && first_data && options_.inflate != nullptr)) {
+    return close_code::protocol_error;
+  }
   switch (h.opcode) {
     case WSLAY_CONTINUATION_FRAME:
       if (!in_message_) return close_code::protocol_error;
@@ -406,6 +430,23 @@ void session::flush() {
 
 void session::deliver(message_kind kind, std::string_view payload) {
   handler_.fn(handler_.ctx, kind, payload);
+}
+
+bool session::deliver_compressed(bool text, std::string_view compressed) {
+  inflate_status st = options_.inflate->inflate(compressed, options_.message_bytes_max);
+  if (st == inflate_status::too_big) {
+    fail(close_code::message_too_big, options_.too_big_reason);
+  } else if (st == inflate_status::bad_data) {
+    fail(close_code::invalid_payload, "invalid compressed data");
+  } else if (text && !utf8::valid(options_.inflate->output())) {
+    fail(close_code::invalid_payload, "invalid UTF-8");
+  } else {
+    deliver(text ? message_kind::text : message_kind::binary, options_.inflate->output());
+    options_.inflate->trim();
+    return true;
+  }
+  options_.inflate->trim();
+  return false;
 }
 
 bool session::send(message_kind kind, std::string_view payload) {

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "config_cluster.h"
+#include "config_ws.h"
 #include "core/cpu.h"
 #include "upstreams_toml.h"
 
@@ -266,6 +267,7 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
                  "Open GET /dashboard/ops streams allowed in the whole process (each costs every "
                  "shard a metrics collection per interval); beyond it, 503 server_overloaded")
       ->capture_default_str()->check(CLI::Range(1u, 100'000u))->group(str);
+  add_ws_deflate_options(app, c);
 
   auto* top = "Topics";
   app.add_option("--topic-history", c.topic_history, "Events kept per topic for resumption")

@@ -46,7 +46,7 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
                  const fanout_frames& f) {
   if (kind == subscriber_kind::ws) {
     ws_endpoint* ws = c.websocket();
-    return ws && ws->send_fragments(ws_prefix, f.ws);
+    return ws && ws->send_fanout(ws_prefix, f.ws);
   }
   // SSE stays one shared slice: copying it measured slower than referencing it (unlike the
   // WebSocket pair above, it saves no iovec).

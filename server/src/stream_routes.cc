@@ -1,10 +1,12 @@
 // Topic routes (POST /v1/topics/{topic}, GET /v1/topics/{topic}/events), WebSocket upgrades
 // (/ws, /echo) and GET /v1/system/health.
+#include <optional>
 #include <string>
 
 #include "proto/json_reader.h"
 #include "proto/json_writer.h"
 #include "proto/ws.h"
+#include "proto/ws_deflate.h"
 #include "server/authentication.h"
 #include "server/connection.h"
 #include "server/handlers.h"
@@ -12,6 +14,7 @@
 #include "server/query.h"
 #include "server/shard.h"
 #include "server/ws_broker.h"
+#include "server/ws_compression.h"
 
 namespace rc::server {
 namespace {
@@ -152,7 +155,16 @@ handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handle
     }
     return handler_result::done;
   }
-  ctx.conn.upgrade_to_websocket(res.accept_key(), {}, std::move(handler));
+  std::optional<ws::deflate_agreement> deflate;
+  if (ctx.shard.config().ws_deflate) {
+    const server_config& cfg = ctx.shard.config();
+    ws::deflate_policy policy{
+        .window_bits = static_cast<uint8_t>(cfg.ws_deflate_window_bits),
+        .context_takeover = ws_compression::local().contexts < cfg.ws_deflate_contexts_max};
+    deflate = ws::negotiate_deflate(req.find("sec-websocket-extensions"), policy);
+  }
+  ctx.conn.upgrade_to_websocket(res.accept_key(), {}, std::move(handler),
+                                deflate ? &*deflate : nullptr);
   return handler_result::done;
 }
 

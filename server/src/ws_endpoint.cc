@@ -6,6 +6,7 @@
 #include "proto/http1_writer.h"
 #include "server/connection.h"
 #include "server/shard.h"
+#include "server/ws_compression.h"
 
 namespace rc::server {
 
@@ -35,7 +36,8 @@ ws::session& ws_endpoint::session() {
     session_ = std::make_unique<ws::session>(
         ws::role::server, ws::message_handler{&ws_endpoint::deliver, this}, session_out_,
         ws::session_options{.message_bytes_max = shard_.config().ws_message_bytes_max,
-                            .too_big_reason = "message too big (raise --ws-message-bytes-max)"});
+                            .too_big_reason = "message too big (raise --ws-message-bytes-max)",
+                            .inflate = deflate_ ? &ws_compression::local().inflater() : nullptr});
     ++shard_.metrics().ws_sessions;
   }
   return *session_;
@@ -150,19 +152,46 @@ bool ws_endpoint::send_binary(std::string_view payload) {
 
 bool ws_endpoint::send_message(ws::opcode op, std::string_view payload) {
   if (close_started_ || gone_) return false;
+  bool compress = deflate_ && deflate_->worth_compressing(payload.size());
   if (byte_buffer* out = conn_.stream_direct()) {
     // A client that keeps up: framed straight into the socket's buffer, no copy of a copy.
     last_out_ms_ = shard_.loop().now_ms();
     ++shard_.metrics().ws_messages_out;
-    ws::write_frame(*out, op, payload);
+    if (compress) {
+      deflate_->write_message(*out, op, std::span<const std::string_view>(&payload, 1));
+    } else {
+      ws::write_frame(*out, op, payload);
+    }
     conn_.stream_written();
     return true;
   }
   byte_buffer frame(payload.size() + ws::frame_header_bytes_max);
-  ws::write_frame(frame, op, payload);
+  if (compress) {
+    deflate_->write_message(frame, op, std::span<const std::string_view>(&payload, 1));
+  } else {
+    ws::write_frame(frame, op, payload);
+  }
   auto buf = shared_buffer::copy_of(frame.view());
   auto len = static_cast<uint32_t>(buf.size());
   return send_entry(outbound_entry{{std::move(buf), 0, len}, {}});
+}
+
+bool ws_endpoint::send_fanout(const shared_buffer& prefix, const shared_buffer& continuation) {
+  if (!deflate_ ||
+      !deflate_->worth_compressing(ws_deflate_state::frame_payload(prefix).size() +
+                                   ws_deflate_state::frame_payload(continuation).size())) {
+    return send_fragments(prefix, continuation);
+  }
+  if (close_started_ || gone_) return false;  // before compressing: a context must not advance
+  ws_deflate_state::frames f = deflate_->fanout(prefix, continuation);
+  auto first_len = static_cast<uint32_t>(f.first.size());
+  auto second_len = static_cast<uint32_t>(f.second.size());
+  return send_entry({{std::move(f.first), 0, first_len}, {std::move(f.second), 0, second_len}});
+}
+
+void ws_endpoint::enable_deflate(const ws::deflate_agreement& agreement) {
+  RC_ASSERT(!session_);
+  deflate_ = std::make_unique<ws_deflate_state>(agreement, shard_.config());
 }
 
 void ws_endpoint::send_control_text(std::string_view payload) {
@@ -254,7 +283,8 @@ void ws_endpoint::on_timer(uint64_t now_ms) {
 // ---- connection: the WebSocket switch ----
 
 void connection::upgrade_to_websocket(std::string_view accept_key, std::string_view subprotocol,
-                                      std::unique_ptr<ws_handler> handler) {
+                                      std::unique_ptr<ws_handler> handler,
+                                      const ws::deflate_agreement* deflate) {
   RC_ASSERT(phase_ == phase::handling && mode_ == mode::http);
   http1::response_writer w(out(), shard_.date());
   w.start(101);
@@ -262,6 +292,11 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   w.connection(http1::connection_header::upgrade);
   w.header("Sec-WebSocket-Accept", accept_key);
   if (!subprotocol.empty()) w.header("Sec-WebSocket-Protocol", subprotocol);
+  byte_buffer extensions;
+  if (deflate) {
+    ws::write_deflate_answer(extensions, *deflate);
+    w.header("Sec-WebSocket-Extensions", extensions.view());
+  }
   w.header("x-request-id", std::string_view(current_.request_id, current_.request_id_len));
   write_common_headers(w);
   w.end_head_no_body();
@@ -275,6 +310,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   phase_ = phase::idle;  // HTTP is over on this connection; the WebSocket has its own states
   flush();
   ws_ = std::make_unique<ws_endpoint>(*this, shard_, std::move(handler));
+  if (deflate) ws_->enable_deflate(*deflate);
   ws_->start();
   update_timer();
 }

@@ -113,5 +113,58 @@ TEST(WsReader, NeverReadsPastTheInput) {
   }
 }
 
+// --deflate: RSV1 messages are inflated, whole or fragmented, with or without server context;
+// bad compressed data and inflated sizes over the limit are errors.
+std::string zframe(std::string_view compressed, ws::opcode op = ws::opcode::text,
+                   ws::fin f = ws::fin::yes) {
+  byte_buffer b;
+  ws::write_compressed_frame(b, op, compressed, f);
+  return std::string(b.view());
+}
+
+std::vector<std::string> read_inflating(const std::vector<std::string>& chunks,
+                                        ws::deflate_context c, uint64_t max = 1 << 20) {
+  ws_reader r(max);
+  ws::inflater inf;
+  r.set_inflate(&inf, c);
+  collector col;
+  for (const std::string& chunk : chunks) {
+    if (!r.feed(chunk, bind_sink<&collector::on>(&col))) {
+      col.events.push_back("error:" + std::string(describe(r.error())));
+      break;
+    }
+  }
+  return col.events;
+}
+
+TEST(WsReader, InflatesPermessageDeflate) {
+  ws::deflater d(15, 8);
+  auto z = [&](std::string_view m, ws::deflate_context c) {
+    byte_buffer out;
+    d.compress(m, out, c);
+    return std::string(out.view());
+  };
+  std::string msg = "{\"id\":\"s\",\"event\":\"message\",\"data\":\"" + std::string(500, 'q') + "\"}";
+  std::string once = z(msg, ws::deflate_context::reset);
+  std::string stream = zframe(once) + frame(ws::opcode::text, "plain") +
+                       zframe(once.substr(0, 7), ws::opcode::text, ws::fin::no) +
+                       frame(ws::opcode::ping, "p") +
+                       frame(ws::opcode::continuation, once.substr(7));
+  EXPECT_EQ(read_inflating({stream}, ws::deflate_context::reset),
+            (std::vector<std::string>{"text:" + msg, "text:plain", "ping:p", "text:" + msg}));
+  // A server that keeps its context: the second message refers to the first.
+  std::string a = z(msg, ws::deflate_context::keep), b = z(msg, ws::deflate_context::keep);
+  EXPECT_EQ(read_inflating({zframe(a), zframe(b)}, ws::deflate_context::keep),
+            (std::vector<std::string>{"text:" + msg, "text:" + msg}));
+  EXPECT_EQ(read_inflating({zframe("\xff\xff\xff")}, ws::deflate_context::reset).back(),
+            "error:bad compressed message (permessage-deflate)");
+  EXPECT_EQ(read_inflating({zframe(once)}, ws::deflate_context::reset, 100).back(),
+            "error:bad compressed message (permessage-deflate)");
+  // RSV1 on a continuation is still an error.
+  std::string cont = frame(ws::opcode::text, "a", ws::fin::no) + frame(ws::opcode::continuation, once);
+  cont[3] = static_cast<char>(cont[3] | 0x40);
+  EXPECT_EQ(read_inflating({cont}, ws::deflate_context::reset).back(), "error:RSV bits set");
+}
+
 }  // namespace
 }  // namespace rc::load

@@ -40,6 +40,10 @@
 // no context (the same bytes wslay writes, with the same mask keys), so a session that only sees
 // whole messages never makes one and holds no buffer between messages.
 //
+// permessage-deflate (session_options::inflate): a compressed message is inflated whole once it
+// is complete — on the fast path straight from the input, otherwise once wslay has assembled it
+// — so the session holds no compression state of its own.
+//
 // After an error the session queues the close frame with the right code and stops reading: the
 // rest of that input and all later input is ignored, and state() is `closed` — send the output,
 // then close the connection.
@@ -60,6 +64,8 @@
 struct wslay_event_context;
 
 namespace rc::ws {
+
+class inflater;
 
 enum class message_kind : uint8_t { text, binary, ping, pong };
 
@@ -92,6 +98,12 @@ struct session_options {
   // payloads that script in a browser controls (RFC 6455 §10.3); our clients run no untrusted
   // script, so a fast generator seeded from getrandom() by the caller is enough.
   uint64_t mask_seed = 0x9e3779b97f4a7c15;
+  // permessage-deflate (ws_deflate.h), when negotiated: RSV1 is then allowed on the first frame
+  // of a data message, and such a message is inflated with this inflater (never past
+  // message_bytes_max: 1009; corrupt data: 1007) before its UTF-8 is checked and it is
+  // delivered. The agreement always asks the client not to keep its context, so one inflater
+  // may serve every session of a thread. Null: no extension (RSV1 is a protocol error, 1002).
+  inflater* inflate = nullptr;
 };
 
 enum class session_state : uint8_t {
@@ -167,6 +179,9 @@ class session {
   void release_context_if_idle();
   bool read_enabled() const;
   void deliver(message_kind kind, std::string_view payload);
+  // permessage-deflate: inflates and delivers a compressed message; false if it failed the
+  // session (1007 / 1009).
+  bool deliver_compressed(bool text, std::string_view compressed);
 
   wslay_event_context* ctx_ = nullptr;
   role role_;

@@ -69,6 +69,12 @@ struct server_config {
   uint64_t stream_max_bytes = 4 * 1024 * 1024;  // backlog that makes a slow consumer
   uint32_t slow_consumer_ms = 5000;         // above high for this long: slow consumer
   bool echo = false;                        // GET /echo: WebSocket echo endpoint
+  // permessage-deflate (RFC 7692; ws_compression.h): off unless ws_deflate.
+  bool ws_deflate = false;
+  uint32_t ws_deflate_min_bytes = 128;     // smaller messages are sent uncompressed
+  uint32_t ws_deflate_window_bits = 12;    // the server's compression window (9-15)
+  uint32_t ws_deflate_mem_level = 5;       // zlib memLevel of per-connection contexts (1-9)
+  uint32_t ws_deflate_contexts_max = 1024;  // per shard; beyond: server_no_context_takeover
   bool dashboard = false;                   // GET /dashboard and /dashboard/ops (ops_dashboard.h)
   uint32_t dashboard_streams_max = 64;      // open /dashboard/ops streams, whole process
 

@@ -69,6 +69,10 @@
 #include "server/rules.h"
 #include "server/stream.h"
 
+namespace rc::ws {
+struct deflate_agreement;
+}
+
 namespace rc::server {
 
 class shard_server;
@@ -240,9 +244,11 @@ class connection final : public stream_socket, public list_node<connection_list_
 
   // ---- WebSocket ----
   // Answers the current request with 101 and speaks WebSocket from now on; `handler` gets the
-  // messages. REQUIRES: the handshake was validated (ws::check_handshake).
+  // messages. With `deflate`, permessage-deflate was negotiated: the answer goes in the 101.
+  // REQUIRES: the handshake was validated (ws::check_handshake).
   void upgrade_to_websocket(std::string_view accept_key, std::string_view subprotocol,
-                            std::unique_ptr<ws_handler> handler);
+                            std::unique_ptr<ws_handler> handler,
+                            const ws::deflate_agreement* deflate = nullptr);
   ws_endpoint* websocket() { return ws_.get(); }
   // Starts closing the WebSocket with `code` (1001 drain, 1008 policy or slow consumer, ...).
   void close_websocket(uint16_t code, std::string_view reason,

@@ -25,6 +25,9 @@
 // connection can decide their admission; while a token is asked of another shard, messages are
 // held (in order, bounded: beyond held_bytes_max the socket is closed with 1008).
 //
+// permessage-deflate (ws_compression.h), when negotiated: data messages of at least
+// --ws-deflate-min-bytes leave compressed; flow.* control-lane messages never are.
+//
 // Thread-safety: owned by its connection, on the connection's shard.
 #pragma once
 
@@ -41,10 +44,15 @@
 #include "proto/ws_session.h"
 #include "server/stream.h"
 
+namespace rc::ws {
+struct deflate_agreement;
+}
+
 namespace rc::server {
 
 class connection;
 class shard_server;
+class ws_deflate_state;
 class ws_endpoint;
 
 // What a WebSocket endpoint does with messages.
@@ -91,6 +99,12 @@ class ws_endpoint {
   // Sends a fan-out message: the subscriber's first fragment and the shared continuation
   // (connection::stream_push_shared: copied when small and the client keeps up).
   bool send_fragments(const shared_buffer& first, const shared_buffer& continuation);
+  // Sends a fan-out message: the subscriber's prefix fragment and the event's shared
+  // continuation frame (fanout_frames.h), compressed when the connection negotiated
+  // permessage-deflate (ws_compression.h).
+  bool send_fanout(const shared_buffer& prefix, const shared_buffer& continuation);
+  // permessage-deflate was negotiated in the upgrade (before start()).
+  void enable_deflate(const ws::deflate_agreement& agreement);
   // Sends a small text message in the control lane, ahead of queued data (flow.pause/resume).
   void send_control_text(std::string_view payload);
   // Sends {"event":"flow.pause"} now and {"event":"flow.resume"} after `ms` (once per pause).
@@ -124,6 +138,7 @@ class ws_endpoint {
   std::unique_ptr<ws_handler> handler_;
   byte_buffer session_out_;               // what the session writes: pongs, close frames
   std::unique_ptr<ws::session> session_;  // inside a message, or closing (see above)
+  std::unique_ptr<ws_deflate_state> deflate_;  // permessage-deflate negotiated
   uint64_t last_in_ms_;
   uint64_t last_out_ms_;
   uint64_t close_started_ms_ = 0;
