@@ -51,6 +51,14 @@ void deflater::compress(std::span<const std::string_view> parts, byte_buffer& ou
                         deflate_context c) {
   size_t total = 0;
   for (std::string_view p : parts) total += p.size();
+  if (total == 0) {
+    // An empty message is one empty stored block (RFC 7692 7.2.3.6). zlib can't make it after a
+    // sync flush, since a second flush with no input writes nothing; the block adds nothing to
+    // the window, so a kept context stays in step with the reader's.
+    out.push_back('\0');
+    if (c == deflate_context::reset) deflateReset(z_);
+    return;
+  }
   for (size_t i = 0; i < parts.size(); ++i) {
     bool last = i + 1 == parts.size();
     z_->next_in = bytes(parts[i].data());
@@ -66,14 +74,6 @@ void deflater::compress(std::span<const std::string_view> parts, byte_buffer& ou
       RC_ASSERT(rv == Z_OK || rv == Z_BUF_ERROR);  // a valid stream in memory cannot fail
       out.commit(room - z_->avail_out);
     } while (z_->avail_in > 0 || z_->avail_out == 0);
-  }
-  if (parts.empty()) {  // an empty message: flush anyway so the output is a valid stream
-    z_->avail_in = 0;
-    size_t room = 64;
-    z_->next_out = reinterpret_cast<Bytef*>(out.prepare(room));
-    z_->avail_out = static_cast<uInt>(room);
-    ::deflate(z_, Z_SYNC_FLUSH);
-    out.commit(room - z_->avail_out);
   }
   RC_ASSERT(out.size() >= 4 && std::memcmp(out.data() + out.size() - 4, sync_tail, 4) == 0);
   out.resize(out.size() - 4);
