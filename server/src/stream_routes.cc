@@ -89,12 +89,7 @@ handler_result handle_topic_publish(request_context& ctx) {
             return;
           }
           byte_buffer out;
-          json::writer w(out);
-          w.begin_object();
-          w.string_member("topic", res.topic);
-          w.uint64_member("seq", res.seq);
-          w.string_member("id", res.id);
-          w.end_object();
+          res.write_json(out);
           c->respond(200, "application/json", out.view());
         });
       });

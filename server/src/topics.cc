@@ -195,6 +195,15 @@ void topic_registry::home_publish(const std::string& name, std::string json, top
   remember(t, e);
 }
 
+void topic_registry::publish_result::write_json(byte_buffer& out) const {
+  json::writer w(out);
+  w.begin_object();
+  w.string_member("topic", topic);
+  w.uint64_member("seq", seq);
+  w.string_member("id", id);
+  w.end_object();
+}
+
 topic_event topic_registry::encode_event(std::string_view name, std::string_view epoch,
                                          uint64_t seq, std::string_view json) {
   topic_event e;

@@ -279,12 +279,7 @@ void broker_ws_handler::publish(ws_endpoint& ws, std::string_view id,
           return;
         }
         byte_buffer out;
-        json::writer w(out);
-        w.begin_object();
-        w.string_member("topic", res.topic);
-        w.uint64_member("seq", res.seq);
-        w.string_member("id", res.id);
-        w.end_object();
+        res.write_json(out);
         send_event(*c->websocket(), req, "published", out.view());
         end_async(conn_id);
       });

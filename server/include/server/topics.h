@@ -50,6 +50,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "base/byte_buffer.h"
 #include "core/intrusive_list.h"
 #include "core/mailbox.h"
 #include "core/shared_buffer.h"
@@ -126,6 +127,8 @@ class topic_registry {
     std::string error_message;
     uint64_t retry_after_ms = 0;
     bool ok() const { return error_code.empty(); }
+    // The answer's JSON, the same over HTTP and /ws: {"topic":..,"seq":..,"id":..}.
+    void write_json(byte_buffer& out) const;
   };
   // Publishes `json` (one compact JSON value) to `topic`; `done` runs on this shard afterwards
   // (before publish() returns when this shard is the topic's home on a single node).
