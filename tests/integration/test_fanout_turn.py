@@ -3,7 +3,8 @@ publication (server/src/topics_outbox.cc): the publisher's answer and the events
 turn's sends. Counted on the wire by the client's kernel (TCP_INFO data segments received), with
 a raw-socket WebSocket client that subscribes to the topic it publishes to: its `published`
 answer and its `message` event leave in one send, hence one segment. Delivered a turn later,
-they were two sends (two segments) per publication."""
+they were two sends (two segments) per publication. Also: the copies of one small publication
+held for N subscribers' sends are sized to it (peak RSS, /proc VmHWM), not 4 KiB each."""
 
 import json
 import socket
@@ -56,6 +57,42 @@ class FanoutTurn(unittest.TestCase):
                                  f"{segments} data segments for {n} publications")
             s.close()
 
+
+def vm_hwm_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(ln for ln in f if ln.startswith("VmHWM")).split()[1])
+
+
+class FanoutSendBuffers(unittest.TestCase):
+    def test_one_small_publication_does_not_hold_4_kib_per_subscriber(self):
+        # One ~300-byte publication to N WebSocket subscribers: each subscriber's copy of it is
+        # held until its send completes, and all N are written in the same turn. Sized to the
+        # delivery that is 512 bytes each; a fixed 4 KiB start was N x 4 KiB at the peak.
+        n = 2000
+        with Server() as srv:
+            socks = []
+            try:
+                for _ in range(n):
+                    s, reader, r = ws_handshake(srv.port)
+                    socks.append((s, reader))
+                    self.assertEqual(r.status, 101)
+                    s.sendall(ws_frame(0x1, json.dumps({"id": "s", "action": "subscribe",
+                                                        "payload": {"topic": "buf.t"}}).encode()))
+                    self.assertEqual(read_json(reader)["event"], "subscribed")
+                before = vm_hwm_kib(srv.proc.pid)
+                pub, pub_reader, _ = ws_handshake(srv.port)
+                socks.append((pub, pub_reader))
+                pub.sendall(ws_frame(0x1, json.dumps({"id": "p", "action": "publish", "payload": {
+                    "topic": "buf.t", "data": {"pad": "x" * 200}}}).encode()))
+                self.assertEqual(read_json(pub_reader)["event"], "published")
+                for s, reader in socks[:n]:
+                    self.assertEqual(read_json(reader)["data"]["data"], {"pad": "x" * 200})
+                grown = vm_hwm_kib(srv.proc.pid) - before
+                # 4 KiB each would be 8,000 KiB; 512 bytes each is 1,000 KiB.
+                self.assertLess(grown, n * 2, f"peak RSS grew {grown} KiB for one publication")
+            finally:
+                for s, _ in socks:
+                    s.close()
 
 if __name__ == "__main__":
     unittest.main()
