@@ -29,6 +29,7 @@
 
 #include "core/shared_buffer.h"
 #include "proto/ws_deflate.h"
+#include "server/ws_compression_stats.h"
 
 namespace rc::server {
 
@@ -50,6 +51,10 @@ class ws_compression {
 
   // Connections of this shard holding a compression context (see the top).
   uint32_t contexts = 0;
+  // This shard's counters (ws_compression_stats.h), without making the instance.
+  static ws_compression_stats& counters();
+  // counters() with the inflater's figures and the contexts gauge, for a metrics snapshot.
+  static ws_compression_stats snapshot();
 
  private:
   ws::inflater inflater_;
