@@ -19,6 +19,9 @@
 // is compressed once per event, per shard and per window size, as a fresh deflate stream; the two
 // decode as one message. Connections that keep context compress the whole message themselves.
 //
+// What the shard compressed, inflated and shared is counted in counters() and the inflater's
+// stats, and reaches /metrics through snapshot() (ws_compression_stats.h).
+//
 // Thread-safety: shard-local (one instance per shard thread); ws_deflate_state belongs to its
 // connection's shard.
 #pragma once
