@@ -62,40 +62,46 @@ void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule&
   r.burst = std::max(burst > 0 ? burst : r.rps, 1.0);
 }
 
+connection::admission_ticket& connection::ticket() {
+  if (!ticket_) ticket_ = std::make_unique<admission_ticket>();
+  return *ticket_;
+}
+
 bool connection::prepare_admission(const http1::request& req, route_match& m, bool& matched) {
   using st = admission_ticket::state;
-  if (ticket_.st != st::none) return ticket_.st == st::decided;
-  ticket_.st = st::decided;
-  ticket_.rules = shard_.rules();  // keeps the key found below alive until dispatch
-  ticket_.subject = {};
-  ticket_.rule = {};
+  admission_ticket& t = ticket();
+  if (t.st != st::none) return t.st == st::decided;
+  t.st = st::decided;
+  t.rules = shard_.rules();  // keeps the key found below alive until dispatch
+  t.subject = {};
+  t.rule = {};
   m = match_route(req.method, req.path);
   matched = true;
   std::string_view path = req.path;
   if (!path.starts_with("/v1/") && !path.starts_with("/api/") && path != "/ws") return true;
   // A CORS preflight is answered before admission (dispatch): it takes nothing.
   if (req.method == http1::method::options && m.status == 405) return true;
-  ticket_.api = true;
+  t.api = true;
   if (authentication_required(shard_)) {
     auth_result a = authenticate(shard_, req, m.route);
     if (a.refusal) {
-      ticket_.refusal = std::make_unique<openai::api_error>(std::move(*a.refusal));
+      t.refusal = std::make_unique<openai::api_error>(std::move(*a.refusal));
       return true;
     }
-    ticket_.key = a.key;
-    ticket_.token = std::move(a.token);
+    t.key = a.key;
+    t.token = std::move(a.token);
   }
-  choose_budget(ticket_.key, ticket_.subject, ticket_.rule);
-  if (ticket_.rule.rps <= 0) return true;
-  ticket_.rated = true;
+  choose_budget(t.key, t.subject, t.rule);
+  if (t.rule.rps <= 0) return true;
+  t.rated = true;
   shard_limits& limits = shard_.budgets();
-  if (auto d = limits.try_take(ticket_.subject, ticket_.rule, shard_.loop().now_us())) {
-    ticket_.rate = *d;
+  if (auto d = limits.try_take(t.subject, t.rule, shard_.loop().now_us())) {
+    t.rate = *d;
     return true;
   }
-  ticket_.st = st::waiting;
+  t.st = st::waiting;
   uint64_t id = id_;
-  limits.ask(ticket_.subject, ticket_.rule, [id](const rate_decision& d) {
+  limits.ask(t.subject, t.rule, [id](const rate_decision& d) {
     if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
   });
   return false;
@@ -103,9 +109,9 @@ bool connection::prepare_admission(const http1::request& req, route_match& m, bo
 
 void connection::on_rate_answer(const rate_decision& d) {
   if (!waiting_admission()) return;  // the request was abandoned meanwhile
-  ticket_.st = admission_ticket::state::decided;
-  ticket_.rate = d;
-  ticket_.until_us = shard_.loop().now_us() + shard_limits::lease_ms * 1000;
+  ticket_->st = admission_ticket::state::decided;
+  ticket_->rate = d;
+  ticket_->until_us = shard_.loop().now_us() + shard_limits::lease_ms * 1000;
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
     if (ws_) ws_->release_held();
@@ -130,16 +136,22 @@ void connection::on_rate_answer(const rate_decision& d) {
 }
 
 void connection::reset_ticket() {
-  ticket_.st = admission_ticket::state::none;
-  ticket_.api = ticket_.rated = false;
-  ticket_.key = nullptr;
-  if (ticket_.refusal) ticket_.refusal.reset();
-  ticket_.token.reset();
-  if (ticket_.rules) ticket_.rules = rules_ref();
+  if (!ticket_) return;
+  if (mode_ == mode::ws) {
+    ticket_.reset();  // a WebSocket holds one only while a message's admission is decided
+    return;
+  }
+  admission_ticket& t = *ticket_;
+  t.st = admission_ticket::state::none;
+  t.api = t.rated = false;
+  t.key = nullptr;
+  if (t.refusal) t.refusal.reset();
+  t.token.reset();
+  if (t.rules) t.rules = rules_ref();
 }
 
 bool connection::admit(const http1::request&) {
-  admission_ticket& t = ticket_;
+  admission_ticket& t = ticket();
   RC_ASSERT(t.st == admission_ticket::state::decided);
   t.st = admission_ticket::state::none;  // this request takes it; the rest is reset below
   current_.key = t.key;
@@ -180,14 +192,14 @@ bool connection::admit(const http1::request&) {
 
 bool connection::ws_admission_ready() {
   using st = admission_ticket::state;
-  if (ticket_.st == st::waiting) return false;
+  if (waiting_admission()) return false;
   if (current_.rule.rps <= 0) return true;
   uint64_t now = shard_.loop().now_us();
-  if (ticket_.st == st::decided && now < ticket_.until_us) return true;
+  if (ticket_ && ticket_->st == st::decided && now < ticket_->until_us) return true;
   reset_ticket();
   shard_limits& limits = shard_.budgets();
   if (limits.can_decide(current_.subject, now)) return true;
-  ticket_.st = st::waiting;
+  ticket().st = st::waiting;
   uint64_t id = id_;
   limits.ask(current_.subject, current_.rule, [id](const rate_decision& d) {
     if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
@@ -200,8 +212,8 @@ bool connection::admit_ws_action(uint64_t& retry_after_ms) {
   if (current_.rule.rps > 0) {
     uint64_t now = shard_.loop().now_us();
     rate_decision d;
-    if (ticket_.st == admission_ticket::state::decided && now < ticket_.until_us) {
-      d = ticket_.rate;
+    if (ticket_ && ticket_->st == admission_ticket::state::decided && now < ticket_->until_us) {
+      d = ticket_->rate;
     } else if (auto got = shard_.budgets().try_take(current_.subject, current_.rule, now)) {
       d = *got;
     } else {

@@ -6,7 +6,7 @@
 namespace rc::server {
 
 void connection::account_inbound() {
-  size_t now = in_.capacity() + chunked_body_.capacity();
+  size_t now = partial_input_bytes();
   if (ws_) now += ws_->buffered_bytes();
   if (now == inbound_held_) return;
   if (!shard_.inbound().update(inbound_held_, now)) refuse_inbound();
@@ -20,8 +20,6 @@ void connection::refuse_inbound() {
     size_t wire_bytes = in_.size();
     in_ = input_buffer{};
     chunked_.reset();
-    chunked_body_.reset();
-    chunked_fed_ = 0;
     need_bytes_ = 0;
     scanned_hint_ = 0;
     begin_error_response();
@@ -36,8 +34,7 @@ void connection::refuse_inbound() {
     input_paused_ = true;
     pause_receiving();
   }
-  shard_.inbound().update(
-      inbound_held_, in_.capacity() + chunked_body_.capacity() + (ws_ ? ws_->buffered_bytes() : 0));
+  shard_.inbound().update(inbound_held_, partial_input_bytes() + (ws_ ? ws_->buffered_bytes() : 0));
 }
 
 }  // namespace rc::server

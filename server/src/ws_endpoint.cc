@@ -15,9 +15,7 @@ ws_endpoint::ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_hand
       shard_(s),
       handler_(std::move(handler)),
       last_in_ms_(s.loop().now_ms()),
-      last_out_ms_(s.loop().now_ms()) {
-  flow_timer_.bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
-}
+      last_out_ms_(s.loop().now_ms()) {}
 
 ws_endpoint::~ws_endpoint() {
   if (session_) --shard_.metrics().ws_sessions;
@@ -207,7 +205,11 @@ void ws_endpoint::pause_flow_for(uint64_t ms) {
     flow_paused_ = true;
     send_control_text(R"({"event":"flow.pause"})");
   }
-  shard_.loop().arm_after_ms(flow_timer_, ms);
+  if (!flow_timer_) {
+    flow_timer_ = std::make_unique<timer>();
+    flow_timer_->bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
+  }
+  shard_.loop().arm_after_ms(*flow_timer_, ms);
 }
 
 void ws_endpoint::on_flow_timer() {
@@ -303,6 +305,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   count_request(101);
   if (access_ && access_->open) access_->in_mark = bytes_received() - access_->bytes_in;
   mode_ = mode::ws;
+  reset_ticket();  // in WebSocket mode this frees it: an idle WebSocket holds no ticket
   auto& m = shard_.metrics();
   --m.connections_open[static_cast<size_t>(protocol::http)];
   ++m.connections_open[static_cast<size_t>(protocol::ws)];

@@ -370,9 +370,17 @@ class connection final : public stream_socket, public list_node<connection_list_
   input_buffer in_;
   size_t scanned_hint_ = 0;  // bytes of in_ already scanned without finding a complete head
   size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
-  std::unique_ptr<http1::chunked_decoder> chunked_;
-  byte_buffer chunked_body_;
-  size_t chunked_fed_ = 0;   // raw body bytes after the head fed to chunked_
+  // A chunked request body being decoded; allocated for such a request only.
+  struct chunked_request {
+    explicit chunked_request(const http1::limits& lim) : decoder(lim) {}
+    http1::chunked_decoder decoder;
+    byte_buffer body;
+    size_t fed = 0;  // raw body bytes after the head fed to the decoder
+  };
+  std::unique_ptr<chunked_request> chunked_;
+  size_t partial_input_bytes() const {
+    return in_.capacity() + (chunked_ ? chunked_->body.capacity() : 0);
+  }
   size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
   // The request being answered.
@@ -407,9 +415,16 @@ class connection final : public stream_socket, public list_node<connection_list_
     limit_rule rule;
     rate_decision rate;
     uint64_t until_us = 0;  // WebSocket: the decision is used by then or dropped
-  } ticket_;
+  };
+  // Allocated on first use: an HTTP connection keeps it between requests (no allocation per
+  // request); a WebSocket has one only while a message's admission is being decided, so an idle
+  // one holds none.
+  std::unique_ptr<admission_ticket> ticket_;
+  admission_ticket& ticket();
   void reset_ticket();
-  bool waiting_admission() const { return ticket_.st == admission_ticket::state::waiting; }
+  bool waiting_admission() const {
+    return ticket_ && ticket_->st == admission_ticket::state::waiting;
+  }
   // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
   const std::array<uint8_t, 16>& client_prefix();
   std::array<uint8_t, 16> client_prefix_{};
@@ -466,8 +481,9 @@ class connection final : public stream_socket, public list_node<connection_list_
   uint64_t deadline_ms_ = no_deadline;
   timer timer_;
   // Note: every open connection holds one of these, and the allocator rounds it up to its size
-  // class (1,024 bytes, then 1,280): keep it at most 1,024 bytes (a static_assert in the .cc),
-  // packing small members into padding rather than after 8-byte ones.
+  // class (768 bytes, then 896): keep it at most 768 bytes (a static_assert in the .cc), packing
+  // small members into padding rather than after 8-byte ones, and boxing state only some
+  // connections need for a while (the admission ticket, a chunked body) behind a pointer.
 };
 
 }  // namespace rc::server

@@ -147,7 +147,7 @@ class ws_endpoint {
   bool session_closed_ = false;  // the closing handshake is complete (or failed)
   bool gone_ = false;
   bool flow_paused_ = false;
-  timer flow_timer_;
+  std::unique_ptr<timer> flow_timer_;  // made by the first pause (rare: most sockets never pause)
   void on_flow_timer();
   // Messages that arrived while admission waited for another shard (bounded by held_bytes_max);
   // allocated only while one waits (an empty std::deque already holds about 600 bytes).
