@@ -20,22 +20,24 @@
 namespace rc::server {
 
 const std::array<uint8_t, 16>& connection::client_prefix() {
-  if (client_prefix_known_) return client_prefix_;
-  client_prefix_known_ = true;
+  RC_ASSERT(http_);  // admission of a request (a WebSocket keeps the subject it was admitted as)
+  std::array<uint8_t, 16>& prefix = http_->client_prefix;
+  if (http_->client_prefix_known) return prefix;
+  http_->client_prefix_known = true;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return client_prefix_;
+  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return prefix;
   if (ss.ss_family == AF_INET) {
     // IPv4-mapped (::ffff:a.b.c.d): the whole address.
-    client_prefix_[10] = client_prefix_[11] = 0xff;
-    std::memcpy(client_prefix_.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+    prefix[10] = prefix[11] = 0xff;
+    std::memcpy(prefix.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
   } else if (ss.ss_family == AF_INET6) {
     const uint8_t* a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr.s6_addr;
     bool v4_mapped =
         std::all_of(a, a + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff && a[11] == 0xff;
-    std::memcpy(client_prefix_.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
+    std::memcpy(prefix.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
   }
-  return client_prefix_;
+  return prefix;
 }
 
 void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule& r) {
@@ -120,10 +122,10 @@ void connection::on_rate_answer(const rate_decision& d) {
     return;
   }
   if (mode_ != mode::http || async_) return;
-  size_t used = process(in_.data(), in_.size(), in_.capacity());
-  in_.consume(used);
+  size_t used = process(http_->in.data(), http_->in.size(), http_->in.capacity());
+  http_->in.consume(used);
+  http_->in.release_if_empty();
   hand_over_to_websocket();
-  in_.release_if_empty();
   if (eof_ && phase_ == phase::reading && !waiting_admission() && deferred_.empty()) {
     // The peer finished sending while this request waited and what is left can't complete.
     phase_ = phase::closing;

@@ -17,11 +17,11 @@ void connection::refuse_inbound() {
     ws_->refuse_input(1009, "server inbound buffer budget exhausted");
   } else if (phase_ == phase::reading && !async_ && mode_ == mode::http) {
     // A request still arriving: answer it now and drop what came of it.
-    size_t wire_bytes = in_.size();
-    in_ = input_buffer{};
-    chunked_.reset();
-    need_bytes_ = 0;
-    scanned_hint_ = 0;
+    size_t wire_bytes = http_->in.size();
+    http_->in = input_buffer{};
+    http_->chunked.reset();
+    http_->need_bytes = 0;
+    http_->scanned_hint = 0;
     begin_error_response();
     access_begin(nullptr, wire_bytes);
     respond_error(503,

@@ -315,13 +315,17 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   ws_ = std::make_unique<ws_endpoint>(*this, shard_, std::move(handler));
   if (deflate) ws_->enable_deflate(*deflate);
   ws_->start();
+  hand_over_to_websocket();  // an upgrade answered later, outside process(); else after it
   update_timer();
 }
 
 void connection::hand_over_to_websocket() {
-  if (mode_ != mode::ws || in_.empty()) return;
-  byte_buffer rest = in_.take();
-  ws_->on_data(rest.view());
+  if (mode_ != mode::ws || !http_ || in_process_) return;
+  // HTTP is over: what the peer sent after the upgrade request is the WebSocket's, and the state
+  // for reading requests goes (an idle WebSocket holds none of it).
+  byte_buffer rest = http_->in.take();
+  http_.reset();
+  if (!rest.empty()) ws_->on_data(rest.view());
 }
 
 void connection::close_websocket(uint16_t code, std::string_view reason, ws_close_order order) {

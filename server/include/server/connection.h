@@ -182,7 +182,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   // behind their error events, and everything closes once that has been sent.
   void drain_deadline();
   bool idle() const {
-    return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0 &&
+    return mode_ == mode::http && phase_ == phase::idle && input_empty() && queued_bytes() == 0 &&
            deferred_.empty();
   }
 
@@ -364,12 +364,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   mode mode_ = mode::http;
   bool sse_chunked_ = false;
   bool close_after_answers_ = false;  // a held answer closes the connection once written
+  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
 
-  // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
-  // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
-  input_buffer in_;
-  size_t scanned_hint_ = 0;  // bytes of in_ already scanned without finding a complete head
-  size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
   // A chunked request body being decoded; allocated for such a request only.
   struct chunked_request {
     explicit chunked_request(const http1::limits& lim) : decoder(lim) {}
@@ -377,9 +373,26 @@ class connection final : public stream_socket, public list_node<connection_list_
     byte_buffer body;
     size_t fed = 0;  // raw body bytes after the head fed to the decoder
   };
-  std::unique_ptr<chunked_request> chunked_;
+  // What reading HTTP requests takes: made with the connection, released once it has become a
+  // WebSocket (hand_over_to_websocket), which parses frames, not requests.
+  struct http_input {
+    // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
+    // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
+    input_buffer in;
+    size_t scanned_hint = 0;  // bytes of `in` already scanned without finding a complete head
+    size_t need_bytes = 0;    // a Content-Length request needs `in` to reach this size
+    std::unique_ptr<chunked_request> chunked;
+    uint64_t request_started_ms = 0;  // first byte of the current request (header timeout)
+    // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
+    std::array<uint8_t, 16> client_prefix{};
+    bool client_prefix_known = false;
+  };
+  std::unique_ptr<http_input> http_;  // null on a WebSocket
+  bool input_empty() const { return !http_ || http_->in.empty(); }
+  size_t input_size() const { return http_ ? http_->in.size() : 0; }
   size_t partial_input_bytes() const {
-    return in_.capacity() + (chunked_ ? chunked_->body.capacity() : 0);
+    if (!http_) return 0;
+    return http_->in.capacity() + (http_->chunked ? http_->chunked->body.capacity() : 0);
   }
   size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
@@ -425,11 +438,8 @@ class connection final : public stream_socket, public list_node<connection_list_
   bool waiting_admission() const {
     return ticket_ && ticket_->st == admission_ticket::state::waiting;
   }
-  // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
+  // The client's address prefix (http_input::client_prefix), looked up once.
   const std::array<uint8_t, 16>& client_prefix();
-  std::array<uint8_t, 16> client_prefix_{};
-  bool client_prefix_known_ = false;
-  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
   rules_ref rules_;  // see request_rules()
 
   // Streams.
@@ -474,16 +484,15 @@ class connection final : public stream_socket, public list_node<connection_list_
   deferred_answer* answering_ = nullptr;      // the deferred request being answered
   phase answering_phase_ = phase::idle;       // phase_ while it is being answered
 
-  uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)
   // The connection's one deadline (header, idle, write, heartbeat: whichever applies now), and
   // the timer that wakes it. The timer may be due earlier than the deadline, never later.
   static constexpr uint64_t no_deadline = UINT64_MAX;
   uint64_t deadline_ms_ = no_deadline;
   timer timer_;
   // Note: every open connection holds one of these, and the allocator rounds it up to its size
-  // class (768 bytes, then 896): keep it at most 768 bytes (a static_assert in the .cc), packing
+  // class (640 bytes, then 768): keep it at most 640 bytes (a static_assert in the .cc), packing
   // small members into padding rather than after 8-byte ones, and boxing state only some
-  // connections need for a while (the admission ticket, a chunked body) behind a pointer.
+  // connections need for a while (http_input, the admission ticket) behind a pointer.
 };
 
 }  // namespace rc::server
