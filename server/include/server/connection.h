@@ -5,6 +5,7 @@
 // Input is parsed in place from the shard's receive buffers. Bytes are copied into the
 // connection's own buffer only when a request spans two reads or must wait (pipelined requests
 // behind an asynchronous response), so an idle keep-alive connection holds no buffer at all.
+// What reading requests takes (http_input) is released once the connection is a WebSocket.
 // Requests are answered strictly in order: while a handler completes asynchronously, later
 // pipelined requests stay buffered (bounded) and are parsed once the response is written. The
 // exception is a deferred answer (connection_deferred.cc): a handler whose answer comes from

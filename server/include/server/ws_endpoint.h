@@ -7,7 +7,7 @@
 // session is back between messages, so an idle WebSocket — a subscriber that only listens, a chat
 // client waiting for its stream — holds no session at all. While it exists, the session holds
 // wslay's context (about 8.5 KiB) only for frames its fast path can't take (control frames,
-// fragments, a close).
+// fragments, a close). The flow.pause timer, too, is made by the first pause.
 //
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
