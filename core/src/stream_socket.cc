@@ -76,7 +76,6 @@ void socket_set::end_of_turn() {
 stream_socket::stream_socket(socket_set& set, int fd) : set_(set), fd_(fd) {
   RC_ASSERT(fd >= 0);
   ++set_.open_;
-  linger_timer_.bind<stream_socket, &stream_socket::on_linger_timeout>(this);
 }
 
 stream_socket::~stream_socket() {
@@ -354,7 +353,9 @@ void stream_socket::enter_lingering() {
     return;
   }
   recv_wanted_ = true;  // keep draining what the peer still sends
-  owner().arm_after_ms(linger_timer_, linger_ms_);
+  linger_timer_ = std::make_unique<timer>();
+  linger_timer_->bind<stream_socket, &stream_socket::on_linger_timeout>(this);
+  owner().arm_after_ms(*linger_timer_, linger_ms_);
 }
 
 void stream_socket::abort() {
@@ -366,7 +367,7 @@ void stream_socket::abort() {
 void stream_socket::maybe_finish_close() {
   if (state_ != state::closing) return;
   recv_wanted_ = false;
-  owner().cancel_timer(linger_timer_);
+  if (linger_timer_) owner().cancel_timer(*linger_timer_);
   list_node<flush_list_tag>::unlink();
   list_node<buffer_wait_tag>::unlink();
   if ((recv_armed_ || send_in_flight_) && !cancel_all_sent_) {

@@ -20,22 +20,24 @@
 namespace rc::server {
 
 const std::array<uint8_t, 16>& connection::client_prefix() {
-  if (client_prefix_known_) return client_prefix_;
-  client_prefix_known_ = true;
+  RC_ASSERT(http_);  // admission of a request (a WebSocket keeps the subject it was admitted as)
+  std::array<uint8_t, 16>& prefix = http_->client_prefix;
+  if (http_->client_prefix_known) return prefix;
+  http_->client_prefix_known = true;
   sockaddr_storage ss{};
   socklen_t len = sizeof ss;
-  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return client_prefix_;
+  if (getpeername(fd(), reinterpret_cast<sockaddr*>(&ss), &len) != 0) return prefix;
   if (ss.ss_family == AF_INET) {
     // IPv4-mapped (::ffff:a.b.c.d): the whole address.
-    client_prefix_[10] = client_prefix_[11] = 0xff;
-    std::memcpy(client_prefix_.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
+    prefix[10] = prefix[11] = 0xff;
+    std::memcpy(prefix.data() + 12, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, 4);
   } else if (ss.ss_family == AF_INET6) {
     const uint8_t* a = reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr.s6_addr;
     bool v4_mapped =
         std::all_of(a, a + 10, [](uint8_t b) { return b == 0; }) && a[10] == 0xff && a[11] == 0xff;
-    std::memcpy(client_prefix_.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
+    std::memcpy(prefix.data(), a, v4_mapped ? 16 : 8);  // IPv6: the /64
   }
-  return client_prefix_;
+  return prefix;
 }
 
 void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule& r) {
@@ -62,40 +64,46 @@ void connection::choose_budget(const api_key* key, limit_subject& s, limit_rule&
   r.burst = std::max(burst > 0 ? burst : r.rps, 1.0);
 }
 
+connection::admission_ticket& connection::ticket() {
+  if (!ticket_) ticket_ = std::make_unique<admission_ticket>();
+  return *ticket_;
+}
+
 bool connection::prepare_admission(const http1::request& req, route_match& m, bool& matched) {
   using st = admission_ticket::state;
-  if (ticket_.st != st::none) return ticket_.st == st::decided;
-  ticket_.st = st::decided;
-  ticket_.rules = shard_.rules();  // keeps the key found below alive until dispatch
-  ticket_.subject = {};
-  ticket_.rule = {};
+  admission_ticket& t = ticket();
+  if (t.st != st::none) return t.st == st::decided;
+  t.st = st::decided;
+  t.rules = shard_.rules();  // keeps the key found below alive until dispatch
+  t.subject = {};
+  t.rule = {};
   m = match_route(req.method, req.path);
   matched = true;
   std::string_view path = req.path;
   if (!path.starts_with("/v1/") && !path.starts_with("/api/") && path != "/ws") return true;
   // A CORS preflight is answered before admission (dispatch): it takes nothing.
   if (req.method == http1::method::options && m.status == 405) return true;
-  ticket_.api = true;
+  t.api = true;
   if (authentication_required(shard_)) {
     auth_result a = authenticate(shard_, req, m.route);
     if (a.refusal) {
-      ticket_.refusal = std::make_unique<openai::api_error>(std::move(*a.refusal));
+      t.refusal = std::make_unique<openai::api_error>(std::move(*a.refusal));
       return true;
     }
-    ticket_.key = a.key;
-    ticket_.token = std::move(a.token);
+    t.key = a.key;
+    t.token = std::move(a.token);
   }
-  choose_budget(ticket_.key, ticket_.subject, ticket_.rule);
-  if (ticket_.rule.rps <= 0) return true;
-  ticket_.rated = true;
+  choose_budget(t.key, t.subject, t.rule);
+  if (t.rule.rps <= 0) return true;
+  t.rated = true;
   shard_limits& limits = shard_.budgets();
-  if (auto d = limits.try_take(ticket_.subject, ticket_.rule, shard_.loop().now_us())) {
-    ticket_.rate = *d;
+  if (auto d = limits.try_take(t.subject, t.rule, shard_.loop().now_us())) {
+    t.rate = *d;
     return true;
   }
-  ticket_.st = st::waiting;
+  t.st = st::waiting;
   uint64_t id = id_;
-  limits.ask(ticket_.subject, ticket_.rule, [id](const rate_decision& d) {
+  limits.ask(t.subject, t.rule, [id](const rate_decision& d) {
     if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
   });
   return false;
@@ -103,9 +111,9 @@ bool connection::prepare_admission(const http1::request& req, route_match& m, bo
 
 void connection::on_rate_answer(const rate_decision& d) {
   if (!waiting_admission()) return;  // the request was abandoned meanwhile
-  ticket_.st = admission_ticket::state::decided;
-  ticket_.rate = d;
-  ticket_.until_us = shard_.loop().now_us() + shard_limits::lease_ms * 1000;
+  ticket_->st = admission_ticket::state::decided;
+  ticket_->rate = d;
+  ticket_->until_us = shard_.loop().now_us() + shard_limits::lease_ms * 1000;
   if (phase_ == phase::closing) return;
   if (mode_ == mode::ws) {
     if (ws_) ws_->release_held();
@@ -114,10 +122,10 @@ void connection::on_rate_answer(const rate_decision& d) {
     return;
   }
   if (mode_ != mode::http || async_) return;
-  size_t used = process(in_.data(), in_.size(), in_.capacity());
-  in_.consume(used);
+  size_t used = process(http_->in.data(), http_->in.size(), http_->in.capacity());
+  http_->in.consume(used);
+  http_->in.release_if_empty();
   hand_over_to_websocket();
-  in_.release_if_empty();
   if (eof_ && phase_ == phase::reading && !waiting_admission() && deferred_.empty()) {
     // The peer finished sending while this request waited and what is left can't complete.
     phase_ = phase::closing;
@@ -130,16 +138,22 @@ void connection::on_rate_answer(const rate_decision& d) {
 }
 
 void connection::reset_ticket() {
-  ticket_.st = admission_ticket::state::none;
-  ticket_.api = ticket_.rated = false;
-  ticket_.key = nullptr;
-  if (ticket_.refusal) ticket_.refusal.reset();
-  ticket_.token.reset();
-  if (ticket_.rules) ticket_.rules = rules_ref();
+  if (!ticket_) return;
+  if (mode_ == mode::ws) {
+    ticket_.reset();  // a WebSocket holds one only while a message's admission is decided
+    return;
+  }
+  admission_ticket& t = *ticket_;
+  t.st = admission_ticket::state::none;
+  t.api = t.rated = false;
+  t.key = nullptr;
+  if (t.refusal) t.refusal.reset();
+  t.token.reset();
+  if (t.rules) t.rules = rules_ref();
 }
 
 bool connection::admit(const http1::request&) {
-  admission_ticket& t = ticket_;
+  admission_ticket& t = ticket();
   RC_ASSERT(t.st == admission_ticket::state::decided);
   t.st = admission_ticket::state::none;  // this request takes it; the rest is reset below
   current_.key = t.key;
@@ -180,14 +194,14 @@ bool connection::admit(const http1::request&) {
 
 bool connection::ws_admission_ready() {
   using st = admission_ticket::state;
-  if (ticket_.st == st::waiting) return false;
+  if (waiting_admission()) return false;
   if (current_.rule.rps <= 0) return true;
   uint64_t now = shard_.loop().now_us();
-  if (ticket_.st == st::decided && now < ticket_.until_us) return true;
+  if (ticket_ && ticket_->st == st::decided && now < ticket_->until_us) return true;
   reset_ticket();
   shard_limits& limits = shard_.budgets();
   if (limits.can_decide(current_.subject, now)) return true;
-  ticket_.st = st::waiting;
+  ticket().st = st::waiting;
   uint64_t id = id_;
   limits.ask(current_.subject, current_.rule, [id](const rate_decision& d) {
     if (connection* c = shard_server::current()->find_connection(id)) c->on_rate_answer(d);
@@ -200,8 +214,8 @@ bool connection::admit_ws_action(uint64_t& retry_after_ms) {
   if (current_.rule.rps > 0) {
     uint64_t now = shard_.loop().now_us();
     rate_decision d;
-    if (ticket_.st == admission_ticket::state::decided && now < ticket_.until_us) {
-      d = ticket_.rate;
+    if (ticket_ && ticket_->st == admission_ticket::state::decided && now < ticket_->until_us) {
+      d = ticket_->rate;
     } else if (auto got = shard_.budgets().try_take(current_.subject, current_.rule, now)) {
       d = *got;
     } else {

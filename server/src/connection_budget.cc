@@ -6,7 +6,7 @@
 namespace rc::server {
 
 void connection::account_inbound() {
-  size_t now = in_.capacity() + chunked_body_.capacity();
+  size_t now = partial_input_bytes();
   if (ws_) now += ws_->buffered_bytes();
   if (now == inbound_held_) return;
   if (!shard_.inbound().update(inbound_held_, now)) refuse_inbound();
@@ -17,13 +17,11 @@ void connection::refuse_inbound() {
     ws_->refuse_input(1009, "server inbound buffer budget exhausted");
   } else if (phase_ == phase::reading && !async_ && mode_ == mode::http) {
     // A request still arriving: answer it now and drop what came of it.
-    size_t wire_bytes = in_.size();
-    in_ = input_buffer{};
-    chunked_.reset();
-    chunked_body_.reset();
-    chunked_fed_ = 0;
-    need_bytes_ = 0;
-    scanned_hint_ = 0;
+    size_t wire_bytes = http_->in.size();
+    http_->in = input_buffer{};
+    http_->chunked.reset();
+    http_->need_bytes = 0;
+    http_->scanned_hint = 0;
     begin_error_response();
     access_begin(nullptr, wire_bytes);
     respond_error(503,
@@ -36,8 +34,7 @@ void connection::refuse_inbound() {
     input_paused_ = true;
     pause_receiving();
   }
-  shard_.inbound().update(
-      inbound_held_, in_.capacity() + chunked_body_.capacity() + (ws_ ? ws_->buffered_bytes() : 0));
+  shard_.inbound().update(inbound_held_, partial_input_bytes() + (ws_ ? ws_->buffered_bytes() : 0));
 }
 
 }  // namespace rc::server

@@ -105,8 +105,8 @@ void connection::write_ready_answers() {
   }
   if (wrote) flush();
   if (!deferred_.empty() || phase_ == phase::closing) return;
-  if (close_after_answers_ || (eof_ && phase_ == phase::idle && in_.empty()) ||
-      (shard_.draining() && phase_ == phase::idle && in_.empty())) {
+  if (close_after_answers_ || (eof_ && phase_ == phase::idle && input_empty()) ||
+      (shard_.draining() && phase_ == phase::idle && input_empty())) {
     phase_ = phase::closing;
     close_after_flush(shard_.config().linger_ms);
     update_timer();

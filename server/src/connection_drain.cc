@@ -43,7 +43,7 @@ bool connection::begin_drain() {
     current_.keep_alive = false;  // the pending response closes the connection
     return false;
   }
-  if (phase_ == phase::reading && !in_.empty()) {
+  if (phase_ == phase::reading && !input_empty()) {
     return false;  // a request is arriving: answer it (with Connection: close), then close
   }
   if (!deferred_.empty()) return false;  // closes once they are written (connection_deferred.cc)

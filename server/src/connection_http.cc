@@ -27,22 +27,23 @@ bool acceptable_request_id(std::string_view v) {
 }  // namespace
 
 connection::connection(shard_server& shard, int fd, uint64_t id)
-    : stream_socket(shard.sockets(), fd), shard_(shard), id_(id) {
+    : stream_socket(shard.sockets(), fd), shard_(shard), id_(id),
+      http_(std::make_unique<http_input>()) {
   timer_.bind<connection, &connection::on_timer>(this);
 }
 
 connection::~connection() = default;  // here, where ws_endpoint and token_grant are complete
 
-// mimalloc's size classes above 1 KiB are 1,280 bytes apart at first: 16 bytes more cost 256 for
-// every open connection (see the end of connection.h).
-static_assert(sizeof(connection) <= 1024, "connection outgrew its allocator size class");
+// mimalloc's size classes around here are 640, 768, 896 bytes: 24 bytes more cost 128 for every
+// open connection (see the end of connection.h).
+static_assert(sizeof(connection) <= 640, "connection outgrew its allocator size class");
 
 void connection::start() {
   ++shard_.metrics().connections_open[static_cast<size_t>(protocol::http)];
   // A new connection must send its first request head within the header timeout, like any
   // other request: a client that connects and stays silent is not an idle keep-alive client.
   phase_ = phase::reading;
-  request_started_ms_ = shard_.loop().now_ms();
+  http_->request_started_ms = shard_.loop().now_ms();
   start_receiving();
   update_timer();
 }
@@ -64,28 +65,26 @@ void connection::on_data(const char* data, size_t len) {
   }
   if (phase_ == phase::idle) {
     phase_ = phase::reading;
-    request_started_ms_ = shard_.loop().now_ms();
+    http_->request_started_ms = shard_.loop().now_ms();
   }
-  if (!in_.empty() || async_ || input_paused_ || waiting_admission()) {
+  if (!http_->in.empty() || async_ || input_paused_ || waiting_admission()) {
     keep_input(data, len);
     if (!async_ && !input_paused_ && !waiting_admission()) {
-      size_t used = process(in_.data(), in_.size(), in_.capacity());
-      in_.consume(used);
+      size_t used = process(http_->in.data(), http_->in.size(), http_->in.capacity());
+      http_->in.consume(used);
+      http_->in.release_if_empty();
       hand_over_to_websocket();
-      in_.release_if_empty();
     }
   } else {
     size_t padding = shard_.loop().buffers().padding_bytes();
     size_t used = process(data, len, len + padding);
-    if (used < len && phase_ != phase::closing) {
-      keep_input(data + used, len - used);
-      hand_over_to_websocket();
-    }
+    if (used < len && phase_ != phase::closing) keep_input(data + used, len - used);
+    hand_over_to_websocket();
   }
   // Pipelined requests pile up while a response is pending: past what one request may
   // legitimately occupy, stop reading until they have been answered.
   const auto& cfg = shard_.config();
-  if (!input_paused_ && in_.size() > cfg.header_bytes_max + cfg.body_bytes_max + 65536) {
+  if (!input_paused_ && input_size() > cfg.header_bytes_max + cfg.body_bytes_max + 65536) {
     input_paused_ = true;
     pause_receiving();
   }
@@ -96,7 +95,7 @@ void connection::on_data(const char* data, size_t len) {
 void connection::keep_input(const char* data, size_t len) {
   // Keep JSON padding after the data so bodies parse in place from here too.
   size_t padding = shard_.loop().buffers().padding_bytes();
-  in_.append(data, len, padding);
+  http_->in.append(data, len, padding);
 }
 
 size_t connection::process(const char* data, size_t len, size_t capacity) {
@@ -126,39 +125,38 @@ size_t connection::process(const char* data, size_t len, size_t capacity) {
 size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   http1::request& req = shard_.scratch_request();
   const http1::limits& lim = shard_.limits();
-  if (chunked_) {
+  if (http_->chunked) {
     // The head (head_bytes_ long) is complete; the chunked body continues after what was fed.
-    size_t head = need_bytes_;
-    http1::result r =
-        chunked_->feed(data + head + chunked_fed_, len - head - chunked_fed_, chunked_body_);
+    size_t head = http_->need_bytes;
+    chunked_request& c = *http_->chunked;
+    http1::result r = c.decoder.feed(data + head + c.fed, len - head - c.fed, c.body);
     if (r.status == http1::status::error) {
       reject(r.error, len);
       return len;
     }
     if (r.status == http1::status::incomplete) {
-      chunked_fed_ = len - head;
+      c.fed = len - head;
       return 0;
     }
-    size_t total = head + chunked_fed_ + r.consumed;
+    size_t total = head + c.fed + r.consumed;
     http1::result h = http1::parse_head(data, len, lim, req);
     RC_ASSERT(h.status == http1::status::complete);
-    chunked_.reset();
-    chunked_fed_ = 0;
-    need_bytes_ = 0;
+    http_->need_bytes = 0;
     size_t padding = shard_.loop().buffers().padding_bytes();
-    chunked_body_.reserve(chunked_body_.size() + padding);
-    byte_buffer body = std::move(chunked_body_);
+    c.body.reserve(c.body.size() + padding);
+    byte_buffer body = std::move(c.body);
+    http_->chunked.reset();
     dispatch(req, body.view(), body.capacity(), total);
     return total;
   }
-  if (need_bytes_ != 0 && len < need_bytes_) return 0;
+  if (http_->need_bytes != 0 && len < http_->need_bytes) return 0;
 
-  http1::result r = http1::parse_head(data, len, lim, req, scanned_hint_);
+  http1::result r = http1::parse_head(data, len, lim, req, http_->scanned_hint);
   if (r.status == http1::status::incomplete) {
-    scanned_hint_ = r.consumed;
+    http_->scanned_hint = r.consumed;
     return 0;
   }
-  scanned_hint_ = 0;
+  http_->scanned_hint = 0;
   if (r.status == http1::status::error) {
     reject(r.error, len);
     return len;
@@ -174,24 +172,22 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   size_t head = r.consumed;
   switch (req.body) {
     case http1::body_kind::none:
-      need_bytes_ = 0;
+      http_->need_bytes = 0;
       dispatch(req, {}, 0, head, m);
       return head;
     case http1::body_kind::content_length: {
       size_t body_len = static_cast<size_t>(req.content_length);
       if (len - head >= body_len) {
-        need_bytes_ = 0;
+        http_->need_bytes = 0;
         dispatch(req, std::string_view(data + head, body_len), capacity - head, head + body_len, m);
         return head + body_len;
       }
-      need_bytes_ = head + body_len;
+      http_->need_bytes = head + body_len;
       break;
     }
     case http1::body_kind::chunked:
-      chunked_ = std::make_unique<http1::chunked_decoder>(lim);
-      chunked_body_.clear();
-      chunked_fed_ = 0;
-      need_bytes_ = head;  // while chunked_ is set, need_bytes_ holds the head length
+      http_->chunked = std::make_unique<chunked_request>(lim);
+      http_->need_bytes = head;  // while http_->chunked is set, http_->need_bytes holds the head length
       if (size_t n = process_one(data, len, capacity); n != 0) return n;
       break;
   }
@@ -240,7 +236,7 @@ void connection::dispatch(const http1::request& req, std::string_view body, size
   current_.rate_headers = false;
   // What this request is admitted under, even if a reload comes: the snapshot its admission
   // (its key) was decided with at the head.
-  rules_ = ticket_.rules ? std::move(ticket_.rules) : shard_.rules();
+  rules_ = ticket_ && ticket_->rules ? std::move(ticket_->rules) : shard_.rules();
   const cors_policy& cors = rules_->cors;
   current_.allow_origin = cors.configured() ? cors.allow_origin(req.find("origin")) : "";
   if (req.method == http1::method::options && m.status == 405) {
@@ -423,7 +419,7 @@ void connection::complete_request() {
   flush();
   bool was_async = async_;
   async_ = false;
-  if (!current_.keep_alive || (eof_ && in_.empty())) {
+  if (!current_.keep_alive || (eof_ && input_empty())) {
     phase_ = phase::closing;
     close_after_flush(shard_.config().linger_ms);
     update_timer();
@@ -444,18 +440,19 @@ void connection::complete_request() {
 void connection::resume_input() {
   // Reading: a request waited behind deferred answers (connection_deferred.cc).
   if ((phase_ != phase::idle && phase_ != phase::reading) || async_ || !deferred_.empty()) return;
-  if (!in_.empty()) {
+  if (!input_empty()) {
     if (phase_ == phase::idle) {
       phase_ = phase::reading;
-      request_started_ms_ = shard_.loop().now_ms();
+      http_->request_started_ms = shard_.loop().now_ms();
     }
-    size_t used = process(in_.data(), in_.size(), in_.capacity());
-    in_.consume(used);
-    in_.release_if_empty();
+    size_t used = process(http_->in.data(), http_->in.size(), http_->in.capacity());
+    http_->in.consume(used);
+    http_->in.release_if_empty();
+    hand_over_to_websocket();  // a pipelined upgrade
   }
   const auto& cfg = shard_.config();
   if (input_paused_ && !async_ && !over_output_limit() &&
-      in_.size() <= cfg.header_bytes_max + cfg.body_bytes_max) {
+      input_size() <= cfg.header_bytes_max + cfg.body_bytes_max) {
     input_paused_ = false;
     resume_receiving();
   }
@@ -544,7 +541,7 @@ void connection::update_timer() {
     deadline_ms_ = no_deadline;  // deferred answers come from another shard, like async ones
     return;
   } else if (phase_ == phase::reading) {
-    deadline_ms_ = request_started_ms_ + cfg.header_timeout_ms;
+    deadline_ms_ = http_->request_started_ms + cfg.header_timeout_ms;
   } else if (phase_ == phase::idle) {
     deadline_ms_ = now + cfg.idle_timeout_ms;
   } else {
@@ -575,7 +572,7 @@ void connection::on_timer() {
   }
   if (phase_ == phase::reading) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::header)];
-    if (in_.empty() && requests_served_ == 0 && bytes_received() == 0) {
+    if (http_->in.empty() && requests_served_ == 0 && bytes_received() == 0) {
       // Connected and never said a word: there is nobody to answer.
       phase_ = phase::closing;
       close_after_flush(0);
@@ -591,7 +588,7 @@ void connection::on_timer() {
     current_.allow_origin = {};
     current_.rate_headers = false;
     current_.key = nullptr;
-    access_begin(nullptr, in_.size());
+    access_begin(nullptr, http_->in.size());
     note_close_reason(close_reason::timeout);
     respond_error(408, "The request was not received in time", "invalid_request_error", {},
                   "request_timeout");

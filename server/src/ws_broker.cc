@@ -189,14 +189,15 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
   if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
   if (!topic_permitted(ws, id, topic_action::subscribe, topic)) return;
   std::string key(topic);
-  if (auto it = subscriptions_.find(key); it != subscriptions_.end()) {
+  id_map& subs = made(subscriptions_);
+  if (auto it = subs.find(key); it != subs.end()) {
     // A subscription the server ended (an error event was sent) no longer counts.
     if (ws.shard().topics().subscribed(it->second))
       return send_error(ws, id, "already_subscribed", "already subscribed to '" + key + "'");
-    subscriptions_.erase(it);
+    subs.erase(it);
   }
   uint32_t max = ws.shard().config().topics_per_connection_max;
-  if (subscriptions_.size() >= max) {
+  if (subs.size() >= max) {
     return send_error(ws, id, "too_many_topics",
                       "a connection may subscribe to at most " + std::to_string(max) + " topics");
   }
@@ -221,7 +222,7 @@ void broker_ws_handler::subscribe(ws_endpoint& ws, std::string_view id,
   }
   topic_subscription* s =
       ws.shard().topics().subscribe(ws.conn(), topic, subscriber_kind::ws, since, id);
-  subscriptions_.emplace(std::move(key), s->id());
+  made(subscriptions_).emplace(std::move(key), s->id());  // (subscribe may have closed the socket)
 }
 
 void broker_ws_handler::unsubscribe(ws_endpoint& ws, std::string_view id,
@@ -229,12 +230,13 @@ void broker_ws_handler::unsubscribe(ws_endpoint& ws, std::string_view id,
   std::string_view error;
   std::string_view topic = payload_topic(ws, payload, error);
   if (!error.empty()) return send_error(ws, id, "invalid_topic", error);
-  auto it = subscriptions_.find(std::string(topic));
-  if (it == subscriptions_.end()) {
+  id_map* subs = subscriptions_.get();
+  auto it = subs ? subs->find(std::string(topic)) : id_map::iterator();
+  if (!subs || it == subs->end()) {
     return send_error(ws, id, "not_subscribed", "not subscribed to '" + std::string(topic) + "'");
   }
   ws.shard().topics().unsubscribe(it->second);
-  subscriptions_.erase(it);
+  subs->erase(it);
   byte_buffer data;
   json::writer w(data);
   w.begin_object();
@@ -392,9 +394,11 @@ void broker_ws_handler::cancel(ws_endpoint& ws, std::string_view id, const json:
   if (!running) {
     // A message.stream: stop watching (the message itself goes on; DELETE /api/v1/message/{id}
     // cancels it).
-    auto wit = watches_.find(key);
-    bool ended = wit != watches_.end() && ws.shard().broker_queue().cancel_watch(wit->second);
-    if (wit != watches_.end()) watches_.erase(wit);
+    id_map* watches = watches_.get();
+    auto wit = watches ? watches->find(key) : id_map::iterator();
+    bool found = watches && wit != watches->end();
+    bool ended = found && ws.shard().broker_queue().cancel_watch(wit->second);
+    if (found) watches->erase(wit);
     if (!ended) {
       send_error(ws, id, "not_found", "no running stream with id '" + key + "'");
       return;
@@ -413,16 +417,17 @@ void broker_ws_handler::message_stream(ws_endpoint& ws, std::string_view id,
                                        const json::value& payload) {
   std::string key(id);
   broker& b = ws.shard().broker_queue();
-  auto it = watches_.find(key);
-  if ((it != watches_.end() && b.watching(it->second)) || find_stream(key)) {
+  id_map& watches = made(watches_);
+  auto it = watches.find(key);
+  if ((it != watches.end() && b.watching(it->second)) || find_stream(key)) {
     send_error(ws, id, "duplicate_id", "a stream with id '" + key + "' is still running");
     return;
   }
   // Forget watches that ended on their own, so the map stays as small as what runs.
-  if (watches_.size() >= 64)
-    std::erase_if(watches_, [&](auto& e) { return !b.watching(e.second); });
+  if (watches.size() >= 64)
+    std::erase_if(watches, [&](auto& e) { return !b.watching(e.second); });
   uint64_t wid = start_message_stream_ws(ws, id, payload);
-  if (wid != 0) watches_[key] = wid;
+  if (wid != 0) made(watches_)[key] = wid;  // (the stream's start may have closed the socket)
 }
 
 // ---- flow control ----
@@ -450,9 +455,11 @@ void broker_ws_handler::end_async(uint64_t connection_id) {
 
 void broker_ws_handler::on_close(ws_endpoint& ws) {
   closed_ = true;
-  for (auto& [topic, sub_id] : subscriptions_) ws.shard().topics().unsubscribe(sub_id);
-  subscriptions_.clear();
-  watches_.clear();  // the watches end with the connection
+  if (subscriptions_) {
+    for (auto& [topic, sub_id] : *subscriptions_) ws.shard().topics().unsubscribe(sub_id);
+  }
+  subscriptions_.reset();
+  watches_.reset();  // the watches end with the connection
   // Stop every generation now: nobody will read what they produce.
   auto streams = std::move(streams_);
   streams_.clear();

@@ -15,9 +15,7 @@ ws_endpoint::ws_endpoint(connection& c, shard_server& s, std::unique_ptr<ws_hand
       shard_(s),
       handler_(std::move(handler)),
       last_in_ms_(s.loop().now_ms()),
-      last_out_ms_(s.loop().now_ms()) {
-  flow_timer_.bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
-}
+      last_out_ms_(s.loop().now_ms()) {}
 
 ws_endpoint::~ws_endpoint() {
   if (session_) --shard_.metrics().ws_sessions;
@@ -207,7 +205,11 @@ void ws_endpoint::pause_flow_for(uint64_t ms) {
     flow_paused_ = true;
     send_control_text(R"({"event":"flow.pause"})");
   }
-  shard_.loop().arm_after_ms(flow_timer_, ms);
+  if (!flow_timer_) {
+    flow_timer_ = std::make_unique<timer>();
+    flow_timer_->bind<ws_endpoint, &ws_endpoint::on_flow_timer>(this);
+  }
+  shard_.loop().arm_after_ms(*flow_timer_, ms);
 }
 
 void ws_endpoint::on_flow_timer() {
@@ -303,6 +305,7 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   count_request(101);
   if (access_ && access_->open) access_->in_mark = bytes_received() - access_->bytes_in;
   mode_ = mode::ws;
+  reset_ticket();  // in WebSocket mode this frees it: an idle WebSocket holds no ticket
   auto& m = shard_.metrics();
   --m.connections_open[static_cast<size_t>(protocol::http)];
   ++m.connections_open[static_cast<size_t>(protocol::ws)];
@@ -312,13 +315,17 @@ void connection::upgrade_to_websocket(std::string_view accept_key, std::string_v
   ws_ = std::make_unique<ws_endpoint>(*this, shard_, std::move(handler));
   if (deflate) ws_->enable_deflate(*deflate);
   ws_->start();
+  hand_over_to_websocket();  // an upgrade answered later, outside process(); else after it
   update_timer();
 }
 
 void connection::hand_over_to_websocket() {
-  if (mode_ != mode::ws || in_.empty()) return;
-  byte_buffer rest = in_.take();
-  ws_->on_data(rest.view());
+  if (mode_ != mode::ws || !http_ || in_process_) return;
+  // HTTP is over: what the peer sent after the upgrade request is the WebSocket's, and the state
+  // for reading requests goes (an idle WebSocket holds none of it).
+  byte_buffer rest = http_->in.take();
+  http_.reset();
+  if (!rest.empty()) ws_->on_data(rest.view());
 }
 
 void connection::close_websocket(uint16_t code, std::string_view reason, ws_close_order order) {

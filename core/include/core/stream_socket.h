@@ -164,7 +164,8 @@ class stream_socket : public io_handler,
   uint64_t bytes_sent_ = 0;
   uint64_t bytes_received_ = 0;
   uint32_t linger_ms_ = 0;
-  timer linger_timer_;
+  // Made when lingering starts: every open socket would carry 64 bytes for the end of its life.
+  std::unique_ptr<timer> linger_timer_;
 };
 
 }  // namespace rc

@@ -5,6 +5,7 @@
 // Input is parsed in place from the shard's receive buffers. Bytes are copied into the
 // connection's own buffer only when a request spans two reads or must wait (pipelined requests
 // behind an asynchronous response), so an idle keep-alive connection holds no buffer at all.
+// What reading requests takes (http_input) is released once the connection is a WebSocket.
 // Requests are answered strictly in order: while a handler completes asynchronously, later
 // pipelined requests stay buffered (bounded) and are parsed once the response is written. The
 // exception is a deferred answer (connection_deferred.cc): a handler whose answer comes from
@@ -182,7 +183,7 @@ class connection final : public stream_socket, public list_node<connection_list_
   // behind their error events, and everything closes once that has been sent.
   void drain_deadline();
   bool idle() const {
-    return mode_ == mode::http && phase_ == phase::idle && in_.empty() && queued_bytes() == 0 &&
+    return mode_ == mode::http && phase_ == phase::idle && input_empty() && queued_bytes() == 0 &&
            deferred_.empty();
   }
 
@@ -364,15 +365,36 @@ class connection final : public stream_socket, public list_node<connection_list_
   mode mode_ = mode::http;
   bool sse_chunked_ = false;
   bool close_after_answers_ = false;  // a held answer closes the connection once written
+  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
 
-  // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
-  // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
-  input_buffer in_;
-  size_t scanned_hint_ = 0;  // bytes of in_ already scanned without finding a complete head
-  size_t need_bytes_ = 0;    // a Content-Length request needs in_ to reach this size
-  std::unique_ptr<http1::chunked_decoder> chunked_;
-  byte_buffer chunked_body_;
-  size_t chunked_fed_ = 0;   // raw body bytes after the head fed to chunked_
+  // A chunked request body being decoded; allocated for such a request only.
+  struct chunked_request {
+    explicit chunked_request(const http1::limits& lim) : decoder(lim) {}
+    http1::chunked_decoder decoder;
+    byte_buffer body;
+    size_t fed = 0;  // raw body bytes after the head fed to the decoder
+  };
+  // What reading HTTP requests takes: made with the connection, released once it has become a
+  // WebSocket (hand_over_to_websocket), which parses frames, not requests.
+  struct http_input {
+    // Input that must outlive a receive buffer: a request spanning reads, or pipelined requests
+    // waiting behind an asynchronous response. Empty (and unallocated) most of the time.
+    input_buffer in;
+    size_t scanned_hint = 0;  // bytes of `in` already scanned without finding a complete head
+    size_t need_bytes = 0;    // a Content-Length request needs `in` to reach this size
+    std::unique_ptr<chunked_request> chunked;
+    uint64_t request_started_ms = 0;  // first byte of the current request (header timeout)
+    // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
+    std::array<uint8_t, 16> client_prefix{};
+    bool client_prefix_known = false;
+  };
+  std::unique_ptr<http_input> http_;  // null on a WebSocket
+  bool input_empty() const { return !http_ || http_->in.empty(); }
+  size_t input_size() const { return http_ ? http_->in.size() : 0; }
+  size_t partial_input_bytes() const {
+    if (!http_) return 0;
+    return http_->in.capacity() + (http_->chunked ? http_->chunked->body.capacity() : 0);
+  }
   size_t inbound_held_ = 0;  // partial input bytes counted in the shard's inbound budget
 
   // The request being answered.
@@ -407,14 +429,18 @@ class connection final : public stream_socket, public list_node<connection_list_
     limit_rule rule;
     rate_decision rate;
     uint64_t until_us = 0;  // WebSocket: the decision is used by then or dropped
-  } ticket_;
+  };
+  // Allocated on first use: an HTTP connection keeps it between requests (no allocation per
+  // request); a WebSocket has one only while a message's admission is being decided, so an idle
+  // one holds none.
+  std::unique_ptr<admission_ticket> ticket_;
+  admission_ticket& ticket();
   void reset_ticket();
-  bool waiting_admission() const { return ticket_.st == admission_ticket::state::waiting; }
-  // The client's address prefix (IPv4 /32 as IPv4-mapped IPv6, IPv6 /64), looked up once.
+  bool waiting_admission() const {
+    return ticket_ && ticket_->st == admission_ticket::state::waiting;
+  }
+  // The client's address prefix (http_input::client_prefix), looked up once.
   const std::array<uint8_t, 16>& client_prefix();
-  std::array<uint8_t, 16> client_prefix_{};
-  bool client_prefix_known_ = false;
-  uint32_t requests_served_ = 0;  // here, in padding (see the note at the end)
   rules_ref rules_;  // see request_rules()
 
   // Streams.
@@ -459,15 +485,15 @@ class connection final : public stream_socket, public list_node<connection_list_
   deferred_answer* answering_ = nullptr;      // the deferred request being answered
   phase answering_phase_ = phase::idle;       // phase_ while it is being answered
 
-  uint64_t request_started_ms_ = 0;  // first byte of the current request (header timeout)
   // The connection's one deadline (header, idle, write, heartbeat: whichever applies now), and
   // the timer that wakes it. The timer may be due earlier than the deadline, never later.
   static constexpr uint64_t no_deadline = UINT64_MAX;
   uint64_t deadline_ms_ = no_deadline;
   timer timer_;
   // Note: every open connection holds one of these, and the allocator rounds it up to its size
-  // class (1,024 bytes, then 1,280): keep it at most 1,024 bytes (a static_assert in the .cc),
-  // packing small members into padding rather than after 8-byte ones.
+  // class (640 bytes, then 768): keep it at most 640 bytes (a static_assert in the .cc), packing
+  // small members into padding rather than after 8-byte ones, and boxing state only some
+  // connections need for a while (http_input, the admission ticket) behind a pointer.
 };
 
 }  // namespace rc::server

@@ -71,14 +71,21 @@ class broker_ws_handler final : public ws_handler {
   // Runs after an asynchronous action finished, if the connection is still there.
   static void end_async(uint64_t connection_id);
 
-  std::unordered_map<std::string, uint64_t> subscriptions_;  // topic -> subscription id
+  // The maps are made on first use: a connection that never subscribes (or watches) holds
+  // neither (an empty std::unordered_map is 56 bytes, and every open /ws holds its handler).
+  using id_map = std::unordered_map<std::string, uint64_t>;
+  static id_map& made(std::unique_ptr<id_map>& m) {
+    if (!m) m = std::make_unique<id_map>();
+    return *m;
+  }
+  std::unique_ptr<id_map> subscriptions_;  // topic -> subscription id
   // Request id -> running stream: at most ws_inflight_max, usually one, so a vector searched in
   // order (an unordered_map's first insert also allocates a 13-bucket table: ~170 bytes a stream).
   std::vector<std::pair<std::string, generation_task*>> streams_;
   generation_task* const* find_stream(std::string_view id) const;
   void forget_stream(std::string_view id);
   // request id -> broker watch id of a message.stream (entries of ended watches are pruned).
-  std::unordered_map<std::string, uint64_t> watches_;
+  std::unique_ptr<id_map> watches_;
   uint32_t inflight_ = 0;
   bool paused_ = false;
   bool closed_ = false;

@@ -7,7 +7,7 @@
 // session is back between messages, so an idle WebSocket — a subscriber that only listens, a chat
 // client waiting for its stream — holds no session at all. While it exists, the session holds
 // wslay's context (about 8.5 KiB) only for frames its fast path can't take (control frames,
-// fragments, a close).
+// fragments, a close). The flow.pause timer, too, is made by the first pause.
 //
 // Data messages leave through the connection's outbound stream (ordered with everything else the
 // handler sends, subject to backpressure); pongs, close frames and flow.* frames take the control
@@ -147,7 +147,7 @@ class ws_endpoint {
   bool session_closed_ = false;  // the closing handshake is complete (or failed)
   bool gone_ = false;
   bool flow_paused_ = false;
-  timer flow_timer_;
+  std::unique_ptr<timer> flow_timer_;  // made by the first pause (rare: most sockets never pause)
   void on_flow_timer();
   // Messages that arrived while admission waited for another shard (bounded by held_bytes_max);
   // allocated only while one waits (an empty std::deque already holds about 600 bytes).
