@@ -198,8 +198,15 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   // The body is still on its way. A client that asked for it gets the go-ahead now.
   if (req.expect_continue && !continue_sent_ && phase_ != phase::closing) {
     continue_sent_ = true;
-    out().append(http1::continue_response);
-    flush();
+    if (!deferred_.empty()) {
+      // Behind deferred answers: the 100 leaves after them, in request order (RFC 9112 §9.3.2).
+      deferred_answer& d = deferred_.emplace_back();
+      d.ready = true;
+      d.bytes.append(http1::continue_response);
+    } else {
+      out().append(http1::continue_response);
+      flush();
+    }
   }
   return 0;
 }
@@ -485,6 +492,12 @@ void connection::on_eof(int err) {
     phase_ = phase::closing;
     abort();
     return;
+  }
+  if (err == 0 && deferred_.empty() && phase_ == phase::idle && !in_.empty() && !async_) {
+    // Requests wait in the input for a resume_input posted for the next turn (behind an answer
+    // just written): parse them now, so a complete one is answered before the connection closes.
+    resume_input();
+    if (phase_ == phase::closing) return;
   }
   if (err != 0 || (deferred_.empty() && (phase_ == phase::idle || (phase_ == phase::reading &&
                                                                      !waiting_admission())))) {

@@ -5,7 +5,9 @@ access log, 100 Continue, drain and end-of-input contracts of any other request.
 
 import json
 import os
+import signal
 import socket
+import struct
 import tempfile
 import threading
 import time
@@ -161,6 +163,108 @@ class PipelinedBurst(unittest.TestCase):
             for p in pubs:
                 p.close()
 
+
+def read_log(path, prefix, want, timeout=10.0):
+    """The access log's lines whose request id starts with `prefix`, once there are `want`."""
+    lines = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(path, encoding="utf-8") as f:
+            lines = [json.loads(x) for x in f.read().splitlines()]
+        lines = [x for x in lines if x["request_id"].startswith(prefix)]
+        if len(lines) >= want:
+            break
+        time.sleep(0.05)
+    return lines
+
+
+class DeferredContracts(unittest.TestCase):
+    def test_continue_leaves_after_earlier_deferred_answers(self):
+        # P1 is answered from the other shard; P2 (same topic) sends its head only, expecting
+        # 100 Continue. Responses go in request order: P1's 200, then P2's 100, then P2's 200.
+        with Server(shards=SHARDS) as srv:
+            pub = Publisher(srv.port)
+            topic = topic_homed_on(1 - pub.shard, "cont")
+            body = json.dumps({"k": 2}).encode()
+            p2 = (f"POST /v1/topics/{topic} HTTP/1.1\r\nHost: x\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                  f"Expect: 100-continue\r\n\r\n").encode()
+            pub.sock.sendall(publication(topic, {"k": 1}) + p2)
+            first = pub.reader.read()
+            self.assertEqual((first.status, first.json()["seq"]), (200, 1))
+            self.assertEqual(pub.reader.read().status, 100)
+            pub.sock.sendall(body)
+            last = pub.reader.read()
+            self.assertEqual((last.status, last.json()["seq"]), (200, 2))
+            pub.close()
+
+    def test_deferred_requests_are_logged_when_the_client_resets(self):
+        # Pipelined publications to the other shard, then a reset before their answers can
+        # have come back: each request still gets its access log line (499 when unanswered).
+        n = 3
+        with tempfile.TemporaryDirectory() as tmp:
+            log = os.path.join(tmp, "access.log")
+            with Server("--access-log", log, shards=SHARDS) as srv:
+                for attempt in range(5):
+                    pub = Publisher(srv.port)
+                    topic = topic_homed_on(1 - pub.shard, "rst")
+                    prefix = f"rst{attempt}-"
+                    pub.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))
+                    pub.sock.sendall(b"".join(
+                        publication(topic, {"i": i}, f"x-request-id: {prefix}{i}\r\n")
+                        for i in range(n)))
+                    pub.sock.close()  # RST
+                    lines = read_log(log, prefix, n)
+                    self.assertEqual(sorted(x["request_id"] for x in lines),
+                                     [f"{prefix}{i}" for i in range(n)])
+                    for x in lines:
+                        self.assertIn(x["status"], (200, 499))
+                        self.assertEqual(x["route"], "/v1/topics/{topic}")
+                        self.assertEqual(x["method"], "POST")
+
+    def test_request_behind_the_last_deferred_answer_survives_a_half_close(self):
+        # [POST to the other shard][GET] in one write, then FIN a little later: whenever the FIN
+        # lands (before, with or after the POST's answer), the GET is answered too.
+        with Server(shards=SHARDS) as srv:
+            for attempt in range(40):
+                pub = Publisher(srv.port)
+                topic = topic_homed_on(1 - pub.shard, "fin")
+                pub.sock.sendall(publication(topic, {"i": attempt}) +
+                                 b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                time.sleep((attempt % 10) * 0.0002)
+                pub.sock.shutdown(socket.SHUT_WR)
+                self.assertEqual(pub.reader.read().status, 200)
+                self.assertEqual(pub.reader.read().status, 200, f"attempt {attempt}")
+                pub.close()
+
+    def test_answers_written_during_a_drain_end_with_connection_close(self):
+        # Pipelined publications to the other shard, and SIGTERM right behind them. When the
+        # drain starts while their answers are coming back, the connection closes after the last
+        # one, and that one says Connection: close (a keep-alive client must not send another
+        # request into the closing connection); no earlier one does. When the drain comes after
+        # every answer, an idle connection is closed, which looks the same as the bug on the
+        # wire: so a few fresh servers, until one drain overlapped the answers (most do).
+        n = 100
+        for attempt in range(6):
+            with Server(shards=SHARDS) as srv:
+                pub = Publisher(srv.port)
+                topic = topic_homed_on(1 - pub.shard, "drain")
+                pub.sock.sendall(b"".join(publication(topic, {"i": i}) for i in range(n)))
+                srv.send_signal(signal.SIGTERM)
+                answers = []
+                while True:
+                    try:
+                        answers.append(pub.reader.read())
+                    except (ConnectionError, OSError):
+                        break
+                pub.close()
+            self.assertEqual({a.status for a in answers}, {200})
+            self.assertEqual([a.json()["seq"] for a in answers], list(range(1, len(answers) + 1)))
+            self.assertEqual([a for a in answers[:-1] if a.header("connection")], [])
+            if answers[-1].header("connection") == "close":
+                return
+        self.fail("no drain overlapped the answers, or their last one lacked Connection: close")
 
 if __name__ == "__main__":
     unittest.main()
