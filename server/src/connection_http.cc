@@ -554,8 +554,9 @@ void connection::update_timer() {
   } else if (queued_bytes() > 0) {
     deadline_ms_ = now + cfg.write_timeout_ms;
   } else if (!deferred_.empty()) {
-    deadline_ms_ = no_deadline;  // deferred answers come from another shard, like async ones
-    return;
+    // Deferred answers come from another shard in a mailbox round trip; one lost to a refused
+    // post (topics_outbox.cc) would never come: bounded like an idle connection.
+    deadline_ms_ = now + cfg.idle_timeout_ms;
   } else if (phase_ == phase::reading) {
     deadline_ms_ = request_started_ms_ + cfg.header_timeout_ms;
   } else if (phase_ == phase::idle) {
@@ -581,6 +582,14 @@ void connection::on_timer() {
   }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    note_close_reason(close_reason::timeout);
+    phase_ = phase::closing;
+    abort();
+    return;
+  }
+  if (!deferred_.empty()) {
+    // An answer from another shard never came: nothing can be written in its place in order.
+    ++m.timeouts[static_cast<size_t>(timeout_kind::idle)];
     note_close_reason(close_reason::timeout);
     phase_ = phase::closing;
     abort();
