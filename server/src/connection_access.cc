@@ -105,6 +105,17 @@ void connection::access_end(int status, uint64_t now) {
 }
 
 void connection::access_closed() {
+  // Deferred publications (connection_deferred.cc) still unanswered: a 499 line each, first (they
+  // came before the current request). Each is described by its own request state.
+  for (deferred_answer& d : deferred_) {
+    if (d.ticket == 0 || d.ready || !d.access || !d.access->open) continue;
+    std::swap(current_, d.request);
+    std::swap(access_, d.access);
+    note_close_reason(shard_.draining() ? close_reason::drain : close_reason::client_closed);
+    access_end(499, monotonic_ns());
+    std::swap(current_, d.request);
+    std::swap(access_, d.access);
+  }
   if (!access_ || !access_->open) return;
   // The connection ended before the line was written: a stream or a WebSocket whose reader left
   // (or that was dropped), or a request never answered (the drain deadline aborts those).

@@ -65,6 +65,9 @@ bool connection::enter_deferred(uint64_t ticket) {
   std::swap(access_, d->access);
   std::swap(rules_, d->rules);
   std::swap(token_, d->token);
+  // Draining: the last outstanding answer says Connection: close, as the pending response of a
+  // request in progress does (connection_drain.cc); nothing is dispatched behind it any more.
+  if (shard_.draining() && d == &deferred_.back()) current_.keep_alive = false;
   answering_ = d;
   answering_phase_ = phase_;
   phase_ = phase::handling;

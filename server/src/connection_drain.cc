@@ -43,8 +43,10 @@ bool connection::begin_drain() {
     current_.keep_alive = false;  // the pending response closes the connection
     return false;
   }
-  if (phase_ == phase::reading && !input_empty()) {
-    return false;  // a request is arriving: answer it (with Connection: close), then close
+  if ((phase_ == phase::reading || phase_ == phase::idle) && !input_empty()) {
+    // A request is arriving, or waits for the resume_input posted behind an answer just written:
+    // answer it (with Connection: close), then close.
+    return false;
   }
   if (!deferred_.empty()) return false;  // closes once they are written (connection_deferred.cc)
   phase_ = phase::closing;

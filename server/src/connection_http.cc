@@ -194,8 +194,15 @@ size_t connection::process_one(const char* data, size_t len, size_t capacity) {
   // The body is still on its way. A client that asked for it gets the go-ahead now.
   if (req.expect_continue && !continue_sent_ && phase_ != phase::closing) {
     continue_sent_ = true;
-    out().append(http1::continue_response);
-    flush();
+    if (!deferred_.empty()) {
+      // Behind deferred answers: the 100 leaves after them, in request order (RFC 9112 §9.3.2).
+      deferred_answer& d = deferred_.emplace_back();
+      d.ready = true;
+      d.bytes.append(http1::continue_response);
+    } else {
+      out().append(http1::continue_response);
+      flush();
+    }
   }
   return 0;
 }
@@ -483,6 +490,12 @@ void connection::on_eof(int err) {
     abort();
     return;
   }
+  if (err == 0 && deferred_.empty() && phase_ == phase::idle && !input_empty() && !async_) {
+    // Requests wait in the input for a resume_input posted for the next turn (behind an answer
+    // just written): parse them now, so a complete one is answered before the connection closes.
+    resume_input();
+    if (phase_ == phase::closing) return;
+  }
   if (err != 0 || (deferred_.empty() && (phase_ == phase::idle || (phase_ == phase::reading &&
                                                                      !waiting_admission())))) {
     // A failed connection, or a peer that finished sending between requests or in the middle of
@@ -538,8 +551,9 @@ void connection::update_timer() {
   } else if (queued_bytes() > 0) {
     deadline_ms_ = now + cfg.write_timeout_ms;
   } else if (!deferred_.empty()) {
-    deadline_ms_ = no_deadline;  // deferred answers come from another shard, like async ones
-    return;
+    // Deferred answers come from another shard in a mailbox round trip; one lost to a refused
+    // post (topics_outbox.cc) would never come: bounded like an idle connection.
+    deadline_ms_ = now + cfg.idle_timeout_ms;
   } else if (phase_ == phase::reading) {
     deadline_ms_ = http_->request_started_ms + cfg.header_timeout_ms;
   } else if (phase_ == phase::idle) {
@@ -565,6 +579,14 @@ void connection::on_timer() {
   }
   if (queued_bytes() > 0) {
     ++m.timeouts[static_cast<size_t>(timeout_kind::write)];
+    note_close_reason(close_reason::timeout);
+    phase_ = phase::closing;
+    abort();
+    return;
+  }
+  if (!deferred_.empty()) {
+    // An answer from another shard never came: nothing can be written in its place in order.
+    ++m.timeouts[static_cast<size_t>(timeout_kind::idle)];
     note_close_reason(close_reason::timeout);
     phase_ = phase::closing;
     abort();

@@ -81,6 +81,7 @@ void topic_subscription::on_cut(std::string_view code, std::string_view message)
 
 topic_registry::topic_registry(shard_server& shard) : shard_(shard) {
   outbox_.resize(shard_.shard_count());
+  inbox_.resize(shard_.shard_count());
   shard_.loop().add_turn_hook([this] { flush_outbox(); });
 }
 
@@ -162,13 +163,25 @@ void topic_registry::publish(std::string topic, std::string json,
     done(publish_at_home(std::move(topic), std::move(json)));
     return;
   }
-  post_batched(home_shard, [origin, topic = std::move(topic), json = std::move(json),
-                            done = std::move(done)]() mutable {
-    topic_registry& home = shard_server::current()->topics();
-    publish_result res = home.publish_at_home(std::move(topic), std::move(json));
-    home.post_batched(
-        origin, [done = std::move(done), res = std::move(res)]() mutable { done(std::move(res)); });
-  });
+  // Shared with the refusal path: a publication the home's mailbox refuses is answered here.
+  auto answer = std::make_shared<unique_function<void(publish_result&&)>>(std::move(done));
+  message refused = [answer] {
+    publish_result res;
+    res.error_code = "shed";
+    res.error_message = "the server is overloaded (the topic's home shard is not keeping up); retry";
+    res.retry_after_ms = 1000;
+    (*answer)(std::move(res));
+  };
+  post_batched(
+      home_shard,
+      [origin, topic = std::move(topic), json = std::move(json), answer]() mutable {
+        topic_registry& home = shard_server::current()->topics();
+        publish_result res = home.publish_at_home(std::move(topic), std::move(json));
+        home.post_batched(origin, [answer = std::move(answer), res = std::move(res)]() mutable {
+          (*answer)(std::move(res));
+        });
+      },
+      std::move(refused));
 }
 
 topic_registry::publish_result topic_registry::publish_at_home(std::string topic,

@@ -32,7 +32,8 @@
 //
 // Timers (one per connection, its meaning follows the phase): the header timeout runs from the
 // first byte of a request until its head and body are complete (408, then close); the idle
-// timeout between keep-alive requests (silent close); the write timeout while output is queued
+// timeout between keep-alive requests (silent close), also while deferred answers are awaited
+// (one that never comes drops the connection); the write timeout while output is queued
 // (the connection is dropped); on streams, the heartbeat (SSE ": ping", WebSocket ping) after
 // heartbeat_ms of silence.
 //

@@ -28,6 +28,7 @@ class lazy_deque {
   }
   // REQUIRES: !empty().
   T& front() { return q_->front(); }
+  T& back() { return q_->back(); }
   void pop_front() {
     q_->pop_front();
     if (q_->empty()) q_.reset();

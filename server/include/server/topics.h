@@ -173,9 +173,15 @@ class topic_registry {
 
   // Messages between shards batched per turn (topics_outbox.cc): post_batched keeps `m` for
   // shard `to` (this one too) and the end of the turn posts what each shard gets as one message,
-  // in order. Messages that must not wait for the turn's end (subscribing) use loop().post.
-  void post_batched(unsigned to, message m);
+  // in order; `refused` runs here instead of `m` if that shard's mailbox refuses it. Messages
+  // that must not wait for the turn's end (subscribing) use loop().post.
+  void post_batched(unsigned to, message m, message refused = {});
   void flush_outbox();
+  // The receiving side: runs what shard `from` batched, at most the mailbox's per-turn limit of
+  // messages from one shard per turn; the rest waits, in order, for the next turns.
+  void take_batch(unsigned from, std::vector<message>&& batch);
+  void take_local(message&& m);
+  void run_inbox(unsigned from);
   // Sends event `e` of topic `name` to every shard with subscribers (on_event there): the one
   // place an event leaves its home, encoded once (encode_event) and queued by reference.
   void fan_out(const home_topic& t, const topic_event& e);
@@ -234,7 +240,19 @@ class topic_registry {
   uint64_t next_sub_id_ = 1;
   uint64_t use_clock_ = 0;
   uint64_t next_stream_id_ = 1;  // topic_stream generations, to ignore late JetStream answers
-  std::vector<std::vector<message>> outbox_;  // by destination shard, until the turn's end
+  struct outbox_entry {
+    message run;
+    message refused;  // may be empty
+  };
+  std::vector<std::vector<outbox_entry>> outbox_;  // by destination shard, until the turn's end
+  struct inbox {
+    std::vector<message> pending;  // from `head` on: not run yet
+    size_t head = 0;
+    uint64_t turn = ~uint64_t{0};  // the loop turn `ran` counts in
+    uint32_t ran = 0;
+    bool scheduled = false;  // a run_inbox for the next turn is posted
+  };
+  std::vector<inbox> inbox_;  // by sending shard
   bool outbox_pending_ = false;
   uint64_t outbox_flushed_turn_ = ~uint64_t{0};  // the loop turn whose end flushed last
 };
