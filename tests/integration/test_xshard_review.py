@@ -246,7 +246,7 @@ class DeferredContracts(unittest.TestCase):
         # every answer, an idle connection is closed, which looks the same as the bug on the
         # wire: so a few fresh servers, until one drain overlapped the answers (most do).
         n = 100
-        for attempt in range(6):
+        for attempt in range(10):
             with Server(shards=SHARDS) as srv:
                 pub = Publisher(srv.port)
                 topic = topic_homed_on(1 - pub.shard, "drain")
@@ -259,6 +259,10 @@ class DeferredContracts(unittest.TestCase):
                     except (ConnectionError, OSError):
                         break
                 pub.close()
+            if not answers:
+                # SIGTERM got there before the server read the publications: an idle connection
+                # is closed at once (the race every keep-alive client has with a drain). Retry.
+                continue
             self.assertEqual({a.status for a in answers}, {200})
             self.assertEqual([a.json()["seq"] for a in answers], list(range(1, len(answers) + 1)))
             self.assertEqual([a for a in answers[:-1] if a.header("connection")], [])
