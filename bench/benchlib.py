@@ -54,7 +54,7 @@ def _first_line(argv):
     return text.splitlines()[0] if text else None
 
 
-def machine_info(wrk=None, nginx=None):
+def machine_info(nginx=None):
     """What the numbers were measured on; printed and stored with every result."""
     model = "unknown"
     with open("/proc/cpuinfo") as f:
@@ -76,8 +76,6 @@ def machine_info(wrk=None, nginx=None):
         "loadavg": open("/proc/loadavg").read().split()[:3],
         "cc": _first_line(["cc", "--version"]),
     }
-    if wrk:
-        info["wrk"] = _first_line([wrk, "-v"])
     if nginx:
         info["nginx"] = _first_line([nginx, "-v"])
     return info
@@ -87,7 +85,7 @@ def print_machine(info):
     log("machine: nproc=%s, %s, kernel %s, %s, load %s" % (
         info["nproc"], info["cpu_model"], info["kernel"], info["distro"],
         " ".join(info["loadavg"])))
-    for tool in ("wrk", "nginx", "cc"):
+    for tool in ("nginx", "cc"):
         if info.get(tool):
             log("  %-6s %s" % (tool + ":", info[tool]))
 

@@ -411,7 +411,7 @@ def percentile_iteration(buckets):
 
 def hgrm_text(buckets, scale_ns=1e6, digits=3):
     """HdrHistogram's outputPercentileDistribution text for ringcast-load buckets (values in ns,
-    printed divided by scale_ns: milliseconds by default, as wrk2 and the HdrHistogram plotter
+    printed divided by scale_ns: milliseconds by default, as the HdrHistogram plotter
     expect). Mean and standard deviation use each bucket's middle value, like HdrHistogram."""
     total = sum(c for _, c in buckets)
     lines = ["%12s %14s %10s %14s\n\n" % ("Value", "Percentile", "TotalCount", "1/(1-Percentile)")]

@@ -6,9 +6,10 @@ target was skipped, and the machine and command that produced them. No figure is
 peer that cannot run is skipped, never replaced by a remembered number.
 
 Peer module interface (docs/benchmarks-streaming.md, "Peers"): NAME, SUPPORTS (a set of echo,
-fanout-ws, fanout-sse, http; ringcast also ws-idle, ws-chat), add_options(parser),
-available(args) -> None or a one-line reason, start(args, tmpdir, cpus) -> a context manager
-with .target, .pub_target, .pids and .load_flags(mode, sub).
+fanout-ws, fanout-sse, http; ringcast also ws-idle, ws-chat; fanout-deflate: start() takes
+deflate=True/False, permessage-deflate on or off), add_options(parser), available(args) -> None
+or a one-line reason, start(args, tmpdir, cpus) -> a context manager with .target, .pub_target,
+.pids and .load_flags(mode, sub).
 
 Python 3 standard library only. Single-threaded: the scripts call it from their main thread
 (the processes started get loadlib.die_with_parent, which is tied to the forking thread).
@@ -281,6 +282,19 @@ FIGURES = {
 }
 
 
+# Per-message figures from the client's WebSocket counters (the whole run, warm-up included):
+# frame bytes as received (headers included) and payload bytes after inflating.
+PER_MESSAGE = {
+    "wire_bytes_per_message": "client.ws_wire_bytes_in",
+    "payload_bytes_per_message": "client.ws_payload_bytes_in",
+}
+
+
+def per_message(report, path):
+    n, v = _get(report, "client.ws_messages_in"), _get(report, path)
+    return v / n if n and v is not None else None
+
+
 def summarise(reports):
     """Medians over the runs whose status is ok and that measured the server."""
     ok = [r for r in reports if r.get("status") == "ok" and r.get("server")]
@@ -294,6 +308,8 @@ def summarise(reports):
         if v is not None and key in ("p50_us", "p99_us"):
             v /= 1e3
         s[key] = v
+    for key, path in PER_MESSAGE.items():
+        s[key] = median(per_message(r, path) for r in ok)
     return s
 
 

@@ -33,6 +33,28 @@ def die_with_parent():
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
+def stop_group(popen, timeout):
+    """Stops a process started with start_new_session (the leader of its own group): SIGTERM to
+    the group, SIGKILL after `timeout`; once the leader is gone, SIGKILL to whatever is left of
+    its group (a worker whose master already died)."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(popen.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            break  # the whole group is gone
+        try:
+            popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            continue
+        try:
+            os.killpg(popen.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        break
+    if popen.poll() is None:
+        popen.wait(timeout=timeout)
+
+
 def build_dir():
     here = os.path.dirname(os.path.abspath(__file__))
     return os.environ.get("RINGCAST_BUILD", os.path.join(here, "..", "build", "release"))
@@ -47,40 +69,29 @@ def load_bin():
                           os.path.join(build_dir(), "bench", "load", "ringcast-load"))
 
 
-class Server:
-    """A ringcast process; use as a context manager. stop() sends SIGTERM and waits."""
+class ListeningProcess:
+    """A server process that logs "listening on 127.0.0.1:PORT" to stderr once it serves (ringcast,
+    the uWS peer): started with die_with_parent, its port read from that line (the reader thread
+    also wakes the wait when the process exits without listening); a context manager whose exit
+    stops it: SIGTERM, then SIGKILL after stop()'s timeout. `what` names it in errors."""
 
-    def __init__(self, *args, shards=1, cpus=None, binary=None, start_timeout=15.0,
-                 taskset=None):
-        cmd = [binary or ringcast_bin(), "--listen", "127.0.0.1:0", "--shards", str(shards)]
-        cmd += ["--cpus", cpus] if cpus is not None else ["--no-pin"]
-        if "--drain-grace-ms" not in args:
-            cmd += ["--drain-grace-ms", "0"]  # no load balancer to tell: stop at once
-        cmd += [str(a) for a in args]
-        if taskset is not None:
-            # The whole process (not only its shards) on these CPUs; taskset execs, so the pid
-            # is ringcast's.
-            cmd = ["taskset", "-c", taskset] + cmd
+    def __init__(self, cmd, what, start_timeout=15.0):
         self.cmd = cmd
         self.lines = []
         self.port = None
         self._seen = threading.Event()
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      preexec_fn=die_with_parent)
+        self._reader = threading.Thread(target=self._read, daemon=True)
         try:
-            self._reader = threading.Thread(target=self._read, daemon=True)
             self._reader.start()
-            # The reader also sets _seen when ringcast exits (its stderr closes) without
-            # listening.
             started = self._seen.wait(start_timeout) and self.port is not None
-        except BaseException:  # interrupted (SIGINT, SIGTERM via SystemExit) while starting
+            if not started:
+                raise RuntimeError("%s did not start:\n%s" % (what, "\n".join(self.lines)))
+        except BaseException:  # also interrupted (SIGINT, SIGTERM via SystemExit) while starting
             self.proc.kill()
             self.proc.wait(5)
             raise
-        if not started:
-            self.proc.kill()
-            self.proc.wait(5)
-            raise RuntimeError("ringcast did not start:\n" + "\n".join(self.lines))
 
     def _read(self):
         for raw in self.proc.stderr:
@@ -108,7 +119,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-        self._reader.join(5)
+        if self._reader.is_alive():
+            self._reader.join(5)
         return self.proc.returncode
 
     def __enter__(self):
@@ -116,6 +128,23 @@ class Server:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Server(ListeningProcess):
+    """A ringcast process; use as a context manager. stop() sends SIGTERM and waits."""
+
+    def __init__(self, *args, shards=1, cpus=None, binary=None, start_timeout=15.0,
+                 taskset=None):
+        cmd = [binary or ringcast_bin(), "--listen", "127.0.0.1:0", "--shards", str(shards)]
+        cmd += ["--cpus", cpus] if cpus is not None else ["--no-pin"]
+        if "--drain-grace-ms" not in args:
+            cmd += ["--drain-grace-ms", "0"]  # no load balancer to tell: stop at once
+        cmd += [str(a) for a in args]
+        if taskset is not None:
+            # The whole process (not only its shards) on these CPUs; taskset execs, so the pid
+            # is ringcast's.
+            cmd = ["taskset", "-c", taskset] + cmd
+        super().__init__(cmd, "ringcast", start_timeout)
 
 
 class LoadError(RuntimeError):

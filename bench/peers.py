@@ -12,7 +12,6 @@ Single-threaded: the scripts call this from their main thread only.
 import argparse
 import atexit
 import hashlib
-import os
 import resource
 import shutil
 import signal
@@ -156,16 +155,7 @@ class Server:
         STOP_TIMEOUT_S (also a worker whose master already died)."""
         if self.popen is None:
             return
-        pgid = self.popen.pid  # start_new_session made the server the leader of its group.
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(pgid, sig)
-            except ProcessLookupError:
-                break  # The whole group is gone.
-            try:
-                self.popen.wait(timeout=STOP_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                pass
+        loadlib.stop_group(self.popen, STOP_TIMEOUT_S)
         if self in _servers:
             _servers.remove(self)
 

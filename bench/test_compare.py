@@ -245,6 +245,42 @@ class TablesTest(unittest.TestCase):
         self.assertEqual(rows["uws"][5:7], ["2,000", "1.00×"])
         self.assertIn("publisher paced at 500 publications/s", "\n".join(out))
 
+    def test_deflate_compares_each_peer_on_with_off(self):
+        def r(us, wire, payload=1000.0, lost=0):
+            x = report(us, lost=lost)
+            x["client"].update({"ws_messages_in": 100, "ws_wire_bytes_in": wire * 100,
+                                "ws_payload_bytes_in": payload * 100})
+            return x
+        self.fake_measure({"ringcast": [r(2.0, 1004), r(3.0, 250), r(2.0, 1004), r(3.0, 250)],
+                           "uws": [r(1.0, 1004), r(4.0, 300, 990, lost=2), r(1.0, 1004),
+                                   r(4.0, 300, 990)]})
+        ts = targets([("ringcast", {"fanout-deflate"}), ("uws", {"fanout-deflate"}),
+                      ("nchan", {"fanout-ws"})])
+        out, results = [], {"tables": {}}
+        self.sc.bench_deflate(fake_args(runs=2, deflate_payloads=[1000],
+                                        deflate_subscribers=[100]), ts, results, out)
+        self.assertEqual(self.order, ["ringcast", "ringcast", "uws", "uws"] * 2)
+        rows = {(x[2], x[3]): x for x in self.rows(out, "1,000")}
+        self.assertEqual(set(rows), {("ringcast", "off"), ("ringcast", "on"), ("uws", "off"),
+                                     ("uws", "on")})
+        # server µs, µs on ÷ off, wire B/msg, wire on ÷ off, payload B/msg, lossless
+        self.assertEqual(rows[("ringcast", "on")][6:12],
+                         ["3.000", "1.50×", "250", "0.25×", "1,000", "yes"])
+        self.assertEqual(rows[("ringcast", "off")][6:12],
+                         ["2.000", "1.00×", "1,004", "1.00×", "1,000", "yes"])
+        self.assertEqual(rows[("uws", "on")][6:10], ["4.000", "4.00×", "300", "0.30×"])
+        self.assertEqual(rows[("uws", "on")][11], "no")  # it lost deliveries
+        self.assertIn("deflate_1000_100", results["tables"])
+        self.assertIn("nchan skipped: does not serve fanout-deflate", "\n".join(out))
+        self.assertIn("--payload-fill tokens", "\n".join(out))
+
+    def test_lossless_needs_the_same_payload_as_without_compression(self):
+        m = {"lost": 0, "undelivered": 0, "errors": 0, "payload_bytes_per_message": 900.0}
+        self.assertEqual(self.sc.lossless(m, {"payload_bytes_per_message": 1000.0}),
+                         "no (payload 900 B vs 1000 B)")
+        self.assertEqual(self.sc.lossless(m, {"payload_bytes_per_message": 905.0}), "yes")
+        self.assertEqual(self.sc.lossless(dict(m, errors=1), m), "no")
+
     def test_http_ratios_to_floor_and_nginx(self):
         self.fake_measure({"ringcast": [report(5.0)] * 3, "nginx": [report(10.0)] * 3,
                            "floor": [report(4.0), report(4.0), report(4.0, status="errors")]})
@@ -321,6 +357,28 @@ class QuickRunTest(unittest.TestCase):
         self.assertEqual(text.count("* Command: `bench/stream-compare --quick"), 3)
         pids = run_pids(res["tables"])
         self.assertGreaterEqual(len(pids), 5)
+        self.assertEqual([p for p in pids if alive(p)], [])
+
+    def test_stream_compare_quick_deflate_section(self):
+        # ringcast and its twin, and uWS when a checkout is given (RINGCAST_UWS_SRC).
+        text, _, res = self.run_script("stream-compare", "--only", "deflate",
+                                       "--targets", "ringcast,twin,uws")
+        table = res["tables"]["deflate_1000_100"]
+        for name in ("ringcast", "twin") + (("uws",) if "* uws skipped: " not in text else ()):
+            off, on = table[name + " off"]["median"], table[name + " on"]["median"]
+            for m in (off, on):
+                self.assertGreater(m["server_us_per_op"], 0, name)
+                self.assertEqual((m["lost"], m["undelivered"], m["errors"]), (0, 0, 0), name)
+            # Compressed on the wire, the same payload after inflating: lossless.
+            self.assertLess(on["wire_bytes_per_message"], off["wire_bytes_per_message"] / 2, name)
+            self.assertAlmostEqual(on["payload_bytes_per_message"],
+                                   off["payload_bytes_per_message"],
+                                   delta=0.01 * off["payload_bytes_per_message"])
+            self.assertGreater(off["payload_bytes_per_message"], 1000)
+            self.assertRegex(text, r"\| 1,000 \| 100 \| %s \| on \| .* \| yes \|" % name)
+        self.assertEqual(text.count("* Command: `bench/stream-compare --quick"), 1)
+        pids = run_pids(res["tables"])
+        self.assertGreaterEqual(len(pids), 4)
         self.assertEqual([p for p in pids if alive(p)], [])
 
     def test_http_compare_quick(self):

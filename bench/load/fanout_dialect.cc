@@ -38,6 +38,40 @@ std::string subscribe_path(fanout_dialect d, sub_protocol sub, std::string_view 
   return "/v1/topics/" + std::string(topic) + "/events?since=0";
 }
 
+std::string make_pad(size_t bytes, bool tokens) {
+  if (!tokens) return std::string(bytes, 'x');
+  static constexpr std::string_view words[] = {
+      "the", "model", "stream", "server", "token", "request", "latency", "a", "of", "and",
+      "to", "in", "is", "that", "for", "with", "each", "message", "connection", "shard",
+      "queue", "answer", "user", "data", "time", "first", "when", "it", "can", "will",
+      "compress", "window", "frame", "event", "subscriber", "publish", "topic", "memory",
+      "kernel", "socket", "buffer", "ring", "budget", "ready", "state", "error", "retry", "one",
+      "two", "three", "because", "however", "therefore", "example", "function", "value",
+      "returns", "without", "between", "across", "during", "after"};
+  std::string pad;
+  pad.reserve(bytes + 160);
+  uint64_t x = 0x9e3779b97f4a7c15;  // a fixed xorshift sequence: every run pads alike
+  for (uint64_t i = 0; pad.size() < bytes; ++i) {
+    pad += R"({\"id\":\"chatcmpl-8f2c\",\"object\":\"chat.completion.chunk\",\"index\":)";
+    pad += std::to_string(i);
+    pad += R"(,\"delta\":{\"content\":\")";
+    for (int n = 0; n < 3; ++n) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      pad += ' ';
+      pad += words[x % std::size(words)];
+    }
+    pad += R"(\"}} )";
+  }
+  pad.resize(bytes);
+  // Never end inside an escape: a lone trailing backslash would escape the closing quote.
+  size_t slashes = 0;
+  while (slashes < pad.size() && pad[pad.size() - 1 - slashes] == '\\') ++slashes;
+  if (slashes % 2 == 1) pad.back() = ' ';
+  return pad;
+}
+
 void write_publication(byte_buffer& out, fanout_dialect d, uint64_t seq, uint64_t ts,
                        std::string_view pad) {
   out.append("{");

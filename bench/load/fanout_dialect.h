@@ -41,6 +41,10 @@ bool self_numbered(fanout_dialect d);
 std::string subscribe_path(fanout_dialect d, sub_protocol sub, std::string_view topic);
 
 // The publication's JSON: {"ts":T,"pad":"P"} (ringcast), {"seq":S,"ts":T,"pad":"P"} (others).
+// The pad of a publication: `bytes` of 'x', or (tokens) escaped chat.completion.chunk JSON
+// objects whose content words are drawn from a small vocabulary by a fixed pseudo-random
+// sequence: compressible like a real token stream, not like a run of one byte. JSON-string safe.
+std::string make_pad(size_t bytes, bool tokens);
 void write_publication(byte_buffer& out, fanout_dialect d, uint64_t seq, uint64_t ts,
                        std::string_view pad);
 

@@ -69,7 +69,8 @@ class pacer final : public publisher {
     size_t base = std::string_view("{\"ts\":,\"pad\":\"\"}").size() + 14;  // ~14 digits of ns
     if (self_numbered(env.opts.dialect))
       base += std::string_view("\"seq\":,").size() + 5;  // {"seq":N,... ~5 digits
-    pad_.assign(env.opts.payload_bytes > base ? env.opts.payload_bytes - base : 0, 'x');
+    pad_ = make_pad(env.opts.payload_bytes > base ? env.opts.payload_bytes - base : 0,
+                    env.opts.token_fill);
   }
 
   void start() override {

@@ -182,6 +182,12 @@ void add_options(CLI::App& app, load_options& o, parsed_strings& ps) {
   app.add_option("--payload-bytes", o.payload_bytes, "Pad each publication's JSON to this size")
       ->capture_default_str()
       ->group(fan);
+  app.add_option_function<std::string>(
+         "--payload-fill", [&o](const std::string& v) { o.token_fill = v == "tokens"; },
+         "What pads the publication: x (one repeated byte, default) or tokens (escaped "
+         "chat.completion.chunk JSON with varied words: realistic for permessage-deflate)")
+      ->check(CLI::IsMember({"x", "tokens"}))
+      ->group(fan);
   app.add_option("--topic", o.topic, "Topic (default: a fresh one per run)")->group(fan);
   app.add_option("--pub-target", o.pub_target,
                  "The publisher's server, HOST:PORT (default: the first --target)")

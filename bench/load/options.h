@@ -73,6 +73,7 @@ struct load_options {
   uint32_t window = 16;        // rate 0: publications not yet delivered to everyone
   uint32_t pub_inflight = 64;  // publish requests awaiting their answer
   uint32_t payload_bytes = 0;  // pad the publication's JSON to at least this size
+  bool token_fill = false;     // pad with chat-completion token chunks, not 'x' (--payload-fill)
   std::string topic;           // default: a fresh name per run
   std::string pub_target;      // the publisher's server; default: the first target
   socket_address pub_target_address;

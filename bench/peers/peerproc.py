@@ -24,6 +24,7 @@ try:
 except ImportError:  # imported with only bench/peers on the path
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     import loadlib
+import benchlib  # noqa: E402  (bench/ is on the path now)
 
 HOST = "127.0.0.1"
 READY_TIMEOUT_S = 30.0
@@ -51,22 +52,7 @@ def http_get(port, path, headers=None, timeout=2.0):
 
 def descendants(pid):
     """pid's descendants (not pid itself), from /proc."""
-    children = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue  # exited while we looked
-        children.setdefault(ppid, []).append(int(entry))
-    out, todo = [], list(children.get(pid, []))
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return sorted(out)
+    return sorted(benchlib.descendants(pid)[1:])
 
 
 def start_time(pid):
@@ -165,23 +151,7 @@ class PeerProcesses:
             pids.update(descendants(p.pid))
         known = {pid: start_time(pid) for pid in pids}
         for _, p, _ in reversed(self._procs):
-            for sig in (signal.SIGTERM, signal.SIGKILL):
-                try:
-                    os.killpg(p.pid, sig)
-                except (ProcessLookupError, PermissionError):
-                    break
-                try:
-                    p.wait(timeout=STOP_TIMEOUT_S)
-                    # The leader is gone; SIGKILL what is left of its group (if anything).
-                    try:
-                        os.killpg(p.pid, signal.SIGKILL)
-                    except (ProcessLookupError, PermissionError):
-                        pass
-                    break
-                except subprocess.TimeoutExpired:
-                    continue
-            if p.poll() is None:
-                p.wait(timeout=STOP_TIMEOUT_S)
+            loadlib.stop_group(p, STOP_TIMEOUT_S)
             if p.stdout:
                 p.stdout.close()
         # Anything that left its group (or changed its user) but is still alive.

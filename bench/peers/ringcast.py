@@ -8,7 +8,8 @@ peer CPUs and its shards pinned with --cpus when there are as many CPUs as shard
 SIGTERM (--drain-grace-ms 0), then SIGKILL. It speaks ringcast-load's default dialect, so it
 needs no load flags. Beyond the interface: SUPPORTS also has ws-idle and ws-chat (the RSS
 tables are ringcast's alone), and start() takes extra server flags (the chat run's mock
-settings).
+settings). fanout-deflate: start(deflate=True) adds --ws-deflate (ringcast-load's offer asks
+for server_no_context_takeover, so fan-out is compressed once per event).
 
 Single-threaded: call from the main thread.
 """
@@ -18,7 +19,7 @@ import os
 import loadlib
 
 NAME = "ringcast"
-SUPPORTS = {"echo", "fanout-ws", "fanout-sse", "http", "ws-idle", "ws-chat"}
+SUPPORTS = {"echo", "fanout-ws", "fanout-sse", "fanout-deflate", "http", "ws-idle", "ws-chat"}
 
 
 def add_options(parser):
@@ -72,5 +73,5 @@ class Peer:
         self.server.stop()
 
 
-def start(args, tmpdir, cpus, extra=()):
-    return Peer(args, cpus, extra)
+def start(args, tmpdir, cpus, extra=(), deflate=False):
+    return Peer(args, cpus, list(extra) + (["--ws-deflate"] if deflate else []))

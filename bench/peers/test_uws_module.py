@@ -70,7 +70,7 @@ class Available(unittest.TestCase):
 class Interface(unittest.TestCase):
     def test_module_attributes(self):
         self.assertEqual(uws.NAME, "uws")
-        self.assertEqual(uws.SUPPORTS, {"echo", "fanout-ws", "fanout-sse"})
+        self.assertEqual(uws.SUPPORTS, {"echo", "fanout-ws", "fanout-sse", "fanout-deflate"})
 
     def test_options_default_to_the_environment(self):
         old = os.environ.get("RINGCAST_UWS_SRC")

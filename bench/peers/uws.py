@@ -18,22 +18,18 @@ Thread-safety: call from the main thread (die_with_parent is tied to the forking
 """
 
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import loadlib  # noqa: E402  (bench/loadlib.py)
 
 NAME = "uws"
-SUPPORTS = {"echo", "fanout-ws", "fanout-sse"}
+SUPPORTS = {"echo", "fanout-ws", "fanout-sse", "fanout-deflate"}
 
 PEER_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "uws_peer.cc")
-LISTEN_RE = re.compile(r"listening on 127\.0\.0\.1:(\d+)")
 DEFLATE_FLAGS = {"off": [], "shared": ["--deflate"], "prepared": ["--deflate-prepared"]}
 
 _built = {}  # realpath of the checkout -> the peer binary built by this process
@@ -130,42 +126,20 @@ def _dialect_flags():
     return ["--dialect", "uws"] if _load_has_dialect else []
 
 
-class Peer:
+class Peer(loadlib.ListeningProcess):
     """A running uws_peer; a context manager whose exit stops it (SIGTERM, then SIGKILL)."""
 
     def __init__(self, binary, cpus, flags=(), start_timeout=15.0):
-        self.cmd = ["taskset", "-c", str(cpus), binary, "--port", "0", *flags]
-        self.lines = []
-        self.port = None
-        self._seen = threading.Event()
         # taskset execs: the pid is the peer's, and the peer is one thread.
-        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                     preexec_fn=loadlib.die_with_parent)
+        super().__init__(["taskset", "-c", str(cpus), binary, "--port", "0", *flags],
+                         "the uWS peer", start_timeout)
         try:
-            self._reader = threading.Thread(target=self._read, daemon=True)
-            self._reader.start()
-            if not (self._seen.wait(start_timeout) and self.port is not None):
-                raise RuntimeError("the uWS peer did not start:\n" + "\n".join(self.lines))
             with urllib.request.urlopen(f"http://{self.target}/healthz", timeout=5) as r:
                 if r.status != 200 or r.read() != b"ok":
                     raise RuntimeError(f"the uWS peer's /healthz answered {r.status}")
         except BaseException:
             self.stop()
             raise
-
-    def _read(self):
-        for raw in self.proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            self.lines.append(line)
-            m = LISTEN_RE.search(line)
-            if m and self.port is None:
-                self.port = int(m.group(1))
-                self._seen.set()
-        self._seen.set()
-
-    @property
-    def target(self):
-        return f"127.0.0.1:{self.port}"
 
     pub_target = None  # the publisher uses `target`
 
@@ -181,28 +155,18 @@ class Peer:
         raise ValueError(f"the uWS peer does not serve ringcast-load mode {mode!r}")
 
     def stop(self, timeout=10.0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if getattr(self, "_reader", None):
-            self._reader.join(5)
-        return self.proc.returncode
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stop()
+        return super().stop(timeout)
 
 
-def start(args, tmpdir, cpus, log=None):
-    """Builds the peer if needed (into tmpdir, cached per process) and starts it on `cpus`."""
+def start(args, tmpdir, cpus, log=None, deflate=None):
+    """Builds the peer if needed (into tmpdir, cached per process) and starts it on `cpus`.
+    deflate: None = --uws-deflate; True = its shared compressor (stream-compare's deflate
+    section, unless --uws-deflate prepared); False = off."""
     why = available(args)
     if why:
         raise RuntimeError(why)
     binary = build(args.uws_src, tmpdir, log)
-    return Peer(binary, cpus, DEFLATE_FLAGS[getattr(args, "uws_deflate", "off") or "off"])
+    mode = getattr(args, "uws_deflate", "off") or "off"
+    if deflate is not None:
+        mode = ("prepared" if mode == "prepared" else "shared") if deflate else "off"
+    return Peer(binary, cpus, DEFLATE_FLAGS[mode])

@@ -5,7 +5,7 @@ reasons are tested end to end without the real peers. Not a benchmark peer."""
 import ringcast
 
 NAME = "twin"
-SUPPORTS = {"echo", "fanout-ws", "fanout-sse", "http"}
+SUPPORTS = {"echo", "fanout-ws", "fanout-sse", "fanout-deflate", "http"}
 
 
 def add_options(parser):
@@ -17,5 +17,5 @@ def available(args):
     return args.twin_unavailable
 
 
-def start(args, tmpdir, cpus):
-    return ringcast.Peer(args, cpus, ())
+def start(args, tmpdir, cpus, deflate=False):
+    return ringcast.Peer(args, cpus, ["--ws-deflate"] if deflate else [])

@@ -133,6 +133,13 @@ inflate_status inflater::inflate(std::string_view compressed, size_t bytes_max,
     st = inflate_status::bad_data;
   }
   if (st != inflate_status::ok || c == deflate_context::reset || ended) inflateReset(z_);
+  if (st == inflate_status::ok) {
+    ++stats_.messages;
+    stats_.bytes_in += compressed.size();
+    stats_.bytes_out += out_.size();
+  } else {
+    ++(st == inflate_status::too_big ? stats_.too_big : stats_.bad_data);
+  }
   return st;
 }
 

@@ -18,15 +18,28 @@ namespace {
 // How much of the backlog is moved into the socket's send queue at a time. Small enough that a
 // control frame queued behind it leaves soon; large enough for one sendmsg to carry a burst.
 constexpr uint64_t send_window_bytes = 128 * 1024;
-// Two-slice entries up to this size are copied into the socket's own buffer instead of queued
+// Fan-out deliveries up to this size are copied into the socket's own buffer instead of queued
 // as shared slices. A WebSocket fan-out delivery is a few hundred bytes in two slices (the
-// subscriber's first fragment and the shared continuation): copying them is cheaper than two
-// reference counts taken and dropped, two iovecs walked at send and completion, and sendmsg's
-// iovec import in the kernel; a turn's deliveries to one subscriber leave as one contiguous send.
-// Larger entries, and one-slice entries (SSE: copying measured slower), stay shared.
+// subscriber's first fragment and the shared continuation), an SSE one a few hundred in one:
+// copying them is cheaper than reference counts taken and dropped, iovecs walked at send and
+// completion, and sendmsg's iovec import in the kernel; a turn's deliveries to one subscriber
+// leave as one contiguous send. Larger entries stay shared.
 constexpr uint32_t copy_entry_bytes_max = 2048;
-// The socket's buffer is released when drained; a copied burst starts it at this size.
-constexpr size_t send_buffer_bytes_initial = 4096;
+// The socket's buffer is released when drained, so a subscriber's first copied delivery of a
+// turn allocates it, and it is held until its send completes. Sized to the burst this shard
+// copied into one connection in its last turn that copied any (at most the cap below), it is
+// allocated once per subscriber and turn, and no larger than the burst: a fixed 4 KiB held
+// N x 4 KiB per shard for one ~300-byte publication to N subscribers.
+constexpr size_t burst_reserve_bytes_max = 64 * 1024;
+
+// Per shard (a shard is one thread): the largest burst copied into one connection's buffer in
+// the current turn and in the last turn before it that copied any.
+struct copy_burst {
+  uint64_t turn = ~uint64_t{0};
+  size_t this_turn = 0;
+  size_t last = 0;
+};
+thread_local copy_burst burst;
 
 }  // namespace
 
@@ -122,10 +135,19 @@ bool connection::stream_push_shared(const shared_buffer& first, uint32_t offset,
   auto second_len = second ? static_cast<uint32_t>(second->size()) : 0u;
   if (len + second_len <= copy_entry_bytes_max) {
     if (byte_buffer* out = stream_direct()) {
-      // Room for a turn's burst at once: growing from 64 bytes by doubling moved it repeatedly.
-      out->reserve(std::max<size_t>(out->size() + len + second_len, send_buffer_bytes_initial));
+      uint64_t turn = shard_.loop().stats().loop_turns;
+      if (burst.turn != turn) {
+        if (burst.this_turn) burst.last = burst.this_turn;
+        burst.this_turn = 0;
+        burst.turn = turn;
+      }
+      size_t need = out->size() + len + second_len;
+      // Room for the burst at once: doubling from the first delivery's size moved it repeatedly.
+      if (out->capacity() < need)
+        out->reserve(std::max(need, std::min(burst.last, burst_reserve_bytes_max)));
       out->append(std::string_view(first.data() + offset, len));
       if (second_len) out->append(std::string_view(second->data(), second_len));
+      burst.this_turn = std::max(burst.this_turn, out->size());
       stream_written();
       return true;
     }

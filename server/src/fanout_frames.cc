@@ -48,10 +48,11 @@ bool push_frames(connection& c, subscriber_kind kind, const shared_buffer& ws_pr
     ws_endpoint* ws = c.websocket();
     return ws && ws->send_fanout(ws_prefix, f.ws);
   }
-  // SSE stays one shared slice: copying it measured slower than referencing it (unlike the
-  // WebSocket pair above, it saves no iovec).
-  if (c.sse_chunked()) return c.stream_push({{f.sse, 0, static_cast<uint32_t>(f.sse.size())}, {}});
-  return c.stream_push({{f.sse, f.sse_frame_offset, f.sse_frame_len}, {}});
+  // Small events are copied into the connection's buffer, like the WebSocket pair above: a
+  // turn's events to one subscriber then leave as one plain send, where as shared slices they
+  // were a sendmsg whose iovecs (one per event) the kernel imports and copies one by one.
+  if (c.sse_chunked()) return c.stream_push_shared(f.sse, 0, static_cast<uint32_t>(f.sse.size()));
+  return c.stream_push_shared(f.sse, f.sse_frame_offset, f.sse_frame_len);
 }
 
 void end_cut_subscriber(connection& c, subscriber_kind kind, std::string_view request_id,

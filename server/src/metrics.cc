@@ -104,6 +104,7 @@ void shard_metrics::merge(const shard_metrics& o) {
   resolver.queries_sent += o.resolver.queries_sent;
   resolver.query_timeouts += o.resolver.query_timeouts;
   resolver.failures += o.resolver.failures;
+  ws_deflate.merge(o.ws_deflate);
   reactor.completions += o.reactor.completions;
   reactor.messages_sent += o.reactor.messages_sent;
   reactor.messages_received += o.reactor.messages_received;
@@ -459,6 +460,7 @@ void render_prometheus(const std::vector<shard_metrics>& shards, byte_buffer& ou
   render_worker_metrics(shards, out);
   render_cluster_metrics(shards, out);
   render_responses_kv_metrics(shards, out);
+  render_ws_compression_metrics(shards, out);
 }
 
 }  // namespace rc::server

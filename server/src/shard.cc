@@ -17,6 +17,7 @@
 #include "server/cluster.h"
 #include "server/mock_engine.h"
 #include "server/remote_generation.h"
+#include "server/ws_compression.h"
 #include "worker_process.h"
 
 namespace rc::server {
@@ -313,6 +314,7 @@ shard_metrics shard_server::snapshot_metrics() const {
   s.uptime_s = (reactor_.now_ms() - started_ms_) / 1000;
   s.access_log = access_log_.stats();
   s.resolver = names_->stats();
+  s.ws_deflate = ws_compression::snapshot();
   if (cluster_) cluster_->snapshot(s.cluster);
   // metrics_ counts the bytes of closed connections; add those still open.
   for_each_connection_bytes(s.bytes_in, s.bytes_out);

@@ -157,6 +157,13 @@ handler_result upgrade_websocket(request_context& ctx, std::unique_ptr<ws_handle
         .window_bits = static_cast<uint8_t>(cfg.ws_deflate_window_bits),
         .context_takeover = ws_compression::local().contexts < cfg.ws_deflate_contexts_max};
     deflate = ws::negotiate_deflate(req.find("sec-websocket-extensions"), policy);
+    if (deflate && !policy.context_takeover) {
+      // At the cap: would the client have kept a context had there been room?
+      policy.context_takeover = true;
+      auto wanted = ws::negotiate_deflate(req.find("sec-websocket-extensions"), policy);
+      if (wanted && !wanted->server_no_context_takeover)
+        ++ws_compression::counters().contexts_refused;
+    }
   }
   ctx.conn.upgrade_to_websocket(res.accept_key(), {}, std::move(handler),
                                 deflate ? &*deflate : nullptr);

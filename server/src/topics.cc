@@ -181,7 +181,8 @@ topic_registry::publish_result topic_registry::publish_at_home(std::string topic
   res.seq = e.seq;
   res.id = t.epoch + "-" + std::to_string(e.seq);
   // Every shard with subscribers gets the event through its mailbox, this one included: the
-  // publisher's handler is still on the stack, and deliveries batch up for the next turn.
+  // publisher's handler is still on the stack. This shard's deliveries run after it returns, in
+  // this turn, so all of a turn's publications reach a subscriber in one send (topics_outbox.cc).
   fan_out(t, e);
   return res;
 }

@@ -5,7 +5,8 @@
 // to each shard with subscribers, and the answer back. Posted one by one, a run of publications
 // (an HTTP publisher pipelining) would be as many mailbox pushes, and on the receiving side as
 // many separate runs of on_event. The outbox keeps them per destination until the end of the
-// turn, then posts one message per destination that runs them in order: the home sequences the
+// turn (messages to this shard skip it and run in this turn: see post_batched), then posts one
+// message per destination that runs them in order: the home sequences the
 // whole run in one turn, and each subscriber shard delivers the run's events in one turn (one
 // send per subscriber).
 //
@@ -22,6 +23,17 @@
 namespace rc::server {
 
 void topic_registry::post_batched(unsigned to, message m) {
+  if (to == shard_.id()) {
+    // This shard needs no batching (a post to self is a vector push) and must not wait for the
+    // turn's end: posted while the turn's completions are handled (a publisher's request), it
+    // runs with the turn's messages, so the events reach the subscribers' buffers before this
+    // turn's sends are prepared, in the same submit as the publisher's answer. Delivered a turn
+    // later (through the outbox), a closed-loop publisher's runs reached each subscriber in
+    // smaller batches, so more sends per delivery (1,000 WebSocket subscribers: 9.9 publications
+    // per turn, hence per send, against 12.9 now).
+    shard_.loop().post(to, std::move(m));
+    return;
+  }
   std::vector<message>& box = outbox_[to];
   // Posted after this turn's flush (from another end-of-turn hook): the next turn must not block
   // before flushing it.

@@ -9,13 +9,43 @@ namespace {
 // The shared compressors favour ratio: they are few (one per window size in use per shard).
 constexpr uint8_t shared_mem_level = 8;
 
+// This shard thread's instance once made (snapshot() must not make it).
+thread_local ws_compression* made = nullptr;
+
+void count_compression(size_t in, size_t out) {
+  ws_compression_stats& c = ws_compression::counters();
+  ++c.compressed_messages;
+  c.compress_bytes_in += in;
+  c.compress_bytes_out += out;
+}
+
 }  // namespace
 
 ws_compression& ws_compression::local() {
   // One per shard thread, made on the first negotiated connection (never on a server that does
   // not compress).
   thread_local ws_compression instance;
+  made = &instance;
   return instance;
+}
+
+ws_compression_stats& ws_compression::counters() {
+  thread_local ws_compression_stats stats;
+  return stats;
+}
+
+ws_compression_stats ws_compression::snapshot() {
+  ws_compression_stats s = counters();
+  if (made) {
+    const ws::inflate_stats& i = made->inflater_.stats();
+    s.decompressed_messages = i.messages;
+    s.decompress_bytes_in = i.bytes_in;
+    s.decompress_bytes_out = i.bytes_out;
+    s.inflate_too_big = i.too_big;
+    s.inflate_bad_data = i.bad_data;
+    s.contexts = made->contexts;
+  }
+  return s;
 }
 
 ws::deflater& ws_compression::shared_deflater(uint8_t window_bits) {
@@ -29,11 +59,16 @@ ws::deflater& ws_compression::shared_deflater(uint8_t window_bits) {
 shared_buffer ws_compression::shared_continuation(const shared_buffer& frame,
                                                   uint8_t window_bits) {
   cached& c = cache_[window_bits - ws::deflate_window_bits_min];
-  if (c.source.data() == frame.data() && c.result.size() != 0) return c.result;
+  if (c.source.data() == frame.data() && c.result.size() != 0) {
+    ++counters().fanout_shared;
+    return c.result;
+  }
+  ++counters().fanout_compressed;
   std::string_view payload = ws_deflate_state::frame_payload(frame);
   byte_buffer out(payload.size() / 2 + ws::frame_header_bytes_max + 64);
   byte_buffer z(payload.size() / 2 + 64);
   shared_deflater(window_bits).compress(payload, z, ws::deflate_context::reset);
+  count_compression(payload.size(), z.size());
   ws::write_frame(out, ws::opcode::continuation, z.view(), ws::fin::yes);
   c.source = frame;
   c.result = shared_buffer::copy_of(out.view());
@@ -69,6 +104,9 @@ void ws_deflate_state::write_message(byte_buffer& out, ws::opcode op,
     ws_compression::local().shared_deflater(window_bits_).compress(parts, z,
                                                                    ws::deflate_context::reset);
   }
+  size_t in = 0;
+  for (std::string_view p : parts) in += p.size();
+  count_compression(in, z.size());
   ws::write_compressed_frame(out, op, z.view());
 }
 

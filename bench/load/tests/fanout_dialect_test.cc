@@ -20,6 +20,29 @@ std::string request(fanout_dialect d, std::string_view topic, std::string_view b
   return std::string(b.view());
 }
 
+TEST(FanoutDialect, TokenPadIsExactlySizedJsonStringSafeAndVaried) {
+  EXPECT_EQ(make_pad(5, false), "xxxxx");
+  for (size_t n : {0u, 1u, 7u, 200u, 1999u, 2000u, 4096u}) {
+    std::string pad = make_pad(n, true);
+    ASSERT_EQ(pad.size(), n);
+    // No control bytes, and every quote escaped: the pad sits inside a JSON string.
+    size_t backslashes = 0;
+    for (char c : pad) {
+      ASSERT_GE(static_cast<unsigned char>(c), 0x20) << n;
+      if (c == '"') {
+        ASSERT_EQ(backslashes % 2, 1u) << n;
+      }
+      backslashes = c == '\\' ? backslashes + 1 : 0;
+    }
+    ASSERT_EQ(backslashes % 2, 0u) << n;  // the closing quote stays a quote
+  }
+  // Varied words: a 2,000-byte pad is not one repeated chunk.
+  std::string pad = make_pad(2000, true);
+  EXPECT_NE(pad.find("chat.completion.chunk"), std::string::npos);
+  size_t first = pad.find("content"), second = pad.find("content", first + 1);
+  EXPECT_NE(pad.substr(first, 40), pad.substr(second, 40));
+}
+
 TEST(FanoutDialect, NamesRoundTripAndUnknownNamesAreRefused) {
   for (auto d : {fanout_dialect::ringcast, fanout_dialect::nchan, fanout_dialect::pushpin,
                  fanout_dialect::uws})

@@ -119,6 +119,15 @@ class deflater {
 
 enum class inflate_status : uint8_t { ok, too_big, bad_data };
 
+// What an inflater has done since it was made (the server's /metrics reads its shard's).
+struct inflate_stats {
+  uint64_t messages = 0;   // inflated ok
+  uint64_t bytes_in = 0;   // their compressed bytes
+  uint64_t bytes_out = 0;  // their inflated bytes
+  uint64_t too_big = 0;    // refused past bytes_max (a server closes 1009)
+  uint64_t bad_data = 0;   // corrupt or cut-off data (a server closes 1007)
+};
+
 // A raw-deflate decompressor with a 15-bit window (decodes any sender's window).
 class inflater {
  public:
@@ -137,10 +146,12 @@ class inflater {
   std::string_view output() const { return out_.view(); }
   // Drops the output's memory if a large message grew it.
   void trim();
+  const inflate_stats& stats() const { return stats_; }
 
  private:
   z_stream_s* z_;
   byte_buffer out_;
+  inflate_stats stats_;
 };
 
 // Appends stored (uncompressed) deflate blocks holding `bytes`, not final: byte-aligned at both

@@ -27,6 +27,7 @@
 #include "server/session_store.h"
 #include "server/upstream_metrics.h"
 #include "server/worker_metrics.h"
+#include "server/ws_compression_stats.h"
 
 namespace rc::server {
 
@@ -124,6 +125,7 @@ struct shard_metrics {
   reactor_stats reactor{};  // copied from the reactor when a snapshot is taken
   access_log_stats access_log{};  // copied from the shard's access log likewise
   resolver_stats resolver{};      // and from the shard's resolver
+  ws_compression_stats ws_deflate{};  // and from the shard's ws_compression
   uint64_t uptime_s = 0;
 
   void merge(const shard_metrics& o);

@@ -19,6 +19,9 @@
 // is compressed once per event, per shard and per window size, as a fresh deflate stream; the two
 // decode as one message. Connections that keep context compress the whole message themselves.
 //
+// What the shard compressed, inflated and shared is counted in counters() and the inflater's
+// stats, and reaches /metrics through snapshot() (ws_compression_stats.h).
+//
 // Thread-safety: shard-local (one instance per shard thread); ws_deflate_state belongs to its
 // connection's shard.
 #pragma once
@@ -29,6 +32,7 @@
 
 #include "core/shared_buffer.h"
 #include "proto/ws_deflate.h"
+#include "server/ws_compression_stats.h"
 
 namespace rc::server {
 
@@ -50,6 +54,10 @@ class ws_compression {
 
   // Connections of this shard holding a compression context (see the top).
   uint32_t contexts = 0;
+  // This shard's counters (ws_compression_stats.h), without making the instance.
+  static ws_compression_stats& counters();
+  // counters() with the inflater's figures and the contexts gauge, for a metrics snapshot.
+  static ws_compression_stats snapshot();
 
  private:
   ws::inflater inflater_;

@@ -197,6 +197,22 @@ TEST(WsDeflateCodec, PartsDecodeAsOneMessage) {
   EXPECT_EQ(inf.output(), "{\"id\":\"r1\",\"event\":\"message\"}");
 }
 
+TEST(WsDeflateCodec, InflaterCountsMessagesBytesAndFailures) {
+  deflater d(15, 8);
+  inflater inf;
+  std::string text = sample_text(3000, 5);
+  std::string z = compress(d, text);
+  ASSERT_EQ(inf.inflate(z, 1 << 20), inflate_status::ok);
+  ASSERT_EQ(inf.inflate(z, 100), inflate_status::too_big);
+  ASSERT_EQ(inf.inflate("\xff\xff\xff\xff", 1 << 20), inflate_status::bad_data);
+  const inflate_stats& s = inf.stats();
+  EXPECT_EQ(s.messages, 1u);
+  EXPECT_EQ(s.bytes_in, z.size());
+  EXPECT_EQ(s.bytes_out, text.size());
+  EXPECT_EQ(s.too_big, 1u);
+  EXPECT_EQ(s.bad_data, 1u);
+}
+
 TEST(WsDeflateCodec, StoredPrefixThenSharedCompressedTail) {
   deflater d(15, 8);
   inflater inf;
