@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "base/assert.h"
@@ -63,6 +64,15 @@ socket_set::socket_set(reactor& r) : reactor_(r) {
 
 socket_set::~socket_set() = default;
 
+std::string socket_set::register_fds(unsigned slots) {
+  RC_ASSERT(fd_slots_ == 0);
+  if (slots == 0) return {};
+  int rc = io_uring_register_files_sparse(reactor_.ring().raw(), slots);
+  if (rc < 0) return std::string("io_uring_register_files_sparse: ") + strerror(-rc);
+  fd_slots_ = slots;
+  return {};
+}
+
 void socket_set::end_of_turn() {
   while (stream_socket* s = flush_.pop_front()) s->submit_send();
   while (stream_socket* s = buffer_wait_.pop_front())
@@ -76,6 +86,16 @@ void socket_set::end_of_turn() {
 stream_socket::stream_socket(socket_set& set, int fd) : set_(set), fd_(fd) {
   RC_ASSERT(fd >= 0);
   ++set_.open_;
+  if (static_cast<unsigned>(fd) < set_.fd_slots_) {
+    // One update per connection, synchronous: the slot is in place before any operation names it.
+    fixed_ = io_uring_register_files_update(owner().ring().raw(), static_cast<unsigned>(fd), &fd,
+                                            1) == 1;
+  }
+  if (fixed_) {
+    ++set_.registered_;
+  } else if (set_.fd_slots_ != 0) {
+    ++set_.unregistered_;
+  }
 }
 
 stream_socket::~stream_socket() {
@@ -87,6 +107,7 @@ void stream_socket::arm_recv() {
   io_uring_sqe* sqe = owner().ring().get_sqe();
   io_uring_prep_recv_multishot(sqe, fd_, nullptr, 0, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
+  use_slot(sqe);
   sqe->buf_group = owner().buffers().group_id();
   io_uring_sqe_set_data64(sqe, make_user_data(this, op_recv));
   recv_armed_ = true;
@@ -253,6 +274,7 @@ void stream_socket::submit_send() {
     // response costs one completion, not one per socket-buffer refill.
     io_uring_prep_send(sqe, fd_, inflight_.data() + inflight_off_, inflight_.size() - inflight_off_,
                        MSG_NOSIGNAL | MSG_WAITALL);
+    use_slot(sqe);
     sending_segments_ = false;
   } else {
     auto& q = *segments_;
@@ -270,6 +292,7 @@ void stream_socket::submit_send() {
     q.msg.msg_iovlen = n;
     sqe = owner().ring().get_sqe();
     io_uring_prep_sendmsg(sqe, fd_, &q.msg, MSG_NOSIGNAL | MSG_WAITALL);
+    use_slot(sqe);
     sending_segments_ = true;
   }
   io_uring_sqe_set_data64(sqe, make_user_data(this, op_send));
@@ -380,7 +403,18 @@ void stream_socket::maybe_finish_close() {
   }
   if (recv_armed_ || send_in_flight_) return;
   state_ = state::closed;
-  io_uring_sqe* sqe = owner().ring().get_sqe();
+  io_uring_sqe* sqe;
+  if (fixed_) {
+    // Empty the slot first: SQEs are issued in order, so when the number is free for accept to
+    // hand out again, its slot is free too. (A direct close drops only the table's reference.)
+    sqe = owner().ring().get_sqe();
+    io_uring_prep_close_direct(sqe, static_cast<unsigned>(fd_));
+    sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
+    io_uring_sqe_set_data64(sqe, ignored_user_data);
+    fixed_ = false;
+    --set_.registered_;
+  }
+  sqe = owner().ring().get_sqe();
   io_uring_prep_close(sqe, fd_);
   sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
   io_uring_sqe_set_data64(sqe, ignored_user_data);

@@ -172,6 +172,10 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
   app.add_option("--cpus", c.cpus, "CPUs to pin shards to, in order, e.g. 2-5,8 "
                                    "(default: the CPUs this process may use)")->group(net);
   app.add_flag("!--no-pin", c.pin, "Don't pin shard threads to CPUs")->group(net);
+  app.add_flag("!--no-registered-fds", c.registered_fds,
+               "Don't put connections' sockets in io_uring's fixed-file table (by default each "
+               "shard registers one, so receives and sends skip the kernel's fd lookup)")
+      ->group(net);
   app.add_flag("--reuseport-cpu-steering", c.reuseport_cpu_steering,
                "Steer each connection to the shard on the CPU that received it "
                "(needs NIC queues aligned with shard CPUs, see tuning/)")->group(net);

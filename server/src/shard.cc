@@ -2,6 +2,7 @@
 
 #include <signal.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -39,6 +40,15 @@ uint64_t mix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// Fixed-file slots per shard: every descriptor number the process may open (slot = fd number),
+// up to 64Ki (the kernel's table costs about 8 bytes a slot; sockets with larger numbers use the
+// plain fd).
+unsigned registered_fd_slots() {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 1024;
+  return static_cast<unsigned>(std::min<rlim_t>(rl.rlim_cur, 65536));
+}
+
 }  // namespace
 
 shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
@@ -71,6 +81,10 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   // main opened the path once already, so this fails only if the file changed in between.
   if (std::string err = access_log_.open(); !err.empty()) RC_ERROR("access log: %s", err.c_str());
   const server_config& cfg = config();
+  if (cfg.registered_fds) {
+    if (std::string err = sockets_.register_fds(registered_fd_slots()); !err.empty())
+      RC_WARN("registered descriptors off: %s", err.c_str());
+  }
   apply_config();
   mock_options mock;
   mock.models = cfg.models;

@@ -22,6 +22,15 @@
 // peer has not read yet (the "lingering close" nginx and Apache do). abort() closes at once.
 // States: open -> flushing -> lingering -> closing -> closed; abort() jumps to closing.
 //
+// Registered descriptors (socket_set::register_fds): the shard's ring gets a sparse table of
+// fixed files, and each socket whose fd fits in it is also put in the table at the slot of its
+// fd number; receives and sends then name the slot (IOSQE_FIXED_FILE), which spares the kernel
+// the fd lookup (fget/sock_from_file) on every operation. The plain fd stays open, so everything
+// that needs a real descriptor (getpeername, setsockopt, shutdown, TLS) keeps working; the slot
+// is emptied (a direct close) just before the fd itself is closed, in the same submission, so a
+// number the kernel hands out again finds its slot free. A socket that can't be registered (its
+// fd is past the table, or the update fails) works as before with the plain fd.
+//
 // Lifetime: the owner creates the socket (heap), the socket tells the owner on_closed() once the
 // fd is closed and nothing is in flight; only then may the owner destroy it.
 //
@@ -32,6 +41,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "base/byte_buffer.h"
@@ -59,6 +69,15 @@ class socket_set {
   reactor& owner() { return reactor_; }
   uint64_t open_sockets() const { return open_; }
 
+  // Registers a sparse fixed-file table of `slots` entries with the ring (see the top of the
+  // file); sockets created afterwards use it when their fd number fits. Returns an empty string,
+  // or why the kernel refused (then nothing changes). Call once, before sockets are made.
+  std::string register_fds(unsigned slots);
+  unsigned registered_fd_slots() const { return fd_slots_; }
+  // Sockets that use a fixed-file slot now, and the ones that could not get one.
+  uint64_t registered_sockets() const { return registered_; }
+  uint64_t unregistered_sockets() const { return unregistered_; }
+
  private:
   friend class stream_socket;
   void end_of_turn();
@@ -68,6 +87,9 @@ class socket_set {
   intrusive_list<stream_socket, buffer_wait_tag> buffer_wait_;
   intrusive_list<stream_socket, closed_list_tag> closed_;
   uint64_t open_ = 0;
+  unsigned fd_slots_ = 0;
+  uint64_t registered_ = 0;
+  uint64_t unregistered_ = 0;
   // Drained sockets' segment queues, kept warm for the next burst (fan-out drains and refills
   // every subscriber's queue on every publication); bounded, so idle sockets hold none.
   std::vector<std::unique_ptr<segment_queue>> queue_pool_;
@@ -145,6 +167,10 @@ class stream_socket : public io_handler,
   void mark_flush();
   bool output_empty() const;
   void on_linger_timeout() { abort(); }
+  // An operation on fd_ names the fixed-file slot (the same number) when there is one.
+  void use_slot(io_uring_sqe* sqe) const {
+    if (fixed_) sqe->flags |= IOSQE_FIXED_FILE;
+  }
 
   socket_set& set_;
   int fd_;
@@ -156,6 +182,7 @@ class stream_socket : public io_handler,
   bool send_in_flight_ = false;
   bool sending_segments_ = false;  // the send in flight came from segments_, not inflight_
   bool eof_seen_ = false;
+  bool fixed_ = false;  // fd_ is also registered at slot fd_ of the ring's fixed-file table
   byte_buffer out_;       // appended by the owner, not yet handed to the kernel
   byte_buffer inflight_;  // handed to the kernel (single-buffer sends)
   uint32_t inflight_off_ = 0;

@@ -35,6 +35,7 @@ struct server_config {
   unsigned shards = 0;        // 0: one per CPU the process may run on
   std::string cpus;           // CPU list to pin shards to, e.g. "2-5"; empty: the allowed CPUs
   bool pin = true;            // pin each shard thread to its CPU
+  bool registered_fds = true; // sockets also in the ring's fixed-file table (stream_socket.h)
   bool reuseport_cpu_steering = false;
   uint32_t listen_backlog = 4096;
   uint32_t max_connections = 100000;  // for the whole process, however shards share them
