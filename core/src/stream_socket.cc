@@ -1,12 +1,14 @@
 #include "core/stream_socket.h"
 
 #include <sys/socket.h>
+#include <sys/utsname.h>
 
 #include <cerrno>
 #include <cstring>
 #include <vector>
 
 #include "base/assert.h"
+#include "core/uring.h"
 
 namespace rc {
 namespace {
@@ -67,6 +69,14 @@ socket_set::~socket_set() = default;
 std::string socket_set::register_fds(unsigned slots) {
   RC_ASSERT(fd_slots_ == 0);
   if (slots == 0) return {};
+  // Before 6.13 an emptied slot's file was put only when every request issued before the update
+  // had completed, oldest first (per-ring resource nodes), and a connection's multishot receive
+  // stays pending for its whole life: one idle connection would keep every socket closed after
+  // it open in the kernel (no FIN or reset for aborted peers, their buffers held) until it ends.
+  utsname u{};
+  if (uname(&u) != 0 || !kernel_release_at_least(u.release, 6, 13))
+    return std::string("kernel ") + u.release +
+           " releases a closed registered socket only when older requests end (fixed in 6.13)";
   int rc = io_uring_register_files_sparse(reactor_.ring().raw(), slots);
   if (rc < 0) return std::string("io_uring_register_files_sparse: ") + strerror(-rc);
   fd_slots_ = slots;

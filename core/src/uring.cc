@@ -126,6 +126,13 @@ void uring::submit_and_wait(int64_t timeout_ns) {
   (void)rc;
 }
 
+bool kernel_release_at_least(std::string_view release, int major, int minor) {
+  int ma = 0, mi = 0;
+  std::string r(release);
+  if (std::sscanf(r.c_str(), "%d.%d", &ma, &mi) != 2) return false;
+  return ma > major || (ma == major && mi >= minor);
+}
+
 std::string probe_uring(uring_support& out) {
   utsname u;
   if (uname(&u) == 0) out.kernel = u.release;

@@ -174,7 +174,8 @@ int parse(int argc, char** argv, server_config& c, std::string* error) {
   app.add_flag("!--no-pin", c.pin, "Don't pin shard threads to CPUs")->group(net);
   app.add_flag("!--no-registered-fds", c.registered_fds,
                "Don't put connections' sockets in io_uring's fixed-file table (by default each "
-               "shard registers one, so receives and sends skip the kernel's fd lookup)")
+               "shard registers one on Linux 6.13 or newer, so receives and sends skip the kernel's "
+               "fd lookup)")
       ->group(net);
   app.add_flag("--reuseport-cpu-steering", c.reuseport_cpu_steering,
                "Steer each connection to the shard on the CPU that received it "

@@ -83,7 +83,7 @@ shard_server::shard_server(reactor& r, process_state& process, int listen_fd)
   const server_config& cfg = config();
   if (cfg.registered_fds) {
     if (std::string err = sockets_.register_fds(registered_fd_slots()); !err.empty())
-      RC_WARN("registered descriptors off: %s", err.c_str());
+      RC_INFO("registered descriptors off: %s", err.c_str());
   }
   apply_config();
   mock_options mock;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace rc {
 
@@ -78,5 +79,9 @@ struct uring_support {
 // Probes with a throw-away ring. Returns an empty string when everything required is there,
 // else a message naming what is missing.
 std::string probe_uring(uring_support& out);
+
+// Whether a uname release ("6.1.0-18-amd64", "6.13.2") is at least major.minor. An unreadable
+// release counts as older.
+bool kernel_release_at_least(std::string_view release, int major, int minor);
 
 }  // namespace rc

@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -17,6 +18,7 @@
 #include "core/listener.h"
 #include "core/shard_group.h"
 #include "core/stream_socket.h"
+#include "core/uring.h"
 
 namespace rc {
 namespace {
@@ -132,8 +134,39 @@ int run(listener_fixture& f, unsigned slots, int connections, counts& c) {
   return good.load();
 }
 
+// Before 6.13 register_fds refuses (an emptied slot's socket outlived pending older requests).
+bool prompt_release_kernel() {
+  utsname u{};
+  return uname(&u) == 0 && kernel_release_at_least(u.release, 6, 13);
+}
+
+TEST(StreamSocketFixed, KernelReleasesCompareByMajorThenMinor) {
+  EXPECT_TRUE(kernel_release_at_least("6.13.0", 6, 13));
+  EXPECT_TRUE(kernel_release_at_least("6.18.44", 6, 13));
+  EXPECT_TRUE(kernel_release_at_least("7.0-rc1", 6, 13));
+  EXPECT_FALSE(kernel_release_at_least("6.12.9", 6, 13));
+  EXPECT_FALSE(kernel_release_at_least("6.1.0-18-amd64", 6, 13));
+  EXPECT_FALSE(kernel_release_at_least("5.19", 6, 13));
+  EXPECT_FALSE(kernel_release_at_least("", 6, 13));
+  EXPECT_FALSE(kernel_release_at_least("linux", 6, 13));
+}
+
+TEST(StreamSocketFixed, RefusedOnKernelsThatHoldClosedSlots) {
+  if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  if (prompt_release_kernel()) GTEST_SKIP() << "this kernel releases emptied slots at once";
+  shard_group_options o;
+  o.shards = 1;
+  auto err = run_shards(o, [&](reactor& r) {
+    socket_set sockets(r);
+    EXPECT_NE(sockets.register_fds(64).find("6.13"), std::string::npos);
+    EXPECT_EQ(sockets.registered_fd_slots(), 0u);
+  });
+  EXPECT_EQ(err, "");
+}
+
 TEST(StreamSocketFixed, RegisteredSocketsEchoCloseAndReuseSlots) {
   if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  if (!prompt_release_kernel()) GTEST_SKIP() << "registered descriptors need Linux 6.13";
   listener_fixture f;
   counts c;
   EXPECT_EQ(run(f, 1024, 40, c), 40);
@@ -146,6 +179,7 @@ TEST(StreamSocketFixed, RegisteredSocketsEchoCloseAndReuseSlots) {
 
 TEST(StreamSocketFixed, SocketsPastTheTableUseThePlainFd) {
   if (!uring_usable()) GTEST_SKIP() << "io_uring unavailable";
+  if (!prompt_release_kernel()) GTEST_SKIP() << "registered descriptors need Linux 6.13";
   listener_fixture f;
   counts c;
   // Three slots: every accepted fd (past stdin/out/err and the listener) is beyond the table.
