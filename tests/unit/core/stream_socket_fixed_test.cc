@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/listener.h"
+#include "loopback_listener.h"
 #include "core/shard_group.h"
 #include "core/stream_socket.h"
 #include "core/uring.h"
@@ -58,30 +59,7 @@ class echo_socket final : public stream_socket {
   counts& c_;
 };
 
-struct listener_fixture {
-  int listen_fd = -1;
-  uint16_t port = 0;
-  listener_fixture() {
-    socket_address addr;
-    std::string err;
-    EXPECT_EQ(parse_socket_address("127.0.0.1:0", addr), "");
-    listen_fd = open_listener(addr, 128, err);
-    EXPECT_GE(listen_fd, 0) << err;
-    sockaddr_in a{};
-    socklen_t len = sizeof a;
-    getsockname(listen_fd, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  int connect_client() const {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
-    return fd;
-  }
-};
+using listener_fixture = loopback_listener;
 
 // One round trip and a half-close per connection, `connections` of them one after another (so
 // the server's fd numbers are reused); returns how many echoed exactly and then saw EOF.
