@@ -45,10 +45,18 @@ void topic_registry::post_batched(unsigned to, message m, message refused) {
     // Delivered a turn later (through the outbox), a closed-loop publisher's runs reached each
     // subscriber in smaller batches, so more sends per delivery (1,000 WebSocket subscribers:
     // 9.9 publications per turn, hence per send, against 12.9 now). It still goes through this
-    // shard's inbox, so the per-turn limit below holds for it too.
-    shard_.loop().post(to, [m = std::move(m)]() mutable {
-      shard_server::current()->topics().take_local(std::move(m));
-    });
+    // shard's inbox, so the per-turn limit below holds for it too; one posted run serves every
+    // message queued before it runs.
+    inbox& in = inbox_[to];
+    in.pending.push_back(std::move(m));
+    if (!in.scheduled) {
+      in.scheduled = true;
+      shard_.loop().post(to, [to] {
+        topic_registry& t = shard_server::current()->topics();
+        t.inbox_[to].scheduled = false;
+        t.run_inbox(to);
+      });
+    }
     return;
   }
   std::vector<outbox_entry>& box = outbox_[to];
@@ -97,11 +105,6 @@ void topic_registry::take_batch(unsigned from, std::vector<message>&& batch) {
     for (message& m : batch) in.pending.push_back(std::move(m));
   }
   run_inbox(from);
-}
-
-void topic_registry::take_local(message&& m) {
-  inbox_[shard_.id()].pending.push_back(std::move(m));
-  run_inbox(shard_.id());
 }
 
 void topic_registry::run_inbox(unsigned from) {

@@ -174,14 +174,13 @@ class topic_registry {
   // Messages between shards batched per turn (topics_outbox.cc): post_batched keeps `m` for
   // another shard `to` and the end of the turn posts what each shard gets as one message, in
   // order; `refused` runs here instead of `m` if that shard's mailbox refuses it. A message to
-  // this shard skips the outbox and runs with this turn's messages (take_local), under the same
+  // this shard skips the outbox and runs with this turn's messages (its inbox), under the same
   // per-turn limit. Messages that must not wait for the turn's end (subscribing) use loop().post.
   void post_batched(unsigned to, message m, message refused = {});
   void flush_outbox();
   // The receiving side: runs what shard `from` batched, at most the mailbox's per-turn limit of
   // messages from one shard per turn; the rest waits, in order, for the next turns.
   void take_batch(unsigned from, std::vector<message>&& batch);
-  void take_local(message&& m);  // one message from this shard, through the same inbox
   void run_inbox(unsigned from);
   // Sends event `e` of topic `name` to every shard with subscribers (on_event there): the one
   // place an event leaves its home, encoded once (encode_event) and queued by reference.
